@@ -9,6 +9,8 @@
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/json.h"
+#include "common/strbuf.h"
 
 static void test_strerror_known_codes(void **state)
 {
@@ -36,12 +38,66 @@ static void test_clocks_advance(void **state)
 	assert_true(w < 4102444800ull * 1000000000ull);
 }
 
+static void test_strbuf_grows_and_formats(void **state)
+{
+	(void)state;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	assert_string_equal(sb.buf, "");
+	for (int i = 0; i < 1000; i++)
+		kf_strbuf_addf(&sb, "%d,", i % 10);
+	assert_int_equal(sb.len, 2000);
+	assert_memory_equal(sb.buf + 1990, "5,6,7,8,9,", 10);
+	assert_false(sb.oom);
+	kf_strbuf_release(&sb);
+	assert_int_equal(sb.len, 0);
+}
+
+static void test_json_string_escaping(void **state)
+{
+	(void)state;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	kf_json_add_string(&sb, "a\"b\\c\n\x01\0z", 9);
+	assert_string_equal(sb.buf, "\"a\\\"b\\\\c\\n\\u0001\\u0000z\"");
+	kf_strbuf_reset(&sb);
+	/* Valid UTF-8 is copied, an invalid byte becomes U+FFFD. */
+	kf_json_add_cstr(&sb, "\xe2\x87\x91\xff");
+	assert_string_equal(sb.buf, "\"\xe2\x87\x91\xef\xbf\xbd\"");
+	kf_strbuf_release(&sb);
+}
+
+static void test_json_double_shortest(void **state)
+{
+	(void)state;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	kf_json_add_double(&sb, 0.1);
+	kf_strbuf_addch(&sb, ' ');
+	kf_json_add_double(&sb, 1.0 / 3.0);
+	kf_strbuf_addch(&sb, ' ');
+	kf_json_add_double(&sb, 1.0 / 0.0);
+	assert_string_equal(sb.buf, "0.1 0.3333333333333333 null");
+	kf_strbuf_release(&sb);
+}
+
+static void test_utf8_validation(void **state)
+{
+	(void)state;
+	assert_true(kf_utf8_valid("plain", 5));
+	assert_true(kf_utf8_valid("\xf0\x9f\x98\x80", 4));
+	assert_false(kf_utf8_valid("\xc0\xaf", 2));     /* overlong */
+	assert_false(kf_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+	assert_false(kf_utf8_valid("\xe2\x87", 2));     /* truncated */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror_known_codes),
 		cmocka_unit_test(test_strerror_unknown_code),
 		cmocka_unit_test(test_clocks_advance),
+		cmocka_unit_test(test_strbuf_grows_and_formats),
+		cmocka_unit_test(test_json_string_escaping),
+		cmocka_unit_test(test_json_double_shortest),
+		cmocka_unit_test(test_utf8_validation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,127 @@
+#include "common/json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t kf_utf8_seq_len(const unsigned char *s, size_t len)
+{
+	if (len == 0)
+		return 0;
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	unsigned cp;
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+int kf_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (len) {
+		size_t n = kf_utf8_seq_len(p, len);
+		if (!n)
+			return 0;
+		p += n;
+		len -= n;
+	}
+	return 1;
+}
+
+void kf_json_add_string(struct kf_strbuf *sb, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	kf_strbuf_grow(sb, len + 2);
+	kf_strbuf_addch(sb, '"');
+	while (len) {
+		unsigned char c = *p;
+		size_t run = 0;
+		/* Copy the longest run that needs no escaping in one go. */
+		while (run < len && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
+		       p[run] != '\\')
+			run++;
+		if (run) {
+			kf_strbuf_add(sb, p, run);
+			p += run;
+			len -= run;
+			continue;
+		}
+		if (c >= 0x80) {
+			size_t n = kf_utf8_seq_len(p, len);
+			if (n) {
+				kf_strbuf_add(sb, p, n);
+			} else {
+				kf_strbuf_addstr(sb, "\xEF\xBF\xBD");
+				n = 1;
+			}
+			p += n;
+			len -= n;
+			continue;
+		}
+		switch (c) {
+		case '"': kf_strbuf_addstr(sb, "\\\""); break;
+		case '\\': kf_strbuf_addstr(sb, "\\\\"); break;
+		case '\n': kf_strbuf_addstr(sb, "\\n"); break;
+		case '\r': kf_strbuf_addstr(sb, "\\r"); break;
+		case '\t': kf_strbuf_addstr(sb, "\\t"); break;
+		case '\b': kf_strbuf_addstr(sb, "\\b"); break;
+		case '\f': kf_strbuf_addstr(sb, "\\f"); break;
+		default: {
+			char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			kf_strbuf_add(sb, esc, sizeof esc);
+		}
+		}
+		p++;
+		len--;
+	}
+	kf_strbuf_addch(sb, '"');
+}
+
+void kf_json_add_cstr(struct kf_strbuf *sb, const char *s)
+{
+	if (!s)
+		kf_strbuf_addstr(sb, "null");
+	else
+		kf_json_add_string(sb, s, strlen(s));
+}
+
+void kf_json_add_double(struct kf_strbuf *sb, double v)
+{
+	if (!isfinite(v)) {
+		kf_strbuf_addstr(sb, "null");
+		return;
+	}
+	/* Shortest %.*g that reads back to the same double. */
+	char tmp[32];
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	kf_strbuf_addstr(sb, tmp);
+}
