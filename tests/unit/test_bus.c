@@ -1,0 +1,864 @@
+/*
+ * Unit tests for bus/: real nng sockets on loopback tcp and ipc in a
+ * temporary folder. Ports come from the kernel (tcp://127.0.0.1:0).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "bus/bus.h"
+#include "common/clock.h"
+#include "common/strbuf.h"
+
+static char tmpdir[64];
+
+static int group_setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kf-bus-test-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (kf_clock_mono_ns() - t0) / 1000000u;
+}
+
+/* Waits up to 3 s for a socket to have `want` connections. */
+static void wait_peers(struct kf_bus_sock *bs, unsigned want)
+{
+	uint64_t t0 = kf_clock_mono_ns();
+
+	while (kf_bus_sock_peers(bs) != want && ms_since(t0) < 3000)
+		nng_msleep(5);
+	assert_int_equal(kf_bus_sock_peers(bs), want);
+}
+
+static void bound_url(struct kf_bus_sock *bs, char *out, size_t len)
+{
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+
+	assert_int_equal(kf_bus_sock_bound_url(bs, &sb), KF_OK);
+	assert_true(sb.len < len);
+	memcpy(out, sb.buf, sb.len + 1);
+	kf_strbuf_release(&sb);
+}
+
+static void expect_msg(struct kf_bus_sub *sub, const char *bytes)
+{
+	nng_msg *m;
+
+	assert_int_equal(kf_bus_sub_recv(sub, 2000, &m), KF_OK);
+	assert_int_equal(nng_msg_len(m), strlen(bytes));
+	assert_memory_equal(nng_msg_body(m), bytes, strlen(bytes));
+	nng_msg_free(m);
+}
+
+/* Nothing is delivered before a connection is complete on both sides:
+ * publish a marker until it arrives, then forget the marker topic. */
+static void pubsub_sync(struct kf_bus_pub *pub, struct kf_bus_sub *sub)
+{
+	nng_msg *m;
+	int i;
+
+	assert_int_equal(kf_bus_sub_subscribe(sub, "sync", 4), KF_OK);
+	for (i = 0; i < 300; i++) {
+		assert_int_equal(kf_bus_pub_send(pub, "sync", 4, NULL, 0), KF_OK);
+		if (kf_bus_sub_recv(sub, 10, &m) == KF_OK) {
+			nng_msg_free(m);
+			break;
+		}
+	}
+	assert_true(i < 300);
+	assert_int_equal(kf_bus_sub_unsubscribe(sub, "sync", 4), KF_OK);
+	while (kf_bus_sub_recv(sub, 30, &m) == KF_OK) {
+		assert_memory_equal(nng_msg_body(m), "sync", 4);
+		nng_msg_free(m);
+	}
+}
+
+/* ---- pub/sub --------------------------------------------------------- */
+
+static void test_pubsub_topic_filter(void **state)
+{
+	struct kf_bus_sub *sub;
+	struct kf_bus_pub *pub;
+	struct kf_bus_pub_stats ps;
+	char url[KF_BUS_URL_MAX];
+	nng_msg *m;
+
+	(void)state;
+	/* Broker side of ingest: SUB listens; a worker's PUB dials. */
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	bound_url(kf_bus_sub_sock(sub), url, sizeof(url));
+	assert_true(strncmp(url, "tcp://127.0.0.1:", 16) == 0 && strcmp(url + 16, "0") != 0);
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
+	pubsub_sync(pub, sub);
+
+	assert_int_equal(kf_bus_sub_subscribe(sub, "log.", 4), KF_OK);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "cmd.w1", 6), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, "log.WARN.w1", 11, "\x93\x01\x02\x03", 4), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, "job.7", 5, "x", 1), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, "cmd.w12", 7, "", 0), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, "cmd.w2", 6, "kill", 4), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, "lo", 2, "g.x", 3), KF_OK); /* "log.x" */
+	expect_msg(sub, "log.WARN.w1\x93\x01\x02\x03");
+	expect_msg(sub, "cmd.w12"); /* a prefix match: proto ends topics to avoid it */
+	expect_msg(sub, "log.x");
+	assert_int_equal(kf_bus_sub_recv(sub, 100, &m), KF_ETIMEDOUT);
+	assert_int_equal(kf_bus_sub_recv(sub, 0, &m), KF_ETIMEDOUT);
+	assert_null(m);
+
+	assert_int_equal(kf_bus_sub_unsubscribe(sub, "log.", 4), KF_OK);
+	assert_int_equal(kf_bus_sub_unsubscribe(sub, "log.", 4), KF_ENOENT);
+	assert_int_equal(kf_bus_pub_send(pub, "log.INFO", 8, "", 0), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, "cmd.w1", 6, "!", 1), KF_OK);
+	expect_msg(sub, "cmd.w1!");
+	kf_bus_pub_stats(pub, &ps);
+	assert_int_equal(ps.failed, 0);
+	assert_true(ps.sent >= 8);
+	kf_bus_pub_free(pub);
+	wait_peers(kf_bus_sub_sock(sub), 0);
+	kf_bus_sub_free(sub);
+}
+
+/* The events direction: the broker's PUB listens, subscribers dial; one
+ * PUB reaches every subscriber; a poll()able fd signals arrivals. */
+static void test_pubsub_fanout_and_fd(void **state)
+{
+	struct kf_bus_pub *pub;
+	struct kf_bus_sub *sub[2];
+	char url[KF_BUS_URL_MAX];
+	int fd;
+
+	(void)state;
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	bound_url(kf_bus_pub_sock(pub), url, sizeof(url));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(kf_bus_sub_new(&sub[i], KF_BUS_DIAL, url, NULL, NULL), KF_OK);
+		pubsub_sync(pub, sub[i]);
+		assert_int_equal(kf_bus_sub_subscribe(sub[i], "status.", 7), KF_OK);
+	}
+	wait_peers(kf_bus_pub_sock(pub), 2);
+	assert_int_equal(kf_bus_sub_recv_fd(sub[0], &fd), KF_OK);
+	{
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		assert_int_equal(poll(&p, 1, 0), 0);
+		assert_int_equal(kf_bus_pub_send(pub, "status.", 7, "up", 2), KF_OK);
+		assert_int_equal(poll(&p, 1, 2000), 1);
+	}
+	expect_msg(sub[0], "status.up");
+	expect_msg(sub[1], "status.up");
+	for (int i = 0; i < 2; i++)
+		kf_bus_sub_free(sub[i]);
+	kf_bus_pub_free(pub);
+}
+
+/* What nng 1.5.2 does with a message above NNG_OPT_RECVMAXSZ: it is not
+ * delivered, the receiving side closes the connection that carried it,
+ * and the dialer reconnects after its back-off (100 ms); later messages
+ * that fit arrive normally. */
+static void test_recvmax_drops_and_reconnects(void **state)
+{
+	struct kf_bus_opts small = { .recv_max = 1024 };
+	struct kf_bus_sock_stats st;
+	struct kf_bus_sub *sub;
+	struct kf_bus_pub *pub;
+	char url[KF_BUS_URL_MAX];
+	char big[2048], fits[1024];
+	nng_msg *m;
+	uint64_t t0;
+
+	(void)state;
+	memset(big, 'B', sizeof(big));
+	memset(fits, 'F', sizeof(fits));
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", &small,
+		NULL), KF_OK);
+	bound_url(kf_bus_sub_sock(sub), url, sizeof(url));
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
+	pubsub_sync(pub, sub);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "", 0), KF_OK);
+	kf_bus_sock_stats(kf_bus_sub_sock(sub), &st);
+	assert_int_equal(st.pipes_added, 1);
+	assert_int_equal(st.pipes_removed, 0);
+
+	assert_int_equal(kf_bus_pub_send(pub, "big", 3, big, sizeof(big)), KF_OK);
+	t0 = kf_clock_mono_ns();
+	do {
+		kf_bus_sock_stats(kf_bus_sub_sock(sub), &st);
+		nng_msleep(2);
+	} while (st.pipes_removed == 0 && ms_since(t0) < 2000);
+	assert_int_equal(st.pipes_removed, 1);
+	assert_int_equal(kf_bus_sub_recv(sub, 50, &m), KF_ETIMEDOUT);
+
+	/* The dialer comes back by itself; exactly 1024 bytes still fit. */
+	wait_peers(kf_bus_sub_sock(sub), 1);
+	assert_int_equal(kf_bus_sub_unsubscribe(sub, "", 0), KF_OK);
+	pubsub_sync(pub, sub);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "F", 1), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, NULL, 0, fits, sizeof(fits)), KF_OK);
+	assert_int_equal(kf_bus_sub_recv(sub, 2000, &m), KF_OK);
+	assert_int_equal(nng_msg_len(m), sizeof(fits));
+	nng_msg_free(m);
+	kf_bus_sock_stats(kf_bus_sub_sock(sub), &st);
+	assert_int_equal(st.pipes_added, 2);
+	assert_int_equal(st.pipes_removed, 1);
+	kf_bus_pub_free(pub);
+	kf_bus_sub_free(sub);
+}
+
+/* ---- rpc ------------------------------------------------------------- */
+
+struct caller {
+	struct kf_rpc_client *cli;
+	char request[32];
+	nng_duration resend_ms; /* 0: the default, 1 s */
+	enum kf_err err;
+	char reply[64];
+	pthread_t thread;
+};
+
+static void *caller_main(void *arg)
+{
+	struct caller *c = arg;
+	struct kf_rpc_call_opts o = { .timeout_ms = 5000, .resend_ms = c->resend_ms };
+	nng_msg *reply;
+
+	c->err = kf_rpc_client_call(c->cli, c->request, strlen(c->request), &o, &reply);
+	if (c->err == KF_OK) {
+		size_t n = nng_msg_len(reply) < sizeof(c->reply) - 1 ? nng_msg_len(reply)
+			: sizeof(c->reply) - 1;
+		memcpy(c->reply, nng_msg_body(reply), n);
+		c->reply[n] = '\0';
+		nng_msg_free(reply);
+	}
+	return NULL;
+}
+
+static void reply_echo(struct kf_rpc_req *req)
+{
+	char buf[64];
+	size_t len;
+	const char *body = kf_rpc_req_body(req, &len);
+	int n = snprintf(buf, sizeof(buf), "echo:%.*s", (int)len, body);
+
+	assert_int_equal(kf_rpc_req_reply(req, buf, (size_t)n), KF_OK);
+}
+
+/* Six calls from three clients (two threads each, so two contexts on one
+ * REQ socket) are all held by the owner at once, then answered in reverse
+ * order: each caller gets its own reply. */
+static void test_rpc_concurrent_deferred(void **state)
+{
+	enum { CLIENTS = 3, CALLERS = 6 };
+	struct kf_rpc_client *cli[CLIENTS];
+	struct caller callers[CALLERS];
+	struct kf_rpc_req *held[CALLERS];
+	struct kf_rpc_server_stats ss;
+	struct kf_rpc_server *srv;
+	struct kf_bus_peer peer;
+	char url[KF_BUS_URL_MAX];
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 8, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	for (int i = 0; i < CLIENTS; i++)
+		assert_int_equal(kf_rpc_client_new(&cli[i], url, NULL, NULL), KF_OK);
+	for (int i = 0; i < CALLERS; i++) {
+		callers[i] = (struct caller){ .cli = cli[i % CLIENTS], .err = -1 };
+		snprintf(callers[i].request, sizeof(callers[i].request), "req-%d", i);
+		assert_int_equal(pthread_create(&callers[i].thread, NULL, caller_main,
+			&callers[i]), 0);
+	}
+	for (int i = 0; i < CALLERS; i++) {
+		assert_int_equal(kf_rpc_server_next(srv, 5000, &held[i]), KF_OK);
+		assert_true(kf_rpc_req_id(held[i]) >= 1);
+	}
+	kf_rpc_server_stats(srv, &ss);
+	assert_int_equal(ss.held, CALLERS);
+	assert_int_equal(ss.queued, 0);
+	assert_int_equal(ss.contexts, 8);
+	assert_int_equal(kf_rpc_req_peer(held[0], &peer), KF_OK);
+	assert_int_equal(peer.transport, KF_BUS_TCP);
+	assert_false(peer.has_cred);
+	assert_true(strncmp(peer.addr, "127.0.0.1:", 10) == 0);
+	assert_true(kf_rpc_req_peer_alive(held[0]));
+	for (int i = CALLERS; i-- > 0;)
+		reply_echo(held[i]);
+	for (int i = 0; i < CALLERS; i++) {
+		char want[64];
+
+		pthread_join(callers[i].thread, NULL);
+		snprintf(want, sizeof(want), "echo:req-%d", i);
+		assert_int_equal(callers[i].err, KF_OK);
+		assert_string_equal(callers[i].reply, want);
+	}
+	kf_rpc_server_stats(srv, &ss);
+	assert_int_equal(ss.received, CALLERS);
+	assert_int_equal(ss.replied, CALLERS);
+	assert_int_equal(ss.dropped, 0);
+	assert_int_equal(ss.held, 0);
+	for (int i = 0; i < CLIENTS; i++)
+		kf_rpc_client_free(cli[i]);
+	kf_rpc_server_free(srv);
+}
+
+/* A request the broker drops is resent by REQ after resend_ms, with the
+ * same bytes (the idempotency id lives in them). */
+static void test_rpc_resend_after_drop(void **state)
+{
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct kf_rpc_server_stats ss;
+	struct caller c = { .err = -1 };
+	struct kf_rpc_req *req;
+	char url[KF_BUS_URL_MAX];
+	const void *body;
+	size_t len;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 4, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	c.cli = cli;
+	strcpy(c.request, "lease id=42");
+	c.resend_ms = 300;
+	assert_int_equal(pthread_create(&c.thread, NULL, caller_main, &c), 0);
+	assert_int_equal(kf_rpc_server_next(srv, 5000, &req), KF_OK);
+	t0 = kf_clock_mono_ns();
+	kf_rpc_req_drop(req);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	assert_in_range(ms_since(t0), 150, 1500);
+	body = kf_rpc_req_body(req, &len);
+	assert_int_equal(len, 11);
+	assert_memory_equal(body, "lease id=42", 11);
+	reply_echo(req);
+	pthread_join(c.thread, NULL);
+	assert_int_equal(c.err, KF_OK);
+	assert_string_equal(c.reply, "echo:lease id=42");
+	kf_rpc_server_stats(srv, &ss);
+	assert_int_equal(ss.received, 2);
+	assert_int_equal(ss.dropped, 1);
+	assert_int_equal(ss.replied, 1);
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
+/* A broker restart: the request in flight is resent as soon as the REQ
+ * socket has reconnected, long before its resend time. */
+static void test_rpc_resend_on_reconnect(void **state)
+{
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct caller c = { .err = -1 };
+	struct kf_rpc_req *req;
+	char url[KF_BUS_URL_MAX];
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	c.cli = cli;
+	c.resend_ms = 10000;
+	strcpy(c.request, "complete job=9");
+	assert_int_equal(pthread_create(&c.thread, NULL, caller_main, &c), 0);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	kf_rpc_server_free(srv); /* the broker dies holding the request */
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(kf_rpc_server_new(&srv, 2, url, NULL, NULL), KF_OK);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	print_message("# resent %llu ms after the broker came back\n",
+		(unsigned long long)ms_since(t0));
+	assert_in_range(ms_since(t0), 0, 1500);
+	reply_echo(req);
+	pthread_join(c.thread, NULL);
+	assert_int_equal(c.err, KF_OK);
+	assert_string_equal(c.reply, "echo:complete job=9");
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
+static void test_rpc_timeout_without_server(void **state)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = 200 };
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	char url[KF_BUS_URL_MAX];
+	nng_msg *reply = (nng_msg *)&o;
+	uint64_t t0;
+
+	(void)state;
+	/* A port that was just free. */
+	assert_int_equal(kf_rpc_server_new(&srv, 1, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	kf_rpc_server_free(srv);
+	/* Dialing succeeds although nobody listens (non-blocking start). */
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(kf_rpc_client_call(cli, "hello", 5, &o, &reply), KF_ETIMEDOUT);
+	assert_in_range(ms_since(t0), 150, 1500);
+	assert_null(reply);
+	assert_int_equal(kf_bus_sock_peers(kf_rpc_client_sock(cli)), 0);
+	kf_rpc_client_free(cli);
+}
+
+/* The client starts first; the broker comes up later; the pending call
+ * goes through once the dialer's back-off reconnects. */
+static void test_rpc_client_before_server(void **state)
+{
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct caller c = { .err = -1 };
+	struct kf_rpc_req *req;
+	char url[KF_BUS_URL_MAX];
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 1, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	kf_rpc_server_free(srv);
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	c.cli = cli;
+	strcpy(c.request, "early");
+	assert_int_equal(pthread_create(&c.thread, NULL, caller_main, &c), 0);
+	nng_msleep(300);
+	assert_int_equal(kf_rpc_server_new(&srv, 2, url, NULL, NULL), KF_OK);
+	assert_int_equal(kf_rpc_server_next(srv, 4000, &req), KF_OK);
+	reply_echo(req);
+	pthread_join(c.thread, NULL);
+	assert_int_equal(c.err, KF_OK);
+	assert_string_equal(c.reply, "echo:early");
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
+static void test_second_listener_busy(void **state)
+{
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf_rpc_server *srv, *srv2 = (struct kf_rpc_server *)&why;
+	struct kf_bus_sub *sub;
+	char url[KF_BUS_URL_MAX], ipc[KF_BUS_URL_MAX], want[KF_BUS_URL_MAX + 64];
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	assert_int_equal(kf_rpc_server_new(&srv2, 2, url, NULL, &why), KF_EBUSY);
+	assert_null(srv2);
+	snprintf(want, sizeof(want), "address %s already in use; is another broker running?",
+		url);
+	assert_string_equal(why.buf, want);
+	/* Another socket type on the same port: the same answer. */
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, url, NULL, &why), KF_EBUSY);
+	assert_string_equal(why.buf, want);
+
+	/* ipc: nng sees a live listener behind the path. */
+	snprintf(ipc, sizeof(ipc), "ipc://%s/busy.ipc", tmpdir);
+	assert_int_equal(kf_bus_sock_listen(kf_rpc_server_sock(srv), ipc, NULL, NULL), KF_OK);
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf_rpc_server_new(&srv2, 2, ipc, NULL, &why), KF_EBUSY);
+	snprintf(want, sizeof(want), "address %s already in use; is another broker running?",
+		ipc);
+	assert_string_equal(why.buf, want);
+	kf_rpc_server_free(srv);
+	/* Freed: the address can be taken again. */
+	assert_int_equal(kf_rpc_server_new(&srv2, 2, url, NULL, NULL), KF_OK);
+	kf_rpc_server_free(srv2);
+	kf_strbuf_release(&why);
+}
+
+static void test_endpoint_errors(void **state)
+{
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf_bus_pub *pub;
+	struct kf_bus_sock *bs;
+	char url[400];
+
+	(void)state;
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, NULL, NULL, NULL), KF_OK);
+	bs = kf_bus_pub_sock(pub);
+	assert_int_equal(kf_bus_sock_listen(bs, "ws://127.0.0.1:0", NULL, &why), KF_EINVAL);
+	memset(url, '9', sizeof(url));
+	memcpy(url, "tcp://127.0.0.1:", 16);
+	url[sizeof(url) - 1] = '\0';
+	assert_int_equal(kf_bus_sock_listen(bs, url, NULL, NULL), KF_ERANGE);
+	assert_int_equal(kf_bus_sock_dial(bs, NULL, NULL, NULL), KF_EINVAL);
+	/* An address this host does not have (TEST-NET-1, no DNS involved)
+	 * fails at listen time, with nng's cause. */
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf_bus_sock_listen(bs, "tcp://192.0.2.1:1", NULL, &why), KF_EINVAL);
+	assert_string_equal(why.buf, "cannot listen on 'tcp://192.0.2.1:1': Address invalid");
+	assert_int_equal(kf_bus_sock_bound_url(bs, &why), KF_ENOENT);
+	for (int i = 0; i < KF_BUS_MAX_ENDPOINTS; i++)
+		assert_int_equal(kf_bus_sock_dial(bs, "tcp://127.0.0.1:9", NULL, NULL), KF_OK);
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf_bus_sock_dial(bs, "tcp://127.0.0.1:9", NULL, &why), KF_EFULL);
+	assert_string_equal(why.buf, "cannot add 'tcp://127.0.0.1:9': a socket holds at "
+		"most 8 endpoints");
+	kf_bus_sock_close(bs);
+	assert_int_equal(kf_bus_sock_dial(bs, "tcp://127.0.0.1:9", NULL, NULL), KF_ECANCELED);
+	assert_int_equal(kf_bus_pub_send(pub, "t", 1, "x", 1), KF_ECANCELED);
+	kf_bus_pub_free(pub);
+	kf_strbuf_release(&why);
+}
+
+/* next() wakes with KF_ECANCELED when another thread closes the socket;
+ * the eventfd is readable exactly while a request is queued. */
+static void *close_later(void *arg)
+{
+	nng_msleep(100);
+	kf_bus_sock_close(arg);
+	return NULL;
+}
+
+static void test_rpc_fd_and_close(void **state)
+{
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct caller c = { .err = -1 };
+	struct kf_rpc_req *req;
+	char url[KF_BUS_URL_MAX];
+	struct pollfd p;
+	pthread_t t;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	p = (struct pollfd){ .fd = kf_rpc_server_fd(srv), .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_int_equal(kf_rpc_server_next(srv, 0, &req), KF_ETIMEDOUT);
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	c.cli = cli;
+	strcpy(c.request, "ping");
+	assert_int_equal(pthread_create(&c.thread, NULL, caller_main, &c), 0);
+	assert_int_equal(poll(&p, 1, 3000), 1);
+	assert_int_equal(kf_rpc_server_next(srv, 0, &req), KF_OK);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_int_equal(kf_rpc_req_reply(req, "pong", 4), KF_OK);
+	pthread_join(c.thread, NULL);
+	assert_string_equal(c.reply, "pong");
+
+	assert_int_equal(pthread_create(&t, NULL, close_later, kf_rpc_server_sock(srv)), 0);
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(kf_rpc_server_next(srv, NNG_DURATION_INFINITE, &req), KF_ECANCELED);
+	assert_in_range(ms_since(t0), 50, 2000);
+	pthread_join(t, NULL);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
+/* Freeing a server that still holds and queues requests releases them. */
+static void test_rpc_free_with_held_requests(void **state)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = 300 };
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct kf_rpc_req *req;
+	char url[KF_BUS_URL_MAX];
+	nng_msg *reply;
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	/* Two unanswered requests: one held by the owner, one queued. */
+	assert_int_equal(kf_rpc_client_call(cli, "a", 1, &o, &reply), KF_ETIMEDOUT);
+	assert_int_equal(kf_rpc_client_call(cli, "b", 1, &o, &reply), KF_ETIMEDOUT);
+	assert_int_equal(kf_rpc_server_next(srv, 1000, &req), KF_OK);
+	{
+		struct kf_rpc_server_stats ss;
+
+		kf_rpc_server_stats(srv, &ss);
+		assert_int_equal(ss.held, 1);
+		assert_int_equal(ss.queued, 1);
+	}
+	kf_rpc_server_free(srv);
+	kf_rpc_client_free(cli);
+}
+
+/* ---- async calls ----------------------------------------------------- */
+
+struct done_box {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int calls;
+	enum kf_err err;
+	char reply[32];
+};
+
+static void on_done(void *arg, enum kf_err err, nng_msg *reply)
+{
+	struct done_box *b = arg;
+
+	pthread_mutex_lock(&b->mu);
+	b->calls++;
+	b->err = err;
+	b->reply[0] = '\0';
+	if (reply) {
+		size_t n = nng_msg_len(reply) < sizeof(b->reply) - 1 ? nng_msg_len(reply)
+			: sizeof(b->reply) - 1;
+		memcpy(b->reply, nng_msg_body(reply), n);
+		b->reply[n] = '\0';
+		nng_msg_free(reply);
+	}
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void wait_calls(struct done_box *b, int calls)
+{
+	uint64_t t0 = kf_clock_mono_ns();
+
+	pthread_mutex_lock(&b->mu);
+	while (b->calls < calls && ms_since(t0) < 3000) {
+		pthread_mutex_unlock(&b->mu);
+		nng_msleep(2);
+		pthread_mutex_lock(&b->mu);
+	}
+	pthread_mutex_unlock(&b->mu);
+	assert_int_equal(b->calls, calls);
+}
+
+static void test_rpc_async_call(void **state)
+{
+	struct done_box box = { .mu = PTHREAD_MUTEX_INITIALIZER,
+		.cv = PTHREAD_COND_INITIALIZER };
+	struct kf_rpc_call_opts slow = { .timeout_ms = 5000, .resend_ms = NNG_DURATION_INFINITE };
+	struct kf_rpc_call_opts quick = { .timeout_ms = 150 };
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct kf_rpc_call *call;
+	struct kf_rpc_req *req;
+	char url[KF_BUS_URL_MAX];
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	assert_int_equal(kf_rpc_call_new(cli, on_done, &box, &call), KF_OK);
+
+	assert_int_equal(kf_rpc_call_start(call, "list", 4, &slow), KF_OK);
+	assert_int_equal(kf_rpc_call_start(call, "again", 5, &slow), KF_EBUSY);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	assert_int_equal(kf_rpc_req_reply(req, "jobs:0", 6), KF_OK);
+	wait_calls(&box, 1);
+	assert_int_equal(box.err, KF_OK);
+	assert_string_equal(box.reply, "jobs:0");
+
+	/* Unanswered: the call times out on its own. */
+	assert_int_equal(kf_rpc_call_start(call, "kill 3", 6, &quick), KF_OK);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	wait_calls(&box, 2);
+	assert_int_equal(box.err, KF_ETIMEDOUT);
+	kf_rpc_req_drop(req);
+
+	/* Cancelled by the caller. */
+	assert_int_equal(kf_rpc_call_start(call, "wait", 4, &slow), KF_OK);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	kf_rpc_call_cancel(call);
+	wait_calls(&box, 3);
+	assert_int_equal(box.err, KF_ECANCELED);
+	kf_rpc_req_drop(req);
+
+	/* Freed with a call in flight: the callback still runs, once. */
+	assert_int_equal(kf_rpc_call_start(call, "last", 4, &slow), KF_OK);
+	kf_rpc_call_free(call);
+	assert_int_equal(box.calls, 4);
+	assert_int_equal(box.err, KF_ECANCELED);
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
+/* ---- ipc: peer credentials ---------------------------------------------- */
+
+static void test_rpc_ipc_peer_cred(void **state)
+{
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct caller c = { .err = -1 };
+	struct kf_rpc_req *req;
+	struct kf_bus_peer peer;
+	char url[KF_BUS_URL_MAX];
+
+	(void)state;
+	snprintf(url, sizeof(url), "ipc://%s/rpc.ipc", tmpdir);
+	assert_int_equal(kf_rpc_server_new(&srv, 2, url, NULL, NULL), KF_OK);
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	c.cli = cli;
+	strcpy(c.request, "submit");
+	assert_int_equal(pthread_create(&c.thread, NULL, caller_main, &c), 0);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	assert_int_equal(kf_rpc_req_peer(req, &peer), KF_OK);
+	assert_int_equal(peer.transport, KF_BUS_IPC);
+	assert_true(peer.has_cred);
+	assert_int_equal(peer.uid, getuid());
+	assert_int_equal(peer.gid, getgid());
+	assert_int_equal(peer.pid, getpid());
+	reply_echo(req);
+	pthread_join(c.thread, NULL);
+	assert_string_equal(c.reply, "echo:submit");
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
+/* ---- TLS ------------------------------------------------------------- */
+
+static bool make_certs(void)
+{
+	struct kf_strbuf cmd = KF_STRBUF_INIT;
+	int rc;
+
+	/* EC P-256 keys: generated in milliseconds, accepted by mbedTLS. */
+	kf_strbuf_addf(&cmd, "cd '%s' && { "
+		"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+		"-keyout ca.key -out ca.pem -days 2 -subj /CN=kf-test-ca && "
+		"for n in server client; do "
+		"openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+		"-keyout $n.key -out $n.csr -subj /CN=localhost && "
+		"printf 'subjectAltName=DNS:localhost\\n' > $n.ext && "
+		"openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+		"-out $n.pem -days 2 -extfile $n.ext || exit 1; done; "
+		"} >/dev/null 2>&1", tmpdir);
+	rc = system(cmd.buf);
+	kf_strbuf_release(&cmd);
+	return rc == 0;
+}
+
+static void path(char *out, size_t len, const char *name)
+{
+	snprintf(out, len, "%s/%s", tmpdir, name);
+}
+
+static void test_tls_mutual(void **state)
+{
+	char ca[96], scert[96], skey[96], ccert[96], ckey[96], missing[96];
+	struct kf_bus_tls_opts stls = { 0 }, ctls = { 0 }, anon = { 0 };
+	struct kf_bus_opts sopts = { .tls = &stls }, copts = { .tls = &ctls };
+	struct kf_bus_opts aopts = { .tls = &anon };
+	struct kf_rpc_call_opts quick = { .timeout_ms = 500 };
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli, *anon_cli;
+	struct caller c = { .err = -1 };
+	struct kf_rpc_req *req;
+	struct kf_bus_peer peer;
+	char url[KF_BUS_URL_MAX], want[256];
+	nng_msg *reply;
+
+	(void)state;
+	if (system("command -v openssl >/dev/null 2>&1") != 0 || !make_certs()) {
+		print_message("# openssl unavailable: TLS test skipped\n");
+		skip();
+	}
+	path(ca, sizeof(ca), "ca.pem");
+	path(scert, sizeof(scert), "server.pem");
+	path(skey, sizeof(skey), "server.key");
+	path(ccert, sizeof(ccert), "client.pem");
+	path(ckey, sizeof(ckey), "client.key");
+	path(missing, sizeof(missing), "nope.pem");
+	stls = (struct kf_bus_tls_opts){ .cert_file = scert, .key_file = skey, .ca_file = ca };
+	ctls = (struct kf_bus_tls_opts){ .cert_file = ccert, .key_file = ckey, .ca_file = ca,
+		.server_name = "localhost" };
+	anon = (struct kf_bus_tls_opts){ .ca_file = ca, .server_name = "localhost" };
+
+	/* Configuration errors name the file or the missing option. */
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tls+tcp://127.0.0.1:0", NULL, &why),
+		KF_EINVAL);
+	assert_string_equal(why.buf, "address 'tls+tcp://127.0.0.1:0' needs certificates "
+		"(KEYFORGE_TLS_CERT, KEYFORGE_TLS_KEY, KEYFORGE_TLS_CA)");
+	kf_strbuf_reset(&why);
+	stls.cert_file = missing;
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tls+tcp://127.0.0.1:0", &sopts, &why),
+		KF_ENOENT);
+	snprintf(want, sizeof(want), "cannot read TLS certificate '%s': No such file or "
+		"directory", missing);
+	assert_string_equal(why.buf, want);
+	kf_strbuf_reset(&why);
+	/* Not PEM at all. (A valid certificate with another key's is not
+	 * caught here: nng does not check the pair until a handshake.) */
+	stls.cert_file = ca;
+	stls.key_file = ca;
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tls+tcp://127.0.0.1:0", &sopts, &why),
+		KF_EINVAL);
+	snprintf(want, sizeof(want), "TLS certificate '%s' with key '%s' rejected: ", ca, ca);
+	assert_true(strncmp(why.buf, want, strlen(want)) == 0);
+	stls.cert_file = scert;
+	stls.key_file = skey;
+
+	assert_int_equal(kf_rpc_server_new(&srv, 2, "tls+tcp://127.0.0.1:0", &sopts, NULL),
+		KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	assert_true(strncmp(url, "tls+tcp://127.0.0.1:", 20) == 0);
+	assert_int_equal(kf_rpc_client_new(&cli, url, &copts, NULL), KF_OK);
+	c.cli = cli;
+	strcpy(c.request, "hello");
+	assert_int_equal(pthread_create(&c.thread, NULL, caller_main, &c), 0);
+	assert_int_equal(kf_rpc_server_next(srv, 4000, &req), KF_OK);
+	assert_int_equal(kf_rpc_req_peer(req, &peer), KF_OK);
+	assert_int_equal(peer.transport, KF_BUS_TLS_TCP);
+	assert_true(peer.tls_verified);
+	reply_echo(req);
+	pthread_join(c.thread, NULL);
+	assert_int_equal(c.err, KF_OK);
+	assert_string_equal(c.reply, "echo:hello");
+
+	/* Without a client certificate the handshake fails: no request
+	 * reaches the broker, the call times out. */
+	assert_int_equal(kf_rpc_client_new(&anon_cli, url, &aopts, NULL), KF_OK);
+	assert_int_equal(kf_rpc_client_call(anon_cli, "sneak", 5, &quick, &reply), KF_ETIMEDOUT);
+	assert_int_equal(kf_rpc_server_next(srv, 0, &req), KF_ETIMEDOUT);
+	kf_rpc_client_free(anon_cli);
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+	kf_strbuf_release(&why);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pubsub_topic_filter),
+		cmocka_unit_test(test_pubsub_fanout_and_fd),
+		cmocka_unit_test(test_recvmax_drops_and_reconnects),
+		cmocka_unit_test(test_rpc_concurrent_deferred),
+		cmocka_unit_test(test_rpc_resend_after_drop),
+		cmocka_unit_test(test_rpc_resend_on_reconnect),
+		cmocka_unit_test(test_rpc_timeout_without_server),
+		cmocka_unit_test(test_rpc_client_before_server),
+		cmocka_unit_test(test_second_listener_busy),
+		cmocka_unit_test(test_endpoint_errors),
+		cmocka_unit_test(test_rpc_fd_and_close),
+		cmocka_unit_test(test_rpc_free_with_held_requests),
+		cmocka_unit_test(test_rpc_async_call),
+		cmocka_unit_test(test_rpc_ipc_peer_cred),
+		cmocka_unit_test(test_tls_mutual),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
