@@ -116,12 +116,22 @@ void kf_json_add_double(struct kf_strbuf *sb, double v)
 		kf_strbuf_addstr(sb, "null");
 		return;
 	}
-	/* Shortest %.*g that reads back to the same double. */
-	char tmp[32];
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-		if (strtod(tmp, NULL) == v)
-			break;
+	/* Shortest text that reads back to the same double: plain decimals in
+	 * the everyday range (10, not 1e+01), %g's exponent form outside it. */
+	char tmp[48];
+	double mag = fabs(v);
+	if (mag == 0 || (mag >= 1e-4 && mag < 1e16)) {
+		for (int decimals = 0; decimals <= 20; decimals++) {
+			snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
+			if (strtod(tmp, NULL) == v)
+				break;
+		}
+	} else {
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+			if (strtod(tmp, NULL) == v)
+				break;
+		}
 	}
 	kf_strbuf_addstr(sb, tmp);
 }

@@ -24,7 +24,10 @@ void kf_strbuf_release(struct kf_strbuf *sb)
 void kf_strbuf_reset(struct kf_strbuf *sb)
 {
 	sb->len = 0;
-	sb->buf[0] = '\0';
+	/* An unallocated strbuf points at the shared kf_strbuf_empty: never
+	 * write to it (threads share it). */
+	if (sb->alloc)
+		sb->buf[0] = '\0';
 	sb->oom = false;
 }
 

@@ -74,7 +74,13 @@ static void test_json_double_shortest(void **state)
 	kf_json_add_double(&sb, 1.0 / 3.0);
 	kf_strbuf_addch(&sb, ' ');
 	kf_json_add_double(&sb, 1.0 / 0.0);
-	assert_string_equal(sb.buf, "0.1 0.3333333333333333 null");
+	kf_strbuf_addch(&sb, ' ');
+	kf_json_add_double(&sb, 10.0);
+	kf_strbuf_addch(&sb, ' ');
+	kf_json_add_double(&sb, -2.5e-7);
+	kf_strbuf_addch(&sb, ' ');
+	kf_json_add_double(&sb, 1e300);
+	assert_string_equal(sb.buf, "0.1 0.3333333333333333 null 10 -2.5e-07 1e+300");
 	kf_strbuf_release(&sb);
 }
 
