@@ -1,0 +1,69 @@
+/*
+ * store_pq.c — libpq helpers: error classification and text-format values.
+ */
+#include "broker/store_pq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool sqlstate_is(const char *state, const char *prefix)
+{
+	return state && strncmp(state, prefix, strlen(prefix)) == 0;
+}
+
+enum kf_err kf__pq_error(PGconn *conn, const PGresult *res, struct kf_strbuf *msg)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	enum kf_err err = KF_EDB;
+
+	if (!text || !*text)
+		text = PQerrorMessage(conn);
+	if (msg) {
+		if (msg->len)
+			kf_strbuf_addstr(msg, ": ");
+		kf_strbuf_addf(msg, "%s%s%s", state ? state : "", state ? ": " : "",
+			       text && *text ? text : "no response from the server");
+		/* libpq messages end with a newline; messages here do not. */
+		while (msg->len && msg->buf[msg->len - 1] == '\n')
+			msg->buf[--msg->len] = '\0';
+	}
+	if (PQstatus(conn) != CONNECTION_OK || !res || sqlstate_is(state, "08") ||
+	    sqlstate_is(state, "57P01") || sqlstate_is(state, "57P02") ||
+	    sqlstate_is(state, "57P03"))
+		err = KF_EUNAVAIL;
+	else if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01"))
+		err = KF_EBUSY;
+	else if (sqlstate_is(state, "22") || sqlstate_is(state, "23"))
+		err = KF_EINVAL;
+	return err;
+}
+
+enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
+			struct kf_strbuf *msg)
+{
+	PGresult *res = PQexec(conn, sql);
+	enum kf_err err = KF_OK;
+
+	if (!res || PQresultStatus(res) != want)
+		err = kf__pq_error(conn, res, msg);
+	PQclear(res);
+	return err;
+}
+
+long long kf__pq_ll(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return 0;
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+bool kf__pq_bool(const PGresult *res, int row, int col)
+{
+	return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+}
+
+const char *kf__pq_str(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}

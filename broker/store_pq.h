@@ -1,0 +1,37 @@
+/*
+ * broker/store_pq.h — small libpq helpers shared by the store and the
+ * migrations (component-internal: kf__ names).
+ */
+#ifndef KF_BROKER_STORE_PQ_H
+#define KF_BROKER_STORE_PQ_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "common/err.h"
+#include "common/strbuf.h"
+
+/*
+ * Classifies a failed command (res may be NULL: out of memory or connection
+ * lost) and appends "SQLSTATE: message" to msg (msg may be NULL):
+ *   KF_EUNAVAIL  connection broken, or the server is shutting down
+ *                (SQLSTATE classes 08, 57P01..57P03): try again later;
+ *   KF_EBUSY     serialization failure or deadlock (40001, 40P01): retryable;
+ *   KF_EINVAL    the data was refused (class 22 data exception, 23 integrity);
+ *   KF_EDB       anything else (a bug or a schema problem).
+ */
+enum kf_err kf__pq_error(PGconn *conn, const PGresult *res, struct kf_strbuf *msg);
+
+/* Runs a parameterless command; KF_OK when its status is `want`
+ * (PGRES_COMMAND_OK or PGRES_TUPLES_OK), else kf__pq_error(). */
+enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
+			struct kf_strbuf *msg);
+
+/* Integer and boolean columns in text format; 0/false when NULL. */
+long long kf__pq_ll(const PGresult *res, int row, int col);
+bool kf__pq_bool(const PGresult *res, int row, int col);
+/* NULL when the value is SQL NULL, else a pointer into res. */
+const char *kf__pq_str(const PGresult *res, int row, int col);
+
+#endif

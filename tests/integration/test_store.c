@@ -1,0 +1,1268 @@
+/*
+ * test_store.c — the job store and the migrations against a real PostgreSQL.
+ *
+ * The group setup starts a throwaway cluster with scripts/pgtmp in a fresh
+ * /tmp/keyforge-pg-XXXXXX and the group teardown removes it. Each test gets
+ * its own schema (search_path in the connection string), so tests never see
+ * each other's jobs and nobody pays for CREATE DATABASE. The outage test
+ * pauses and resumes the whole cluster, so it runs last.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "broker/migrate.h"
+#include "broker/store.h"
+#include "kf_config.h"
+#include "sql/migrations.h"
+
+#define WAIT_MS 10000
+
+static char g_dir[64];
+static char g_conninfo[256];
+static int g_schema_seq;
+
+/* ---- the cluster ------------------------------------------------------- */
+
+static int run_pgtmp(const char *cmd, char *out, size_t out_size)
+{
+	char line[512];
+	FILE *p;
+	int rc;
+
+	snprintf(line, sizeof(line), "'%s/scripts/pgtmp' %s '%s'", KF_SOURCE_ROOT, cmd, g_dir);
+	if (!(p = popen(line, "r")))
+		return -1;
+	if (out) {
+		out[0] = '\0';
+		if (fgets(out, (int)out_size, p))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	while (fgets(line, sizeof(line), p))
+		;
+	rc = pclose(p);
+	return rc;
+}
+
+/*
+ * A child that outlives us only to stop the cluster: it blocks on a pipe
+ * whose write end only this process holds, so however this process ends
+ * (a failed assertion, meson's timeout, kill -9) the read returns and the
+ * cluster is removed. After a normal teardown its `pgtmp stop` is a no-op.
+ */
+static void start_watchdog(void)
+{
+	char script[512], buf[1];
+	int fds[2];
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		/* Out of our process group: meson's timeout kills the group. */
+		setsid();
+		close(fds[1]);
+		while (read(fds[0], buf, 1) > 0)
+			;
+		snprintf(script, sizeof(script), "%s/scripts/pgtmp", KF_SOURCE_ROOT);
+		execl(script, script, "stop", g_dir, (char *)NULL);
+		_exit(127);
+	}
+	/* The write end stays open until we exit; O_CLOEXEC keeps it out of
+	 * the programs we start (pgtmp, and the postmaster it forks). */
+	close(fds[0]);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/keyforge-pg-XXXXXX");
+	if (!mkdtemp(g_dir) || chmod(g_dir, 0755) != 0)
+		return -1;
+	/* Before the start: a death during the start is cleaned up too (pgtmp
+	 * stop removes a half-made folder; a start racing with it fails). */
+	start_watchdog();
+	if (run_pgtmp("start", g_conninfo, sizeof(g_conninfo)) != 0 || !g_conninfo[0]) {
+		fprintf(stderr, "scripts/pgtmp start %s failed\n", g_dir);
+		run_pgtmp("stop", NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	return run_pgtmp("stop", NULL, 0) == 0 ? 0 : -1;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static PGconn *admin_conn(void)
+{
+	PGconn *c = PQconnectdb(g_conninfo);
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	return c;
+}
+
+static void admin_exec(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fail_msg("'%s': %s", sql, PQerrorMessage(c));
+	PQclear(res);
+}
+
+static long long admin_ll(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	long long v;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		fail_msg("'%s': %s", sql, PQerrorMessage(c));
+	v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+/* A fresh, empty schema and a connection string whose search_path is it. */
+static void new_schema(char *conninfo, size_t size, char *schema, size_t schema_size)
+{
+	PGconn *c = admin_conn();
+	char sql[128];
+
+	snprintf(schema, schema_size, "t%d", ++g_schema_seq);
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
+	admin_exec(c, sql);
+	PQfinish(c);
+	snprintf(conninfo, size, "%s options='-c search_path=%s'", g_conninfo, schema);
+}
+
+/* ---- synchronous calls over the asynchronous store ---------------------- */
+
+#define MAX_ROWS 64
+
+struct outcome {
+	bool done;
+	enum kf_err err;
+	char message[512];
+	struct kf_store_result res;     /* scalars only: pointers nulled */
+	struct kf_store_job *job;       /* claim, get */
+	char kill_worker[64];
+	size_t n;                       /* list jobs, sweep changes, get attempts */
+	int64_t ids[MAX_ROWS];
+	enum kf_job_state states[MAX_ROWS];
+	int32_t attempts[MAX_ROWS];
+	char outcomes[MAX_ROWS][16];    /* get: attempt outcomes */
+	char texts[MAX_ROWS][64];       /* get: attempt messages; list: corpus */
+	bool has_params[MAX_ROWS];      /* list */
+};
+
+static void copy_rows(struct outcome *o, const struct kf_store_result *res)
+{
+	size_t i;
+
+	switch (res->op) {
+	case KF_STORE_LIST:
+		for (i = 0; i < res->list.n_jobs && i < MAX_ROWS; i++, o->n++) {
+			o->ids[i] = res->list.jobs[i].id;
+			o->states[i] = res->list.jobs[i].state;
+			o->attempts[i] = res->list.jobs[i].attempt;
+			o->has_params[i] = res->list.jobs[i].params != NULL;
+			snprintf(o->texts[i], sizeof(o->texts[i]), "%s",
+				 res->list.jobs[i].corpus ? res->list.jobs[i].corpus : "");
+		}
+		break;
+	case KF_STORE_REQUEUE_WORKER: case KF_STORE_PROMOTE: case KF_STORE_EXPIRE:
+		for (i = 0; i < res->sweep.n_changes && i < MAX_ROWS; i++, o->n++) {
+			o->ids[i] = res->sweep.changes[i].job_id;
+			o->states[i] = res->sweep.changes[i].state;
+			o->attempts[i] = res->sweep.changes[i].attempt;
+		}
+		break;
+	case KF_STORE_GET:
+		for (i = 0; i < res->get.n_attempts && i < MAX_ROWS; i++, o->n++) {
+			o->attempts[i] = res->get.attempts[i].attempt;
+			snprintf(o->outcomes[i], sizeof(o->outcomes[i]), "%s",
+				 res->get.attempts[i].outcome);
+			snprintf(o->texts[i], sizeof(o->texts[i]), "%s",
+				 res->get.attempts[i].message ? res->get.attempts[i].message : "");
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_done(void *arg, const struct kf_store_result *res)
+{
+	struct outcome *o = arg;
+
+	assert_false(o->done);   /* exactly once */
+	o->done = true;
+	o->err = res->err;
+	snprintf(o->message, sizeof(o->message), "%s", res->message ? res->message : "");
+	o->res = *res;
+	o->res.message = NULL;
+	if (res->op == KF_STORE_CLAIM && res->claim.job)
+		o->job = kf_store_job_dup(res->claim.job);
+	if (res->op == KF_STORE_GET && res->get.job)
+		o->job = kf_store_job_dup(res->get.job);
+	if (res->op == KF_STORE_KILL && res->kill.worker_id)
+		snprintf(o->kill_worker, sizeof(o->kill_worker), "%s", res->kill.worker_id);
+	copy_rows(o, res);
+}
+
+struct status_log {
+	int n;
+	enum kf_store_conn conn[16];
+	enum kf_err err[16];
+	char message[16][256];
+};
+
+static void on_status(void *arg, const struct kf_store_status_change *ch)
+{
+	struct status_log *log = arg;
+
+	if (log->n < 16) {
+		log->conn[log->n] = ch->conn;
+		log->err[log->n] = ch->err;
+		snprintf(log->message[log->n], sizeof(log->message[0]), "%s", ch->message);
+		log->n++;
+	}
+}
+
+struct fixture {
+	struct kf_store *store;
+	char conninfo[384];
+	char schema[32];
+	struct status_log status;
+	struct outcome o[8];            /* scratch outcomes, reset by call() */
+};
+
+static void drain_until(struct fixture *f, const bool *done)
+{
+	int waited = 0;
+
+	while (!*done) {
+		if (kf_store_wait_completions(f->store, 100))
+			kf_store_drain(f->store, 0);
+		else if ((waited += 100) > WAIT_MS)
+			fail_msg("no completion within %d ms", WAIT_MS);
+	}
+}
+
+static struct outcome *reset(struct outcome *o)
+{
+	kf_store_job_free(o->job);
+	memset(o, 0, sizeof(*o));
+	return o;
+}
+
+/* Runs one request to completion: CALL(f, kf_store_get(f->store, id, on_done, o)). */
+#define CALL(f, o, expr) do { \
+		reset(o); \
+		assert_int_equal((expr), KF_OK); \
+		drain_until((f), &(o)->done); \
+	} while (0)
+
+/* Polls until the store reaches `conn` (timing-independent under load). */
+static void wait_conn(struct kf_store *s, enum kf_store_conn conn)
+{
+	struct kf_store_status st;
+	int waited;
+
+	for (waited = 0; waited < WAIT_MS; waited += 10) {
+		kf_store_status(s, &st);
+		if (st.conn == conn)
+			return;
+		sleep_ms(10);
+	}
+	fail_msg("store not %s within %d ms", kf_store_conn_name(conn), WAIT_MS);
+}
+
+static struct kf_store *open_store(const char *conninfo, struct status_log *log, bool migrate)
+{
+	struct kf_store_opts opts = KF_STORE_OPTS_INIT;
+	struct kf_store *s = NULL;
+
+	opts.conninfo = conninfo;
+	opts.migrate = migrate;
+	opts.backoff_base_ms = 400;
+	opts.backoff_max_ms = 1600;
+	opts.reconnect_min_ms = 50;
+	opts.reconnect_max_ms = 400;
+	opts.health_ms = 200;
+	opts.seed = 42;
+	opts.on_status = on_status;
+	opts.status_arg = log;
+	assert_int_equal(kf_store_new(&opts, &s), KF_OK);
+	return s;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	new_schema(f->conninfo, sizeof(f->conninfo), f->schema, sizeof(f->schema));
+	f->store = open_store(f->conninfo, &f->status, true);
+	if (kf_store_wait_up(f->store, WAIT_MS) != KF_OK)
+		return -1;
+	kf_store_drain(f->store, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	size_t i;
+
+	kf_store_free(f->store);
+	for (i = 0; i < sizeof(f->o) / sizeof(f->o[0]); i++)
+		reset(&f->o[i]);
+	free(f);
+	return 0;
+}
+
+static int64_t submit(struct fixture *f, int32_t priority, int32_t max_attempts,
+		      int64_t deadline_ms, const char *key)
+{
+	struct kf_store_submit_args a = {
+		.params = "{\"corpus\": \"shai\", \"steps\": 1000}",
+		.priority = priority, .max_attempts = max_attempts,
+		.deadline_ms = deadline_ms, .submit_key = key,
+	};
+	struct outcome *o = &f->o[7];
+
+	CALL(f, o, kf_store_submit(f->store, &a, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_true(o->res.submit.job_id > 0);
+	return o->res.submit.job_id;
+}
+
+/* Claims for `worker`; returns the job (NULL when none), owned by f->o[6]. */
+static const struct kf_store_job *claim(struct fixture *f, const char *worker)
+{
+	struct outcome *o = &f->o[6];
+
+	CALL(f, o, kf_store_claim(f->store, worker, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	return o->job;
+}
+
+static struct outcome *complete(struct fixture *f, int64_t id, uint64_t token,
+				enum kf_store_outcome outcome, const char *result,
+				const char *error)
+{
+	struct kf_store_complete_args a = {
+		.job_id = id, .lease_token = token, .outcome = outcome,
+		.result = result, .error = error, .best_cost = NAN,
+	};
+	struct outcome *o = &f->o[5];
+
+	CALL(f, o, kf_store_complete(f->store, &a, on_done, o));
+	return o;
+}
+
+static struct outcome *get(struct fixture *f, int64_t id)
+{
+	struct outcome *o = &f->o[4];
+
+	CALL(f, o, kf_store_get(f->store, id, on_done, o));
+	return o;
+}
+
+/* ---- migrations -------------------------------------------------------------- */
+
+static PGconn *schema_conn(char *conninfo, size_t size)
+{
+	char schema[32];
+	PGconn *c;
+
+	new_schema(conninfo, size, schema, sizeof(schema));
+	c = PQconnectdb(conninfo);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	return c;
+}
+
+static void test_migrate_once_and_idempotent(void **state)
+{
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	char conninfo[384];
+	PGconn *c = schema_conn(conninfo, sizeof(conninfo));
+	int applied = -2, ran = -2;
+	char *first_at;
+	PGresult *res;
+
+	(void)state;
+	assert_false(kf_migrate_ready(c, &applied));
+	assert_int_equal(applied, 0);
+	assert_int_equal(kf_migrate_apply(c, &applied, &ran, &msg), KF_OK);
+	assert_int_equal(applied, kf_migrate_newest());
+	assert_int_equal(ran, kf_migrate_newest());
+	assert_true(kf_migrate_ready(c, &applied));
+	assert_int_equal(applied, kf_migrate_newest());
+
+	res = PQexec(c, "SELECT version, name, checksum, applied_at::text FROM schema_migrations "
+			"ORDER BY version");
+	assert_int_equal(PQntuples(res), kf_migrations_count);
+	assert_string_equal(PQgetvalue(res, 0, 0), "1");
+	assert_string_equal(PQgetvalue(res, 0, 1), "initial");
+	assert_string_equal(PQgetvalue(res, 0, 2), kf_migrations[0].checksum);
+	assert_int_equal(strlen(PQgetvalue(res, 0, 2)), 64);
+	first_at = strdup(PQgetvalue(res, 0, 3));
+	PQclear(res);
+
+	/* Second start: nothing to do, nothing rewritten. */
+	assert_int_equal(kf_migrate_apply(c, &applied, &ran, &msg), KF_OK);
+	assert_int_equal(ran, 0);
+	assert_int_equal(applied, kf_migrate_newest());
+	res = PQexec(c, "SELECT count(*), min(applied_at)::text FROM schema_migrations");
+	assert_int_equal(atoi(PQgetvalue(res, 0, 0)), kf_migrations_count);
+	assert_string_equal(PQgetvalue(res, 0, 1), first_at);
+	PQclear(res);
+	/* Left outside any transaction. */
+	assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+	free(first_at);
+	kf_strbuf_release(&msg);
+	PQfinish(c);
+}
+
+static void test_migrate_checksum_mismatch(void **state)
+{
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	struct status_log log = { 0 };
+	struct kf_store_status st;
+	char conninfo[384];
+	PGconn *c = schema_conn(conninfo, sizeof(conninfo));
+	struct kf_store *s;
+	int applied;
+
+	(void)state;
+	assert_int_equal(kf_migrate_apply(c, NULL, NULL, NULL), KF_OK);
+	admin_exec(c, "UPDATE schema_migrations SET checksum = "
+		      "'0000000000000000000000000000000000000000000000000000000000000000' "
+		      "WHERE version = 1");
+	assert_int_equal(kf_migrate_apply(c, &applied, NULL, &msg), KF_EMIGRATION);
+	assert_non_null(strstr(msg.buf, "'sql/001_initial.sql'"));
+	assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+
+	/* The store refuses to serve and says why, once. */
+	s = open_store(conninfo, &log, true);
+	wait_conn(s, KF_STORE_DOWN);
+	assert_int_equal(kf_store_wait_up(s, 0), KF_EMIGRATION);
+	kf_store_status(s, &st);
+	assert_int_equal(st.conn, KF_STORE_DOWN);
+	assert_int_equal(st.err, KF_EMIGRATION);
+	assert_non_null(strstr(st.message, "sql/001_initial.sql"));
+	kf_store_drain(s, 0);
+	assert_int_equal(log.n, 1);
+	assert_int_equal(log.conn[0], KF_STORE_DOWN);
+	assert_int_equal(log.err[0], KF_EMIGRATION);
+	kf_store_free(s);
+
+	/* A database newer than the binary is refused as well. */
+	admin_exec(c, "UPDATE schema_migrations SET checksum = "
+		      "(SELECT checksum FROM schema_migrations WHERE version = 1)");
+	{
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "UPDATE schema_migrations SET checksum = '%s'; "
+			 "INSERT INTO schema_migrations (version, name, checksum) "
+			 "VALUES (%d, 'future', 'x')", kf_migrations[0].checksum,
+			 kf_migrate_newest() + 1);
+		admin_exec(c, sql);
+	}
+	kf_strbuf_release(&msg);
+	assert_int_equal(kf_migrate_apply(c, NULL, NULL, &msg), KF_EMIGRATION);
+	assert_non_null(strstr(msg.buf, "newer keyforge-broker"));
+	kf_strbuf_release(&msg);
+	PQfinish(c);
+}
+
+struct mig_thread {
+	char *conninfo;
+	enum kf_err err;
+	int ran;
+};
+
+static void *migrate_thread(void *arg)
+{
+	struct mig_thread *t = arg;
+	PGconn *c = PQconnectdb(t->conninfo);
+
+	t->err = kf_migrate_apply(c, NULL, &t->ran, NULL);
+	PQfinish(c);
+	return NULL;
+}
+
+/* Two brokers starting together: the advisory lock makes one apply. */
+static void test_migrate_concurrent(void **state)
+{
+	char conninfo[384];
+	PGconn *c = schema_conn(conninfo, sizeof(conninfo));
+	struct mig_thread t[2] = { { conninfo, KF_EINTERNAL, -1 }, { conninfo, KF_EINTERNAL, -1 } };
+	pthread_t th[2];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, migrate_thread, &t[i]), 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(t[0].err, KF_OK);
+	assert_int_equal(t[1].err, KF_OK);
+	assert_int_equal(t[0].ran + t[1].ran, kf_migrate_newest());
+	assert_int_equal(admin_ll(c, "SELECT count(*) FROM schema_migrations"), kf_migrate_newest());
+	PQfinish(c);
+}
+
+/* A program that does not migrate (migrate = false) waits for the schema. */
+static void test_store_without_migrate_needs_schema(void **state)
+{
+	struct status_log log = { 0 };
+	char conninfo[384];
+	PGconn *c = schema_conn(conninfo, sizeof(conninfo));
+	struct kf_store *s = open_store(conninfo, &log, false);
+	struct kf_store_status st;
+
+	(void)state;
+	wait_conn(s, KF_STORE_DOWN);
+	assert_int_equal(kf_store_wait_up(s, 0), KF_EMIGRATION);
+	kf_store_status(s, &st);
+	assert_non_null(strstr(st.message, "schema is at version 0"));
+	assert_int_equal(kf_migrate_apply(c, NULL, NULL, NULL), KF_OK);
+	assert_int_equal(kf_store_wait_up(s, WAIT_MS), KF_OK);
+	kf_store_status(s, &st);
+	assert_int_equal(st.schema_applied, kf_migrate_newest());
+	assert_int_equal(st.schema_newest, kf_migrate_newest());
+	kf_store_free(s);
+	/* Down (migration), then up, then stopped: each reported once. */
+	assert_int_equal(log.n, 3);
+	assert_int_equal(log.conn[0], KF_STORE_DOWN);
+	assert_int_equal(log.conn[1], KF_STORE_UP);
+	assert_int_equal(log.conn[2], KF_STORE_STOPPED);
+	PQfinish(c);
+}
+
+/* No server at all: requests complete with KF_EUNAVAIL, reported once. */
+static void test_no_database(void **state)
+{
+	struct status_log log = { 0 };
+	struct kf_store *s = open_store("host=/nonexistent/keyforge dbname=x connect_timeout=1",
+					&log, true);
+	struct kf_store_submit_args a = { .params = "{}", .max_attempts = 1 };
+	struct kf_store_status st;
+	struct outcome o;
+	int i;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	wait_conn(s, KF_STORE_DOWN);
+	for (i = 0; i < 3; i++) {
+		reset(&o);
+		assert_int_equal(kf_store_submit(s, &a, on_done, &o), KF_OK);
+		while (!o.done)
+			if (kf_store_wait_completions(s, 100))
+				kf_store_drain(s, 0);
+		assert_int_equal(o.err, KF_EUNAVAIL);
+		assert_non_null(strstr(o.message, "database unavailable"));
+		assert_non_null(strstr(o.message, "/nonexistent/keyforge"));
+		sleep_ms(100);   /* across reconnect attempts */
+	}
+	kf_store_status(s, &st);
+	assert_int_equal(st.err, KF_EUNAVAIL);
+	assert_int_equal(st.connects, 0);
+	assert_int_equal(st.unavailable, 3);
+	assert_false(kf_store_is_up(s));
+	kf_store_stop(s);
+	assert_int_equal(kf_store_submit(s, &a, on_done, &o), KF_ECANCELED);
+	kf_store_free(s);
+	assert_int_equal(log.n, 2);
+	assert_int_equal(log.conn[0], KF_STORE_DOWN);
+	assert_int_equal(log.conn[1], KF_STORE_STOPPED);
+	reset(&o);
+}
+
+/* ---- jobs ----------------------------------------------------------------------- */
+
+static void test_submit_idempotent(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store_submit_args a = { .params = "{\"corpus\": \"x\"}", .max_attempts = 3,
+					  .submit_key = "c1:7" };
+	struct outcome *o1 = &f->o[0], *o2 = &f->o[1], *o3 = &f->o[2];
+	int64_t id;
+
+	/* Twice in one batch, then once more later: one job. */
+	reset(o1);
+	reset(o2);
+	assert_int_equal(kf_store_submit(f->store, &a, on_done, o1), KF_OK);
+	assert_int_equal(kf_store_submit(f->store, &a, on_done, o2), KF_OK);
+	drain_until(f, &o1->done);
+	drain_until(f, &o2->done);
+	assert_int_equal(o1->err, KF_OK);
+	assert_int_equal(o2->err, KF_OK);
+	assert_true(o1->res.submit.created);
+	assert_false(o2->res.submit.created);
+	id = o1->res.submit.job_id;
+	assert_int_equal(o2->res.submit.job_id, id);
+	CALL(f, o3, kf_store_submit(f->store, &a, on_done, o3));
+	assert_int_equal(o3->res.submit.job_id, id);
+	assert_false(o3->res.submit.created);
+
+	/* Without a key every submit is a new job. */
+	assert_int_not_equal(submit(f, 0, 1, 0, NULL), submit(f, 0, 1, 0, NULL));
+
+	/* Arguments checked before queueing; the database refuses bad JSON. */
+	a.max_attempts = 0;
+	assert_int_equal(kf_store_submit(f->store, &a, on_done, o1), KF_EINVAL);
+	a.max_attempts = 1;
+	a.params = "{not json";
+	a.submit_key = NULL;
+	CALL(f, o1, kf_store_submit(f->store, &a, on_done, o1));
+	assert_int_equal(o1->err, KF_EINVAL);
+	assert_non_null(strstr(o1->message, "22P02"));
+	assert_int_equal(get(f, id)->err, KF_OK);
+	assert_string_equal(get(f, id)->job->submit_key, "c1:7");
+}
+
+static void test_claim_priority_order(void **state)
+{
+	struct fixture *f = *state;
+	int64_t low = submit(f, 0, 1, 0, NULL);
+	int64_t hi1 = submit(f, 5, 1, 60000, NULL);
+	int64_t hi2 = submit(f, 5, 1, 0, NULL);
+	int64_t mid = submit(f, 1, 1, 0, NULL);
+	const struct kf_store_job *j;
+	uint64_t first_token;
+
+	j = claim(f, "w1");
+	assert_non_null(j);
+	assert_int_equal(j->id, hi1);
+	assert_int_equal(j->state, KF_JOB_RUNNING);
+	assert_int_equal(j->attempt, 1);
+	assert_string_equal(j->worker_id, "w1");
+	assert_true(j->lease_token != 0);
+	assert_true(j->started_ns > 0);
+	assert_int_equal(j->deadline_ms, 60000);
+	assert_int_equal(j->deadline_ns - j->started_ns, 60000LL * 1000000);
+	assert_string_equal(j->params, "{\"steps\": 1000, \"corpus\": \"shai\"}");
+	assert_string_equal(j->corpus, "shai");
+	first_token = j->lease_token;
+	j = claim(f, "w2");
+	assert_int_equal(j->id, hi2);
+	assert_int_equal(j->deadline_ns, 0);
+	assert_true(j->lease_token != first_token);
+	assert_int_equal(claim(f, "w1")->id, mid);
+	assert_int_equal(claim(f, "w1")->id, low);
+	assert_null(claim(f, "w1"));
+}
+
+/* The claim path skips a row another transaction holds instead of waiting. */
+static void test_claim_skip_locked(void **state)
+{
+	struct fixture *f = *state;
+	int64_t a = submit(f, 0, 1, 0, NULL);
+	int64_t b = submit(f, 0, 1, 0, NULL);
+	PGconn *c = PQconnectdb(f->conninfo);
+	PGresult *res;
+	char sql[128];
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	snprintf(sql, sizeof(sql), "SELECT id FROM jobs WHERE id = %lld FOR UPDATE", (long long)a);
+	admin_exec(c, "BEGIN");
+	res = PQexec(c, sql);
+	assert_int_equal(PQntuples(res), 1);
+	PQclear(res);
+	assert_int_equal(claim(f, "w1")->id, b);    /* within WAIT_MS: did not block */
+	assert_null(claim(f, "w1"));                /* a is locked, not claimable */
+	admin_exec(c, "ROLLBACK");
+	assert_int_equal(claim(f, "w1")->id, a);
+	PQfinish(c);
+}
+
+/* Two stores (two connections, as two brokers) claim concurrently. */
+struct claimer {
+	struct fixture *f;
+	struct kf_store *store;
+	int64_t ids[64];
+	int n;
+};
+
+static void *claim_loop(void *arg)
+{
+	struct claimer *c = arg;
+	struct outcome o;
+
+	memset(&o, 0, sizeof(o));
+	for (;;) {
+		bool got;
+
+		reset(&o);
+		if (kf_store_claim(c->store, "wx", on_done, &o) != KF_OK)
+			break;
+		while (!o.done)
+			if (kf_store_wait_completions(c->store, 100))
+				kf_store_drain(c->store, 0);
+		got = o.err == KF_OK && o.job;
+		if (got && c->n < 64)
+			c->ids[c->n++] = o.job->id;
+		if (!got)
+			break;
+	}
+	reset(&o);
+	return NULL;
+}
+
+static void test_claim_two_brokers(void **state)
+{
+	struct fixture *f = *state;
+	struct status_log log = { 0 };
+	struct claimer c[2] = { { f, f->store, { 0 }, 0 }, { f, NULL, { 0 }, 0 } };
+	bool seen[64] = { false };
+	pthread_t th[2];
+	int64_t first = 0;
+	int i, k;
+
+	for (i = 0; i < 40; i++) {
+		int64_t id = submit(f, 0, 1, 0, NULL);
+
+		first = first ? first : id;
+	}
+	c[1].store = open_store(f->conninfo, &log, true);
+	assert_int_equal(kf_store_wait_up(c[1].store, WAIT_MS), KF_OK);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, claim_loop, &c[i]), 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(c[0].n + c[1].n, 40);
+	for (i = 0; i < 2; i++) {
+		for (k = 0; k < c[i].n; k++) {
+			int64_t slot = c[i].ids[k] - first;
+
+			assert_true(slot >= 0 && slot < 40);
+			assert_false(seen[slot]);   /* never claimed twice */
+			seen[slot] = true;
+		}
+	}
+	kf_store_free(c[1].store);
+}
+
+static void test_lease_fencing(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 2, 0, NULL);
+	const struct kf_store_job *j = claim(f, "w1");
+	uint64_t token = j->lease_token;
+	struct outcome *o = &f->o[0];
+
+	CALL(f, o, kf_store_progress(f->store, id, token + 1, 0.5, 10.0, on_done, o));
+	assert_int_equal(o->err, KF_ESTALE);
+	CALL(f, o, kf_store_progress(f->store, id, token, 0.5, 10.0, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_false(o->res.progress.cancel);
+	assert_true(fabs(get(f, id)->job->progress - 0.5) < 1e-9);
+	assert_true(fabs(get(f, id)->job->best_cost - 10.0) < 1e-9);
+	CALL(f, o, kf_store_progress(f->store, id + 1000, token, NAN, NAN, on_done, o));
+	assert_int_equal(o->err, KF_ENOENT);
+
+	assert_int_equal(complete(f, id, token + 1, KF_STORE_SUCCEEDED, "{}", NULL)->err, KF_ESTALE);
+	assert_int_equal(complete(f, id + 1000, token, KF_STORE_SUCCEEDED, "{}", NULL)->err,
+			 KF_ENOENT);
+	o = complete(f, id, token, KF_STORE_SUCCEEDED, "{\"layout\": \"abc\", \"cost\": 1.5}", NULL);
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.complete.state, KF_JOB_SUCCEEDED);
+	assert_false(o->res.complete.duplicate);
+	/* The worker resends (its ack was lost): recognised, nothing changes. */
+	o = complete(f, id, token, KF_STORE_SUCCEEDED, "{\"layout\": \"abc\", \"cost\": 1.5}", NULL);
+	assert_int_equal(o->err, KF_OK);
+	assert_true(o->res.complete.duplicate);
+	assert_int_equal(o->res.complete.state, KF_JOB_SUCCEEDED);
+	o = &f->o[0];
+	CALL(f, o, kf_store_progress(f->store, id, token, 0.9, NAN, on_done, o));
+	assert_int_equal(o->err, KF_ESTALE);
+}
+
+static void test_complete_succeeded(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 3, 0, "k-success");
+	uint64_t token = claim(f, "w9")->lease_token;
+	struct outcome *g;
+
+	assert_int_equal(complete(f, id, token, KF_STORE_SUCCEEDED,
+				  "{\"layout\": \"qwertyuiopasdfghjkl;zxcvbnm,./\"}", NULL)->err, KF_OK);
+	g = get(f, id);
+	assert_int_equal(g->err, KF_OK);
+	assert_int_equal(g->job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(g->job->attempt, 1);
+	assert_string_equal(g->job->layout, "qwertyuiopasdfghjkl;zxcvbnm,./");
+	assert_string_equal(g->job->result, "{\"layout\": \"qwertyuiopasdfghjkl;zxcvbnm,./\"}");
+	assert_true(g->job->finished_ns >= g->job->started_ns);
+	assert_true(g->job->started_ns >= g->job->created_ns);
+	assert_int_equal(g->n, 1);
+	assert_int_equal(g->attempts[0], 1);
+	assert_string_equal(g->outcomes[0], "succeeded");
+	assert_int_equal(get(f, id + 1000)->err, KF_ENOENT);
+}
+
+static void test_failure_retrying_backoff(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 3, 0, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o, *p = &f->o[0];
+	const struct kf_store_job *j;
+
+	o = complete(f, id, token, KF_STORE_FAILED, NULL, "boom");
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.complete.state, KF_JOB_RETRYING);
+	/* attempt 1: base 400 ms * 2^0, jitter [0.5, 1) */
+	assert_true(o->res.complete.retry_in_ms >= 200 && o->res.complete.retry_in_ms <= 400);
+	assert_null(claim(f, "w1"));            /* waiting for its backoff */
+	CALL(f, p, kf_store_promote(f->store, on_done, p));
+	assert_int_equal(p->n, 0);
+	assert_true(p->res.sweep.next_due_ms >= 0 && p->res.sweep.next_due_ms <= 400);
+	sleep_ms(410);
+	CALL(f, p, kf_store_promote(f->store, on_done, p));
+	assert_int_equal(p->n, 1);
+	assert_int_equal(p->ids[0], id);
+	assert_int_equal(p->states[0], KF_JOB_PENDING);
+	assert_int_equal(p->res.sweep.next_due_ms, -1);
+	j = claim(f, "w2");
+	assert_int_equal(j->id, id);
+	assert_int_equal(j->attempt, 2);
+	/* attempt 2 fails: backoff doubles to [400, 800] */
+	o = complete(f, id, j->lease_token, KF_STORE_FAILED, NULL, "boom again");
+	assert_int_equal(o->res.complete.state, KF_JOB_RETRYING);
+	assert_true(o->res.complete.retry_in_ms >= 400 && o->res.complete.retry_in_ms <= 800);
+	o = get(f, id);
+	assert_string_equal(o->job->error, "boom again");
+	assert_true(o->job->next_attempt_ns > 0);
+	assert_int_equal(o->n, 2);
+	assert_string_equal(o->outcomes[1], "failed");
+	assert_string_equal(o->texts[0], "boom");
+}
+
+static void test_attempts_exhausted(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 1, 0, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o = complete(f, id, token, KF_STORE_FAILED, NULL, "bad corpus");
+
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.complete.state, KF_JOB_FAILED);
+	assert_int_equal(o->res.complete.retry_in_ms, 0);
+	o = get(f, id);
+	assert_int_equal(o->job->state, KF_JOB_FAILED);
+	assert_string_equal(o->job->error, "bad corpus");
+	assert_true(o->job->finished_ns > 0);
+}
+
+static void test_dead_worker_requeue(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 2, 0, NULL);
+	int64_t other = submit(f, 0, 2, 0, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o = &f->o[0];
+	const struct kf_store_job *j;
+
+	assert_int_equal(claim(f, "w-alive")->id, other);
+	CALL(f, o, kf_store_requeue_worker(f->store, "w1", NULL, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->n, 1);           /* not the other worker's job */
+	assert_int_equal(o->ids[0], id);
+	assert_int_equal(o->states[0], KF_JOB_PENDING);
+	assert_int_equal(o->attempts[0], 1);
+	/* The dead worker's late report is stale. */
+	assert_int_equal(complete(f, id, token, KF_STORE_SUCCEEDED, "{}", NULL)->err, KF_ESTALE);
+	j = claim(f, "w2");
+	assert_int_equal(j->id, id);
+	assert_int_equal(j->attempt, 2);
+	CALL(f, o, kf_store_requeue_worker(f->store, "w2", "worker w2 silent for 10 s", on_done, o));
+	assert_int_equal(o->n, 1);
+	assert_int_equal(o->states[0], KF_JOB_FAILED);  /* budget of 2 exhausted */
+	o = get(f, id);
+	assert_int_equal(o->job->state, KF_JOB_FAILED);
+	assert_string_equal(o->job->error, "worker w2 silent for 10 s");
+	assert_int_equal(o->n, 2);
+	assert_string_equal(o->outcomes[0], "lost");
+	assert_string_equal(o->outcomes[1], "lost");
+	assert_string_equal(o->texts[0], "worker lost");
+}
+
+static void test_kill(void **state)
+{
+	struct fixture *f = *state;
+	int64_t running = submit(f, 9, 3, 0, NULL);
+	int64_t pending = submit(f, 0, 3, 0, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o = &f->o[0];
+
+	CALL(f, o, kf_store_kill(f->store, pending, "killed by operator", on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.kill.state, KF_JOB_KILLED);
+	assert_false(o->res.kill.cancel_requested);
+	CALL(f, o, kf_store_kill(f->store, pending, NULL, on_done, o));
+	assert_int_equal(o->err, KF_OK);                 /* idempotent */
+	assert_int_equal(o->res.kill.state, KF_JOB_KILLED);
+	assert_null(claim(f, "w2"));                     /* never runs */
+
+	CALL(f, o, kf_store_kill(f->store, running, NULL, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.kill.state, KF_JOB_RUNNING);
+	assert_true(o->res.kill.cancel_requested);
+	assert_string_equal(o->kill_worker, "w1");
+	assert_int_equal(o->res.kill.lease_token, token);
+	CALL(f, o, kf_store_progress(f->store, running, token, 0.3, NAN, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_true(o->res.progress.cancel);
+	/* The worker stops and reports a failure: still killed, never retried. */
+	o = complete(f, running, token, KF_STORE_FAILED, "{\"layout\": \"best\"}", "canceled");
+	assert_int_equal(o->res.complete.state, KF_JOB_KILLED);
+	o = get(f, running);
+	assert_int_equal(o->job->state, KF_JOB_KILLED);
+	assert_string_equal(o->job->layout, "best");
+
+	/* Final states other than killed cannot be killed. */
+	running = submit(f, 0, 1, 0, NULL);
+	token = claim(f, "w1")->lease_token;
+	complete(f, running, token, KF_STORE_SUCCEEDED, "{}", NULL);
+	o = &f->o[0];
+	CALL(f, o, kf_store_kill(f->store, running, NULL, on_done, o));
+	assert_int_equal(o->err, KF_ESTATE);
+	CALL(f, o, kf_store_kill(f->store, running + 1000, NULL, on_done, o));
+	assert_int_equal(o->err, KF_ENOENT);
+
+	/* Cancel requested and then the worker dies: killed. */
+	running = submit(f, 0, 3, 0, NULL);
+	claim(f, "w3");
+	CALL(f, o, kf_store_kill(f->store, running, NULL, on_done, o));
+	CALL(f, o, kf_store_requeue_worker(f->store, "w3", NULL, on_done, o));
+	assert_int_equal(o->n, 1);
+	assert_int_equal(o->states[0], KF_JOB_KILLED);
+}
+
+static void test_retry(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 1, 0, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o = &f->o[0];
+	const struct kf_store_job *j;
+
+	complete(f, id, token, KF_STORE_FAILED, NULL, "boom");
+	CALL(f, o, kf_store_retry(f->store, id, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.retry.state, KF_JOB_PENDING);
+	CALL(f, o, kf_store_retry(f->store, id, on_done, o));
+	assert_int_equal(o->err, KF_ESTATE);             /* pending: nothing to retry */
+	j = claim(f, "w2");
+	assert_int_equal(j->id, id);
+	assert_int_equal(j->attempt, 2);                 /* a new attempt */
+	assert_true(j->lease_token != token);
+	assert_int_equal(j->finished_ns, 0);
+	/* The old attempt's token stays stale. */
+	assert_int_equal(complete(f, id, token, KF_STORE_SUCCEEDED, "{}", NULL)->err, KF_ESTALE);
+	CALL(f, o, kf_store_retry(f->store, id, on_done, o));
+	assert_int_equal(o->err, KF_ESTATE);             /* running */
+	/* Killed jobs can be retried too. */
+	token = j->lease_token;
+	CALL(f, o, kf_store_kill(f->store, id, NULL, on_done, o));
+	assert_true(o->res.kill.cancel_requested);
+	o = complete(f, id, token, KF_STORE_KILLED, "{}", NULL);
+	assert_int_equal(o->res.complete.state, KF_JOB_KILLED);
+	o = &f->o[0];
+	CALL(f, o, kf_store_retry(f->store, id, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(claim(f, "w3")->attempt, 3);
+	CALL(f, o, kf_store_retry(f->store, 999999, on_done, o));
+	assert_int_equal(o->err, KF_ENOENT);
+}
+
+static void test_released_does_not_count(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 1, 0, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o = complete(f, id, token, KF_STORE_RELEASED, NULL, NULL);
+	const struct kf_store_job *j;
+
+	assert_int_equal(o->res.complete.state, KF_JOB_PENDING);
+	j = claim(f, "w2");
+	assert_int_equal(j->attempt, 2);
+	/* max_attempts 1 and the released attempt did not count: attempt 2 is
+	 * the job's one real attempt, so losing it exhausts the budget. */
+	o = &f->o[0];
+	CALL(f, o, kf_store_requeue_worker(f->store, "w2", NULL, on_done, o));
+	assert_int_equal(o->states[0], KF_JOB_FAILED);
+}
+
+static void test_expire_deadline(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 0, 3, 40, NULL);
+	int64_t other = submit(f, 0, 3, 60000, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o = &f->o[0];
+
+	claim(f, "w2");
+	/* A grace of a minute: nothing is that late, whatever the load. */
+	CALL(f, o, kf_store_expire(f->store, 60000, on_done, o));
+	assert_int_equal(o->n, 0);
+	sleep_ms(60);
+	CALL(f, o, kf_store_expire(f->store, 60000, on_done, o));
+	assert_int_equal(o->n, 0);                      /* late, but within the grace */
+	CALL(f, o, kf_store_expire(f->store, 0, on_done, o));
+	assert_int_equal(o->n, 1);
+	assert_int_equal(o->ids[0], id);
+	assert_int_equal(o->states[0], KF_JOB_FAILED);
+	assert_int_not_equal(o->ids[0], other);
+	assert_int_equal(complete(f, id, token, KF_STORE_SUCCEEDED, "{}", NULL)->err, KF_ESTALE);
+	o = get(f, id);
+	assert_string_equal(o->job->error, "deadline exceeded");
+	assert_string_equal(o->outcomes[0], "expired");
+}
+
+static void test_list_and_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store_list_args la = { .limit = 2 };
+	struct outcome *o = &f->o[0];
+	int64_t ids[5];
+	int i;
+
+	for (i = 0; i < 5; i++)
+		ids[i] = submit(f, 0, 1, 0, NULL);
+	claim(f, "w1");
+	claim(f, "w1");
+
+	CALL(f, o, kf_store_list(f->store, &la, on_done, o));
+	assert_int_equal(o->n, 2);
+	assert_int_equal(o->ids[0], ids[0]);
+	assert_int_equal(o->ids[1], ids[1]);
+	assert_false(o->has_params[0]);
+	assert_string_equal(o->texts[0], "shai");
+	la.cursor = o->res.list.next_cursor;
+	la.with_total = true;
+	la.payload = true;
+	CALL(f, o, kf_store_list(f->store, &la, on_done, o));
+	assert_int_equal(o->n, 2);
+	assert_int_equal(o->ids[0], ids[2]);
+	assert_true(o->has_params[0]);
+	assert_int_equal(o->res.list.total, 5);
+
+	la = (struct kf_store_list_args){ .limit = 10, .states = 1u << KF_JOB_RUNNING,
+					  .with_total = true };
+	CALL(f, o, kf_store_list(f->store, &la, on_done, o));
+	assert_int_equal(o->n, 2);
+	assert_int_equal(o->states[0], KF_JOB_RUNNING);
+	assert_int_equal(o->res.list.total, 2);
+
+	la = (struct kf_store_list_args){ .limit = 2, .newest_first = true, .offset = 1,
+					  .states = (1u << KF_JOB_PENDING) | (1u << KF_JOB_RUNNING) };
+	CALL(f, o, kf_store_list(f->store, &la, on_done, o));
+	assert_int_equal(o->n, 2);
+	assert_int_equal(o->ids[0], ids[3]);
+	assert_int_equal(o->ids[1], ids[2]);
+	assert_int_equal(o->res.list.total, -1);
+	la.cursor = o->res.list.next_cursor;
+	la.offset = 0;
+	CALL(f, o, kf_store_list(f->store, &la, on_done, o));
+	assert_int_equal(o->n, 2);
+	assert_int_equal(o->ids[0], ids[1]);
+
+	la.limit = 0;
+	assert_int_equal(kf_store_list(f->store, &la, on_done, o), KF_EINVAL);
+
+	CALL(f, o, kf_store_counts(f->store, on_done, o));
+	assert_int_equal(o->res.counts.n[KF_JOB_PENDING], 3);
+	assert_int_equal(o->res.counts.n[KF_JOB_RUNNING], 2);
+	assert_int_equal(o->res.counts.n[KF_JOB_SUCCEEDED], 0);
+}
+
+static void test_worker_upsert(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store_worker_args w = { .id = "w1", .host = "box", .pid = 10,
+					  .incarnation = 1, .slots = 2 };
+	struct outcome *o = &f->o[0];
+	PGconn *c = PQconnectdb(f->conninfo);
+
+	CALL(f, o, kf_store_worker_upsert(f->store, &w, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	w.incarnation = 2;
+	w.liveness = KF_WORKER_STALE;
+	CALL(f, o, kf_store_worker_upsert(f->store, &w, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(admin_ll(c, "SELECT incarnation FROM workers WHERE id = 'w1' "
+				     "AND state = 'stale' AND host = 'box' AND slots = 2"), 2);
+	assert_int_equal(admin_ll(c, "SELECT count(*) FROM workers"), 1);
+	w.id = NULL;
+	assert_int_equal(kf_store_worker_upsert(f->store, &w, on_done, o), KF_EINVAL);
+	PQfinish(c);
+}
+
+/* Requests queued together share one transaction; one bad request in a
+ * batch fails alone. */
+static void test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store_submit_args a = { .params = "{}", .max_attempts = 1 };
+	struct kf_store_submit_args bad = { .params = "{oops", .max_attempts = 1 };
+	enum { N = 200 };
+	struct outcome *o = calloc(N, sizeof(*o));
+	struct kf_store_status st;
+	int i;
+
+	assert_non_null(o);
+	for (i = 0; i < N; i++)
+		assert_int_equal(kf_store_submit(f->store, i == N / 2 ? &bad : &a, on_done, &o[i]),
+				 KF_OK);
+	for (i = 0; i < N; i++)
+		drain_until(f, &o[i].done);
+	for (i = 0; i < N; i++) {
+		if (i == N / 2) {
+			assert_int_equal(o[i].err, KF_EINVAL);
+			continue;
+		}
+		assert_int_equal(o[i].err, KF_OK);
+		if (i > 0 && i - 1 != N / 2)
+			assert_true(o[i].res.submit.job_id > o[i - 1].res.submit.job_id);
+	}
+	kf_store_status(f->store, &st);
+	assert_true(st.largest_batch > 1);
+	assert_true(st.batches < N);
+	assert_int_equal(st.queued, 0);
+	free(o);
+}
+
+static void test_stop_cancels_queued(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store_submit_args a = { .params = "{}", .max_attempts = 1 };
+	struct outcome o[50];
+	int i, ok = 0, canceled = 0;
+
+	memset(o, 0, sizeof(o));
+	for (i = 0; i < 50; i++)
+		assert_int_equal(kf_store_submit(f->store, &a, on_done, &o[i]), KF_OK);
+	kf_store_stop(f->store);
+	assert_int_equal(kf_store_submit(f->store, &a, on_done, &o[0]), KF_ECANCELED);
+	kf_store_drain(f->store, 0);
+	for (i = 0; i < 50; i++) {
+		assert_true(o[i].done);
+		ok += o[i].err == KF_OK;
+		canceled += o[i].err == KF_ECANCELED;
+	}
+	assert_int_equal(ok + canceled, 50);
+}
+
+/* PostgreSQL stops and starts again under a running store. */
+static void test_outage(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome *o = &f->o[0];
+	struct kf_store_status st;
+	int64_t before[3];
+	int i, waited;
+
+	for (i = 0; i < 3; i++)
+		before[i] = submit(f, 0, 1, 0, NULL);
+	kf_store_drain(f->store, 0);
+	f->status.n = 0;
+
+	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
+	/* The idle connection is noticed without a request. */
+	for (waited = 0; kf_store_is_up(f->store) && waited < WAIT_MS; waited += 20)
+		sleep_ms(20);
+	assert_false(kf_store_is_up(f->store));
+	CALL(f, o, kf_store_counts(f->store, on_done, o));
+	assert_int_equal(o->err, KF_EUNAVAIL);
+	assert_non_null(strstr(o->message, "database unavailable"));
+	sleep_ms(300);                         /* several reconnect attempts */
+	CALL(f, o, kf_store_claim(f->store, "w1", on_done, o));
+	assert_int_equal(o->err, KF_EUNAVAIL);
+	kf_store_status(f->store, &st);
+	assert_int_equal(st.conn, KF_STORE_DOWN);
+	assert_int_equal(st.err, KF_EUNAVAIL);
+	assert_true(st.unavailable >= 2);
+
+	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
+	assert_int_equal(kf_store_wait_up(f->store, WAIT_MS), KF_OK);
+	kf_store_drain(f->store, 0);
+	/* Reported once each way, however many reconnects failed. */
+	assert_int_equal(f->status.n, 2);
+	assert_int_equal(f->status.conn[0], KF_STORE_DOWN);
+	assert_int_equal(f->status.err[0], KF_EUNAVAIL);
+	assert_int_equal(f->status.conn[1], KF_STORE_UP);
+	assert_int_equal(f->status.err[1], KF_OK);
+
+	/* Nothing lost, and it works again. */
+	CALL(f, o, kf_store_counts(f->store, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.counts.n[KF_JOB_PENDING], 3);
+	assert_int_equal(claim(f, "w1")->id, before[0]);
+	submit(f, 0, 1, 0, "after-outage");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_migrate_once_and_idempotent),
+		cmocka_unit_test(test_migrate_checksum_mismatch),
+		cmocka_unit_test(test_migrate_concurrent),
+		cmocka_unit_test(test_store_without_migrate_needs_schema),
+		cmocka_unit_test(test_no_database),
+		cmocka_unit_test_setup_teardown(test_submit_idempotent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_priority_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_skip_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_two_brokers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_fencing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_complete_succeeded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_retrying_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attempts_exhausted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_worker_requeue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_released_does_not_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_and_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_upsert, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_cancels_queued, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("store", tests, group_setup, group_teardown);
+}
