@@ -160,6 +160,9 @@ struct call {
 	int n;
 	const char *v[MAX_PARAMS];
 	char num[MAX_PARAMS][32];
+	/* A state filter as a text[] literal: every state name once, with
+	 * braces and commas (longest today: 50 bytes). */
+	char states[96];
 };
 
 static struct call *call_new(struct call *calls, int *n, enum stmt st)
@@ -470,17 +473,27 @@ static enum kf_err parse_get(struct kf__store_req *r)
 /* "{pending,running}" from a state mask; NULL for every state. */
 static const char *states_array(uint32_t mask, char *buf, size_t size)
 {
-	size_t len = 0;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
 	int s;
 
 	if (!mask)
 		return NULL;
-	buf[len++] = '{';
+	kf_strbuf_addch(&sb, '{');
 	for (s = 0; s < KF_JOB_STATE_COUNT; s++)
-		if (mask & (1u << s))
-			len += (size_t)snprintf(buf + len, size - len, "%s%s", len > 1 ? "," : "",
-						kf_store_state_name((enum kf_job_state)s));
-	snprintf(buf + len, size - len, "}");
+		if (mask & (1u << s)) {
+			if (sb.len > 1)
+				kf_strbuf_addch(&sb, ',');
+			kf_strbuf_addstr(&sb, kf_store_state_name((enum kf_job_state)s));
+		}
+	kf_strbuf_addch(&sb, '}');
+	/* Never truncated: states[] holds every name at once (checked here so
+	 * that a new state cannot silently cut the filter). */
+	if (sb.oom || sb.len >= size) {
+		kf_strbuf_release(&sb);
+		return NULL;
+	}
+	memcpy(buf, sb.buf, sb.len + 1);
+	kf_strbuf_release(&sb);
 	return buf;
 }
 
@@ -492,7 +505,7 @@ static int build_list(struct kf__store_db *db, struct kf__store_req *r, struct c
 
 	(void)db;
 	/* The state array text lives in num[] like the numbers. */
-	p_str(c, states_array(a->states, c->num[MAX_PARAMS - 1], sizeof(c->num[0])));
+	p_str(c, states_array(a->states, c->states, sizeof(c->states)));
 	p_ll(c, a->cursor);
 	p_ll(c, a->limit);
 	p_ll(c, a->offset);
@@ -500,7 +513,7 @@ static int build_list(struct kf__store_db *db, struct kf__store_req *r, struct c
 	if (a->with_total) {
 		struct call *t = call_new(calls, &n, ST_LIST_TOTAL);
 
-		p_str(t, states_array(a->states, t->num[MAX_PARAMS - 1], sizeof(t->num[0])));
+		p_str(t, states_array(a->states, t->states, sizeof(t->states)));
 	}
 	return n;
 }

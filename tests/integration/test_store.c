@@ -1102,6 +1102,13 @@ static void test_list_and_counts(void **state)
 	assert_int_equal(o->n, 2);
 	assert_int_equal(o->ids[0], ids[1]);
 
+	/* Every state at once: the filter's text[] literal must not be cut. */
+	la = (struct kf_store_list_args){ .limit = 10, .with_total = true,
+					  .states = (1u << KF_JOB_STATE_COUNT) - 1 };
+	CALL(f, o, kf_store_list(f->store, &la, on_done, o));
+	assert_int_equal(o->n, 5);
+	assert_int_equal(o->res.list.total, 5);
+
 	la.limit = 0;
 	assert_int_equal(kf_store_list(f->store, &la, on_done, o), KF_EINVAL);
 

@@ -1,0 +1,193 @@
+/*
+ * ctl_wait.c — `keyforgectl wait ID...`: polls the jobs until every one is
+ * final (DESIGN.md §10: exit 0 then, whatever the outcome; --strict makes
+ * an unsuccessful outcome exit 5).
+ *
+ * Polling (get) rather than job events: events are lossy and say nothing
+ * about a job that finished before we subscribed; a get every 200–1000 ms
+ * per unfinished job costs the broker one indexed row read.
+ *
+ * A broker outage during the wait (a restart, the database away) is
+ * waited out — jobs keep running meanwhile — but a broker never reached
+ * at all is an error at once, so that a wrong address does not hang.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin/ctl.h"
+#include "common/clock.h"
+
+#define POLL_MIN_MS 200
+#define POLL_MAX_MS 1000
+
+struct wait_opts {
+	const char *timeout;
+	bool strict, quiet;
+};
+
+struct waited {
+	uint64_t id;
+	bool final;
+	enum kf_job_state state;
+	double progress;
+};
+
+static int on_opt(void *state, int id, const char *arg)
+{
+	struct wait_opts *o = state;
+
+	switch (id) {
+	case 't': o->timeout = arg; return -1;
+	case 's': o->strict = true; return -1;
+	case 'q': o->quiet = true; return -1;
+	default: return KF__CTL_USAGE;
+	}
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void print_final(const struct kf_msg_job *j)
+{
+	if (j->state == KF_JOB_SUCCEEDED && j->result)
+		printf("%llu succeeded score %.4f layout %s\n", (unsigned long long)j->id,
+		       j->result->cost, j->result->layout);
+	else if (j->n_errors)
+		printf("%llu %s: %s\n", (unsigned long long)j->id, kf_job_state_name(j->state),
+		       j->errors[j->n_errors - 1].message);
+	else
+		printf("%llu %s\n", (unsigned long long)j->id, kf_job_state_name(j->state));
+	fflush(stdout);
+}
+
+static void timed_out(const struct wait_opts *o, const struct waited *w, size_t n)
+{
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].final)
+			continue;
+		kf_strbuf_addf(&sb, "%s%llu (%s", sb.len ? ", " : "", (unsigned long long)w[i].id,
+			       kf_job_state_name(w[i].state));
+		if (w[i].state == KF_JOB_RUNNING)
+			kf_strbuf_addf(&sb, " %.0f%%", 100.0 * w[i].progress);
+		kf_strbuf_addch(&sb, ')');
+	}
+	kf__ctl_fail(KF__CTL_TIMEOUT, "wait: timed out after %s; not final yet: %s", o->timeout,
+		     sb.buf);
+	kf_strbuf_release(&sb);
+}
+
+/* One round over the unfinished jobs. Returns -1 to go on, else a status. */
+static int poll_round(struct kf__ctl *ctl, const struct wait_opts *o, struct waited *w, size_t n,
+	bool *reached, bool *warned)
+{
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	int status = -1;
+
+	for (size_t i = 0; i < n && status < 0; i++) {
+		struct kf_msg *rep = NULL;
+		int st;
+
+		if (w[i].final)
+			continue;
+		kf_strbuf_reset(&why);
+		st = kf__ctl_get_job(ctl, w[i].id, &rep, &why);
+		if (st == KF__CTL_UNAVAIL && *reached) {
+			if (!*warned)
+				kf__ctl_fail(0, "wait: %s; still waiting", why.buf);
+			*warned = true;
+			break; /* try again next round */
+		}
+		if (st != KF__CTL_OK) {
+			status = kf__ctl_fail(st, "%s", why.buf);
+			break;
+		}
+		*reached = true;
+		*warned = false;
+		w[i].state = rep->get_rep.job->state;
+		w[i].progress = rep->get_rep.job->progress;
+		if (kf_job_state_final(w[i].state)) {
+			w[i].final = true;
+			if (!o->quiet)
+				print_final(rep->get_rep.job);
+		}
+		kf_msg_free(rep);
+	}
+	kf_strbuf_release(&why);
+	return status;
+}
+
+static int parse(struct kf__ctl *ctl, int argc, char **argv, struct wait_opts *o,
+	struct waited **w, size_t *n, uint64_t *timeout_ms)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "strict", no_argument, NULL, 's' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int first, status;
+
+	status = kf__ctl_getopt(ctl, kf__ctl_find("wait"), argc, argv, "t:q", opts, on_opt, o,
+				&first);
+	if (status >= 0)
+		return status;
+	if (o->timeout && !kf__ctl_parse_duration_ms(o->timeout, 1000, timeout_ms))
+		return kf__ctl_bad_value("wait", "--timeout", o->timeout,
+					 "a duration (seconds, or 30s, 5m)");
+	if (first >= argc) {
+		fprintf(stderr, "keyforgectl wait: which jobs? give their ids\n");
+		return KF__CTL_USAGE;
+	}
+	*n = (size_t)(argc - first);
+	if (!(*w = calloc(*n, sizeof(**w))))
+		return kf__ctl_fail(KF__CTL_FAIL, "out of memory");
+	for (size_t i = 0; i < *n; i++)
+		if (!kf__ctl_parse_job_id(argv[first + (int)i], &(*w)[i].id))
+			return kf__ctl_bad_value("wait", "job id", argv[first + (int)i],
+						 "a job id (1, 2, ...)");
+	return -1;
+}
+
+int kf__ctl_wait(struct kf__ctl *ctl, int argc, char **argv)
+{
+	struct wait_opts o = { 0 };
+	struct waited *w = NULL;
+	size_t n = 0;
+	uint64_t timeout_ms = 0, start = kf_clock_mono_ns(), pause = POLL_MIN_MS, elapsed;
+	bool reached = false, warned = false, all_ok = true;
+	int status;
+
+	if ((status = parse(ctl, argc, argv, &o, &w, &n, &timeout_ms)) >= 0)
+		goto out;
+	for (;;) {
+		size_t left = 0;
+
+		if ((status = poll_round(ctl, &o, w, n, &reached, &warned)) >= 0)
+			goto out;
+		for (size_t i = 0; i < n; i++)
+			left += !w[i].final;
+		if (!left)
+			break;
+		elapsed = (kf_clock_mono_ns() - start) / 1000000u;
+		if (o.timeout && elapsed >= timeout_ms) {
+			timed_out(&o, w, n);
+			status = KF__CTL_TIMEOUT;
+			goto out;
+		}
+		sleep_ms(o.timeout && timeout_ms - elapsed < pause ? timeout_ms - elapsed : pause);
+		pause = pause * 3 / 2 < POLL_MAX_MS ? pause * 3 / 2 : POLL_MAX_MS;
+	}
+	for (size_t i = 0; i < n; i++)
+		all_ok &= w[i].state == KF_JOB_SUCCEEDED;
+	status = o.strict && !all_ok ? KF__CTL_UNSUCCESSFUL : KF__CTL_OK;
+out:
+	free(w);
+	return status;
+}

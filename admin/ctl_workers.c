@@ -1,0 +1,120 @@
+/*
+ * ctl_workers.c — `keyforgectl workers`: the cluster request (workers the
+ * broker tracks from their heartbeats, and job counts per state).
+ */
+#include <string.h>
+
+#include "admin/ctl.h"
+
+static int on_opt(void *state, int id, const char *arg)
+{
+	(void)arg;
+	if (id != 'j')
+		return KF__CTL_USAGE;
+	*(bool *)state = true;
+	return -1;
+}
+
+static void counts_line(const uint64_t counts[KF_JOB_STATE_COUNT])
+{
+	printf("jobs:");
+	for (int s = 0; s < KF_JOB_STATE_COUNT; s++)
+		printf("%s %llu %s", s ? "," : "", (unsigned long long)counts[s],
+		       kf_job_state_name((enum kf_job_state)s));
+	printf("\n");
+}
+
+static void table(const struct kf_msg_cluster_status *st)
+{
+	static const char *const heads[] = {
+		"WORKER", "HOST", ">PID", "LIVENESS", "STATE", ">CPU", ">HOST CPU", ">MEMORY",
+		">SLOTS", ">JOB", ">PROGRESS", ">HEARTBEAT",
+	};
+	struct kf__ctl_table t;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+
+	kf__ctl_table_init(&t, heads, sizeof heads / sizeof heads[0]);
+	for (size_t i = 0; i < st->n_workers; i++) {
+		const struct kf_msg_worker_status *w = &st->workers[i];
+
+		kf__ctl_table_cell(&t, "%s", w->worker_id);
+		kf__ctl_table_cell(&t, "%s", w->host ? w->host : "-");
+		kf__ctl_table_cell(&t, "%u", w->pid);
+		kf__ctl_table_cell(&t, "%s", kf_worker_liveness_name(w->liveness));
+		kf__ctl_table_cell(&t, "%s", kf_worker_state_name(w->state));
+		kf__ctl_table_cell(&t, "%.0f%%", 100.0 * w->cpu_process);
+		kf__ctl_table_cell(&t, "%.0f%%", 100.0 * w->cpu_host);
+		kf_strbuf_reset(&sb);
+		kf__ctl_add_bytes(&sb, w->rss_bytes);
+		kf__ctl_table_cell(&t, "%s", sb.buf);
+		kf__ctl_table_cell(&t, "%u/%u", w->slots_busy, w->slots_total);
+		if (w->job_id) {
+			kf__ctl_table_cell(&t, "%llu", (unsigned long long)w->job_id);
+			kf__ctl_table_cell(&t, "%.0f%%", 100.0 * w->job_progress);
+		} else {
+			kf__ctl_table_cell(&t, "-");
+			kf__ctl_table_cell(&t, "-");
+		}
+		kf_strbuf_reset(&sb);
+		kf__ctl_add_duration(&sb, w->last_heartbeat_age_ms);
+		kf__ctl_table_cell(&t, "%s ago", sb.buf);
+	}
+	kf__ctl_table_print(&t, stdout);
+	kf__ctl_table_release(&t);
+	kf_strbuf_release(&sb);
+}
+
+static int json(const struct kf_msg_cluster_status *st)
+{
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	int status;
+
+	kf_strbuf_addstr(&sb, "{\"workers\":[");
+	for (size_t i = 0; i < st->n_workers; i++) {
+		if (i)
+			kf_strbuf_addch(&sb, ',');
+		kf__ctl_json_worker(&sb, &st->workers[i]);
+	}
+	kf_strbuf_addstr(&sb, "],\"jobs\":");
+	kf__ctl_json_counts(&sb, st->job_counts);
+	kf_strbuf_addch(&sb, '}');
+	status = kf__ctl_print_json(&sb);
+	kf_strbuf_release(&sb);
+	return status;
+}
+
+int kf__ctl_workers(struct kf__ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kf_msg req, *rep = NULL;
+	const struct kf_msg_cluster_status *st;
+	bool as_json = false;
+	int first, status;
+
+	status = kf__ctl_getopt(ctl, kf__ctl_find("workers"), argc, argv, "", opts, on_opt,
+				&as_json, &first);
+	if (status >= 0)
+		return status;
+	if (first < argc) {
+		fprintf(stderr, "keyforgectl workers: unexpected argument '%s'\n", argv[first]);
+		return KF__CTL_USAGE;
+	}
+	kf__ctl_msg_init(ctl, &req, KF_MSG_CLUSTER_REQ);
+	if ((status = kf__ctl_call(ctl, &req, &rep)))
+		return status;
+	st = &rep->cluster_rep.status;
+	if (as_json) {
+		status = json(st);
+	} else {
+		if (st->n_workers)
+			table(st);
+		else
+			printf("no workers yet (start one: keyforge-worker, or ./keyforge up)\n");
+		counts_line(st->job_counts);
+	}
+	kf_msg_free(rep);
+	return status;
+}

@@ -1,0 +1,139 @@
+/* auth.c — the token file and the authorisation check. */
+#include "broker/auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static enum kf_err random_hex(char out[KF_AUTH_TOKEN_HEX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[KF_AUTH_TOKEN_HEX / 2];
+	size_t got = 0;
+
+	while (got < sizeof raw) {
+		ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return KF_EIO;
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof raw; i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[KF_AUTH_TOKEN_HEX] = '\0';
+	return KF_OK;
+}
+
+static bool write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Writes token + "\n" to a temporary file beside `path` with mode 0600 and
+ * renames it over `path`: readers see the old token or the new, never half. */
+static enum kf_err write_token(const char *path, const char *token, struct kf_strbuf *why)
+{
+	struct kf_strbuf tmp = KF_STRBUF_INIT;
+	enum kf_err err = KF_OK;
+	int fd;
+
+	kf_strbuf_addf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+	if (tmp.oom)
+		return KF_ENOMEM;
+	unlink(tmp.buf);
+	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || fchmod(fd, 0600) != 0 || !write_all(fd, token, strlen(token)) ||
+	    !write_all(fd, "\n", 1) || fsync(fd) != 0) {
+		err = KF_EIO;
+	}
+	if (fd >= 0 && close(fd) != 0)
+		err = KF_EIO;
+	if (!err && rename(tmp.buf, path) != 0)
+		err = KF_EIO;
+	if (err) {
+		kf_strbuf_addf(why, "cannot write the token file '%s': %s", path, strerror(errno));
+		unlink(tmp.buf);
+	}
+	kf_strbuf_release(&tmp);
+	return err;
+}
+
+enum kf_err kf_auth_init(struct kf_auth *a, const char *path, struct kf_strbuf *why)
+{
+	enum kf_err err;
+
+	memset(a, 0, sizeof(*a));
+	a->uid = geteuid();
+	if (!path)
+		return KF_OK;
+	if ((err = random_hex(a->token))) {
+		kf_strbuf_addf(why, "cannot draw a random token: %s", strerror(errno));
+		return err;
+	}
+	if (!(a->path = strdup(path)))
+		return KF_ENOMEM;
+	if ((err = write_token(path, a->token, why))) {
+		free(a->path);
+		a->path = NULL;
+		return err;
+	}
+	a->enabled = true;
+	return KF_OK;
+}
+
+void kf_auth_release(struct kf_auth *a)
+{
+	char buf[KF_AUTH_TOKEN_HEX + 2];
+	FILE *f;
+
+	if (a->path && (f = fopen(a->path, "re"))) {
+		size_t n = fread(buf, 1, sizeof buf, f);
+
+		fclose(f);
+		if (n >= KF_AUTH_TOKEN_HEX && !memcmp(buf, a->token, KF_AUTH_TOKEN_HEX))
+			unlink(a->path);
+	}
+	free(a->path);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Compares every byte whatever the first difference: the time taken says
+ * nothing about how much of a guess was right. */
+static bool token_equal(const char *given, const char *token)
+{
+	size_t n = strnlen(given, KF_AUTH_TOKEN_HEX + 1);
+	unsigned char diff = n != KF_AUTH_TOKEN_HEX;
+
+	for (size_t i = 0; i < KF_AUTH_TOKEN_HEX; i++)
+		diff |= (unsigned char)((i < n ? given[i] : 0) ^ token[i]);
+	return diff == 0;
+}
+
+bool kf_auth_check(const struct kf_auth *a, const char *token, const struct kf_bus_peer *peer)
+{
+	if (!a->enabled)
+		return true;
+	if (token && token_equal(token, a->token))
+		return true;
+	return peer && peer->transport == KF_BUS_IPC && peer->has_cred &&
+	       (peer->uid == (uint64_t)a->uid || peer->uid == 0);
+}

@@ -1,0 +1,197 @@
+/*
+ * broker/broker_int.h — what the files of keyforge-broker share (kf__
+ * names): the broker struct, the RPC call object and the handler table.
+ * Everything here belongs to the owner thread unless a comment says
+ * otherwise.
+ *
+ *   broker.c         lifecycle, the owner loop, request dispatch, replies,
+ *                    publishing helpers, lease parking
+ *   rpc_handlers.c   the handler table: one function per request type
+ *   reaper.c         the 1 s tick: liveness, requeue, promote, expire,
+ *                    orphans, job counts, cluster status, metrics
+ */
+#ifndef KF_BROKER_BROKER_INT_H
+#define KF_BROKER_BROKER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/auth.h"
+#include "broker/bmetrics.h"
+#include "broker/broker.h"
+#include "broker/config.h"
+#include "broker/jobjson.h"
+#include "broker/replies.h"
+#include "broker/store.h"
+#include "broker/telemetry_relay.h"
+#include "broker/workers.h"
+#include "bus/pub.h"
+#include "bus/rpc_server.h"
+#include "proto/msg.h"
+#include "telemetry/log.h"
+
+#define KF__TARGET "keyforge::broker"
+#define KF__TARGET_RPC "keyforge::broker::rpc"
+#define KF__TARGET_REAPER "keyforge::broker::reaper"
+#define KF__TARGET_DB "keyforge::broker::db"
+
+#define KF__NS_PER_MS 1000000ull
+#define KF__TICK_MS 1000
+#define KF__DRAIN_MS 5000            /* SIGTERM: longest wait for in-flight work */
+#define KF__EXPIRE_GRACE_MS 2000     /* deadline + this before a job is expired */
+#define KF__ORPHAN_EVERY 5           /* ticks between orphan checks */
+#define KF__METRICS_FULL_EVERY 5     /* ticks between full metric updates */
+#define KF__LIST_DEFAULT 100
+#define KF__SUMMARY_ERROR_MAX 1024   /* bytes of last_error in a list line */
+#define KF__DEFAULT_MAX_ATTEMPTS 3
+#define KF__CALL_MAX_COPIES 8        /* resends of one request answered together */
+#define KF__LEASE_SLOTS 16384        /* progress fraction cache (job -> steps) */
+#define KF__REPLIES_MAX 16384
+#define KF__REPLIES_BYTES ((size_t)32 << 20)
+
+enum kf__auth_class {
+	KF__AUTH_NONE = 0,     /* read-only: list, get, cluster, log tail */
+	KF__AUTH_WORKER,       /* hello, lease, progress, complete: token with --worker-auth */
+	KF__AUTH_OPERATOR,     /* submit, kill, retry: token always (when auth is on) */
+};
+
+struct kf__call;
+struct kf_broker;
+typedef void kf__rpc_fn(struct kf_broker *b, struct kf__call *c);
+
+struct kf__rpc_handler {
+	enum kf_msg_type type;
+	const char *method;           /* label of keyforge_rpc_requests_total */
+	enum kf__auth_class auth;
+	bool idempotent_cache;        /* keep the reply for resends */
+	kf__rpc_fn *fn;
+};
+
+/* The handler of a request type, or NULL. */
+const struct kf__rpc_handler *kf__rpc_handler_find(enum kf_msg_type type);
+
+/* One request being answered. Created by dispatch, freed by finish/drop. */
+struct kf__call {
+	struct kf_broker *b;
+	const struct kf__rpc_handler *h;
+	struct kf_msg *msg;                         /* decoded request (owned) */
+	struct kf_rpc_req *reqs[KF__CALL_MAX_COPIES]; /* [0] first copy, then resends */
+	size_t n_reqs;
+	struct kf_reply_entry *entry;               /* idempotency entry, or NULL */
+	struct kf_jarena arena;                     /* reply data built from JSON */
+	uint64_t started_ns;
+	/* lease long-poll */
+	uint64_t deadline_ns;
+	bool parked, from_park;
+	struct kf__call *prev, *next;               /* parked list / all calls */
+};
+
+/* What the broker remembers of a leased job (progress fraction, events). */
+struct kf__lease_slot {
+	uint64_t job_id;        /* 0 = empty */
+	uint64_t steps;
+	uint64_t lease_token;
+	char worker_id[64];
+};
+
+struct kf_broker {
+	struct kf_broker_config cfg;
+	struct kf_bus_tls_opts tls;
+	bool have_tls;
+	struct kf_bmetrics m;
+	struct kf_auth auth;
+	struct kf_rpc_server *rpc;
+	struct kf_bus_pub *events;
+	struct kf_relay *relay;
+	struct kf_store *store;
+	struct kf_workers *workers;
+	struct kf_replies replies;
+	int store_efd, sig_fd;
+	uint64_t incarnation;
+	uint64_t started_ns;
+
+	/* per-type sequence numbers of what the broker publishes / replies */
+	uint64_t seq_job, seq_status, seq_cmd, seq_metric, seq_rpc;
+
+	/* calls in flight (parked ones included) */
+	size_t n_calls;
+	struct kf__call *park_head, *park_tail;
+	size_t n_parked;
+	uint32_t wake_budget;       /* claims that parked leases may issue now */
+
+	/* reaper */
+	uint64_t next_tick_ns, ticks;
+	bool promote_inflight, expire_inflight, counts_inflight, orphans_inflight;
+	uint64_t promote_at_ns;
+	int64_t counts[KF_JOB_STATE_COUNT];
+	bool counts_valid;
+	uint64_t metrics_gen;
+	struct kf_msg_worker_status *status_buf;
+	size_t status_cap;
+
+	/* database */
+	enum kf_store_conn db_conn;
+	bool db_was_down;
+
+	/* shutdown */
+	bool draining;
+	uint64_t drain_deadline_ns;
+	enum kf_err fatal;          /* set: leave the loop and exit 1 */
+	uint64_t malformed_since_warn, malformed_warn_ns;
+
+	struct kf__lease_slot leases[KF__LEASE_SLOTS];
+};
+
+/* ---- broker.c --------------------------------------------------------------- */
+
+/* Replies with `rep` (its type, header id, sender and seq are filled in here)
+ * to every copy of the request, stores it for resends, frees the call. */
+void kf__call_finish(struct kf__call *c, struct kf_msg *rep);
+/* Replies with an empty reply of the right type carrying status `err` and a
+ * message (printf format), then frees the call. */
+void kf__call_fail(struct kf__call *c, enum kf_err err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* True while at least one copy's connection is open. */
+bool kf__call_alive(const struct kf__call *c);
+/* Forgets the call without answering (every copy's peer is gone). */
+void kf__call_drop(struct kf__call *c);
+
+/* Lease long-poll: park until a job may be claimable or the deadline. */
+void kf__lease_park(struct kf_broker *b, struct kf__call *c, bool front);
+/* Jobs became claimable: let up to n parked leases claim. */
+void kf__lease_wake(struct kf_broker *b, uint32_t n);
+/* Issues the claim of a lease call (handler and pump). */
+void kf__lease_claim(struct kf_broker *b, struct kf__call *c);
+
+/* Publishing on events; failures are counted, never fatal. */
+void kf__publish(struct kf_broker *b, const char *topic, const struct kf_msg *msg);
+void kf__job_event(struct kf_broker *b, uint64_t job_id, enum kf_job_state state,
+	uint32_t attempt, const char *worker_id, double progress, double best_cost,
+	const char *message);
+void kf__cmd_cancel(struct kf_broker *b, const char *worker_id, uint64_t job_id,
+	uint64_t lease_token);
+/* keyforge_jobs_total for a job that reached `state` (retrying/pending = retried). */
+void kf__job_outcome(struct kf_broker *b, enum kf_job_state state);
+
+/* The lease cache (direct-mapped by job id; a miss is harmless). */
+struct kf__lease_slot *kf__lease_slot(struct kf_broker *b, uint64_t job_id);
+void kf__lease_forget(struct kf_broker *b, uint64_t job_id);
+
+/* ---- reaper.c ------------------------------------------------------------------ */
+
+void kf__tick(struct kf_broker *b, uint64_t now_ns);
+/* Requeues a dead or restarted worker's jobs now. */
+void kf__requeue_worker(struct kf_broker *b, const char *worker_id, const char *reason);
+/* Publishes status.cluster / fills a cluster reply: borrowed pointers valid
+ * until the next call. */
+void kf__cluster_status(struct kf_broker *b, uint64_t now_ns, struct kf_msg_cluster_status *out);
+void kf__publish_metrics(struct kf_broker *b, bool full);
+/* The heartbeat path of the owner. Takes ownership of msg. */
+void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns);
+/* What hello and heartbeats share: log a worker's arrival, return or
+ * restart (requeueing what the old process held), and record it in the
+ * database when `record` (hello records it itself). */
+void kf__worker_event(struct kf_broker *b, struct kf_worker *w, enum kf_worker_event ev,
+	uint64_t old_incarnation, const char *version, bool record);
+
+#endif

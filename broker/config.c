@@ -1,0 +1,185 @@
+/* config.c — flags and environment of keyforge-broker. */
+#include "broker/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char usage_text[] =
+	"usage: keyforge-broker [OPTIONS]\n"
+	"\n"
+	"The KeyForge Hive broker: owns the job state (PostgreSQL), serves the rpc\n"
+	"socket, takes worker telemetry on ingest and republishes events.\n"
+	"\n"
+	"  --db CONNINFO        libpq connection string            [KEYFORGE_DB]\n"
+	"  --ingest URL         SUB listen address (telemetry in)  [KEYFORGE_INGEST]\n"
+	"                       default tcp://127.0.0.1:7400\n"
+	"  --events URL         PUB listen address (events out)    [KEYFORGE_EVENTS]\n"
+	"                       default tcp://127.0.0.1:7401\n"
+	"  --rpc URL            REP listen address (requests)      [KEYFORGE_RPC]\n"
+	"                       default tcp://127.0.0.1:7402\n"
+	"  --token-file PATH    write a fresh random token here (mode 0600) at start;\n"
+	"                       submit, kill and retry must carry it [KEYFORGE_TOKEN_FILE]\n"
+	"  --worker-auth        hello, lease, progress and complete need the token too\n"
+	"                       [KEYFORGE_WORKER_AUTH=1]\n"
+	"  --ingest-rate N      log+metric messages per second per source (default 500)\n"
+	"                       [KEYFORGE_INGEST_RATE]\n"
+	"  --ingest-burst N     burst allowed above that rate (default 2000)\n"
+	"                       [KEYFORGE_INGEST_BURST]\n"
+	"  --log-ring N         log events kept for the log tail request (default 1000)\n"
+	"  --rpc-contexts N     requests in flight at once, parked leases included\n"
+	"                       (default 1024)\n"
+	"  --max-wait MS        longest lease long-poll (default 30000)\n"
+	"  -h, --help           this text\n"
+	"  -V, --version        print the version\n"
+	"\n"
+	"Logging: KEYFORGE_LOG (filter, e.g. info,keyforge::broker=debug) and\n"
+	"KEYFORGE_LOG_FORMAT (human|json). TLS for tls+tcp:// addresses:\n"
+	"KEYFORGE_TLS_CERT, KEYFORGE_TLS_KEY, KEYFORGE_TLS_CA.\n"
+	"Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime error (address in use,\n"
+	"migration mismatch, token file), 2 on a usage error.\n";
+
+const char *kf_broker_usage(void)
+{
+	return usage_text;
+}
+
+enum opt_id {
+	OPT_DB = 1000, OPT_INGEST, OPT_EVENTS, OPT_RPC, OPT_TOKEN_FILE, OPT_WORKER_AUTH,
+	OPT_INGEST_RATE, OPT_INGEST_BURST, OPT_LOG_RING, OPT_CONTEXTS, OPT_MAX_WAIT,
+};
+
+static const struct option long_opts[] = {
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "ingest", required_argument, NULL, OPT_INGEST },
+	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "rpc", required_argument, NULL, OPT_RPC },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "worker-auth", no_argument, NULL, OPT_WORKER_AUTH },
+	{ "ingest-rate", required_argument, NULL, OPT_INGEST_RATE },
+	{ "ingest-burst", required_argument, NULL, OPT_INGEST_BURST },
+	{ "log-ring", required_argument, NULL, OPT_LOG_RING },
+	{ "rpc-contexts", required_argument, NULL, OPT_CONTEXTS },
+	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* A number in [lo, hi]; `what` names the flag or variable in the message. */
+static enum kf_err parse_u32(const char *text, uint32_t lo, uint32_t hi, const char *what,
+	uint32_t *out, struct kf_strbuf *msg)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (!*text || *end || errno || text[0] == '-' || v < lo || v > hi) {
+		kf_strbuf_addf(msg, "%s: '%s' is not a number from %u to %u", what, text, lo, hi);
+		return KF_EINVAL;
+	}
+	*out = (uint32_t)v;
+	return KF_OK;
+}
+
+static bool env_true(const char *v)
+{
+	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+		uint32_t lo, hi;
+	} nums[] = {
+		{ "KEYFORGE_INGEST_RATE", offsetof(struct kf_broker_config, ingest_rate), 1, 10000000 },
+		{ "KEYFORGE_INGEST_BURST", offsetof(struct kf_broker_config, ingest_burst), 1, 100000000 },
+	};
+	const char *v;
+	enum kf_err err;
+
+	if ((err = kf_bus_addrs_from_env(&cfg->addrs, msg)))
+		return err;
+	if ((v = getenv("KEYFORGE_DB")) && *v)
+		cfg->conninfo = v;
+	if ((v = getenv("KEYFORGE_TOKEN_FILE")) && *v)
+		cfg->token_file = v;
+	cfg->worker_auth = env_true(getenv("KEYFORGE_WORKER_AUTH"));
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		if (!(v = getenv(nums[i].name)) || !*v)
+			continue;
+		if ((err = parse_u32(v, nums[i].lo, nums[i].hi, nums[i].name,
+				     (uint32_t *)((char *)cfg + nums[i].off), msg)))
+			return err;
+	}
+	return KF_OK;
+}
+
+static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *arg,
+	struct kf_strbuf *msg)
+{
+	switch (id) {
+	case OPT_DB: cfg->conninfo = arg; return KF_OK;
+	case OPT_INGEST: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_INGEST, arg, msg);
+	case OPT_EVENTS: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_EVENTS, arg, msg);
+	case OPT_RPC: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_RPC, arg, msg);
+	case OPT_TOKEN_FILE: cfg->token_file = *arg ? arg : NULL; return KF_OK;
+	case OPT_WORKER_AUTH: cfg->worker_auth = true; return KF_OK;
+	case OPT_INGEST_RATE: return parse_u32(arg, 1, 10000000, "--ingest-rate", &cfg->ingest_rate, msg);
+	case OPT_INGEST_BURST:
+		return parse_u32(arg, 1, 100000000, "--ingest-burst", &cfg->ingest_burst, msg);
+	case OPT_LOG_RING: return parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
+	case OPT_CONTEXTS: return parse_u32(arg, 4, 4096, "--rpc-contexts", &cfg->contexts, msg);
+	case OPT_MAX_WAIT: return parse_u32(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
+	default:
+		kf_strbuf_addf(msg, "unknown option; see --help");
+		return KF_EINVAL;
+	}
+}
+
+enum kf_err kf_broker_config_parse(struct kf_broker_config *cfg, int argc, char **argv,
+	enum kf_broker_config_action *action, struct kf_strbuf *msg)
+{
+	enum kf_err err;
+	int c;
+
+	*cfg = (struct kf_broker_config){
+		.conninfo = "",
+		.ingest_rate = KF_BROKER_INGEST_RATE_DEFAULT,
+		.ingest_burst = KF_BROKER_INGEST_BURST_DEFAULT,
+		.log_ring = KF_BROKER_LOG_RING_DEFAULT,
+		.contexts = KF_BROKER_CONTEXTS_DEFAULT,
+		.max_wait_ms = KF_BROKER_MAX_WAIT_DEFAULT,
+	};
+	*action = KF_BROKER_RUN;
+	kf_bus_addrs_init(&cfg->addrs);
+	if ((err = from_env(cfg, msg)))
+		return err;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
+		if (c == 'h' || c == 'V') {
+			*action = c == 'h' ? KF_BROKER_HELP : KF_BROKER_VERSION;
+			return KF_OK;
+		}
+		if (c == '?' || c == ':') {
+			kf_strbuf_addf(msg, "%s '%s'; see --help",
+				       c == ':' ? "missing value for option" : "unknown option",
+				       argv[optind - 1]);
+			return KF_EINVAL;
+		}
+		if ((err = apply_flag(cfg, c, optarg, msg)))
+			return err;
+	}
+	if (optind < argc) {
+		kf_strbuf_addf(msg, "unexpected argument '%s'; see --help", argv[optind]);
+		return KF_EINVAL;
+	}
+	return KF_OK;
+}

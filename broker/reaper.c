@@ -1,0 +1,389 @@
+/*
+ * reaper.c — the broker's periodic work, once a second, inside a `reaper`
+ * span: worker liveness (stale, dead, requeue), retry promotion, job
+ * deadlines, orphaned jobs, job counts; then status.cluster and the
+ * broker's metric update. Also the heartbeat path, which feeds liveness.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "broker/metrics_pub.h"
+#include "common/clock.h"
+#include "proto/topic.h"
+
+#define ORPHAN_LIST_LIMIT 1000
+#define ORPHAN_MAX_WORKERS 64
+
+/* A sweep in flight: the span it belongs to and what it is about. */
+struct sweep {
+	struct kf_broker *b;
+	struct kf_span *span;
+	const char *reason;
+	char worker[KF_MSG_MAX_NAME + 1];
+};
+
+static struct sweep *sweep_new(struct kf_broker *b, const char *reason, const char *worker)
+{
+	struct sweep *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->b = b;
+	s->span = kf_span_ref(kf_span_current());
+	s->reason = reason;
+	snprintf(s->worker, sizeof(s->worker), "%s", worker ? worker : "");
+	return s;
+}
+
+static void sweep_free(struct sweep *s)
+{
+	kf_span_close(s->span);
+	free(s);
+}
+
+/* One job moved by a sweep: log it, count it, announce it. Returns true
+ * when it became claimable. */
+static bool sweep_change(struct kf_broker *b, enum kf_store_op op, const struct kf_store_change *ch,
+	const char *reason)
+{
+	uint64_t id = (uint64_t)ch->job_id;
+	bool claimable = ch->state == KF_JOB_PENDING;
+
+	if (op == KF_STORE_PROMOTE) {
+		KF_DEBUG(KF__TARGET_REAPER, "job ready for another attempt", KF_U64("job_id", id),
+			 KF_I64("attempt", ch->attempt));
+		kf__job_event(b, id, ch->state, (uint32_t)ch->attempt, NULL, 0, NAN, NULL);
+		return claimable;
+	}
+	if (ch->state == KF_JOB_PENDING)
+		KF_WARN(KF__TARGET_REAPER, "job retrying", KF_U64("job_id", id),
+			KF_I64("attempt", ch->attempt),
+			KF_STR("worker_id", ch->worker_id ? ch->worker_id : ""),
+			KF_STR("reason", reason));
+	else if (ch->state == KF_JOB_FAILED)
+		KF_WARN(KF__TARGET_REAPER, op == KF_STORE_EXPIRE ? "job deadline exceeded" : "job failed",
+			KF_U64("job_id", id), KF_I64("attempt", ch->attempt),
+			KF_STR("reason", op == KF_STORE_EXPIRE ? "deadline exceeded" : reason));
+	else if (ch->state == KF_JOB_KILLED)
+		KF_INFO(KF__TARGET_REAPER, "job killed", KF_U64("job_id", id));
+	kf__job_outcome(b, ch->state);
+	kf__job_event(b, id, ch->state, (uint32_t)ch->attempt, ch->worker_id, 0, NAN, reason);
+	/* The attempt is over: should its worker still be running it, stop it. */
+	kf__cmd_cancel(b, ch->worker_id, id, ch->lease_token);
+	kf__lease_forget(b, id);
+	return claimable;
+}
+
+static void on_sweep(void *arg, const struct kf_store_result *res)
+{
+	struct sweep *s = arg;
+	struct kf_broker *b = s->b;
+	uint32_t claimable = 0;
+
+	kf_span_enter(s->span);
+	if (res->err == KF_OK) {
+		for (size_t i = 0; i < res->sweep.n_changes; i++)
+			claimable += sweep_change(b, res->op, &res->sweep.changes[i], s->reason);
+	} else if (res->err != KF_EUNAVAIL && res->err != KF_ECANCELED) {
+		KF_WARN(KF__TARGET_REAPER, "sweep failed", KF_STR("op", kf_store_op_name(res->op)),
+			KF_ERR(res->err), KF_STR("detail", res->message ? res->message : ""));
+	}
+	switch (res->op) {
+	case KF_STORE_PROMOTE:
+		b->promote_inflight = false;
+		if (res->err == KF_OK && res->sweep.next_due_ms >= 0)
+			b->promote_at_ns = kf_clock_mono_ns() +
+				(uint64_t)res->sweep.next_due_ms * KF__NS_PER_MS;
+		break;
+	case KF_STORE_EXPIRE:
+		b->expire_inflight = false;
+		break;
+	default: { /* KF_STORE_REQUEUE_WORKER */
+		struct kf_worker *w = kf_workers_find(b->workers, s->worker);
+
+		if (w) {
+			w->requeue_inflight = false;
+			if (res->err == KF_OK)
+				w->requeue_pending = false;
+		}
+		break;
+	}
+	}
+	if (claimable)
+		kf__lease_wake(b, claimable);
+	kf_span_exit(s->span);
+	sweep_free(s);
+}
+
+void kf__requeue_worker(struct kf_broker *b, const char *worker_id, const char *reason)
+{
+	struct sweep *s = sweep_new(b, reason, worker_id);
+	struct kf_worker *w = kf_workers_find(b->workers, worker_id);
+
+	if (!s)
+		return;
+	if (kf_store_requeue_worker(b->store, worker_id, reason, on_sweep, s) != KF_OK) {
+		sweep_free(s);
+		return;
+	}
+	if (w)
+		w->requeue_inflight = true;
+}
+
+/* ---- workers -------------------------------------------------------------------------- */
+
+static void on_upsert(void *arg, const struct kf_store_result *res)
+{
+	(void)arg;
+	if (res->err && res->err != KF_EUNAVAIL && res->err != KF_ECANCELED)
+		KF_DEBUG(KF__TARGET, "worker not recorded", KF_ERR(res->err));
+}
+
+static void record_worker(struct kf_broker *b, const struct kf_worker *w)
+{
+	struct kf_store_worker_args a = { .id = w->id, .host = w->host, .pid = (int32_t)w->pid,
+		.incarnation = (int64_t)w->incarnation, .slots = (int32_t)w->slots_total,
+		.liveness = w->liveness };
+
+	kf_store_worker_upsert(b->store, &a, on_upsert, b);
+}
+
+void kf__worker_event(struct kf_broker *b, struct kf_worker *w, enum kf_worker_event ev,
+	uint64_t old_incarnation, const char *version, bool record)
+{
+	switch (ev) {
+	case KF_WORKER_EV_NONE:
+		return;
+	case KF_WORKER_EV_JOINED:
+		KF_INFO(KF__TARGET, "worker joined", KF_STR("worker_id", w->id),
+			KF_STR("host", w->host), KF_U64("pid", w->pid),
+			KF_STR("version", version ? version : ""));
+		break;
+	case KF_WORKER_EV_RESTARTED:
+		/* The old process is gone with whatever it held. */
+		KF_WARN(KF__TARGET, "worker restarted", KF_STR("worker_id", w->id),
+			KF_U64("old_incarnation", old_incarnation),
+			KF_U64("incarnation", w->incarnation));
+		kf__requeue_worker(b, w->id, "worker restarted");
+		break;
+	case KF_WORKER_EV_RECOVERED:
+		KF_INFO(KF__TARGET, "worker recovered", KF_STR("worker_id", w->id));
+		return;
+	case KF_WORKER_EV_REJOINED:
+		KF_INFO(KF__TARGET, "worker rejoined", KF_STR("worker_id", w->id));
+		break;
+	}
+	if (record)
+		record_worker(b, w);
+}
+
+void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns)
+{
+	enum kf_worker_event ev;
+	struct kf_worker *w;
+	uint64_t old_inc;
+
+	if (kf_workers_heartbeat(b->workers, &msg->heartbeat, now_ns, &w, &ev, &old_inc) == KF_OK)
+		kf__worker_event(b, w, ev, old_inc, NULL, true);
+	kf_msg_free(msg);
+}
+
+static void on_liveness(void *arg, struct kf_worker *w, enum kf_worker_liveness from,
+	enum kf_worker_liveness to)
+{
+	uint64_t silent_ms = (kf_clock_mono_ns() - w->last_seen_ns) / KF__NS_PER_MS;
+
+	(void)arg;
+	(void)from;
+	if (to == KF_WORKER_STALE)
+		KF_WARN(KF__TARGET_REAPER, "worker stale", KF_STR("worker_id", w->id),
+			KF_U64("silent_ms", silent_ms));
+	else
+		KF_WARN(KF__TARGET_REAPER, "worker dead", KF_STR("worker_id", w->id),
+			KF_U64("silent_ms", silent_ms), KF_U64("job_id", w->job_id));
+}
+
+/* ---- orphans: running jobs whose worker this broker has never heard of
+ * (it died while the broker was down). Checked once the broker has been up
+ * long enough for every live worker to have sent a heartbeat. -------------- */
+
+static void on_orphans(void *arg, const struct kf_store_result *res)
+{
+	struct kf_broker *b = arg;
+	const char *done[ORPHAN_MAX_WORKERS];
+	size_t n_done = 0;
+
+	b->orphans_inflight = false;
+	if (res->err)
+		return;
+	for (size_t i = 0; i < res->list.n_jobs && n_done < ORPHAN_MAX_WORKERS; i++) {
+		const char *wid = res->list.jobs[i].worker_id;
+		struct kf_worker *w;
+		bool seen = false;
+
+		if (!wid || !*wid)
+			continue;
+		for (size_t k = 0; k < n_done && !seen; k++)
+			seen = !strcmp(done[k], wid);
+		w = kf_workers_find(b->workers, wid);
+		if (seen || (w && (w->liveness != KF_WORKER_DEAD || w->requeue_inflight)))
+			continue;
+		done[n_done++] = wid;
+		kf__requeue_worker(b, wid, w ? "worker dead" : "worker unknown to this broker");
+	}
+}
+
+static void check_orphans(struct kf_broker *b, uint64_t now)
+{
+	struct kf_store_list_args a = { .states = 1u << KF_JOB_RUNNING, .limit = ORPHAN_LIST_LIMIT };
+	uint64_t dead_after = (uint64_t)KF_WORKERS_DEAD_AFTER * KF_WORKERS_HB_MS * KF__NS_PER_MS;
+
+	if (b->orphans_inflight || now - b->started_ns < dead_after ||
+	    b->ticks % KF__ORPHAN_EVERY != 0)
+		return;
+	if (kf_store_list(b->store, &a, on_orphans, b) == KF_OK)
+		b->orphans_inflight = true;
+}
+
+/* ---- counts ------------------------------------------------------------------------ */
+
+static void on_counts(void *arg, const struct kf_store_result *res)
+{
+	struct kf_broker *b = arg;
+
+	b->counts_inflight = false;
+	if (res->err)
+		return;
+	for (int i = 0; i < KF_JOB_STATE_COUNT; i++) {
+		b->counts[i] = res->counts.n[i];
+		kf_gauge_set(b->m.jobs_by_state[i], (double)res->counts.n[i]);
+	}
+	kf_gauge_set(b->m.contract.jobs_active, (double)res->counts.n[KF_JOB_RUNNING]);
+	b->counts_valid = true;
+}
+
+/* ---- the tick ------------------------------------------------------------------------- */
+
+static void store_sweeps(struct kf_broker *b, uint64_t now)
+{
+	struct sweep *s;
+
+	for (size_t i = 0; i < kf_workers_count(b->workers); i++) {
+		struct kf_worker *w = kf_workers_at(b->workers, i);
+
+		if (w->liveness == KF_WORKER_DEAD && w->requeue_pending && !w->requeue_inflight)
+			kf__requeue_worker(b, w->id, "worker dead");
+	}
+	if (!b->promote_inflight && now >= b->promote_at_ns && (s = sweep_new(b, "backoff over", NULL))) {
+		if (kf_store_promote(b->store, on_sweep, s) == KF_OK)
+			b->promote_inflight = true;
+		else
+			sweep_free(s);
+	}
+	if (!b->expire_inflight && (s = sweep_new(b, "deadline exceeded", NULL))) {
+		if (kf_store_expire(b->store, KF__EXPIRE_GRACE_MS, on_sweep, s) == KF_OK)
+			b->expire_inflight = true;
+		else
+			sweep_free(s);
+	}
+	if (!b->counts_inflight && kf_store_counts(b->store, on_counts, b) == KF_OK)
+		b->counts_inflight = true;
+	check_orphans(b, now);
+}
+
+void kf__cluster_status(struct kf_broker *b, uint64_t now_ns, struct kf_msg_cluster_status *out)
+{
+	size_t n = kf_workers_count(b->workers);
+
+	if (n > b->status_cap) {
+		struct kf_msg_worker_status *p = realloc(b->status_buf, n * sizeof(*p));
+
+		if (p) {
+			b->status_buf = p;
+			b->status_cap = n;
+		}
+	}
+	memset(out, 0, sizeof(*out));
+	out->workers = b->status_buf;
+	out->n_workers = kf_workers_status(b->workers, now_ns, b->status_buf, b->status_cap);
+	for (int i = 0; i < KF_JOB_STATE_COUNT; i++)
+		out->job_counts[i] = b->counts_valid && b->counts[i] > 0 ? (uint64_t)b->counts[i] : 0;
+}
+
+static void publish_cluster(struct kf_broker *b, uint64_t now)
+{
+	struct kf_msg m;
+
+	kf_msg_init(&m, KF_MSG_CLUSTER_STATUS, KF_RELAY_SOURCE, ++b->seq_status);
+	kf__cluster_status(b, now, &m.cluster_status);
+	kf__publish(b, KF_TOPIC_STATUS_CLUSTER, &m);
+}
+
+static void refresh_gauges(struct kf_broker *b)
+{
+	size_t tally[KF_WORKER_LIVENESS_COUNT];
+	struct kf_store_status st;
+
+	kf_workers_tally(b->workers, tally);
+	for (int i = 0; i < KF_WORKER_LIVENESS_COUNT; i++)
+		kf_gauge_set(b->m.workers[i], (double)tally[i]);
+	kf_gauge_set(b->m.parked_leases, (double)b->n_parked);
+	kf_store_status(b->store, &st);
+	kf_gauge_set(b->m.db_up, st.conn == KF_STORE_UP ? 1 : 0);
+	kf_gauge_set(b->m.db_queue_depth, (double)st.queued);
+	kf_gauge_set(b->m.db_batch_size, st.last_batch);
+	kf_gauge_set(b->m.db_largest_batch, st.largest_batch);
+	/* Mirrors of the store's own cumulative counters. */
+	kf_counter_set(b->m.db_requests, (double)st.requests);
+	kf_counter_set(b->m.db_batches, (double)st.batches);
+	kf_counter_set(b->m.db_unavailable, (double)st.unavailable);
+}
+
+void kf__publish_metrics(struct kf_broker *b, bool full)
+{
+	struct kf_jarena a = KF_JARENA_INIT;
+	struct kf_msnap snap = KF_MSNAP_INIT;
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m;
+	enum kf_err err;
+
+	refresh_gauges(b);
+	if ((err = kf_metrics_snapshot(b->m.reg, full ? 0 : b->metrics_gen, &snap)))
+		goto out;
+	b->metrics_gen = snap.generation;
+	if (!full && snap.n_families == 0)
+		goto out; /* nothing changed */
+	kf_msg_init(&m, KF_MSG_METRIC, KF_RELAY_SOURCE, ++b->seq_metric);
+	if ((err = kf_metrics_pub_build(&snap, KF_RELAY_SOURCE, b->incarnation, full, &a,
+					&m.metric)))
+		goto out;
+	kf_topic_metric(topic, KF_RELAY_SOURCE);
+	kf__publish(b, topic, &m);
+out:
+	if (err)
+		KF_DEBUG(KF__TARGET, "metric update not published", KF_ERR(err));
+	kf_msnap_release(&snap);
+	kf_jarena_release(&a);
+}
+
+void kf__tick(struct kf_broker *b, uint64_t now)
+{
+	struct kf_span *span = KF_INFO_SPAN(KF__TARGET_REAPER, "reaper", KF_U64("tick", b->ticks));
+
+	kf_span_enter(span);
+	kf_workers_sweep(b->workers, now, on_liveness, b);
+	if (kf_store_is_up(b->store) && !b->draining)
+		store_sweeps(b, now);
+	/* A job may be claimable without our knowing (another broker, a lost
+	 * wake-up): let one parked lease look every tick. */
+	if (b->n_parked && !b->wake_budget)
+		kf__lease_wake(b, 1);
+	publish_cluster(b, now);
+	kf__publish_metrics(b, b->ticks % KF__METRICS_FULL_EVERY == 0);
+	kf_span_exit(span);
+	kf_span_close(span);
+	b->ticks++;
+}

@@ -1,0 +1,1236 @@
+/*
+ * test_broker.c — the real keyforge-broker against a throwaway PostgreSQL,
+ * driven over loopback with proto/ and bus/ like a worker and an operator.
+ *
+ * The group setup starts a cluster with scripts/pgtmp and the broker (path
+ * in KF_BROKER_BIN) on free ports with a token file and a low ingest rate
+ * limit; the tests run in order against that one broker (each submits its
+ * own jobs and looks only at them); the last tests stop the database, then
+ * the broker with SIGTERM. The broker's stderr goes to a file the tests
+ * read for its log lines.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus/bus.h"
+#include "common/clock.h"
+#include "kf_config.h"
+#include "proto/proto.h"
+
+#define RATE 100
+#define BURST 50
+#define WAIT_MS 10000
+
+static char g_dir[64];         /* pgtmp cluster */
+static char g_tmp[64];         /* token file, broker log */
+static char g_conninfo[256];
+static char g_url[3][64];      /* ingest, events, rpc */
+static char g_token_path[128], g_log_path[128];
+static char g_token[80];
+static pid_t g_broker;
+static struct kf_rpc_client *g_cli;
+static uint64_t g_client_id, g_seq;
+
+/* ---- processes ------------------------------------------------------------ */
+
+static int run_pgtmp(const char *cmd, char *out, size_t out_size)
+{
+	char line[512];
+	FILE *p;
+
+	snprintf(line, sizeof(line), "'%s/scripts/pgtmp' %s '%s'", KF_SOURCE_ROOT, cmd, g_dir);
+	if (!(p = popen(line, "r")))
+		return -1;
+	if (out) {
+		out[0] = '\0';
+		if (fgets(out, (int)out_size, p))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	while (fgets(line, sizeof(line), p))
+		;
+	return pclose(p);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static unsigned free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port = 0;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static const char *broker_bin(void)
+{
+	const char *p = getenv("KF_BROKER_BIN");
+
+	return p && *p ? p : "broker/keyforge-broker";
+}
+
+/* Starts a broker on the test's addresses; its stdout+stderr go to log. */
+static pid_t spawn_broker(const char *log, const char *token_path)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	char rate[16], burst[16];
+
+	dup2(fd, 1);
+	dup2(fd, 2);
+	snprintf(rate, sizeof(rate), "%d", RATE);
+	snprintf(burst, sizeof(burst), "%d", BURST);
+	setenv("KEYFORGE_LOG", "info", 1);
+	setenv("KEYFORGE_LOG_FORMAT", "human", 1);
+	setenv("NO_COLOR", "1", 1);
+	execl(broker_bin(), "keyforge-broker", "--db", g_conninfo, "--ingest", g_url[0],
+	      "--events", g_url[1], "--rpc", g_url[2], "--token-file", token_path,
+	      "--ingest-rate", rate, "--ingest-burst", burst, "--max-wait", "5000", (char *)NULL);
+	_exit(127);
+}
+
+static bool log_has(const char *needle)
+{
+	char line[4096];
+	bool found = false;
+	FILE *f = fopen(g_log_path, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+static int log_count(const char *needle)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f = fopen(g_log_path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+static bool wait_log(const char *needle, int ms)
+{
+	for (int t = 0; t < ms; t += 50) {
+		if (log_has(needle))
+			return true;
+		sleep_ms(50);
+	}
+	return log_has(needle);
+}
+
+/* ---- rpc ------------------------------------------------------------------- */
+
+static struct kf_msg *rpc_raw(const void *buf, size_t len, int timeout_ms)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = timeout_ms, .resend_ms = 1000 };
+	struct kf_msg *rep = NULL;
+	nng_msg *m;
+	enum kf_err err;
+
+	if (timeout_ms > 1000)
+		o.resend_ms = timeout_ms + 1000; /* long polls are not resent */
+	err = kf_rpc_client_call(g_cli, buf, len, &o, &m);
+	if (err)
+		return NULL;
+	if (kf_msg_decode(nng_msg_body(m), nng_msg_len(m), &rep, NULL) != KF_OK)
+		rep = NULL;
+	nng_msg_free(m);
+	return rep;
+}
+
+/* Sends req (id assigned unless already set) and returns the decoded reply. */
+static struct kf_msg *rpc_timeout(struct kf_msg *req, bool with_token, int timeout_ms)
+{
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_msg_req *h = kf_msg_request_mut(req);
+	struct kf_msg *rep;
+
+	if (!h->id.client && !h->id.seq) {
+		h->id.client = g_client_id;
+		h->id.seq = ++g_seq;
+	}
+	h->auth_token = with_token ? g_token : NULL;
+	assert_int_equal(kf_msg_encode(req, &sb), KF_OK);
+	rep = rpc_raw(sb.buf, sb.len, timeout_ms);
+	kf_strbuf_release(&sb);
+	assert_non_null(rep);
+	assert_int_equal(rep->type, kf_msg_reply_type(req->type));
+	assert_true(kf_msg_reply(rep)->id.seq == h->id.seq);
+	return rep;
+}
+
+static struct kf_msg *rpc(struct kf_msg *req, bool with_token)
+{
+	return rpc_timeout(req, with_token, 5000);
+}
+
+static void req_init(struct kf_msg *m, enum kf_msg_type type)
+{
+	kf_msg_init(m, type, "test-client", 0);
+}
+
+static enum kf_err status_of(const struct kf_msg *rep)
+{
+	return kf_msg_reply(rep)->status;
+}
+
+static uint64_t submit_job(int32_t priority, uint64_t steps)
+{
+	struct kf_msg req, *rep;
+	uint64_t id;
+
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = steps,
+		.seed = 42, .restarts = 1, .priority = priority, .max_attempts = 2 };
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_OK);
+	id = rep->submit_rep.job_id;
+	assert_true(id > 0);
+	kf_msg_free(rep);
+	return id;
+}
+
+static struct kf_msg *lease(const char *worker, uint32_t wait_ms)
+{
+	struct kf_msg req, *rep;
+
+	req_init(&req, KF_MSG_LEASE_REQ);
+	req.lease_req.worker_id = worker;
+	req.lease_req.wait_ms = wait_ms;
+	rep = rpc_timeout(&req, false, (int)wait_ms + 5000);
+	assert_int_equal(status_of(rep), KF_OK);
+	return rep;
+}
+
+static void hello(const char *worker)
+{
+	struct kf_msg req, *rep;
+
+	req_init(&req, KF_MSG_HELLO_REQ);
+	req.hello_req = (struct kf_msg_hello_req){ .worker_id = worker, .host = "testhost",
+		.pid = 4242, .slots = 1, .incarnation = 77, .version = "0.1.0" };
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+}
+
+/* Introduces `worker` (a worker the broker has never heard of would have
+ * its jobs requeued as orphans) and leases, expecting job `id`. */
+static struct kf_msg *lease_job(const char *worker, uint64_t id)
+{
+	struct kf_msg *rep;
+
+	hello(worker);
+	rep = lease(worker, 0);
+	assert_non_null(rep->lease_rep.lease);
+	assert_int_equal(rep->lease_rep.lease->job_id, id);
+	return rep;
+}
+
+static struct kf_msg *get_job(uint64_t id)
+{
+	struct kf_msg req, *rep;
+
+	req_init(&req, KF_MSG_GET_REQ);
+	req.get_req.job_id = id;
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_non_null(rep->get_rep.job);
+	return rep;
+}
+
+static enum kf_job_state job_state(uint64_t id)
+{
+	struct kf_msg *rep = get_job(id);
+	enum kf_job_state st = rep->get_rep.job->state;
+
+	kf_msg_free(rep);
+	return st;
+}
+
+static struct kf_msg *progress(uint64_t job, uint64_t token, uint64_t step)
+{
+	struct kf_msg req;
+
+	req_init(&req, KF_MSG_PROGRESS_REQ);
+	req.progress_req = (struct kf_msg_progress_req){ .job_id = job, .lease_token = token,
+		.step = step, .temperature = 1.0, .cost = 12.5, .best_cost = 10.25 };
+	return rpc(&req, false);
+}
+
+static struct kf_msg *complete(uint64_t job, uint64_t token, enum kf_job_state outcome,
+	const char *error)
+{
+	static const struct kf_msg_named_value stats[] = { { "sfb", 1.25 }, { "lsb", 0.5 } };
+	struct kf_msg_job_result res = { .layout = "qwertyuiopasdfghjkl;zxcvbnm,./", .cost = 9.5,
+		.stats = stats, .n_stats = 2, .steps = 100, .steps_per_sec = 1e6, .elapsed_ms = 3 };
+	struct kf_msg req;
+
+	req_init(&req, KF_MSG_COMPLETE_REQ);
+	req.complete_req = (struct kf_msg_complete_req){ .job_id = job, .lease_token = token,
+		.outcome = outcome, .result = outcome == KF_JOB_FAILED ? NULL : &res,
+		.error = error };
+	return rpc(&req, false);
+}
+
+/* ---- events and ingest ------------------------------------------------------ */
+
+static struct kf_bus_sub *events_sub(const char *prefix, size_t len)
+{
+	struct kf_bus_sub *sub;
+
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, g_url[1], NULL, NULL), KF_OK);
+	assert_int_equal(kf_bus_sub_subscribe(sub, prefix, len), KF_OK);
+	for (int i = 0; i < 200 && kf_bus_sock_peers(kf_bus_sub_sock(sub)) == 0; i++)
+		sleep_ms(10);
+	assert_true(kf_bus_sock_peers(kf_bus_sub_sock(sub)) > 0);
+	sleep_ms(50);
+	return sub;
+}
+
+/* The next message on sub whose topic starts with prefix, decoded. */
+static struct kf_msg *next_event(struct kf_bus_sub *sub, const char *prefix, int ms)
+{
+	uint64_t end = kf_clock_mono_ns() + (uint64_t)ms * 1000000u;
+
+	while (kf_clock_mono_ns() < end) {
+		struct kf_msg *msg;
+		nng_msg *m;
+
+		if (kf_bus_sub_recv(sub, 100, &m) != KF_OK)
+			continue;
+		if (kf_msg_decode_pub(nng_msg_body(m), nng_msg_len(m), &msg, NULL) == KF_OK) {
+			if (!strncmp(msg->topic, prefix, strlen(prefix))) {
+				nng_msg_free(m);
+				return msg;
+			}
+			kf_msg_free(msg);
+		}
+		nng_msg_free(m);
+	}
+	return NULL;
+}
+
+static struct kf_bus_pub *ingest_pub(void)
+{
+	struct kf_bus_pub *pub;
+
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_DIAL, g_url[0], NULL, NULL), KF_OK);
+	for (int i = 0; i < 200 && kf_bus_sock_peers(kf_bus_pub_sock(pub)) == 0; i++)
+		sleep_ms(10);
+	assert_true(kf_bus_sock_peers(kf_bus_pub_sock(pub)) > 0);
+	sleep_ms(100);
+	return pub;
+}
+
+static void publish(struct kf_bus_pub *pub, const char *topic, const struct kf_msg *m)
+{
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+
+	assert_int_equal(kf_msg_encode_pub(topic, m, &sb), KF_OK);
+	assert_int_equal(kf_bus_pub_send(pub, NULL, 0, sb.buf, sb.len), KF_OK);
+	kf_strbuf_release(&sb);
+}
+
+static void heartbeat(struct kf_bus_pub *pub, const char *worker, uint64_t seq, uint64_t job)
+{
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m;
+
+	kf_msg_init(&m, KF_MSG_HEARTBEAT, worker, seq);
+	m.heartbeat = (struct kf_msg_heartbeat){ .worker_id = worker, .host = "testhost",
+		.pid = 4242, .incarnation = 77, .state = job ? KF_WORKER_BUSY : KF_WORKER_IDLE,
+		.slots_total = 1, .slots_busy = job ? 1 : 0, .job_id = job };
+	kf_topic_hb(topic, worker);
+	publish(pub, topic, &m);
+}
+
+/* The worker's liveness in a cluster reply; -1 when not listed. */
+static int liveness_of(const char *worker)
+{
+	struct kf_msg req, *rep;
+	int lv = -1;
+
+	req_init(&req, KF_MSG_CLUSTER_REQ);
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	for (size_t i = 0; i < rep->cluster_rep.status.n_workers; i++)
+		if (!strcmp(rep->cluster_rep.status.workers[i].worker_id, worker))
+			lv = (int)rep->cluster_rep.status.workers[i].liveness;
+	kf_msg_free(rep);
+	return lv;
+}
+
+/* The value of a series in the broker's metric updates, waiting (8 s at
+ * most) for one that carries it at `min` or more. NAN when none came. */
+static double broker_metric2(struct kf_bus_sub *sub, const char *name, const char *label,
+	const char *value, const char *label2, const char *value2, double min)
+{
+	uint64_t end = kf_clock_mono_ns() + 8000000000ull;
+	double last = NAN;
+
+	while (kf_clock_mono_ns() < end && !(last >= min)) {
+		struct kf_msg *m = next_event(sub, "metric.broker", 1500);
+
+		if (!m)
+			continue;
+		for (size_t i = 0; i < m->metric.n_series; i++) {
+			const struct kf_msg_series *s = &m->metric.series[i];
+			bool match = !strcmp(s->name, name);
+
+			for (size_t k = 0; match && k < s->n_labels; k++) {
+				if (label && !strcmp(s->labels[k].name, label))
+					match = !strcmp(s->labels[k].value, value);
+				if (label2 && !strcmp(s->labels[k].name, label2))
+					match = match && !strcmp(s->labels[k].value, value2);
+			}
+			if (match)
+				last = s->value;
+		}
+		kf_msg_free(m);
+	}
+	return last;
+}
+
+static double broker_metric(struct kf_bus_sub *sub, const char *name, const char *label,
+	const char *value, double min)
+{
+	return broker_metric2(sub, name, label, value, NULL, NULL, min);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static bool broker_ready(void)
+{
+	for (int i = 0; i < 100; i++) {
+		struct kf_strbuf sb = KF_STRBUF_INIT;
+		struct kf_msg req, *rep;
+
+		req_init(&req, KF_MSG_CLUSTER_REQ);
+		req.cluster_req.req.id.client = g_client_id;
+		req.cluster_req.req.id.seq = ++g_seq;
+		kf_msg_encode(&req, &sb);
+		rep = rpc_raw(sb.buf, sb.len, 500);
+		kf_strbuf_release(&sb);
+		if (rep) {
+			kf_msg_free(rep);
+			return wait_log("database connected", WAIT_MS);
+		}
+		sleep_ms(100);
+	}
+	return false;
+}
+
+static bool read_token(void)
+{
+	FILE *f = fopen(g_token_path, "r");
+	struct stat st;
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fgets(g_token, sizeof(g_token), f) != NULL;
+	fclose(f);
+	g_token[strcspn(g_token, "\n")] = '\0';
+	return ok && strlen(g_token) == 64 && stat(g_token_path, &st) == 0 &&
+	       (st.st_mode & 0777) == 0600;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/keyforge-pg-XXXXXX");
+	snprintf(g_tmp, sizeof(g_tmp), "/tmp/kf-broker-test-XXXXXX");
+	if (!mkdtemp(g_dir) || chmod(g_dir, 0755) != 0 || !mkdtemp(g_tmp))
+		return -1;
+	if (run_pgtmp("start", g_conninfo, sizeof(g_conninfo)) != 0 || !g_conninfo[0]) {
+		fprintf(stderr, "scripts/pgtmp start %s failed\n", g_dir);
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
+	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
+	snprintf(g_log_path, sizeof(g_log_path), "%s/broker.log", g_tmp);
+	g_client_id = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 40);
+	if (kf_rpc_client_new(&g_cli, g_url[2], NULL, NULL) != KF_OK)
+		return -1;
+	g_broker = spawn_broker(g_log_path, g_token_path);
+	if (g_broker < 0 || !broker_ready() || !read_token()) {
+		fprintf(stderr, "broker did not start; its log: %s\n", g_log_path);
+		return -1;
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[160];
+
+	(void)state;
+	if (g_broker > 0 && kill(g_broker, 0) == 0) {
+		kill(g_broker, SIGKILL);
+		waitpid(g_broker, NULL, 0);
+	}
+	kf_rpc_client_free(g_cli);
+	run_pgtmp("stop", NULL, 0);
+	if (getenv("KF_KEEP_LOG")) {
+		fprintf(stderr, "broker log kept in %s\n", g_log_path);
+		return 0;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- tests --------------------------------------------------------------------- */
+
+static void test_started(void **state)
+{
+	(void)state;
+	assert_true(log_has("server started"));
+	assert_true(log_has(g_url[2]));
+	assert_int_equal(log_count("database connection failed"), 0);
+}
+
+static void test_hello(void **state)
+{
+	struct kf_msg req, *rep;
+
+	(void)state;
+	req_init(&req, KF_MSG_HELLO_REQ);
+	req.hello_req = (struct kf_msg_hello_req){ .worker_id = "w-hello", .host = "testhost",
+		.pid = 1, .slots = 1, .incarnation = 5, .version = "0.1.0" };
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->hello_rep.heartbeat_ms, 1000);
+	kf_msg_free(rep);
+	assert_int_equal(liveness_of("w-hello"), KF_WORKER_ALIVE);
+	assert_true(wait_log("worker joined", 2000));
+}
+
+static void test_submit_needs_token(void **state)
+{
+	struct kf_msg req, *rep;
+
+	(void)state;
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = 10 };
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_EPERM);
+	assert_non_null(strstr(kf_msg_reply(rep)->error, "token"));
+	kf_msg_free(rep);
+
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = 10 };
+	req.submit_req.req.auth_token = "0000000000000000000000000000000000000000000000000000000000000000";
+	req.submit_req.req.id = (struct kf_msg_request_id){ g_client_id, ++g_seq };
+	{
+		struct kf_strbuf sb = KF_STRBUF_INIT;
+
+		assert_int_equal(kf_msg_encode(&req, &sb), KF_OK);
+		rep = rpc_raw(sb.buf, sb.len, 5000);
+		kf_strbuf_release(&sb);
+	}
+	assert_non_null(rep);
+	assert_int_equal(status_of(rep), KF_EPERM);
+	kf_msg_free(rep);
+
+	req_init(&req, KF_MSG_KILL_REQ);
+	req.kill_req.job_id = 1;
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_EPERM);
+	kf_msg_free(rep);
+	req_init(&req, KF_MSG_RETRY_REQ);
+	req.retry_req.job_id = 1;
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_EPERM);
+	kf_msg_free(rep);
+}
+
+static void test_submit_idempotent(void **state)
+{
+	struct kf_msg req, *a, *b, *c;
+
+	(void)state;
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = 10 };
+	a = rpc(&req, true);
+	/* A resend: same request id, same reply, no second job. */
+	b = rpc(&req, true);
+	assert_int_equal(status_of(a), KF_OK);
+	assert_int_equal(status_of(b), KF_OK);
+	assert_int_equal(a->submit_rep.job_id, b->submit_rep.job_id);
+	/* A new request: a new job. */
+	memset(&req.submit_req.req.id, 0, sizeof(req.submit_req.req.id));
+	c = rpc(&req, true);
+	assert_true(c->submit_rep.job_id > a->submit_rep.job_id);
+	assert_int_equal(job_state(a->submit_rep.job_id), KF_JOB_PENDING);
+	kf_msg_free(a);
+	kf_msg_free(b);
+	kf_msg_free(c);
+	/* Invalid parameters are refused before the database. */
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "", .steps = 10 };
+	a = rpc(&req, true);
+	assert_int_equal(status_of(a), KF_EINVAL);
+	kf_msg_free(a);
+}
+
+/* Kill every pending job so the lease tests see only their own. */
+static void drain_pending(void)
+{
+	struct kf_msg req, *rep;
+
+	req_init(&req, KF_MSG_LIST_REQ);
+	req.list_req.state_mask = KF_JOB_STATE_BIT(KF_JOB_PENDING);
+	req.list_req.limit = 1000;
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	for (size_t i = 0; i < rep->list_rep.n_jobs; i++) {
+		struct kf_msg k, *kr;
+
+		req_init(&k, KF_MSG_KILL_REQ);
+		k.kill_req.job_id = rep->list_rep.jobs[i].id;
+		kr = rpc(&k, true);
+		assert_int_equal(status_of(kr), KF_OK);
+		assert_int_equal(kr->kill_rep.state, KF_JOB_KILLED);
+		kf_msg_free(kr);
+	}
+	kf_msg_free(rep);
+}
+
+static void test_lease_progress_complete(void **state)
+{
+	struct kf_msg *l, *p, *c, *g;
+	const struct kf_msg_lease *ls;
+	uint64_t id;
+
+	(void)state;
+	drain_pending();
+	id = submit_job(5, 1000);
+	l = lease_job("w-1", id);
+	ls = l->lease_rep.lease;
+	assert_int_equal(ls->attempt, 1);
+	assert_true(ls->lease_token != 0);
+	assert_string_equal(ls->params.corpus, "shai");
+	assert_int_equal(ls->params.steps, 1000);
+	assert_int_equal(ls->params.seed, 42);
+	assert_int_equal(ls->params.priority, 5);
+	assert_int_equal(ls->params.max_attempts, 2);
+
+	p = progress(id, ls->lease_token, 500);
+	assert_int_equal(status_of(p), KF_OK);
+	assert_false(p->progress_rep.cancel);
+	assert_false(p->progress_rep.drop);
+	kf_msg_free(p);
+	/* A wrong token is stale: drop. */
+	p = progress(id, ls->lease_token + 1, 600);
+	assert_int_equal(status_of(p), KF_ESTALE);
+	assert_true(p->progress_rep.drop);
+	kf_msg_free(p);
+
+	g = get_job(id);
+	assert_int_equal(g->get_rep.job->state, KF_JOB_RUNNING);
+	assert_string_equal(g->get_rep.job->worker_id, "w-1");
+	assert_true(fabs(g->get_rep.job->progress - 0.5) < 1e-9);
+	assert_true(fabs(g->get_rep.job->best_cost - 10.25) < 1e-9);
+	kf_msg_free(g);
+
+	c = complete(id, ls->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(c), KF_OK);
+	assert_false(c->complete_rep.drop);
+	kf_msg_free(c);
+	/* The worker resends (new request id): recorded once, still OK. */
+	c = complete(id, ls->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(c), KF_OK);
+	kf_msg_free(c);
+	/* A stale completion is told to drop its result. */
+	c = complete(id, ls->lease_token + 1, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(c), KF_ESTALE);
+	assert_true(c->complete_rep.drop);
+	kf_msg_free(c);
+
+	g = get_job(id);
+	assert_int_equal(g->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_non_null(g->get_rep.job->result);
+	assert_string_equal(g->get_rep.job->result->layout, "qwertyuiopasdfghjkl;zxcvbnm,./");
+	assert_true(g->get_rep.job->result->cost == 9.5);
+	assert_int_equal(g->get_rep.job->result->n_stats, 2);
+	kf_msg_free(g);
+	kf_msg_free(l);
+	/* A finished job cannot be killed. */
+	{
+		struct kf_msg req;
+
+		req_init(&req, KF_MSG_KILL_REQ);
+		req.kill_req.job_id = id;
+		c = rpc(&req, true);
+		assert_int_equal(status_of(c), KF_ESTATE);
+		assert_non_null(strstr(kf_msg_reply(c)->error, "already finished"));
+		kf_msg_free(c);
+	}
+	assert_true(wait_log("job completed", 2000));
+}
+
+static void test_list_paging(void **state)
+{
+	struct kf_msg req, *rep;
+	uint64_t ids[3];
+
+	(void)state;
+	drain_pending();
+	for (int i = 0; i < 3; i++)
+		ids[i] = submit_job(0, 10);
+	req_init(&req, KF_MSG_LIST_REQ);
+	req.list_req.state_mask = KF_JOB_STATE_BIT(KF_JOB_PENDING);
+	req.list_req.limit = 2;
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->list_rep.n_jobs, 2);
+	assert_int_equal(rep->list_rep.total, 3);
+	assert_int_equal(rep->list_rep.jobs[0].id, ids[0]);
+	assert_string_equal(rep->list_rep.jobs[0].corpus, "shai");
+	req.list_req.after_id = rep->list_rep.jobs[1].id;
+	kf_msg_free(rep);
+	memset(&req.list_req.req.id, 0, sizeof(req.list_req.req.id));
+	rep = rpc(&req, false);
+	assert_int_equal(rep->list_rep.n_jobs, 1);
+	assert_int_equal(rep->list_rep.jobs[0].id, ids[2]);
+	kf_msg_free(rep);
+	drain_pending();
+}
+
+static void test_kill_pending_and_retry(void **state)
+{
+	struct kf_msg req, *rep;
+	uint64_t id;
+
+	(void)state;
+	id = submit_job(0, 10);
+	req_init(&req, KF_MSG_KILL_REQ);
+	req.kill_req.job_id = id;
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->kill_rep.state, KF_JOB_KILLED);
+	kf_msg_free(rep);
+	/* Resend: the same answer from the reply cache. */
+	rep = rpc(&req, true);
+	assert_int_equal(rep->kill_rep.state, KF_JOB_KILLED);
+	kf_msg_free(rep);
+	/* A new kill of a killed job: nothing to do, still killed. */
+	memset(&req.kill_req.req.id, 0, sizeof(req.kill_req.req.id));
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->kill_rep.state, KF_JOB_KILLED);
+	kf_msg_free(rep);
+
+	req_init(&req, KF_MSG_RETRY_REQ);
+	req.retry_req.job_id = id;
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->retry_rep.state, KF_JOB_PENDING);
+	kf_msg_free(rep);
+	assert_int_equal(job_state(id), KF_JOB_PENDING);
+	/* Retry of a pending job is refused; unknown jobs are ENOENT. */
+	memset(&req.retry_req.req.id, 0, sizeof(req.retry_req.req.id));
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_ESTATE);
+	kf_msg_free(rep);
+	req_init(&req, KF_MSG_GET_REQ);
+	req.get_req.job_id = 999999;
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_ENOENT);
+	kf_msg_free(rep);
+	drain_pending();
+}
+
+static void test_kill_running(void **state)
+{
+	struct kf_bus_sub *sub;
+	struct kf_msg req, *l, *rep, *cmd;
+	uint64_t id, token;
+
+	(void)state;
+	drain_pending();
+	sub = events_sub("cmd.w-kill", strlen("cmd.w-kill"));
+	id = submit_job(0, 1000000);
+	l = lease_job("w-kill", id);
+	token = l->lease_rep.lease->lease_token;
+	kf_msg_free(l);
+
+	req_init(&req, KF_MSG_KILL_REQ);
+	req.kill_req.job_id = id;
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->kill_rep.state, KF_JOB_RUNNING); /* cancel requested */
+	kf_msg_free(rep);
+
+	cmd = next_event(sub, "cmd.w-kill", 3000);
+	assert_non_null(cmd);
+	assert_int_equal(cmd->type, KF_MSG_COMMAND);
+	assert_int_equal(cmd->command.action, KF_CMD_CANCEL);
+	assert_int_equal(cmd->command.job_id, id);
+	assert_int_equal(cmd->command.lease_token, token);
+	assert_string_equal(cmd->command.worker_id, "w-kill");
+	kf_msg_free(cmd);
+	kf_bus_sub_free(sub);
+
+	rep = progress(id, token, 10);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_true(rep->progress_rep.cancel);
+	kf_msg_free(rep);
+	rep = complete(id, token, KF_JOB_KILLED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	assert_int_equal(job_state(id), KF_JOB_KILLED);
+}
+
+struct poll_arg {
+	struct kf_msg *rep;
+	uint64_t elapsed_ms;
+};
+
+static void *long_poll(void *p)
+{
+	struct poll_arg *a = p;
+	uint64_t t0 = kf_clock_mono_ns();
+
+	a->rep = lease("w-poll", 4000);
+	a->elapsed_ms = (kf_clock_mono_ns() - t0) / 1000000u;
+	return NULL;
+}
+
+static void test_lease_long_poll(void **state)
+{
+	struct poll_arg a = { 0 };
+	struct kf_msg *rep;
+	pthread_t th;
+	uint64_t id;
+
+	(void)state;
+	drain_pending();
+	/* Nothing to lease: the request waits its whole wait_ms. */
+	rep = lease("w-poll", 300);
+	assert_null(rep->lease_rep.lease);
+	kf_msg_free(rep);
+	/* A submission wakes a parked lease at once. */
+	assert_int_equal(pthread_create(&th, NULL, long_poll, &a), 0);
+	sleep_ms(400);
+	id = submit_job(0, 10);
+	pthread_join(th, NULL);
+	assert_non_null(a.rep->lease_rep.lease);
+	assert_int_equal(a.rep->lease_rep.lease->job_id, id);
+	assert_true(a.elapsed_ms < 2000);
+	rep = complete(id, a.rep->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	kf_msg_free(a.rep);
+}
+
+static void test_failure_retries(void **state)
+{
+	struct kf_msg *l, *rep;
+	uint64_t id;
+
+	(void)state;
+	drain_pending();
+	id = submit_job(0, 10);
+	l = lease_job("w-fail", id);
+	rep = complete(id, l->lease_rep.lease->lease_token, KF_JOB_FAILED, "corpus not found");
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	kf_msg_free(l);
+	assert_int_equal(job_state(id), KF_JOB_RETRYING);
+	assert_true(wait_log("job retrying", 2000));
+	rep = get_job(id);
+	assert_true(rep->get_rep.job->n_errors >= 1);
+	assert_non_null(strstr(rep->get_rep.job->errors[0].message, "corpus not found"));
+	kf_msg_free(rep);
+	/* A job waiting for its backoff is killed at once. */
+	{
+		struct kf_msg req, *k;
+
+		req_init(&req, KF_MSG_KILL_REQ);
+		req.kill_req.job_id = id;
+		k = rpc(&req, true);
+		assert_int_equal(status_of(k), KF_OK);
+		assert_int_equal(k->kill_rep.state, KF_JOB_KILLED);
+		kf_msg_free(k);
+	}
+}
+
+/* A REQ peer speaking nng's TCP framing by hand (a REQ socket would keep
+ * resending the message): the SP header, then a frame that claims 1 GiB.
+ * True when the broker closed the connection instead of reading it. */
+static bool raw_oversized_frame(void)
+{
+	static const unsigned char sp_req[8] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
+	static const unsigned char frame[8] = { 0, 0, 0, 0, 0x40, 0, 0, 0 };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	unsigned char buf[4096];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port = (unsigned)atoi(strrchr(g_url[2], ':') + 1);
+	struct timeval tv = { 5, 0 };
+	bool closed = false;
+	ssize_t n;
+
+	a.sin_port = htons((uint16_t)port);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (write(fd, sp_req, 8) != 8 || read(fd, buf, 8) != 8 || write(fd, frame, 8) != 8) {
+		close(fd);
+		return false;
+	}
+	memset(buf, 0, sizeof(buf));
+	for (int i = 0; i < 64 && !closed; i++)
+		closed = write(fd, buf, sizeof(buf)) < 0 && (errno == EPIPE || errno == ECONNRESET);
+	if (!closed) {
+		n = read(fd, buf, sizeof(buf)); /* EOF: the broker hung up; a timeout: it did not */
+		closed = n == 0 || (n < 0 && errno == ECONNRESET);
+	}
+	close(fd);
+	return closed;
+}
+
+static void test_malformed_rpc(void **state)
+{
+	static const unsigned char garbage[] = { 0xdd, 0xff, 0xff, 0xff, 0xff }; /* array of 4e9 */
+	struct kf_msg *rep;
+	size_t big = (4u << 20) + 4096;
+	unsigned char *huge;
+
+	(void)state;
+	rep = rpc_raw(garbage, sizeof(garbage), 3000);
+	assert_non_null(rep);
+	assert_int_equal(rep->type, KF_MSG_ERROR_REP);
+	assert_int_equal(rep->error_rep.rep.status, KF_ETRUNCATED);
+	kf_msg_free(rep);
+	rep = rpc_raw("hello", 5, 3000);
+	assert_non_null(rep);
+	assert_int_equal(rep->type, KF_MSG_ERROR_REP);
+	assert_true(rep->error_rep.rep.status != KF_OK);
+	kf_msg_free(rep);
+	/* Above the protocol's limit but within what nng delivers: refused. */
+	huge = calloc(1, big);
+	assert_non_null(huge);
+	rep = rpc_raw(huge, big, 5000);
+	assert_non_null(rep);
+	assert_int_equal(rep->error_rep.rep.status, KF_ETOOBIG);
+	kf_msg_free(rep);
+	free(huge);
+	/* Far above: nng drops the connection; the broker keeps serving. */
+	assert_true(raw_oversized_frame());
+	assert_int_equal(liveness_of("nobody"), -1);
+	assert_true(wait_log("malformed request refused", 2000));
+}
+
+static void test_ingest(void **state)
+{
+	struct kf_bus_sub *logs = events_sub("log.", 4), *mets = events_sub("metric.broker", 13);
+	struct kf_bus_pub *pub = ingest_pub();
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m, *ev, req, *rep;
+	double rl;
+	bool found = false;
+
+	(void)state;
+	/* Garbage and an oversized message are counted and dropped. */
+	assert_int_equal(kf_bus_pub_send(pub, "log.INFO.x", 11, "\xc1\xc1", 2), KF_OK);
+	{
+		size_t n = (1u << 20) + 1024;
+		char *big = calloc(1, n);
+
+		assert_non_null(big);
+		assert_int_equal(kf_bus_pub_send(pub, "log.INFO.x", 11, big, n), KF_OK);
+		free(big);
+	}
+	heartbeat(pub, "w-ingest", 1, 0);
+	for (int i = 0; i < 50 && liveness_of("w-ingest") != KF_WORKER_ALIVE; i++)
+		sleep_ms(50);
+	assert_int_equal(liveness_of("w-ingest"), KF_WORKER_ALIVE);
+
+	kf_msg_init(&m, KF_MSG_LOG, "w-ingest", 2);
+	m.log = (struct kf_msg_log){ .level = KF_MSG_LEVEL_WARN, .target = "keyforge::worker",
+		.message = "hello from the worker" };
+	kf_topic_log(topic, KF_MSG_LEVEL_WARN, "w-ingest");
+	publish(pub, topic, &m);
+	ev = next_event(logs, "log.WARN.w-ingest", 3000);
+	assert_non_null(ev);
+	assert_string_equal(ev->log.message, "hello from the worker");
+	assert_string_equal(ev->sender, "w-ingest");
+	kf_msg_free(ev);
+
+	/* The log tail has it too, for late subscribers. */
+	req_init(&req, KF_MSG_LOG_TAIL_REQ);
+	req.log_tail_req = (struct kf_msg_log_tail_req){ .count = 50,
+		.min_level = KF_MSG_LEVEL_WARN, .source = "w-ingest" };
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	for (size_t i = 0; i < rep->log_tail_rep.n_events; i++)
+		found |= !strcmp(rep->log_tail_rep.events[i].message, "hello from the worker");
+	assert_true(found);
+	kf_msg_free(rep);
+
+	/* A sequence gap of 5 (seq 3..7 lost), then a flood over the rate. */
+	kf_msg_init(&m, KF_MSG_LOG, "w-ingest", 8);
+	m.log = (struct kf_msg_log){ .level = KF_MSG_LEVEL_INFO, .target = "t", .message = "x" };
+	kf_topic_log(topic, KF_MSG_LEVEL_INFO, "w-ingest");
+	publish(pub, topic, &m);
+	for (uint64_t s = 9; s < 9 + 4 * BURST; s++) {
+		m.seq = s;
+		publish(pub, topic, &m);
+	}
+	assert_true(wait_log("rate limit exceeded", 3000));
+	rl = broker_metric(mets, "keyforge_bus_rate_limited_total", "source", "w-ingest", BURST);
+	assert_true(rl >= BURST);
+	assert_true(broker_metric(mets, "keyforge_bus_sequence_gaps_total", "source", "w-ingest",
+				  5) == 5);
+	assert_true(broker_metric(mets, "keyforge_bus_decode_errors_total", "socket", "ingest",
+				  1) >= 1);
+	assert_true(broker_metric(mets, "keyforge_worker_heartbeats", NULL, NULL, 1) >= 1);
+	assert_true(broker_metric(mets, "keyforge_bus_dropped_total", "reason", "oversized", 1) == 1);
+	/* The refused requests of the earlier tests are counted too. */
+	assert_true(broker_metric2(mets, "keyforge_rpc_requests_total", "method", "submit",
+				   "status", "perm", 2) >= 2);
+	assert_true(broker_metric2(mets, "keyforge_bus_decode_errors_total", "socket", "rpc",
+				   "kind", "toobig", 1) >= 1);
+	assert_int_equal(log_count("rate limit exceeded"), 1); /* once per source per interval */
+	kf_bus_pub_free(pub);
+	kf_bus_sub_free(logs);
+	kf_bus_sub_free(mets);
+}
+
+static void test_worker_death_requeues(void **state)
+{
+	struct kf_bus_pub *pub = ingest_pub();
+	struct kf_msg *l, *rep;
+	uint64_t id, token;
+
+	(void)state;
+	drain_pending();
+	id = submit_job(0, 10);
+	heartbeat(pub, "w-dies", 1, 0);
+	l = lease_job("w-dies", id);
+	token = l->lease_rep.lease->lease_token;
+	kf_msg_free(l);
+	heartbeat(pub, "w-dies", 2, id);
+	/* Silence: stale after 3 s, dead after 10 s, then the job is requeued. */
+	for (int i = 0; i < 150 && job_state(id) == KF_JOB_RUNNING; i++)
+		sleep_ms(100);
+	assert_int_equal(job_state(id), KF_JOB_PENDING);
+	assert_int_equal(liveness_of("w-dies"), KF_WORKER_DEAD);
+	assert_true(log_has("worker stale"));
+	assert_true(log_has("worker dead"));
+	assert_true(log_has("job retrying"));
+	/* The old lease is fenced off. */
+	rep = progress(id, token, 5);
+	assert_true(rep->progress_rep.drop);
+	kf_msg_free(rep);
+	l = lease_job("w-other", id);
+	assert_int_equal(l->lease_rep.lease->attempt, 2);
+	rep = complete(id, l->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	kf_msg_free(l);
+	kf_bus_pub_free(pub);
+}
+
+static void test_second_broker_refused(void **state)
+{
+	char log2[160], line[512];
+	int status;
+	pid_t pid;
+	FILE *f;
+	bool clear = false;
+
+	(void)state;
+	snprintf(log2, sizeof(log2), "%s/second.log", g_tmp);
+	pid = spawn_broker(log2, "/dev/null/never-written");
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_non_null(f = fopen(log2, "r"));
+	while (fgets(line, sizeof(line), f))
+		clear |= strstr(line, "already in use") != NULL;
+	fclose(f);
+	assert_true(clear);
+	/* The first broker's token is untouched and it still serves. */
+	assert_true(read_token());
+	assert_int_equal(liveness_of("nobody"), -1);
+}
+
+static void test_database_outage(void **state)
+{
+	struct kf_msg req, *rep = NULL;
+	bool back = false;
+
+	(void)state;
+	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
+	assert_true(wait_log("database connection failed", 8000));
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = 10 };
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_EUNAVAIL);
+	assert_non_null(strstr(kf_msg_reply(rep)->error, "database"));
+	kf_msg_free(rep);
+	/* Once per outage, not per request. */
+	rep = rpc(&(struct kf_msg){ .type = KF_MSG_SUBMIT_REQ, .sender = "t",
+		.submit_req.params = { .corpus = "shai" } }, true);
+	kf_msg_free(rep);
+	assert_int_equal(log_count("database connection failed"), 1);
+
+	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
+	assert_true(wait_log("database connection restored", 15000));
+	for (int i = 0; i < 50 && !back; i++) {
+		req_init(&req, KF_MSG_SUBMIT_REQ);
+		req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = 10 };
+		rep = rpc(&req, true);
+		back = status_of(rep) == KF_OK;
+		kf_msg_free(rep);
+		if (!back)
+			sleep_ms(200);
+	}
+	assert_true(back);
+}
+
+static void psql(const char *sql, char *out, size_t out_size)
+{
+	char cmd[768], line[256];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s/scripts/pgtmp' psql '%s' -X -q -t -A -v ON_ERROR_STOP=1 "
+		 "-c \"%s\"", KF_SOURCE_ROOT, g_dir, sql);
+	assert_non_null(p = popen(cmd, "r"));
+	if (out) {
+		out[0] = '\0';
+		if (fgets(out, (int)out_size, p))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	while (fgets(line, sizeof(line), p))
+		;
+	assert_int_equal(pclose(p), 0);
+}
+
+/* A database whose recorded migration differs from the binary's: the broker
+ * refuses to run on it (exit 1), it does not silently skip. */
+static void test_migration_mismatch(void **state)
+{
+	char saved[128], sql[256], log2[160], urls[3][64];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	psql("SELECT checksum FROM schema_migrations WHERE version = 1", saved, sizeof(saved));
+	assert_int_equal(strlen(saved), 64);
+	psql("UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 1", NULL, 0);
+	memcpy(urls, g_url, sizeof(urls));
+	for (int i = 0; i < 3; i++)
+		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
+	snprintf(log2, sizeof(log2), "%s/mismatch.log", g_tmp);
+	snprintf(sql, sizeof(sql), "%s/token-mismatch", g_tmp);
+	pid = spawn_broker(log2, sql);
+	memcpy(g_url, urls, sizeof(urls));
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	snprintf(sql, sizeof(sql), "UPDATE schema_migrations SET checksum = '%s' WHERE version = 1",
+		 saved);
+	psql(sql, NULL, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	{
+		char line[1024];
+		bool said = false;
+		FILE *f = fopen(log2, "r");
+
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			said |= strstr(line, "database schema does not match") != NULL;
+		fclose(f);
+		assert_true(said);
+	}
+}
+
+static void test_sigterm(void **state)
+{
+	int status;
+
+	(void)state;
+	assert_int_equal(kill(g_broker, SIGTERM), 0);
+	assert_int_equal(waitpid(g_broker, &status, 0), g_broker);
+	g_broker = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(log_has("shutting down"));
+	assert_true(log_has("server stopped"));
+	assert_int_equal(access(g_token_path, F_OK), -1); /* removed on a clean exit */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_started),
+		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_submit_needs_token),
+		cmocka_unit_test(test_submit_idempotent),
+		cmocka_unit_test(test_lease_progress_complete),
+		cmocka_unit_test(test_list_paging),
+		cmocka_unit_test(test_kill_pending_and_retry),
+		cmocka_unit_test(test_kill_running),
+		cmocka_unit_test(test_lease_long_poll),
+		cmocka_unit_test(test_failure_retries),
+		cmocka_unit_test(test_malformed_rpc),
+		cmocka_unit_test(test_ingest),
+		cmocka_unit_test(test_worker_death_requeues),
+		cmocka_unit_test(test_second_broker_refused),
+		cmocka_unit_test(test_database_outage),
+		cmocka_unit_test(test_migration_mismatch),
+		cmocka_unit_test(test_sigterm),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,400 @@
+/*
+ * test_broker_parts.c — the broker's pure parts, without sockets or a
+ * database: job JSON, the recent-replies cache, worker liveness, the relay's
+ * gap and token-bucket arithmetic, flags and environment, the token file.
+ * (Kept beside test_broker.c because they belong to the broker; suite
+ * 'unit' because they need nothing running.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker/auth.h"
+#include "broker/config.h"
+#include "broker/jobjson.h"
+#include "broker/replies.h"
+#include "broker/telemetry_relay.h"
+#include "broker/workers.h"
+
+#define S (1000000000ull)
+
+/* ---- jobjson ------------------------------------------------------------------ */
+
+static void test_params_round_trip(void **state)
+{
+	static const struct kf_msg_named_value w[] = { { "sfb", 2.5 }, { "lsb", -0.125 } };
+	struct kf_msg_job_params in = { .corpus = "corpora/shai \"x\"\n.json",
+		.board = KF_MSG_BOARD_ORTHO, .start_layout = "qwertyuiopasdfghjkl;zxcvbnm,./",
+		.steps = 1000000, .seed = UINT64_MAX, .start_temp = 0.1, .restarts = 3,
+		.pinned = "aé", .weights = w, .n_weights = 2, .deadline_ms = 60000,
+		.max_attempts = 4, .priority = -7 };
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_jarena a = KF_JARENA_INIT;
+	struct kf_msg_job_params out;
+
+	(void)state;
+	assert_int_equal(kf_jobjson_params(&in, &sb), KF_OK);
+	assert_int_equal(kf_jobjson_parse_params(sb.buf, &a, &out), KF_OK);
+	assert_string_equal(out.corpus, in.corpus);
+	assert_int_equal(out.board, KF_MSG_BOARD_ORTHO);
+	assert_string_equal(out.start_layout, in.start_layout);
+	assert_int_equal(out.steps, 1000000);
+	assert_true(out.seed == UINT64_MAX);
+	assert_true(out.start_temp == 0.1);
+	assert_int_equal(out.restarts, 3);
+	assert_string_equal(out.pinned, "aé");
+	assert_int_equal(out.n_weights, 2);
+	assert_string_equal(out.weights[1].name, "lsb");
+	assert_true(out.weights[1].value == -0.125);
+	assert_int_equal(out.deadline_ms, 60000);
+	assert_int_equal(out.max_attempts, 4);
+	assert_int_equal(out.priority, -7);
+	kf_strbuf_release(&sb);
+	kf_jarena_release(&a);
+}
+
+/* What PostgreSQL's jsonb gives back: keys reordered, spaces, numbers
+ * rewritten, unknown keys, escapes. */
+static void test_params_from_jsonb(void **state)
+{
+	const char *text = "{\"seed\": 18446744073709551615, \"board\": \"ansi\", \"steps\": 1e3, "
+		"\"corpus\": \"\\u00e9t\\u00e9 \\ud83d\\ude00\", \"future\": [1, {\"x\": null}], "
+		"\"weights\": {\"sfb\": 1.0, \"sfb\": 3}, \"priority\": 2147483648, "
+		"\"start_temp\": null, \"pinned\": null}";
+	struct kf_jarena a = KF_JARENA_INIT;
+	struct kf_msg_job_params p;
+
+	(void)state;
+	assert_int_equal(kf_jobjson_parse_params(text, &a, &p), KF_OK);
+	assert_true(p.seed == UINT64_MAX);
+	assert_int_equal(p.steps, 1000);
+	assert_string_equal(p.corpus, "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80");
+	assert_int_equal(p.n_weights, 2);
+	assert_true(p.weights[1].value == 3);
+	assert_int_equal(p.priority, INT32_MAX);
+	assert_true(p.start_temp == 0);
+	assert_null(p.pinned);
+	assert_null(p.start_layout);
+	kf_jarena_release(&a);
+}
+
+static void test_json_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"", "[]", "{", "{\"a\":}", "{\"a\" 1}", "{\"a\":1,}", "{\"a\":\"x}", "{} x",
+		"{\"a\":tru}", "{\"a\":\"\\u12\"}", "nul",
+		"{\"a\":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", /* deeper than 16 */
+	};
+	struct kf_jarena a = KF_JARENA_INIT;
+	struct kf_msg_job_params p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(kf_jobjson_parse_params(bad[i], &a, &p), KF_EMALFORMED);
+		assert_string_equal(p.corpus, "");
+	}
+	assert_int_equal(kf_jobjson_parse_params(NULL, &a, &p), KF_EMALFORMED);
+	/* \u0000 never reaches a proto string. */
+	assert_int_equal(kf_jobjson_parse_params("{\"corpus\":\"a\\u0000b\"}", &a, &p), KF_OK);
+	assert_string_equal(p.corpus, "a?b");
+	kf_jarena_release(&a);
+}
+
+static void test_result_round_trip(void **state)
+{
+	static const struct kf_msg_named_value st[] = { { "sfb", 1.5 }, { "home_row", 61.25 } };
+	struct kf_msg_job_result in = { .layout = "abcdefghijklmnopqrstuvwxyz;,./", .cost = 123.456,
+		.stats = st, .n_stats = 2, .finger_usage = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10.5 },
+		.steps = 5000, .steps_per_sec = 2.5e6, .elapsed_ms = 2 };
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_jarena a = KF_JARENA_INIT;
+	struct kf_msg_job_result out;
+
+	(void)state;
+	assert_int_equal(kf_jobjson_result(&in, &sb), KF_OK);
+	assert_non_null(strstr(sb.buf, "\"score\":123.456"));
+	assert_int_equal(kf_jobjson_parse_result(sb.buf, &a, &out), KF_OK);
+	assert_string_equal(out.layout, in.layout);
+	assert_true(out.cost == 123.456);
+	assert_int_equal(out.n_stats, 2);
+	assert_string_equal(out.stats[1].name, "home_row");
+	assert_true(out.finger_usage[9] == 10.5);
+	assert_int_equal(out.steps, 5000);
+	assert_true(out.steps_per_sec == 2.5e6);
+	assert_int_equal(out.elapsed_ms, 2);
+	kf_strbuf_release(&sb);
+	kf_jarena_release(&a);
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+static void test_replies(void **state)
+{
+	struct kf_replies r;
+	struct kf_reply_entry *e;
+	int call;
+
+	(void)state;
+	assert_int_equal(kf_replies_init(&r, 3, 1000), KF_OK);
+	e = kf_replies_add(&r, 1, 1, 40, &call);
+	assert_ptr_equal(kf_replies_find(&r, 1, 1, 40), e);
+	assert_ptr_equal(e->inflight, &call);
+	assert_null(kf_replies_find(&r, 1, 1, 46));   /* another type: a miss */
+	assert_null(kf_replies_find(&r, 1, 2, 40));
+	kf_replies_finish(&r, e, "abc", 3, true);
+	e = kf_replies_find(&r, 1, 1, 40);
+	assert_non_null(e);
+	assert_null(e->inflight);
+	assert_memory_equal(e->bytes, "abc", 3);
+	/* Not kept: forgotten. */
+	e = kf_replies_add(&r, 1, 2, 40, &call);
+	kf_replies_finish(&r, e, "x", 1, false);
+	assert_null(kf_replies_find(&r, 1, 2, 40));
+	/* Over the entry limit the oldest finished goes; in-flight ones stay. */
+	e = kf_replies_add(&r, 2, 1, 40, &call);          /* in flight */
+	kf_replies_finish(&r, kf_replies_add(&r, 2, 2, 40, &call), "y", 1, true);
+	kf_replies_finish(&r, kf_replies_add(&r, 2, 3, 40, &call), "z", 1, true);
+	assert_null(kf_replies_find(&r, 1, 1, 40));
+	assert_non_null(kf_replies_find(&r, 2, 1, 40));
+	assert_int_equal(r.n, 3);
+	/* Over the byte limit. */
+	{
+		char big[900] = { 0 };
+
+		kf_replies_finish(&r, e, big, sizeof big, true);
+		kf_replies_finish(&r, kf_replies_add(&r, 3, 1, 40, &call), big, 200, true);
+		assert_true(r.bytes <= 1000);
+	}
+	kf_replies_release(&r);
+}
+
+/* ---- workers ---------------------------------------------------------------------- */
+
+struct changes {
+	int stale, dead;
+};
+
+static void count_change(void *arg, struct kf_worker *w, enum kf_worker_liveness from,
+	enum kf_worker_liveness to)
+{
+	struct changes *c = arg;
+
+	(void)w;
+	(void)from;
+	if (to == KF_WORKER_STALE)
+		c->stale++;
+	if (to == KF_WORKER_DEAD)
+		c->dead++;
+}
+
+static void test_workers_liveness(void **state)
+{
+	struct kf_msg_heartbeat hb = { .worker_id = "w1", .host = "h", .pid = 9, .incarnation = 7,
+		.state = KF_WORKER_BUSY, .slots_total = 2, .slots_busy = 1, .job_id = 42 };
+	struct kf_workers *ws;
+	struct kf_worker *w;
+	struct changes ch = { 0 };
+	enum kf_worker_event ev;
+	struct kf_msg_worker_status st[2];
+	uint64_t old, t0 = 1000 * S;
+
+	(void)state;
+	assert_int_equal(kf_workers_new(&ws), KF_OK);
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_JOINED);
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_NONE);
+	kf_workers_sweep(ws, t0 + 3 * S - 1, count_change, &ch);
+	assert_int_equal(w->liveness, KF_WORKER_ALIVE);
+	kf_workers_sweep(ws, t0 + 3 * S, count_change, &ch);
+	assert_int_equal(w->liveness, KF_WORKER_STALE);
+	assert_int_equal(ch.stale, 1);
+	assert_int_equal(kf_workers_status(ws, t0 + 3 * S, st, 2), 1);
+	assert_int_equal(st[0].last_heartbeat_age_ms, 3000);
+	assert_int_equal(st[0].job_id, 42);
+	kf_workers_sweep(ws, t0 + 10 * S, count_change, &ch);
+	assert_int_equal(w->liveness, KF_WORKER_DEAD);
+	assert_true(w->requeue_pending);
+	assert_int_equal(ch.dead, 1);
+	kf_workers_sweep(ws, t0 + 11 * S, count_change, &ch);
+	assert_int_equal(ch.dead, 1);    /* once */
+	/* Back before its jobs were requeued: they stay its own. */
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 12 * S, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_REJOINED);
+	assert_false(w->requeue_pending);
+	/* Another incarnation: a restart. */
+	hb.incarnation = 8;
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 13 * S, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_RESTARTED);
+	assert_int_equal(old, 7);
+	/* Dead and requeued: forgotten ten minutes later. */
+	kf_workers_sweep(ws, t0 + 23 * S, count_change, &ch);
+	w->requeue_pending = false;
+	kf_workers_sweep(ws, t0 + 23 * S + 600 * S - 1, NULL, NULL);
+	assert_int_equal(kf_workers_count(ws), 1);
+	kf_workers_sweep(ws, t0 + 23 * S + 600 * S, NULL, NULL);
+	assert_int_equal(kf_workers_count(ws), 0);
+	assert_null(kf_workers_find(ws, "w1"));
+	hb.worker_id = "";
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0, &w, &ev, &old), KF_EINVAL);
+	kf_workers_free(ws);
+}
+
+/* ---- relay arithmetic --------------------------------------------------------------- */
+
+static void test_relay_gap(void **state)
+{
+	(void)state;
+	/* first message of a type, restart, in order */
+	assert_int_equal(kf_relay_gap(0, 0, 5), 0);
+	assert_int_equal(kf_relay_gap(7, 7, 3), 0);
+	assert_int_equal(kf_relay_gap(4, 4, 5), 0);
+	/* one series per type: 3 and 4 lost */
+	assert_int_equal(kf_relay_gap(2, 100, 5), 2);
+	/* one series for all types: hb 5, log 6, hb 7 is no gap */
+	assert_int_equal(kf_relay_gap(5, 6, 7), 0);
+	/* ... but hb 5, log 6, [7 lost], hb 8 is one */
+	assert_int_equal(kf_relay_gap(5, 6, 8), 1);
+	/* per type with another type numbered lower */
+	assert_int_equal(kf_relay_gap(5, 3, 7), 1);
+}
+
+static void test_relay_bucket(void **state)
+{
+	double tokens = 0;
+	uint64_t last = 0, t = 5 * S;
+	int passed = 0;
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		passed += kf_relay_bucket_take(&tokens, &last, t, 10, 5);
+	assert_int_equal(passed, 5);              /* the burst */
+	assert_false(kf_relay_bucket_take(&tokens, &last, t + S / 20, 10, 5)); /* half a token */
+	assert_true(kf_relay_bucket_take(&tokens, &last, t + S / 10, 10, 5));  /* one more */
+	assert_false(kf_relay_bucket_take(&tokens, &last, t + S / 10, 10, 5));
+	passed = 0;
+	for (int i = 0; i < 20; i++)
+		passed += kf_relay_bucket_take(&tokens, &last, t + 100 * S, 10, 5);
+	assert_int_equal(passed, 5);              /* refills to the burst, no more */
+}
+
+/* ---- config ------------------------------------------------------------------------- */
+
+static void test_config(void **state)
+{
+	char *argv1[] = { "kb", "--rpc", "tcp://127.0.0.1:9", "--ingest-rate", "7",
+		"--token-file", "/tmp/t", "--worker-auth", NULL };
+	char *argv2[] = { "kb", "--ingest-rate", "0", NULL };
+	char *argv3[] = { "kb", "--bogus", NULL };
+	char *argv4[] = { "kb", "--rpc", "ws://127.0.0.1:1", NULL };
+	char *argv5[] = { "kb", "--help", NULL };
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	enum kf_broker_config_action act;
+	struct kf_broker_config cfg;
+
+	(void)state;
+	setenv("KEYFORGE_RPC", "tcp://127.0.0.1:8", 1);
+	setenv("KEYFORGE_EVENTS", "tcp://127.0.0.1:7", 1);
+	setenv("KEYFORGE_DB", "host=/x", 1);
+	setenv("KEYFORGE_INGEST_RATE", "3", 1);
+	assert_int_equal(kf_broker_config_parse(&cfg, 8, argv1, &act, &msg), KF_OK);
+	assert_int_equal(act, KF_BROKER_RUN);
+	assert_string_equal(kf_bus_addrs_get(&cfg.addrs, KF_BUS_RPC), "tcp://127.0.0.1:9");
+	assert_string_equal(kf_bus_addrs_get(&cfg.addrs, KF_BUS_EVENTS), "tcp://127.0.0.1:7");
+	assert_string_equal(kf_bus_addrs_get(&cfg.addrs, KF_BUS_INGEST), "tcp://127.0.0.1:7400");
+	assert_string_equal(cfg.conninfo, "host=/x");
+	assert_int_equal(cfg.ingest_rate, 7);     /* flag over environment */
+	assert_int_equal(cfg.ingest_burst, KF_BROKER_INGEST_BURST_DEFAULT);
+	assert_string_equal(cfg.token_file, "/tmp/t");
+	assert_true(cfg.worker_auth);
+	assert_int_equal(kf_broker_config_parse(&cfg, 3, argv2, &act, &msg), KF_EINVAL);
+	assert_non_null(strstr(msg.buf, "--ingest-rate"));
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf_broker_config_parse(&cfg, 2, argv3, &act, &msg), KF_EINVAL);
+	assert_non_null(strstr(msg.buf, "--bogus"));
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf_broker_config_parse(&cfg, 3, argv4, &act, &msg), KF_EINVAL);
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf_broker_config_parse(&cfg, 2, argv5, &act, &msg), KF_OK);
+	assert_int_equal(act, KF_BROKER_HELP);
+	setenv("KEYFORGE_INGEST_RATE", "x", 1);
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, argv5, &act, &msg), KF_EINVAL);
+	assert_non_null(strstr(msg.buf, "KEYFORGE_INGEST_RATE"));
+	unsetenv("KEYFORGE_RPC");
+	unsetenv("KEYFORGE_EVENTS");
+	unsetenv("KEYFORGE_DB");
+	unsetenv("KEYFORGE_INGEST_RATE");
+	kf_strbuf_release(&msg);
+}
+
+/* ---- auth ---------------------------------------------------------------------------- */
+
+static void test_auth(void **state)
+{
+	char dir[] = "/tmp/kf-auth-XXXXXX", path[64], token[80];
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf_bus_peer tcp = { .transport = KF_BUS_TCP };
+	struct kf_bus_peer ipc = { .transport = KF_BUS_IPC, .has_cred = true, .uid = geteuid() };
+	struct kf_bus_peer stranger = { .transport = KF_BUS_IPC, .has_cred = true, .uid = 12345 };
+	struct kf_auth a;
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/token", dir);
+	assert_int_equal(kf_auth_init(&a, path, &why), KF_OK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_non_null(f = fopen(path, "r"));
+	assert_non_null(fgets(token, sizeof(token), f));
+	fclose(f);
+	assert_int_equal(strlen(token), 65);      /* 64 hex digits and a newline */
+	token[64] = '\0';
+	assert_true(kf_auth_check(&a, token, &tcp));
+	assert_false(kf_auth_check(&a, NULL, &tcp));
+	assert_false(kf_auth_check(&a, "", &tcp));
+	token[3] ^= 1;
+	assert_false(kf_auth_check(&a, token, &tcp));
+	assert_true(kf_auth_check(&a, NULL, &ipc));
+	if (geteuid() != 12345)
+		assert_false(kf_auth_check(&a, NULL, &stranger));
+	kf_auth_release(&a);
+	assert_int_equal(access(path, F_OK), -1);
+	/* Disabled: everyone. An unwritable path: KF_EIO naming it. */
+	assert_int_equal(kf_auth_init(&a, NULL, &why), KF_OK);
+	assert_true(kf_auth_check(&a, NULL, &tcp));
+	kf_auth_release(&a);
+	assert_int_equal(kf_auth_init(&a, "/nonexistent-dir/token", &why), KF_EIO);
+	assert_non_null(strstr(why.buf, "/nonexistent-dir/token"));
+	kf_strbuf_release(&why);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_params_round_trip),
+		cmocka_unit_test(test_params_from_jsonb),
+		cmocka_unit_test(test_json_malformed),
+		cmocka_unit_test(test_result_round_trip),
+		cmocka_unit_test(test_replies),
+		cmocka_unit_test(test_workers_liveness),
+		cmocka_unit_test(test_relay_gap),
+		cmocka_unit_test(test_relay_bucket),
+		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_auth),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# test_ctl.sh — keyforgectl and the local hive end to end (TAP).
+#
+# scripts/hive brings up a real hive (pgtmp PostgreSQL, keyforge-broker,
+# keyforge-gateway, two keyforge-workers) in a temporary state folder on
+# free loopback ports; keyforgectl submits, waits, lists, shows, kills and
+# retries real jobs; bad input gives exit status 2 with a clear message; an
+# unreachable broker gives 4; `down` leaves no process and no folder.
+#
+# Environment (set by meson): KF_BUILD_ROOT, KF_SOURCE_ROOT. Exit 77 (skip)
+# when a program is not built. About 30 s.
+set -uo pipefail
+
+BUILD="${KF_BUILD_ROOT:?KF_BUILD_ROOT is not set}"
+SRC="${KF_SOURCE_ROOT:?KF_SOURCE_ROOT is not set}"
+CTL="${KF_CTL:-$BUILD/admin/keyforgectl}" # KF_CTL: e.g. a sanitizer build of it
+HIVE="$SRC/scripts/hive"
+LAYOUT_TOOL="$BUILD/layout/keyforge-layout"
+
+for bin in "$CTL" "$BUILD/broker/keyforge-broker" "$BUILD/gateway/keyforge-gateway" \
+	"$BUILD/worker/keyforge-worker" "$LAYOUT_TOOL"; do
+	if [ ! -x "$bin" ]; then
+		echo "1..0 # SKIP $(basename "$bin") is not built"
+		exit 77
+	fi
+done
+command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 77; }
+
+TMP="$(mktemp -d /tmp/kf-ctl-test-XXXXXX)"
+export KEYFORGE_STATE_DIR="$TMP/hive"
+unset KEYFORGE_RPC KEYFORGE_EVENTS KEYFORGE_INGEST KEYFORGE_HTTP KEYFORGE_TOKEN_FILE KEYFORGE_DB
+
+# ---- TAP ---------------------------------------------------------------------------
+
+N=0
+FAILED=0
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+not_ok() {
+	N=$((N + 1)); FAILED=$((FAILED + 1))
+	echo "not ok $N - $1"
+	shift
+	for line in "$@"; do printf '#   %s\n' "$line"; done
+}
+# check DESCRIPTION COMMAND... : ok when the command succeeds.
+check() {
+	local desc="$1"; shift
+	if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
+}
+
+# Runs keyforgectl; sets RC, OUT, ERR.
+run_ctl() {
+	OUT="$("$CTL" "$@" 2>"$TMP/err")"
+	RC=$?
+	ERR="$(cat "$TMP/err")"
+}
+
+# expect_rc DESC WANT_RC GREP_ERR ARGS... : exit status and a stderr phrase.
+expect_rc() {
+	local desc="$1" want="$2" phrase="$3"; shift 3
+	run_ctl "$@"
+	if [ "$RC" = "$want" ] && grep -qF -- "$phrase" <<<"$ERR"; then
+		ok "$desc"
+	else
+		not_ok "$desc" "keyforgectl $*" "exit $RC (want $want), stderr: $ERR"
+	fi
+}
+
+PIDS=""
+cleanup() {
+	"$HIVE" down "$BUILD" >/dev/null 2>&1
+	for pid in $PIDS; do kill -KILL "$pid" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# ---- setup: a small corpus and free ports --------------------------------------------
+
+CORPUS="$BUILD/corpora/brown.kfc"
+if [ ! -f "$CORPUS" ]; then
+	# English text that ships with the source: the docs.
+	CORPUS="$TMP/docs.kfc"
+	"$LAYOUT_TOOL" corpus build "$SRC"/docs/*.md "$SRC"/README.md -o "$CORPUS" --name docs \
+		>/dev/null || { echo "1..0 # SKIP cannot build a corpus"; exit 77; }
+fi
+
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+BASE=""
+for _ in $(seq 1 50); do
+	b=$((20000 + (RANDOM % 4000) * 10))
+	if ! port_taken $b && ! port_taken $((b + 1)) && ! port_taken $((b + 2)) &&
+		! port_taken $((b + 3)); then
+		BASE=$b
+		break
+	fi
+done
+[ -n "$BASE" ] || { echo "1..0 # SKIP no free ports"; exit 77; }
+
+# ---- up ------------------------------------------------------------------------------------
+
+if "$HIVE" up "$BUILD" --workers 2 --port-base "$BASE" >"$TMP/up.out" 2>&1; then
+	ok "hive up: PostgreSQL, broker, gateway and 2 workers on ports $BASE-$((BASE + 3))"
+else
+	not_ok "hive up" "$(tail -n 20 "$TMP/up.out")"
+	tail -n 20 "$KEYFORGE_STATE_DIR"/logs/*.log 2>/dev/null | sed 's/^/# /'
+	echo "1..$N"
+	exit 1
+fi
+PIDS="$(cat "$KEYFORGE_STATE_DIR"/pids/*.pid 2>/dev/null | tr '\n' ' ')"
+PGDIR="$(cat "$KEYFORGE_STATE_DIR/pgdir")"
+eval "$("$HIVE" env "$BUILD")"
+check "env points at the hive (rpc port $((BASE + 2)))" \
+	test "$KEYFORGE_RPC" = "tcp://127.0.0.1:$((BASE + 2))" -a -f "$KEYFORGE_TOKEN_FILE"
+
+"$HIVE" up "$BUILD" --workers 1 --port-base "$BASE" >"$TMP/up2.out" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q "already up" "$TMP/up2.out"; then
+	ok "a second up refuses clearly"
+else
+	not_ok "a second up refuses clearly" "exit $rc: $(cat "$TMP/up2.out")"
+fi
+
+run_ctl workers --json
+check "workers --json: 2 alive workers" \
+	test "$(jq '[.workers[] | select(.liveness == "alive")] | length' <<<"$OUT")" = 2
+
+# ---- jobs ------------------------------------------------------------------------------------
+
+IDS=()
+for seed in 1 2 3; do
+	run_ctl submit --corpus "$CORPUS" --steps 20000 --seed "$seed"
+	[ "$RC" = 0 ] && [[ "$OUT" =~ ^[0-9]+$ ]] && IDS+=("$OUT")
+done
+check "submit prints the new job id alone (3 jobs: ${IDS[*]})" test ${#IDS[@]} = 3
+
+run_ctl wait "${IDS[@]}" --timeout 60
+check "wait returns 0 once all are final" test "$RC" = 0
+check "wait prints one line per job" test "$(grep -c succeeded <<<"$OUT")" = 3
+
+run_ctl show "${IDS[0]}" --json
+if jq -e '.state == "succeeded" and (.result.layout | length) == 30 and
+	(.result.sfb | type) == "number" and (.result.score | type) == "number" and
+	.attempt == 1 and (.worker | type) == "string" and .params.steps == 20000 and
+	.params.seed == 1' <<<"$OUT" >/dev/null; then
+	ok "show --json: succeeded, 30-character layout, numeric sfb and score, params"
+else
+	not_ok "show --json" "$OUT"
+fi
+
+run_ctl list --json
+if jq -e --argjson n 3 'length == $n and all(.[]; .state == "succeeded" and
+	(.result.layout | length) == 30 and (.result.finger_usage | length) == 8)' <<<"$OUT" \
+	>/dev/null; then
+	ok "list --json: full records of the 3 succeeded jobs"
+else
+	not_ok "list --json" "$OUT"
+fi
+
+run_ctl list --state succeeded --limit 2
+check "list table: header and 2 rows, next page named" \
+	test "$(grep -cE '^ *[0-9]+ +succeeded ' <<<"$OUT")" = 2 -a "$(grep -c 'list --after' <<<"$OUT")" = 1
+
+run_ctl show "${IDS[1]}"
+check "show (text) draws the layout and the statistics" \
+	grep -q "SFB" <<<"$OUT"
+
+# same seed, same result: the job is reproducible through the hive
+run_ctl submit --corpus "$CORPUS" --steps 20000 --seed 1
+again="$OUT"
+"$CTL" wait "$again" --timeout 60 >/dev/null
+l1="$("$CTL" show "${IDS[0]}" --json | jq -r .result.layout)"
+l2="$("$CTL" show "$again" --json | jq -r .result.layout)"
+check "the same seed gives the same layout ($l1)" test -n "$l1" -a "$l1" = "$l2"
+
+# ---- kill and retry ------------------------------------------------------------------------
+
+run_ctl submit --corpus "$CORPUS" --steps 2000000000 --seed 7
+LONG="$OUT"
+state=""
+for _ in $(seq 1 100); do
+	state="$("$CTL" show "$LONG" --json | jq -r .state)"
+	[ "$state" = running ] && break
+	sleep 0.1
+done
+check "a long job runs" test "$state" = running
+t0=$(date +%s%N)
+run_ctl kill "$LONG"
+check "kill of a running job is accepted" test "$RC" = 0
+"$CTL" wait "$LONG" --timeout 5 >/dev/null
+state="$("$CTL" show "$LONG" --json | jq -r .state)"
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "the killed job is final as killed ($state after ${ms} ms)" test "$state" = killed
+run_ctl retry "$LONG"
+check "retry of the killed job makes it pending again" test "$RC" = 0 -a "$OUT" = "job $LONG: pending"
+state=""
+for _ in $(seq 1 100); do
+	state="$("$CTL" show "$LONG" --json | jq -r '"\(.state) \(.attempt)"')"
+	[ "$state" = "running 2" ] && break
+	sleep 0.1
+done
+check "the retried job runs again with attempt 2" test "$state" = "running 2"
+"$CTL" kill "$LONG" >/dev/null
+expect_rc "retry of a job that is not failed or killed is refused (exit 1)" 1 "only those can be retried" \
+	retry "${IDS[0]}"
+
+# ---- errors --------------------------------------------------------------------------------
+
+expect_rc "an unknown flag: exit 2" 2 "unknown option '--bogus'" submit --corpus x --bogus
+expect_rc "a bad number: exit 2" 2 "--steps 'many' is not" submit --corpus "$CORPUS" --steps many
+expect_rc "a bad start layout: exit 2" 2 "--start" submit --corpus "$CORPUS" --start qwertz
+expect_rc "a bad regex: exit 2" 2 "is not a valid regular expression" logs --regex '(unclosed'
+expect_rc "a job that does not exist: exit 1" 1 "no " show 999999
+expect_rc "submit without the token: exit 1, not authorised" 1 "not authorised" \
+	--token-file "$TMP/none" submit --corpus "$CORPUS"
+expect_rc "an unreachable broker: exit 4 and a clear line" 4 "cannot reach the broker at tcp://127.0.0.1:1" \
+	--rpc tcp://127.0.0.1:1 --timeout 300ms workers
+
+run_ctl logs --tail 200 --regex 'job (submitted|completed)'
+check "logs shows the broker's job events, filtered by --regex" \
+	test "$RC" = 0 -a "$(grep -c 'job submitted' <<<"$OUT")" -ge 3
+
+# ---- status and down -------------------------------------------------------------------------
+
+"$HIVE" status "$BUILD" >"$TMP/status.out" 2>&1
+check "status: everything runs (exit 0)" test $? = 0
+
+"$HIVE" down "$BUILD" >"$TMP/down.out" 2>&1
+rc=$?
+left=""
+for pid in $PIDS; do kill -0 "$pid" 2>/dev/null && left+=" $pid"; done
+if [ $rc = 0 ] && [ -z "$left" ] && [ ! -e "$KEYFORGE_STATE_DIR" ] && [ ! -e "$PGDIR" ]; then
+	ok "down stops every process and removes the state and the database"
+else
+	not_ok "down" "exit $rc, processes left:$left" "$(cat "$TMP/down.out")" \
+		"$(ls -d "$KEYFORGE_STATE_DIR" "$PGDIR" 2>/dev/null)"
+fi
+
+echo "1..$N"
+[ "$FAILED" = 0 ]

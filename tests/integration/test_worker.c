@@ -1,0 +1,837 @@
+/*
+ * test_worker.c — the real keyforge-worker against the real keyforge-broker
+ * and a throwaway PostgreSQL (scripts/pgtmp), on loopback (issue 5).
+ *
+ * The group setup starts a cluster, the broker (KF_BROKER_BIN) on free
+ * ports with a token file and --worker-auth, and three workers
+ * (KF_WORKER_BIN) with small lease waits; the tests then drive it over the
+ * rpc socket like keyforgectl and run IN ORDER against that one hive:
+ *
+ *   20 jobs across 3 workers all succeed, results stored (get, list),
+ *     heartbeats and worker logs reach the broker;
+ *   kill of a running job: killed within 1 s with its best result so far,
+ *     the worker takes the next job, a retry of the killed job succeeds;
+ *   kill -9 of a worker mid-job: requeued, succeeds elsewhere as attempt 2;
+ *   broker killed and restarted mid-run: workers reconnect (new token),
+ *     running jobs finish, every result is stored;
+ *   PostgreSQL stopped and started mid-run: submissions fail clearly while
+ *     it is down, every job reaches a final state afterwards;
+ *   SIGTERM lets the running job finish and the worker exit 0; a crash
+ *     logs "worker panic"; a second SIGTERM hands the running job back and
+ *     another worker finishes it.
+ *
+ * Jobs use the default corpus (BUILD/corpora/brown.kfc) or, without it,
+ * ../shared/corpora/monkeyracer.json; with neither the suite is skipped.
+ * Step counts keep jobs near 0.5-3 s on a loaded 2-core machine.
+ * KF_KEEP_LOG=1 keeps the logs (the path is printed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus/bus.h"
+#include "common/clock.h"
+#include "kf_config.h"
+#include "proto/proto.h"
+
+#define MAX_WORKERS 8
+#define SHORT_STEPS 150000      /* ~0.3-1 s */
+#define MEDIUM_STEPS 600000     /* ~1.5-3 s */
+#define LONG_STEPS 1500000      /* ~3-8 s: long enough to be caught running */
+
+struct proc {
+	pid_t pid;
+	char id[32];
+	char log[160];
+};
+
+static char g_dir[64];          /* pgtmp cluster */
+static char g_tmp[64];          /* token, logs */
+static char g_conninfo[256];
+static char g_url[3][64];       /* ingest, events, rpc */
+static char g_token_path[128];
+static char g_token[128];
+static char g_corpus[512];
+static struct proc g_broker;
+static struct proc g_workers[MAX_WORKERS];
+static int g_n_workers;
+static struct kf_rpc_client *g_cli;
+static uint64_t g_client_id, g_seq;
+
+/* ---- processes -------------------------------------------------------------- */
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static uint64_t now_ms(void)
+{
+	return kf_clock_mono_ns() / 1000000u;
+}
+
+static int run_pgtmp(const char *cmd, char *out, size_t out_size)
+{
+	char line[512];
+	FILE *p;
+
+	snprintf(line, sizeof(line), "'%s/scripts/pgtmp' %s '%s' 2>&1", KF_SOURCE_ROOT, cmd, g_dir);
+	if (!(p = popen(line, "r")))
+		return -1;
+	if (out) {
+		out[0] = '\0';
+		if (fgets(out, (int)out_size, p))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	while (fgets(line, sizeof(line), p))
+		;
+	return pclose(p);
+}
+
+static unsigned free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port = 0;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static const char *bin(const char *var, const char *fallback)
+{
+	const char *p = getenv(var);
+
+	return p && *p ? p : fallback;
+}
+
+/* fork + exec argv with stdout/stderr appended to p->log. */
+static void spawn(struct proc *p, char *const argv[])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setenv("KEYFORGE_LOG", "info", 1);
+		setenv("KEYFORGE_LOG_FORMAT", "human", 1);
+		setenv("NO_COLOR", "1", 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	p->pid = pid;
+}
+
+static void start_broker(void)
+{
+	char *argv[] = { (char *)bin("KF_BROKER_BIN", "broker/keyforge-broker"), "--db", g_conninfo,
+		"--ingest", g_url[0], "--events", g_url[1], "--rpc", g_url[2], "--token-file",
+		g_token_path, "--worker-auth", "--max-wait", "5000", NULL };
+
+	snprintf(g_broker.id, sizeof g_broker.id, "broker");
+	snprintf(g_broker.log, sizeof g_broker.log, "%s/broker.log", g_tmp);
+	spawn(&g_broker, argv);
+}
+
+static struct proc *start_worker(const char *id, const char *extra)
+{
+	struct proc *p = &g_workers[g_n_workers++];
+	char *argv[] = { (char *)bin("KF_WORKER_BIN", "worker/keyforge-worker"), "--id", p->id,
+		"--ingest", g_url[0], "--events", g_url[1], "--rpc", g_url[2], "--token-file",
+		g_token_path, "--lease-wait", "1000", "--term-timeout", "10000",
+		(char *)extra, NULL };
+
+	snprintf(p->id, sizeof p->id, "%s", id);
+	snprintf(p->log, sizeof p->log, "%s/%s.log", g_tmp, id);
+	spawn(p, argv);
+	return p;
+}
+
+/* Exit status of p within ms, -1 if still running (then it is left alone),
+ * 128+N when killed by signal N. */
+static int wait_exit(struct proc *p, int ms)
+{
+	for (int t = 0; t <= ms; t += 20) {
+		int st;
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+
+		if (r == p->pid) {
+			p->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		sleep_ms(20);
+	}
+	return -1;
+}
+
+static void kill_proc(struct proc *p, int sig)
+{
+	if (p->pid > 0) {
+		kill(p->pid, sig);
+		if (sig == SIGKILL)
+			wait_exit(p, 5000);
+	}
+}
+
+static int log_count(const struct proc *p, const char *needle)
+{
+	char line[8192];
+	int n = 0;
+	FILE *f = fopen(p->log, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* ---- rpc --------------------------------------------------------------------- */
+
+static bool read_token(void)
+{
+	FILE *f = fopen(g_token_path, "r");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fgets(g_token, sizeof(g_token), f) != NULL;
+	fclose(f);
+	g_token[strcspn(g_token, "\n")] = '\0';
+	return ok && g_token[0];
+}
+
+/* Sends req with a fresh id and the token; NULL when no reply came. */
+static struct kf_msg *rpc_try(struct kf_msg *req, int timeout_ms)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = timeout_ms, .resend_ms = 1000 };
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_msg_req *h = kf_msg_request_mut(req);
+	struct kf_msg *rep = NULL;
+	nng_msg *m;
+
+	h->id.client = g_client_id;
+	h->id.seq = ++g_seq;
+	h->auth_token = g_token;
+	if (kf_msg_encode(req, &sb) == KF_OK &&
+	    kf_rpc_client_call(g_cli, sb.buf, sb.len, &o, &m) == KF_OK) {
+		if (kf_msg_decode(nng_msg_body(m), nng_msg_len(m), &rep, NULL) != KF_OK)
+			rep = NULL;
+		nng_msg_free(m);
+	}
+	kf_strbuf_release(&sb);
+	return rep;
+}
+
+static struct kf_msg *rpc(struct kf_msg *req)
+{
+	struct kf_msg *rep = rpc_try(req, 5000);
+
+	assert_non_null(rep);
+	assert_int_equal(rep->type, kf_msg_reply_type(req->type));
+	return rep;
+}
+
+static enum kf_err status_of(const struct kf_msg *rep)
+{
+	return kf_msg_reply(rep)->status;
+}
+
+static void job_params(struct kf_msg_job_params *p, uint64_t steps, uint64_t seed)
+{
+	*p = (struct kf_msg_job_params){ .corpus = g_corpus, .start_layout = "qwerty",
+		.steps = steps, .seed = seed, .restarts = 1, .max_attempts = 3 };
+}
+
+/* Submits; returns the reply (status may be an error). */
+static struct kf_msg *submit_raw(uint64_t steps, uint64_t seed)
+{
+	struct kf_msg req;
+
+	kf_msg_init(&req, KF_MSG_SUBMIT_REQ, "test-worker", 0);
+	job_params(&req.submit_req.params, steps, seed);
+	return rpc_try(&req, 5000);
+}
+
+static uint64_t submit(uint64_t steps, uint64_t seed)
+{
+	struct kf_msg *rep = submit_raw(steps, seed);
+	uint64_t id;
+
+	assert_non_null(rep);
+	assert_int_equal(status_of(rep), KF_OK);
+	id = rep->submit_rep.job_id;
+	kf_msg_free(rep);
+	assert_true(id > 0);
+	return id;
+}
+
+/* The job record (caller frees), or NULL when the broker does not answer. */
+static struct kf_msg *get_job_try(uint64_t id)
+{
+	struct kf_msg req, *rep;
+
+	kf_msg_init(&req, KF_MSG_GET_REQ, "test-worker", 0);
+	req.get_req.job_id = id;
+	rep = rpc_try(&req, 2000);
+	if (rep && (status_of(rep) != KF_OK || !rep->get_rep.job)) {
+		kf_msg_free(rep);
+		rep = NULL;
+	}
+	return rep;
+}
+
+static struct kf_msg *get_job(uint64_t id)
+{
+	struct kf_msg *rep = get_job_try(id);
+
+	assert_non_null(rep);
+	return rep;
+}
+
+/* The job's state; -1 when the broker did not answer. */
+static int state_of(uint64_t id)
+{
+	struct kf_msg *rep = get_job_try(id);
+	int st = rep ? (int)rep->get_rep.job->state : -1;
+
+	kf_msg_free(rep);
+	return st;
+}
+
+static bool wait_state(uint64_t id, enum kf_job_state want, int ms)
+{
+	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; sleep_ms(20))
+		if (state_of(id) == (int)want)
+			return true;
+	return state_of(id) == (int)want;
+}
+
+static bool wait_final(const uint64_t *ids, size_t n, int ms)
+{
+	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; sleep_ms(100)) {
+		size_t done = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			int st = state_of(ids[i]);
+
+			done += st >= 0 && kf_job_state_final((enum kf_job_state)st);
+		}
+		if (done == n)
+			return true;
+	}
+	return false;
+}
+
+/* Asserts a stored, sensible result of a succeeded job. */
+static void check_result(const struct kf_msg_job *j, uint64_t steps)
+{
+	const struct kf_msg_job_result *r = j->result;
+	bool sfb = false;
+
+	assert_non_null(r);
+	assert_int_equal(strlen(r->layout), 30);
+	assert_true(r->cost > 0 && isfinite(r->cost));
+	assert_true(r->n_stats >= 13);
+	for (size_t i = 0; i < r->n_stats; i++)
+		sfb |= !strcmp(r->stats[i].name, "sfb") && r->stats[i].value >= 0;
+	assert_true(sfb);
+	assert_true(r->finger_usage[0] > 0);
+	if (steps)
+		assert_int_equal(r->steps, steps);
+}
+
+static const char *worker_of(const struct kf_msg *rep)
+{
+	return rep->get_rep.job->worker_id ? rep->get_rep.job->worker_id : "";
+}
+
+static struct proc *proc_by_id(const char *id)
+{
+	for (int i = 0; i < g_n_workers; i++)
+		if (!strcmp(g_workers[i].id, id))
+			return &g_workers[i];
+	return NULL;
+}
+
+/* Waits until job id runs; returns its worker (copied into out). */
+static void wait_running(uint64_t id, char *out, size_t cap, int ms)
+{
+	struct kf_msg *rep;
+
+	assert_true(wait_state(id, KF_JOB_RUNNING, ms));
+	rep = get_job(id);
+	snprintf(out, cap, "%s", worker_of(rep));
+	kf_msg_free(rep);
+}
+
+/* Status of `worker` in a cluster reply: its state, or -1 when not listed. */
+static int worker_state(const char *worker, uint64_t *job_id, enum kf_worker_liveness *lv)
+{
+	struct kf_msg req, *rep;
+	int st = -1;
+
+	kf_msg_init(&req, KF_MSG_CLUSTER_REQ, "test-worker", 0);
+	rep = rpc(&req);
+	for (size_t i = 0; i < rep->cluster_rep.status.n_workers; i++) {
+		const struct kf_msg_worker_status *w = &rep->cluster_rep.status.workers[i];
+
+		if (strcmp(w->worker_id, worker))
+			continue;
+		st = (int)w->state;
+		if (job_id)
+			*job_id = w->job_id;
+		if (lv)
+			*lv = w->liveness;
+	}
+	kf_msg_free(rep);
+	return st;
+}
+
+/* ---- setup -------------------------------------------------------------------- */
+
+/* Waits for a broker that answers and has written a token other than
+ * `old_token` (a restarted broker writes a fresh one). */
+static bool broker_up(int ms, const char *old_token)
+{
+	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; sleep_ms(100)) {
+		struct kf_msg req, *rep;
+
+		if (!read_token() || !strcmp(g_token, old_token))
+			continue;
+		kf_msg_init(&req, KF_MSG_LIST_REQ, "test-worker", 0);
+		req.list_req.limit = 1;
+		if ((rep = rpc_try(&req, 500))) {
+			bool ok = status_of(rep) == KF_OK;
+
+			kf_msg_free(rep);
+			if (ok)
+				return true;
+		}
+	}
+	return false;
+}
+
+static bool find_corpus(void)
+{
+	static const char *const suffixes[] = {
+		"/corpora/brown.kfc", "/../shared/corpora/monkeyracer.json",
+	};
+	const char *roots[] = { getenv("KF_BUILD_ROOT"), KF_SOURCE_ROOT };
+
+	for (size_t i = 0; i < 2; i++) {
+		if (!roots[i])
+			continue;
+		snprintf(g_corpus, sizeof g_corpus, "%s%s", roots[i], suffixes[i]);
+		if (access(g_corpus, R_OK) == 0) {
+			char *abs = realpath(g_corpus, NULL);
+
+			snprintf(g_corpus, sizeof g_corpus, "%s", abs ? abs : g_corpus);
+			free(abs);
+			return true;
+		}
+	}
+	return false;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/keyforge-pg-XXXXXX");
+	snprintf(g_tmp, sizeof(g_tmp), "/tmp/kf-worker-test-XXXXXX");
+	if (!mkdtemp(g_dir) || chmod(g_dir, 0755) != 0 || !mkdtemp(g_tmp))
+		return -1;
+	if (run_pgtmp("start", g_conninfo, sizeof(g_conninfo)) != 0 || !g_conninfo[0]) {
+		fprintf(stderr, "scripts/pgtmp start %s failed: %s\n", g_dir, g_conninfo);
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
+	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
+	g_client_id = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 40);
+	if (kf_rpc_client_new(&g_cli, g_url[2], NULL, NULL) != KF_OK)
+		return -1;
+	start_broker();
+	if (!broker_up(20000, "")) {
+		fprintf(stderr, "broker did not start; its log: %s\n", g_broker.log);
+		return -1;
+	}
+	start_worker("w1", NULL);
+	start_worker("w2", NULL);
+	start_worker("w3", NULL);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[160];
+
+	(void)state;
+	for (int i = 0; i < g_n_workers; i++)
+		kill_proc(&g_workers[i], SIGKILL);
+	kill_proc(&g_broker, SIGKILL);
+	kf_rpc_client_free(g_cli);
+	run_pgtmp("stop", NULL, 0);
+	if (getenv("KF_KEEP_LOG")) {
+		fprintf(stderr, "logs kept in %s\n", g_tmp);
+		return 0;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+/* 20 jobs, 3 workers: all succeed, results stored and listed. */
+static void test_twenty_jobs(void **state)
+{
+	uint64_t ids[20];
+	bool seen[3] = { false, false, false };
+	struct kf_msg req, *rep;
+	size_t listed = 0;
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		ids[i] = submit(SHORT_STEPS, 1000 + (uint64_t)i);
+	assert_true(wait_final(ids, 20, 90000));
+	for (int i = 0; i < 20; i++) {
+		rep = get_job(ids[i]);
+		assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+		assert_int_equal(rep->get_rep.job->attempt, 1);
+		check_result(rep->get_rep.job, SHORT_STEPS);
+		for (int w = 0; w < 3; w++)
+			seen[w] |= !strcmp(worker_of(rep), g_workers[w].id);
+		kf_msg_free(rep);
+	}
+	/* The work was spread: a lease long-poll parks each idle worker. */
+	assert_true(seen[0] + seen[1] + seen[2] >= 2);
+	/* list: the 20 are there, succeeded, with their layouts. */
+	kf_msg_init(&req, KF_MSG_LIST_REQ, "test-worker", 0);
+	req.list_req.state_mask = KF_JOB_STATE_BIT(KF_JOB_SUCCEEDED);
+	req.list_req.after_id = ids[0] - 1;
+	req.list_req.limit = 100;
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	for (size_t i = 0; i < rep->list_rep.n_jobs; i++) {
+		const struct kf_msg_job_summary *s = &rep->list_rep.jobs[i];
+
+		if (s->id >= ids[0] && s->id <= ids[19]) {
+			listed++;
+			assert_non_null(s->layout);
+			assert_true(s->best_cost > 0);
+		}
+	}
+	kf_msg_free(rep);
+	assert_int_equal(listed, 20);
+	/* Heartbeats: the broker knows the three, alive, with their pids. */
+	for (int w = 0; w < 3; w++) {
+		enum kf_worker_liveness lv = KF_WORKER_DEAD;
+
+		assert_true(worker_state(g_workers[w].id, NULL, &lv) >= 0);
+		assert_int_equal(lv, KF_WORKER_ALIVE);
+	}
+	/* Their log events travel over the bus: the broker's log tail has a
+	 * worker's "job completed". */
+	kf_msg_init(&req, KF_MSG_LOG_TAIL_REQ, "test-worker", 0);
+	req.log_tail_req = (struct kf_msg_log_tail_req){ .count = 1000,
+		.min_level = KF_MSG_LEVEL_INFO };
+	rep = rpc(&req);
+	bool found = false;
+
+	for (size_t i = 0; i < rep->log_tail_rep.n_events; i++) {
+		const struct kf_msg_log *e = &rep->log_tail_rep.events[i];
+
+		found |= e->source && !strncmp(e->source, "w", 1) &&
+			 !strcmp(e->message, "job completed") && e->n_spans >= 1 &&
+			 !strcmp(e->spans[0].name, "job_execution");
+	}
+	kf_msg_free(rep);
+	assert_true(found);
+}
+
+/* Kill of a running job: killed within 1 s, the worker takes the next
+ * job, a retry of the killed job succeeds. */
+static void test_kill_running_job(void **state)
+{
+	char worker[64];
+	uint64_t id, t0, next[4], wj = 1;
+	struct kf_msg req, *rep;
+	struct proc *p;
+	int before;
+
+	(void)state;
+	id = submit(LONG_STEPS, 7);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	sleep_ms(300); /* let it anneal a little: a best-so-far to report */
+	before = log_count(p, "job completed");
+	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
+	req.kill_req.job_id = id;
+	t0 = now_ms();
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	assert_true(wait_state(id, KF_JOB_KILLED, 1000));
+	fprintf(stderr, "# killed after %llu ms\n", (unsigned long long)(now_ms() - t0));
+	rep = get_job(id);
+	check_result(rep->get_rep.job, 0); /* its best layout so far */
+	assert_true(rep->get_rep.job->result->steps < LONG_STEPS);
+	kf_msg_free(rep);
+	/* The worker is idle again at once and takes the next job: four
+	 * jobs for three parked workers reach every one of them. */
+	for (int t = 0; t < 40 && wj; t++, sleep_ms(50))
+		worker_state(worker, &wj, NULL);
+	assert_int_equal(wj, 0);
+	for (int i = 0; i < 4; i++)
+		next[i] = submit(SHORT_STEPS, 50 + (uint64_t)i);
+	assert_true(wait_final(next, 4, 60000));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(state_of(next[i]), KF_JOB_SUCCEEDED);
+	assert_true(log_count(p, "job completed") > before);
+	/* Retry: pending again, a new attempt, which succeeds. */
+	kf_msg_init(&req, KF_MSG_RETRY_REQ, "test-worker", 0);
+	req.retry_req.job_id = id;
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	assert_true(wait_final(&id, 1, 60000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 2);
+	check_result(rep->get_rep.job, LONG_STEPS);
+	kf_msg_free(rep);
+}
+
+/* kill -9 of a worker mid-job: requeued when it is declared dead (10
+ * missed heartbeats), succeeds on another worker with attempt 2. */
+static void test_kill9_worker(void **state)
+{
+	char worker[64];
+	uint64_t id, t0;
+	struct kf_msg *rep;
+	struct proc *p;
+
+	(void)state;
+	id = submit(LONG_STEPS, 9);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	kill_proc(p, SIGKILL);
+	t0 = now_ms();
+	assert_true(wait_final(&id, 1, 60000));
+	fprintf(stderr, "# requeued and finished %llu ms after kill -9\n",
+		(unsigned long long)(now_ms() - t0));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 2);
+	assert_string_not_equal(worker_of(rep), worker);
+	check_result(rep->get_rep.job, LONG_STEPS);
+	kf_msg_free(rep);
+	/* A replacement keeps three workers for the tests that follow. */
+	start_worker("w4", NULL);
+}
+
+/* The broker dies (SIGKILL) with jobs running and comes back: the workers
+ * reconnect on their own, re-register with the new token, the running jobs
+ * finish and every result is stored. */
+static void test_broker_restart(void **state)
+{
+	uint64_t ids[6];
+	char old_token[128];
+	int running = 0, hellos[MAX_WORKERS];
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		ids[i] = submit(MEDIUM_STEPS, 300 + (uint64_t)i);
+	for (int t = 0; t < 200 && running < 2; t++, sleep_ms(50)) {
+		running = 0;
+		for (int i = 0; i < 6; i++)
+			running += state_of(ids[i]) == KF_JOB_RUNNING;
+	}
+	assert_true(running >= 2);
+	for (int w = 0; w < g_n_workers; w++)
+		hellos[w] = log_count(&g_workers[w], "registered with the broker");
+	snprintf(old_token, sizeof old_token, "%s", g_token);
+	kill_proc(&g_broker, SIGKILL);
+	sleep_ms(1500);
+	start_broker();
+	assert_true(broker_up(20000, old_token));
+	assert_true(wait_final(ids, 6, 90000));
+	for (int i = 0; i < 6; i++) {
+		struct kf_msg *rep = get_job(ids[i]);
+
+		assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+		check_result(rep->get_rep.job, MEDIUM_STEPS);
+		kf_msg_free(rep);
+	}
+	/* Every live worker registered again with the new broker (an idle one
+	 * does so when its lease long-poll returns: within a few seconds). */
+	for (int w = 0; w < g_n_workers; w++) {
+		if (g_workers[w].pid <= 0)
+			continue;
+		for (int t = 0; t < 100; t++, sleep_ms(50))
+			if (log_count(&g_workers[w], "registered with the broker") > hellos[w])
+				break;
+		assert_true(log_count(&g_workers[w], "registered with the broker") > hellos[w]);
+		assert_true(worker_state(g_workers[w].id, NULL, NULL) >= 0);
+	}
+}
+
+/* PostgreSQL stops and starts mid-run: submissions fail clearly while it is
+ * down; afterwards every job reaches a final state. */
+static void test_database_restart(void **state)
+{
+	uint64_t ids[7];
+	struct kf_msg *rep = NULL;
+	int n = 6;
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		ids[i] = submit(MEDIUM_STEPS, 400 + (uint64_t)i);
+	sleep_ms(500);
+	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
+	/* The broker notices on its next database request. */
+	for (int t = 0; t < 100; t++, sleep_ms(100)) {
+		kf_msg_free(rep);
+		rep = submit_raw(1, 1);
+		if (rep && status_of(rep) != KF_OK)
+			break;
+	}
+	assert_non_null(rep);
+	assert_int_equal(status_of(rep), KF_EUNAVAIL);
+	assert_non_null(kf_msg_reply(rep)->error);
+	assert_non_null(strstr(kf_msg_reply(rep)->error, "database"));
+	kf_msg_free(rep);
+	sleep_ms(2000);
+	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
+	/* Submissions work again once the broker has reconnected. */
+	for (int t = 0; t < 200; t++, sleep_ms(100)) {
+		if ((rep = submit_raw(SHORT_STEPS, 499)) && status_of(rep) == KF_OK) {
+			ids[n++] = rep->submit_rep.job_id;
+			kf_msg_free(rep);
+			break;
+		}
+		kf_msg_free(rep);
+	}
+	assert_int_equal(n, 7);
+	assert_true(wait_final(ids, 7, 90000));
+	for (int i = 0; i < 7; i++) {
+		rep = get_job(ids[i]);
+		assert_true(kf_job_state_final(rep->get_rep.job->state));
+		if (rep->get_rep.job->state == KF_JOB_SUCCEEDED)
+			check_result(rep->get_rep.job, 0);
+		kf_msg_free(rep);
+	}
+}
+
+/* SIGTERM: the running job finishes and is reported, the worker exits 0.
+ * A crash logs ERROR "worker panic" with the signal. */
+static void test_sigterm_and_panic(void **state)
+{
+	char worker[64];
+	struct kf_msg *rep;
+	struct proc *p, *q;
+	uint64_t id;
+
+	(void)state;
+	id = submit(MEDIUM_STEPS, 500);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	kill(p->pid, SIGTERM);
+	assert_int_equal(wait_exit(p, 30000), 0);
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_string_equal(worker_of(rep), worker);
+	kf_msg_free(rep);
+	assert_int_equal(log_count(p, "shutdown requested"), 1);
+	assert_int_equal(log_count(p, "worker stopped"), 1);
+
+	q = start_worker("w-crash", NULL);
+	sleep_ms(500);
+	kill(q->pid, SIGSEGV);
+	assert_int_equal(wait_exit(q, 5000), 128 + SIGSEGV);
+	assert_true(log_count(q, "worker panic") >= 1);
+	assert_true(log_count(q, "SIGSEGV") >= 1);
+}
+
+/* A second SIGTERM hands the running job back: the worker stops it, reports
+ * it, exits 0; the broker retries it and another worker finishes it. */
+static void test_second_sigterm_hands_back(void **state)
+{
+	char worker[64];
+	struct kf_msg *rep;
+	struct proc *p;
+	uint64_t id, t0;
+
+	(void)state;
+	id = submit(LONG_STEPS, 600);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	sleep_ms(200);
+	kill(p->pid, SIGTERM);
+	sleep_ms(300);
+	t0 = now_ms();
+	kill(p->pid, SIGTERM);
+	assert_int_equal(wait_exit(p, 10000), 0);
+	fprintf(stderr, "# exited %llu ms after the second SIGTERM\n",
+		(unsigned long long)(now_ms() - t0));
+	assert_int_equal(log_count(p, "job handed back"), 1);
+	assert_true(wait_final(&id, 1, 60000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 2);
+	assert_string_not_equal(worker_of(rep), worker);
+	check_result(rep->get_rep.job, LONG_STEPS);
+	kf_msg_free(rep);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_twenty_jobs),
+		cmocka_unit_test(test_kill_running_job),
+		cmocka_unit_test(test_kill9_worker),
+		cmocka_unit_test(test_broker_restart),
+		cmocka_unit_test(test_database_restart),
+		cmocka_unit_test(test_sigterm_and_panic),
+		cmocka_unit_test(test_second_sigterm_hands_back),
+	};
+
+	if (!find_corpus()) {
+		printf("1..0 # SKIP no corpus: build BUILD/corpora/brown.kfc "
+		       "(scripts/default-corpus) or provide ../shared/corpora/monkeyracer.json\n");
+		return 0;
+	}
+	if (access(bin("KF_BROKER_BIN", "broker/keyforge-broker"), X_OK) != 0 ||
+	    access(bin("KF_WORKER_BIN", "worker/keyforge-worker"), X_OK) != 0) {
+		printf("1..0 # SKIP keyforge-broker or keyforge-worker not built\n");
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,608 @@
+/*
+ * test_worker.c — the pure parts of keyforge-worker: flags and environment,
+ * /proc parsing and load arithmetic, the token file, text sanitising, log
+ * records as proto events, the outbox's reading of replies and its back-off,
+ * corpus name resolution, job parameters and a job run on a tiny corpus.
+ * (The worker against a real broker: tests/integration/test_worker.c.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "layout/corpus.h"
+#include "layout/layout.h"
+#include "proto/proto.h"
+#include "worker/config.h"
+#include "worker/heartbeat.h"
+#include "worker/job.h"
+#include "worker/outbox.h"
+#include "worker/publish.h"
+#include "worker/rpc.h"
+
+/* ---- config --------------------------------------------------------------------- */
+
+static const char *const env_vars[] = { "KEYFORGE_INGEST", "KEYFORGE_EVENTS", "KEYFORGE_RPC",
+	"KEYFORGE_TOKEN_FILE", "KEYFORGE_WORKER_ID", "KEYFORGE_CORPUS_DIR",
+	"KEYFORGE_DEFAULT_CORPUS", "KEYFORGE_SLOTS", "KEYFORGE_ON_TERM" };
+
+static void clear_env(void)
+{
+	for (size_t i = 0; i < sizeof env_vars / sizeof env_vars[0]; i++)
+		unsetenv(env_vars[i]);
+}
+
+static enum kf_err parse(struct kf_worker_config *cfg, enum kf_worker_config_action *action,
+	int argc, const char **argv)
+{
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	enum kf_err err = kf_worker_config_parse(cfg, argc, (char **)argv, "vm", 42, action, &msg);
+
+	if (err)
+		assert_true(msg.len > 0); /* every refusal says why */
+	kf_strbuf_release(&msg);
+	return err;
+}
+
+static void test_config_defaults(void **state)
+{
+	const char *argv[] = { "keyforge-worker", NULL };
+	enum kf_worker_config_action action;
+	struct kf_worker_config cfg;
+
+	(void)state;
+	clear_env();
+	assert_int_equal(parse(&cfg, &action, 1, argv), KF_OK);
+	assert_int_equal(action, KF_WORKER_RUN);
+	assert_string_equal(cfg.id, "vm-42");
+	assert_int_equal(cfg.slots, 1);
+	assert_int_equal(cfg.on_term, KF_WORKER_TERM_FINISH);
+	assert_int_equal(cfg.lease_wait_ms, KF_WORKER_LEASE_WAIT_DEFAULT);
+	assert_int_equal(cfg.progress_ms, 250);
+	assert_null(cfg.token_file);
+	assert_string_equal(kf_bus_addrs_get(&cfg.addrs, KF_BUS_RPC), "tcp://127.0.0.1:7402");
+	assert_string_equal(kf_bus_addrs_get(&cfg.addrs, KF_BUS_INGEST), "tcp://127.0.0.1:7400");
+	assert_non_null(strstr(cfg.default_corpus, "brown.kfc"));
+}
+
+static void test_config_flags_over_env(void **state)
+{
+	const char *argv[] = { "keyforge-worker", "--slots", "5", "--id", "flag-id", "--on-term",
+		"handback", "--token-file", "/tmp/t", "--lease-wait", "0", NULL };
+	enum kf_worker_config_action action;
+	struct kf_worker_config cfg;
+
+	(void)state;
+	clear_env();
+	setenv("KEYFORGE_SLOTS", "3", 1);
+	setenv("KEYFORGE_WORKER_ID", "env-id", 1);
+	setenv("KEYFORGE_RPC", "tcp://127.0.0.1:9999", 1);
+	setenv("KEYFORGE_CORPUS_DIR", "/a:/b", 1);
+	assert_int_equal(parse(&cfg, &action, 11, argv), KF_OK);
+	assert_int_equal(cfg.slots, 5);
+	assert_string_equal(cfg.id, "flag-id");
+	assert_int_equal(cfg.on_term, KF_WORKER_TERM_HANDBACK);
+	assert_string_equal(cfg.token_file, "/tmp/t");
+	assert_int_equal(cfg.lease_wait_ms, 0);
+	assert_string_equal(kf_bus_addrs_get(&cfg.addrs, KF_BUS_RPC), "tcp://127.0.0.1:9999");
+	assert_string_equal(cfg.corpus_dirs, "/a:/b");
+	clear_env();
+}
+
+static void test_config_errors(void **state)
+{
+	static const struct {
+		const char *args[3];
+		enum kf_err err;
+		enum kf_worker_config_action action;
+	} cases[] = {
+		{ { "--slots", "0" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--slots", "65" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--slots", "2x" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--on-term", "later" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--id", "a b" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--id", "a/b" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--id", "" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--rpc", "ws://127.0.0.1:1" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--progress-interval", "5" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--bogus" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--slots" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "extra" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--help" }, KF_OK, KF_WORKER_HELP },
+		{ { "-V" }, KF_OK, KF_WORKER_VERSION },
+	};
+
+	(void)state;
+	clear_env();
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *argv[4] = { "keyforge-worker" };
+		enum kf_worker_config_action action;
+		struct kf_worker_config cfg;
+		int argc = 1;
+
+		for (int k = 0; k < 2 && cases[i].args[k]; k++)
+			argv[argc++] = cases[i].args[k];
+		assert_int_equal(parse(&cfg, &action, argc, argv), cases[i].err);
+		if (!cases[i].err)
+			assert_int_equal(action, cases[i].action);
+	}
+	setenv("KEYFORGE_SLOTS", "abc", 1);
+	{
+		const char *argv[] = { "keyforge-worker", NULL };
+		enum kf_worker_config_action action;
+		struct kf_worker_config cfg;
+
+		assert_int_equal(parse(&cfg, &action, 1, argv), KF_EINVAL);
+	}
+	clear_env();
+}
+
+/* ---- /proc and loads ------------------------------------------------------------ */
+
+static void test_host_cpu_parse(void **state)
+{
+	struct kf__host_cpu c;
+
+	(void)state;
+	assert_int_equal(kf__parse_host_cpu("cpu  10 20 30 400 50 6 7 8 9 10\ncpu0 1 2 3 4\n", &c),
+			 KF_OK);
+	assert_int_equal(c.busy, 10 + 20 + 30 + 6 + 7 + 8);  /* guest is inside user */
+	assert_int_equal(c.total, 81 + 400 + 50);
+	assert_int_equal(kf__parse_host_cpu("cpu 1 2 3 4\n", &c), KF_OK); /* old kernels */
+	assert_int_equal(c.busy, 6);
+	assert_int_equal(c.total, 10);
+	assert_int_equal(kf__parse_host_cpu("cpu  1 2 3\n", &c), KF_EINVAL);
+	assert_int_equal(kf__parse_host_cpu("intr 1 2 3 4\n", &c), KF_EINVAL);
+	assert_int_equal(kf__parse_host_cpu("cpu  1 2 x 4\n", &c), KF_EINVAL);
+	assert_int_equal(kf__parse_host_cpu("", &c), KF_EINVAL);
+}
+
+static void test_loads(void **state)
+{
+	struct kf__host_cpu a = { 100, 1000 }, b = { 150, 1100 }, back = { 90, 1200 };
+
+	(void)state;
+	assert_true(kf__host_load(&a, &b) == 0.5);
+	assert_true(kf__host_load(&a, &a) == 0);
+	assert_true(kf__host_load(&a, &back) == 0);
+	assert_true(kf__process_load(1.0, 1.5, 500000000ull) == 1.0);
+	assert_true(kf__process_load(1.0, 3.0, 1000000000ull) == 2.0); /* two cores busy */
+	assert_true(kf__process_load(1.0, 1.5, 0) == 0);
+	assert_true(kf__process_load(2.0, 1.0, 1000000000ull) == 0);
+}
+
+static void test_load_sample(void **state)
+{
+	struct kf__load_sampler s;
+	struct kf__load l;
+
+	(void)state;
+	kf__load_sampler_init(&s, 0);
+	assert_int_equal(kf__load_sample(&s, &l), KF_OK);
+	assert_true(l.rss_bytes > 0);
+	assert_true(l.cpu_host == 0); /* no previous host sample yet */
+	assert_int_equal(kf__load_sample(&s, &l), KF_OK);
+	assert_true(l.cpu_host >= 0 && l.cpu_host <= 1);
+	assert_true(l.cpu_process >= 0);
+}
+
+/* ---- token, text, log records --------------------------------------------------- */
+
+static void test_token_parse(void **state)
+{
+	char tok[KF__TOKEN_MAX + 1], big[400];
+	const char *t = "  ab12cd \nrest";
+
+	(void)state;
+	assert_int_equal(kf__token_parse(t, strlen(t), tok), KF_OK);
+	assert_string_equal(tok, "ab12cd");
+	assert_int_equal(kf__token_parse("xyz", 3, tok), KF_OK);
+	assert_string_equal(tok, "xyz");
+	assert_int_equal(kf__token_parse("", 0, tok), KF_EINVAL);
+	assert_int_equal(kf__token_parse("  \n", 3, tok), KF_EINVAL);
+	memset(big, 'a', sizeof big);
+	assert_int_equal(kf__token_parse(big, sizeof big, tok), KF_EINVAL);
+}
+
+static void test_utf8_sanitize(void **state)
+{
+	char out[32];
+
+	(void)state;
+	assert_int_equal(kf__utf8_sanitize(out, sizeof out, "h\xC3\xA9llo", 6), 6);
+	assert_string_equal(out, "h\xC3\xA9llo");
+	assert_int_equal(kf__utf8_sanitize(out, sizeof out, "a\xFF" "b", 3), 5);
+	assert_string_equal(out, "a\xEF\xBF\xBD" "b");
+	assert_int_equal(kf__utf8_sanitize(out, sizeof out, "a\0b", 3), 5);
+	assert_string_equal(out, "a\xEF\xBF\xBD" "b");
+	/* cut at a character boundary: 4 bytes of room hold one 2-byte é */
+	assert_int_equal(kf__utf8_sanitize(out, 4, "\xC3\xA9\xC3\xA9\xC3\xA9", 6), 2);
+	assert_string_equal(out, "\xC3\xA9");
+	assert_int_equal(kf__utf8_sanitize(out, 1, "abc", 3), 0);
+	assert_string_equal(out, "");
+}
+
+static void test_log_record_to_msg(void **state)
+{
+	struct kf_field job_fields[] = { KF_U64("job_id", 42), KF_STR("worker_id", "w-1"),
+		KF_EMPTY("result") };
+	struct kf_field ev_fields[] = { KF_STRN("path", "a\xFFz", 3), KF_I64("delta", -5),
+		KF_F64("score", 1.5), KF_BOOL("ok", true), KF_EMPTY("later") };
+	struct kf_span_info root = { .id = 1, .level = KF_LEVEL_INFO, .target = "t",
+		.name = "job_execution", .fields = job_fields, .n_fields = 3 };
+	struct kf_span_info inner = { .id = 2, .level = KF_LEVEL_INFO, .target = "t",
+		.name = "annealing_loop", .fields = NULL, .n_fields = 0 };
+	const struct kf_span_info *spans[] = { &root, &inner };
+	struct kf_log_record rec = { .level = KF_LEVEL_WARN, .target = "keyforge::worker::job",
+		.message = "job failed", .fields = ev_fields, .n_fields = 5, .spans = spans,
+		.n_spans = 2, .timestamp_ns = 1234567890123ull };
+	struct kf__scratch s = KF__SCRATCH_INIT;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_msg m, *d = NULL;
+
+	(void)state;
+	kf_msg_init(&m, KF_MSG_LOG, "w-1", 7);
+	assert_int_equal(kf__log_record_to_msg(&rec, &s, &m.log), KF_OK);
+	assert_int_equal(kf_msg_encode_pub("log.WARN.w-1", &m, &sb), KF_OK);
+	kf__scratch_release(&s);
+	assert_int_equal(kf_msg_decode_pub(sb.buf, sb.len, &d, NULL), KF_OK);
+	assert_string_equal(d->topic, "log.WARN.w-1");
+	assert_int_equal(d->log.level, KF_MSG_LEVEL_WARN);
+	assert_string_equal(d->log.target, "keyforge::worker::job");
+	assert_string_equal(d->log.message, "job failed");
+	assert_int_equal(d->log.n_fields, 4); /* the empty one is left out */
+	assert_string_equal(d->log.fields[0].name, "path");
+	assert_string_equal(d->log.fields[0].value.str, "a\xEF\xBF\xBDz");
+	assert_int_equal(d->log.fields[1].value.kind, KF_VALUE_I64);
+	assert_int_equal(d->log.fields[1].value.i64, -5);
+	assert_true(d->log.fields[2].value.f64 == 1.5);
+	assert_true(d->log.fields[3].value.b);
+	assert_int_equal(d->log.n_spans, 2);
+	assert_string_equal(d->log.spans[0].name, "job_execution");
+	assert_int_equal(d->log.spans[0].n_fields, 2);
+	assert_int_equal(d->log.spans[0].fields[0].value.u64, 42);
+	assert_string_equal(d->log.spans[0].fields[1].value.str, "w-1");
+	assert_string_equal(d->log.spans[1].name, "annealing_loop");
+	assert_int_equal(d->log.ts_ns, 1234567890123ull);
+	kf_msg_free(d);
+	kf_strbuf_release(&sb);
+}
+
+/* ---- outbox ------------------------------------------------------------------------ */
+
+static void test_complete_verdict(void **state)
+{
+	static const struct {
+		enum kf_msg_type type;
+		enum kf_err status;
+		bool drop;
+		enum kf__verdict want;
+	} cases[] = {
+		{ KF_MSG_COMPLETE_REP, KF_OK, false, KF__VERDICT_ACKED },
+		{ KF_MSG_COMPLETE_REP, KF_ESTALE, true, KF__VERDICT_DROP },
+		{ KF_MSG_COMPLETE_REP, KF_ENOENT, true, KF__VERDICT_DROP },
+		{ KF_MSG_COMPLETE_REP, KF_ESTALE, false, KF__VERDICT_DROP },
+		{ KF_MSG_COMPLETE_REP, KF_EPERM, false, KF__VERDICT_REAUTH },
+		{ KF_MSG_COMPLETE_REP, KF_EUNAVAIL, false, KF__VERDICT_RETRY },
+		{ KF_MSG_COMPLETE_REP, KF_ENOMEM, false, KF__VERDICT_RETRY },
+		{ KF_MSG_COMPLETE_REP, KF_EINVAL, false, KF__VERDICT_REFUSED },
+		{ KF_MSG_COMPLETE_REP, KF_ETOOBIG, false, KF__VERDICT_REFUSED },
+		{ KF_MSG_ERROR_REP, KF_EMALFORMED, false, KF__VERDICT_REFUSED },
+		{ KF_MSG_LEASE_REP, KF_OK, false, KF__VERDICT_RETRY },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct kf_msg rep;
+
+		kf_msg_init(&rep, cases[i].type, "broker", 1);
+		kf_msg_reply_mut(&rep)->status = cases[i].status;
+		if (cases[i].type == KF_MSG_COMPLETE_REP)
+			rep.complete_rep.drop = cases[i].drop;
+		assert_int_equal(kf__complete_verdict(KF_OK, &rep), cases[i].want);
+	}
+	assert_int_equal(kf__complete_verdict(KF_ETIMEDOUT, NULL), KF__VERDICT_RETRY);
+	assert_int_equal(kf__complete_verdict(KF_ECANCELED, NULL), KF__VERDICT_RETRY);
+}
+
+static void test_backoff(void **state)
+{
+	(void)state;
+	assert_int_equal(kf__outbox_backoff_ms(1, 0), 50);
+	assert_int_equal(kf__outbox_backoff_ms(1, 1), 100);
+	assert_int_equal(kf__outbox_backoff_ms(2, 1), 200);
+	assert_int_equal(kf__outbox_backoff_ms(3, 1), 400);
+	assert_int_equal(kf__outbox_backoff_ms(7, 1), 5000);  /* 6400 capped */
+	assert_int_equal(kf__outbox_backoff_ms(40, 1), 5000);
+	assert_int_equal(kf__outbox_backoff_ms(40, 0), 2500);
+	assert_int_equal(kf__outbox_backoff_ms(1, 7), 100);   /* jitter clamped */
+}
+
+static void test_completion_round_trip(void **state)
+{
+	struct kf__completion c = { .job_id = 9, .lease_token = 77, .attempt = 2,
+		.outcome = KF_JOB_KILLED, .has_result = true, .layout =
+		"qwertyuiopasdfghjkl;zxcvbnm,./", .cost = 12.5, .n_stats = 2, .steps = 1000,
+		.steps_per_sec = 2e6, .elapsed_ms = 3 };
+	struct kf_msg_job_result res;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_msg req, *d = NULL;
+
+	(void)state;
+	c.stats[0] = (struct kf_msg_named_value){ "sfb", 1.25 };
+	c.stats[1] = (struct kf_msg_named_value){ "lsb", 0.5 };
+	c.finger_usage[0] = 7.5;
+	kf__completion_to_req(&c, &res, &req);
+	req.sender = "w-1";
+	req.complete_req.req.id = (struct kf_msg_request_id){ 5, 6 };
+	assert_int_equal(kf_msg_encode(&req, &sb), KF_OK);
+	assert_int_equal(kf_msg_decode(sb.buf, sb.len, &d, NULL), KF_OK);
+	assert_int_equal(d->type, KF_MSG_COMPLETE_REQ);
+	assert_int_equal(d->complete_req.job_id, 9);
+	assert_int_equal(d->complete_req.lease_token, 77);
+	assert_int_equal(d->complete_req.outcome, KF_JOB_KILLED);
+	assert_null(d->complete_req.error);
+	assert_non_null(d->complete_req.result);
+	assert_string_equal(d->complete_req.result->layout, c.layout);
+	assert_int_equal(d->complete_req.result->n_stats, 2);
+	assert_string_equal(d->complete_req.result->stats[1].name, "lsb");
+	assert_true(d->complete_req.result->finger_usage[0] == 7.5);
+	assert_int_equal(d->complete_req.result->steps, 1000);
+	kf_msg_free(d);
+	/* A failure without a result carries its error. */
+	c.has_result = false;
+	c.outcome = KF_JOB_FAILED;
+	snprintf(c.error, sizeof c.error, "corpus 'x' not found");
+	kf__completion_to_req(&c, &res, &req);
+	req.sender = "w-1";
+	kf_strbuf_reset(&sb);
+	assert_int_equal(kf_msg_encode(&req, &sb), KF_OK);
+	assert_int_equal(kf_msg_decode(sb.buf, sb.len, &d, NULL), KF_OK);
+	assert_null(d->complete_req.result);
+	assert_string_equal(d->complete_req.error, "corpus 'x' not found");
+	kf_msg_free(d);
+	kf_strbuf_release(&sb);
+}
+
+/* ---- corpora and jobs ------------------------------------------------------------- */
+
+static char g_tmp[64];
+static char g_tiny[128];
+
+static void touch(const char *dir, const char *name)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("x", f);
+	fclose(f);
+}
+
+static int setup_files(void **state)
+{
+	static const char text[] =
+		"the quick brown fox jumps over the lazy dog; a wizard's job is to vex chumps "
+		"quickly in fog. pack my box with five dozen liquor jugs, then sphinx of black "
+		"quartz, judge my vow. how vexingly quick daft zebras jump!\n";
+	struct kf_corpus *c = NULL;
+
+	(void)state;
+	snprintf(g_tmp, sizeof g_tmp, "/tmp/kf-worker-unit-XXXXXX");
+	if (!mkdtemp(g_tmp))
+		return -1;
+	snprintf(g_tiny, sizeof g_tiny, "%s/tiny.kfc", g_tmp);
+	if (kf_corpus_build_mem(text, sizeof text - 1, "tiny", &c, NULL) ||
+	    kf_corpus_save(c, g_tiny, NULL))
+		return -1;
+	kf_corpus_free(c);
+	return 0;
+}
+
+static int teardown_files(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_corpus_resolve(void **state)
+{
+	static const struct {
+		const char *name;
+		enum kf_err err;
+		const char *file; /* expected, relative to the folder; NULL: none */
+	} cases[] = {
+		{ "a", KF_OK, "d1/a.kfc" },
+		{ "b", KF_OK, "d2/b.json" },
+		{ "c", KF_OK, "d1/c" },
+		{ "default", KF_OK, "d2/b.json" },
+		{ "missing", KF_ENOENT, NULL },
+		{ "", KF_EINVAL, NULL },
+		{ "d9/nothing.kfc", KF_ENOENT, NULL },
+	};
+	char d1[96], d2[96], dirs[200], def[128];
+
+	(void)state;
+	snprintf(d1, sizeof d1, "%s/d1", g_tmp);
+	snprintf(d2, sizeof d2, "%s/d2", g_tmp);
+	assert_int_equal(mkdir(d1, 0755), 0);
+	assert_int_equal(mkdir(d2, 0755), 0);
+	touch(d1, "a.kfc");
+	touch(d1, "c");
+	touch(d2, "b.json");
+	touch(d2, "a.kfc"); /* shadowed by d1's */
+	snprintf(dirs, sizeof dirs, "%s:%s", d1, d2);
+	snprintf(def, sizeof def, "%s/b.json", d2);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct kf_strbuf path = KF_STRBUF_INIT, why = KF_STRBUF_INIT;
+		char want[256];
+
+		assert_int_equal(kf__corpus_resolve(cases[i].name, dirs, def, &path, &why),
+				 cases[i].err);
+		if (cases[i].file) {
+			snprintf(want, sizeof want, "%s/%s", g_tmp, cases[i].file);
+			assert_string_equal(path.buf, want);
+		} else {
+			assert_int_equal(path.len, 0);
+			assert_true(why.len > 0);
+		}
+		kf_strbuf_release(&path);
+		kf_strbuf_release(&why);
+	}
+	/* An absolute path is taken as it is. */
+	{
+		struct kf_strbuf path = KF_STRBUF_INIT, why = KF_STRBUF_INIT;
+
+		assert_int_equal(kf__corpus_resolve(g_tiny, NULL, NULL, &path, &why), KF_OK);
+		assert_string_equal(path.buf, g_tiny);
+		kf_strbuf_release(&path);
+		assert_int_equal(kf__corpus_resolve("default", NULL, NULL, &path, &why), KF_ENOENT);
+		kf_strbuf_release(&path);
+		kf_strbuf_release(&why);
+	}
+}
+
+static void test_job_params(void **state)
+{
+	struct kf_msg_named_value w[] = { { "sfb", 5 }, { "trigrams", 0 } };
+	struct kf_msg_named_value bad[] = { { "nonsense", 1 } };
+	struct kf_msg_job_params p = { .corpus = "x", .weights = w, .n_weights = 2, .seed = 1 };
+	struct kf_layout l1, l2, qwerty, colemak;
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf_weights wt;
+
+	(void)state;
+	assert_int_equal(kf__job_weights(&p, &wt, &why), KF_OK);
+	assert_true(wt.sfb == 5);
+	assert_int_equal(wt.trigrams, 0);
+	p.weights = bad;
+	p.n_weights = 1;
+	assert_int_equal(kf__job_weights(&p, &wt, &why), KF_EWEIGHTS);
+	assert_true(why.len > 0);
+	kf_strbuf_release(&why);
+
+	kf_layout_named("qwerty", &qwerty);
+	kf_layout_named("colemak", &colemak);
+	p.start_layout = "colemak";
+	assert_int_equal(kf__job_start_layout(&p, &l1, NULL), KF_OK);
+	assert_string_equal(l1.keys, colemak.keys);
+	p.start_layout = "qwertz";
+	assert_int_equal(kf__job_start_layout(&p, &l1, NULL), KF_ELAYOUT_LEN);
+	/* No start layout: QWERTY's keys shuffled by the seed, pins in place. */
+	p.start_layout = NULL;
+	p.pinned = ",./";
+	assert_int_equal(kf__job_start_layout(&p, &l1, NULL), KF_OK);
+	assert_int_equal(kf__job_start_layout(&p, &l2, NULL), KF_OK);
+	assert_string_equal(l1.keys, l2.keys);
+	assert_true(kf_layout_same_set(&l1, &qwerty));
+	assert_string_not_equal(l1.keys, qwerty.keys);
+	for (const char *c = ",./"; *c; c++)
+		assert_int_equal(kf_layout_find(&l1, *c), kf_layout_find(&qwerty, *c));
+	p.seed = 2;
+	assert_int_equal(kf__job_start_layout(&p, &l2, NULL), KF_OK);
+	assert_string_not_equal(l1.keys, l2.keys);
+}
+
+static void test_job_run(void **state)
+{
+	struct kf__engine_opts eo = { .corpus_dirs = g_tmp, .default_corpus = NULL };
+	struct kf_msg_job_params p = { .corpus = "tiny", .start_layout = "qwerty", .steps = 0,
+		.seed = 3, .restarts = 1 };
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf__completion *c = calloc(1, sizeof(*c));
+	struct kf__job_ctl ctl = { 0 };
+	atomic_bool cancel = true;
+	struct kf__engine *e;
+	uint64_t loads, builds;
+	double start_cost;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(kf__engine_new(&eo, &e), KF_OK);
+	/* zero steps: the start layout, scored, with its statistics */
+	assert_int_equal(kf__job_run(e, &p, &ctl, c, &why), KF_OK);
+	assert_true(c->has_result);
+	assert_string_equal(c->layout, "qwertyuiopasdfghjkl;zxcvbnm,./");
+	assert_int_equal(c->steps, 0);
+	assert_true(c->n_stats >= 13);
+	assert_string_equal(c->stats[0].name, "sfb");
+	assert_true(c->cost > 0);
+	start_cost = c->cost;
+	/* a real search: no worse than the start */
+	p.steps = 3000;
+	assert_int_equal(kf__job_run(e, &p, &ctl, c, &why), KF_OK);
+	assert_int_equal(c->steps, 3000);
+	assert_true(c->cost <= start_cost);
+	assert_true(c->steps_per_sec > 0);
+	/* cancelled before it starts: the start layout, KF_ECANCELED */
+	ctl.cancel = &cancel;
+	assert_int_equal(kf__job_run(e, &p, &ctl, c, &why), KF_ECANCELED);
+	assert_true(c->has_result);
+	assert_string_equal(c->layout, "qwertyuiopasdfghjkl;zxcvbnm,./");
+	assert_int_equal(c->steps, 0);
+	ctl.cancel = NULL;
+	/* one corpus load, one scorer for all of them */
+	kf__engine_counts(e, &loads, &builds);
+	assert_int_equal(loads, 1);
+	assert_int_equal(builds, 1);
+	/* other weights: another scorer; the same corpus */
+	struct kf_msg_named_value w[] = { { "sfb", 3 } };
+
+	p.weights = w;
+	p.n_weights = 1;
+	assert_int_equal(kf__job_run(e, &p, &ctl, c, &why), KF_OK);
+	kf__engine_counts(e, &loads, &builds);
+	assert_int_equal(loads, 1);
+	assert_int_equal(builds, 2);
+	/* failures: no result, one line why */
+	p.pinned = "\xC3\xA9";
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf__job_run(e, &p, &ctl, c, &why), KF_EINVAL);
+	assert_false(c->has_result);
+	assert_true(why.len > 0);
+	p.pinned = NULL;
+	p.corpus = "nowhere";
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf__job_run(e, &p, &ctl, c, &why), KF_ENOENT);
+	assert_false(c->has_result);
+	assert_non_null(strstr(why.buf, "nowhere"));
+	kf_strbuf_release(&why);
+	kf__engine_free(e);
+	free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_defaults),
+		cmocka_unit_test(test_config_flags_over_env),
+		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_host_cpu_parse),
+		cmocka_unit_test(test_loads),
+		cmocka_unit_test(test_load_sample),
+		cmocka_unit_test(test_token_parse),
+		cmocka_unit_test(test_utf8_sanitize),
+		cmocka_unit_test(test_log_record_to_msg),
+		cmocka_unit_test(test_complete_verdict),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_completion_round_trip),
+		cmocka_unit_test(test_corpus_resolve),
+		cmocka_unit_test(test_job_params),
+		cmocka_unit_test(test_job_run),
+	};
+
+	return cmocka_run_group_tests(tests, setup_files, teardown_files);
+}

@@ -1,0 +1,243 @@
+/* config.c — flags and environment of keyforge-worker. */
+#include "worker/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef KF_WORKER_CORPUS_DIR
+#define KF_WORKER_CORPUS_DIR "corpora"
+#endif
+#define DEFAULT_CORPUS_FILE KF_WORKER_CORPUS_DIR "/brown.kfc"
+
+static const char usage_text[] =
+	"usage: keyforge-worker [OPTIONS]\n"
+	"\n"
+	"A KeyForge Hive worker: registers with the broker, leases layout\n"
+	"optimization jobs, runs them with the layout engine and reports progress\n"
+	"and results; publishes heartbeats, logs and metrics on the broker's ingest.\n"
+	"\n"
+	"  --ingest URL          PUB dial address (telemetry out)   [KEYFORGE_INGEST]\n"
+	"                        default tcp://127.0.0.1:7400\n"
+	"  --events URL          SUB dial address (cmd.<id> in)     [KEYFORGE_EVENTS]\n"
+	"                        default tcp://127.0.0.1:7401\n"
+	"  --rpc URL             REQ dial address (requests)        [KEYFORGE_RPC]\n"
+	"                        default tcp://127.0.0.1:7402\n"
+	"  --token-file PATH     the broker's token file, sent with every request and\n"
+	"                        read again when the broker refuses it [KEYFORGE_TOKEN_FILE]\n"
+	"  --id ID               worker id (default HOST-PID)        [KEYFORGE_WORKER_ID]\n"
+	"  --corpus-dir DIRS     ':'-separated folders where a job's corpus NAME is\n"
+	"                        found as NAME, NAME.kfc or NAME.json [KEYFORGE_CORPUS_DIR]\n"
+	"                        default " KF_WORKER_CORPUS_DIR "\n"
+	"  --default-corpus PATH the corpus a job names \"default\"  [KEYFORGE_DEFAULT_CORPUS]\n"
+	"                        default " DEFAULT_CORPUS_FILE "\n"
+	"  --slots N             jobs run at once, 1..64 (default 1)  [KEYFORGE_SLOTS]\n"
+	"  --on-term MODE        on SIGTERM: finish the running job, or handback (stop it\n"
+	"                        and give it back); a second SIGTERM hands back\n"
+	"                        (default finish)                      [KEYFORGE_ON_TERM]\n"
+	"  --lease-wait MS       long-poll of one lease request (default 2000)\n"
+	"  --progress-interval MS  progress report interval (default 250)\n"
+	"  --term-timeout MS     at exit, how long to keep resending unacknowledged\n"
+	"                        results (default 30000)\n"
+	"  -h, --help            this text\n"
+	"  -V, --version         print the version\n"
+	"\n"
+	"Logging: KEYFORGE_LOG (filter, e.g. info,keyforge::worker=debug) and\n"
+	"KEYFORGE_LOG_FORMAT (human|json); events also go to the broker.\n"
+	"TLS for tls+tcp:// addresses: KEYFORGE_TLS_CERT, KEYFORGE_TLS_KEY,\n"
+	"KEYFORGE_TLS_CA, KEYFORGE_TLS_SERVER_NAME.\n"
+	"Exit status: 0 after SIGTERM/SIGINT with every result acknowledged, 1 on a\n"
+	"runtime error or when results could not be delivered, 2 on a usage error.\n";
+
+const char *kf_worker_usage(void)
+{
+	return usage_text;
+}
+
+const char *kf_worker_on_term_name(enum kf_worker_on_term t)
+{
+	return t == KF_WORKER_TERM_HANDBACK ? "handback" : "finish";
+}
+
+enum opt_id {
+	OPT_INGEST = 1000, OPT_EVENTS, OPT_RPC, OPT_TOKEN_FILE, OPT_ID, OPT_CORPUS_DIR,
+	OPT_DEFAULT_CORPUS, OPT_SLOTS, OPT_ON_TERM, OPT_LEASE_WAIT, OPT_PROGRESS, OPT_TERM_TIMEOUT,
+};
+
+static const struct option long_opts[] = {
+	{ "ingest", required_argument, NULL, OPT_INGEST },
+	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "rpc", required_argument, NULL, OPT_RPC },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "id", required_argument, NULL, OPT_ID },
+	{ "corpus-dir", required_argument, NULL, OPT_CORPUS_DIR },
+	{ "default-corpus", required_argument, NULL, OPT_DEFAULT_CORPUS },
+	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "on-term", required_argument, NULL, OPT_ON_TERM },
+	{ "lease-wait", required_argument, NULL, OPT_LEASE_WAIT },
+	{ "progress-interval", required_argument, NULL, OPT_PROGRESS },
+	{ "term-timeout", required_argument, NULL, OPT_TERM_TIMEOUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* A number in [lo, hi]; `what` names the flag or variable in the message. */
+static enum kf_err parse_u32(const char *text, uint32_t lo, uint32_t hi, const char *what,
+	uint32_t *out, struct kf_strbuf *msg)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (!*text || *end || errno || text[0] == '-' || v < lo || v > hi) {
+		kf_strbuf_addf(msg, "%s: '%s' is not a number from %u to %u", what, text, lo, hi);
+		return KF_EINVAL;
+	}
+	*out = (uint32_t)v;
+	return KF_OK;
+}
+
+/* Ids travel in topics (cmd.<id>) and file names: printable ASCII, no
+ * space, no '/', so that what the operator typed is what the broker shows. */
+static enum kf_err set_id(struct kf_worker_config *cfg, const char *id, const char *what,
+	struct kf_strbuf *msg)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > KF_WORKER_ID_MAX) {
+		kf_strbuf_addf(msg, "%s: a worker id has 1 to %d bytes", what, KF_WORKER_ID_MAX);
+		return KF_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		if (c < 0x21 || c > 0x7e || c == '/') {
+			kf_strbuf_addf(msg, "%s: worker id '%s' may hold only printable ASCII "
+				       "without spaces or '/'", what, id);
+			return KF_EINVAL;
+		}
+	}
+	memcpy(cfg->id, id, n + 1);
+	return KF_OK;
+}
+
+static enum kf_err set_on_term(struct kf_worker_config *cfg, const char *v, const char *what,
+	struct kf_strbuf *msg)
+{
+	if (!strcmp(v, "finish"))
+		cfg->on_term = KF_WORKER_TERM_FINISH;
+	else if (!strcmp(v, "handback"))
+		cfg->on_term = KF_WORKER_TERM_HANDBACK;
+	else {
+		kf_strbuf_addf(msg, "%s: '%s' is neither 'finish' nor 'handback'", what, v);
+		return KF_EINVAL;
+	}
+	return KF_OK;
+}
+
+static enum kf_err from_env(struct kf_worker_config *cfg, struct kf_strbuf *msg)
+{
+	const char *v;
+	enum kf_err err;
+
+	if ((err = kf_bus_addrs_from_env(&cfg->addrs, msg)))
+		return err;
+	if ((v = getenv("KEYFORGE_TOKEN_FILE")) && *v)
+		cfg->token_file = v;
+	if ((v = getenv("KEYFORGE_WORKER_ID")) && *v &&
+	    (err = set_id(cfg, v, "KEYFORGE_WORKER_ID", msg)))
+		return err;
+	if ((v = getenv("KEYFORGE_CORPUS_DIR")) && *v)
+		cfg->corpus_dirs = v;
+	if ((v = getenv("KEYFORGE_DEFAULT_CORPUS")) && *v)
+		cfg->default_corpus = v;
+	if ((v = getenv("KEYFORGE_SLOTS")) && *v &&
+	    (err = parse_u32(v, 1, KF_WORKER_SLOTS_MAX, "KEYFORGE_SLOTS", &cfg->slots, msg)))
+		return err;
+	if ((v = getenv("KEYFORGE_ON_TERM")) && *v &&
+	    (err = set_on_term(cfg, v, "KEYFORGE_ON_TERM", msg)))
+		return err;
+	return KF_OK;
+}
+
+static enum kf_err apply_flag(struct kf_worker_config *cfg, int id, const char *arg,
+	struct kf_strbuf *msg)
+{
+	switch (id) {
+	case OPT_INGEST: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_INGEST, arg, msg);
+	case OPT_EVENTS: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_EVENTS, arg, msg);
+	case OPT_RPC: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_RPC, arg, msg);
+	case OPT_TOKEN_FILE: cfg->token_file = *arg ? arg : NULL; return KF_OK;
+	case OPT_ID: return set_id(cfg, arg, "--id", msg);
+	case OPT_CORPUS_DIR: cfg->corpus_dirs = arg; return KF_OK;
+	case OPT_DEFAULT_CORPUS: cfg->default_corpus = *arg ? arg : NULL; return KF_OK;
+	case OPT_SLOTS: return parse_u32(arg, 1, KF_WORKER_SLOTS_MAX, "--slots", &cfg->slots, msg);
+	case OPT_ON_TERM: return set_on_term(cfg, arg, "--on-term", msg);
+	case OPT_LEASE_WAIT:
+		return parse_u32(arg, 0, 600000, "--lease-wait", &cfg->lease_wait_ms, msg);
+	case OPT_PROGRESS:
+		return parse_u32(arg, 10, 60000, "--progress-interval", &cfg->progress_ms, msg);
+	case OPT_TERM_TIMEOUT:
+		return parse_u32(arg, 0, 3600000, "--term-timeout", &cfg->term_timeout_ms, msg);
+	default:
+		kf_strbuf_addf(msg, "unknown option; see --help");
+		return KF_EINVAL;
+	}
+}
+
+static void defaults(struct kf_worker_config *cfg, const char *host, long pid)
+{
+	*cfg = (struct kf_worker_config){
+		.corpus_dirs = KF_WORKER_CORPUS_DIR,
+		.default_corpus = DEFAULT_CORPUS_FILE,
+		.slots = 1,
+		.on_term = KF_WORKER_TERM_FINISH,
+		.lease_wait_ms = KF_WORKER_LEASE_WAIT_DEFAULT,
+		.progress_ms = KF_WORKER_PROGRESS_DEFAULT,
+		.term_timeout_ms = KF_WORKER_TERM_TIMEOUT_DEFAULT,
+	};
+	kf_bus_addrs_init(&cfg->addrs);
+	/* host-pid, cut so that it fits; bad bytes of a host name become '_'. */
+	snprintf(cfg->id, sizeof cfg->id, "%.100s-%ld", host && *host ? host : "worker", pid);
+	for (char *p = cfg->id; *p; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e || *p == '/')
+			*p = '_';
+}
+
+enum kf_err kf_worker_config_parse(struct kf_worker_config *cfg, int argc, char **argv,
+	const char *host, long pid, enum kf_worker_config_action *action, struct kf_strbuf *msg)
+{
+	enum kf_err err;
+	int c;
+
+	defaults(cfg, host, pid);
+	*action = KF_WORKER_RUN;
+	if ((err = from_env(cfg, msg)))
+		return err;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
+		if (c == 'h' || c == 'V') {
+			*action = c == 'h' ? KF_WORKER_HELP : KF_WORKER_VERSION;
+			return KF_OK;
+		}
+		if (c == '?' || c == ':') {
+			kf_strbuf_addf(msg, "%s '%s'; see --help",
+				       c == ':' ? "missing value for option" : "unknown option",
+				       argv[optind - 1]);
+			return KF_EINVAL;
+		}
+		if ((err = apply_flag(cfg, c, optarg, msg)))
+			return err;
+	}
+	if (optind < argc) {
+		kf_strbuf_addf(msg, "unexpected argument '%s'; see --help", argv[optind]);
+		return KF_EINVAL;
+	}
+	return KF_OK;
+}

@@ -1,0 +1,464 @@
+/*
+ * slot.c — one job slot: register, lease (long-poll), run the job inside
+ * job_execution{job_id, worker_id, attempt}, report progress, hand the
+ * result to the outbox, lease again at once.
+ */
+#include "worker/worker_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "kf_config.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define HELLO_TIMEOUT_MS 3000
+#define PROGRESS_TIMEOUT_MS 2000
+#define EMPTY_LEASE_NAP_MS 50
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+/* Sleeps ms, waking early when the worker starts draining. */
+static void nap(struct kf_worker *w, uint32_t ms)
+{
+	while (ms && !atomic_load(&w->draining)) {
+		uint32_t step = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, (long)step * 1000000L };
+
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+static uint32_t backoff_ms(uint32_t failures)
+{
+	uint32_t ms = BACKOFF_MIN_MS;
+
+	for (uint32_t i = 1; i < failures && ms < BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+static bool transport(enum kf_err err)
+{
+	return err == KF_ETIMEDOUT || err == KF_ECANCELED || err == KF_ENNG || err == KF_EUNAVAIL ||
+	       err == KF_ETOOBIG || err == KF_EMALFORMED;
+}
+
+void kf__rpc_outcome(struct kf_worker *w, enum kf__method m, enum kf_err err)
+{
+	static const char *const names[KF__M_COUNT] = { "hello", "lease", "progress", "complete" };
+
+	if (err && transport(err)) {
+		kf__wmetrics_rpc_failure(&w->m, m);
+		if (!atomic_exchange(&w->broker_down, true))
+			KF_WARN(KF__TARGET_RPC, "broker not answering; retrying",
+				KF_STR("method", names[m]), KF_ERR(err),
+				KF_STR("rpc", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_RPC)));
+	} else if (!err && atomic_exchange(&w->broker_down, false)) {
+		KF_INFO(KF__TARGET_RPC, "broker answering again", KF_STR("method", names[m]));
+	}
+}
+
+/* The status of a reply, KF_EPERM handled (token reloaded). */
+static enum kf_err reply_status(struct kf_worker *w, const struct kf_msg *rep, const char *what)
+{
+	const struct kf_msg_rep *h = kf_msg_reply(rep);
+	enum kf_err st = h ? h->status : KF_EMALFORMED;
+
+	if (rep->type == KF_MSG_ERROR_REP && st == KF_OK)
+		st = KF_EMALFORMED;
+	if (st == KF_EPERM) {
+		enum kf_err err = kf__rpc_reload_token(&w->rpc);
+
+		KF_WARN(KF__TARGET_RPC, "broker refused the token; reading the token file again",
+			KF_STR("method", what), KF_STR("error", h && h->error ? h->error : ""),
+			KF_STR("token_file", w->cfg.token_file ? w->cfg.token_file : "(none)"),
+			KF_STR("reload", kf_strerror(err)));
+	}
+	return st;
+}
+
+/* ---- hello ---------------------------------------------------------------- */
+
+static enum kf_err hello_once(struct kf_worker *w)
+{
+	struct kf_msg req, *rep = NULL;
+	uint64_t pipes = kf__rpc_pipes(&w->rpc);
+	enum kf_err err;
+
+	kf_msg_init(&req, KF_MSG_HELLO_REQ, w->cfg.id, 0);
+	req.hello_req = (struct kf_msg_hello_req){ .worker_id = w->cfg.id, .host = w->host,
+		.pid = w->pid, .slots = w->cfg.slots, .incarnation = w->incarnation,
+		.version = KF_VERSION };
+	kf__rpc_stamp(&w->rpc, &req, NULL);
+	err = kf__rpc_call(&w->rpc, &req, HELLO_TIMEOUT_MS, 1000, &rep);
+	kf__rpc_outcome(w, KF__M_HELLO, err);
+	if (err)
+		return err;
+	if ((err = reply_status(w, rep, "hello"))) {
+		KF_WARN(KF__TARGET_RPC, "hello refused", KF_ERR(err),
+			KF_STR("reason", kf_msg_reply(rep) && kf_msg_reply(rep)->error ?
+			       kf_msg_reply(rep)->error : ""));
+	} else {
+		kf__rpc_hello_done(&w->rpc, pipes);
+		KF_INFO(KF__TARGET, "registered with the broker", KF_STR("worker_id", w->cfg.id),
+			KF_U64("heartbeat_ms", rep->hello_rep.heartbeat_ms),
+			KF_U64("slots", w->cfg.slots));
+	}
+	kf_msg_free(rep);
+	return err;
+}
+
+/* One hello for all slots: the others wait for it, then see it done. */
+static bool ensure_hello(struct kf_worker *w)
+{
+	bool ok = true;
+
+	if (!kf__rpc_need_hello(&w->rpc))
+		return true;
+	pthread_mutex_lock(&w->hello_mu);
+	if (kf__rpc_need_hello(&w->rpc))
+		ok = hello_once(w) == KF_OK;
+	pthread_mutex_unlock(&w->hello_mu);
+	return ok;
+}
+
+/* ---- progress --------------------------------------------------------------- */
+
+static void on_progress_reply(void *arg, enum kf_err err, nng_msg *reply)
+{
+	struct kf__slot *s = arg;
+	struct kf_worker *w = s->w;
+	struct kf_msg *rep = NULL;
+
+	if (err == KF_ECANCELED && atomic_load(&w->quit)) {
+		atomic_store(&s->progress_busy, false); /* shutting down: not the broker's fault */
+		return;
+	}
+	if (!err && kf_msg_decode(nng_msg_body(reply), nng_msg_len(reply), &rep, NULL))
+		err = KF_EMALFORMED;
+	nng_msg_free(reply);
+	kf__rpc_outcome(w, KF__M_PROGRESS, err);
+	if (err && transport(err))
+		kf__rpc_set_need_hello(&w->rpc);
+	if (!err && rep->type == KF_MSG_PROGRESS_REP) {
+		const struct kf_msg_progress_rep *p = &rep->progress_rep;
+		enum kf_err st = reply_status(w, rep, "progress");
+
+		if (p->drop || p->cancel) {
+			uint64_t job_id = 0;
+
+			pthread_mutex_lock(&s->mu);
+			if (s->generation == s->progress_gen && s->job_id)
+				job_id = s->job_id;
+			pthread_mutex_unlock(&s->mu);
+			if (job_id && kf__slot_stop_job(s, job_id, 0, p->drop ? KF__STOP_DROP
+									       : KF__STOP_KILL))
+				KF_INFO(KF__TARGET_JOB, p->drop ? "job lease lost; abandoning it"
+						: "job cancel received", KF_U64("job_id", job_id),
+					KF_STR("via", "progress reply"),
+					KF_STR("reason", st && kf_msg_reply(rep)->error ?
+					       kf_msg_reply(rep)->error : ""));
+		}
+	}
+	kf_msg_free(rep);
+	atomic_store(&s->progress_busy, false);
+}
+
+/* Starts a progress request unless one is in flight; on the job's thread. */
+static void send_progress(struct kf__slot *s, uint64_t gen, const struct kf_msg_progress_req *pr)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = PROGRESS_TIMEOUT_MS, .resend_ms = 1000 };
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_msg req;
+
+	if (atomic_exchange(&s->progress_busy, true))
+		return;
+	s->progress_gen = gen;
+	kf_msg_init(&req, KF_MSG_PROGRESS_REQ, s->w->cfg.id, 0);
+	req.progress_req = *pr;
+	kf__rpc_stamp(&s->w->rpc, &req, NULL);
+	if (kf_msg_encode(&req, &sb) != KF_OK ||
+	    kf_rpc_call_start(s->progress_call, sb.buf, sb.len, &o) != KF_OK)
+		atomic_store(&s->progress_busy, false);
+	kf_strbuf_release(&sb);
+}
+
+/* The engine's progress callback (every KF__PROGRESS_STEPS steps). */
+static void on_progress(void *ctx, const struct kf_anneal_progress *p)
+{
+	struct kf__slot *s = ctx;
+	uint64_t now = kf_clock_mono_ns(), gen;
+	struct kf_msg_progress_req pr;
+	bool due;
+
+	pthread_mutex_lock(&s->mu);
+	s->step = p->step;
+	s->total_steps = p->total_steps;
+	s->temperature = p->temperature;
+	s->cost = p->current_cost;
+	s->best_cost = p->best_cost;
+	due = now - s->last_report_ns >= (uint64_t)s->w->cfg.progress_ms * KF__NS_PER_MS &&
+	      s->stop == KF__STOP_NONE;
+	if (due)
+		s->last_report_ns = now;
+	gen = s->generation;
+	pr = (struct kf_msg_progress_req){ .job_id = s->job_id, .lease_token = s->lease_token,
+		.step = p->step, .temperature = p->temperature, .cost = p->current_cost,
+		.best_cost = p->best_cost };
+	pthread_mutex_unlock(&s->mu);
+	if (due)
+		send_progress(s, gen, &pr);
+}
+
+/* ---- the job ------------------------------------------------------------------- */
+
+bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token,
+	enum kf__stop why)
+{
+	bool hit;
+
+	pthread_mutex_lock(&s->mu);
+	hit = s->job_id && s->job_id == job_id && (!lease_token || lease_token == s->lease_token);
+	if (hit && s->stop == KF__STOP_NONE)
+		s->stop = why;
+	else if (hit && why == KF__STOP_DROP)
+		s->stop = why; /* a stale lease trumps: nothing may be reported */
+	if (hit)
+		atomic_store(&s->cancel, true);
+	pthread_mutex_unlock(&s->mu);
+	return hit;
+}
+
+bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, double *best_cost)
+{
+	bool busy;
+
+	pthread_mutex_lock(&s->mu);
+	busy = s->job_id != 0;
+	*job_id = s->job_id;
+	*progress = s->total_steps ? fmin(1.0, (double)s->step / (double)s->total_steps) : 0;
+	*best_cost = s->best_cost;
+	pthread_mutex_unlock(&s->mu);
+	return busy;
+}
+
+static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l)
+{
+	uint32_t restarts = l->params.restarts ? l->params.restarts : 1;
+
+	pthread_mutex_lock(&s->mu);
+	s->generation++;
+	s->job_id = l->job_id;
+	s->lease_token = l->lease_token;
+	s->attempt = l->attempt;
+	s->step = 0;
+	s->total_steps = l->params.steps * restarts;
+	s->temperature = s->cost = s->best_cost = 0;
+	s->stop = atomic_load(&s->w->handback) ? KF__STOP_HANDBACK : KF__STOP_NONE;
+	s->last_report_ns = kf_clock_mono_ns();
+	atomic_store(&s->cancel, s->stop != KF__STOP_NONE);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static enum kf__stop job_end(struct kf__slot *s)
+{
+	enum kf__stop stop;
+
+	pthread_mutex_lock(&s->mu);
+	stop = s->stop;
+	s->job_id = 0;
+	s->lease_token = 0;
+	s->step = s->total_steps = 0;
+	s->best_cost = 0;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
+/* Decides the outcome, logs it (inside job_execution) and fills c. */
+static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_err err,
+	const struct kf_strbuf *why, struct kf__completion *c)
+{
+	if (stop == KF__STOP_DROP) {
+		KF_WARN(KF__TARGET_JOB, "job dropped: the lease is stale", KF_U64("job_id", c->job_id),
+			KF_U64("attempt", c->attempt));
+		return KF__OUT_DROPPED;
+	}
+	if (stop == KF__STOP_HANDBACK) {
+		c->outcome = KF_JOB_FAILED;
+		snprintf(c->error, sizeof c->error, "handed back: worker '%s' is shutting down",
+			 s->w->cfg.id);
+		KF_INFO(KF__TARGET_JOB, "job handed back", KF_U64("job_id", c->job_id),
+			KF_U64("steps", c->steps));
+		return KF__OUT_HANDED_BACK;
+	}
+	if (stop == KF__STOP_KILL || err == KF_ECANCELED) {
+		c->outcome = KF_JOB_KILLED;
+		KF_INFO(KF__TARGET_JOB, "job killed", KF_U64("job_id", c->job_id),
+			KF_U64("steps", c->steps), KF_F64("best_cost", c->has_result ? c->cost : NAN));
+		return KF__OUT_KILLED;
+	}
+	if (err == KF_OK) {
+		c->outcome = KF_JOB_SUCCEEDED;
+		KF_INFO(KF__TARGET_JOB, "job completed", KF_U64("job_id", c->job_id),
+			KF_F64("score", c->cost), KF_STR("layout", c->layout), KF_U64("steps", c->steps),
+			KF_F64("steps_per_sec", c->steps_per_sec), KF_U64("elapsed_ms", c->elapsed_ms));
+		return KF__OUT_SUCCEEDED;
+	}
+	c->outcome = KF_JOB_FAILED;
+	if (why->len)
+		kf__utf8_sanitize(c->error, sizeof c->error, why->buf, why->len);
+	else
+		snprintf(c->error, sizeof c->error, "%s", kf_strerror(err));
+	KF_WARN(KF__TARGET_JOB, "job failed", KF_U64("job_id", c->job_id), KF_ERR(err),
+		KF_STR("reason", c->error));
+	return KF__OUT_FAILED;
+}
+
+static void run_lease(struct kf__slot *s, const struct kf_msg_lease *l)
+{
+	struct kf_worker *w = s->w;
+	struct kf__job_ctl ctl = { .cancel = &s->cancel, .progress = on_progress, .progress_ctx = s,
+		.progress_interval = KF__PROGRESS_STEPS, .observer = kf__wmetrics_score,
+		.observer_ctx = &w->m };
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf__completion *c = calloc(1, sizeof(*c)); /* 2 KiB: not on the stack */
+	uint64_t t0 = kf_clock_mono_ns();
+	struct kf_span *span;
+	enum kf__outcome o;
+	enum kf_err err;
+
+	if (!c) {
+		KF_ERROR(KF__TARGET_JOB, "job not run: out of memory", KF_U64("job_id", l->job_id));
+		return; /* the broker requeues it when the lease expires */
+	}
+	job_begin(s, l);
+	span = KF_INFO_SPAN(KF__TARGET_JOB, "job_execution", KF_U64("job_id", l->job_id),
+		KF_STR("worker_id", w->cfg.id), KF_U64("attempt", l->attempt));
+	kf_span_enter(span);
+	KF_DEBUG(KF__TARGET_JOB, "job started", KF_STR("corpus", l->params.corpus),
+		 KF_U64("steps", l->params.steps), KF_U64("restarts", l->params.restarts),
+		 KF_U64("seed", l->params.seed), KF_STR("board", kf_msg_board_name(l->params.board)));
+	kf__wmetrics_running(&w->m, 1);
+	err = kf__job_run(w->engine, &l->params, &ctl, c, &why);
+	c->job_id = l->job_id;
+	c->lease_token = l->lease_token;
+	c->attempt = l->attempt;
+	o = settle(s, job_end(s), err, &why, c);
+	kf__wmetrics_running(&w->m, -1);
+	kf__wmetrics_job_done(&w->m, c->steps, (double)(kf_clock_mono_ns() - t0) * 1e-9);
+	if (o == KF__OUT_DROPPED)
+		kf__wmetrics_outcome(&w->m, o);
+	else if (kf__outbox_put(w->outbox, c) != KF_OK)
+		KF_ERROR(KF__TARGET_JOB, "result lost: out of memory", KF_U64("job_id", l->job_id));
+	kf_span_exit(span);
+	kf_span_close(span);
+	kf_strbuf_release(&why);
+	free(c);
+}
+
+void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verdict v)
+{
+	struct kf_worker *w = ctx;
+	enum kf__outcome o;
+
+	if (v == KF__VERDICT_DROP) {
+		o = KF__OUT_DROPPED;
+	} else if (v == KF__VERDICT_REFUSED) {
+		o = KF__OUT_FAILED; /* the broker never took it */
+	} else if (c->outcome == KF_JOB_SUCCEEDED) {
+		o = KF__OUT_SUCCEEDED;
+	} else if (c->outcome == KF_JOB_KILLED) {
+		o = KF__OUT_KILLED;
+	} else {
+		o = !strncmp(c->error, "handed back:", 12) ? KF__OUT_HANDED_BACK : KF__OUT_FAILED;
+	}
+	kf__wmetrics_outcome(&w->m, o);
+}
+
+/* ---- lease ------------------------------------------------------------------------ */
+
+/* One lease request (long-poll). KF_OK with *rep set (lease or none). */
+static enum kf_err lease(struct kf__slot *s, struct kf_msg **rep)
+{
+	struct kf_worker *w = s->w;
+	uint32_t wait = w->cfg.lease_wait_ms;
+	struct kf_msg req;
+	enum kf_err err;
+
+	kf_msg_init(&req, KF_MSG_LEASE_REQ, w->cfg.id, 0);
+	req.lease_req.worker_id = w->cfg.id;
+	req.lease_req.wait_ms = wait;
+	/* After a lost reply, ask again with the same id: a broker that did
+	 * lease a job to it answers with that job rather than leasing another. */
+	if (!s->lease_id_valid) {
+		s->lease_id = kf__rpc_next_id(&w->rpc);
+		s->lease_id_valid = true;
+	}
+	kf__rpc_stamp(&w->rpc, &req, &s->lease_id);
+	/* resend above the wait: each resend would park another copy. */
+	err = kf__rpc_call(&w->rpc, &req, (nng_duration)wait + 5000, (nng_duration)wait + 2000, rep);
+	kf__rpc_outcome(w, KF__M_LEASE, err);
+	if (err)
+		return err;
+	s->lease_id_valid = false;
+	if ((err = reply_status(w, *rep, "lease"))) {
+		const struct kf_msg_rep *h = kf_msg_reply(*rep);
+
+		if (err == KF_ENOENT)
+			kf__rpc_set_need_hello(&w->rpc); /* "who are you?" */
+		if (err != KF_EUNAVAIL && err != KF_EPERM)
+			KF_WARN(KF__TARGET_RPC, "lease refused", KF_ERR(err),
+				KF_STR("reason", h && h->error ? h->error : ""));
+		kf_msg_free(*rep);
+		*rep = NULL;
+	}
+	return err;
+}
+
+void *kf__slot_main(void *arg)
+{
+	struct kf__slot *s = arg;
+	struct kf_worker *w = s->w;
+	uint32_t failures = 0;
+
+	while (!atomic_load(&w->draining)) {
+		struct kf_msg *rep = NULL;
+		uint64_t t0 = kf_clock_mono_ns();
+
+		if (!ensure_hello(w) || lease(s, &rep) != KF_OK) {
+			nap(w, backoff_ms(++failures));
+			continue;
+		}
+		failures = 0;
+		if (rep->lease_rep.lease)
+			run_lease(s, rep->lease_rep.lease);
+		else if (kf_clock_mono_ns() - t0 < EMPTY_LEASE_NAP_MS * KF__NS_PER_MS)
+			nap(w, EMPTY_LEASE_NAP_MS); /* no long-poll (--lease-wait 0): do not spin */
+		kf_msg_free(rep);
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+enum kf_err kf__slot_init(struct kf__slot *s, struct kf_worker *w, unsigned index)
+{
+	memset(s, 0, sizeof(*s));
+	s->w = w;
+	s->index = index;
+	pthread_mutex_init(&s->mu, NULL);
+	return kf_rpc_call_new(w->rpc.cli, on_progress_reply, s, &s->progress_call);
+}
+
+void kf__slot_release(struct kf__slot *s)
+{
+	kf_rpc_call_free(s->progress_call);
+	s->progress_call = NULL;
+	pthread_mutex_destroy(&s->mu);
+}

@@ -1,0 +1,369 @@
+/* worker.c — keyforge-worker's lifecycle: set up, run, shut down. */
+#include "worker/worker_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "kf_config.h"
+
+#define TICK_MS 1000
+#define CMD_POLL_MS 250
+#define FINAL_FLUSH_MS 1000
+
+static uint64_t random_u64(void)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+		v = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
+	return v ? v : 1;
+}
+
+void kf_worker_block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- heartbeat and metrics: the publisher's tick ---------------------------------- */
+
+static void fill_heartbeat(struct kf_worker *w, const struct kf__load *load,
+	struct kf_msg_heartbeat *hb)
+{
+	uint32_t busy = 0;
+
+	*hb = (struct kf_msg_heartbeat){ .worker_id = w->cfg.id, .host = w->host, .pid = w->pid,
+		.incarnation = w->incarnation, .cpu_process = load->cpu_process,
+		.cpu_host = load->cpu_host, .rss_bytes = load->rss_bytes,
+		.slots_total = w->cfg.slots,
+		.uptime_ms = (kf_clock_mono_ns() - w->start_mono_ns) / KF__NS_PER_MS };
+	for (uint32_t i = 0; i < w->cfg.slots; i++) {
+		uint64_t job;
+		double progress, best;
+
+		if (!kf__slot_peek(&w->slots[i], &job, &progress, &best))
+			continue;
+		if (!busy++) { /* the heartbeat has room for one job: the first */
+			hb->job_id = job;
+			hb->job_progress = progress;
+			hb->job_best_cost = isfinite(best) ? best : 0;
+		}
+	}
+	hb->slots_busy = busy;
+	hb->state = atomic_load(&w->draining) ? KF_WORKER_DRAINING :
+		    busy ? KF_WORKER_BUSY : KF_WORKER_IDLE;
+}
+
+static void publish_heartbeat(struct kf_worker *w)
+{
+	struct kf_msg_heartbeat hb;
+	struct kf__load load;
+
+	kf__load_sample(&w->load, &load);
+	fill_heartbeat(w, &load, &hb);
+	kf__publisher_heartbeat(w->publisher, &hb);
+}
+
+static void on_tick(void *ctx, struct kf__publisher *p, uint64_t tick)
+{
+	struct kf_worker *w = ctx;
+	enum kf_err err;
+
+	/* Nobody listens without a connection: queueing heartbeats and metric
+	 * deltas would only replay stale ones at the next broker. The metric
+	 * generation stays put, so the first delta afterwards has every change. */
+	if (kf_bus_sock_peers(kf_bus_pub_sock(w->pub)) == 0)
+		return;
+	publish_heartbeat(w);
+	if ((err = kf__publisher_metrics(p, w->m.reg, tick == KF__PUBLISH_FINAL_TICK ||
+						      tick % KF__METRICS_FULL_EVERY == 0)) &&
+	    err != KF_EFULL)
+		KF_DEBUG(KF__TARGET, "metric update not published", KF_ERR(err));
+}
+
+/* ---- commands (cmd.<id> on events) ------------------------------------------------ */
+
+static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
+{
+	bool hit = false;
+
+	kf__wmetrics_command(&w->m);
+	if (strcmp(cmd->worker_id, w->cfg.id) != 0)
+		return; /* a prefix match of a longer id cannot happen (NUL), but be sure */
+	if (cmd->action == KF_CMD_DRAIN) {
+		if (!atomic_exchange(&w->draining, true))
+			KF_INFO(KF__TARGET, "drain requested; taking no new job",
+				KF_STR("via", "command"));
+		return;
+	}
+	for (uint32_t i = 0; i < w->cfg.slots; i++)
+		hit |= kf__slot_stop_job(&w->slots[i], cmd->job_id, cmd->lease_token, KF__STOP_KILL);
+	if (hit)
+		KF_INFO(KF__TARGET_JOB, "job cancel received", KF_U64("job_id", cmd->job_id),
+			KF_STR("via", "command"));
+	else
+		KF_DEBUG(KF__TARGET_JOB, "cancel for a job not running here",
+			 KF_U64("job_id", cmd->job_id));
+}
+
+static void *cmd_main(void *arg)
+{
+	struct kf_worker *w = arg;
+
+	while (!atomic_load(&w->quit)) {
+		struct kf_msg *msg = NULL;
+		nng_msg *m;
+		enum kf_err err = kf_bus_sub_recv(w->cmd_sub, CMD_POLL_MS, &m);
+
+		if (err == KF_ECANCELED)
+			break;
+		if (err)
+			continue;
+		err = kf_msg_decode_pub(nng_msg_body(m), nng_msg_len(m), &msg, NULL);
+		nng_msg_free(m);
+		if (err) {
+			KF_DEBUG(KF__TARGET, "unreadable command ignored", KF_ERR(err));
+			continue;
+		}
+		if (msg->type == KF_MSG_COMMAND)
+			on_command(w, &msg->command);
+		kf_msg_free(msg);
+	}
+	return NULL;
+}
+
+/* ---- setup -------------------------------------------------------------------------- */
+
+static const struct kf_bus_opts *opts_for(struct kf_worker *w, const char *url,
+	struct kf_bus_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	if (!strncmp(url, "tls+", 4))
+		o->tls = &w->tls;
+	return o;
+}
+
+static enum kf_err open_sockets(struct kf_worker *w, struct kf_strbuf *why)
+{
+	const char *ingest = kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_INGEST);
+	const char *events = kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_EVENTS);
+	const char *rpc = kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_RPC);
+	char topic[KF_TOPIC_SIZE];
+	struct kf_bus_opts o;
+	size_t tl;
+	enum kf_err err;
+
+	kf_bus_tls_opts_from_env(&w->tls);
+	if ((err = kf_bus_pub_new(&w->pub, KF_BUS_DIAL, ingest, opts_for(w, ingest, &o), why)) ||
+	    (err = kf_bus_sub_new(&w->cmd_sub, KF_BUS_DIAL, events, opts_for(w, events, &o), why)))
+		return err;
+	/* topic + NUL: "cmd.w-1" must not also match cmd.w-10's commands. */
+	tl = kf_topic_cmd(topic, w->cfg.id);
+	if ((err = kf_bus_sub_subscribe(w->cmd_sub, topic, tl + 1)))
+		return err;
+	if ((err = kf__rpc_init(&w->rpc, rpc, opts_for(w, rpc, &o), w->cfg.id, w->cfg.token_file,
+				 why)))
+		return err;
+	w->rpc_ready = true;
+	return KF_OK;
+}
+
+static enum kf_err start_telemetry(struct kf_worker *w)
+{
+	struct kf__publisher_opts po = { .pub = w->pub, .source = w->cfg.id,
+		.incarnation = w->incarnation, .tick_ms = TICK_MS, .tick = on_tick, .tick_ctx = w };
+	enum kf_err err;
+
+	if ((err = kf__publisher_new(&po, &w->publisher)))
+		return err;
+	if ((err = kf_log_sink_add(kf__publisher_log_sink, w->publisher)))
+		return err;
+	w->sink_added = true;
+	return KF_OK;
+}
+
+enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config *cfg,
+	struct kf_strbuf *why)
+{
+	struct kf__engine_opts eo = { .corpus_dirs = cfg->corpus_dirs,
+		.default_corpus = cfg->default_corpus };
+	struct kf_worker *w = calloc(1, sizeof(*w));
+	enum kf_err err;
+
+	*out = NULL;
+	if (!w)
+		return KF_ENOMEM;
+	w->cfg = *cfg;
+	w->pid = (uint32_t)getpid();
+	w->incarnation = random_u64();
+	w->start_mono_ns = kf_clock_mono_ns();
+	if (gethostname(w->host, sizeof w->host - 1) != 0 || !w->host[0])
+		snprintf(w->host, sizeof w->host, "unknown");
+	pthread_mutex_init(&w->hello_mu, NULL);
+	kf__load_sampler_init(&w->load, w->start_mono_ns);
+	if ((err = kf__wmetrics_init(&w->m, w))) {
+		kf_strbuf_addf(why, "metrics: %s", kf_strerror(err));
+		goto fail;
+	}
+	if ((err = open_sockets(w, why)) || (err = start_telemetry(w)) ||
+	    (err = kf__engine_new(&eo, &w->engine)) ||
+	    (err = kf__outbox_new(&w->rpc, kf__on_result_done, w, &w->outbox)))
+		goto fail;
+	if (!(w->slots = calloc(cfg->slots, sizeof(*w->slots)))) {
+		err = KF_ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < cfg->slots; i++)
+		if ((err = kf__slot_init(&w->slots[i], w, i)))
+			goto fail;
+	*out = w;
+	return KF_OK;
+fail:
+	if (!why->len)
+		kf_strbuf_addstr(why, kf_strerror(err));
+	kf_worker_free(w);
+	return err;
+}
+
+/* ---- running ------------------------------------------------------------------------ */
+
+static void hand_back_all(struct kf_worker *w)
+{
+	atomic_store(&w->handback, true);
+	for (uint32_t i = 0; i < w->cfg.slots; i++) {
+		uint64_t job;
+		double progress, best;
+
+		if (kf__slot_peek(&w->slots[i], &job, &progress, &best))
+			kf__slot_stop_job(&w->slots[i], job, 0, KF__STOP_HANDBACK);
+	}
+}
+
+static enum kf_err start_threads(struct kf_worker *w)
+{
+	if (kf__publisher_start(w->publisher))
+		return KF_EIO;
+	if (pthread_create(&w->cmd_thread, NULL, cmd_main, w) != 0)
+		return KF_EIO;
+	w->cmd_started = true;
+	for (uint32_t i = 0; i < w->cfg.slots; i++) {
+		if (pthread_create(&w->slots[i].thread, NULL, kf__slot_main, &w->slots[i]) != 0)
+			return KF_EIO;
+		w->slots[i].started = true;
+	}
+	return KF_OK;
+}
+
+static bool slots_done(struct kf_worker *w)
+{
+	for (uint32_t i = 0; i < w->cfg.slots; i++)
+		if (w->slots[i].started && pthread_tryjoin_np(w->slots[i].thread, NULL) == 0)
+			w->slots[i].started = false;
+	for (uint32_t i = 0; i < w->cfg.slots; i++)
+		if (w->slots[i].started)
+			return false;
+	return true;
+}
+
+/* Waits for signals until every slot has stopped (after a drain). */
+static void signal_loop(struct kf_worker *w)
+{
+	struct timespec tick = { 0, 100 * 1000000L };
+	unsigned n_signals = 0;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	while (!(atomic_load(&w->draining) && slots_done(w))) {
+		int sig = sigtimedwait(&set, NULL, &tick);
+
+		if (sig < 0 || sig == SIGHUP)
+			continue;
+		if (++n_signals == 1) {
+			atomic_store(&w->draining, true);
+			KF_INFO(KF__TARGET, "shutdown requested; taking no new job",
+				KF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+				KF_STR("on_term", kf_worker_on_term_name(w->cfg.on_term)));
+			if (w->cfg.on_term == KF_WORKER_TERM_HANDBACK)
+				hand_back_all(w);
+		} else if (!atomic_load(&w->handback)) {
+			KF_INFO(KF__TARGET, "second signal: handing running jobs back");
+			hand_back_all(w);
+		}
+	}
+}
+
+int kf_worker_run(struct kf_worker *w)
+{
+	struct kf__outbox_stats ob;
+	bool delivered;
+
+	KF_INFO(KF__TARGET, "worker started", KF_STR("worker_id", w->cfg.id),
+		KF_STR("host", w->host), KF_U64("pid", w->pid), KF_U64("slots", w->cfg.slots),
+		KF_STR("version", KF_VERSION),
+		KF_STR("rpc", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_RPC)),
+		KF_STR("ingest", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_INGEST)),
+		KF_STR("events", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_EVENTS)));
+	if (start_threads(w) != KF_OK) {
+		KF_ERROR(KF__TARGET, "cannot start threads");
+		atomic_store(&w->draining, true);
+	}
+	signal_loop(w);
+	delivered = kf__outbox_wait_empty(w->outbox, w->cfg.term_timeout_ms);
+	kf__outbox_stats(w->outbox, &ob);
+	if (!delivered)
+		KF_ERROR(KF__TARGET, "results not acknowledged by the broker; they are lost",
+			 KF_U64("count", ob.pending), KF_U64("waited_ms", w->cfg.term_timeout_ms));
+	KF_INFO(KF__TARGET, "worker stopped", KF_STR("worker_id", w->cfg.id),
+		KF_U64("results_acknowledged", ob.acked), KF_U64("results_dropped", ob.dropped));
+	/* A last tick (heartbeat: draining, idle; full metrics), then flush. */
+	kf__publisher_stop(w->publisher, FINAL_FLUSH_MS);
+	return delivered ? 0 : 1;
+}
+
+void kf_worker_free(struct kf_worker *w)
+{
+	if (!w)
+		return;
+	atomic_store(&w->draining, true);
+	atomic_store(&w->quit, true);
+	if (w->slots)
+		for (uint32_t i = 0; i < w->cfg.slots; i++)
+			if (w->slots[i].started)
+				pthread_join(w->slots[i].thread, NULL);
+	if (w->cmd_started)
+		pthread_join(w->cmd_thread, NULL);
+	if (w->sink_added)
+		kf_log_sink_remove(kf__publisher_log_sink, w->publisher);
+	kf__outbox_free(w->outbox);
+	if (w->slots)
+		for (uint32_t i = 0; i < w->cfg.slots; i++)
+			if (w->slots[i].w)
+				kf__slot_release(&w->slots[i]);
+	free(w->slots);
+	kf__publisher_free(w->publisher);
+	if (w->rpc_ready)
+		kf__rpc_release(&w->rpc);
+	kf_bus_sub_free(w->cmd_sub);
+	kf_bus_pub_free(w->pub);
+	kf__engine_free(w->engine);
+	kf__wmetrics_release(&w->m);
+	pthread_mutex_destroy(&w->hello_mu);
+	free(w);
+}

@@ -1,0 +1,157 @@
+/*
+ * worker/worker_int.h — what the files of keyforge-worker share (kf__ names).
+ *
+ *   worker.c   lifecycle, signals, the command subscriber, the heartbeat tick
+ *   slot.c     one slot: hello, lease, run the job, progress, hand to the outbox
+ *   wmetrics.c the worker's metric families
+ */
+#ifndef KF_WORKER_WORKER_INT_H
+#define KF_WORKER_WORKER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus/bus.h"
+#include "proto/proto.h"
+#include "telemetry/log.h"
+#include "worker/config.h"
+#include "worker/heartbeat.h"
+#include "worker/job.h"
+#include "worker/outbox.h"
+#include "worker/publish.h"
+#include "worker/rpc.h"
+#include "worker/worker.h"
+
+#define KF__TARGET "keyforge::worker"
+#define KF__TARGET_JOB "keyforge::worker::job"
+#define KF__TARGET_RPC "keyforge::worker::rpc"
+#define KF__NS_PER_MS 1000000ull
+#define KF__METRICS_FULL_EVERY 5     /* ticks (s) between full metric updates */
+#define KF__PROGRESS_STEPS 1024      /* engine steps between progress callbacks */
+
+/* Why a running job was told to stop. */
+enum kf__stop {
+	KF__STOP_NONE = 0,
+	KF__STOP_KILL,       /* operator kill: complete as killed with the best so far */
+	KF__STOP_DROP,       /* stale lease: abandon silently */
+	KF__STOP_HANDBACK,   /* shutting down: give it back */
+};
+
+/* Outcomes the worker counts (keyforge_worker_jobs_total{outcome}). */
+enum kf__outcome {
+	KF__OUT_SUCCEEDED = 0,
+	KF__OUT_FAILED,
+	KF__OUT_KILLED,
+	KF__OUT_DROPPED,
+	KF__OUT_HANDED_BACK,
+	KF__OUT_COUNT
+};
+
+enum kf__method { KF__M_HELLO = 0, KF__M_LEASE, KF__M_PROGRESS, KF__M_COMPLETE, KF__M_COUNT };
+
+struct kf_metrics;
+struct kf_counter;
+struct kf_gauge;
+struct kf_histogram;
+
+struct kf__wmetrics {
+	struct kf_metrics *reg;
+	struct kf_histogram *score_latency;          /* keyforge_score_latency_ns */
+	struct kf_counter *jobs[KF__OUT_COUNT];
+	struct kf_gauge *jobs_running;
+	struct kf_counter *steps;
+	struct kf_histogram *job_seconds;
+	struct kf_counter *rpc_failures[KF__M_COUNT];
+	struct kf_counter *commands;
+	/* mirrors refreshed by a collector */
+	struct kf_gauge *outbox_pending;
+	struct kf_counter *results_resent;
+	struct kf_counter *telemetry_dropped;
+	struct kf_counter *corpus_loads;
+};
+
+struct kf__slot {
+	struct kf_worker *w;
+	unsigned index;
+	pthread_t thread;
+	bool started;
+	atomic_bool cancel;             /* the engine's cancel flag */
+	struct kf_rpc_call *progress_call;
+	atomic_bool progress_busy;
+	uint64_t progress_gen;          /* generation the call in flight is about */
+
+	pthread_mutex_t mu;             /* guards the job fields below */
+	uint64_t generation;            /* ++ per job: late replies of older jobs are ignored */
+	uint64_t job_id;                /* 0 = idle */
+	uint64_t lease_token;
+	uint32_t attempt;
+	uint64_t step, total_steps;
+	double temperature, cost, best_cost;
+	enum kf__stop stop;
+	uint64_t last_report_ns;
+
+	bool lease_id_valid;            /* resend the last lease with its id */
+	struct kf_msg_request_id lease_id;
+};
+
+struct kf_worker {
+	struct kf_worker_config cfg;
+	char host[KF_MSG_MAX_NAME + 1];
+	uint32_t pid;
+	uint64_t incarnation;
+	uint64_t start_mono_ns;
+
+	struct kf_bus_tls_opts tls;
+	struct kf_bus_pub *pub;
+	struct kf_bus_sub *cmd_sub;
+	struct kf__rpc rpc;
+	bool rpc_ready;
+	struct kf__publisher *publisher;
+	bool sink_added;
+	struct kf__outbox *outbox;
+	struct kf__engine *engine;
+	struct kf__wmetrics m;
+	struct kf__load_sampler load;   /* publisher thread only */
+
+	atomic_bool draining;           /* take no new lease */
+	atomic_bool handback;           /* stop running jobs and give them back */
+	atomic_bool quit;               /* background threads exit */
+	atomic_bool broker_down;        /* last RPC failed in transport (for the log) */
+	pthread_mutex_t hello_mu;       /* one hello at a time */
+
+	struct kf__slot *slots;
+	pthread_t cmd_thread;
+	bool cmd_started;
+};
+
+/* ---- slot.c ---------------------------------------------------------------- */
+
+enum kf_err kf__slot_init(struct kf__slot *s, struct kf_worker *w, unsigned index);
+void kf__slot_release(struct kf__slot *s);
+void *kf__slot_main(void *arg);
+/* Tells the slot's job to stop for `why` when it is job_id (and lease_token
+ * matches, 0 = any). True when a job was told. Any thread. */
+bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token,
+	enum kf__stop why);
+/* Snapshot of the slot's job for the heartbeat; false when idle. */
+bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, double *best_cost);
+/* The outbox's done hook (counts outcomes). */
+void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verdict v);
+
+/* Notes an RPC's transport result for the "broker unreachable" log lines. */
+void kf__rpc_outcome(struct kf_worker *w, enum kf__method m, enum kf_err err);
+
+/* ---- wmetrics.c -------------------------------------------------------------- */
+
+enum kf_err kf__wmetrics_init(struct kf__wmetrics *m, struct kf_worker *w);
+void kf__wmetrics_release(struct kf__wmetrics *m);
+void kf__wmetrics_outcome(struct kf__wmetrics *m, enum kf__outcome o);
+void kf__wmetrics_rpc_failure(struct kf__wmetrics *m, enum kf__method method);
+void kf__wmetrics_job_done(struct kf__wmetrics *m, uint64_t steps, double seconds);
+void kf__wmetrics_running(struct kf__wmetrics *m, int delta);
+void kf__wmetrics_command(struct kf__wmetrics *m);
+void kf__wmetrics_score(void *ctx, uint64_t latency_ns, double cost); /* anneal observer */
+
+#endif
