@@ -1,4 +1,5 @@
 /* auth.c — the token file and the authorisation check. */
+#include "common/io.h"
 #include "broker/auth.h"
 
 #include <errno.h>
@@ -33,21 +34,6 @@ static enum kf_err random_hex(char out[KF_AUTH_TOKEN_HEX + 1])
 	return KF_OK;
 }
 
-static bool write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /* Writes token + "\n" to a temporary file beside `path` with mode 0600 and
  * renames it over `path`: readers see the old token or the new, never half. */
 static enum kf_err write_token(const char *path, const char *token, struct kf_strbuf *why)
@@ -61,8 +47,8 @@ static enum kf_err write_token(const char *path, const char *token, struct kf_st
 		return KF_ENOMEM;
 	unlink(tmp.buf);
 	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || fchmod(fd, 0600) != 0 || !write_all(fd, token, strlen(token)) ||
-	    !write_all(fd, "\n", 1) || fsync(fd) != 0) {
+	if (fd < 0 || fchmod(fd, 0600) != 0 || !kf_write_all(fd, token, strlen(token)) ||
+	    !kf_write_all(fd, "\n", 1) || fsync(fd) != 0) {
 		err = KF_EIO;
 	}
 	if (fd >= 0 && close(fd) != 0)

@@ -1,4 +1,5 @@
 /* config.c — flags and environment of keyforge-broker. */
+#include "common/parse.h"
 #include "broker/config.h"
 
 #include <errno.h>
@@ -69,23 +70,6 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* A number in [lo, hi]; `what` names the flag or variable in the message. */
-static enum kf_err parse_u32(const char *text, uint32_t lo, uint32_t hi, const char *what,
-	uint32_t *out, struct kf_strbuf *msg)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (!*text || *end || errno || text[0] == '-' || v < lo || v > hi) {
-		kf_strbuf_addf(msg, "%s: '%s' is not a number from %u to %u", what, text, lo, hi);
-		return KF_EINVAL;
-	}
-	*out = (uint32_t)v;
-	return KF_OK;
-}
-
 static bool env_true(const char *v)
 {
 	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
@@ -114,7 +98,7 @@ static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		if (!(v = getenv(nums[i].name)) || !*v)
 			continue;
-		if ((err = parse_u32(v, nums[i].lo, nums[i].hi, nums[i].name,
+		if ((err = kf_parse_u32(v, nums[i].lo, nums[i].hi, nums[i].name,
 				     (uint32_t *)((char *)cfg + nums[i].off), msg)))
 			return err;
 	}
@@ -131,12 +115,12 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 	case OPT_RPC: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_RPC, arg, msg);
 	case OPT_TOKEN_FILE: cfg->token_file = *arg ? arg : NULL; return KF_OK;
 	case OPT_WORKER_AUTH: cfg->worker_auth = true; return KF_OK;
-	case OPT_INGEST_RATE: return parse_u32(arg, 1, 10000000, "--ingest-rate", &cfg->ingest_rate, msg);
+	case OPT_INGEST_RATE: return kf_parse_u32(arg, 1, 10000000, "--ingest-rate", &cfg->ingest_rate, msg);
 	case OPT_INGEST_BURST:
-		return parse_u32(arg, 1, 100000000, "--ingest-burst", &cfg->ingest_burst, msg);
-	case OPT_LOG_RING: return parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
-	case OPT_CONTEXTS: return parse_u32(arg, 4, 4096, "--rpc-contexts", &cfg->contexts, msg);
-	case OPT_MAX_WAIT: return parse_u32(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
+		return kf_parse_u32(arg, 1, 100000000, "--ingest-burst", &cfg->ingest_burst, msg);
+	case OPT_LOG_RING: return kf_parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
+	case OPT_CONTEXTS: return kf_parse_u32(arg, 4, 4096, "--rpc-contexts", &cfg->contexts, msg);
+	case OPT_MAX_WAIT: return kf_parse_u32(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
 	default:
 		kf_strbuf_addf(msg, "unknown option; see --help");
 		return KF_EINVAL;

@@ -36,6 +36,7 @@
  * KF_ECORPUS_VERSION and rebuilt (scripts/default-corpus rebuilds the
  * default corpus on its own when `corpus info` refuses it).
  */
+#include "common/io.h"
 #include "layout/corpus.h"
 #include "layout/corpus_internal.h"
 
@@ -219,27 +220,13 @@ enum kf_err kf_corpus_encode(const struct kf_corpus *c, struct kf_strbuf *out)
 	return KF_OK;
 }
 
-static bool write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /* Writes `bytes` to a new file `tmp` (a mkostemp template); 0 or an errno. */
 static int write_new_file(char *tmp, const struct kf_strbuf *bytes)
 {
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return errno;
-	int err = write_all(fd, bytes->buf, bytes->len) && fchmod(fd, 0644) == 0 &&
+	int err = kf_write_all(fd, bytes->buf, bytes->len) && fchmod(fd, 0644) == 0 &&
 			  fsync(fd) == 0 ? 0 : errno;
 	if (close(fd) && !err)
 		err = errno;

@@ -17,6 +17,7 @@
  * early only for WARN/ERROR events or a ring one-eighth full, so a steady stream
  * of INFO events costs no system call on the emitting thread.
  */
+#include "common/io.h"
 #include "telemetry/log_internal.h"
 
 #include <errno.h>
@@ -72,15 +73,7 @@ static _Thread_local bool tl_is_writer;
  * nowhere else to go. */
 static void write_all(int fd, const char *p, size_t len)
 {
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
+	(void)kf_write_all(fd, p, len);
 }
 
 /* ---- producers ------------------------------------------------------------- */

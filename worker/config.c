@@ -1,4 +1,5 @@
 /* config.c — flags and environment of keyforge-worker. */
+#include "common/parse.h"
 #include "worker/config.h"
 
 #include <errno.h>
@@ -85,23 +86,6 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* A number in [lo, hi]; `what` names the flag or variable in the message. */
-static enum kf_err parse_u32(const char *text, uint32_t lo, uint32_t hi, const char *what,
-	uint32_t *out, struct kf_strbuf *msg)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (!*text || *end || errno || text[0] == '-' || v < lo || v > hi) {
-		kf_strbuf_addf(msg, "%s: '%s' is not a number from %u to %u", what, text, lo, hi);
-		return KF_EINVAL;
-	}
-	*out = (uint32_t)v;
-	return KF_OK;
-}
-
 /* Ids travel in topics (cmd.<id>) and file names: printable ASCII, no
  * space, no '/', so that what the operator typed is what the broker shows. */
 static enum kf_err set_id(struct kf_worker_config *cfg, const char *id, const char *what,
@@ -157,7 +141,7 @@ static enum kf_err from_env(struct kf_worker_config *cfg, struct kf_strbuf *msg)
 	if ((v = getenv("KEYFORGE_DEFAULT_CORPUS")) && *v)
 		cfg->default_corpus = v;
 	if ((v = getenv("KEYFORGE_SLOTS")) && *v &&
-	    (err = parse_u32(v, 1, KF_WORKER_SLOTS_MAX, "KEYFORGE_SLOTS", &cfg->slots, msg)))
+	    (err = kf_parse_u32(v, 1, KF_WORKER_SLOTS_MAX, "KEYFORGE_SLOTS", &cfg->slots, msg)))
 		return err;
 	if ((v = getenv("KEYFORGE_ON_TERM")) && *v &&
 	    (err = set_on_term(cfg, v, "KEYFORGE_ON_TERM", msg)))
@@ -176,14 +160,14 @@ static enum kf_err apply_flag(struct kf_worker_config *cfg, int id, const char *
 	case OPT_ID: return set_id(cfg, arg, "--id", msg);
 	case OPT_CORPUS_DIR: cfg->corpus_dirs = arg; return KF_OK;
 	case OPT_DEFAULT_CORPUS: cfg->default_corpus = *arg ? arg : NULL; return KF_OK;
-	case OPT_SLOTS: return parse_u32(arg, 1, KF_WORKER_SLOTS_MAX, "--slots", &cfg->slots, msg);
+	case OPT_SLOTS: return kf_parse_u32(arg, 1, KF_WORKER_SLOTS_MAX, "--slots", &cfg->slots, msg);
 	case OPT_ON_TERM: return set_on_term(cfg, arg, "--on-term", msg);
 	case OPT_LEASE_WAIT:
-		return parse_u32(arg, 0, 600000, "--lease-wait", &cfg->lease_wait_ms, msg);
+		return kf_parse_u32(arg, 0, 600000, "--lease-wait", &cfg->lease_wait_ms, msg);
 	case OPT_PROGRESS:
-		return parse_u32(arg, 10, 60000, "--progress-interval", &cfg->progress_ms, msg);
+		return kf_parse_u32(arg, 10, 60000, "--progress-interval", &cfg->progress_ms, msg);
 	case OPT_TERM_TIMEOUT:
-		return parse_u32(arg, 0, 3600000, "--term-timeout", &cfg->term_timeout_ms, msg);
+		return kf_parse_u32(arg, 0, 3600000, "--term-timeout", &cfg->term_timeout_ms, msg);
 	default:
 		kf_strbuf_addf(msg, "unknown option; see --help");
 		return KF_EINVAL;

@@ -4,12 +4,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "common/json.h"
+#include "common/parse.h"
 #include "common/strbuf.h"
 
 static void test_strerror_known_codes(void **state)
@@ -94,6 +98,53 @@ static void test_utf8_validation(void **state)
 	assert_false(kf_utf8_valid("\xe2\x87", 2));     /* truncated */
 }
 
+static void test_parse_u32_bounds_and_errors(void **state)
+{
+	(void)state;
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	uint32_t v = 0;
+	assert_int_equal(kf_parse_u32("42", 1, 100, "--n", &v, &msg), KF_OK);
+	assert_int_equal(v, 42);
+	assert_int_equal(kf_parse_u32("101", 1, 100, "--n", &v, &msg), KF_EINVAL);
+	assert_string_equal(msg.buf, "--n: '101' is not a number from 1 to 100");
+	assert_int_equal(kf_parse_u32("-1", 0, 100, "--n", &v, &msg), KF_EINVAL);
+	assert_int_equal(kf_parse_u32("", 0, 100, "--n", &v, &msg), KF_EINVAL);
+	assert_int_equal(kf_parse_u32("7x", 0, 100, "--n", &v, &msg), KF_EINVAL);
+	assert_int_equal(kf_parse_u32("99999999999999999999", 0, 100, "--n", &v, &msg), KF_EINVAL);
+	assert_int_equal(v, 42);
+	kf_strbuf_release(&msg);
+}
+
+static void test_write_all_through_a_pipe(void **state)
+{
+	(void)state;
+	int fds[2];
+	char big[100000], back[100000];
+	assert_int_equal(pipe(fds), 0);
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)(i * 7);
+	/* More than a pipe holds at once: the reader runs in a child. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(kf_write_all(fds[1], big, sizeof big) ? 0 : 1);
+	}
+	close(fds[1]);
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(fds[0], back + got, sizeof back - got)) > 0)
+		got += (size_t)n;
+	close(fds[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(got, sizeof big);
+	assert_memory_equal(back, big, sizeof big);
+	/* A closed descriptor fails instead of looping. */
+	assert_false(kf_write_all(-1, "x", 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -104,6 +155,8 @@ int main(void)
 		cmocka_unit_test(test_json_string_escaping),
 		cmocka_unit_test(test_json_double_shortest),
 		cmocka_unit_test(test_utf8_validation),
+		cmocka_unit_test(test_parse_u32_bounds_and_errors),
+		cmocka_unit_test(test_write_all_through_a_pipe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

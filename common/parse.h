@@ -1,0 +1,18 @@
+/*
+ * parse.h — parsing numbers from flags and environment variables.
+ */
+#ifndef KF_COMMON_PARSE_H
+#define KF_COMMON_PARSE_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/strbuf.h"
+
+/* A decimal number in [lo, hi] (no sign, no blanks, nothing after it).
+ * On error returns KF_EINVAL and appends "<what>: '<text>' is not a number
+ * from <lo> to <hi>" to msg; `what` names the flag or variable. */
+enum kf_err kf_parse_u32(const char *text, uint32_t lo, uint32_t hi, const char *what,
+			 uint32_t *out, struct kf_strbuf *msg);
+
+#endif
