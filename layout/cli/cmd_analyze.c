@@ -33,6 +33,19 @@ struct analyze_opts {
 	bool json;
 };
 
+static void on_opt(void *ctx, int opt, const char *arg)
+{
+	struct analyze_opts *o = ctx;
+
+	switch (opt) {
+	case 'c': o->corpus = arg; break;
+	case 'l': o->layout = arg; break;
+	case 'b': o->board = arg; break;
+	case 'w': o->weights = arg; break;
+	case 'j': o->json = true; break;
+	}
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, struct analyze_opts *o)
 {
@@ -45,33 +58,10 @@ static int parse(int argc, char **argv, struct analyze_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int opt;
+	int status = kf__cli_getopt("analyze", argc, argv, longopts, usage, on_opt, o);
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c': o->corpus = optarg; break;
-		case 'l': o->layout = optarg; break;
-		case 'b': o->board = optarg; break;
-		case 'w': o->weights = optarg; break;
-		case 'j': o->json = true; break;
-		case 'h': fputs(usage, stdout); return 0;
-		case ':':
-			fprintf(stderr, "keyforge-layout analyze: '%s' needs a value; see --help\n",
-				argv[optind - 1]);
-			return KF__EXIT_USAGE;
-		default:
-			fprintf(stderr, "keyforge-layout analyze: unknown option '%s'; see --help\n",
-				argv[optind - 1]);
-			return KF__EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "keyforge-layout analyze: unexpected argument '%s'; see --help\n",
-			argv[optind]);
-		return KF__EXIT_USAGE;
-	}
+	if (status >= 0)
+		return status;
 	if (!o->corpus || !o->layout) {
 		fprintf(stderr, "keyforge-layout analyze: --corpus and --layout are required; "
 			"see --help\n");

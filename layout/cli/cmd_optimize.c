@@ -55,6 +55,24 @@ static void on_sigint(int sig)
 	atomic_store(&interrupted, true);
 }
 
+static void on_opt(void *ctx, int opt, const char *arg)
+{
+	struct optimize_opts *o = ctx;
+
+	switch (opt) {
+	case 'c': o->corpus = arg; break;
+	case 's': o->start = arg; break;
+	case 'b': o->board = arg; break;
+	case 'n': o->steps = arg; break;
+	case 'r': o->restarts = arg; break;
+	case 'S': o->seed = arg; break;
+	case 't': o->temp = arg; break;
+	case 'p': o->pin = arg; break;
+	case 'w': o->weights = arg; break;
+	case 'j': o->json = true; break;
+	}
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, struct optimize_opts *o)
 {
@@ -72,38 +90,10 @@ static int parse(int argc, char **argv, struct optimize_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int opt;
+	int status = kf__cli_getopt("optimize", argc, argv, longopts, usage, on_opt, o);
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c': o->corpus = optarg; break;
-		case 's': o->start = optarg; break;
-		case 'b': o->board = optarg; break;
-		case 'n': o->steps = optarg; break;
-		case 'r': o->restarts = optarg; break;
-		case 'S': o->seed = optarg; break;
-		case 't': o->temp = optarg; break;
-		case 'p': o->pin = optarg; break;
-		case 'w': o->weights = optarg; break;
-		case 'j': o->json = true; break;
-		case 'h': fputs(usage, stdout); return 0;
-		case ':':
-			fprintf(stderr, "keyforge-layout optimize: '%s' needs a value; see --help\n",
-				argv[optind - 1]);
-			return KF__EXIT_USAGE;
-		default:
-			fprintf(stderr, "keyforge-layout optimize: unknown option '%s'; see --help\n",
-				argv[optind - 1]);
-			return KF__EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "keyforge-layout optimize: unexpected argument '%s'; see --help\n",
-			argv[optind]);
-		return KF__EXIT_USAGE;
-	}
+	if (status >= 0)
+		return status;
 	if (!o->corpus) {
 		fprintf(stderr, "keyforge-layout optimize: --corpus is required; see --help\n");
 		return KF__EXIT_USAGE;

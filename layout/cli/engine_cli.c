@@ -3,6 +3,8 @@
  */
 #include "layout/cli/engine_cli.h"
 
+#include <getopt.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -172,4 +174,37 @@ const char *kf__cli_corpus_name(const struct kf_corpus *corpus, const char *path
 		return corpus->name;
 	slash = strrchr(path, '/');
 	return slash ? slash + 1 : path;
+}
+
+int kf__cli_getopt(const char *cmd, int argc, char **argv, const struct option *longopts,
+		   const char *usage, void (*on_opt)(void *ctx, int opt, const char *arg),
+		   void *ctx)
+{
+	int opt;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case ':':
+			fprintf(stderr, "keyforge-layout %s: '%s' needs a value; see --help\n", cmd,
+				argv[optind - 1]);
+			return KF__EXIT_USAGE;
+		case '?':
+			fprintf(stderr, "keyforge-layout %s: unknown option '%s'; see --help\n", cmd,
+				argv[optind - 1]);
+			return KF__EXIT_USAGE;
+		default:
+			on_opt(ctx, opt, optarg);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "keyforge-layout %s: unexpected argument '%s'; see --help\n", cmd,
+			argv[optind]);
+		return KF__EXIT_USAGE;
+	}
+	return -1;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct option;
+
 #include "common/strbuf.h"
 #include "layout/board.h"
 #include "layout/corpus.h"
@@ -19,6 +21,14 @@
 
 #define KF__EXIT_FAIL 1
 #define KF__EXIT_USAGE 2
+
+/* Runs getopt_long over the options of `cmd`: on_opt(ctx, opt, optarg) for
+ * each one; --help (mapped to 'h' in longopts) prints `usage` and returns 0;
+ * an unknown option, a missing value or a stray argument prints one line on
+ * stderr and returns KF__EXIT_USAGE; -1 means parsing went through. */
+int kf__cli_getopt(const char *cmd, int argc, char **argv, const struct option *longopts,
+		   const char *usage, void (*on_opt)(void *ctx, int opt, const char *arg),
+		   void *ctx);
 
 /* Unsigned decimal integer (also 1e6 / 2.5e5 when integral); false if not. */
 bool kf__cli_parse_u64(const char *text, uint64_t *out);
