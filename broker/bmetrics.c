@@ -12,8 +12,8 @@ static const char *const l_method_status[] = { "method", "status" };
 static const char *const l_state[] = { "state" };
 static const char *const l_liveness[] = { "liveness" };
 
-#define C KF_TM_METRIC_COUNTER
-#define G KF_TM_METRIC_GAUGE
+#define C KF_METRIC_COUNTER
+#define G KF_METRIC_GAUGE
 enum {
 	F_RX, F_TX, F_DROPPED, F_DECODE, F_GAPS, F_RATE, F_RPC, F_JOBS, F_WORKERS,
 	F_PARKED, F_DB_UP, F_DB_QUEUE, F_DB_BATCH, F_DB_LARGEST, F_DB_OUTAGES,

@@ -12,7 +12,9 @@
 #ifndef KF_BROKER_BMETRICS_H
 #define KF_BROKER_BMETRICS_H
 
-#include "broker/metrics_compat.h"
+#include "telemetry/contract.h"
+#include "telemetry/metrics.h"
+#include "telemetry/metrics_snap.h"
 #include "proto/telemetry_msgs.h"
 
 enum kf_bm_drop {

@@ -422,11 +422,7 @@ void kf__lease_park(struct kf_broker *b, struct kf__call *c, bool front)
 
 static void lease_none(struct kf__call *c)
 {
-	struct kf_msg rep;
-
-	memset(&rep, 0, sizeof(rep));
-	rep.type = KF_MSG_LEASE_REP;
-	kf__call_finish(c, &rep); /* lease NULL: no job now */
+	kf__lease_reply(c, NULL); /* no job now */
 }
 
 /* Lets parked leases claim while the budget lasts. */

@@ -80,9 +80,18 @@ struct kf__call {
 	struct kf_reply_entry *entry;               /* idempotency entry, or NULL */
 	struct kf_jarena arena;                     /* reply data built from JSON */
 	uint64_t started_ns;
-	/* lease long-poll */
+	/* lease long-poll (a lease, or a complete with lease_next) */
 	uint64_t deadline_ns;
 	bool parked, from_park;
+	/* complete with lease_next: the completion and a claim are queued
+	 * together (one group-commit batch); the reply waits for both. */
+	struct {
+		bool wanted, complete_seen, claim_seen, claim_ok;
+		struct kf_msg_complete_rep rep;   /* the completion's answer */
+		char error[256];                  /* rep.rep.error points here */
+		const struct kf_msg_lease *lease; /* in arena; NULL = none */
+		uint64_t job_id, lease_token;     /* of lease, to hand it back */
+	} nx;
 	struct kf__call *prev, *next;               /* parked list / all calls */
 };
 
@@ -158,6 +167,9 @@ void kf__call_drop(struct kf__call *c);
 
 /* Lease long-poll: park until a job may be claimable or the deadline. */
 void kf__lease_park(struct kf_broker *b, struct kf__call *c, bool front);
+/* Answers a lease call, or a complete with lease_next (its saved completion
+ * answer plus the lease), with `lease` (NULL = no job now). Frees c. */
+void kf__lease_reply(struct kf__call *c, const struct kf_msg_lease *lease);
 /* Jobs became claimable: let up to n parked leases claim. */
 void kf__lease_wake(struct kf_broker *b, uint32_t n);
 /* Issues the claim of a lease call (handler and pump). */

@@ -16,7 +16,7 @@ static enum kf_err one_series(const struct kf_msnap_family *f, const struct kf_m
 		.name = f->name, .type = (enum kf_msg_metric_type)f->type, .help = f->help,
 		.labels = labels, .n_labels = f->n_labels,
 	};
-	if (f->type != KF_TM_METRIC_HISTOGRAM) {
+	if (f->type != KF_METRIC_HISTOGRAM) {
 		out->value = s->value;
 		return KF_OK;
 	}

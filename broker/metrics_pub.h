@@ -12,7 +12,8 @@
 #include <stdbool.h>
 
 #include "broker/jobjson.h"
-#include "broker/metrics_compat.h"
+#include "telemetry/metrics.h"
+#include "telemetry/metrics_snap.h"
 #include "proto/msg.h"
 
 /* Fills out (arrays in `a`, strings borrowed from snap: keep snap alive

@@ -97,17 +97,37 @@ static void h_hello(struct kf_broker *b, struct kf__call *c)
 
 /* ---- lease ------------------------------------------------------------------------ */
 
-static void reply_lease(struct kf__call *c, const struct kf_store_job *job)
+/* The worker a lease call (or a complete with lease_next) leases for. */
+static const char *call_worker(const struct kf__call *c)
+{
+	return c->msg->type == KF_MSG_COMPLETE_REQ ? c->msg->complete_req.worker_id
+						   : c->msg->lease_req.worker_id;
+}
+
+void kf__lease_reply(struct kf__call *c, const struct kf_msg_lease *lease)
+{
+	struct kf_msg rep;
+
+	memset(&rep, 0, sizeof(rep));
+	if (c->msg->type == KF_MSG_COMPLETE_REQ) {
+		rep.complete_rep = c->nx.rep;
+		rep.complete_rep.lease = lease;
+	} else {
+		rep.lease_rep.lease = lease;
+	}
+	kf__call_finish(c, &rep);
+}
+
+/* The lease of a claimed job, in c's arena (NULL: out of memory); records
+ * the lease slot and publishes the job event. */
+static const struct kf_msg_lease *build_lease(struct kf__call *c, const struct kf_store_job *job)
 {
 	struct kf_broker *b = c->b;
 	struct kf_msg_lease *lease = kf_jarena_alloc(&c->arena, sizeof(*lease));
 	struct kf__lease_slot *slot = &b->leases[(uint64_t)job->id % KF__LEASE_SLOTS];
-	struct kf_msg rep;
 
-	if (!lease) {
-		kf__call_fail(c, KF_ENOMEM, "lease: out of memory");
-		return;
-	}
+	if (!lease)
+		return NULL;
 	lease->job_id = (uint64_t)job->id;
 	lease->attempt = (uint32_t)job->attempt;
 	lease->lease_token = job->lease_token;
@@ -123,10 +143,18 @@ static void reply_lease(struct kf__call *c, const struct kf_store_job *job)
 	KF_DEBUG(KF__TARGET_RPC, "job leased", KF_U64("job_id", lease->job_id),
 		 KF_STR("worker_id", job->worker_id ? job->worker_id : ""),
 		 KF_U64("attempt", lease->attempt));
-	memset(&rep, 0, sizeof(rep));
-	rep.type = KF_MSG_LEASE_REP;
-	rep.lease_rep.lease = lease;
-	kf__call_finish(c, &rep);
+	return lease;
+}
+
+static void reply_lease(struct kf__call *c, const struct kf_store_job *job)
+{
+	const struct kf_msg_lease *lease = build_lease(c, job);
+
+	if (!lease && c->msg->type == KF_MSG_LEASE_REQ) {
+		kf__call_fail(c, KF_ENOMEM, "lease: out of memory");
+		return;
+	}
+	kf__lease_reply(c, lease);
 }
 
 /* The lease's client is gone: give the job back at once rather than wait
@@ -139,20 +167,26 @@ static void on_release(void *arg, const struct kf_store_result *res)
 		kf__lease_wake(b, 1);
 }
 
-static void release(struct kf_broker *b, const struct kf_store_job *job)
+static void release_id(struct kf_broker *b, int64_t job_id, uint64_t lease_token)
 {
-	struct kf_store_complete_args a = { .job_id = job->id, .lease_token = job->lease_token,
+	struct kf_store_complete_args a = { .job_id = job_id, .lease_token = lease_token,
 		.outcome = KF_STORE_RELEASED, .best_cost = NAN };
 
-	KF_DEBUG(KF__TARGET_RPC, "lease abandoned by its client", KF_I64("job_id", job->id));
+	KF_DEBUG(KF__TARGET_RPC, "lease abandoned by its client", KF_I64("job_id", job_id));
+	kf__lease_forget(b, (uint64_t)job_id);
 	kf_store_complete(b->store, &a, on_release, b);
+}
+
+static void release(struct kf_broker *b, const struct kf_store_job *job)
+{
+	release_id(b, job->id, job->lease_token);
 }
 
 static void on_claim(void *arg, const struct kf_store_result *res)
 {
 	struct kf__call *c = arg;
 	struct kf_broker *b = c->b;
-	const struct kf_msg_lease_req *q = &c->msg->lease_req;
+	bool is_lease = c->msg->type == KF_MSG_LEASE_REQ;
 	bool time_left = kf_clock_mono_ns() < c->deadline_ns && !b->draining;
 
 	if (res->err == KF_OK && res->claim.job) {
@@ -168,8 +202,12 @@ static void on_claim(void *arg, const struct kf_store_result *res)
 			kf__lease_wake(b, 0);
 		return;
 	}
+	/* A complete's answer stands whatever the claim did: no job then. */
 	if (res->err && res->err != KF_EUNAVAIL && res->err != KF_ECANCELED) {
-		fail_store(c, res);
+		if (is_lease)
+			fail_store(c, res);
+		else
+			kf__lease_reply(c, NULL);
 		return;
 	}
 	if (res->err == KF_OK && c->from_park)
@@ -178,17 +216,19 @@ static void on_claim(void *arg, const struct kf_store_result *res)
 		kf__lease_park(b, c, c->from_park);
 		return;
 	}
-	if (res->err && q->wait_ms == 0)
+	if (res->err && is_lease && c->msg->lease_req.wait_ms == 0)
 		fail_store(c, res);
 	else
-		kf__call_finish(c, &(struct kf_msg){ .type = KF_MSG_LEASE_REP });
+		kf__lease_reply(c, NULL);
 }
 
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c)
 {
-	enum kf_err err = kf_store_claim(b->store, c->msg->lease_req.worker_id, on_claim, c);
+	enum kf_err err = kf_store_claim(b->store, call_worker(c), on_claim, c);
 
-	if (err)
+	if (err && c->msg->type == KF_MSG_COMPLETE_REQ)
+		kf__lease_reply(c, NULL); /* the completion's answer, no job */
+	else if (err)
 		fail_queue(c, err);
 }
 
@@ -291,6 +331,72 @@ static void log_completion(struct kf_broker *b, uint64_t job_id, const struct kf
 	(void)b;
 }
 
+/*
+ * Complete with lease_next. h_complete queues the completion and a claim
+ * back to back, so that one group-commit batch carries both; the reply
+ * waits for both callbacks (in either order) and then either carries the
+ * claimed job, or parks the call like a lease long-poll (the completion is
+ * already durable; only the reply waits), or says "no job". A job claimed
+ * for a call whose completion failed, or whose client is gone, is handed
+ * back at once (released: no attempt charged).
+ */
+static void next_finish(struct kf__call *c)
+{
+	struct kf_broker *b = c->b;
+	enum kf_err st = c->nx.rep.rep.status;
+	bool answered = st == KF_OK || c->nx.rep.drop;
+	const struct kf_msg_lease *lease = c->nx.lease;
+
+	if (lease && (!answered || !kf__call_alive(c))) {
+		release_id(b, (int64_t)c->nx.job_id, c->nx.lease_token);
+		lease = NULL;
+	}
+	if (!kf__call_alive(c)) {
+		kf__call_drop(c); /* the worker resends its complete: a duplicate */
+		return;
+	}
+	if (!lease && answered && c->nx.claim_ok && kf_clock_mono_ns() < c->deadline_ns &&
+	    !b->draining && kf_store_is_up(b->store)) {
+		kf__lease_park(b, c, false);
+		return;
+	}
+	kf__lease_reply(c, lease);
+}
+
+static void complete_answer(struct kf__call *c, const struct kf_msg_complete_rep *rep)
+{
+	struct kf_msg m;
+
+	if (!c->nx.wanted) {
+		memset(&m, 0, sizeof(m));
+		m.complete_rep = *rep;
+		kf__call_finish(c, &m);
+		return;
+	}
+	c->nx.rep = *rep;
+	c->nx.complete_seen = true;
+	if (c->nx.claim_seen)
+		next_finish(c);
+}
+
+static void on_next_claim(void *arg, const struct kf_store_result *res)
+{
+	struct kf__call *c = arg;
+
+	c->nx.claim_seen = true;
+	c->nx.claim_ok = res->err == KF_OK;
+	if (res->err == KF_OK && res->claim.job) {
+		c->nx.job_id = (uint64_t)res->claim.job->id;
+		c->nx.lease_token = res->claim.job->lease_token;
+		c->nx.lease = build_lease(c, res->claim.job);
+		if (!c->nx.lease) /* no memory for it: give it back */
+			release(c->b, res->claim.job);
+		c->nx.claim_ok = false; /* a job was found: no waiting */
+	}
+	if (c->nx.complete_seen)
+		next_finish(c);
+}
+
 static void on_complete(void *arg, const struct kf_store_result *res)
 {
 	struct kf__call *c = arg;
@@ -308,25 +414,38 @@ static void on_complete(void *arg, const struct kf_store_result *res)
 		rep.complete_rep.rep.error = res->err == KF_ESTALE ?
 			"the lease is stale: this attempt no longer counts, drop its result" :
 			"no such job: drop the result";
-		kf__call_finish(c, &rep);
+		complete_answer(c, &rep.complete_rep);
 		return;
 	}
 	if (res->err) {
-		fail_store(c, res); /* the worker keeps the result and resends */
+		if (!c->nx.wanted) {
+			fail_store(c, res); /* the worker keeps the result and resends */
+			return;
+		}
+		rep.complete_rep.rep.status = res->err == KF_ECANCELED ? KF_EUNAVAIL : res->err;
+		snprintf(c->nx.error, sizeof(c->nx.error), "%s", res->message ? res->message :
+			 kf_strerror(rep.complete_rep.rep.status));
+		rep.complete_rep.rep.error = c->nx.error;
+		complete_answer(c, &rep.complete_rep);
 		return;
 	}
 	if (!res->complete.duplicate) {
 		double cost = q->result ? q->result->cost : NAN;
 
 		log_completion(b, q->job_id, res, worker ? worker : "", q->error, cost);
-		kf__job_outcome(b, res->complete.state);
+		/* A hand-back is no outcome of the job: nothing to count. */
+		if (!q->released)
+			kf__job_outcome(b, res->complete.state);
+		else
+			KF_INFO(KF__TARGET, "job handed back", KF_U64("job_id", q->job_id),
+				KF_STR("worker_id", worker ? worker : ""));
 		kf__job_event(b, q->job_id, res->complete.state, (uint32_t)res->complete.attempt,
 			      worker, res->complete.state == KF_JOB_SUCCEEDED ? 1.0 : 0, cost, q->error);
 		if (res->complete.state == KF_JOB_PENDING)
 			kf__lease_wake(b, 1);
 		kf__lease_forget(b, q->job_id);
 	}
-	kf__call_finish(c, &rep);
+	complete_answer(c, &rep.complete_rep);
 }
 
 static void h_complete(struct kf_broker *b, struct kf__call *c)
@@ -338,7 +457,8 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	const struct kf_msg_complete_req *q = &c->msg->complete_req;
 	struct kf_strbuf json = KF_STRBUF_INIT;
 	struct kf_store_complete_args a = { .job_id = (int64_t)q->job_id,
-		.lease_token = q->lease_token, .outcome = outcome_of[q->outcome],
+		.lease_token = q->lease_token,
+		.outcome = q->released ? KF_STORE_RELEASED : outcome_of[q->outcome],
 		.error = q->error, .best_cost = q->result ? q->result->cost : NAN };
 	enum kf_err err;
 
@@ -357,8 +477,19 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	a.result = q->result ? json.buf : NULL;
 	err = kf_store_complete(b->store, &a, on_complete, c);
 	kf_strbuf_release(&json);
-	if (err)
+	if (err) {
 		fail_queue(c, err);
+		return;
+	}
+	/* "and lease my next job": queued right behind the completion, so
+	 * that the same batch commits both (one round trip, one commit). */
+	if (q->lease_next && q->worker_id && *q->worker_id && !b->draining) {
+		uint32_t wait = q->lease_next_wait_ms < b->cfg.max_wait_ms ? q->lease_next_wait_ms
+									    : b->cfg.max_wait_ms;
+
+		c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
+		c->nx.wanted = kf_store_claim(b->store, q->worker_id, on_next_claim, c) == KF_OK;
+	}
 }
 
 /* ---- submit ------------------------------------------------------------------------- */
@@ -620,12 +751,16 @@ static void on_kill(void *arg, const struct kf_store_result *res)
 		return;
 	}
 	if (res->kill.cancel_requested) {
-		KF_INFO(KF__TARGET, "job cancel requested", KF_U64("job_id", id),
-			KF_STR("worker_id", res->kill.worker_id ? res->kill.worker_id : ""));
+		/* The cancel is resent on every kill (a lost one costs nothing
+		 * to repeat); the log line and event only on the first. */
+		if (res->kill.changed) {
+			KF_INFO(KF__TARGET, "job cancel requested", KF_U64("job_id", id),
+				KF_STR("worker_id", res->kill.worker_id ? res->kill.worker_id : ""));
+			kf__job_event(b, id, KF_JOB_RUNNING, 0, res->kill.worker_id, 0, NAN,
+				      "cancel requested");
+		}
 		kf__cmd_cancel(b, res->kill.worker_id, id, res->kill.lease_token);
-		kf__job_event(b, id, KF_JOB_RUNNING, 0, res->kill.worker_id, 0, NAN,
-			      "cancel requested");
-	} else if (res->kill.state == KF_JOB_KILLED) {
+	} else if (res->kill.state == KF_JOB_KILLED && res->kill.changed) {
 		KF_INFO(KF__TARGET, "job killed", KF_U64("job_id", id));
 		kf__job_outcome(b, KF_JOB_KILLED);
 		kf__job_event(b, id, KF_JOB_KILLED, 0, NULL, 0, NAN, "killed by operator");

@@ -171,7 +171,13 @@ struct kf_store_result {
 		} complete;
 		struct {
 			enum kf_job_state state; /* killed, or running (cancel requested) */
-			bool cancel_requested;   /* running: send cmd.<worker> cancel */
+			/* This kill did something: pending|retrying -> killed, or
+			 * the first cancel request of a running job. False when the
+			 * job was already killed or its cancel already requested
+			 * (count and log only on change). */
+			bool changed;
+			bool cancel_requested;   /* running: send cmd.<worker> cancel
+						  * (again, harmless, when !changed) */
 			const char *worker_id;   /* NULL unless cancel_requested */
 			uint64_t lease_token;
 		} kill;

@@ -77,8 +77,18 @@ static const struct {
 	[ST_COMPLETE] = { "kf_complete",
 		"SELECT rc, new_state, attempt, next_attempt_ms "
 		"FROM kf_job_complete($1, $2, $3, $4, $5, $6, $7, $8, $9)", PGRES_TUPLES_OK },
+	/* kf_job_kill() does not say whether it changed anything, so the row
+	 * is locked and read first: kf_job_kill's argument comes from that
+	 * row (a LATERAL dependency), which orders the read before the kill.
+	 * A missing job: p is NULL, kf_job_kill(a.id) answers rc 1. */
 	[ST_KILL] = { "kf_kill",
-		"SELECT rc, new_state, worker_id, lease_token FROM kf_job_kill($1, $2)", PGRES_TUPLES_OK },
+		"SELECT k.rc, k.new_state, k.worker_id, k.lease_token, "
+		"k.rc = 0 AND (p.state IS DISTINCT FROM k.new_state OR "
+		"(k.new_state = 'running' AND NOT p.cancel_requested)) "
+		"FROM (SELECT $1::bigint AS id) AS a "
+		"LEFT JOIN LATERAL (SELECT id, state, cancel_requested FROM jobs "
+		"WHERE id = a.id FOR UPDATE) AS p ON true "
+		"CROSS JOIN LATERAL kf_job_kill(COALESCE(p.id, a.id), $2) AS k", PGRES_TUPLES_OK },
 	[ST_RETRY] = { "kf_retry", "SELECT rc, new_state FROM kf_job_retry($1)", PGRES_TUPLES_OK },
 	[ST_GET] = { "kf_get", "SELECT " JOB_COLS_FULL " FROM jobs WHERE id = $1", PGRES_TUPLES_OK },
 	[ST_ATTEMPTS] = { "kf_attempts",
@@ -428,6 +438,7 @@ static enum kf_err parse_kill(struct kf__store_req *r)
 		return KF_OK;
 	r->res.kill.state = get_state(res, 0, 1);
 	r->res.kill.cancel_requested = !r->res.err && r->res.kill.state == KF_JOB_RUNNING;
+	r->res.kill.changed = !r->res.err && kf__pq_bool(res, 0, 4);
 	if (r->res.kill.cancel_requested) {
 		r->res.kill.worker_id = kf__pq_str(res, 0, 2);
 		r->res.kill.lease_token = (uint64_t)kf__pq_ll(res, 0, 3);

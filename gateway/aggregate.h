@@ -47,9 +47,8 @@
  *
  * Time comes from the caller (now_ns, monotonic), so tests control it.
  * Not thread-safe: the gateway serialises every call with one mutex.
- * This header does not include telemetry/metrics_snap.h on purpose: proto's
- * telemetry_msgs.h defines enumerators of the same names (KF_METRIC_COUNTER),
- * so the code that decodes messages (ingest.c) must not see both.
+ * The aggregator has its own plain types (struct kf_gw_series) so that it
+ * depends on neither proto/ nor the registry: ingest.c converts messages.
  */
 #ifndef KF_GATEWAY_AGGREGATE_H
 #define KF_GATEWAY_AGGREGATE_H

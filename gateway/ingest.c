@@ -3,9 +3,8 @@
  * from the broker's events socket, into the aggregator.
  *
  * The only file of the gateway that sees proto/: it converts decoded
- * messages into aggregate.h's plain structs (proto and the metrics data
- * model define enumerators of the same names, so they never meet in one
- * translation unit).
+ * messages into aggregate.h's plain structs (proto's KF_MSG_METRIC_* wire
+ * types into KF_GW_*).
  *
  * Sequence numbers: the envelope's seq is per sender. It is handed to the
  * aggregator only when the sender is the metric update's own source (a
@@ -113,10 +112,10 @@ static bool ensure_scratch(struct kf__gw_ingest *ing, size_t n_series, size_t n_
 	return true;
 }
 
-static const enum kf_gw_mtype mtypes[KF_METRIC_TYPE_COUNT] = {
-	[KF_METRIC_COUNTER] = KF_GW_COUNTER,
-	[KF_METRIC_GAUGE] = KF_GW_GAUGE,
-	[KF_METRIC_HISTOGRAM] = KF_GW_HISTOGRAM,
+static const enum kf_gw_mtype mtypes[KF_MSG_METRIC_TYPE_COUNT] = {
+	[KF_MSG_METRIC_COUNTER] = KF_GW_COUNTER,
+	[KF_MSG_METRIC_GAUGE] = KF_GW_GAUGE,
+	[KF_MSG_METRIC_HISTOGRAM] = KF_GW_HISTOGRAM,
 };
 
 /* proto's series → aggregate.h's, in the ingest scratch arrays. */

@@ -210,7 +210,7 @@ static bool read_escape(struct parser *p, size_t *i, uint32_t *cp)
 	}
 	if (e != 'u')
 		return fail_at(p, at, "invalid escape '\\%c'", e >= 0x20 && e < 0x7F ? e : '?');
-	uint32_t hi, lo;
+	uint32_t hi = 0, lo = 0; /* set by read_hex4; GCC -O3 cannot see it */
 	if (!read_hex4(p, at + 2, &hi))
 		return false;
 	*i = at + 6;

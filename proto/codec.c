@@ -260,7 +260,8 @@ static enum kf_err dec_value(struct kf__dec *d, const struct kf__mp_obj *o,
 	if (o->n != 2)
 		return kf__dec_fail(d, KF_ETYPE, "value must be [kind, value]");
 	struct kf__mp_obj m;
-	uint64_t kind;
+	/* Set by get_u64 on success; initialised because GCC -O3 cannot see that. */
+	uint64_t kind = 0;
 	if ((err = next(d, &m)) || (err = get_u64(d, &m, KF_VALUE_KIND_COUNT - 1, &kind)))
 		return err;
 	if ((err = next(d, &m)))

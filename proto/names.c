@@ -22,7 +22,7 @@ _Static_assert(sizeof job_states / sizeof job_states[0] == KF_JOB_STATE_COUNT, "
 _Static_assert(sizeof worker_states / sizeof worker_states[0] == KF_WORKER_STATE_COUNT, "names");
 _Static_assert(sizeof liveness / sizeof liveness[0] == KF_WORKER_LIVENESS_COUNT, "names");
 _Static_assert(sizeof boards / sizeof boards[0] == KF_MSG_BOARD_COUNT, "names");
-_Static_assert(sizeof metric_types / sizeof metric_types[0] == KF_METRIC_TYPE_COUNT, "names");
+_Static_assert(sizeof metric_types / sizeof metric_types[0] == KF_MSG_METRIC_TYPE_COUNT, "names");
 
 const char *kf_worker_state_name(enum kf_worker_state s) { return NAME_OF(worker_states, s); }
 const char *kf_worker_liveness_name(enum kf_worker_liveness l) { return NAME_OF(liveness, l); }

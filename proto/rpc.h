@@ -199,11 +199,36 @@ struct kf_msg_complete_req {
 	enum kf_job_state outcome;   /* succeeded, failed or killed (else KF_ERANGE) */
 	const struct kf_msg_job_result *result;  /* optional (best so far when killed) */
 	const char *error;           /* optional: why it failed */
+	/*
+	 * Optional (1.1), the `released` outcome: the attempt is handed back
+	 * unfinished (the worker is shutting down). The broker puts the job
+	 * back to pending at once without charging an attempt. It is a flag
+	 * beside `outcome`, not a new enum value, because a new value is a
+	 * major version bump (older peers reject it with KF_ERANGE): with
+	 * released the outcome must be KF_JOB_FAILED (else KF_ERANGE), so a
+	 * 1.0 broker, which skips the key, sees the failure it always saw.
+	 */
+	bool released;
+	/*
+	 * Optional (1.1): "and lease my next job". With lease_next the broker
+	 * commits this completion and a claim for the worker in one batch and
+	 * may answer with the next job in complete_rep.lease, waiting up to
+	 * lease_next_wait_ms for one (like kf_msg_lease_req.wait_ms). Without
+	 * it (and from 1.0 peers) the reply never carries a lease. A 1.0
+	 * broker ignores the keys: a worker that gets no lease simply leases.
+	 */
+	bool lease_next;
+	uint32_t lease_next_wait_ms;
+	const char *worker_id;       /* optional; required with lease_next: who leases */
 };
 
 struct kf_msg_complete_rep {
 	struct kf_msg_rep rep;
 	bool drop;                   /* stale lease: forget the result */
+	/* Optional (1.1): the next job when the request asked lease_next and
+	 * one was claimed, exactly as in kf_msg_lease_rep; NULL = none (lease
+	 * again). May be set even with drop (the claim is independent). */
+	const struct kf_msg_lease *lease;
 };
 
 /* ---- submit ------------------------------------------------------------ */

@@ -21,6 +21,7 @@
 #define BOOL_(T, k, m) ROW(k, KF__F_BOOL, false, offsetof(T, m) + IS(T, m, bool))
 #define OBOOL(T, k, m) ROW(k, KF__F_BOOL, true, offsetof(T, m) + IS(T, m, bool))
 #define U32(T, k, m) ROW(k, KF__F_U32, false, offsetof(T, m) + IS(T, m, uint32_t))
+#define OU32(T, k, m) ROW(k, KF__F_U32, true, offsetof(T, m) + IS(T, m, uint32_t))
 #define U64(T, k, m) ROW(k, KF__F_U64, false, offsetof(T, m) + IS(T, m, uint64_t))
 #define OU64(T, k, m) ROW(k, KF__F_U64, true, offsetof(T, m) + IS(T, m, uint64_t))
 #define I32(T, k, m) ROW(k, KF__F_I32, false, offsetof(T, m) + IS(T, m, int32_t))
@@ -142,7 +143,7 @@ static SCHEMA(s_label, struct kf_msg_label, NULL);
 #define T struct kf_msg_series
 FIELDS(s_series) = {
 	STR(T, "n", name, KF_MSG_MAX_NAME),
-	ENUM(T, "t", type, 0, KF_METRIC_TYPE_COUNT),
+	ENUM(T, "t", type, 0, KF_MSG_METRIC_TYPE_COUNT),
 	OSTR(T, "h", help, KF_MSG_MAX_TEXT),
 	ARRAY(T, "l", labels, struct kf_msg_label, s_label, KF_MSG_MAX_LABELS),
 	F64(T, "v", value),
@@ -372,7 +373,15 @@ static SCHEMA(s_progress_rep, struct kf_msg_progress_rep, NULL);
 static enum kf_err check_complete(const void *obj)
 {
 	const struct kf_msg_complete_req *c = obj;
-	return kf_job_state_final(c->outcome) ? KF_OK : KF_ERANGE;
+
+	if (!kf_job_state_final(c->outcome))
+		return KF_ERANGE;
+	/* released rides on "failed" so that a 1.0 broker reads a failure. */
+	if (c->released && c->outcome != KF_JOB_FAILED)
+		return KF_ERANGE;
+	if (c->lease_next && (!c->worker_id || !*c->worker_id))
+		return KF_EMISSING;
+	return KF_OK;
 }
 
 #define T struct kf_msg_complete_req
@@ -383,6 +392,10 @@ FIELDS(s_complete_req) = {
 	ENUM(T, "o", outcome, 0, KF_JOB_STATE_COUNT),
 	PSTRUCT(T, "res", result, struct kf_msg_job_result, s_result),
 	OSTR(T, "err", error, KF_MSG_MAX_TEXT),
+	OBOOL(T, "rel", released),            /* 1.1 */
+	OBOOL(T, "nx", lease_next),           /* 1.1 */
+	OU32(T, "nxw", lease_next_wait_ms),   /* 1.1 */
+	OSTR(T, "w", worker_id, KF_MSG_MAX_NAME), /* 1.1 */
 };
 static SCHEMA(s_complete_req, T, check_complete);
 #undef T
@@ -390,6 +403,7 @@ static SCHEMA(s_complete_req, T, check_complete);
 FIELDS(s_complete_rep) = {
 	REP_HDR(struct kf_msg_complete_rep),
 	BOOL_(struct kf_msg_complete_rep, "drop", drop),
+	PSTRUCT(struct kf_msg_complete_rep, "l", lease, struct kf_msg_lease, s_lease), /* 1.1 */
 };
 static SCHEMA(s_complete_rep, struct kf_msg_complete_rep, NULL);
 

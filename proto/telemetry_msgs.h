@@ -156,10 +156,10 @@ struct kf_msg_log {
 /* ---- metric update (topic metric.<source>) ----------------------------- */
 
 enum kf_msg_metric_type {
-	KF_METRIC_COUNTER = 0,
-	KF_METRIC_GAUGE = 1,
-	KF_METRIC_HISTOGRAM = 2,
-	KF_METRIC_TYPE_COUNT
+	KF_MSG_METRIC_COUNTER = 0,
+	KF_MSG_METRIC_GAUGE = 1,
+	KF_MSG_METRIC_HISTOGRAM = 2,
+	KF_MSG_METRIC_TYPE_COUNT
 };
 const char *kf_msg_metric_type_name(enum kf_msg_metric_type t); /* "counter"... */
 

@@ -48,6 +48,8 @@ struct kf__completion {
 	uint64_t lease_token;
 	uint32_t attempt;
 	enum kf_job_state outcome;      /* succeeded, failed or killed */
+	bool released;                  /* handed back unfinished (outcome failed:
+					 * what a 1.0 broker reads), see proto/rpc.h */
 	bool has_result;
 	char layout[32];
 	double cost;

@@ -10,7 +10,8 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "proto/topic.h"
-#include "worker/metrics_compat.h"
+#include "telemetry/metrics.h"
+#include "telemetry/metrics_snap.h"
 
 #define SEND_BATCH 64
 #define NO_PEER_POLL_MS 50
@@ -304,7 +305,7 @@ static enum kf_err snap_to_series(const struct kf_msnap *snap, struct kf__scratc
 			*y = (struct kf_msg_series){ .name = f->name,
 				.type = (enum kf_msg_metric_type)f->type, .help = f->help,
 				.labels = labels, .n_labels = f->n_labels };
-			if (f->type == KF_TM_METRIC_HISTOGRAM) {
+			if (f->type == KF_METRIC_HISTOGRAM) {
 				y->bucket_le = f->bounds;
 				y->bucket_count = x->buckets;
 				y->n_buckets = f->n_bounds;

@@ -290,7 +290,10 @@ static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_e
 		return KF__OUT_DROPPED;
 	}
 	if (stop == KF__STOP_HANDBACK) {
+		/* released: pending again at once, no attempt charged; "failed"
+		 * is what a broker older than protocol 1.1 sees instead. */
 		c->outcome = KF_JOB_FAILED;
+		c->released = true;
 		snprintf(c->error, sizeof c->error, "handed back: worker '%s' is shutting down",
 			 s->w->cfg.id);
 		KF_INFO(KF__TARGET_JOB, "job handed back", KF_U64("job_id", c->job_id),
@@ -320,7 +323,58 @@ static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_e
 	return KF__OUT_FAILED;
 }
 
-static void run_lease(struct kf__slot *s, const struct kf_msg_lease *l)
+/*
+ * Reports c and asks for the next job in the same request (protocol 1.1
+ * lease_next): the broker commits the completion and the claim in one
+ * batch, so a busy hive costs one round trip and one commit per job instead
+ * of two. True when the broker took the report (acknowledged or dropped);
+ * *next is then its reply when it carries a job (the caller runs
+ * (*next)->complete_rep.lease and frees it), else NULL. False: c is not
+ * acknowledged (transport, database away, token), and the caller hands it
+ * to the outbox, which resends it. A broker older than 1.1 ignores the
+ * request for a job: the reply has none, and the slot leases as before.
+ */
+static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *c,
+	struct kf_msg **next)
+{
+	struct kf_worker *w = s->w;
+	uint32_t wait = w->cfg.lease_wait_ms;
+	struct kf_msg_job_result res;
+	struct kf_msg req, *rep = NULL;
+	enum kf__verdict v;
+	enum kf_err err;
+
+	*next = NULL;
+	kf__completion_to_req(c, &res, &req);
+	req.complete_req.lease_next = true;
+	req.complete_req.lease_next_wait_ms = wait;
+	req.complete_req.worker_id = w->cfg.id;
+	kf__rpc_stamp(&w->rpc, &req, NULL);
+	/* resend above the wait, as for a lease: each resend would park a copy */
+	err = kf__rpc_call(&w->rpc, &req, (nng_duration)wait + 5000, (nng_duration)wait + 2000, &rep);
+	kf__rpc_outcome(w, KF__M_COMPLETE, err);
+	v = kf__complete_verdict(err, err ? NULL : rep);
+	if (v != KF__VERDICT_ACKED && v != KF__VERDICT_DROP) {
+		kf_msg_free(rep);
+		return false;
+	}
+	if (v == KF__VERDICT_DROP)
+		KF_WARN(KF__TARGET_JOB, "result dropped: the lease is stale",
+			KF_U64("job_id", c->job_id), KF_U64("attempt", c->attempt));
+	else
+		KF_DEBUG(KF__TARGET_JOB, "result acknowledged", KF_U64("job_id", c->job_id),
+			 KF_STR("outcome", c->released ? "released" : kf_job_state_name(c->outcome)));
+	kf__on_result_done(w, c, v);
+	if (rep->complete_rep.lease)
+		*next = rep;
+	else
+		kf_msg_free(rep);
+	return true;
+}
+
+/* Runs one leased job; returns a reply carrying the next job (from a
+ * complete with lease_next) or NULL. */
+static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l)
 {
 	struct kf_worker *w = s->w;
 	struct kf__job_ctl ctl = { .cancel = &s->cancel, .progress = on_progress, .progress_ctx = s,
@@ -329,13 +383,14 @@ static void run_lease(struct kf__slot *s, const struct kf_msg_lease *l)
 	struct kf_strbuf why = KF_STRBUF_INIT;
 	struct kf__completion *c = calloc(1, sizeof(*c)); /* 2 KiB: not on the stack */
 	uint64_t t0 = kf_clock_mono_ns();
+	struct kf_msg *next = NULL;
 	struct kf_span *span;
 	enum kf__outcome o;
 	enum kf_err err;
 
 	if (!c) {
 		KF_ERROR(KF__TARGET_JOB, "job not run: out of memory", KF_U64("job_id", l->job_id));
-		return; /* the broker requeues it when the lease expires */
+		return NULL; /* the broker requeues it when the lease expires */
 	}
 	job_begin(s, l);
 	span = KF_INFO_SPAN(KF__TARGET_JOB, "job_execution", KF_U64("job_id", l->job_id),
@@ -354,12 +409,15 @@ static void run_lease(struct kf__slot *s, const struct kf_msg_lease *l)
 	kf__wmetrics_job_done(&w->m, c->steps, (double)(kf_clock_mono_ns() - t0) * 1e-9);
 	if (o == KF__OUT_DROPPED)
 		kf__wmetrics_outcome(&w->m, o);
+	else if (!atomic_load(&w->draining) && complete_and_lease(s, c, &next))
+		; /* acknowledged, perhaps with the next job */
 	else if (kf__outbox_put(w->outbox, c) != KF_OK)
 		KF_ERROR(KF__TARGET_JOB, "result lost: out of memory", KF_U64("job_id", l->job_id));
 	kf_span_exit(span);
 	kf_span_close(span);
 	kf_strbuf_release(&why);
 	free(c);
+	return next;
 }
 
 void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verdict v)
@@ -376,7 +434,7 @@ void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verd
 	} else if (c->outcome == KF_JOB_KILLED) {
 		o = KF__OUT_KILLED;
 	} else {
-		o = !strncmp(c->error, "handed back:", 12) ? KF__OUT_HANDED_BACK : KF__OUT_FAILED;
+		o = c->released ? KF__OUT_HANDED_BACK : KF__OUT_FAILED;
 	}
 	kf__wmetrics_outcome(&w->m, o);
 }
@@ -426,18 +484,29 @@ void *kf__slot_main(void *arg)
 	struct kf__slot *s = arg;
 	struct kf_worker *w = s->w;
 	uint32_t failures = 0;
+	struct kf_msg *next = NULL; /* a complete's reply that carries a job */
 
-	while (!atomic_load(&w->draining)) {
+	/* A job that came with a completion's acknowledgement is leased to
+	 * this slot: it runs even if draining began meanwhile (as a job
+	 * leased just before SIGTERM does). */
+	while (next || !atomic_load(&w->draining)) {
 		struct kf_msg *rep = NULL;
+		const struct kf_msg_lease *l;
 		uint64_t t0 = kf_clock_mono_ns();
 
-		if (!ensure_hello(w) || lease(s, &rep) != KF_OK) {
+		if (next) {
+			rep = next;
+			l = rep->complete_rep.lease;
+		} else if (!ensure_hello(w) || lease(s, &rep) != KF_OK) {
 			nap(w, backoff_ms(++failures));
 			continue;
+		} else {
+			l = rep->lease_rep.lease;
 		}
 		failures = 0;
-		if (rep->lease_rep.lease)
-			run_lease(s, rep->lease_rep.lease);
+		next = NULL;
+		if (l)
+			next = run_lease(s, l);
 		else if (kf_clock_mono_ns() - t0 < EMPTY_LEASE_NAP_MS * KF__NS_PER_MS)
 			nap(w, EMPTY_LEASE_NAP_MS); /* no long-poll (--lease-wait 0): do not spin */
 		kf_msg_free(rep);

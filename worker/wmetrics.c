@@ -13,7 +13,10 @@
 
 #include <string.h>
 
-#include "worker/metrics_compat.h"
+#include "telemetry/contract.h"
+#include "telemetry/metrics.h"
+#include "telemetry/metrics_snap.h"
+#include "telemetry/process.h"
 
 static const char *const outcome_label[] = { "outcome" };
 static const char *const method_label[] = { "method" };
@@ -37,35 +40,35 @@ enum fam {
 static const struct kf_metric_desc descs[F_COUNT] = {
 	[F_JOBS] = { "keyforge_worker_jobs_total", "Job attempts this worker ended, by outcome "
 		"(succeeded, failed, killed, dropped: stale lease, handed_back: shutdown).",
-		KF_TM_METRIC_COUNTER, outcome_label, 1, NULL, 0, 0 },
+		KF_METRIC_COUNTER, outcome_label, 1, NULL, 0, 0 },
 	[F_RUNNING] = { "keyforge_worker_jobs_running", "Jobs this worker is running now.",
-		KF_TM_METRIC_GAUGE, NULL, 0, NULL, 0, 0 },
+		KF_METRIC_GAUGE, NULL, 0, NULL, 0, 0 },
 	[F_STEPS] = { "keyforge_worker_anneal_steps_total",
 		"Annealing steps (swap attempts) this worker ran.",
-		KF_TM_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
+		KF_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
 	[F_JOB_SECONDS] = { "keyforge_worker_job_duration_seconds",
 		"Wall time of one job attempt on this worker, corpus loading included.",
-		KF_TM_METRIC_HISTOGRAM, NULL, 0, job_seconds_buckets,
+		KF_METRIC_HISTOGRAM, NULL, 0, job_seconds_buckets,
 		sizeof job_seconds_buckets / sizeof job_seconds_buckets[0], 0 },
 	[F_RPC_FAIL] = { "keyforge_worker_rpc_failures_total",
 		"Requests to the broker that got no answer (timeout, connection lost), by method.",
-		KF_TM_METRIC_COUNTER, method_label, 1, NULL, 0, 0 },
+		KF_METRIC_COUNTER, method_label, 1, NULL, 0, 0 },
 	[F_COMMANDS] = { "keyforge_worker_commands_total",
 		"Commands received on cmd.<worker> (cancel, drain).",
-		KF_TM_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
+		KF_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
 	[F_OUTBOX] = { "keyforge_worker_results_unacknowledged",
 		"Results sent to the broker and not acknowledged yet.",
-		KF_TM_METRIC_GAUGE, NULL, 0, NULL, 0, 0 },
+		KF_METRIC_GAUGE, NULL, 0, NULL, 0, 0 },
 	[F_RESENT] = { "keyforge_worker_results_resent_total",
 		"Complete requests sent again because no acknowledgement came.",
-		KF_TM_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
+		KF_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
 	[F_TEL_DROPPED] = { "keyforge_worker_telemetry_dropped_total",
 		"Heartbeats, log events and metric updates dropped because the publish queue "
 		"was full (broker unreachable for long).",
-		KF_TM_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
+		KF_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
 	[F_CORPUS_LOADS] = { "keyforge_worker_corpus_loads_total",
 		"Corpus files loaded (each once per process).",
-		KF_TM_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
+		KF_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
 };
 
 static void collect(struct kf_metrics *reg, void *arg)

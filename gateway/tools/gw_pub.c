@@ -88,14 +88,14 @@ static bool parse_series(char **tok, int n, size_t i)
 	s->name = tok[1];
 	int first_label;
 	switch (tok[0][0]) {
-	case 'c': s->type = KF_METRIC_COUNTER; s->value = strtod(tok[2], NULL); first_label = 3;
+	case 'c': s->type = KF_MSG_METRIC_COUNTER; s->value = strtod(tok[2], NULL); first_label = 3;
 		break;
-	case 'g': s->type = KF_METRIC_GAUGE; s->value = strtod(tok[2], NULL); first_label = 3;
+	case 'g': s->type = KF_MSG_METRIC_GAUGE; s->value = strtod(tok[2], NULL); first_label = 3;
 		break;
 	case 'h':
 		if (n < 5)
 			return false;
-		s->type = KF_METRIC_HISTOGRAM;
+		s->type = KF_MSG_METRIC_HISTOGRAM;
 		s->sum = strtod(tok[2], NULL);
 		s->count = strtoull(tok[3], NULL, 10);
 		for (char *p = strtok(tok[4], ","); p; p = strtok(NULL, ",")) {
@@ -281,30 +281,30 @@ static size_t sim_series(size_t i, uint64_t tick, struct kf_msg_series *s, uint6
 	for (size_t b = 0; b < N_SCORE_LE; b++)
 		cum[b] = b < 2 ? 0 : obs * (b - 1) / (N_SCORE_LE - 1);
 	size_t n = 0;
-	s[n++] = (struct kf_msg_series){ .name = "keyforge_jobs_active", .type = KF_METRIC_GAUGE,
+	s[n++] = (struct kf_msg_series){ .name = "keyforge_jobs_active", .type = KF_MSG_METRIC_GAUGE,
 		.value = (double)((i + tick) % 2) };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_score_latency_ns",
-		.type = KF_METRIC_HISTOGRAM, .bucket_le = score_le, .bucket_count = cum,
+		.type = KF_MSG_METRIC_HISTOGRAM, .bucket_le = score_le, .bucket_count = cum,
 		.n_buckets = N_SCORE_LE, .sum = (double)obs * 850.0, .count = obs };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_anneal_steps_total",
-		.type = KF_METRIC_COUNTER, .value = (double)obs * 50 };
+		.type = KF_MSG_METRIC_COUNTER, .value = (double)obs * 50 };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_restarts_total",
-		.type = KF_METRIC_COUNTER, .value = (double)(tick / 10) };
+		.type = KF_MSG_METRIC_COUNTER, .value = (double)(tick / 10) };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_cpu_ratio",
-		.type = KF_METRIC_GAUGE, .value = 0.25 + (double)(i % 4) / 8 };
+		.type = KF_MSG_METRIC_GAUGE, .value = 0.25 + (double)(i % 4) / 8 };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_best_cost",
-		.type = KF_METRIC_GAUGE, .value = 1000.5 - (double)tick };
+		.type = KF_MSG_METRIC_GAUGE, .value = 1000.5 - (double)tick };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_bus_sent_total",
-		.type = KF_METRIC_COUNTER, .labels = &topic_hb, .n_labels = 1,
+		.type = KF_MSG_METRIC_COUNTER, .labels = &topic_hb, .n_labels = 1,
 		.value = (double)tick };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_bus_sent_total",
-		.type = KF_METRIC_COUNTER, .labels = &topic_log, .n_labels = 1,
+		.type = KF_MSG_METRIC_COUNTER, .labels = &topic_log, .n_labels = 1,
 		.value = (double)tick * 3 };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_bus_sent_total",
-		.type = KF_METRIC_COUNTER, .labels = &topic_metric, .n_labels = 1,
+		.type = KF_MSG_METRIC_COUNTER, .labels = &topic_metric, .n_labels = 1,
 		.value = (double)tick };
 	s[n++] = (struct kf_msg_series){ .name = "keyforge_worker_bus_dropped_total",
-		.type = KF_METRIC_COUNTER, .value = 0 };
+		.type = KF_MSG_METRIC_COUNTER, .value = 0 };
 	return n;
 }
 
@@ -346,7 +346,7 @@ static int print_text(size_t i)
 		if (s[k].n_labels)
 			snprintf(lab, sizeof(lab), "{%s=\"%s\"}", s[k].labels[0].name,
 				 s[k].labels[0].value);
-		if (s[k].type != KF_METRIC_HISTOGRAM) {
+		if (s[k].type != KF_MSG_METRIC_HISTOGRAM) {
 			printf("%s%s %.17g\n", s[k].name, lab, s[k].value);
 			continue;
 		}

@@ -74,8 +74,8 @@ static const double le[] = { 10, 100 };
 static const uint64_t bc[] = { 1, 3 };
 static const struct kf_msg_label labels[] = { { "status", "success" } };
 static const struct kf_msg_series series[] = {
-	{ "keyforge_jobs_total", KF_METRIC_COUNTER, "Jobs.", labels, 1, 3, NULL, NULL, 0, 0, 0 },
-	{ "keyforge_score_latency_ns", KF_METRIC_HISTOGRAM, NULL, NULL, 0, 0, le, bc, 2, 250, 4 },
+	{ "keyforge_jobs_total", KF_MSG_METRIC_COUNTER, "Jobs.", labels, 1, 3, NULL, NULL, 0, 0, 0 },
+	{ "keyforge_score_latency_ns", KF_MSG_METRIC_HISTOGRAM, NULL, NULL, 0, 0, le, bc, 2, 250, 4 },
 };
 static const struct kf_msg_worker_status ws[] = {
 	{ "w1", "host", 1, 2, KF_WORKER_STALE, KF_WORKER_BUSY, 1, 0.5, 1000, 2, 1, 9, 0.5, 3000 },
@@ -122,11 +122,23 @@ static void valid_messages(void)
 	m.progress_rep = (struct kf_msg_progress_rep){ rep, true, false };
 	put_msg("full", &m);
 	m = msg(KF_MSG_COMPLETE_REQ);
-	m.complete_req = (struct kf_msg_complete_req){ req, 9, 77, KF_JOB_KILLED, &result, "killed" };
+	m.complete_req = (struct kf_msg_complete_req){ req, 9, 77, KF_JOB_KILLED, &result, "killed",
+		false, false, 0, NULL };
 	put_msg("full", &m);
-	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, NULL, NULL };
+	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, NULL, NULL,
+		false, false, 0, NULL };
 	put_msg("min", &m);
-	m = msg(KF_MSG_COMPLETE_REP); m.complete_rep = (struct kf_msg_complete_rep){ rep_err, true }; put_msg("full", &m);
+	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, NULL,
+		"handed back", true, false, 0, NULL };
+	put_msg("released", &m);
+	m.complete_req = (struct kf_msg_complete_req){ req, 9, 77, KF_JOB_SUCCEEDED, &result, NULL,
+		false, true, 500, "w1" };
+	put_msg("next", &m);
+	m = msg(KF_MSG_COMPLETE_REP);
+	m.complete_rep = (struct kf_msg_complete_rep){ rep_err, true, NULL };
+	put_msg("full", &m);
+	m.complete_rep = (struct kf_msg_complete_rep){ rep, false, &lease };
+	put_msg("next", &m);
 	m = msg(KF_MSG_SUBMIT_REQ); m.submit_req = (struct kf_msg_submit_req){ req, params }; put_msg("full", &m);
 	m.submit_req.params = params_min; put_msg("min", &m);
 	m = msg(KF_MSG_SUBMIT_REP); m.submit_rep = (struct kf_msg_submit_rep){ rep, 9 }; put_msg("full", &m);

@@ -151,6 +151,26 @@ static int log_count(const char *needle)
 	return n;
 }
 
+/* Lines of the broker log with `message` about job `id` (human format:
+ * "message job_id=ID" then a space or the end of the line). */
+static int log_count_job(const char *message, uint64_t id)
+{
+	char line[4096], needle[160];
+	int n = 0;
+	FILE *f = fopen(g_log_path, "r");
+
+	if (!f)
+		return 0;
+	snprintf(needle, sizeof(needle), "%s job_id=%llu", message, (unsigned long long)id);
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, needle);
+
+		n += p && (p[strlen(needle)] == ' ' || p[strlen(needle)] == '\n');
+	}
+	fclose(f);
+	return n;
+}
+
 static bool wait_log(const char *needle, int ms)
 {
 	for (int t = 0; t < ms; t += 50) {
@@ -765,6 +785,14 @@ static void test_kill_pending_and_retry(void **state)
 	assert_int_equal(status_of(rep), KF_OK);
 	assert_int_equal(rep->kill_rep.state, KF_JOB_KILLED);
 	kf_msg_free(rep);
+	/* ...and it is neither logged nor counted again: one "job killed" (and
+	 * one keyforge_jobs_total{status="killed"}, incremented beside it) for
+	 * three kills. The log is written by a thread: give it time to show a
+	 * second line, were there one. */
+	for (int t = 0; t < 40 && log_count_job("job killed", id) == 0; t++)
+		sleep_ms(50);
+	sleep_ms(300);
+	assert_int_equal(log_count_job("job killed", id), 1);
 
 	req_init(&req, KF_MSG_RETRY_REQ);
 	req.retry_req.job_id = id;
@@ -783,6 +811,84 @@ static void test_kill_pending_and_retry(void **state)
 	rep = rpc(&req, false);
 	assert_int_equal(status_of(rep), KF_ENOENT);
 	kf_msg_free(rep);
+	drain_pending();
+}
+
+/* Protocol 1.1 complete with lease_next: one round trip reports a job and
+ * leases the next; a resend gets the same job (no second claim); with
+ * nothing pending the reply waits up to lease_next_wait_ms and carries no
+ * job; without lease_next the reply never carries one. */
+static void test_complete_with_next(void **state)
+{
+	struct kf_msg req, *l, *c, *again;
+	uint64_t a, b, d, f, tok, t0, ms;
+
+	(void)state;
+	drain_pending();
+	a = submit_job(0, 100);
+	l = lease_job("w-next", a);
+	tok = l->lease_rep.lease->lease_token;
+	kf_msg_free(l);
+	b = submit_job(0, 100);
+
+	req_init(&req, KF_MSG_COMPLETE_REQ);
+	req.complete_req = (struct kf_msg_complete_req){ .job_id = a, .lease_token = tok,
+		.outcome = KF_JOB_SUCCEEDED, .lease_next = true, .lease_next_wait_ms = 0,
+		.worker_id = "w-next" };
+	c = rpc(&req, false);
+	assert_int_equal(status_of(c), KF_OK);
+	assert_false(c->complete_rep.drop);
+	assert_non_null(c->complete_rep.lease);
+	assert_int_equal(c->complete_rep.lease->job_id, b);
+	assert_int_equal(c->complete_rep.lease->attempt, 1);
+	assert_true(c->complete_rep.lease->lease_token != 0);
+	assert_int_equal(c->complete_rep.lease->params.steps, 100);
+	tok = c->complete_rep.lease->lease_token;
+	again = rpc(&req, false); /* a resend: the same id */
+	assert_int_equal(status_of(again), KF_OK);
+	assert_non_null(again->complete_rep.lease);
+	assert_int_equal(again->complete_rep.lease->job_id, b);
+	assert_true(again->complete_rep.lease->lease_token == tok);
+	kf_msg_free(again);
+	kf_msg_free(c);
+	assert_int_equal(job_state(a), KF_JOB_SUCCEEDED);
+	assert_int_equal(job_state(b), KF_JOB_RUNNING);
+
+	/* Nothing pending: the completion is stored, the reply waits for a
+	 * job up to lease_next_wait_ms, then says "none". */
+	req_init(&req, KF_MSG_COMPLETE_REQ);
+	req.complete_req = (struct kf_msg_complete_req){ .job_id = b, .lease_token = tok,
+		.outcome = KF_JOB_SUCCEEDED, .lease_next = true, .lease_next_wait_ms = 400,
+		.worker_id = "w-next" };
+	t0 = kf_clock_mono_ns();
+	c = rpc(&req, false);
+	ms = (kf_clock_mono_ns() - t0) / 1000000u;
+	assert_int_equal(status_of(c), KF_OK);
+	assert_null(c->complete_rep.lease);
+	assert_true(ms >= 350);
+	kf_msg_free(c);
+	assert_int_equal(job_state(b), KF_JOB_SUCCEEDED);
+
+	/* A stale completion is dropped; its claim still leases a job. */
+	f = submit_job(0, 100);
+	req_init(&req, KF_MSG_COMPLETE_REQ);
+	req.complete_req = (struct kf_msg_complete_req){ .job_id = b, .lease_token = tok + 1,
+		.outcome = KF_JOB_SUCCEEDED, .lease_next = true, .worker_id = "w-next" };
+	c = rpc(&req, false);
+	assert_true(c->complete_rep.drop);
+	assert_non_null(c->complete_rep.lease);
+	assert_int_equal(c->complete_rep.lease->job_id, f);
+	tok = c->complete_rep.lease->lease_token;
+	kf_msg_free(c);
+
+	/* Without lease_next (a 1.0 worker): no job, though one is pending. */
+	d = submit_job(0, 100);
+	c = complete(f, tok, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(c), KF_OK);
+	assert_null(c->complete_rep.lease);
+	kf_msg_free(c);
+	assert_int_equal(job_state(f), KF_JOB_SUCCEEDED);
+	assert_int_equal(job_state(d), KF_JOB_PENDING);
 	drain_pending();
 }
 
@@ -1038,6 +1144,23 @@ static void test_ingest(void **state)
 	assert_true(broker_metric2(mets, "keyforge_bus_decode_errors_total", "socket", "rpc",
 				   "kind", "toobig", 1) >= 1);
 	assert_int_equal(log_count("rate limit exceeded"), 1); /* once per source per interval */
+	/* The broker's own events travel the same way, under source "broker". */
+	ev = next_event(logs, "log.WARN.broker", 3000);
+	assert_non_null(ev);
+	assert_string_equal(ev->sender, "broker");
+	kf_msg_free(ev);
+	req_init(&req, KF_MSG_LOG_TAIL_REQ);
+	req.log_tail_req = (struct kf_msg_log_tail_req){ .count = 1000,
+		.min_level = KF_MSG_LEVEL_INFO, .source = "broker" };
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	found = false;
+	for (size_t i = 0; i < rep->log_tail_rep.n_events; i++) {
+		assert_string_equal(rep->log_tail_rep.events[i].source, "broker");
+		found |= !strcmp(rep->log_tail_rep.events[i].message, "server started");
+	}
+	assert_true(found);
+	kf_msg_free(rep);
 	kf_bus_pub_free(pub);
 	kf_bus_sub_free(logs);
 	kf_bus_sub_free(mets);
@@ -1219,6 +1342,7 @@ int main(void)
 		cmocka_unit_test(test_lease_progress_complete),
 		cmocka_unit_test(test_list_paging),
 		cmocka_unit_test(test_kill_pending_and_retry),
+		cmocka_unit_test(test_complete_with_next),
 		cmocka_unit_test(test_kill_running),
 		cmocka_unit_test(test_lease_long_poll),
 		cmocka_unit_test(test_failure_retries),

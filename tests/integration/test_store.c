@@ -932,18 +932,25 @@ static void test_kill(void **state)
 	CALL(f, o, kf_store_kill(f->store, pending, "killed by operator", on_done, o));
 	assert_int_equal(o->err, KF_OK);
 	assert_int_equal(o->res.kill.state, KF_JOB_KILLED);
+	assert_true(o->res.kill.changed);
 	assert_false(o->res.kill.cancel_requested);
 	CALL(f, o, kf_store_kill(f->store, pending, NULL, on_done, o));
 	assert_int_equal(o->err, KF_OK);                 /* idempotent */
 	assert_int_equal(o->res.kill.state, KF_JOB_KILLED);
+	assert_false(o->res.kill.changed);               /* nothing to count again */
 	assert_null(claim(f, "w2"));                     /* never runs */
 
 	CALL(f, o, kf_store_kill(f->store, running, NULL, on_done, o));
 	assert_int_equal(o->err, KF_OK);
 	assert_int_equal(o->res.kill.state, KF_JOB_RUNNING);
 	assert_true(o->res.kill.cancel_requested);
+	assert_true(o->res.kill.changed);
 	assert_string_equal(o->kill_worker, "w1");
 	assert_int_equal(o->res.kill.lease_token, token);
+	CALL(f, o, kf_store_kill(f->store, running, NULL, on_done, o));
+	assert_int_equal(o->res.kill.state, KF_JOB_RUNNING);
+	assert_true(o->res.kill.cancel_requested);      /* the cancel may be resent */
+	assert_false(o->res.kill.changed);               /* but it was requested already */
 	CALL(f, o, kf_store_progress(f->store, running, token, 0.3, NAN, on_done, o));
 	assert_int_equal(o->err, KF_OK);
 	assert_true(o->res.progress.cancel);
@@ -963,6 +970,7 @@ static void test_kill(void **state)
 	assert_int_equal(o->err, KF_ESTATE);
 	CALL(f, o, kf_store_kill(f->store, running + 1000, NULL, on_done, o));
 	assert_int_equal(o->err, KF_ENOENT);
+	assert_false(o->res.kill.changed);
 
 	/* Cancel requested and then the worker dies: killed. */
 	running = submit(f, 0, 3, 0, NULL);

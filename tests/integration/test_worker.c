@@ -781,16 +781,26 @@ static void test_sigterm_and_panic(void **state)
 }
 
 /* A second SIGTERM hands the running job back: the worker stops it, reports
- * it, exits 0; the broker retries it and another worker finishes it. */
+ * it as released, exits 0; the broker puts it back to pending at once
+ * without charging the attempt, and another worker finishes it. The job
+ * has a budget of ONE attempt: a hand-back reported as a failure (protocol
+ * 1.0) would end it failed; released leaves the budget whole. */
 static void test_second_sigterm_hands_back(void **state)
 {
 	char worker[64];
-	struct kf_msg *rep;
+	struct kf_msg req, *rep;
 	struct proc *p;
 	uint64_t id, t0;
 
 	(void)state;
-	id = submit(LONG_STEPS, 600);
+	kf_msg_init(&req, KF_MSG_SUBMIT_REQ, "test-worker", 0);
+	job_params(&req.submit_req.params, LONG_STEPS, 600);
+	req.submit_req.params.max_attempts = 1;
+	rep = rpc_try(&req, 5000);
+	assert_non_null(rep);
+	assert_int_equal(status_of(rep), KF_OK);
+	id = rep->submit_rep.job_id;
+	kf_msg_free(rep);
 	wait_running(id, worker, sizeof worker, 20000);
 	assert_non_null(p = proc_by_id(worker));
 	sleep_ms(200);
@@ -805,7 +815,7 @@ static void test_second_sigterm_hands_back(void **state)
 	assert_true(wait_final(&id, 1, 60000));
 	rep = get_job(id);
 	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
-	assert_int_equal(rep->get_rep.job->attempt, 2);
+	assert_int_equal(rep->get_rep.job->attempt, 2); /* 2 claims, a budget of 1 */
 	assert_string_not_equal(worker_of(rep), worker);
 	check_result(rep->get_rep.job, LONG_STEPS);
 	kf_msg_free(rep);

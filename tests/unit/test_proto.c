@@ -251,6 +251,19 @@ static void summary_eq(const struct kf_msg_job_summary *w, const struct kf_msg_j
 	assert_true(w->finished_ns == g->finished_ns);
 }
 
+static void lease_eq(const struct kf_msg_lease *w, const struct kf_msg_lease *g)
+{
+	if (!w) {
+		assert_null(g);
+		return;
+	}
+	assert_non_null(g);
+	assert_true(w->job_id == g->job_id);
+	assert_int_equal(w->attempt, g->attempt);
+	assert_true(w->lease_token == g->lease_token);
+	params_eq(&w->params, &g->params);
+}
+
 static void req_eq(const struct kf_msg_req *w, const struct kf_msg_req *g)
 {
 	assert_true(w->id.client == g->id.client);
@@ -303,15 +316,7 @@ static void body_eq(const struct kf_msg *w, const struct kf_msg *g)
 		assert_int_equal(w->lease_req.wait_ms, g->lease_req.wait_ms);
 		break;
 	case KF_MSG_LEASE_REP:
-		if (!w->lease_rep.lease) {
-			assert_null(g->lease_rep.lease);
-			break;
-		}
-		assert_non_null(g->lease_rep.lease);
-		assert_true(w->lease_rep.lease->job_id == g->lease_rep.lease->job_id);
-		assert_int_equal(w->lease_rep.lease->attempt, g->lease_rep.lease->attempt);
-		assert_true(w->lease_rep.lease->lease_token == g->lease_rep.lease->lease_token);
-		params_eq(&w->lease_rep.lease->params, &g->lease_rep.lease->params);
+		lease_eq(w->lease_rep.lease, g->lease_rep.lease);
 		break;
 	case KF_MSG_PROGRESS_REQ: {
 		const struct kf_msg_progress_req *a = &w->progress_req, *b = &g->progress_req;
@@ -333,9 +338,14 @@ static void body_eq(const struct kf_msg *w, const struct kf_msg *g)
 		assert_int_equal(w->complete_req.outcome, g->complete_req.outcome);
 		result_eq(w->complete_req.result, g->complete_req.result);
 		str_eq(w->complete_req.error, g->complete_req.error);
+		assert_int_equal(w->complete_req.released, g->complete_req.released);
+		assert_int_equal(w->complete_req.lease_next, g->complete_req.lease_next);
+		assert_int_equal(w->complete_req.lease_next_wait_ms, g->complete_req.lease_next_wait_ms);
+		str_eq(w->complete_req.worker_id, g->complete_req.worker_id);
 		break;
 	case KF_MSG_COMPLETE_REP:
 		assert_int_equal(w->complete_rep.drop, g->complete_rep.drop);
+		lease_eq(w->complete_rep.lease, g->complete_rep.lease);
 		break;
 	case KF_MSG_SUBMIT_REQ: params_eq(&w->submit_req.params, &g->submit_req.params); break;
 	case KF_MSG_SUBMIT_REP: assert_true(w->submit_rep.job_id == g->submit_rep.job_id); break;
@@ -543,13 +553,13 @@ static void test_metric(void **state)
 	static const double le[] = { 10, 100, 1e3, 1e4 };
 	static const uint64_t cnt[] = { 1, 5, 9, 9 };
 	const struct kf_msg_series series[] = {
-		{ .name = "keyforge_jobs_total", .type = KF_METRIC_COUNTER, .help = "Jobs.",
+		{ .name = "keyforge_jobs_total", .type = KF_MSG_METRIC_COUNTER, .help = "Jobs.",
 			.labels = labels, .n_labels = 2, .value = 17 },
-		{ .name = "keyforge_jobs_active", .type = KF_METRIC_GAUGE, .value = -2.5 },
-		{ .name = "keyforge_score_latency_ns", .type = KF_METRIC_HISTOGRAM,
+		{ .name = "keyforge_jobs_active", .type = KF_MSG_METRIC_GAUGE, .value = -2.5 },
+		{ .name = "keyforge_score_latency_ns", .type = KF_MSG_METRIC_HISTOGRAM,
 			.help = "Score time.", .bucket_le = le, .bucket_count = cnt, .n_buckets = 4,
 			.sum = 12345.5, .count = 10 },
-		{ .name = "g_inf", .type = KF_METRIC_GAUGE, .value = INFINITY },
+		{ .name = "g_inf", .type = KF_MSG_METRIC_GAUGE, .value = INFINITY },
 	};
 	struct kf_msg m;
 	init(&m, KF_MSG_METRIC);
@@ -657,15 +667,61 @@ static void test_complete(void **state)
 	struct kf_msg m;
 	init(&m, KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ full_req, 42, 77, KF_JOB_KILLED,
-		&full_result, "killed by operator" };
+		&full_result, "killed by operator", false, false, 0, NULL };
 	roundtrip(&m, true);
-	m.complete_req = (struct kf_msg_complete_req){ min_req, 42, 77, KF_JOB_FAILED, NULL, NULL };
+	m.complete_req = (struct kf_msg_complete_req){ min_req, 42, 77, KF_JOB_FAILED, NULL, NULL,
+		false, false, 0, NULL };
 	roundtrip(&m, true);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 1, 1, KF_JOB_SUCCEEDED,
-		&min_result, NULL };
+		&min_result, NULL, false, false, 0, NULL };
 	roundtrip(&m, true);
 	init(&m, KF_MSG_COMPLETE_REP);
-	m.complete_rep = (struct kf_msg_complete_rep){ ok_rep, true };
+	m.complete_rep = (struct kf_msg_complete_rep){ ok_rep, true, NULL };
+	roundtrip(&m, true);
+}
+
+static void expect_encode(const struct kf_msg *m, enum kf_err want);
+
+/* Protocol 1.1: the released outcome (a flag riding on "failed") and
+ * complete-with-next (lease_next in the request, the lease in the reply). */
+static void test_complete_1_1(void **state)
+{
+	(void)state;
+	struct kf_msg m, *out;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+
+	init(&m, KF_MSG_COMPLETE_REQ);
+	m.complete_req = (struct kf_msg_complete_req){ min_req, 42, 77, KF_JOB_FAILED, NULL,
+		"handed back", .released = true };
+	roundtrip(&m, true);
+	assert_int_equal(kf_msg_encode(&m, &sb), KF_OK);
+	assert_int_equal(kf_msg_decode(sb.buf, sb.len, &out, NULL), KF_OK);
+	assert_true(out->complete_req.released);
+	assert_int_equal(out->complete_req.outcome, KF_JOB_FAILED);
+	assert_false(out->complete_req.lease_next);
+	assert_null(out->complete_req.worker_id);
+	kf_msg_free(out);
+	kf_strbuf_release(&sb);
+	/* released only with "failed", which an older broker understands. */
+	m.complete_req.outcome = KF_JOB_SUCCEEDED;
+	expect_encode(&m, KF_ERANGE);
+	m.complete_req.outcome = KF_JOB_KILLED;
+	expect_encode(&m, KF_ERANGE);
+
+	m.complete_req = (struct kf_msg_complete_req){ full_req, 42, 77, KF_JOB_SUCCEEDED,
+		&min_result, NULL, .lease_next = true, .lease_next_wait_ms = 1500,
+		.worker_id = "w1" };
+	roundtrip(&m, true);
+	m.complete_req.lease_next_wait_ms = 0; /* "answer at once" is still lease_next */
+	roundtrip(&m, true);
+	m.complete_req.worker_id = NULL;      /* who leases? */
+	expect_encode(&m, KF_EMISSING);
+
+	const struct kf_msg_lease lease = { 43, 1, 0x0102030405060708ull, full_params };
+	init(&m, KF_MSG_COMPLETE_REP);
+	m.complete_rep = (struct kf_msg_complete_rep){ ok_rep, false, &lease };
+	roundtrip(&m, true);
+	m.complete_rep.drop = true;           /* the claim is independent of the drop */
 	roundtrip(&m, true);
 }
 
@@ -886,7 +942,8 @@ static void test_encode_rejects(void **state)
 	expect_encode(&m, KF_EINVAL);
 
 	init(&m, KF_MSG_COMPLETE_REQ);
-	m.complete_req = (struct kf_msg_complete_req){ min_req, 1, 1, KF_JOB_RUNNING, NULL, NULL };
+	m.complete_req = (struct kf_msg_complete_req){ min_req, 1, 1, KF_JOB_RUNNING, NULL, NULL,
+		false, false, 0, NULL };
 	expect_encode(&m, KF_ERANGE);
 }
 
@@ -914,7 +971,7 @@ static void test_names(void **state)
 	assert_string_equal(kf_worker_liveness_name(KF_WORKER_STALE), "stale");
 	assert_string_equal(kf_msg_level_name(KF_MSG_LEVEL_WARN), "WARN");
 	assert_string_equal(kf_msg_level_name((enum kf_msg_level)0), "?");
-	assert_string_equal(kf_msg_metric_type_name(KF_METRIC_HISTOGRAM), "histogram");
+	assert_string_equal(kf_msg_metric_type_name(KF_MSG_METRIC_HISTOGRAM), "histogram");
 	assert_string_equal(kf_msg_board_name(KF_MSG_BOARD_ORTHO), "ortho");
 	assert_int_equal(kf_job_state_parse("Killed", &js), KF_OK);
 	assert_int_equal(js, KF_JOB_KILLED);
@@ -1045,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_lease),
 		cmocka_unit_test(test_progress),
 		cmocka_unit_test(test_complete),
+		cmocka_unit_test(test_complete_1_1),
 		cmocka_unit_test(test_submit),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_get),
