@@ -1,0 +1,562 @@
+/*
+ * bench_jobs — jobs per second through submit → lease → complete, and the
+ * latency from submit to running (issue 5, "Speed and memory").
+ *
+ * Against a running broker with workers (bench/hive/run-all starts them):
+ * W submitter threads send N zero-step jobs (synchronous submit RPCs, W in
+ * flight), either as fast as the broker acknowledges them (--rate 0) or on
+ * an open-loop schedule of R jobs/s (job i is due at start + i/R, whatever
+ * happened to the earlier ones). A subscriber on the events socket records
+ * every job event (job.<id>) as it arrives.
+ *
+ *   jobs/s             N / (last job's "succeeded" event − first submit sent)
+ *   submit→running     "running" event received − submit sent, per job
+ *   submit→succeeded   "succeeded" event received − submit sent
+ *   submit ack         submit RPC round trip (durable in PostgreSQL)
+ *
+ * Job events are pub/sub and may be lost; the broker numbers them, so the
+ * gaps are counted. A job whose running event is missing is timed with
+ * the started timestamp the get RPC returns (the claim inside the database
+ * transaction, a little before the commit), and the count of such jobs is
+ * printed. The last line is machine-readable: RESULT key=value ...
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "bench/hive/hbench.h"
+#include "common/clock.h"
+
+struct submit_rec {
+	uint64_t job_id;       /* 0: failed */
+	uint64_t t_send;       /* mono ns */
+	uint64_t wall_send;    /* wall ns, for the get fallback */
+	uint64_t t_ack;
+};
+
+struct event_rec {
+	uint64_t job_id;
+	uint64_t t_recv;       /* mono ns */
+	uint32_t attempt;
+	uint8_t state;
+};
+
+struct cpu_pid {
+	char name[32];
+	pid_t pid;
+	long long t0, t1;         /* CPU ticks */
+	long long cs0, cs1;       /* context switches, all threads */
+};
+
+struct bench {
+	/* options */
+	const char *rpc_url, *events_url, *token_file, *corpus, *label;
+	uint64_t jobs, inflight;
+	double rate;
+	uint64_t timeout_s;
+	struct cpu_pid cpu[16];
+	size_t n_cpu;
+
+	struct kf_hbench_rpc rpc;
+	struct kf_bus_sub *sub;
+	pthread_t ev_thread;
+	atomic_bool ev_stop;
+
+	struct submit_rec *subs;
+	atomic_uint_fast64_t next;          /* next job index to submit */
+	atomic_uint_fast64_t submit_errors;
+	uint64_t t_start;
+
+	/* The broker's store counters from its metric updates (metric.broker). */
+	pthread_mutex_t db_mu;
+	double db_batches, db_requests;
+	unsigned db_seen;                   /* bits: batches, requests known */
+	uint64_t db_update_ns;              /* mono ns of the last update seen */
+	double db0[2], db1[2];              /* batches, requests: before, after */
+
+	struct event_rec *events;           /* written by the events thread only */
+	size_t n_events, cap_events;
+	atomic_uint_fast64_t succeeded_seen;
+	uint64_t ev_gaps, ev_last_seq, ev_overflow, ev_bad;
+};
+
+/* ---- events --------------------------------------------------------------------- */
+
+static void on_event(struct bench *b, const struct kf_msg *m, uint64_t now)
+{
+	const struct kf_msg_job_event *e = &m->job_event;
+
+	if (b->ev_last_seq && m->seq > b->ev_last_seq + 1)
+		b->ev_gaps += m->seq - b->ev_last_seq - 1;
+	b->ev_last_seq = m->seq;
+	if (b->n_events == b->cap_events) {
+		b->ev_overflow++;
+		return;
+	}
+	b->events[b->n_events++] = (struct event_rec){ .job_id = e->job_id, .t_recv = now,
+		.attempt = e->attempt, .state = (uint8_t)e->state };
+	if (e->state == KF_JOB_SUCCEEDED)
+		atomic_fetch_add(&b->succeeded_seen, 1);
+}
+
+static void on_metric(struct bench *b, const struct kf_msg_metric *m, uint64_t now)
+{
+	pthread_mutex_lock(&b->db_mu);
+	for (size_t i = 0; i < m->n_series; i++) {
+		if (!strcmp(m->series[i].name, "keyforge_db_batches_total")) {
+			b->db_batches = m->series[i].value;
+			b->db_seen |= 1;
+		} else if (!strcmp(m->series[i].name, "keyforge_db_requests_total")) {
+			b->db_requests = m->series[i].value;
+			b->db_seen |= 2;
+		}
+	}
+	b->db_update_ns = now;
+	pthread_mutex_unlock(&b->db_mu);
+}
+
+/* The store counters once an update newer than `after` (mono ns) arrived
+ * and both series are known (a delta update carries only what changed; a
+ * full one comes every 5 s); gives up after 7 s. */
+static void db_counters(struct bench *b, uint64_t after, double *batches, double *requests)
+{
+	uint64_t give_up = kf_clock_mono_ns() + 7 * KF_HBENCH_NS_PER_S;
+
+	for (;;) {
+		bool fresh;
+
+		pthread_mutex_lock(&b->db_mu);
+		*batches = b->db_batches;
+		*requests = b->db_requests;
+		fresh = b->db_update_ns > after && b->db_seen == 3;
+		pthread_mutex_unlock(&b->db_mu);
+		if (fresh || kf_clock_mono_ns() > give_up)
+			return;
+		kf_hbench_sleep_until(kf_clock_mono_ns() + 20 * KF_HBENCH_NS_PER_MS);
+	}
+}
+
+static void *events_main(void *arg)
+{
+	struct bench *b = arg;
+
+	while (!atomic_load(&b->ev_stop)) {
+		nng_msg *nm = NULL;
+		struct kf_msg *m = NULL;
+		enum kf_err err = kf_bus_sub_recv(b->sub, 100, &nm);
+		uint64_t now = kf_clock_mono_ns();
+
+		if (err == KF_ETIMEDOUT)
+			continue;
+		if (err)
+			break;
+		if (kf_msg_decode_pub(nng_msg_body(nm), nng_msg_len(nm), &m, NULL) != KF_OK)
+			b->ev_bad++;
+		else if (m->type == KF_MSG_JOB_EVENT)
+			on_event(b, m, now);
+		else if (m->type == KF_MSG_METRIC)
+			on_metric(b, &m->metric, now);
+		kf_msg_free(m);
+		nng_msg_free(nm);
+	}
+	return NULL;
+}
+
+/* ---- submitters --------------------------------------------------------------------- */
+
+static void *submitter_main(void *arg)
+{
+	struct bench *b = arg;
+	uint64_t i;
+
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->jobs) {
+		struct submit_rec *s = &b->subs[i];
+		struct kf_strbuf why = KF_STRBUF_INIT;
+		struct kf_msg req, *rep = NULL;
+		enum kf_err err;
+
+		if (b->rate > 0)
+			kf_hbench_sleep_until(b->t_start + (uint64_t)((double)i * 1e9 / b->rate));
+		kf_msg_init(&req, KF_MSG_SUBMIT_REQ, NULL, 0);
+		req.submit_req.params = (struct kf_msg_job_params){ .corpus = b->corpus,
+			.start_layout = "qwertyuiopasdfghjkl;zxcvbnm,./", .steps = 0, .seed = i + 1,
+			.restarts = 1 };
+		s->wall_send = kf_clock_wall_ns();
+		s->t_send = kf_clock_mono_ns();
+		err = kf_hbench_rpc_call(&b->rpc, &req, 30000, &rep, &why);
+		s->t_ack = kf_clock_mono_ns();
+		if (err) {
+			if (atomic_fetch_add(&b->submit_errors, 1) < 5)
+				fprintf(stderr, "bench_jobs: submit %llu failed: %s (%s)\n",
+					(unsigned long long)i, kf_strerror(err), why.buf);
+		} else {
+			s->job_id = rep->submit_rep.job_id;
+		}
+		kf_msg_free(rep);
+		kf_strbuf_release(&why);
+	}
+	return NULL;
+}
+
+/* ---- waiting for the end --------------------------------------------------------------- */
+
+/* Jobs not final yet, from the broker (list of active states, total only). */
+static int64_t active_jobs(struct bench *b)
+{
+	struct kf_msg req, *rep = NULL;
+	int64_t n = -1;
+
+	kf_msg_init(&req, KF_MSG_LIST_REQ, NULL, 0);
+	req.list_req.state_mask = KF_JOB_STATE_BIT(KF_JOB_PENDING) |
+		KF_JOB_STATE_BIT(KF_JOB_RUNNING) | KF_JOB_STATE_BIT(KF_JOB_RETRYING);
+	req.list_req.limit = 1;
+	if (kf_hbench_rpc_call(&b->rpc, &req, 5000, &rep, NULL) == KF_OK)
+		n = (int64_t)rep->list_rep.total;
+	kf_msg_free(rep);
+	return n;
+}
+
+/* Waits until every submitted job succeeded (events), or the broker has no
+ * active job left; returns the mono time the wait ended. */
+static uint64_t wait_final(struct bench *b, uint64_t ok_submits)
+{
+	uint64_t deadline = kf_clock_mono_ns() + b->timeout_s * KF_HBENCH_NS_PER_S;
+	uint64_t last_poll = 0;
+
+	for (;;) {
+		uint64_t now = kf_clock_mono_ns();
+
+		if (atomic_load(&b->succeeded_seen) >= ok_submits)
+			return now;
+		if (now - last_poll > 500 * KF_HBENCH_NS_PER_MS) {
+			last_poll = now;
+			if (active_jobs(b) == 0)
+				return now;
+		}
+		if (now > deadline) {
+			fprintf(stderr, "bench_jobs: timed out after %llu s waiting for the jobs\n",
+				(unsigned long long)b->timeout_s);
+			return now;
+		}
+		kf_hbench_sleep_until(now + 2 * KF_HBENCH_NS_PER_MS);
+	}
+}
+
+/* ---- results -------------------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *x)
+{
+	uint64_t p = *(const uint64_t *)a, q = *(const uint64_t *)x;
+
+	return (p > q) - (p < q);
+}
+
+/* Index of job_id in the sorted id table, or -1. */
+static int64_t find_job(const uint64_t *ids, size_t n, uint64_t id)
+{
+	const uint64_t *p = bsearch(&id, ids, n, sizeof(*ids), cmp_u64);
+
+	return p ? p - ids : -1;
+}
+
+/* started_ns of a job from the get RPC (wall ns), 0 when unknown. */
+static uint64_t started_from_get(struct bench *b, uint64_t id)
+{
+	struct kf_msg req, *rep = NULL;
+	uint64_t t = 0;
+
+	kf_msg_init(&req, KF_MSG_GET_REQ, NULL, 0);
+	req.get_req.job_id = id;
+	if (kf_hbench_rpc_call(&b->rpc, &req, 5000, &rep, NULL) == KF_OK && rep->get_rep.job)
+		t = rep->get_rep.job->started_ns;
+	kf_msg_free(rep);
+	return t;
+}
+
+struct tally {
+	double *to_running, *to_done, *ack;
+	size_t n_running, n_done, n_ack, n_fallback, n_unknown, n_not_succeeded;
+	uint64_t t_first, t_last_done, t_last_ack;
+};
+
+static void tally(struct bench *b, struct tally *t)
+{
+	uint64_t *ids = calloc(b->jobs, sizeof(*ids));
+	uint64_t *run = calloc(b->jobs, sizeof(*run)), *done = calloc(b->jobs, sizeof(*done));
+	size_t *of_id = calloc(b->jobs, sizeof(*of_id));
+	size_t n_ids = 0;
+
+	if (!ids || !run || !done || !of_id)
+		kf_hbench_die("out of memory");
+	/* Sorted ids, and where each id's submit record is. */
+	for (size_t i = 0; i < b->jobs; i++)
+		if (b->subs[i].job_id)
+			ids[n_ids++] = b->subs[i].job_id;
+	qsort(ids, n_ids, sizeof(*ids), cmp_u64);
+	for (size_t i = 0; i < b->jobs; i++)
+		if (b->subs[i].job_id)
+			of_id[find_job(ids, n_ids, b->subs[i].job_id)] = i;
+	for (size_t k = 0; k < b->n_events; k++) {
+		const struct event_rec *e = &b->events[k];
+		int64_t j = find_job(ids, n_ids, e->job_id);
+
+		if (j < 0)
+			continue;
+		if (e->state == KF_JOB_RUNNING && !run[j])
+			run[j] = e->t_recv;
+		if (e->state == KF_JOB_SUCCEEDED && !done[j])
+			done[j] = e->t_recv;
+	}
+	t->t_first = UINT64_MAX;
+	for (size_t j = 0; j < n_ids; j++) {
+		const struct submit_rec *s = &b->subs[of_id[j]];
+
+		if (s->t_send < t->t_first)
+			t->t_first = s->t_send;
+		if (s->t_ack > t->t_last_ack)
+			t->t_last_ack = s->t_ack;
+		t->ack[t->n_ack++] = (double)(s->t_ack - s->t_send) / 1e6;
+		if (run[j]) {
+			t->to_running[t->n_running++] = (double)(run[j] - s->t_send) / 1e6;
+		} else {
+			uint64_t st = started_from_get(b, ids[j]);
+
+			if (st) {
+				t->to_running[t->n_running++] =
+					((double)st - (double)s->wall_send) / 1e6;
+				t->n_fallback++;
+			} else {
+				t->n_unknown++;
+			}
+		}
+		if (done[j]) {
+			t->to_done[t->n_done++] = (double)(done[j] - s->t_send) / 1e6;
+			if (done[j] > t->t_last_done)
+				t->t_last_done = done[j];
+		} else {
+			t->n_not_succeeded++;
+		}
+	}
+	free(ids);
+	free(run);
+	free(done);
+	free(of_id);
+}
+
+static void print_dist(const char *what, double *v, size_t n)
+{
+	kf_hbench_percentile(v, n, 50);
+	printf("  %-18s n=%zu  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", what, n,
+	       kf_hbench_percentile_sorted(v, n, 50), kf_hbench_percentile_sorted(v, n, 90),
+	       kf_hbench_percentile_sorted(v, n, 99), n ? v[n - 1] : NAN);
+}
+
+/* ---- options ---------------------------------------------------------------------------- */
+
+static void usage(int status)
+{
+	fputs("usage: bench_jobs --rpc URL --events URL [--token-file FILE] [--jobs N]\n"
+	      "                  [--inflight W] [--rate R] [--corpus NAME] [--timeout S]\n"
+	      "                  [--cpu NAME=PID]... [--label TEXT]\n"
+	      "  --jobs N        zero-step jobs to push through (default 5000)\n"
+	      "  --inflight W    submit RPCs in flight (threads; default 64)\n"
+	      "  --rate R        open loop: submit R jobs/s on a fixed schedule;\n"
+	      "                  0 (default) = as fast as the broker acknowledges\n"
+	      "  --corpus NAME   corpus parameter of the jobs (default \"default\")\n"
+	      "  --timeout S     give up waiting for the jobs after S seconds (default 300)\n"
+	      "  --cpu NAME=PID  report the CPU time PID used during the run (repeatable)\n",
+	      status ? stderr : stdout);
+	exit(status);
+}
+
+static void add_cpu(struct bench *b, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	struct cpu_pid *c;
+
+	if (!eq || eq == arg || b->n_cpu == sizeof b->cpu / sizeof b->cpu[0])
+		usage(2);
+	c = &b->cpu[b->n_cpu++];
+	snprintf(c->name, sizeof c->name, "%.*s", (int)(eq - arg), arg);
+	c->pid = (pid_t)kf_hbench_u64_arg("--cpu", eq + 1);
+}
+
+static void parse(struct bench *b, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rpc", required_argument, NULL, 'r' }, { "events", required_argument, NULL, 'e' },
+		{ "token-file", required_argument, NULL, 't' }, { "jobs", required_argument, NULL, 'n' },
+		{ "inflight", required_argument, NULL, 'w' }, { "rate", required_argument, NULL, 'R' },
+		{ "corpus", required_argument, NULL, 'c' }, { "timeout", required_argument, NULL, 'T' },
+		{ "cpu", required_argument, NULL, 'p' }, { "label", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*b = (struct bench){ .corpus = "default", .jobs = 5000, .inflight = 64, .timeout_s = 300,
+		.label = "" };
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': b->rpc_url = optarg; break;
+		case 'e': b->events_url = optarg; break;
+		case 't': b->token_file = optarg; break;
+		case 'n': b->jobs = kf_hbench_u64_arg("--jobs", optarg); break;
+		case 'w': b->inflight = kf_hbench_u64_arg("--inflight", optarg); break;
+		case 'R': b->rate = kf_hbench_f64_arg("--rate", optarg); break;
+		case 'c': b->corpus = optarg; break;
+		case 'T': b->timeout_s = kf_hbench_u64_arg("--timeout", optarg); break;
+		case 'p': add_cpu(b, optarg); break;
+		case 'l': b->label = optarg; break;
+		case 'h': usage(0); break;
+		default: usage(2);
+		}
+	}
+	if (!b->rpc_url || !b->events_url || !b->jobs || !b->inflight || b->inflight > 1024 ||
+	    optind != argc)
+		usage(2);
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
+
+static void run(struct bench *b, pthread_t *th)
+{
+	for (size_t i = 0; i < b->n_cpu; i++) {
+		b->cpu[i].t0 = kf_hbench_cpu_ticks(b->cpu[i].pid);
+		b->cpu[i].cs0 = kf_hbench_ctx_switches(b->cpu[i].pid);
+	}
+	b->t_start = kf_clock_mono_ns() + 20 * KF_HBENCH_NS_PER_MS;
+	for (uint64_t i = 0; i < b->inflight; i++)
+		if (pthread_create(&th[i], NULL, submitter_main, b))
+			kf_hbench_die("cannot start submitter threads");
+	for (uint64_t i = 0; i < b->inflight; i++)
+		pthread_join(th[i], NULL);
+}
+
+static void report(struct bench *b, struct tally *t, uint64_t t_end, const char *load0)
+{
+	double secs, rate, submit_rate, tps = kf_hbench_ticks_per_s();
+	double run_p50, run_p99, ack_p99;
+	char load1[64];
+
+	kf_hbench_loadavg(load1);
+	/* The last "succeeded" event ends the run, unless some were lost: then
+	 * the moment the broker's list showed no active job does. */
+	if (t->n_not_succeeded || !t->t_last_done)
+		t->t_last_done = t_end;
+	secs = (double)(t->t_last_done - t->t_first) / 1e9;
+	rate = (double)t->n_ack / secs;
+	submit_rate = (double)t->n_ack / ((double)(t->t_last_ack - t->t_first) / 1e9);
+	printf("bench_jobs %s: %llu zero-step jobs, %llu submitters, %s\n", b->label,
+	       (unsigned long long)b->jobs, (unsigned long long)b->inflight,
+	       b->rate > 0 ? "open loop" : "as fast as acknowledged");
+	if (b->rate > 0)
+		printf("  offered rate       %.0f jobs/s\n", b->rate);
+	printf("  load average       %s (start)  %s (end)\n", load0, load1);
+	printf("  jobs/s             %.1f  (%zu final in %.3f s)\n", rate, t->n_ack, secs);
+	printf("  submits/s          %.1f  (errors %llu)\n", submit_rate,
+	       (unsigned long long)atomic_load(&b->submit_errors));
+	print_dist("submit ack", t->ack, t->n_ack);
+	print_dist("submit->running", t->to_running, t->n_running);
+	run_p50 = kf_hbench_percentile_sorted(t->to_running, t->n_running, 50);
+	run_p99 = kf_hbench_percentile_sorted(t->to_running, t->n_running, 99);
+	ack_p99 = kf_hbench_percentile_sorted(t->ack, t->n_ack, 99);
+	print_dist("submit->succeeded", t->to_done, t->n_done);
+	printf("  job events         %zu received, %llu lost (sequence gaps), %llu over capacity; "
+	       "running time from get for %zu jobs, unknown for %zu; not seen succeeded %zu%s\n",
+	       b->n_events, (unsigned long long)b->ev_gaps, (unsigned long long)b->ev_overflow,
+	       t->n_fallback, t->n_unknown, t->n_not_succeeded,
+	       t->n_not_succeeded ? " (end taken from the broker's job list)" : "");
+	printf("  database           %.0f transactions (%.0f/s), %.0f store requests, %.1f per "
+	       "transaction (group commit; +-1 s of the broker's own sweeps)\n",
+	       b->db1[0] - b->db0[0], (b->db1[0] - b->db0[0]) / secs, b->db1[1] - b->db0[1],
+	       (b->db1[1] - b->db0[1]) / fmax(1, b->db1[0] - b->db0[0]));
+	for (size_t i = 0; i < b->n_cpu; i++) {
+		double used = b->cpu[i].t0 >= 0 && b->cpu[i].t1 >= 0 ?
+			(double)(b->cpu[i].t1 - b->cpu[i].t0) / tps : NAN;
+
+		double jobs = (double)(t->n_ack ? t->n_ack : 1);
+
+		printf("  cpu %-14s %.2f s = %.0f%% of one core, %.0f us and %.1f context switches "
+		       "per job\n", b->cpu[i].name, used, 100.0 * used / secs, 1e6 * used / jobs,
+		       (double)(b->cpu[i].cs1 - b->cpu[i].cs0) / jobs);
+	}
+	printf("RESULT label=%s jobs=%zu rate=%.1f offered=%.0f secs=%.3f submit_rate=%.1f "
+	       "ack_p99_ms=%.2f run_p50_ms=%.2f run_p99_ms=%.2f lost_events=%llu fallback=%zu "
+	       "errors=%llu load=\"%s\"\n", *b->label ? b->label : "-", t->n_ack, rate, b->rate,
+	       secs, submit_rate, ack_p99, run_p50, run_p99, (unsigned long long)b->ev_gaps,
+	       t->n_fallback, (unsigned long long)atomic_load(&b->submit_errors), load0);
+}
+
+int main(int argc, char **argv)
+{
+	static const char prefix[] = KF_TOPIC_JOB;
+	static const char metric_topic[] = "metric.broker"; /* + its NUL */
+	struct bench b;
+	struct tally t = { 0 };
+	pthread_t *th;
+	uint64_t ok = 0, t_end;
+	char load0[64];
+
+	parse(&b, argc, argv);
+	add_cpu(&b, "bench_jobs=0"); /* itself: the load generator shares the machine */
+	b.cpu[b.n_cpu - 1].pid = getpid();
+	b.subs = calloc(b.jobs, sizeof(*b.subs));
+	b.cap_events = 4 * b.jobs + 4096;
+	b.events = calloc(b.cap_events, sizeof(*b.events));
+	th = calloc(b.inflight, sizeof(*th));
+	t.to_running = calloc(b.jobs, sizeof(double));
+	t.to_done = calloc(b.jobs, sizeof(double));
+	t.ack = calloc(b.jobs, sizeof(double));
+	if (!b.subs || !b.events || !th || !t.to_running || !t.to_done || !t.ack)
+		kf_hbench_die("out of memory");
+	kf_hbench_rpc_open(&b.rpc, b.rpc_url, b.token_file);
+	/* Every job event, and the broker's metric updates; the deepest queue
+	 * nng 1.5.2 allows (8192). */
+	b.sub = kf_hbench_sub_open(b.events_url, prefix, sizeof prefix - 1, 8192, 5000);
+	if (kf_bus_sub_subscribe(b.sub, metric_topic, sizeof metric_topic))
+		kf_hbench_die("cannot subscribe to '%s'", metric_topic);
+	pthread_mutex_init(&b.db_mu, NULL);
+	atomic_init(&b.ev_stop, false);
+	if (pthread_create(&b.ev_thread, NULL, events_main, &b))
+		kf_hbench_die("cannot start the events thread");
+	/* A subscription takes effect once the connection is up; give the
+	 * broker's side a moment to attach the pipe. */
+	kf_hbench_sleep_until(kf_clock_mono_ns() + 200 * KF_HBENCH_NS_PER_MS);
+	kf_hbench_loadavg(load0);
+	/* The store's counters before the run (the last update, up to 1 s old:
+	 * an idle broker runs a few sweeps a second). */
+	db_counters(&b, kf_clock_mono_ns() - KF_HBENCH_NS_PER_S, &b.db0[0], &b.db0[1]);
+
+	run(&b, th);
+	for (size_t i = 0; i < b.jobs; i++)
+		ok += b.subs[i].job_id != 0;
+	t_end = wait_final(&b, ok);
+	for (size_t i = 0; i < b.n_cpu; i++) {
+		b.cpu[i].t1 = kf_hbench_cpu_ticks(b.cpu[i].pid);
+		b.cpu[i].cs1 = kf_hbench_ctx_switches(b.cpu[i].pid);
+	}
+	/* Late events (the last few) still in flight, and a metric update
+	 * that covers the end of the run. */
+	db_counters(&b, t_end + 50 * KF_HBENCH_NS_PER_MS, &b.db1[0], &b.db1[1]);
+	kf_hbench_sleep_until(kf_clock_mono_ns() + 300 * KF_HBENCH_NS_PER_MS);
+	atomic_store(&b.ev_stop, true);
+	pthread_join(b.ev_thread, NULL);
+
+	tally(&b, &t);
+	report(&b, &t, t_end, load0);
+	kf_bus_sub_free(b.sub);
+	kf_hbench_rpc_close(&b.rpc);
+	free(t.to_running);
+	free(t.to_done);
+	free(t.ack);
+	free(th);
+	free(b.events);
+	free(b.subs);
+	return atomic_load(&b.submit_errors) ? 1 : 0;
+}

@@ -1,0 +1,230 @@
+# shellcheck shell=bash
+# bench/hive/lib.sh — sourced by bench/hive/run-all and the bench_*.sh
+# scripts beside it: a throwaway PostgreSQL cluster (scripts/pgtmp), the hive's
+# programs on non-default loopback ports, beanstalkd, and cleanup of all of
+# it on exit (trap). Each bench_*.sh defines its phase_<name> function.
+#
+# Environment:
+#   KF_HBENCH_PORT_BASE  first of four loopback ports: ingest, events, rpc,
+#                        beanstalkd (default 17600)
+#   KF_HBENCH_KEEP=1     keep the work folder (logs) in /tmp after exit
+#   KEYFORGE_LOG         log filter of the programs (default info, as shipped)
+# Figures and commands: docs/performance.md.
+
+HB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HB_PGTMP="$HB_ROOT/scripts/pgtmp"
+
+hb_say() { printf '\n== %s\n' "$*"; }
+hb_die() { printf 'bench/hive: error: %s\n' "$*" >&2; exit 1; }
+hb_load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# ---- setup and cleanup ---------------------------------------------------------------
+
+# hb_init BUILD_DIR: checks the programs, makes the work folder, installs the
+# cleanup trap, checks the ports.
+hb_init() {
+	[ $# -ge 1 ] || hb_die "usage: $0 BUILD_DIR"
+	HB_BUILD="$(cd "$1" 2>/dev/null && pwd)" || hb_die "no build directory '$1'"
+	HB_BROKER="$HB_BUILD/broker/keyforge-broker"
+	HB_WORKER="$HB_BUILD/worker/keyforge-worker"
+	HB_CTL="$HB_BUILD/admin/keyforgectl"
+	HB_BENCH="$HB_BUILD/bench"
+	local f
+	for f in "$HB_BROKER" "$HB_WORKER" "$HB_CTL" "$HB_BUILD/layout/keyforge-layout" \
+		"$HB_BENCH/bench_jobs" "$HB_BENCH/bench_heartbeats" "$HB_BENCH/bench_requeue" \
+		"$HB_BENCH/bench_beanstalkd"; do
+		[ -x "$f" ] || hb_die "'$f' is not built (ninja -C $HB_BUILD)"
+	done
+	command -v jq >/dev/null || hb_die "jq is needed (apt-get install jq)"
+	"$HB_ROOT/scripts/default-corpus" "$HB_BUILD" >/dev/null || hb_die "no default corpus"
+
+	HB_PORT_BASE="${KF_HBENCH_PORT_BASE:-17600}"
+	HB_INGEST="tcp://127.0.0.1:$HB_PORT_BASE"
+	HB_EVENTS="tcp://127.0.0.1:$((HB_PORT_BASE + 1))"
+	HB_RPC="tcp://127.0.0.1:$((HB_PORT_BASE + 2))"
+	# shellcheck disable=SC2034 # used by bench_jobs.sh
+	HB_BS_PORT=$((HB_PORT_BASE + 3))
+	for f in 0 1 2 3; do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$((HB_PORT_BASE + f))") 2>/dev/null; then
+			hb_die "port $((HB_PORT_BASE + f)) on 127.0.0.1 is taken; set KF_HBENCH_PORT_BASE"
+		fi
+	done
+
+	# /tmp, and searchable by the postgres user that pgtmp runs the server as.
+	HB_WORK="$(mktemp -d /tmp/kfhb-XXXXXX)"
+	chmod 0755 "$HB_WORK"
+	mkdir -p "$HB_WORK/logs"
+	: >"$HB_WORK/pids"
+	HB_TOKEN="$HB_WORK/token"
+	trap hb_cleanup EXIT
+	trap 'exit 130' INT TERM
+	export KEYFORGE_LOG="${KEYFORGE_LOG:-info}" KEYFORGE_LOG_FORMAT=human NO_COLOR=1
+}
+
+# True when pid runs one of the programs this script started.
+hb_ours() {
+	local exe
+	kill -0 "$1" 2>/dev/null || return 1
+	exe="$(readlink "/proc/$1/exe" 2>/dev/null || true)"
+	case "$exe" in
+		"$HB_BUILD"/*|*/beanstalkd) return 0 ;;
+		*) return 1 ;;
+	esac
+}
+
+# hb_stop PID...: SIGTERM, then SIGKILL after 10 s.
+hb_stop() {
+	local pid i alive
+	for pid in "$@"; do
+		if hb_ours "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+	done
+	for ((i = 0; i < 100; i++)); do
+		alive=0
+		for pid in "$@"; do
+			hb_ours "$pid" && alive=1
+		done
+		[ "$alive" = 0 ] && return 0
+		sleep 0.1
+	done
+	for pid in "$@"; do
+		if hb_ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+	done
+	return 0
+}
+
+hb_cleanup() {
+	local rc=$?
+	trap - EXIT
+	set +e
+	if [ -n "${HB_WORK:-}" ] && [ -f "$HB_WORK/pids" ]; then
+		hb_stop_all
+	fi
+	if [ -n "${HB_PGDIR:-}" ]; then
+		"$HB_PGTMP" stop "$HB_PGDIR" >/dev/null 2>&1
+	fi
+	if [ -n "${HB_WORK:-}" ]; then
+		if [ "${KF_HBENCH_KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+			echo "bench/hive: logs kept in $HB_WORK/logs" >&2
+		else
+			rm -rf "$HB_WORK"
+		fi
+	fi
+	exit "$rc"
+}
+
+# hb_spawn NAME CMD...: starts CMD in its own session, logs to NAME.log,
+# records its pid; sets HB_PID.
+hb_spawn() {
+	local name="$1"
+	shift
+	setsid "$@" </dev/null >>"$HB_WORK/logs/$name.log" 2>&1 &
+	HB_PID=$!
+	disown "$HB_PID" # no "Killed" notice when a benchmark kills it
+	echo "$HB_PID" >>"$HB_WORK/pids"
+}
+
+# ---- PostgreSQL -----------------------------------------------------------------------------
+
+hb_pg_start() {
+	HB_PGDIR="$HB_WORK/pg"
+	"$HB_PGTMP" start "$HB_PGDIR" >"$HB_WORK/pg.conninfo" 2>"$HB_WORK/logs/pgtmp.log" \
+		|| { cat "$HB_WORK/logs/pgtmp.log" >&2; hb_die "PostgreSQL did not start"; }
+}
+
+hb_psql() {
+	PGOPTIONS='-c client_min_messages=warning' \
+		"$HB_PGTMP" psql "$HB_PGDIR" -X -q -v ON_ERROR_STOP=1 "$@"
+}
+
+# hb_db NAME: a fresh database; prints its connection string.
+hb_db() {
+	hb_psql -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+	sed "s/dbname=[^ ]*/dbname=$1/" "$HB_WORK/pg.conninfo"
+}
+
+# The server processes (postmaster and its children), comma-separated
+# "pg<pid>=<pid>" flags for bench_jobs --cpu.
+hb_pg_cpu_flags() {
+	local pm p
+	pm="$(head -n 1 "$HB_PGDIR/data/postmaster.pid")"
+	for p in "$pm" $(pgrep -P "$pm"); do
+		printf -- '--cpu pg%s=%s ' "$p" "$p"
+	done
+}
+
+# ---- the hive's programs ------------------------------------------------------------------
+
+hb_ctl() { "$HB_CTL" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" "$@"; }
+
+# hb_broker_start CONNINFO [FLAGS...]: sets HB_BROKER_PID; waits until it
+# answers and its database is migrated.
+hb_broker_start() {
+	local db="$1" i try
+	shift
+	# A broker that is sent SIGTERM while it starts is started again (twice
+	# at most): on this shared machine pids wrap within minutes (pid_max
+	# 32768) and a stale-pid kill from someone else's test has hit ours.
+	for ((try = 1; try <= 3; try++)); do
+		hb_spawn broker "$HB_BROKER" --db "$db" --ingest "$HB_INGEST" --events "$HB_EVENTS" \
+			--rpc "$HB_RPC" --token-file "$HB_TOKEN" "$@"
+		HB_BROKER_PID=$HB_PID
+		for ((i = 0; i < 150; i++)); do
+			hb_ours "$HB_BROKER_PID" || break
+			hb_ctl --timeout 1s list --limit 1 >/dev/null 2>&1 && return 0
+			sleep 0.2
+		done
+		tail -n 3 "$HB_WORK/logs/broker.log" >&2
+		hb_ours "$HB_BROKER_PID" && hb_die "the broker did not become ready within 30 s"
+		grep -q 'shutting down signal=' <(tail -n 3 "$HB_WORK/logs/broker.log") ||
+			hb_die "the broker exited"
+		echo "bench/hive: the broker (pid $HB_BROKER_PID) was signalled while starting; again" >&2
+	done
+	hb_die "the broker was signalled at every start"
+}
+
+# hb_worker_start ID [FLAGS...]: sets HB_PID.
+hb_worker_start() {
+	local id="$1"
+	shift
+	hb_spawn "worker-$id" "$HB_WORKER" --id "$id" --ingest "$HB_INGEST" --events "$HB_EVENTS" \
+		--rpc "$HB_RPC" "$@"
+}
+
+# hb_wait_alive N: until the broker counts N alive workers (30 s).
+hb_wait_alive() {
+	local i n
+	for ((i = 0; i < 150; i++)); do
+		n="$(hb_ctl --timeout 1s workers --json 2>/dev/null |
+			jq '[.workers[] | select(.liveness == "alive")] | length' 2>/dev/null || echo 0)"
+		[ "${n:-0}" -ge "$1" ] && return 0
+		sleep 0.2
+	done
+	hb_die "fewer than $1 workers alive after 30 s"
+}
+
+# hb_pid_of ID: the pid the broker reports for worker ID.
+hb_pid_of() {
+	hb_ctl workers --json | jq -r --arg id "$1" '.workers[] | select(.id == $id) | .pid'
+}
+
+# Stops everything the current phase started except PostgreSQL: first all
+# but the broker (a worker exits once its lease long-poll returns, which
+# takes seconds longer when the broker is already gone), then the broker.
+hb_stop_all() {
+	local pids
+	pids="$(grep -vx "${HB_BROKER_PID:-none}" "$HB_WORK/pids" || true)"
+	# shellcheck disable=SC2086 # a list of pids
+	[ -n "$pids" ] && hb_stop $pids
+	[ -n "${HB_BROKER_PID:-}" ] && hb_stop "$HB_BROKER_PID"
+	: >"$HB_WORK/pids"
+}
+
+# hb_rss PID: "VmRSS VmHWM" in KiB.
+hb_rss() {
+	awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { print r, h }' "/proc/$1/status"
+}
+
+hb_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# A RESULT value: hb_field LINE KEY.
+hb_field() { sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p" <<<"$1" | tr -d '"'; }
