@@ -29,6 +29,9 @@ enum kf_err kf_bus_sub_new(struct kf_bus_sub **out, enum kf_bus_mode mode,
 	}
 	/* nng 1.5.2 caps the receive queue at 8192 messages. */
 	rv = nng_socket_set_int(sub->sock->sock, NNG_OPT_RECVBUF, queue);
+	if (rv && why)
+		kf_strbuf_addf(why, "receive queue of %d messages refused (%s); at most %d",
+			       queue, nng_strerror(rv), KF_BUS_SUB_QUEUE_MAX);
 	err = rv ? kf_bus_err_from_nng(rv) : kf__bus_sock_attach(sub->sock, mode, url, opts, why);
 	if (err != KF_OK) {
 		kf_bus_sub_free(sub);

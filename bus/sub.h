@@ -10,8 +10,10 @@
  * published (pub.h). Hand nng_msg_body()/nng_msg_len() to proto/ and
  * nng_msg_free() the message.
  *
- * The receive queue holds `queue_len` messages (default 1024); when the
- * reader falls behind nng drops new messages. Messages larger than
+ * The receive queue holds `queue_len` messages (default 1024, at most
+ * KF_BUS_SUB_QUEUE_MAX = 8192, nng 1.5.2's cap: a larger value fails with
+ * KF_EINVAL and says so in `why`); when the reader falls behind nng drops
+ * new messages. Messages larger than
  * `recv_max` (default KF_BUS_RECV_MAX_TELEMETRY) make nng close the
  * sending connection; they are never delivered.
  *
@@ -30,6 +32,7 @@
 #include "bus/sock.h"
 
 #define KF_BUS_SUB_QUEUE_DEFAULT 1024
+#define KF_BUS_SUB_QUEUE_MAX 8192 /* nng 1.5.2 refuses a larger NNG_OPT_RECVBUF */
 
 struct kf_bus_sub;
 

@@ -525,6 +525,17 @@ static void test_endpoint_errors(void **state)
 	assert_int_equal(kf_bus_sock_dial(bs, "tcp://127.0.0.1:9", NULL, NULL), KF_ECANCELED);
 	assert_int_equal(kf_bus_pub_send(pub, "t", 1, "x", 1), KF_ECANCELED);
 	kf_bus_pub_free(pub);
+
+	/* A subscriber queue beyond nng's cap is refused with a reason. */
+	struct kf_bus_opts big = { .queue_len = KF_BUS_SUB_QUEUE_MAX + 1 };
+	struct kf_bus_sub *sub = NULL;
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, NULL, &big, &why), KF_EINVAL);
+	assert_null(sub);
+	assert_non_null(strstr(why.buf, "at most 8192"));
+	big.queue_len = KF_BUS_SUB_QUEUE_MAX;
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, NULL, &big, NULL), KF_OK);
+	kf_bus_sub_free(sub);
 	kf_strbuf_release(&why);
 }
 
