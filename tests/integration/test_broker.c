@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgtmp_fixture.h"
 #include "bus/bus.h"
 #include "common/clock.h"
 #include "kf_config.h"
@@ -42,7 +43,7 @@
 #define BURST 50
 #define WAIT_MS 10000
 
-static char g_dir[64];         /* pgtmp cluster */
+static struct kf_pgtmp g_pg; /* the throwaway cluster */
 static char g_tmp[64];         /* token file, broker log */
 static char g_conninfo[256];
 static char g_url[3][64];      /* ingest, events, rpc */
@@ -56,20 +57,7 @@ static uint64_t g_client_id, g_seq;
 
 static int run_pgtmp(const char *cmd, char *out, size_t out_size)
 {
-	char line[512];
-	FILE *p;
-
-	snprintf(line, sizeof(line), "'%s/scripts/pgtmp' %s '%s'", KF_SOURCE_ROOT, cmd, g_dir);
-	if (!(p = popen(line, "r")))
-		return -1;
-	if (out) {
-		out[0] = '\0';
-		if (fgets(out, (int)out_size, p))
-			out[strcspn(out, "\n")] = '\0';
-	}
-	while (fgets(line, sizeof(line), p))
-		;
-	return pclose(p);
+	return kf_pgtmp_run(&g_pg, cmd, out, out_size);
 }
 
 static void sleep_ms(int ms)
@@ -502,14 +490,9 @@ static bool read_token(void)
 static int group_setup(void **state)
 {
 	(void)state;
-	snprintf(g_dir, sizeof(g_dir), "/tmp/keyforge-pg-XXXXXX");
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/kf-broker-test-XXXXXX");
-	if (!mkdtemp(g_dir) || chmod(g_dir, 0755) != 0 || !mkdtemp(g_tmp))
+	if (!mkdtemp(g_tmp) || kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
-	if (run_pgtmp("start", g_conninfo, sizeof(g_conninfo)) != 0 || !g_conninfo[0]) {
-		fprintf(stderr, "scripts/pgtmp start %s failed\n", g_dir);
-		return -1;
-	}
 	for (int i = 0; i < 3; i++)
 		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
 	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
@@ -1266,7 +1249,7 @@ static void psql(const char *sql, char *out, size_t out_size)
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd), "'%s/scripts/pgtmp' psql '%s' -X -q -t -A -v ON_ERROR_STOP=1 "
-		 "-c \"%s\"", KF_SOURCE_ROOT, g_dir, sql);
+		 "-c \"%s\"", KF_SOURCE_ROOT, g_pg.dir, sql);
 	assert_non_null(p = popen(cmd, "r"));
 	if (out) {
 		out[0] = '\0';

@@ -26,6 +26,7 @@
 
 #include <libpq-fe.h>
 
+#include "pgtmp_fixture.h"
 #include "broker/migrate.h"
 #include "broker/store.h"
 #include "kf_config.h"
@@ -33,7 +34,7 @@
 
 #define WAIT_MS 10000
 
-static char g_dir[64];
+static struct kf_pgtmp g_pg; /* the throwaway cluster */
 static char g_conninfo[256];
 static int g_schema_seq;
 
@@ -41,68 +42,14 @@ static int g_schema_seq;
 
 static int run_pgtmp(const char *cmd, char *out, size_t out_size)
 {
-	char line[512];
-	FILE *p;
-	int rc;
-
-	snprintf(line, sizeof(line), "'%s/scripts/pgtmp' %s '%s'", KF_SOURCE_ROOT, cmd, g_dir);
-	if (!(p = popen(line, "r")))
-		return -1;
-	if (out) {
-		out[0] = '\0';
-		if (fgets(out, (int)out_size, p))
-			out[strcspn(out, "\n")] = '\0';
-	}
-	while (fgets(line, sizeof(line), p))
-		;
-	rc = pclose(p);
-	return rc;
-}
-
-/*
- * A child that outlives us only to stop the cluster: it blocks on a pipe
- * whose write end only this process holds, so however this process ends
- * (a failed assertion, meson's timeout, kill -9) the read returns and the
- * cluster is removed. After a normal teardown its `pgtmp stop` is a no-op.
- */
-static void start_watchdog(void)
-{
-	char script[512], buf[1];
-	int fds[2];
-	pid_t pid;
-
-	if (pipe2(fds, O_CLOEXEC) != 0)
-		return;
-	pid = fork();
-	if (pid == 0) {
-		/* Out of our process group: meson's timeout kills the group. */
-		setsid();
-		close(fds[1]);
-		while (read(fds[0], buf, 1) > 0)
-			;
-		snprintf(script, sizeof(script), "%s/scripts/pgtmp", KF_SOURCE_ROOT);
-		execl(script, script, "stop", g_dir, (char *)NULL);
-		_exit(127);
-	}
-	/* The write end stays open until we exit; O_CLOEXEC keeps it out of
-	 * the programs we start (pgtmp, and the postmaster it forks). */
-	close(fds[0]);
+	return kf_pgtmp_run(&g_pg, cmd, out, out_size);
 }
 
 static int group_setup(void **state)
 {
 	(void)state;
-	snprintf(g_dir, sizeof(g_dir), "/tmp/keyforge-pg-XXXXXX");
-	if (!mkdtemp(g_dir) || chmod(g_dir, 0755) != 0)
+	if (kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
-	/* Before the start: a death during the start is cleaned up too (pgtmp
-	 * stop removes a half-made folder; a start racing with it fails). */
-	start_watchdog();
-	if (run_pgtmp("start", g_conninfo, sizeof(g_conninfo)) != 0 || !g_conninfo[0]) {
-		fprintf(stderr, "scripts/pgtmp start %s failed\n", g_dir);
-		run_pgtmp("stop", NULL, 0);
-		return -1;
-	}
 	return 0;
 }
 
