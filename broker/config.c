@@ -1,4 +1,5 @@
 /* config.c — flags and environment of keyforge-broker. */
+#include "common/cliopt.h"
 #include "common/parse.h"
 #include "broker/config.h"
 
@@ -127,11 +128,17 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 	}
 }
 
+/* kf_cliopt_apply_fn over apply_flag. */
+static enum kf_err apply_option(void *ctx, int id, const char *arg, struct kf_strbuf *msg)
+{
+	return apply_flag(ctx, id, arg, msg);
+}
+
 enum kf_err kf_broker_config_parse(struct kf_broker_config *cfg, int argc, char **argv,
 	enum kf_broker_config_action *action, struct kf_strbuf *msg)
 {
 	enum kf_err err;
-	int c;
+	int special;
 
 	*cfg = (struct kf_broker_config){
 		.conninfo = "",
@@ -145,25 +152,9 @@ enum kf_err kf_broker_config_parse(struct kf_broker_config *cfg, int argc, char 
 	kf_bus_addrs_init(&cfg->addrs);
 	if ((err = from_env(cfg, msg)))
 		return err;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
-		if (c == 'h' || c == 'V') {
-			*action = c == 'h' ? KF_BROKER_HELP : KF_BROKER_VERSION;
-			return KF_OK;
-		}
-		if (c == '?' || c == ':') {
-			kf_strbuf_addf(msg, "%s '%s'; see --help",
-				       c == ':' ? "missing value for option" : "unknown option",
-				       argv[optind - 1]);
-			return KF_EINVAL;
-		}
-		if ((err = apply_flag(cfg, c, optarg, msg)))
-			return err;
-	}
-	if (optind < argc) {
-		kf_strbuf_addf(msg, "unexpected argument '%s'; see --help", argv[optind]);
-		return KF_EINVAL;
-	}
+	if ((err = kf_cliopt_parse(argc, argv, long_opts, apply_option, cfg, &special, msg)))
+		return err;
+	if (special)
+		*action = special == 'h' ? KF_BROKER_HELP : KF_BROKER_VERSION;
 	return KF_OK;
 }

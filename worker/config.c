@@ -1,4 +1,5 @@
 /* config.c — flags and environment of keyforge-worker. */
+#include "common/cliopt.h"
 #include "common/parse.h"
 #include "worker/config.h"
 
@@ -193,35 +194,25 @@ static void defaults(struct kf_worker_config *cfg, const char *host, long pid)
 			*p = '_';
 }
 
+/* kf_cliopt_apply_fn over apply_flag. */
+static enum kf_err apply_option(void *ctx, int id, const char *arg, struct kf_strbuf *msg)
+{
+	return apply_flag(ctx, id, arg, msg);
+}
+
 enum kf_err kf_worker_config_parse(struct kf_worker_config *cfg, int argc, char **argv,
 	const char *host, long pid, enum kf_worker_config_action *action, struct kf_strbuf *msg)
 {
 	enum kf_err err;
-	int c;
+	int special;
 
 	defaults(cfg, host, pid);
 	*action = KF_WORKER_RUN;
 	if ((err = from_env(cfg, msg)))
 		return err;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
-		if (c == 'h' || c == 'V') {
-			*action = c == 'h' ? KF_WORKER_HELP : KF_WORKER_VERSION;
-			return KF_OK;
-		}
-		if (c == '?' || c == ':') {
-			kf_strbuf_addf(msg, "%s '%s'; see --help",
-				       c == ':' ? "missing value for option" : "unknown option",
-				       argv[optind - 1]);
-			return KF_EINVAL;
-		}
-		if ((err = apply_flag(cfg, c, optarg, msg)))
-			return err;
-	}
-	if (optind < argc) {
-		kf_strbuf_addf(msg, "unexpected argument '%s'; see --help", argv[optind]);
-		return KF_EINVAL;
-	}
+	if ((err = kf_cliopt_parse(argc, argv, long_opts, apply_option, cfg, &special, msg)))
+		return err;
+	if (special)
+		*action = special == 'h' ? KF_WORKER_HELP : KF_WORKER_VERSION;
 	return KF_OK;
 }
