@@ -3,12 +3,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <getopt.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "common/cliopt.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/io.h"
@@ -145,6 +147,66 @@ static void test_write_all_through_a_pipe(void **state)
 	assert_false(kf_write_all(-1, "x", 1));
 }
 
+static enum kf_err record_opt(void *ctx, int opt, const char *arg, struct kf_strbuf *msg)
+{
+	struct kf_strbuf *seen = ctx;
+	if (opt == 'f' && !strcmp(arg, "bad")) {
+		kf_strbuf_addstr(msg, "--file: bad");
+		return KF_EINVAL;
+	}
+	kf_strbuf_addf(seen, "%c=%s;", opt, arg ? arg : "-");
+	return KF_OK;
+}
+
+static enum kf_err run_cliopt(struct kf_strbuf *seen, struct kf_strbuf *msg, int *special,
+			      int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	kf_strbuf_reset(seen);
+	kf_strbuf_reset(msg);
+	return kf_cliopt_parse(argc, argv, opts, record_opt, seen, special, msg);
+}
+
+static void test_cliopt_parse(void **state)
+{
+	(void)state;
+	struct kf_strbuf seen = KF_STRBUF_INIT, msg = KF_STRBUF_INIT;
+	int special = -1;
+	char *ok[] = { "prog", "--file", "a", "--quiet", "--file=b", NULL };
+	assert_int_equal(run_cliopt(&seen, &msg, &special, 5, ok), KF_OK);
+	assert_string_equal(seen.buf, "f=a;q=-;f=b;");
+	assert_int_equal(special, 0);
+
+	char *help[] = { "prog", "--quiet", "--help", "--bogus", NULL };
+	assert_int_equal(run_cliopt(&seen, &msg, &special, 4, help), KF_OK);
+	assert_int_equal(special, 'h');
+
+	char *unknown[] = { "prog", "--bogus", NULL };
+	assert_int_equal(run_cliopt(&seen, &msg, &special, 2, unknown), KF_EINVAL);
+	assert_string_equal(msg.buf, "unknown option '--bogus'; see --help");
+
+	char *missing[] = { "prog", "--file", NULL };
+	assert_int_equal(run_cliopt(&seen, &msg, &special, 2, missing), KF_EINVAL);
+	assert_string_equal(msg.buf, "missing value for option '--file'; see --help");
+
+	char *operand[] = { "prog", "--quiet", "stray", NULL };
+	assert_int_equal(run_cliopt(&seen, &msg, &special, 3, operand), KF_EINVAL);
+	assert_string_equal(msg.buf, "unexpected argument 'stray'; see --help");
+
+	char *refused[] = { "prog", "--file", "bad", "--quiet", NULL };
+	assert_int_equal(run_cliopt(&seen, &msg, &special, 4, refused), KF_EINVAL);
+	assert_string_equal(msg.buf, "--file: bad");
+	assert_string_equal(seen.buf, "");
+	kf_strbuf_release(&seen);
+	kf_strbuf_release(&msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +219,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_validation),
 		cmocka_unit_test(test_parse_u32_bounds_and_errors),
 		cmocka_unit_test(test_write_all_through_a_pipe),
+		cmocka_unit_test(test_cliopt_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
