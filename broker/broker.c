@@ -705,12 +705,24 @@ enum kf_err kf_broker_run(struct kf_broker *b)
 	while (!b->fatal) {
 		uint64_t now = kf_clock_mono_ns();
 
-		if (poll(pfd, 4, poll_timeout(b, now, lease_ms)) < 0 && errno != EINTR)
-			break;
-		read_signals(b);
-		efd_reset(b->store_efd);
-		kf_store_drain(b->store, 0);
-		take_heartbeats(b);
+		if (poll(pfd, 4, poll_timeout(b, now, lease_ms)) < 0) {
+			if (errno != EINTR)
+				break;
+			for (int i = 0; i < 4; i++)
+				pfd[i].revents = 0;
+		}
+		/* Only the sources poll found ready: each eventfd read is a
+		 * syscall, and the loop turns several times per job. Every
+		 * producer makes its fd readable after queueing, so nothing
+		 * queued is missed. */
+		if (pfd[3].revents)
+			read_signals(b);
+		if (pfd[1].revents) {
+			efd_reset(b->store_efd);
+			kf_store_drain(b->store, 0);
+		}
+		if (pfd[2].revents)
+			take_heartbeats(b);
 		take_requests(b);
 		now = kf_clock_mono_ns();
 		lease_ms = lease_expire(b, now);

@@ -397,11 +397,22 @@ static void handle(struct kf_relay *r, const void *buf, size_t len, uint64_t now
 	route(r, msg, env, env_len);
 }
 
-/* The broker's own events: publish the framed bytes, keep them in the ring. */
+/* One of the broker's own events: keep it in the ring, publish the framed
+ * bytes. Any thread (nng's pub socket is thread-safe). */
+static void local_publish(struct kf_relay *r, const void *buf, size_t len)
+{
+	struct kf_msg *msg;
+
+	if (kf_msg_decode_pub(buf, len, &msg, NULL) == KF_OK)
+		ring_put(r, msg);
+	if (kf_bus_pub_send(r->o.events, NULL, 0, buf, len) == KF_OK)
+		kf_counter_inc(r->o.metrics->tx_events);
+}
+
+/* The broker's own events queued by push_local. */
 static void drain_local(struct kf_relay *r)
 {
 	struct lbuf *list, *next;
-	struct kf_msg *msg;
 
 	pthread_mutex_lock(&r->local_mu);
 	list = r->local_head;
@@ -411,10 +422,7 @@ static void drain_local(struct kf_relay *r)
 	pthread_mutex_unlock(&r->local_mu);
 	for (; list; list = next) {
 		next = list->next;
-		if (kf_msg_decode_pub(list->data, list->len, &msg, NULL) == KF_OK)
-			ring_put(r, msg);
-		if (kf_bus_pub_send(r->o.events, NULL, 0, list->data, list->len) == KF_OK)
-			kf_counter_inc(r->o.metrics->tx_events);
+		local_publish(r, list->data, list->len);
 		free(list);
 	}
 }
@@ -445,6 +453,9 @@ static void *relay_main(void *arg)
 }
 
 /* ---- the log sink ------------------------------------------------------------------ */
+
+/* Set while this thread runs kf_relay_tail's callback (it holds ring_mu). */
+static _Thread_local bool tl_in_tail;
 
 /* A copy of s[0..len) that proto accepts: valid UTF-8, no NUL, at most max
  * bytes (cut at a character boundary). In the arena; "" on out of memory. */
@@ -570,8 +581,17 @@ static void log_sink(void *ctx, const struct kf_log_record *rec)
 	m.log.ts_ns = rec->timestamp_ns;
 	m.log.source = KF_RELAY_SOURCE;
 	kf_topic_log(topic, m.log.level, KF_RELAY_SOURCE);
-	if (kf_msg_encode_pub(topic, &m, &sb) == KF_OK)
-		push_local(r, &sb);
+	if (kf_msg_encode_pub(topic, &m, &sb) == KF_OK) {
+		/* Published here rather than handed to the relay thread: the
+		 * hand-off (an eventfd write, the relay thread's wake-up and
+		 * its context switches) cost more than the publish itself,
+		 * twice per job. Only inside kf_relay_tail's callback, where
+		 * this thread holds ring_mu, is the event queued instead. */
+		if (tl_in_tail)
+			push_local(r, &sb);
+		else
+			local_publish(r, sb.buf, sb.len);
+	}
 	kf_strbuf_release(&sb);
 	kf_jarena_release(&a);
 }
@@ -618,7 +638,9 @@ enum kf_err kf_relay_tail(struct kf_relay *r, uint32_t count, enum kf_msg_level 
 		if (tail_match(m, min_level, source))
 			events[cap - ++n] = m->log;
 	}
+	tl_in_tail = true;
 	err = fn(arg, events + (cap - n), n);
+	tl_in_tail = false;
 	pthread_mutex_unlock(&r->ring_mu);
 	free(events);
 	return err;

@@ -1,6 +1,7 @@
 #include "common/json.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,28 +111,52 @@ void kf_json_add_cstr(struct kf_strbuf *sb, const char *s)
 		kf_json_add_string(sb, s, strlen(s));
 }
 
+/* Formats v with "%.*g" (g) or "%.*f" at precision p into tmp; true when
+ * the text reads back to v. */
+static bool dbl_try(char *tmp, size_t cap, bool g, int p, double v)
+{
+	if (g)
+		snprintf(tmp, cap, "%.*g", p, v);
+	else
+		snprintf(tmp, cap, "%.*f", p, v);
+	return strtod(tmp, NULL) == v;
+}
+
+/* The smallest precision in [lo, hi] whose text reads back to v, left in tmp
+ * (hi's text when none does). Round-tripping only grows with the precision:
+ * the nearest text with p digits is also a text with p+1 digits, so one more
+ * digit never moves it farther from v. A binary search therefore finds the
+ * same precision as a scan from lo, with ~5 snprintf+strtod pairs instead of
+ * up to 21 (the broker writes ~25 doubles per job result). */
+static void dbl_shortest(char *tmp, size_t cap, bool g, int lo, int hi, double v)
+{
+	int ok = hi;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (dbl_try(tmp, cap, g, mid, v))
+			hi = ok = mid;
+		else
+			lo = mid + 1;
+	}
+	dbl_try(tmp, cap, g, ok, v);
+}
+
 void kf_json_add_double(struct kf_strbuf *sb, double v)
 {
+	char tmp[48];
+	double mag = fabs(v);
+
 	if (!isfinite(v)) {
 		kf_strbuf_addstr(sb, "null");
 		return;
 	}
 	/* Shortest text that reads back to the same double: plain decimals in
 	 * the everyday range (10, not 1e+01), %g's exponent form outside it. */
-	char tmp[48];
-	double mag = fabs(v);
-	if (mag == 0 || (mag >= 1e-4 && mag < 1e16)) {
-		for (int decimals = 0; decimals <= 20; decimals++) {
-			snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
-			if (strtod(tmp, NULL) == v)
-				break;
-		}
-	} else {
-		for (int prec = 1; prec <= 17; prec++) {
-			snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-			if (strtod(tmp, NULL) == v)
-				break;
-		}
-	}
+	if (mag == 0 || (mag >= 1e-4 && mag < 1e16))
+		dbl_shortest(tmp, sizeof(tmp), false, 0, 20, v);
+	else
+		dbl_shortest(tmp, sizeof(tmp), true, 1, 17, v);
 	kf_strbuf_addstr(sb, tmp);
 }

@@ -4,6 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,6 +90,49 @@ static void test_json_double_shortest(void **state)
 	kf_strbuf_addch(&sb, ' ');
 	kf_json_add_double(&sb, 1e300);
 	assert_string_equal(sb.buf, "0.1 0.3333333333333333 null 10 -2.5e-07 1e+300");
+	kf_strbuf_release(&sb);
+}
+
+/* The reference: the first precision, scanning up, whose text reads back. */
+static void linear_shortest(char *out, size_t cap, double v)
+{
+	double mag = fabs(v);
+	int plain = mag == 0 || (mag >= 1e-4 && mag < 1e16);
+	for (int p = plain ? 0 : 1; p <= (plain ? 20 : 17); p++) {
+		snprintf(out, cap, plain ? "%.*f" : "%.*g", p, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
+static void test_json_double_matches_linear_scan(void **state)
+{
+	(void)state;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	char want[64];
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	for (int i = 0; i < 200000; i++) {
+		/* splitmix64: random bit patterns, then a few everyday ranges */
+		x += 0x9E3779B97F4A7C15ull;
+		uint64_t z = x;
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		z ^= z >> 31;
+		double v;
+		if (i % 2) {
+			memcpy(&v, &z, sizeof v);
+			if (!isfinite(v))
+				continue;
+		} else {
+			v = (double)(z >> 11) / 9007199254740992.0 * pow(10, (int)(z % 13) - 4);
+		}
+		kf_strbuf_reset(&sb);
+		kf_json_add_double(&sb, v);
+		linear_shortest(want, sizeof want, v);
+		if (strcmp(sb.buf, want) != 0)
+			fail_msg("%.17g: got %s, want %s", v, sb.buf, want);
+		assert_true(strtod(sb.buf, NULL) == v);
+	}
 	kf_strbuf_release(&sb);
 }
 
@@ -217,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_json_string_escaping),
 		cmocka_unit_test(test_json_double_shortest),
 		cmocka_unit_test(test_utf8_validation),
+		cmocka_unit_test(test_json_double_matches_linear_scan),
 		cmocka_unit_test(test_parse_u32_bounds_and_errors),
 		cmocka_unit_test(test_write_all_through_a_pipe),
 		cmocka_unit_test(test_cliopt_parse),
