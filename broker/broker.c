@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/daemon.h"
 #include "common/clock.h"
 #include "kf_config.h"
 #include "proto/topic.h"
@@ -39,27 +40,6 @@ static void efd_reset(int fd)
 
 	if (read(fd, &v, sizeof(v)) < 0)
 		return; /* EAGAIN: nothing pending */
-}
-
-static uint64_t random_u64(void)
-{
-	uint64_t v = 0;
-
-	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-		v = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
-	return v ? v : 1;
-}
-
-void kf_broker_block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 }
 
 /* ---- publishing ------------------------------------------------------------------ */
@@ -606,7 +586,7 @@ enum kf_err kf_broker_new(struct kf_broker **out, const struct kf_broker_config 
 	b->cfg = *cfg;
 	b->store_efd = b->sig_fd = -1;
 	b->started_ns = kf_clock_mono_ns();
-	b->incarnation = random_u64();
+	b->incarnation = kf_random_u64_nonzero();
 	b->db_conn = KF_STORE_CONNECTING;
 	b->have_tls = any_tls(&cfg->addrs) && kf_bus_tls_opts_from_env(&b->tls);
 	if ((err = kf_bmetrics_init(&b->m)) || (err = kf_workers_new(&b->workers)) ||

@@ -10,7 +10,7 @@
  * call happens on it or on an nng callback.
  *
  * Usage (broker/main.c):
- *	kf_broker_block_signals();           // before any thread exists
+ *	kf_daemon_block_signals();             // before any thread exists
  *	kf_log_init_from_env(...);
  *	kf_broker_new(&b, &cfg, &why);       // binds, writes the token, starts the store
  *	kf_broker_run(b);                    // until SIGTERM/SIGINT
@@ -24,11 +24,6 @@
 #include "common/strbuf.h"
 
 struct kf_broker;
-
-/* Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every
- * thread it creates later) and ignores SIGPIPE; the owner loop takes them
- * from a signalfd. Call first thing in main. */
-void kf_broker_block_signals(void);
 
 /*
  * Binds rpc, events and ingest (in that order), writes the token file,

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/daemon.h"
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "kf_config.h"
@@ -19,7 +20,7 @@ int main(int argc, char **argv)
 
 	/* Before any thread exists, so that every thread inherits the mask and
 	 * SIGTERM reaches the owner loop's signalfd only. */
-	kf_broker_block_signals();
+	kf_daemon_block_signals();
 	if (kf_broker_config_parse(&cfg, argc, argv, &action, &msg)) {
 		fprintf(stderr, "keyforge-broker: %s\n", msg.buf);
 		kf_strbuf_release(&msg);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "common/daemon.h"
 #include "kf_config.h"
 #include "telemetry/log.h"
 #include "worker/config.h"
@@ -21,7 +22,7 @@ int main(int argc, char **argv)
 
 	/* Before any thread exists, so that every thread inherits the mask and
 	 * the signals reach kf_worker_run's sigtimedwait only. */
-	kf_worker_block_signals();
+	kf_daemon_block_signals();
 	gethostname(host, sizeof host - 1);
 	if (kf_worker_config_parse(&cfg, argc, argv, host, (long)getpid(), &action, &msg)) {
 		fprintf(stderr, "keyforge-worker: %s\n", msg.buf);

@@ -7,19 +7,11 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common/daemon.h"
 #include "common/clock.h"
 #include "telemetry/log.h"
 
 #define TARGET "keyforge::worker::rpc"
-
-static uint64_t random_u64(void)
-{
-	uint64_t v = 0;
-
-	if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-		v = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 32) ^ kf_clock_mono_ns();
-	return v ? v : 1;
-}
 
 enum kf_err kf__token_parse(const char *text, size_t len, char out[KF__TOKEN_MAX + 1])
 {
@@ -78,7 +70,7 @@ enum kf_err kf__rpc_init(struct kf__rpc *r, const char *url, const struct kf_bus
 
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->token_mu, NULL);
-	r->client_id = random_u64();
+	r->client_id = kf_random_u64_nonzero();
 	r->sender = sender;
 	r->token_file = token_file;
 	atomic_store(&r->need_hello, true);

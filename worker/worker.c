@@ -11,33 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/daemon.h"
 #include "common/clock.h"
 #include "kf_config.h"
 
 #define TICK_MS 1000
 #define CMD_POLL_MS 250
 #define FINAL_FLUSH_MS 1000
-
-static uint64_t random_u64(void)
-{
-	uint64_t v = 0;
-
-	if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-		v = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
-	return v ? v : 1;
-}
-
-void kf_worker_block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
 
 /* ---- heartbeat and metrics: the publisher's tick ---------------------------------- */
 
@@ -209,7 +189,7 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 		return KF_ENOMEM;
 	w->cfg = *cfg;
 	w->pid = (uint32_t)getpid();
-	w->incarnation = random_u64();
+	w->incarnation = kf_random_u64_nonzero();
 	w->start_mono_ns = kf_clock_mono_ns();
 	if (gethostname(w->host, sizeof w->host - 1) != 0 || !w->host[0])
 		snprintf(w->host, sizeof w->host, "unknown");

@@ -2,7 +2,7 @@
  * worker/worker.h — keyforge-worker's lifecycle (DESIGN.md §1, §3;
  * docs/operations.md "keyforge-worker").
  *
- *	kf_worker_block_signals();            // in main, before any thread
+ *	kf_daemon_block_signals();              // in main, before any thread
  *	kf_worker_new(&w, &cfg, &why);        // sockets dial in the background
  *	status = kf_worker_run(w);            // until SIGTERM/SIGINT or a drain
  *	kf_worker_free(w);
@@ -26,11 +26,6 @@
 #include "worker/config.h"
 
 struct kf_worker;
-
-/* Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads created
- * later inherit it: kf_worker_run takes them with sigtimedwait) and ignores
- * SIGPIPE. Call first thing in main. */
-void kf_worker_block_signals(void);
 
 /* Sets everything up: metrics, the telemetry publisher and log sink, the
  * three sockets (dialing in the background: the broker may start later),

@@ -15,6 +15,7 @@
 
 #include "common/cliopt.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "common/err.h"
 #include "common/io.h"
 #include "common/json.h"
@@ -253,6 +254,14 @@ static void test_cliopt_parse(void **state)
 	kf_strbuf_release(&msg);
 }
 
+static void test_random_nonzero_and_varied(void **state)
+{
+	(void)state;
+	uint64_t a = kf_random_u64_nonzero(), b = kf_random_u64_nonzero();
+	assert_true(a != 0 && b != 0);
+	assert_true(a != b); /* 2^-64 chance of a false failure */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_parse_u32_bounds_and_errors),
 		cmocka_unit_test(test_write_all_through_a_pipe),
 		cmocka_unit_test(test_cliopt_parse),
+		cmocka_unit_test(test_random_nonzero_and_varied),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
