@@ -18,3 +18,9 @@ uint64_t kf_clock_mono_ns(void)
 {
 	return clock_read(CLOCK_MONOTONIC);
 }
+
+struct timespec kf_clock_mono_timespec(uint64_t mono_ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(mono_ns / 1000000000u),
+				  .tv_nsec = (long)(mono_ns % 1000000000u) };
+}

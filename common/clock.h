@@ -5,11 +5,18 @@
 #define KF_COMMON_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Nanoseconds since the Unix epoch (CLOCK_REALTIME). Thread-safe. */
 uint64_t kf_clock_wall_ns(void);
 
 /* Nanoseconds from an arbitrary fixed point (CLOCK_MONOTONIC). Thread-safe. */
 uint64_t kf_clock_mono_ns(void);
+
+/* A CLOCK_MONOTONIC instant in ns (kf_clock_mono_ns() + a wait) as the
+ * absolute timespec that pthread_cond_timedwait expects from a condition
+ * variable set to CLOCK_MONOTONIC (pthread_condattr_setclock). A deadline
+ * already past makes the wait return at once. */
+struct timespec kf_clock_mono_timespec(uint64_t mono_ns);
 
 #endif

@@ -18,3 +18,14 @@ enum kf_err kf_parse_u32(const char *text, uint32_t lo, uint32_t hi, const char 
 	*out = (uint32_t)v;
 	return KF_OK;
 }
+
+int kf_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

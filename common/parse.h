@@ -15,4 +15,7 @@
 enum kf_err kf_parse_u32(const char *text, uint32_t lo, uint32_t hi, const char *what,
 			 uint32_t *out, struct kf_strbuf *msg);
 
+/* The value of a hexadecimal digit (0-9, a-f, A-F), or -1. */
+int kf_hex_digit(int c);
+
 #endif

@@ -17,6 +17,8 @@
 
 #include <gnutls/crypto.h>
 
+#include "common/parse.h"
+
 #define DIGEST 32
 #define MAX_FILE (1u << 20)
 
@@ -48,17 +50,6 @@ static bool digest_eq(const unsigned char *a, const unsigned char *b)
 	return d == 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool name_valid(const char *s, size_t len)
 {
 	if (!len || len > KF_GW_PRINCIPAL_MAX)
@@ -74,7 +65,7 @@ static bool parse_secret(const char *s, size_t len, unsigned char digest[DIGEST]
 {
 	if (len == 7 + 2 * DIGEST && strncmp(s, "sha256:", 7) == 0) {
 		for (size_t i = 0; i < DIGEST; i++) {
-			int hi = hexval(s[7 + 2 * i]), lo = hexval(s[8 + 2 * i]);
+			int hi = kf_hex_digit(s[7 + 2 * i]), lo = kf_hex_digit(s[8 + 2 * i]);
 			if (hi < 0 || lo < 0)
 				return false;
 			digest[i] = (unsigned char)(hi << 4 | lo);

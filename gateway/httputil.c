@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include "common/clock.h"
+#include "common/parse.h"
 
 bool kf_gw_request_id_valid(const char *id)
 {
@@ -126,23 +127,12 @@ bool kf_gw_accept_gzip(const char *ae)
 	return star_q > 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 size_t kf_gw_unescape(char *s)
 {
 	char *w = s;
 	for (const char *r = s; *r;) {
 		int hi, lo;
-		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		if (r[0] == '%' && (hi = kf_hex_digit(r[1])) >= 0 && (lo = kf_hex_digit(r[2])) >= 0 &&
 		    (hi | lo)) {
 			*w++ = (char)(hi << 4 | lo);
 			r += 3;

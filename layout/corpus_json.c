@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
+
 #define MAX_DEPTH 64
 #define MAX_NUMBER_LEN 64
 /* Codepoints of a string kept for inspection; longer strings are counted. */
@@ -173,19 +175,11 @@ static bool expect(struct parser *p, unsigned char c, const char *what)
 	return true;
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static bool read_hex4(struct parser *p, size_t at, uint32_t *out)
 {
 	uint32_t v = 0;
 	for (size_t i = at; i < at + 4; i++) {
-		int h = i < p->len ? hex_value(p->s[i]) : -1;
+		int h = i < p->len ? kf_hex_digit(p->s[i]) : -1;
 		if (h < 0)
 			return fail_at(p, at - 2, "invalid \\u escape (four hex digits expected)");
 		v = v << 4 | (uint32_t)h;

@@ -240,20 +240,6 @@ static void start_locked(struct kf__outbox *ob, struct entry *e)
 	e->inflight = true;
 }
 
-static void deadline_ts(struct timespec *ts, uint64_t mono_deadline_ns)
-{
-	uint64_t now = kf_clock_mono_ns();
-	uint64_t wait = mono_deadline_ns > now ? mono_deadline_ns - now : 0;
-
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(wait / 1000000000u);
-	ts->tv_nsec += (long)(wait % 1000000000u);
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Unlinks finished entries into *reaped (freed by the caller, unlocked). */
 static void reap_locked(struct kf__outbox *ob, struct entry **reaped)
 {
@@ -308,7 +294,7 @@ static void *outbox_main(void *arg)
 			if (!e->inflight && e->due_ns < next)
 				next = e->due_ns;
 		}
-		deadline_ts(&ts, next);
+		ts = kf_clock_mono_timespec(next);
 		pthread_cond_timedwait(&ob->cond, &ob->mu, &ts);
 	}
 	pthread_mutex_unlock(&ob->mu);
@@ -403,7 +389,7 @@ bool kf__outbox_wait_empty(struct kf__outbox *ob, uint32_t timeout_ms)
 
 	pthread_mutex_lock(&ob->mu);
 	while (ob->pending && kf_clock_mono_ns() < deadline) {
-		deadline_ts(&ts, deadline);
+		ts = kf_clock_mono_timespec(deadline);
 		pthread_cond_timedwait(&ob->cond, &ob->mu, &ts);
 	}
 	empty = ob->pending == 0;

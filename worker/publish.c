@@ -356,20 +356,6 @@ out:
 
 /* ---- the publisher thread ---------------------------------------------------- */
 
-static void deadline_ts(struct timespec *ts, uint64_t mono_deadline_ns)
-{
-	uint64_t now = kf_clock_mono_ns();
-	uint64_t wait = mono_deadline_ns > now ? mono_deadline_ns - now : 0;
-
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(wait / 1000000000u);
-	ts->tv_nsec += (long)(wait % 1000000000u);
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static bool have_peer(struct kf__publisher *p)
 {
 	return kf_bus_sock_peers(kf_bus_pub_sock(p->pub)) > 0;
@@ -438,7 +424,7 @@ static void *publisher_main(void *arg)
 			wake = now + NO_PEER_POLL_MS * 1000000u;
 		if (p->stop && wake > p->flush_deadline_ns)
 			wake = p->flush_deadline_ns;
-		deadline_ts(&ts, wake);
+		ts = kf_clock_mono_timespec(wake);
 		pthread_cond_timedwait(&p->cond, &p->mu, &ts);
 	}
 	pthread_mutex_unlock(&p->mu);

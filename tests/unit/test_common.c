@@ -262,6 +262,26 @@ static void test_random_nonzero_and_varied(void **state)
 	assert_true(a != b); /* 2^-64 chance of a false failure */
 }
 
+static void test_hex_digit(void **state)
+{
+	(void)state;
+	assert_int_equal(kf_hex_digit('0'), 0);
+	assert_int_equal(kf_hex_digit('9'), 9);
+	assert_int_equal(kf_hex_digit('a'), 10);
+	assert_int_equal(kf_hex_digit('F'), 15);
+	assert_int_equal(kf_hex_digit('g'), -1);
+	assert_int_equal(kf_hex_digit('/'), -1);
+	assert_int_equal(kf_hex_digit(-61), -1); /* a byte >= 0x80 as a signed char */
+}
+
+static void test_mono_timespec(void **state)
+{
+	(void)state;
+	struct timespec ts = kf_clock_mono_timespec(3999999999ull);
+	assert_int_equal(ts.tv_sec, 3);
+	assert_int_equal(ts.tv_nsec, 999999999);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +297,8 @@ int main(void)
 		cmocka_unit_test(test_write_all_through_a_pipe),
 		cmocka_unit_test(test_cliopt_parse),
 		cmocka_unit_test(test_random_nonzero_and_varied),
+		cmocka_unit_test(test_hex_digit),
+		cmocka_unit_test(test_mono_timespec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
