@@ -44,18 +44,25 @@ static void efd_reset(int fd)
 
 /* ---- publishing ------------------------------------------------------------------ */
 
-void kf__publish(struct kf_broker *b, const char *topic, const struct kf_msg *msg)
+/* Encodes once, sends on `events` and, when `commands` is set, there too. */
+static void publish_on(struct kf_broker *b, const char *topic, const struct kf_msg *msg,
+	bool commands)
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
 	enum kf_err err = kf_msg_encode_pub(topic, msg, &sb);
 
-	if (!err)
-		err = kf_bus_pub_send(b->events, NULL, 0, sb.buf, sb.len);
-	if (!err)
+	if (!err && !(err = kf_bus_pub_send(b->events, NULL, 0, sb.buf, sb.len)))
 		kf_counter_inc(b->m.tx_events);
-	else
+	if (!err && commands && !(err = kf_bus_pub_send(b->commands, NULL, 0, sb.buf, sb.len)))
+		kf_counter_inc(b->m.tx_commands);
+	if (err)
 		KF_DEBUG(KF__TARGET, "event not published", KF_STR("topic", topic), KF_ERR(err));
 	kf_strbuf_release(&sb);
+}
+
+void kf__publish(struct kf_broker *b, const char *topic, const struct kf_msg *msg)
+{
+	publish_on(b, topic, msg, false);
 }
 
 void kf__job_event(struct kf_broker *b, uint64_t job_id, enum kf_job_state state,
@@ -89,7 +96,8 @@ void kf__cmd_cancel(struct kf_broker *b, const char *worker_id, uint64_t job_id,
 	m.command = (struct kf_msg_command){ .worker_id = worker_id, .action = KF_CMD_CANCEL,
 		.job_id = job_id, .lease_token = lease_token };
 	kf_topic_cmd(topic, worker_id);
-	kf__publish(b, topic, &m);
+	/* Workers listen on commands; events keeps a copy for observers. */
+	publish_on(b, topic, &m, true);
 }
 
 void kf__job_outcome(struct kf_broker *b, enum kf_job_state state)
@@ -520,6 +528,9 @@ static enum kf_err open_sockets(struct kf_broker *b, struct kf_strbuf *why)
 	if ((err = kf_bus_pub_new(&b->events, KF_BUS_LISTEN, kf_bus_addrs_get(a, KF_BUS_EVENTS),
 				  &eo, why)))
 		return err;
+	if ((err = kf_bus_pub_new(&b->commands, KF_BUS_LISTEN,
+				  kf_bus_addrs_get(a, KF_BUS_COMMANDS), &eo, why)))
+		return err;
 	rel.events = b->events;
 	return kf_relay_new(&b->relay, &rel, why);
 }
@@ -566,6 +577,7 @@ static void log_started(struct kf_broker *b)
 		KF_STR("ingest", kf_bus_addrs_get(a, KF_BUS_INGEST)),
 		KF_STR("events", kf_bus_addrs_get(a, KF_BUS_EVENTS)),
 		KF_STR("rpc", kf_bus_addrs_get(a, KF_BUS_RPC)),
+		KF_STR("commands", kf_bus_addrs_get(a, KF_BUS_COMMANDS)),
 		KF_U64("pid", (uint64_t)getpid()),
 		KF_STR("token_file", b->auth.enabled ? b->auth.path : "(none)"));
 	if (!b->auth.enabled)
@@ -741,6 +753,7 @@ void kf_broker_free(struct kf_broker *b)
 	kf_relay_free(b->relay);
 	kf_rpc_server_free(b->rpc);
 	kf_bus_pub_free(b->events);
+	kf_bus_pub_free(b->commands);
 	kf_auth_release(&b->auth);
 	kf_replies_release(&b->replies);
 	kf_workers_free(b->workers);

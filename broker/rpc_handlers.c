@@ -310,7 +310,12 @@ static void log_completion(struct kf_broker *b, uint64_t job_id, const struct kf
 
 	switch (res->complete.state) {
 	case KF_JOB_SUCCEEDED:
-		KF_INFO(KF__TARGET, "job completed", KF_U64("job_id", job_id),
+		/* DEBUG, a state transition (DESIGN.md §5): the INFO line of a
+		 * job's life is the worker's "job completed", in its
+		 * job_execution span. At a thousand jobs a second, a second
+		 * INFO line here cost the broker a quarter of its CPU
+		 * (docs/performance.md). */
+		KF_DEBUG(KF__TARGET, "job completed", KF_U64("job_id", job_id),
 			KF_U64("attempt", attempt), KF_STR("worker_id", worker), KF_F64("score", cost));
 		break;
 	case KF_JOB_RETRYING:
@@ -506,7 +511,7 @@ static void on_submit(void *arg, const struct kf_store_result *res)
 		return;
 	}
 	if (res->submit.created) {
-		KF_INFO(KF__TARGET, "job submitted", KF_I64("job_id", res->submit.job_id),
+		KF_DEBUG(KF__TARGET, "job submitted", KF_I64("job_id", res->submit.job_id),
 			KF_STR("corpus", p->corpus), KF_I64("priority", p->priority),
 			KF_U64("steps", p->steps));
 		kf__job_event(b, (uint64_t)res->submit.job_id, KF_JOB_PENDING, 0, NULL, 0, NAN, NULL);

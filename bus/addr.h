@@ -1,12 +1,19 @@
 /*
- * addr.h — the three bus addresses of a hive and the checks on nng URLs.
+ * addr.h — the bus addresses of a hive and the checks on nng URLs.
  *
- * Every program knows three addresses (DESIGN.md §1, §10):
+ * Every program knows these addresses (DESIGN.md §1, §10):
  *
- *   role    default                 variable          broker   everyone else
- *   ingest  tcp://127.0.0.1:7400    KEYFORGE_INGEST   SUB listen   PUB dial
- *   events  tcp://127.0.0.1:7401    KEYFORGE_EVENTS   PUB listen   SUB dial
- *   rpc     tcp://127.0.0.1:7402    KEYFORGE_RPC      REP listen   REQ dial
+ *   role      default                 variable           broker       others
+ *   ingest    tcp://127.0.0.1:7400    KEYFORGE_INGEST    SUB listen   PUB dial
+ *   events    tcp://127.0.0.1:7401    KEYFORGE_EVENTS    PUB listen   SUB dial
+ *   rpc       tcp://127.0.0.1:7402    KEYFORGE_RPC       REP listen   REQ dial
+ *   commands  tcp://127.0.0.1:7403    KEYFORGE_COMMANDS  PUB listen   SUB dial (workers)
+ *
+ * commands carries only cmd.<worker> (also mirrored on events). It exists
+ * because nng 1.5.2's SUB filters on the subscriber's side: a worker
+ * subscribed to events for its commands would be sent every log line, job
+ * event and metric update of the hive, which costs both the broker and
+ * every worker a send and a receive per message (docs/bus.md).
  *
  * Precedence: a command-line flag (kf_bus_addrs_set) over the environment
  * (kf_bus_addrs_from_env) over the default (kf_bus_addrs_init). Call them in
@@ -35,6 +42,7 @@ enum kf_bus_role {
 	KF_BUS_INGEST = 0,
 	KF_BUS_EVENTS = 1,
 	KF_BUS_RPC = 2,
+	KF_BUS_COMMANDS = 3,
 	KF_BUS_ROLE_COUNT
 };
 
@@ -62,7 +70,7 @@ struct kf_bus_url_info {
 	char host[KF_BUS_URL_MAX];
 };
 
-/* "ingest", "events", "rpc"; "?" for an invalid role. */
+/* "ingest", "events", "rpc", "commands"; "?" for an invalid role. */
 const char *kf_bus_role_name(enum kf_bus_role role);
 /* "KEYFORGE_INGEST", ...; NULL for an invalid role. */
 const char *kf_bus_role_env(enum kf_bus_role role);

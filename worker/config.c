@@ -24,8 +24,8 @@ static const char usage_text[] =
 	"\n"
 	"  --ingest URL          PUB dial address (telemetry out)   [KEYFORGE_INGEST]\n"
 	"                        default tcp://127.0.0.1:7400\n"
-	"  --events URL          SUB dial address (cmd.<id> in)     [KEYFORGE_EVENTS]\n"
-	"                        default tcp://127.0.0.1:7401\n"
+	"  --commands URL        SUB dial address (cmd.<id> in)   [KEYFORGE_COMMANDS]\n"
+	"                        default tcp://127.0.0.1:7403\n"
 	"  --rpc URL             REQ dial address (requests)        [KEYFORGE_RPC]\n"
 	"                        default tcp://127.0.0.1:7402\n"
 	"  --token-file PATH     the broker's token file, sent with every request and\n"
@@ -48,7 +48,7 @@ static const char usage_text[] =
 	"  -V, --version         print the version\n"
 	"\n"
 	"Logging: KEYFORGE_LOG (filter, e.g. info,keyforge::worker=debug) and\n"
-	"KEYFORGE_LOG_FORMAT (human|json); events also go to the broker.\n"
+	"KEYFORGE_LOG_FORMAT (human|json); log events also go to the broker.\n"
 	"TLS for tls+tcp:// addresses: KEYFORGE_TLS_CERT, KEYFORGE_TLS_KEY,\n"
 	"KEYFORGE_TLS_CA, KEYFORGE_TLS_SERVER_NAME.\n"
 	"Exit status: 0 after SIGTERM/SIGINT with every result acknowledged, 1 on a\n"
@@ -65,13 +65,13 @@ const char *kf_worker_on_term_name(enum kf_worker_on_term t)
 }
 
 enum opt_id {
-	OPT_INGEST = 1000, OPT_EVENTS, OPT_RPC, OPT_TOKEN_FILE, OPT_ID, OPT_CORPUS_DIR,
+	OPT_INGEST = 1000, OPT_COMMANDS, OPT_RPC, OPT_TOKEN_FILE, OPT_ID, OPT_CORPUS_DIR,
 	OPT_DEFAULT_CORPUS, OPT_SLOTS, OPT_ON_TERM, OPT_LEASE_WAIT, OPT_PROGRESS, OPT_TERM_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
 	{ "ingest", required_argument, NULL, OPT_INGEST },
-	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "commands", required_argument, NULL, OPT_COMMANDS },
 	{ "rpc", required_argument, NULL, OPT_RPC },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "id", required_argument, NULL, OPT_ID },
@@ -155,7 +155,7 @@ static enum kf_err apply_flag(struct kf_worker_config *cfg, int id, const char *
 {
 	switch (id) {
 	case OPT_INGEST: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_INGEST, arg, msg);
-	case OPT_EVENTS: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_EVENTS, arg, msg);
+	case OPT_COMMANDS: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_COMMANDS, arg, msg);
 	case OPT_RPC: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_RPC, arg, msg);
 	case OPT_TOKEN_FILE: cfg->token_file = *arg ? arg : NULL; return KF_OK;
 	case OPT_ID: return set_id(cfg, arg, "--id", msg);

@@ -29,7 +29,7 @@ enum kf_worker_on_term {
 };
 
 struct kf_worker_config {
-	struct kf_bus_addrs addrs;    /* ingest (PUB dial), events (SUB dial), rpc (REQ dial) */
+	struct kf_bus_addrs addrs;    /* ingest (PUB dial), commands (SUB dial), rpc (REQ dial) */
 	const char *token_file;       /* NULL: send no token */
 	char id[KF_WORKER_ID_MAX + 1];/* worker id; default "<host>-<pid>" */
 	const char *corpus_dirs;      /* ':'-separated folders where corpus names are looked up */

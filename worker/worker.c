@@ -75,7 +75,7 @@ static void on_tick(void *ctx, struct kf__publisher *p, uint64_t tick)
 		KF_DEBUG(KF__TARGET, "metric update not published", KF_ERR(err));
 }
 
-/* ---- commands (cmd.<id> on events) ------------------------------------------------ */
+/* ---- commands (cmd.<id> on the commands socket) ------------------------------------------------ */
 
 static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
 {
@@ -140,7 +140,7 @@ static const struct kf_bus_opts *opts_for(struct kf_worker *w, const char *url,
 static enum kf_err open_sockets(struct kf_worker *w, struct kf_strbuf *why)
 {
 	const char *ingest = kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_INGEST);
-	const char *events = kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_EVENTS);
+	const char *commands = kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_COMMANDS);
 	const char *rpc = kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_RPC);
 	char topic[KF_TOPIC_SIZE];
 	struct kf_bus_opts o;
@@ -149,7 +149,8 @@ static enum kf_err open_sockets(struct kf_worker *w, struct kf_strbuf *why)
 
 	kf_bus_tls_opts_from_env(&w->tls);
 	if ((err = kf_bus_pub_new(&w->pub, KF_BUS_DIAL, ingest, opts_for(w, ingest, &o), why)) ||
-	    (err = kf_bus_sub_new(&w->cmd_sub, KF_BUS_DIAL, events, opts_for(w, events, &o), why)))
+	    (err = kf_bus_sub_new(&w->cmd_sub, KF_BUS_DIAL, commands, opts_for(w, commands, &o),
+				  why)))
 		return err;
 	/* topic + NUL: "cmd.w-1" must not also match cmd.w-10's commands. */
 	tl = kf_topic_cmd(topic, w->cfg.id);
@@ -299,7 +300,7 @@ int kf_worker_run(struct kf_worker *w)
 		KF_STR("version", KF_VERSION),
 		KF_STR("rpc", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_RPC)),
 		KF_STR("ingest", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_INGEST)),
-		KF_STR("events", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_EVENTS)));
+		KF_STR("commands", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_COMMANDS)));
 	if (start_threads(w) != KF_OK) {
 		KF_ERROR(KF__TARGET, "cannot start threads");
 		atomic_store(&w->draining, true);

@@ -8,7 +8,7 @@
  *	kf_worker_free(w);
  *
  * Threads while it runs: one per slot (hello, lease long-poll, run the job),
- * the command subscriber (cmd.<id> on events: cancel, drain), the publisher
+ * the command subscriber (cmd.<id> on the commands socket: cancel, drain), the publisher
  * (heartbeat and metrics every second, queued log events), the outbox
  * (complete requests until acknowledged), and nng's own.
  *

@@ -46,7 +46,7 @@
 static struct kf_pgtmp g_pg; /* the throwaway cluster */
 static char g_tmp[64];         /* token file, broker log */
 static char g_conninfo[256];
-static char g_url[3][64];      /* ingest, events, rpc */
+static char g_url[4][64];      /* ingest, events, rpc, commands */
 static char g_token_path[128], g_log_path[128];
 static char g_token[80];
 static pid_t g_broker;
@@ -102,11 +102,13 @@ static pid_t spawn_broker(const char *log, const char *token_path)
 	dup2(fd, 2);
 	snprintf(rate, sizeof(rate), "%d", RATE);
 	snprintf(burst, sizeof(burst), "%d", BURST);
-	setenv("KEYFORGE_LOG", "info", 1);
+	/* The broker's per-job lines ("job submitted", "job completed") are
+	 * DEBUG; the tests look for them. */
+	setenv("KEYFORGE_LOG", "info,keyforge::broker=debug", 1);
 	setenv("KEYFORGE_LOG_FORMAT", "human", 1);
 	setenv("NO_COLOR", "1", 1);
 	execl(broker_bin(), "keyforge-broker", "--db", g_conninfo, "--ingest", g_url[0],
-	      "--events", g_url[1], "--rpc", g_url[2], "--token-file", token_path,
+	      "--events", g_url[1], "--rpc", g_url[2], "--commands", g_url[3], "--token-file", token_path,
 	      "--ingest-rate", rate, "--ingest-burst", burst, "--max-wait", "5000", (char *)NULL);
 	_exit(127);
 }
@@ -326,17 +328,22 @@ static struct kf_msg *complete(uint64_t job, uint64_t token, enum kf_job_state o
 
 /* ---- events and ingest ------------------------------------------------------ */
 
-static struct kf_bus_sub *events_sub(const char *prefix, size_t len)
+static struct kf_bus_sub *sub_on(const char *url, const char *prefix, size_t len)
 {
 	struct kf_bus_sub *sub;
 
-	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, g_url[1], NULL, NULL), KF_OK);
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
 	assert_int_equal(kf_bus_sub_subscribe(sub, prefix, len), KF_OK);
 	for (int i = 0; i < 200 && kf_bus_sock_peers(kf_bus_sub_sock(sub)) == 0; i++)
 		sleep_ms(10);
 	assert_true(kf_bus_sock_peers(kf_bus_sub_sock(sub)) > 0);
 	sleep_ms(50);
 	return sub;
+}
+
+static struct kf_bus_sub *events_sub(const char *prefix, size_t len)
+{
+	return sub_on(g_url[1], prefix, len);
 }
 
 /* The next message on sub whose topic starts with prefix, decoded. */
@@ -493,7 +500,7 @@ static int group_setup(void **state)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/kf-broker-test-XXXXXX");
 	if (!mkdtemp(g_tmp) || kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
 	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
 	snprintf(g_log_path, sizeof(g_log_path), "%s/broker.log", g_tmp);
@@ -875,15 +882,32 @@ static void test_complete_with_next(void **state)
 	drain_pending();
 }
 
+static void expect_cancel(struct kf_bus_sub *sub, const char *prefix, uint64_t id,
+	uint64_t token)
+{
+	struct kf_msg *cmd = next_event(sub, prefix, 3000);
+
+	assert_non_null(cmd);
+	assert_int_equal(cmd->type, KF_MSG_COMMAND);
+	assert_int_equal(cmd->command.action, KF_CMD_CANCEL);
+	assert_int_equal(cmd->command.job_id, id);
+	assert_int_equal(cmd->command.lease_token, token);
+	assert_string_equal(cmd->command.worker_id, "w-kill");
+	kf_msg_free(cmd);
+}
+
 static void test_kill_running(void **state)
 {
-	struct kf_bus_sub *sub;
-	struct kf_msg req, *l, *rep, *cmd;
+	struct kf_bus_sub *sub, *cmds;
+	struct kf_msg req, *l, *rep;
 	uint64_t id, token;
 
 	(void)state;
 	drain_pending();
 	sub = events_sub("cmd.w-kill", strlen("cmd.w-kill"));
+	/* Everything on the commands socket: the job events of the submit and
+	 * the lease below must not be there, only the cancel. */
+	cmds = sub_on(g_url[3], "", 0);
 	id = submit_job(0, 1000000);
 	l = lease_job("w-kill", id);
 	token = l->lease_rep.lease->lease_token;
@@ -896,15 +920,10 @@ static void test_kill_running(void **state)
 	assert_int_equal(rep->kill_rep.state, KF_JOB_RUNNING); /* cancel requested */
 	kf_msg_free(rep);
 
-	cmd = next_event(sub, "cmd.w-kill", 3000);
-	assert_non_null(cmd);
-	assert_int_equal(cmd->type, KF_MSG_COMMAND);
-	assert_int_equal(cmd->command.action, KF_CMD_CANCEL);
-	assert_int_equal(cmd->command.job_id, id);
-	assert_int_equal(cmd->command.lease_token, token);
-	assert_string_equal(cmd->command.worker_id, "w-kill");
-	kf_msg_free(cmd);
+	expect_cancel(sub, "cmd.w-kill", id, token);
+	expect_cancel(cmds, "", id, token);
 	kf_bus_sub_free(sub);
+	kf_bus_sub_free(cmds);
 
 	rep = progress(id, token, 10);
 	assert_int_equal(status_of(rep), KF_OK);
@@ -1265,7 +1284,7 @@ static void psql(const char *sql, char *out, size_t out_size)
  * refuses to run on it (exit 1), it does not silently skip. */
 static void test_migration_mismatch(void **state)
 {
-	char saved[128], sql[256], log2[160], urls[3][64];
+	char saved[128], sql[256], log2[160], urls[4][64];
 	int status;
 	pid_t pid;
 
@@ -1274,7 +1293,7 @@ static void test_migration_mismatch(void **state)
 	assert_int_equal(strlen(saved), 64);
 	psql("UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 1", NULL, 0);
 	memcpy(urls, g_url, sizeof(urls));
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
 	snprintf(log2, sizeof(log2), "%s/mismatch.log", g_tmp);
 	snprintf(sql, sizeof(sql), "%s/token-mismatch", g_tmp);

@@ -789,11 +789,12 @@ def main():
         if not T.ok(r.returncode == 0, "throwaway PostgreSQL starts", r.stderr):
             return
         db = r.stdout.strip()
-        ports = [free_port() for _ in range(3)]
+        ports = [free_port() for _ in range(4)]
         ENV.update({"KEYFORGE_DB": db,
                     "KEYFORGE_INGEST": "tcp://127.0.0.1:%d" % ports[0],
                     "KEYFORGE_EVENTS": "tcp://127.0.0.1:%d" % ports[1],
                     "KEYFORGE_RPC": "tcp://127.0.0.1:%d" % ports[2],
+                    "KEYFORGE_COMMANDS": "tcp://127.0.0.1:%d" % ports[3],
                     "KEYFORGE_TOKEN_FILE": os.path.join(tmp, "token"),
                     "KEYFORGE_LOG_FORMAT": "json"})
 

@@ -69,7 +69,7 @@ struct proc {
 static struct kf_pgtmp g_pg; /* the throwaway cluster */
 static char g_tmp[64];          /* token, logs */
 static char g_conninfo[256];
-static char g_url[3][64];       /* ingest, events, rpc */
+static char g_url[4][64];       /* ingest, events, rpc, commands */
 static char g_token_path[128];
 static char g_token[128];
 static char g_corpus[512];
@@ -141,8 +141,8 @@ static void spawn(struct proc *p, char *const argv[])
 static void start_broker(void)
 {
 	char *argv[] = { (char *)bin("KF_BROKER_BIN", "broker/keyforge-broker"), "--db", g_conninfo,
-		"--ingest", g_url[0], "--events", g_url[1], "--rpc", g_url[2], "--token-file",
-		g_token_path, "--worker-auth", "--max-wait", "5000", NULL };
+		"--ingest", g_url[0], "--events", g_url[1], "--rpc", g_url[2], "--commands", g_url[3],
+		"--token-file", g_token_path, "--worker-auth", "--max-wait", "5000", NULL };
 
 	snprintf(g_broker.id, sizeof g_broker.id, "broker");
 	snprintf(g_broker.log, sizeof g_broker.log, "%s/broker.log", g_tmp);
@@ -153,7 +153,7 @@ static struct proc *start_worker(const char *id, const char *extra)
 {
 	struct proc *p = &g_workers[g_n_workers++];
 	char *argv[] = { (char *)bin("KF_WORKER_BIN", "worker/keyforge-worker"), "--id", p->id,
-		"--ingest", g_url[0], "--events", g_url[1], "--rpc", g_url[2], "--token-file",
+		"--ingest", g_url[0], "--commands", g_url[3], "--rpc", g_url[2], "--token-file",
 		g_token_path, "--lease-wait", "1000", "--term-timeout", "10000",
 		(char *)extra, NULL };
 
@@ -457,7 +457,7 @@ static int group_setup(void **state)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/kf-worker-test-XXXXXX");
 	if (!mkdtemp(g_tmp) || kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
 	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
 	g_client_id = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 40);
@@ -569,7 +569,7 @@ static void test_kill_running_job(void **state)
 	uint64_t id, t0, next[4], wj = 1;
 	struct kf_msg req, *rep;
 	struct proc *p;
-	int before;
+	int before, cancels;
 
 	(void)state;
 	id = submit(LONG_STEPS, 7);
@@ -577,6 +577,7 @@ static void test_kill_running_job(void **state)
 	assert_non_null(p = proc_by_id(worker));
 	sleep_ms(300); /* let it anneal a little: a best-so-far to report */
 	before = log_count(p, "job completed");
+	cancels = log_count(p, "via=\"command\"");
 	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
 	req.kill_req.job_id = id;
 	t0 = now_ms();
@@ -585,6 +586,12 @@ static void test_kill_running_job(void **state)
 	kf_msg_free(rep);
 	assert_true(wait_state(id, KF_JOB_KILLED, 1000));
 	fprintf(stderr, "# killed after %llu ms\n", (unsigned long long)(now_ms() - t0));
+	/* The cancel came on cmd.<worker> (the commands socket), not only in
+	 * the reply to a progress report. The worker's log writer is a thread
+	 * of its own: give the line a moment to reach the file. */
+	for (int t = 0; t < 40 && log_count(p, "via=\"command\"") == cancels; t++)
+		sleep_ms(50);
+	assert_true(log_count(p, "via=\"command\"") > cancels);
 	rep = get_job(id);
 	check_result(rep->get_rep.job, 0); /* its best layout so far */
 	assert_true(rep->get_rep.job->result->steps < LONG_STEPS);

@@ -21,7 +21,10 @@ static void test_defaults(void **state)
 	assert_string_equal(kf_bus_addrs_get(&a, KF_BUS_INGEST), "tcp://127.0.0.1:7400");
 	assert_string_equal(kf_bus_addrs_get(&a, KF_BUS_EVENTS), "tcp://127.0.0.1:7401");
 	assert_string_equal(kf_bus_addrs_get(&a, KF_BUS_RPC), "tcp://127.0.0.1:7402");
+	assert_string_equal(kf_bus_addrs_get(&a, KF_BUS_COMMANDS), "tcp://127.0.0.1:7403");
 	assert_string_equal(kf_bus_role_env(KF_BUS_RPC), "KEYFORGE_RPC");
+	assert_string_equal(kf_bus_role_env(KF_BUS_COMMANDS), "KEYFORGE_COMMANDS");
+	assert_string_equal(kf_bus_role_name(KF_BUS_COMMANDS), "commands");
 	assert_string_equal(kf_bus_role_name(KF_BUS_EVENTS), "events");
 	assert_null(kf_bus_role_env((enum kf_bus_role)7));
 	assert_string_equal(kf_bus_role_name((enum kf_bus_role)7), "?");
