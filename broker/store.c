@@ -460,6 +460,14 @@ static void wait_idle(struct kf_store *s)
  * chunk carries at most CHUNK_REQUESTS requests and about CHUNK_BYTES of
  * parameters, and ends after a read that may return many rows (list, get).
  * A Sync inside an explicit transaction does not commit.
+ *
+ * The COMMIT travels in the last chunk, so that a batch of one chunk — the
+ * usual case — is a single round trip. If a statement fails, the server
+ * skips everything up to the Sync, the COMMIT included, and the batch is
+ * rolled back and run again request by request (run_batch). Only an answer
+ * this side cannot read (a parse error: a bug, not a database condition)
+ * can meet a COMMIT that went through; that request alone fails, and the
+ * others keep their committed results (*committed tells run_batch).
  */
 #define CHUNK_REQUESTS 64
 #define CHUNK_BYTES 65536
@@ -509,10 +517,11 @@ static bool ends_chunk(const struct kf__store_req *r, size_t n, size_t bytes)
 	       r->op == KF_STORE_GET;
 }
 
-/* Sends the chunk starting at r and its Sync; returns the request after
- * the chunk (NULL at the end of the list). */
+/* Sends the chunk starting at r, then COMMIT if it is the last one, then
+ * its Sync; returns the request after the chunk (NULL at the end of the
+ * list) and sets *commit when the COMMIT went with it. */
 static struct kf__store_req *send_chunk(struct kf_store *s, struct kf__store_req *r,
-					enum kf_err *err, struct kf_strbuf *msg)
+					bool *commit, enum kf_err *err, struct kf_strbuf *msg)
 {
 	size_t n = 0, bytes = 0;
 	bool end = false;
@@ -526,14 +535,19 @@ static struct kf__store_req *send_chunk(struct kf_store *s, struct kf__store_req
 		end = ends_chunk(r, ++n, bytes);
 		r = r->next;
 	}
-	if (!PQpipelineSync(s->db.conn))
+	*commit = r == NULL;
+	if ((*commit && !PQsendQueryParams(s->db.conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) ||
+	    !PQpipelineSync(s->db.conn))
 		*err = kf__pq_error(s->db.conn, NULL, msg);
 	return r;
 }
 
-/* Reads the answers to a chunk [r, end); the first failure wins. */
+/* Reads the answers to a chunk [r, end), then the COMMIT's when `commit`;
+ * the first failure wins. A request whose answer failed keeps its error in
+ * its result, for the case where the COMMIT went through regardless. */
 static void recv_chunk(struct kf_store *s, struct kf__store_req *r, struct kf__store_req *end,
-		       bool begin, enum kf_err *err, struct kf_strbuf *msg)
+		       bool begin, bool commit, bool *committed, enum kf_err *err,
+		       struct kf_strbuf *msg)
 {
 	PGconn *conn = s->db.conn;
 	enum kf_err e;
@@ -542,11 +556,21 @@ static void recv_chunk(struct kf_store *s, struct kf__store_req *r, struct kf__s
 		*err = e;
 	for (; r != end && *err != KF_EUNAVAIL; r = r->next) {
 		e = kf__store_recv(&s->db, r, r->n_sent);
+		if (e) {
+			r->res.err = e;
+			r->res.message = r->msg.buf;
+		}
 		if (e && (!*err || e == KF_EUNAVAIL)) {
 			if (!*err)
 				kf_strbuf_addstr(msg, r->msg.buf);
 			*err = e;
 		}
+	}
+	if (commit && *err != KF_EUNAVAIL) {
+		e = recv_command(conn, msg);
+		*committed = !e;
+		if (e && (!*err || e == KF_EUNAVAIL))
+			*err = e;
 	}
 	if (*err != KF_EUNAVAIL && (e = recv_sync(conn, msg)) && (!*err || e == KF_EUNAVAIL))
 		*err = e;
@@ -554,32 +578,28 @@ static void recv_chunk(struct kf_store *s, struct kf__store_req *r, struct kf__s
 
 /* BEGIN, every request of the list, COMMIT, as one pipeline. On failure
  * the transaction is rolled back (when the connection still works) and
- * the first error returned, with its cause in *msg. */
-static enum kf_err run_txn(struct kf_store *s, struct kf__store_req *list, struct kf_strbuf *msg)
+ * the first error returned, with its cause in *msg; *committed says
+ * whether the COMMIT went through all the same (see above). */
+static enum kf_err run_txn(struct kf_store *s, struct kf__store_req *list, struct kf_strbuf *msg,
+			   bool *committed)
 {
 	PGconn *conn = s->db.conn;
 	struct kf__store_req *r = list, *next;
 	enum kf_err err = KF_OK;
-	bool begin = true;
+	bool begin = true, commit = false;
 
+	*committed = false;
 	if (!PQenterPipelineMode(conn))
 		return kf__pq_error(conn, NULL, msg);
 	if (!PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
 		err = kf__pq_error(conn, NULL, msg);
 	while (!err && r) {
-		next = send_chunk(s, r, &err, msg);
+		next = send_chunk(s, r, &commit, &err, msg);
 		if (err == KF_EUNAVAIL)
 			break;
-		recv_chunk(s, r, next, begin, &err, msg);
+		recv_chunk(s, r, next, begin, commit, committed, &err, msg);
 		begin = false;
 		r = next;
-	}
-	if (!err) {
-		if (!PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
-		    !PQpipelineSync(conn))
-			err = kf__pq_error(conn, NULL, msg);
-		else
-			recv_chunk(s, NULL, NULL, true, &err, msg);
 	}
 	if (err == KF_EUNAVAIL)
 		return err;
@@ -598,15 +618,16 @@ static bool run_single(struct kf_store *s, struct kf__store_req *r)
 	struct kf__store_req *next = r->next;
 	struct kf_strbuf msg = KF_STRBUF_INIT;
 	enum kf_err err = KF_EBUSY;
+	bool committed = false;
 	int tries;
 
 	r->next = NULL;
-	for (tries = 0; tries < SINGLE_TRIES && err == KF_EBUSY; tries++) {
+	for (tries = 0; tries < SINGLE_TRIES && err == KF_EBUSY && !committed; tries++) {
 		kf__msg_clear(&msg);
-		err = run_txn(s, r, &msg);
+		err = run_txn(s, r, &msg, &committed);
 	}
 	r->next = next;
-	if (err && err != KF_EUNAVAIL) {
+	if (err && err != KF_EUNAVAIL && !committed) {
 		kf__store_req_reset(r);
 		r->res.err = err;
 		kf_strbuf_addstr(&r->msg, msg.buf);
@@ -625,6 +646,7 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 	struct kf_strbuf msg = KF_STRBUF_INIT;
 	struct kf__store_req *r, *prev = NULL;
 	size_t n = list_len(batch);
+	bool committed;
 	enum kf_err err;
 
 	pthread_mutex_lock(&s->lock);
@@ -634,11 +656,11 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 		s->st.largest_batch = (uint32_t)n;
 	pthread_mutex_unlock(&s->lock);
 
-	err = run_txn(s, batch, &msg);
+	err = run_txn(s, batch, &msg, &committed);
 	if (err == KF_EUNAVAIL) {
 		conn_lost(s, msg.buf);
 		fail_list(s, batch, KF_EUNAVAIL, msg.buf);
-	} else if (err) {
+	} else if (err && !committed) {
 		for (r = batch; r && run_single(s, r); r = r->next)
 			prev = r;
 		if (r && prev) {
