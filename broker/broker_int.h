@@ -83,6 +83,7 @@ struct kf__call {
 	/* lease long-poll (a lease, or a complete with lease_next) */
 	uint64_t deadline_ns;
 	bool parked, from_park;
+	bool woke_lease;   /* submit: a parked lease was sent to claim already */
 	/* complete with lease_next: the completion and a claim are queued
 	 * together (one group-commit batch); the reply waits for both. */
 	struct {

@@ -515,7 +515,8 @@ static void on_submit(void *arg, const struct kf_store_result *res)
 			KF_STR("corpus", p->corpus), KF_I64("priority", p->priority),
 			KF_U64("steps", p->steps));
 		kf__job_event(b, (uint64_t)res->submit.job_id, KF_JOB_PENDING, 0, NULL, 0, NAN, NULL);
-		kf__lease_wake(b, 1);
+		if (!c->woke_lease)
+			kf__lease_wake(b, 1);
 	}
 	memset(&rep, 0, sizeof(rep));
 	rep.type = KF_MSG_SUBMIT_REP;
@@ -569,6 +570,15 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 		.max_attempts = (int32_t)p.max_attempts, .deadline_ms = (int64_t)p.deadline_ms,
 		.submit_key = key.len ? key.buf : NULL };
 	err = kf_store_submit(b->store, &a, on_submit, c);
+	/* A worker waits: send it to claim now rather than after the submit
+	 * commits. The store runs requests in order on one connection, so its
+	 * claim comes after the INSERT — in the same transaction when they are
+	 * taken together, else in the next one — and finds the job: submit →
+	 * running then costs one commit and no extra round through this loop. */
+	if (!err && b->park_head) {
+		c->woke_lease = true;
+		kf__lease_wake(b, 1);
+	}
 out:
 	kf_strbuf_release(&json);
 	kf_strbuf_release(&key);
