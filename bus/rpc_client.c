@@ -11,8 +11,19 @@
 #include "bus/bus_internal.h"
 #include "common/clock.h"
 
+/* A synchronous call in flight, so that kf_rpc_client_abort_calls can
+ * reach its aio. */
+struct sync_call {
+	struct sync_call *next, *prev;
+	nng_aio *aio;
+	uint64_t gen;      /* cli->abort_gen when the call started */
+};
+
 struct kf_rpc_client {
 	struct kf_bus_sock *sock;
+	pthread_mutex_t mu;          /* calls, abort_gen */
+	struct sync_call *calls;
+	uint64_t abort_gen;
 };
 
 enum call_phase { CALL_IDLE, CALL_SEND, CALL_RECV };
@@ -41,6 +52,10 @@ enum kf_err kf_rpc_client_new(struct kf_rpc_client **out, const char *url,
 	*out = NULL;
 	if (cli == NULL)
 		return KF_ENOMEM;
+	if (pthread_mutex_init(&cli->mu, NULL) != 0) {
+		free(cli);
+		return KF_ENOMEM;
+	}
 	err = kf__bus_sock_new(&cli->sock, nng_req0_open, KF_BUS_RECV_MAX_RPC);
 	if (err == KF_OK)
 		err = kf__bus_sock_attach(cli->sock, KF_BUS_DIAL, url, opts, why);
@@ -57,6 +72,7 @@ void kf_rpc_client_free(struct kf_rpc_client *cli)
 	if (cli == NULL)
 		return;
 	kf__bus_sock_free(cli->sock);
+	pthread_mutex_destroy(&cli->mu);
 	free(cli);
 }
 
@@ -97,16 +113,39 @@ static uint64_t deadline_after(nng_duration timeout)
 	return kf_clock_mono_ns() + (uint64_t)timeout * 1000000u;
 }
 
+/* Starts one step of a synchronous call unless an abort came since the
+ * call began. Under cli->mu, so that an abort either sees the operation
+ * and cancels it or comes first and prevents it. The aio has no callback:
+ * nng completes it without calling back into us, so holding the mutex
+ * across nng_ctx_send/recv cannot deadlock. */
+static bool step(struct kf_rpc_client *cli, struct sync_call *sc, nng_ctx ctx, bool send)
+{
+	bool go;
+
+	pthread_mutex_lock(&cli->mu);
+	go = sc->gen == cli->abort_gen;
+	if (go && send)
+		nng_ctx_send(ctx, sc->aio);
+	else if (go)
+		nng_ctx_recv(ctx, sc->aio);
+	pthread_mutex_unlock(&cli->mu);
+	return go;
+}
+
 /* The synchronous call: send then receive on a private context. */
-static int call_on(nng_ctx ctx, nng_aio *aio, nng_msg *msg, nng_duration timeout,
-	nng_msg **reply)
+static int call_on(struct kf_rpc_client *cli, struct sync_call *sc, nng_ctx ctx, nng_msg *msg,
+	nng_duration timeout, nng_msg **reply)
 {
 	uint64_t deadline = deadline_after(timeout);
+	nng_aio *aio = sc->aio;
 	int rv;
 
 	nng_aio_set_msg(aio, msg);
 	nng_aio_set_timeout(aio, timeout);
-	nng_ctx_send(ctx, aio);
+	if (!step(cli, sc, ctx, true)) {
+		nng_msg_free(msg);
+		return NNG_ECANCELED;
+	}
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		/* A failed send leaves the message with us. */
@@ -114,18 +153,52 @@ static int call_on(nng_ctx ctx, nng_aio *aio, nng_msg *msg, nng_duration timeout
 		return rv;
 	}
 	nng_aio_set_timeout(aio, timeout < 0 ? timeout : remaining_ms(deadline));
-	nng_ctx_recv(ctx, aio);
+	if (!step(cli, sc, ctx, false))
+		return NNG_ECANCELED;
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) == 0)
 		*reply = nng_aio_get_msg(aio);
 	return rv;
 }
 
+static void track(struct kf_rpc_client *cli, struct sync_call *sc)
+{
+	pthread_mutex_lock(&cli->mu);
+	sc->gen = cli->abort_gen;
+	sc->prev = NULL;
+	sc->next = cli->calls;
+	if (cli->calls)
+		cli->calls->prev = sc;
+	cli->calls = sc;
+	pthread_mutex_unlock(&cli->mu);
+}
+
+static void untrack(struct kf_rpc_client *cli, struct sync_call *sc)
+{
+	pthread_mutex_lock(&cli->mu);
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		cli->calls = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	pthread_mutex_unlock(&cli->mu);
+}
+
+void kf_rpc_client_abort_calls(struct kf_rpc_client *cli)
+{
+	pthread_mutex_lock(&cli->mu);
+	cli->abort_gen++;
+	for (struct sync_call *sc = cli->calls; sc; sc = sc->next)
+		nng_aio_cancel(sc->aio);
+	pthread_mutex_unlock(&cli->mu);
+}
+
 enum kf_err kf_rpc_client_call(struct kf_rpc_client *cli, const void *req, size_t len,
 	const struct kf_rpc_call_opts *opts, nng_msg **reply)
 {
+	struct sync_call sc = { .aio = NULL };
 	nng_duration timeout, resend;
-	nng_aio *aio = NULL;
 	nng_msg *msg = NULL;
 	nng_ctx ctx;
 	int rv;
@@ -137,14 +210,17 @@ enum kf_err kf_rpc_client_call(struct kf_rpc_client *cli, const void *req, size_
 		return kf_bus_err_from_nng(rv);
 	rv = nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, resend);
 	if (rv == 0)
-		rv = nng_aio_alloc(&aio, NULL, NULL);
+		rv = nng_aio_alloc(&sc.aio, NULL, NULL);
 	if (rv == 0)
 		rv = build(req, len, &msg);
-	if (rv == 0)
-		rv = call_on(ctx, aio, msg, timeout, reply);
+	if (rv == 0) {
+		track(cli, &sc);
+		rv = call_on(cli, &sc, ctx, msg, timeout, reply);
+		untrack(cli, &sc);
+	}
 	/* Closing the context abandons the request: no more resends. */
 	nng_ctx_close(ctx);
-	nng_aio_free(aio);
+	nng_aio_free(sc.aio);
 	return kf_bus_err_from_nng(rv);
 }
 

@@ -53,9 +53,15 @@ struct kf_bus_sock *kf_rpc_client_sock(struct kf_rpc_client *cli);
 /* Sends len bytes and waits for the reply; on KF_OK the caller owns
  * *reply (nng_msg_free). Thread-safe. KF_OK, KF_ETIMEDOUT (no connection,
  * or no reply in time; the request is abandoned and no longer resent),
- * KF_ECANCELED (socket closed), KF_ENOMEM. */
+ * KF_ECANCELED (socket closed, or kf_rpc_client_abort_calls), KF_ENOMEM. */
 enum kf_err kf_rpc_client_call(struct kf_rpc_client *cli, const void *req, size_t len,
 	const struct kf_rpc_call_opts *opts, nng_msg **reply);
+
+/* Ends every kf_rpc_client_call in flight at once with KF_ECANCELED (a
+ * request already answered keeps its reply). Calls started afterwards run
+ * normally. For a process that is stopping and must not wait out a long
+ * timeout, e.g. a lease long-poll to a broker that is gone. Any thread. */
+void kf_rpc_client_abort_calls(struct kf_rpc_client *cli);
 
 /*
  * Asynchronous calls, for event loops (admin) that must not block. A

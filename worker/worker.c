@@ -260,6 +260,18 @@ static bool slots_done(struct kf_worker *w)
 	return true;
 }
 
+/* Draining with no connection to the broker: nothing in flight can be
+ * answered, so the slots' calls (a lease long-poll above all, whose
+ * timeout is --lease-wait + 5 s) end now instead of running out their
+ * time. A result whose report is cut short goes to the outbox, which keeps
+ * resending it for --term-timeout. Called on every tick, since a slot may
+ * start a call just after the previous abort. */
+static void abort_calls_if_alone(struct kf_worker *w)
+{
+	if (kf_bus_sock_peers(kf_rpc_client_sock(w->rpc.cli)) == 0)
+		kf_rpc_client_abort_calls(w->rpc.cli);
+}
+
 /* Waits for signals until every slot has stopped (after a drain). */
 static void signal_loop(struct kf_worker *w)
 {
@@ -274,6 +286,8 @@ static void signal_loop(struct kf_worker *w)
 	while (!(atomic_load(&w->draining) && slots_done(w))) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 
+		if (atomic_load(&w->draining) && w->rpc_ready)
+			abort_calls_if_alone(w);
 		if (sig < 0 || sig == SIGHUP)
 			continue;
 		if (++n_signals == 1) {

@@ -814,6 +814,33 @@ static void test_second_sigterm_hands_back(void **state)
 	kf_msg_free(rep);
 }
 
+/* SIGTERM to an idle worker whose broker is gone: it does not wait out
+ * its lease long-poll (--lease-wait 1000 + 5 s) but exits at once, 0
+ * (nothing was left unreported). Last: it kills the broker, and starts it
+ * again for whatever comes after. */
+static void test_sigterm_without_broker(void **state)
+{
+	char old_token[128];
+	struct proc *p;
+	uint64_t t0;
+
+	(void)state;
+	p = start_worker("w-alone", NULL);
+	for (int t = 0; t < 200 && worker_state("w-alone", NULL, NULL) < 0; t++)
+		sleep_ms(50);
+	assert_true(worker_state("w-alone", NULL, NULL) >= 0);
+	snprintf(old_token, sizeof old_token, "%s", g_token);
+	kill_proc(&g_broker, SIGKILL);
+	sleep_ms(1500); /* its lease long-poll is now one the broker will never answer */
+	t0 = now_ms();
+	kill(p->pid, SIGTERM);
+	assert_int_equal(wait_exit(p, 3000), 0);
+	fprintf(stderr, "# exited %llu ms after SIGTERM with no broker\n",
+		(unsigned long long)(now_ms() - t0));
+	start_broker();
+	assert_true(broker_up(20000, old_token));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -824,6 +851,7 @@ int main(void)
 		cmocka_unit_test(test_database_restart),
 		cmocka_unit_test(test_sigterm_and_panic),
 		cmocka_unit_test(test_second_sigterm_hands_back),
+		cmocka_unit_test(test_sigterm_without_broker),
 	};
 
 	if (!find_corpus()) {

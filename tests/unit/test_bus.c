@@ -429,6 +429,54 @@ static void test_rpc_timeout_without_server(void **state)
 	kf_rpc_client_free(cli);
 }
 
+struct aborted_call {
+	struct kf_rpc_client *cli;
+	enum kf_err err;
+	uint64_t ms;
+};
+
+static void *long_call_main(void *arg)
+{
+	struct aborted_call *a = arg;
+	struct kf_rpc_call_opts o = { .timeout_ms = 10000 };
+	nng_msg *reply = NULL;
+	uint64_t t0 = kf_clock_mono_ns();
+
+	a->err = kf_rpc_client_call(a->cli, "hello", 5, &o, &reply);
+	a->ms = ms_since(t0);
+	if (reply)
+		nng_msg_free(reply);
+	return NULL;
+}
+
+/* kf_rpc_client_abort_calls ends a call that would wait 10 s for a server
+ * that is not there, at once; the next call is not affected. */
+static void test_rpc_abort_calls(void **state)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = 200 };
+	struct aborted_call a = { .err = KF_OK };
+	struct kf_rpc_server *srv;
+	char url[KF_BUS_URL_MAX];
+	nng_msg *reply = NULL;
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(kf_rpc_server_new(&srv, 1, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	kf_rpc_server_free(srv);
+	assert_int_equal(kf_rpc_client_new(&a.cli, url, NULL, NULL), KF_OK);
+	assert_int_equal(pthread_create(&th, NULL, long_call_main, &a), 0);
+	nng_msleep(300);
+	kf_rpc_client_abort_calls(a.cli);
+	pthread_join(th, NULL);
+	assert_int_equal(a.err, KF_ECANCELED);
+	assert_in_range(a.ms, 250, 3000);
+	/* Only the calls in flight were ended: this one runs its course. */
+	assert_int_equal(kf_rpc_client_call(a.cli, "hello", 5, &o, &reply), KF_ETIMEDOUT);
+	assert_null(reply);
+	kf_rpc_client_free(a.cli);
+}
+
 /* The client starts first; the broker comes up later; the pending call
  * goes through once the dialer's back-off reconnects. */
 static void test_rpc_client_before_server(void **state)
@@ -862,6 +910,7 @@ int main(void)
 		cmocka_unit_test(test_rpc_resend_after_drop),
 		cmocka_unit_test(test_rpc_resend_on_reconnect),
 		cmocka_unit_test(test_rpc_timeout_without_server),
+		cmocka_unit_test(test_rpc_abort_calls),
 		cmocka_unit_test(test_rpc_client_before_server),
 		cmocka_unit_test(test_second_listener_busy),
 		cmocka_unit_test(test_endpoint_errors),
