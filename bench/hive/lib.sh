@@ -54,7 +54,7 @@ hb_init() {
 	# /tmp, and searchable by the postgres user that pgtmp runs the server as.
 	HB_WORK="$(mktemp -d /tmp/kfhb-XXXXXX)"
 	chmod 0755 "$HB_WORK"
-	mkdir -p "$HB_WORK/logs"
+	mkdir -p "$HB_WORK/logs" "$HB_WORK/starts"
 	: >"$HB_WORK/pids"
 	HB_TOKEN="$HB_WORK/token"
 	trap hb_cleanup EXIT
@@ -62,10 +62,20 @@ hb_init() {
 	export KEYFORGE_LOG="${KEYFORGE_LOG:-info}" KEYFORGE_LOG_FORMAT=human NO_COLOR=1
 }
 
-# True when pid runs one of the programs this script started.
+# A process's start time (clock ticks since boot, /proc/PID/stat field 22):
+# with the pid, it names one process for good.
+hb_start_time() {
+	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
+}
+
+# True when pid runs one of the programs this script started: the same
+# process, not a later one that got its pid (pids wrap within minutes
+# here, and tests start keyforge programs too).
 hb_ours() {
 	local exe
 	kill -0 "$1" 2>/dev/null || return 1
+	[ -f "$HB_WORK/starts/$1" ] && [ "$(hb_start_time "$1")" = "$(cat "$HB_WORK/starts/$1")" ] ||
+		return 1
 	exe="$(readlink "/proc/$1/exe" 2>/dev/null || true)"
 	case "$exe" in
 		"$HB_BUILD"/*|*/beanstalkd) return 0 ;;
@@ -122,6 +132,7 @@ hb_spawn() {
 	HB_PID=$!
 	disown "$HB_PID" # no "Killed" notice when a benchmark kills it
 	echo "$HB_PID" >>"$HB_WORK/pids"
+	hb_start_time "$HB_PID" >"$HB_WORK/starts/$HB_PID"
 }
 
 # ---- PostgreSQL -----------------------------------------------------------------------------

@@ -105,7 +105,7 @@ else
 	echo "1..$N"
 	exit 1
 fi
-PIDS="$(cat "$KEYFORGE_STATE_DIR"/pids/*.pid 2>/dev/null | tr '\n' ' ')"
+PIDS="$(cut -d" " -f1 "$KEYFORGE_STATE_DIR"/pids/*.pid 2>/dev/null | tr "\n" " ")"
 PGDIR="$(cat "$KEYFORGE_STATE_DIR/pgdir")"
 eval "$("$HIVE" env "$BUILD")"
 check "env points at the hive (rpc port $((BASE + 2)))" \
