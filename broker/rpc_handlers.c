@@ -569,16 +569,20 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 	struct kf_store_submit_args a = { .params = json.buf, .priority = p.priority,
 		.max_attempts = (int32_t)p.max_attempts, .deadline_ms = (int64_t)p.deadline_ms,
 		.submit_key = key.len ? key.buf : NULL };
-	err = kf_store_submit(b->store, &a, on_submit, c);
 	/* A worker waits: send it to claim now rather than after the submit
-	 * commits. The store runs requests in order on one connection, so its
-	 * claim comes after the INSERT — in the same transaction when they are
-	 * taken together, else in the next one — and finds the job: submit →
-	 * running then costs one commit and no extra round through this loop. */
+	 * commits. Held together, the INSERT and the claim go into one batch,
+	 * in that order, so the claim finds the job: submit → running costs one
+	 * commit and no extra round through this loop. (The store runs batches
+	 * in order on one connection: were the two ever split — a batch is cut
+	 * at max_batch requests — the claim would still come after the INSERT,
+	 * one commit later.) */
+	kf_store_hold(b->store);
+	err = kf_store_submit(b->store, &a, on_submit, c);
 	if (!err && b->park_head) {
 		c->woke_lease = true;
 		kf__lease_wake(b, 1);
 	}
+	kf_store_release(b->store);
 out:
 	kf_strbuf_release(&json);
 	kf_strbuf_release(&key);

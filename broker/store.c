@@ -35,6 +35,7 @@ struct kf_store {
 	char *conninfo;
 	pthread_t thread;
 	int wake_fd;                       /* eventfd: requests arrived, or stop */
+	unsigned held;                     /* kf_store_hold depth */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;               /* completions or status changed */
@@ -158,7 +159,7 @@ static void unwake(struct kf_store *s)
 /* Takes ownership of r in every case. */
 static enum kf_err enqueue(struct kf_store *s, struct kf__store_req *r)
 {
-	bool was_empty;
+	bool wake_db;
 
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
@@ -166,7 +167,7 @@ static enum kf_err enqueue(struct kf_store *s, struct kf__store_req *r)
 		req_free(r);
 		return KF_ECANCELED;
 	}
-	was_empty = !s->q_head;
+	wake_db = !s->q_head && !s->held;
 	if (s->q_tail)
 		s->q_tail->next = r;
 	else
@@ -174,9 +175,27 @@ static enum kf_err enqueue(struct kf_store *s, struct kf__store_req *r)
 	s->q_tail = r;
 	s->q_len++;
 	pthread_mutex_unlock(&s->lock);
-	if (was_empty)
+	if (wake_db)
 		wake(s);
 	return KF_OK;
+}
+
+void kf_store_hold(struct kf_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->held++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void kf_store_release(struct kf_store *s)
+{
+	bool wake_db;
+
+	pthread_mutex_lock(&s->lock);
+	wake_db = s->held && --s->held == 0 && s->q_head;
+	pthread_mutex_unlock(&s->lock);
+	if (wake_db)
+		wake(s);
 }
 
 /* ---- completion side ---------------------------------------------------------- */
@@ -239,13 +258,15 @@ static void fail_list(struct kf_store *s, struct kf__store_req *list, enum kf_er
 	push_completions(s, list);
 }
 
-static struct kf__store_req *take_queue(struct kf_store *s, size_t max)
+/* Up to max queued requests, or NULL; NULL too while the queue is held,
+ * unless `all` (failing the queue ignores holds). */
+static struct kf__store_req *take(struct kf_store *s, size_t max, bool all)
 {
 	struct kf__store_req *head, *last;
 	size_t n = 1;
 
 	pthread_mutex_lock(&s->lock);
-	head = last = s->q_head;
+	head = last = s->held && !all ? NULL : s->q_head;
 	if (head) {
 		while (n < max && last->next) {
 			last = last->next;
@@ -261,9 +282,14 @@ static struct kf__store_req *take_queue(struct kf_store *s, size_t max)
 	return head;
 }
 
+static struct kf__store_req *take_queue(struct kf_store *s, size_t max)
+{
+	return take(s, max, false);
+}
+
 static void fail_queue(struct kf_store *s, enum kf_err err, const char *message)
 {
-	fail_list(s, take_queue(s, SIZE_MAX), err, message);
+	fail_list(s, take(s, SIZE_MAX, true), err, message);
 }
 
 /* libpq's messages span lines ("...\n\tIs the server running...?\n"):

@@ -290,6 +290,16 @@ void kf_store_stop(struct kf_store *s);
  * then frees. NULL-safe. */
 void kf_store_free(struct kf_store *s);
 
+/* Keeps the database thread from taking queued requests until the
+ * matching kf_store_release(), which wakes it: requests queued in between
+ * go into one batch (one transaction, in queue order) instead of the first
+ * starting a transaction of its own while the next is being queued. For
+ * a request that should see another's effect at once — the broker's claim
+ * for a waiting worker right behind the submit that inserts the job. Nests;
+ * keep the window short (nothing blocking inside). Any thread. */
+void kf_store_hold(struct kf_store *s);
+void kf_store_release(struct kf_store *s);
+
 /* Runs up to `max` completions (0 = all that are queued now) and status
  * changes, in order, on the calling thread. Returns how many ran. */
 size_t kf_store_drain(struct kf_store *s, size_t max);

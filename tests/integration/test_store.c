@@ -1129,6 +1129,40 @@ static void test_group_commit(void **state)
 	free(o);
 }
 
+/* Held, the store runs nothing; released, what was queued meanwhile is one
+ * batch in queue order: a claim queued right behind a submit takes that
+ * job in the same transaction (the broker's hand-off to a waiting worker). */
+static void test_hold_one_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store_submit_args a = { .params = "{\"corpus\":\"held\"}", .max_attempts = 1 };
+	struct outcome *sub = calloc(1, sizeof(*sub)), *cl = calloc(1, sizeof(*cl));
+	struct kf_store_status before, after;
+
+	assert_non_null(sub);
+	assert_non_null(cl);
+	kf_store_status(f->store, &before);
+	kf_store_hold(f->store);
+	assert_int_equal(kf_store_submit(f->store, &a, on_done, sub), KF_OK);
+	assert_int_equal(kf_store_claim(f->store, "w-held", on_done, cl), KF_OK);
+	/* Nothing runs while held. */
+	assert_false(kf_store_wait_completions(f->store, 300));
+	kf_store_release(f->store);
+	drain_until(f, &sub->done);
+	drain_until(f, &cl->done);
+	assert_int_equal(sub->err, KF_OK);
+	assert_int_equal(cl->err, KF_OK);
+	assert_non_null(cl->job);
+	assert_int_equal(cl->job->id, sub->res.submit.job_id);
+	kf_store_status(f->store, &after);
+	assert_int_equal(after.batches, before.batches + 1);
+	assert_int_equal(after.last_batch, 2);
+	kf_store_job_free(cl->job);
+	kf_store_job_free(sub->job);
+	free(sub);
+	free(cl);
+}
+
 static void test_stop_cancels_queued(void **state)
 {
 	struct fixture *f = *state;
@@ -1222,6 +1256,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_and_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_upsert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_one_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_cancels_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	};
