@@ -302,15 +302,19 @@ enum kf_err kf__gw_render_metrics(struct kf__gw *gw, int fmt, struct kf_strbuf *
 {
 	struct kf_msnap agg = KF_MSNAP_INIT, own = KF_MSNAP_INIT;
 	struct kf__gw_jobs jobs;
+	/* The gateway's own counters first, the aggregate second: the ingest
+	 * thread handles messages in order, so a message the counters already
+	 * show (an undecodable one, a gap) comes with every update before it.
+	 * The other order could show a counter ahead of the series. */
+	enum kf_err err = kf_metrics_snapshot(gw->expose->reg, 0, &own);
 	uint64_t now = kf_clock_mono_ns();
 	pthread_mutex_lock(&gw->lock);
-	enum kf_err err = kf_gw_agg_snapshot(gw->agg, now, &agg);
+	if (!err)
+		err = kf_gw_agg_snapshot(gw->agg, now, &agg);
 	jobs = gw->jobs;
 	pthread_mutex_unlock(&gw->lock);
 	if (!err && !(err = add_jobs(gw, &jobs, now, &agg)))
 		kf_msnap_sort(&agg);
-	if (!err)
-		err = kf_metrics_snapshot(gw->expose->reg, 0, &own);
 	if (!err) {
 		kf_expo_write_families(out, &agg, (enum kf_expo_format)fmt);
 		kf_expo_write_families(out, &own, (enum kf_expo_format)fmt);
