@@ -107,8 +107,22 @@ static const struct kf_metric_desc descs[F_COUNT] = {
 static const char *const auth_reasons[] = { "missing", "malformed", "denied" };
 #define N_AUTH (sizeof(auth_reasons) / sizeof(auth_reasons[0]))
 
+/* What one scrape reads of the ingest side, in one critical section of
+ * gw->lock: the ingest thread handles messages in order and applies each
+ * under that lock, bumping the bus counters between applications, so
+ * everything read inside one section is a cut of that order — a scrape
+ * never shows a counter ahead of the series that came before it, nor the
+ * other way round. */
+struct capture {
+	struct kf_gw_agg_stats st;
+	uint64_t received[KF__GW_MSG_KIND_COUNT];
+	uint64_t decode_errors[KF__GW_DECODE_ERR_COUNT];
+	uint64_t sources_refused, status_gaps, status_missed;
+};
+
 struct kf__gw_expose {
 	struct kf_metrics *reg;
+	struct capture cap;                   /* the scrape's, for collect() */
 	struct kf_metric_family *fam[F_COUNT];
 	struct kf_counter *messages[KF__GW_MSG_KIND_COUNT];
 	struct kf_counter *decode_errors[KF__GW_DECODE_ERR_COUNT];
@@ -125,25 +139,38 @@ static void set_c(struct kf_counter *c, uint64_t v)
 		kf_counter_set(c, (double)v);
 }
 
+/* Under gw->lock. */
+static void capture_locked(struct kf__gw *gw, struct capture *c)
+{
+	kf_gw_agg_stats(gw->agg, &c->st);
+	for (size_t i = 0; i < KF__GW_MSG_KIND_COUNT; i++)
+		c->received[i] = atomic_load(&gw->bus.received[i]);
+	for (size_t i = 0; i < KF__GW_DECODE_ERR_COUNT; i++)
+		c->decode_errors[i] = atomic_load(&gw->bus.decode_errors[i]);
+	c->sources_refused = atomic_load(&gw->bus.sources_refused);
+	c->status_gaps = atomic_load(&gw->bus.status_gaps);
+	c->status_missed = atomic_load(&gw->bus.status_missed);
+}
+
+/* Runs inside kf_metrics_snapshot(), which kf__gw_render_metrics calls
+ * after capturing; only that thread renders, one scrape at a time. */
 static void collect(struct kf_metrics *reg, void *arg)
 {
 	(void)reg;
 	struct kf__gw *gw = arg;
 	struct kf__gw_expose *e = gw->expose;
-	struct kf_gw_agg_stats st;
-	pthread_mutex_lock(&gw->lock);
-	kf_gw_agg_stats(gw->agg, &st);
-	pthread_mutex_unlock(&gw->lock);
+	const struct capture *c = &e->cap;
+	const struct kf_gw_agg_stats st = c->st;
 
 	for (size_t i = 0; i < KF__GW_MSG_KIND_COUNT; i++)
-		set_c(e->messages[i], atomic_load(&gw->bus.received[i]));
+		set_c(e->messages[i], c->received[i]);
 	for (size_t i = 0; i < KF__GW_DECODE_ERR_COUNT; i++)
-		set_c(e->decode_errors[i], atomic_load(&gw->bus.decode_errors[i]));
+		set_c(e->decode_errors[i], c->decode_errors[i]);
 	for (size_t i = 0; i < KF_GW_DROP_COUNT; i++)
 		set_c(e->dropped[i], st.series_dropped[i]);
-	set_c(e->single[F_SOURCES_REFUSED], atomic_load(&gw->bus.sources_refused));
-	set_c(e->single[F_BUS_GAPS], st.sequence_gaps + atomic_load(&gw->bus.status_gaps));
-	set_c(e->single[F_BUS_MISSED], st.messages_missed + atomic_load(&gw->bus.status_missed));
+	set_c(e->single[F_SOURCES_REFUSED], c->sources_refused);
+	set_c(e->single[F_BUS_GAPS], st.sequence_gaps + c->status_gaps);
+	set_c(e->single[F_BUS_MISSED], st.messages_missed + c->status_missed);
 	set_c(e->single[F_UPDATES], st.updates);
 	set_c(e->single[F_UPDATES_STALE], st.stale_updates);
 	set_c(e->single[F_EXPIRED], st.series_expired);
@@ -302,19 +329,20 @@ enum kf_err kf__gw_render_metrics(struct kf__gw *gw, int fmt, struct kf_strbuf *
 {
 	struct kf_msnap agg = KF_MSNAP_INIT, own = KF_MSNAP_INIT;
 	struct kf__gw_jobs jobs;
-	/* The gateway's own counters first, the aggregate second: the ingest
-	 * thread handles messages in order, so a message the counters already
-	 * show (an undecodable one, a gap) comes with every update before it.
-	 * The other order could show a counter ahead of the series. */
-	enum kf_err err = kf_metrics_snapshot(gw->expose->reg, 0, &own);
 	uint64_t now = kf_clock_mono_ns();
+	/* The aggregate and every counter of the ingest side in one critical
+	 * section (struct capture says why). */
+	pthread_mutex_lock(&gw->render_lock);
 	pthread_mutex_lock(&gw->lock);
-	if (!err)
-		err = kf_gw_agg_snapshot(gw->agg, now, &agg);
+	enum kf_err err = kf_gw_agg_snapshot(gw->agg, now, &agg);
+	capture_locked(gw, &gw->expose->cap);
 	jobs = gw->jobs;
 	pthread_mutex_unlock(&gw->lock);
 	if (!err && !(err = add_jobs(gw, &jobs, now, &agg)))
 		kf_msnap_sort(&agg);
+	if (!err)
+		err = kf_metrics_snapshot(gw->expose->reg, 0, &own);
+	pthread_mutex_unlock(&gw->render_lock);
 	if (!err) {
 		kf_expo_write_families(out, &agg, (enum kf_expo_format)fmt);
 		kf_expo_write_families(out, &own, (enum kf_expo_format)fmt);

@@ -67,6 +67,7 @@ struct kf__gw_http;
 struct kf__gw {
 	const struct kf_gw_config *cfg;
 	pthread_mutex_t lock;              /* agg, jobs */
+	pthread_mutex_t render_lock;       /* one /metrics rendering at a time (expose.c) */
 	struct kf_gw_agg *agg;
 	struct kf__gw_jobs jobs;
 	struct kf__gw_bus_stats bus;

@@ -150,6 +150,7 @@ int main(int argc, char **argv)
 
 	struct kf__gw gw = { .cfg = &cfg };
 	pthread_mutex_init(&gw.lock, NULL);
+	pthread_mutex_init(&gw.render_lock, NULL);
 	const char *step = "";
 	enum kf_err err = start(&gw, &why, &step);
 	int rc = 0;
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
 	if (!err)
 		KF_INFO(KF__GW_TARGET, "server stopped");
 	pthread_mutex_destroy(&gw.lock);
+	pthread_mutex_destroy(&gw.render_lock);
 	kf_strbuf_release(&why);
 	kf_log_shutdown();
 	return rc;

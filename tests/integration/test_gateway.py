@@ -498,6 +498,7 @@ def real_workers(gw, query, tmp):
     corpus = os.path.join(SRC, "..", "shared", "corpora", "shai.json")
     env = dict(os.environ, **ENV)
     logs = [open(os.path.join(tmp, "worker%d.log" % i), "w") for i in range(2)]
+    sources0 = gw.metrics().get("keyforge_gateway_sources", 0)
     # Fixed ids: the restarted worker is the same source with a new incarnation.
     workers = [spawn([WORKER, "--id", "it-real-%d" % i], logs[i], env=env) for i in range(2)]
     ids = []
@@ -522,6 +523,10 @@ def real_workers(gw, query, tmp):
         query('keyforge_jobs_total{status="success"}')), 15, 0.5)
     T.ok(got is not None, "Prometheus counts the real successful jobs (%d)" % ok,
          query('keyforge_jobs_total{status="success"}'))
+    # A worker publishes its metrics once a second: the jobs can be done
+    # before its first update. Kill it only once the gateway knows both
+    # workers, or its successor is a new source rather than a restart.
+    wait_until(lambda: gw.metrics().get("keyforge_gateway_sources", 0) >= sources0 + 2, 10, 0.2)
     m0 = gw.metrics()
     before = cumulative_samples(m0)
     restarts0 = m0.get("keyforge_gateway_source_restarts_total", 0)
