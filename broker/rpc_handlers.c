@@ -548,6 +548,7 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 	struct kf_msg_job_params p = q->params;
 	struct kf_strbuf json = KF_STRBUF_INIT, key = KF_STRBUF_INIT;
 	const char *bad;
+	bool handoff;
 	enum kf_err err;
 
 	if ((bad = invalid_params(&p))) {
@@ -576,13 +577,16 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 	 * in order on one connection: were the two ever split — a batch is cut
 	 * at max_batch requests — the claim would still come after the INSERT,
 	 * one commit later.) */
-	kf_store_hold(b->store);
+	handoff = b->park_head != NULL;
+	if (handoff)
+		kf_store_hold(b->store);
 	err = kf_store_submit(b->store, &a, on_submit, c);
-	if (!err && b->park_head) {
+	if (!err && handoff) {
 		c->woke_lease = true;
 		kf__lease_wake(b, 1);
 	}
-	kf_store_release(b->store);
+	if (handoff)
+		kf_store_release(b->store);
 out:
 	kf_strbuf_release(&json);
 	kf_strbuf_release(&key);

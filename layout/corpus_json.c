@@ -509,9 +509,12 @@ static bool read_map_member(struct parser *p, unsigned slot)
 	return push_gram(p, &p->maps[slot], freq);
 }
 
-static bool read_map(struct parser *p, unsigned slot)
+/* '{' '}' or '{' member (',' member)* '}', each member read by `member`;
+ * `what` names the object in the error when the '{' is missing. */
+static bool read_object(struct parser *p, const char *what,
+			bool (*member)(struct parser *p, void *arg), void *arg)
 {
-	if (!expect(p, '{', "an object"))
+	if (!expect(p, '{', what))
 		return false;
 	skip_ws(p);
 	if (peek(p, '}')) {
@@ -519,7 +522,7 @@ static bool read_map(struct parser *p, unsigned slot)
 		return true;
 	}
 	for (;;) {
-		if (!read_map_member(p, slot))
+		if (!member(p, arg))
 			return false;
 		skip_ws(p);
 		if (peek(p, ',')) {
@@ -532,6 +535,16 @@ static bool read_map(struct parser *p, unsigned slot)
 		}
 		return fail_unexpected(p, "',' or '}'");
 	}
+}
+
+static bool map_member(struct parser *p, void *slot)
+{
+	return read_map_member(p, *(const unsigned *)slot);
+}
+
+static bool read_map(struct parser *p, unsigned slot)
+{
+	return read_object(p, "an object", map_member, &slot);
 }
 
 static const struct field *find_field(const struct parser *p)
@@ -605,31 +618,17 @@ static bool read_member(struct parser *p, struct kf_corpus *c)
 	}
 }
 
+static bool document_member(struct parser *p, void *corpus)
+{
+	return read_member(p, corpus);
+}
+
 static bool read_document(struct parser *p, struct kf_corpus *c)
 {
 	if (p->len >= 3 && !memcmp(p->s, "\xEF\xBB\xBF", 3))
 		p->pos = 3; /* a UTF-8 byte order mark, which RFC 8259 lets us ignore */
-	if (!expect(p, '{', "a JSON object"))
+	if (!read_object(p, "a JSON object", document_member, c))
 		return false;
-	skip_ws(p);
-	if (peek(p, '}')) {
-		p->pos++;
-	} else {
-		for (;;) {
-			if (!read_member(p, c))
-				return false;
-			skip_ws(p);
-			if (peek(p, ',')) {
-				p->pos++;
-				continue;
-			}
-			if (peek(p, '}')) {
-				p->pos++;
-				break;
-			}
-			return fail_unexpected(p, "',' or '}'");
-		}
-	}
 	skip_ws(p);
 	if (p->pos != p->len)
 		return fail_unexpected(p, "end of input after the top-level object");
