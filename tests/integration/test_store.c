@@ -436,12 +436,11 @@ static void test_migrate_checksum_mismatch(void **state)
 	kf_store_free(s);
 
 	/* A database newer than the binary is refused as well. */
-	admin_exec(c, "UPDATE schema_migrations SET checksum = "
-		      "(SELECT checksum FROM schema_migrations WHERE version = 1)");
 	{
 		char sql[256];
 
-		snprintf(sql, sizeof(sql), "UPDATE schema_migrations SET checksum = '%s'; "
+		snprintf(sql, sizeof(sql), "UPDATE schema_migrations SET checksum = '%s' "
+			 "WHERE version = 1; "
 			 "INSERT INTO schema_migrations (version, name, checksum) "
 			 "VALUES (%d, 'future', 'x')", kf_migrations[0].checksum,
 			 kf_migrate_newest() + 1);
@@ -1073,6 +1072,90 @@ static void test_list_and_counts(void **state)
 	assert_int_equal(o->res.counts.n[KF_JOB_SUCCEEDED], 0);
 }
 
+/* kf_store_counts equals a scan of the jobs, state by state. */
+static void assert_counts_match_scan(struct fixture *f, PGconn *c)
+{
+	struct outcome *o = &f->o[0];
+	char sql[160];
+
+	CALL(f, o, kf_store_counts(f->store, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	for (int st = 0; st < KF_JOB_STATE_COUNT; st++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE state = '%s'",
+			 kf_store_state_name((enum kf_job_state)st));
+		assert_int_equal(o->res.counts.n[st], admin_ll(c, sql));
+	}
+}
+
+/* The final states are counted by triggers (sql/002_final_counts.sql):
+ * every way into and out of them keeps the counts exact. */
+static void test_final_counts_follow_transitions(void **state)
+{
+	struct fixture *f = *state;
+	PGconn *c = PQconnectdb(f->conninfo);
+	struct outcome *o = &f->o[0];
+	int64_t ok = submit(f, 9, 1, 0, NULL), bad = submit(f, 8, 1, 0, NULL);
+	int64_t canceled = submit(f, 7, 3, 0, NULL), dropped = submit(f, 0, 3, 0, NULL);
+	uint64_t token;
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	complete(f, ok, claim(f, "w1")->lease_token, KF_STORE_SUCCEEDED, "{}", NULL);
+	complete(f, bad, claim(f, "w1")->lease_token, KF_STORE_FAILED, NULL, "boom");
+	token = claim(f, "w1")->lease_token;                 /* canceled: running */
+	CALL(f, o, kf_store_kill(f->store, canceled, NULL, on_done, o));
+	complete(f, canceled, token, KF_STORE_KILLED, "{}", NULL);
+	CALL(f, o, kf_store_kill(f->store, dropped, NULL, on_done, o));  /* pending */
+	submit(f, 0, 3, 0, NULL);                            /* stays pending */
+	assert_counts_match_scan(f, c);
+	assert_int_equal(o->res.counts.n[KF_JOB_SUCCEEDED], 1);
+	assert_int_equal(o->res.counts.n[KF_JOB_FAILED], 1);
+	assert_int_equal(o->res.counts.n[KF_JOB_KILLED], 2);
+
+	/* Out of the final states: retried, and deleted. */
+	CALL(f, o, kf_store_retry(f->store, bad, on_done, o));
+	CALL(f, o, kf_store_retry(f->store, dropped, on_done, o));
+	admin_exec(c, "DELETE FROM jobs WHERE state = 'succeeded'");
+	assert_counts_match_scan(f, c);
+	assert_int_equal(o->res.counts.n[KF_JOB_SUCCEEDED], 0);
+	assert_int_equal(o->res.counts.n[KF_JOB_FAILED], 0);
+	assert_int_equal(o->res.counts.n[KF_JOB_KILLED], 1);
+	assert_int_equal(o->res.counts.n[KF_JOB_PENDING], 3);
+
+	/* A job inserted in a final state, and TRUNCATE. */
+	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
+		      "VALUES ('failed', 1, 1, 1000, '{}')");
+	assert_counts_match_scan(f, c);
+	admin_exec(c, "TRUNCATE jobs CASCADE");
+	assert_counts_match_scan(f, c);
+	PQfinish(c);
+}
+
+/* Migration 2 counts the final jobs a version-1 database already holds. */
+static void test_final_counts_seeded_on_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	PGconn *c = PQconnectdb(f->conninfo);
+	const struct kf_store_job *j;
+	int ran = -1;
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	submit(f, 0, 1, 0, NULL);
+	j = claim(f, "w1");
+	complete(f, j->id, j->lease_token, KF_STORE_SUCCEEDED, "{}", NULL);
+	/* Back to version 1, then final jobs the triggers never saw. */
+	admin_exec(c, "DROP TABLE job_final_counts; "
+		      "DROP FUNCTION kf_job_final_count, kf_job_final_count_truncate CASCADE; "
+		      "DELETE FROM schema_migrations WHERE version >= 2");
+	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
+		      "SELECT s, 1, 1, 1000, '{}' FROM unnest(ARRAY['killed', 'killed', 'failed']) s");
+	assert_int_equal(kf_migrate_apply(c, NULL, &ran, NULL), KF_OK);
+	assert_int_equal(ran, kf_migrate_newest() - 1);
+	assert_counts_match_scan(f, c);
+	assert_int_equal(f->o[0].res.counts.n[KF_JOB_SUCCEEDED], 1);
+	assert_int_equal(f->o[0].res.counts.n[KF_JOB_KILLED], 2);
+	PQfinish(c);
+}
+
 static void test_worker_upsert(void **state)
 {
 	struct fixture *f = *state;
@@ -1254,6 +1337,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_released_does_not_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_final_counts_follow_transitions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_final_counts_seeded_on_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_upsert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_one_batch, setup, teardown),
