@@ -466,6 +466,7 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 		.outcome = q->released ? KF_STORE_RELEASED : outcome_of[q->outcome],
 		.error = q->error, .best_cost = q->result ? q->result->cost : NAN };
 	enum kf_err err;
+	bool next;
 
 	if (!id_ok(q->job_id)) {
 		kf__call_fail(c, KF_EINVAL, "complete: job_id %llu is not a job id",
@@ -480,21 +481,25 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	if (!isfinite(a.best_cost))
 		a.best_cost = NAN;
 	a.result = q->result ? json.buf : NULL;
+	/* "and lease my next job": queued right behind the completion and
+	 * held with it, so that one batch commits both (one round trip, one
+	 * commit) and the store counts them as one arrival. */
+	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining;
+	if (next)
+		kf_store_hold(b->store);
 	err = kf_store_complete(b->store, &a, on_complete, c);
 	kf_strbuf_release(&json);
-	if (err) {
-		fail_queue(c, err);
-		return;
-	}
-	/* "and lease my next job": queued right behind the completion, so
-	 * that the same batch commits both (one round trip, one commit). */
-	if (q->lease_next && q->worker_id && *q->worker_id && !b->draining) {
+	if (!err && next) {
 		uint32_t wait = q->lease_next_wait_ms < b->cfg.max_wait_ms ? q->lease_next_wait_ms
 									    : b->cfg.max_wait_ms;
 
 		c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
 		c->nx.wanted = kf_store_claim(b->store, q->worker_id, on_next_claim, c) == KF_OK;
 	}
+	if (next)
+		kf_store_release(b->store);
+	if (err)
+		fail_queue(c, err);
 }
 
 /* ---- submit ------------------------------------------------------------------------- */
