@@ -9,6 +9,8 @@
 #                        beanstalkd, commands (default 17600)
 #   KF_HBENCH_KEEP=1     keep the work folder (logs) in /tmp after exit
 #   KEYFORGE_LOG         log filter of the programs (default info, as shipped)
+#   KF_HBENCH_CHRT       a command the programs and beanstalkd run under, e.g.
+#                        "chrt -b 0" (SCHED_BATCH); unquoted, split on spaces
 # Figures and commands: docs/performance.md.
 
 HB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -123,12 +125,13 @@ hb_cleanup() {
 	exit "$rc"
 }
 
-# hb_spawn NAME CMD...: starts CMD in its own session, logs to NAME.log,
-# records its pid; sets HB_PID.
+# hb_spawn NAME CMD...: starts CMD in its own session (under
+# $KF_HBENCH_CHRT), logs to NAME.log, records its pid; sets HB_PID.
 hb_spawn() {
 	local name="$1"
 	shift
-	setsid "$@" </dev/null >>"$HB_WORK/logs/$name.log" 2>&1 &
+	# shellcheck disable=SC2086 # a command and its flags
+	setsid ${KF_HBENCH_CHRT:-} "$@" </dev/null >>"$HB_WORK/logs/$name.log" 2>&1 &
 	HB_PID=$!
 	disown "$HB_PID" # no "Killed" notice when a benchmark kills it
 	echo "$HB_PID" >>"$HB_WORK/pids"

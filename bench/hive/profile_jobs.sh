@@ -81,7 +81,7 @@ pg_procs >"$HB_WORK/pg.after"
 wait   # perf
 
 echo "profile_jobs: $JOBS zero-step jobs, 2 workers x $SLOTS slot(s), load $(hb_load)"
-grep -E 'jobs/s|database|cpu (broker|worker|bench_jobs)' <<<"$out"
+grep -E 'jobs/s|submits/s|submit ack|database|cpu (broker|worker|bench_jobs)' <<<"$out"
 echo "PostgreSQL processes (per job):"
 awk -v n="$JOBS" -v us="$US_PER_TICK" '
 	NR == FNR { u[$1] = $3; s[$1] = $4; next }
