@@ -29,14 +29,21 @@ US_PER_TICK=$((1000000 / $(getconf CLK_TCK)))
 
 # Threads of the given processes: pid tid name cpu_ticks voluntary involuntary
 threads() {
-	local p t st
+	local p t st name vol invol
 	for p in "$@"; do
 		for t in /proc/"$p"/task/*; do
-			read -ra st <<<"$(sed 's/.*) //' "$t/stat")"
-			printf '%s %s %s %s %s %s\n' "$p" "${t##*/}" "$(tr ' ' _ <"$t/comm")" \
-				$((st[11] + st[12])) \
-				"$(awk '/^voluntary_ctxt/ { print $2 }' "$t/status")" \
-				"$(awk '/^nonvoluntary_ctxt/ { print $2 }' "$t/status")"
+			# A thread may end between the listing and the reads
+			# (nng's resolver threads come and go): skip it.
+			st=() name="" vol="" invol=""
+			read -ra st <<<"$(sed 's/.*) //' "$t/stat" 2>/dev/null)" || true
+			name="$(tr ' ' _ <"$t/comm" 2>/dev/null)" || true
+			vol="$(awk '/^voluntary_ctxt/ { print $2 }' "$t/status" 2>/dev/null)" || true
+			invol="$(awk '/^nonvoluntary_ctxt/ { print $2 }' "$t/status" 2>/dev/null)" || true
+			if [ "${#st[@]}" -le 12 ] || [ -z "$name" ] || [ -z "$vol" ] || [ -z "$invol" ]; then
+				continue
+			fi
+			printf '%s %s %s %s %s %s\n' "$p" "${t##*/}" "$name" $((st[11] + st[12])) \
+				"$vol" "$invol"
 		done
 	done
 }
