@@ -14,9 +14,6 @@
 #include "common/clock.h"
 #include "proto/topic.h"
 
-#define ORPHAN_LIST_LIMIT 1000
-#define ORPHAN_MAX_WORKERS 64
-
 /* A sweep in flight: the span it belongs to and what it is about. */
 struct sweep {
 	struct kf_broker *b;
@@ -206,45 +203,73 @@ static void on_liveness(void *arg, struct kf_worker *w, enum kf_worker_liveness 
 			KF_U64("silent_ms", silent_ms), KF_U64("job_id", w->job_id));
 }
 
-/* ---- orphans: running jobs whose worker this broker has never heard of
- * (it died while the broker was down). Checked once the broker has been up
- * long enough for every live worker to have sent a heartbeat. -------------- */
+/* ---- orphans: running jobs whose worker no broker has seen lately (it died
+ * while its broker was down). Brokers share the database (DESIGN.md §1):
+ * each records in workers.last_seen, every KF__ORPHAN_EVERY ticks, the
+ * workers it hears from, and a job is an orphan only when its worker's
+ * record is older than ORPHAN_STALE_MS — a worker attached to another
+ * broker is not. Checked once this broker has been up long enough for every
+ * live worker to have sent it a heartbeat. ---------------------------------- */
+
+/* Dead here (KF_WORKERS_DEAD_AFTER heartbeats missed), plus two refresh
+ * periods of the broker that may still be hearing from it. */
+#define ORPHAN_STALE_MS \
+	((int64_t)KF_WORKERS_DEAD_AFTER * KF_WORKERS_HB_MS + 2 * KF__ORPHAN_EVERY * KF__TICK_MS)
 
 static void on_orphans(void *arg, const struct kf_store_result *res)
 {
 	struct kf_broker *b = arg;
-	const char *done[ORPHAN_MAX_WORKERS];
-	size_t n_done = 0;
 
 	b->orphans_inflight = false;
 	if (res->err)
 		return;
-	for (size_t i = 0; i < res->list.n_jobs && n_done < ORPHAN_MAX_WORKERS; i++) {
-		const char *wid = res->list.jobs[i].worker_id;
-		struct kf_worker *w;
-		bool seen = false;
+	for (size_t i = 0; i < res->orphans.n; i++) {
+		const char *wid = res->orphans.worker_ids[i];
+		struct kf_worker *w = kf_workers_find(b->workers, wid);
 
-		if (!wid || !*wid)
+		/* Alive here after all (its record is written a tick late), or
+		 * already being requeued. */
+		if (!*wid || (w && (w->liveness != KF_WORKER_DEAD || w->requeue_inflight)))
 			continue;
-		for (size_t k = 0; k < n_done && !seen; k++)
-			seen = !strcmp(done[k], wid);
-		w = kf_workers_find(b->workers, wid);
-		if (seen || (w && (w->liveness != KF_WORKER_DEAD || w->requeue_inflight)))
-			continue;
-		done[n_done++] = wid;
 		kf__requeue_worker(b, wid, w ? "worker dead" : "worker unknown to this broker");
 	}
 }
 
+static void on_seen(void *arg, const struct kf_store_result *res)
+{
+	(void)arg;
+	(void)res; /* a failure is retried by the next refresh */
+}
+
+/* workers.last_seen = now for every worker not dead here. */
+static void record_seen(struct kf_broker *b)
+{
+	size_t n = kf_workers_count(b->workers), k = 0;
+	const char **ids;
+
+	if (n == 0 || !(ids = malloc(n * sizeof(*ids))))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct kf_worker *w = kf_workers_at(b->workers, i);
+
+		if (w->liveness != KF_WORKER_DEAD)
+			ids[k++] = w->id;
+	}
+	if (k)
+		kf_store_workers_seen(b->store, ids, k, on_seen, b);
+	free(ids);
+}
+
 static void check_orphans(struct kf_broker *b, uint64_t now)
 {
-	struct kf_store_list_args a = { .states = 1u << KF_JOB_RUNNING, .limit = ORPHAN_LIST_LIMIT };
 	uint64_t dead_after = (uint64_t)KF_WORKERS_DEAD_AFTER * KF_WORKERS_HB_MS * KF__NS_PER_MS;
 
-	if (b->orphans_inflight || now - b->started_ns < dead_after ||
-	    b->ticks % KF__ORPHAN_EVERY != 0)
+	if (b->ticks % KF__ORPHAN_EVERY != 0)
 		return;
-	if (kf_store_list(b->store, &a, on_orphans, b) == KF_OK)
+	record_seen(b);
+	if (b->orphans_inflight || now - b->started_ns < dead_after)
+		return;
+	if (kf_store_orphans(b->store, ORPHAN_STALE_MS, on_orphans, b) == KF_OK)
 		b->orphans_inflight = true;
 }
 

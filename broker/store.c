@@ -59,6 +59,7 @@ static const char *const op_names[KF_STORE_OP_COUNT] = {
 	[KF_STORE_LIST] = "list", [KF_STORE_COUNTS] = "counts",
 	[KF_STORE_REQUEUE_WORKER] = "requeue_worker", [KF_STORE_PROMOTE] = "promote",
 	[KF_STORE_EXPIRE] = "expire", [KF_STORE_WORKER_UPSERT] = "worker_upsert",
+	[KF_STORE_WORKERS_SEEN] = "workers_seen", [KF_STORE_ORPHANS] = "orphans",
 };
 
 static const char *const state_names[KF_JOB_STATE_COUNT] = {
@@ -1100,6 +1101,54 @@ enum kf_err kf_store_worker_upsert(struct kf_store *s, const struct kf_store_wor
 		return KF_ENOMEM;
 	}
 	return enqueue(s, r);
+}
+
+/* ids as a PostgreSQL text[] literal: every element double-quoted, with
+ * '\\' and '"' escaped, so that any bytes a worker chose for its id stay
+ * one element. */
+static void text_array(struct kf_strbuf *sb, const char *const *ids, size_t n)
+{
+	kf_strbuf_addch(sb, '{');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			kf_strbuf_addch(sb, ',');
+		kf_strbuf_addch(sb, '"');
+		for (const char *c = ids[i]; *c; c++) {
+			if (*c == '\\' || *c == '"')
+				kf_strbuf_addch(sb, '\\');
+			kf_strbuf_addch(sb, *c);
+		}
+		kf_strbuf_addch(sb, '"');
+	}
+	kf_strbuf_addch(sb, '}');
+}
+
+enum kf_err kf_store_workers_seen(struct kf_store *s, const char *const *ids, size_t n,
+				  kf_store_cb *cb, void *arg)
+{
+	struct kf_strbuf lit = KF_STRBUF_INIT;
+	struct kf__store_req *r;
+	bool ok;
+
+	if (!ids || n == 0)
+		return KF_EINVAL;
+	if (!(r = req_new(KF_STORE_WORKERS_SEEN, cb, arg)))
+		return KF_ENOMEM;
+	text_array(&lit, ids, n);
+	ok = req_str(r, 0, lit.buf, &r->a.job.text);
+	kf_strbuf_release(&lit);
+	if (!ok) {
+		req_free(r);
+		return KF_ENOMEM;
+	}
+	return enqueue(s, r);
+}
+
+enum kf_err kf_store_orphans(struct kf_store *s, int64_t stale_ms, kf_store_cb *cb, void *arg)
+{
+	if (stale_ms < 0)
+		return KF_EINVAL;
+	return plain_req(s, KF_STORE_ORPHANS, stale_ms, cb, arg);
 }
 
 /* ---- job copies ------------------------------------------------------------- */

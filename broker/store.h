@@ -84,6 +84,8 @@ enum kf_store_op {
 	KF_STORE_PROMOTE,
 	KF_STORE_EXPIRE,
 	KF_STORE_WORKER_UPSERT,
+	KF_STORE_WORKERS_SEEN,
+	KF_STORE_ORPHANS,
 	KF_STORE_OP_COUNT
 };
 
@@ -204,6 +206,10 @@ struct kf_store_result {
 			int64_t next_due_ms; /* promote: ms until the next retrying job is due,
 					      * -1 = none retrying; otherwise -1 */
 		} sweep;           /* requeue_worker, promote, expire */
+		struct {
+			const char *const *worker_ids; /* distinct, at most 64 */
+			size_t n;
+		} orphans;
 	};
 };
 
@@ -431,6 +437,17 @@ struct kf_store_worker_args {
  * the broker keeps last-heartbeat times in memory. */
 enum kf_err kf_store_worker_upsert(struct kf_store *s, const struct kf_store_worker_args *args,
 				   kf_store_cb *cb, void *arg);
+
+/* Sets workers.last_seen to now for these workers (those this broker hears
+ * from), so that other brokers on the database know they live. One
+ * statement for all of them; unknown ids are ignored. KF_EINVAL if n == 0. */
+enum kf_err kf_store_workers_seen(struct kf_store *s, const char *const *ids, size_t n,
+				  kf_store_cb *cb, void *arg);
+
+/* Workers that hold running jobs but that no broker has recorded as seen
+ * for stale_ms (or ever): orphans.worker_ids, at most 64. Their jobs are
+ * for kf_store_requeue_worker(). */
+enum kf_err kf_store_orphans(struct kf_store *s, int64_t stale_ms, kf_store_cb *cb, void *arg);
 
 /* ---- helpers ---------------------------------------------------------------- */
 

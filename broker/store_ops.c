@@ -46,6 +46,7 @@ enum stmt {
 	ST_SUBMIT, ST_CLAIM, ST_PROGRESS, ST_COMPLETE, ST_KILL,
 	ST_RETRY, ST_GET, ST_ATTEMPTS, ST_LIST_ASC, ST_LIST_DESC, ST_LIST_TOTAL,
 	ST_COUNTS, ST_REQUEUE, ST_PROMOTE, ST_NEXT_DUE, ST_EXPIRE, ST_WORKER_UPSERT,
+	ST_WORKERS_SEEN, ST_ORPHANS,
 	ST_COUNT
 };
 
@@ -131,6 +132,15 @@ static const struct {
 		"host = EXCLUDED.host, pid = EXCLUDED.pid, incarnation = EXCLUDED.incarnation, "
 		"slots = EXCLUDED.slots, state = EXCLUDED.state, last_seen = clock_timestamp()",
 		PGRES_COMMAND_OK },
+	[ST_WORKERS_SEEN] = { "kf_workers_seen",
+		"UPDATE workers SET last_seen = clock_timestamp() WHERE id = ANY ($1::text[])",
+		PGRES_COMMAND_OK },
+	/* Through jobs_running_worker: the running jobs only. */
+	[ST_ORPHANS] = { "kf_orphans",
+		"SELECT DISTINCT j.worker_id FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id "
+		"WHERE j.state = 'running' AND j.worker_id IS NOT NULL AND (w.id IS NULL OR "
+		"w.last_seen < clock_timestamp() - $1::bigint * interval '1 millisecond') "
+		"ORDER BY 1 LIMIT 64", PGRES_TUPLES_OK },
 };
 
 enum kf_err kf__store_prepare(struct kf__store_db *db, struct kf_strbuf *msg)
@@ -632,6 +642,41 @@ static int build_worker(struct kf__store_db *db, struct kf__store_req *r, struct
 	return n;
 }
 
+static int build_workers_seen(struct kf__store_db *db, struct kf__store_req *r,
+			      struct call *calls)
+{
+	int n = 0;
+	struct call *c = call_new(calls, &n, ST_WORKERS_SEEN);
+
+	(void)db;
+	p_str(c, r->a.job.text);
+	return n;
+}
+
+static int build_orphans(struct kf__store_db *db, struct kf__store_req *r, struct call *calls)
+{
+	int n = 0;
+	struct call *c = call_new(calls, &n, ST_ORPHANS);
+
+	(void)db;
+	p_ll(c, r->a.grace_ms);
+	return n;
+}
+
+static enum kf_err parse_orphans(struct kf__store_req *r)
+{
+	int n = PQntuples(r->pg[0]);
+	const char **ids;
+
+	if (!(ids = alloc_rows(r, n, sizeof(*ids))))
+		return KF_OK;
+	for (int i = 0; i < n; i++)
+		ids[i] = kf__pq_str(r->pg[0], i, 0);
+	r->res.orphans.worker_ids = ids;
+	r->res.orphans.n = (size_t)n;
+	return KF_OK;
+}
+
 static enum kf_err parse_nothing(struct kf__store_req *r)
 {
 	(void)r;
@@ -655,6 +700,8 @@ static const struct {
 	[KF_STORE_PROMOTE] = { build_sweep, parse_sweep },
 	[KF_STORE_EXPIRE] = { build_sweep, parse_sweep },
 	[KF_STORE_WORKER_UPSERT] = { build_worker, parse_nothing },
+	[KF_STORE_WORKERS_SEEN] = { build_workers_seen, parse_nothing },
+	[KF_STORE_ORPHANS] = { build_orphans, parse_orphans },
 };
 
 /* ---- pipeline: send, then receive ------------------------------------------- */

@@ -88,8 +88,9 @@ static const char *broker_bin(void)
 	return p && *p ? p : "broker/keyforge-broker";
 }
 
-/* Starts a broker on the test's addresses; its stdout+stderr go to log. */
-static pid_t spawn_broker(const char *log, const char *token_path)
+/* Starts a broker on urls (ingest, events, rpc, commands); its
+ * stdout+stderr go to log. */
+static pid_t spawn_broker_at(char urls[4][64], const char *log, const char *token_path)
 {
 	pid_t pid = fork();
 
@@ -107,10 +108,16 @@ static pid_t spawn_broker(const char *log, const char *token_path)
 	setenv("KEYFORGE_LOG", "info,keyforge::broker=debug", 1);
 	setenv("KEYFORGE_LOG_FORMAT", "human", 1);
 	setenv("NO_COLOR", "1", 1);
-	execl(broker_bin(), "keyforge-broker", "--db", g_conninfo, "--ingest", g_url[0],
-	      "--events", g_url[1], "--rpc", g_url[2], "--commands", g_url[3], "--token-file", token_path,
+	execl(broker_bin(), "keyforge-broker", "--db", g_conninfo, "--ingest", urls[0],
+	      "--events", urls[1], "--rpc", urls[2], "--commands", urls[3], "--token-file", token_path,
 	      "--ingest-rate", rate, "--ingest-burst", burst, "--max-wait", "5000", (char *)NULL);
 	_exit(127);
+}
+
+/* Starts a broker on the test's addresses. */
+static pid_t spawn_broker(const char *log, const char *token_path)
+{
+	return spawn_broker_at(g_url, log, token_path);
 }
 
 static bool log_has(const char *needle)
@@ -127,11 +134,12 @@ static bool log_has(const char *needle)
 	return found;
 }
 
-static int log_count(const char *needle)
+/* Lines of the log at path that contain needle. */
+static int log_count_in(const char *path, const char *needle)
 {
 	char line[4096];
 	int n = 0;
-	FILE *f = fopen(g_log_path, "r");
+	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return 0;
@@ -139,6 +147,11 @@ static int log_count(const char *needle)
 		n += strstr(line, needle) != NULL;
 	fclose(f);
 	return n;
+}
+
+static int log_count(const char *needle)
+{
+	return log_count_in(g_log_path, needle);
 }
 
 /* Lines of the broker log with `message` about job `id` (human format:
@@ -1280,6 +1293,67 @@ static void psql(const char *sql, char *out, size_t out_size)
 	assert_int_equal(pclose(p), 0);
 }
 
+/* Brokers may share a database (DESIGN.md §1). A second one, on addresses
+ * of its own, leaves alone the running job of a worker that only the first
+ * one hears from; a running job whose worker no broker has seen (it died
+ * with its broker) is requeued as an orphan. */
+static void test_second_broker_shares_database(void **state)
+{
+	char urls[4][64], log2[160], token2[160], sql[160];
+	struct kf_bus_pub *pub = ingest_pub();
+	uint64_t id, ghost, token, seq = 1, t0;
+	struct kf_msg *l, *rep, req;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	drain_pending();
+	id = submit_job(0, 10);
+	heartbeat(pub, "w-at-a", seq++, 0);
+	l = lease_job("w-at-a", id);
+	token = l->lease_rep.lease->lease_token;
+	kf_msg_free(l);
+	ghost = submit_job(0, 10);
+	snprintf(sql, sizeof(sql), "UPDATE jobs SET state = 'running', worker_id = 'w-ghost', "
+		 "attempt = 1, lease_token = 7, started_at = now() WHERE id = %llu",
+		 (unsigned long long)ghost);
+	psql(sql, NULL, 0);
+
+	for (int i = 0; i < 4; i++)
+		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", free_port());
+	snprintf(log2, sizeof(log2), "%s/sharing.log", g_tmp);
+	snprintf(token2, sizeof(token2), "%s/sharing.token", g_tmp);
+	t0 = kf_clock_mono_ns();
+	pid = spawn_broker_at(urls, log2, token2);
+	assert_true(pid > 0);
+	/* The second broker checks for orphans 10 s after it started, then
+	 * every 5 s: give it two checks. The worker keeps heartbeating to the
+	 * first broker meanwhile. */
+	while (kf_clock_mono_ns() - t0 < 17 * 1000000000ull ||
+	       job_state(ghost) == KF_JOB_RUNNING) {
+		assert_true(kf_clock_mono_ns() - t0 < 40 * 1000000000ull);
+		heartbeat(pub, "w-at-a", seq++, id);
+		sleep_ms(500);
+	}
+	assert_int_equal(waitpid(pid, &status, WNOHANG), 0);   /* it ran all along */
+	assert_int_equal(job_state(id), KF_JOB_RUNNING);
+	assert_int_not_equal(job_state(ghost), KF_JOB_RUNNING);
+	assert_true(log_has("worker unknown to this broker") ||
+		    log_count_in(log2, "worker unknown to this broker") > 0);
+	assert_int_equal(log_count_in(log2, "w-at-a"), 0);
+
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* The first worker's lease was never fenced off. */
+	rep = complete(id, token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	req_init(&req, KF_MSG_KILL_REQ);
+	req.kill_req.job_id = ghost;   /* not left for the tests after this one */
+	kf_msg_free(rpc(&req, true));
+	kf_bus_pub_free(pub);
+}
+
 /* A database whose recorded migration differs from the binary's: the broker
  * refuses to run on it (exit 1), it does not silently skip. */
 static void test_migration_mismatch(void **state)
@@ -1352,6 +1426,7 @@ int main(void)
 		cmocka_unit_test(test_ingest),
 		cmocka_unit_test(test_worker_death_requeues),
 		cmocka_unit_test(test_second_broker_refused),
+		cmocka_unit_test(test_second_broker_shares_database),
 		cmocka_unit_test(test_database_outage),
 		cmocka_unit_test(test_migration_mismatch),
 		cmocka_unit_test(test_sigterm),

@@ -151,6 +151,10 @@ static void copy_rows(struct outcome *o, const struct kf_store_result *res)
 			o->attempts[i] = res->sweep.changes[i].attempt;
 		}
 		break;
+	case KF_STORE_ORPHANS:
+		for (i = 0; i < res->orphans.n && i < MAX_ROWS; i++, o->n++)
+			snprintf(o->texts[i], sizeof(o->texts[i]), "%s", res->orphans.worker_ids[i]);
+		break;
 	case KF_STORE_GET:
 		for (i = 0; i < res->get.n_attempts && i < MAX_ROWS; i++, o->n++) {
 			o->attempts[i] = res->get.attempts[i].attempt;
@@ -1178,6 +1182,56 @@ static void test_worker_upsert(void **state)
 	PQfinish(c);
 }
 
+/* Brokers record the workers they hear from (workers.last_seen, one
+ * statement for all, any bytes in an id); a running job is an orphan when
+ * its worker has no record or a stale one. */
+static void test_workers_seen_and_orphans(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const odd[] = { "q\"uote", "back\\slash", "com,ma", "{brace}" };
+	struct kf_store_worker_args w = { .host = "box", .slots = 1 };
+	struct outcome *o = &f->o[0];
+	PGconn *c = PQconnectdb(f->conninfo);
+	const char *fresh = "fresh";
+
+	for (size_t i = 0; i < 4; i++) {
+		w.id = odd[i];
+		CALL(f, o, kf_store_worker_upsert(f->store, &w, on_done, o));
+	}
+	w.id = "bystander";
+	CALL(f, o, kf_store_worker_upsert(f->store, &w, on_done, o));
+	admin_exec(c, "UPDATE workers SET last_seen = now() - interval '1 hour'");
+	CALL(f, o, kf_store_workers_seen(f->store, odd, 4, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(admin_ll(c, "SELECT count(*) FROM workers "
+				     "WHERE last_seen > now() - interval '1 minute'"), 4);
+	assert_int_equal(admin_ll(c, "SELECT count(*) FROM workers WHERE id = 'bystander' "
+				     "AND last_seen < now() - interval '1 minute'"), 1);
+	assert_int_equal(kf_store_workers_seen(f->store, odd, 0, on_done, o), KF_EINVAL);
+
+	/* Running jobs of: a fresh record, a stale one, none at all. */
+	w.id = fresh;
+	CALL(f, o, kf_store_worker_upsert(f->store, &w, on_done, o));
+	submit(f, 0, 3, 0, NULL);
+	submit(f, 0, 3, 0, NULL);
+	submit(f, 0, 3, 0, NULL);
+	claim(f, fresh);
+	claim(f, "bystander");
+	claim(f, "nobody");
+	CALL(f, o, kf_store_orphans(f->store, 60000, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->n, 2);
+	assert_string_equal(o->texts[0], "bystander");
+	assert_string_equal(o->texts[1], "nobody");
+	CALL(f, o, kf_store_workers_seen(f->store, (const char *const[]){ "bystander" }, 1,
+					 on_done, o));
+	CALL(f, o, kf_store_orphans(f->store, 60000, on_done, o));
+	assert_int_equal(o->n, 1);
+	assert_string_equal(o->texts[0], "nobody");
+	assert_int_equal(kf_store_orphans(f->store, -1, on_done, o), KF_EINVAL);
+	PQfinish(c);
+}
+
 /* Requests queued together share one transaction; one bad request in a
  * batch fails alone. */
 static void test_group_commit(void **state)
@@ -1340,6 +1394,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_final_counts_follow_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_final_counts_seeded_on_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_upsert, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workers_seen_and_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_one_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_cancels_queued, setup, teardown),
