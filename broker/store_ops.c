@@ -33,6 +33,14 @@
 #define JOB_COLS_LIST JOB_COLS("CASE WHEN $5::boolean THEN params::text END", \
 			       "CASE WHEN $5::boolean THEN result::text END")
 #define STATE_FILTER "($1::text[] IS NULL OR state = ANY ($1::text[]))"
+/* Jobs per state: the active states through their indexes, the final
+ * states from the counters sql/002_final_counts.sql keeps — never a scan of
+ * every job ever run (docs/database.md). */
+#define STATE_COUNTS \
+	"SELECT 'pending' AS state, count(*) AS n FROM jobs WHERE state = 'pending' UNION ALL " \
+	"SELECT 'running', count(*) FROM jobs WHERE state = 'running' UNION ALL " \
+	"SELECT 'retrying', count(*) FROM jobs WHERE state = 'retrying' UNION ALL " \
+	"SELECT state, n FROM job_final_counts"
 
 /* Column numbers of JOB_COLS. */
 enum {
@@ -102,14 +110,9 @@ static const struct {
 		"SELECT " JOB_COLS_LIST " FROM jobs WHERE " STATE_FILTER
 		" AND ($2::bigint = 0 OR id < $2::bigint) ORDER BY id DESC LIMIT $3::bigint OFFSET $4::bigint", PGRES_TUPLES_OK },
 	[ST_LIST_TOTAL] = { "kf_list_total",
-		"SELECT count(*) FROM jobs WHERE " STATE_FILTER, PGRES_TUPLES_OK },
-	/* Active states through their partial indexes, final states from the
-	 * counters sql/002_final_counts.sql keeps: no scan of every job. */
-	[ST_COUNTS] = { "kf_counts",
-		"SELECT 'pending', count(*) FROM jobs WHERE state = 'pending' UNION ALL "
-		"SELECT 'running', count(*) FROM jobs WHERE state = 'running' UNION ALL "
-		"SELECT 'retrying', count(*) FROM jobs WHERE state = 'retrying' UNION ALL "
-		"SELECT state, n FROM job_final_counts", PGRES_TUPLES_OK },
+		"SELECT COALESCE(sum(n), 0)::bigint FROM (" STATE_COUNTS ") AS c WHERE "
+		STATE_FILTER, PGRES_TUPLES_OK },
+	[ST_COUNTS] = { "kf_counts", STATE_COUNTS, PGRES_TUPLES_OK },
 	[ST_REQUEUE] = { "kf_requeue",
 		"SELECT job_id, new_state, attempt, NULL::text, lease_token "
 		"FROM kf_worker_requeue($1, $2)", PGRES_TUPLES_OK },

@@ -1114,6 +1114,14 @@ static void test_final_counts_follow_transitions(void **state)
 	assert_int_equal(o->res.counts.n[KF_JOB_SUCCEEDED], 1);
 	assert_int_equal(o->res.counts.n[KF_JOB_FAILED], 1);
 	assert_int_equal(o->res.counts.n[KF_JOB_KILLED], 2);
+	/* A list's total comes from the same counts. */
+	CALL(f, o, kf_store_list(f->store, &(struct kf_store_list_args){ .limit = 1,
+		.with_total = true, .states = (1u << KF_JOB_FAILED) | (1u << KF_JOB_KILLED) },
+		on_done, o));
+	assert_int_equal(o->res.list.total, 3);
+	CALL(f, o, kf_store_list(f->store, &(struct kf_store_list_args){ .limit = 1,
+		.with_total = true }, on_done, o));
+	assert_int_equal(o->res.list.total, admin_ll(c, "SELECT count(*) FROM jobs"));
 
 	/* Out of the final states: retried, and deleted. */
 	CALL(f, o, kf_store_retry(f->store, bad, on_done, o));
