@@ -483,7 +483,8 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	a.result = q->result ? json.buf : NULL;
 	/* "and lease my next job": queued right behind the completion and
 	 * held with it, so that one batch commits both (one round trip, one
-	 * commit) and the store counts them as one arrival. */
+	 * commit) even when the database thread is idle and would otherwise
+	 * take the completion alone. */
 	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining;
 	if (next)
 		kf_store_hold(b->store);

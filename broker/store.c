@@ -1135,7 +1135,7 @@ enum kf_err kf_store_workers_seen(struct kf_store *s, const char *const *ids, si
 	if (!(r = req_new(KF_STORE_WORKERS_SEEN, cb, arg)))
 		return KF_ENOMEM;
 	text_array(&lit, ids, n);
-	ok = req_str(r, 0, lit.buf, &r->a.job.text);
+	ok = req_str(r, 0, lit.buf, &r->a.worker_ids);
 	kf_strbuf_release(&lit);
 	if (!ok) {
 		req_free(r);
@@ -1146,9 +1146,14 @@ enum kf_err kf_store_workers_seen(struct kf_store *s, const char *const *ids, si
 
 enum kf_err kf_store_orphans(struct kf_store *s, int64_t stale_ms, kf_store_cb *cb, void *arg)
 {
+	struct kf__store_req *r;
+
 	if (stale_ms < 0)
 		return KF_EINVAL;
-	return plain_req(s, KF_STORE_ORPHANS, stale_ms, cb, arg);
+	if (!(r = req_new(KF_STORE_ORPHANS, cb, arg)))
+		return KF_ENOMEM;
+	r->a.stale_ms = stale_ms;
+	return enqueue(s, r);
 }
 
 /* ---- job copies ------------------------------------------------------------- */

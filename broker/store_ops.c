@@ -652,7 +652,7 @@ static int build_workers_seen(struct kf__store_db *db, struct kf__store_req *r,
 	struct call *c = call_new(calls, &n, ST_WORKERS_SEEN);
 
 	(void)db;
-	p_str(c, r->a.job.text);
+	p_str(c, r->a.worker_ids);
 	return n;
 }
 
@@ -662,7 +662,7 @@ static int build_orphans(struct kf__store_db *db, struct kf__store_req *r, struc
 	struct call *c = call_new(calls, &n, ST_ORPHANS);
 
 	(void)db;
-	p_ll(c, r->a.grace_ms);
+	p_ll(c, r->a.stale_ms);
 	return n;
 }
 
