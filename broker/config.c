@@ -37,6 +37,9 @@ static const char usage_text[] =
 	"  --rpc-contexts N     requests in flight at once, parked leases included\n"
 	"                       (default 1024)\n"
 	"  --max-wait MS        longest lease long-poll (default 30000)\n"
+	"  --thread-nice N      nice value (-20..0) of the two threads every job waits\n"
+	"                       for, the loop and the database thread (default -5;\n"
+	"                       0 = leave them; needs CAP_SYS_NICE) [KEYFORGE_THREAD_NICE]\n"
 	"  -h, --help           this text\n"
 	"  -V, --version        print the version\n"
 	"\n"
@@ -54,6 +57,7 @@ const char *kf_broker_usage(void)
 enum opt_id {
 	OPT_DB = 1000, OPT_INGEST, OPT_EVENTS, OPT_RPC, OPT_COMMANDS, OPT_TOKEN_FILE, OPT_WORKER_AUTH,
 	OPT_INGEST_RATE, OPT_INGEST_BURST, OPT_LOG_RING, OPT_CONTEXTS, OPT_MAX_WAIT,
+	OPT_THREAD_NICE,
 };
 
 static const struct option long_opts[] = {
@@ -69,6 +73,7 @@ static const struct option long_opts[] = {
 	{ "log-ring", required_argument, NULL, OPT_LOG_RING },
 	{ "rpc-contexts", required_argument, NULL, OPT_CONTEXTS },
 	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT },
+	{ "thread-nice", required_argument, NULL, OPT_THREAD_NICE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -77,6 +82,27 @@ static const struct option long_opts[] = {
 static bool env_true(const char *v)
 {
 	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+/* A nice value the broker may ask for: -20..0 (above 0 would only slow
+ * every job down). */
+static enum kf_err parse_nice(const char *v, const char *what, int *out, struct kf_strbuf *msg)
+{
+	struct kf_strbuf ignored = KF_STRBUF_INIT;
+	uint32_t n = 1;
+
+	if (!strcmp(v, "0"))
+		n = 0;
+	else if (v[0] != '-' || v[1] < '1' || v[1] > '9' ||
+		 kf_parse_u32(v + 1, 1, 20, what, &n, &ignored) != KF_OK)
+		n = 21;
+	kf_strbuf_release(&ignored);
+	if (n > 20) {
+		kf_strbuf_addf(msg, "%s: '%s' is not a number from -20 to 0", what, v);
+		return KF_EINVAL;
+	}
+	*out = -(int)n;
+	return KF_OK;
 }
 
 static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
@@ -99,6 +125,9 @@ static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
 	if ((v = getenv("KEYFORGE_TOKEN_FILE")) && *v)
 		cfg->token_file = v;
 	cfg->worker_auth = env_true(getenv("KEYFORGE_WORKER_AUTH"));
+	if ((v = getenv("KEYFORGE_THREAD_NICE")) && *v &&
+	    (err = parse_nice(v, "KEYFORGE_THREAD_NICE", &cfg->thread_nice, msg)))
+		return err;
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		if (!(v = getenv(nums[i].name)) || !*v)
 			continue;
@@ -126,6 +155,7 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 	case OPT_LOG_RING: return kf_parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
 	case OPT_CONTEXTS: return kf_parse_u32(arg, 4, 4096, "--rpc-contexts", &cfg->contexts, msg);
 	case OPT_MAX_WAIT: return kf_parse_u32(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
+	case OPT_THREAD_NICE: return parse_nice(arg, "--thread-nice", &cfg->thread_nice, msg);
 	default:
 		kf_strbuf_addf(msg, "unknown option; see --help");
 		return KF_EINVAL;
@@ -151,6 +181,7 @@ enum kf_err kf_broker_config_parse(struct kf_broker_config *cfg, int argc, char 
 		.log_ring = KF_BROKER_LOG_RING_DEFAULT,
 		.contexts = KF_BROKER_CONTEXTS_DEFAULT,
 		.max_wait_ms = KF_BROKER_MAX_WAIT_DEFAULT,
+		.thread_nice = KF_BROKER_THREAD_NICE_DEFAULT,
 	};
 	*action = KF_BROKER_RUN;
 	kf_bus_addrs_init(&cfg->addrs);

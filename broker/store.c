@@ -25,6 +25,7 @@
 #include "broker/store_int.h"
 #include "broker/store_pq.h"
 #include "common/clock.h"
+#include "common/thread.h"
 
 /* A batch whose transaction hit a serialization failure or deadlock is
  * re-run request by request; each of those gets this many tries. */
@@ -718,6 +719,9 @@ static void *db_main(void *arg)
 	uint32_t delay = s->opts.reconnect_min_ms;
 	struct kf__store_req *batch;
 
+	pthread_setname_np(pthread_self(), "kf:store");  /* top -H, perf */
+	if (s->opts.thread_nice)
+		kf_thread_set_nice(s->opts.thread_nice); /* refused: the broker says so */
 	while (!stop_requested(s)) {
 		if (!s->db.conn) {
 			if (connect_db(s) != KF_OK) {

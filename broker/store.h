@@ -262,6 +262,7 @@ struct kf_store_opts {
 	uint32_t backoff_base_ms;    /* job retry backoff: base * 2^(attempt-1) ... */
 	uint32_t backoff_max_ms;     /* ... capped here, times a jitter in [0.5, 1) */
 	uint32_t health_ms;          /* idle connection check interval */
+	int thread_nice;             /* the database thread's nice value; 0 = leave it */
 	uint64_t seed;               /* lease tokens and jitter; 0 = from getrandom() */
 	/* Database thread: completions are waiting. Must not block or call the
 	 * store; wake the draining thread. May be NULL (poll with
@@ -277,7 +278,7 @@ struct kf_store_opts {
 	.conninfo = NULL, .migrate = false, .max_batch = 1024, \
 	.reconnect_min_ms = 100, .reconnect_max_ms = 5000, \
 	.backoff_base_ms = 1000, .backoff_max_ms = 300000, \
-	.health_ms = 1000, .seed = 0, \
+	.health_ms = 1000, .thread_nice = 0, .seed = 0, \
 	.notify = NULL, .notify_arg = NULL, .on_status = NULL, .status_arg = NULL }
 
 /* Starts the database thread, which connects in the background: the

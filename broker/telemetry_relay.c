@@ -433,6 +433,7 @@ static void *relay_main(void *arg)
 	struct pollfd pfd[2] = { { .fd = r->recv_fd, .events = POLLIN },
 				 { .fd = r->local_efd, .events = POLLIN } };
 
+	pthread_setname_np(pthread_self(), "kf:relay");  /* top -H, perf */
 	while (!atomic_load(&r->stop)) {
 		uint64_t now;
 		nng_msg *m;

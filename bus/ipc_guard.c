@@ -210,6 +210,7 @@ static void *guard_main(void *arg)
 {
 	struct kf_bus_sock *bs = arg;
 
+	pthread_setname_np(pthread_self(), "kf:ipcguard");  /* top -H, perf */
 	pthread_mutex_lock(&bs->probe_mu);
 	while (!bs->guard_stop) {
 		uint64_t next = guard_pass(bs);

@@ -175,6 +175,8 @@ static void probe_once(struct kf_gw_health *h, struct kf_gw_health_result *r)
 static void *probe_main(void *arg)
 {
 	struct kf_gw_health *h = arg;
+
+	pthread_setname_np(pthread_self(), "kf:probe");  /* top -H, perf */
 	KF_SPAN_SCOPE(KF_INFO_SPAN(TARGET, "readiness_probe",
 				   KF_U64("interval_ms", h->interval_ns / 1000000)));
 	pthread_mutex_lock(&h->mu);

@@ -259,6 +259,8 @@ static void *ingest_main(void *arg)
 {
 	struct kf__gw *gw = arg;
 	struct kf__gw_ingest *ing = gw->ingest;
+
+	pthread_setname_np(pthread_self(), "kf:ingest");  /* top -H, perf */
 	KF_SPAN_SCOPE(KF_INFO_SPAN(TARGET, "ingest_loop", KF_STR("events", gw->cfg->events)));
 	uint64_t next = kf_clock_mono_ns() + HOUSEKEEPING_NS;
 	unsigned peers = 0;

@@ -225,6 +225,7 @@ static bool ring_ready(void)
 static void *writer_main(void *arg)
 {
 	(void)arg;
+	pthread_setname_np(pthread_self(), "kf:logwriter");  /* top -H, perf */
 	tl_is_writer = true;
 	for (;;) {
 		uint32_t seen = atomic_load_explicit(&w.wake, memory_order_acquire);

@@ -274,6 +274,7 @@ static void *outbox_main(void *arg)
 	struct kf__outbox *ob = arg;
 	struct timespec ts;
 
+	pthread_setname_np(pthread_self(), "kf:outbox");  /* top -H, perf */
 	pthread_mutex_lock(&ob->mu);
 	while (!ob->stop) {
 		uint64_t now = kf_clock_mono_ns(), next = now + 1000 * NS_PER_MS;

@@ -388,6 +388,7 @@ static void *publisher_main(void *arg)
 	uint64_t ticks = 0;
 	struct timespec ts;
 
+	pthread_setname_np(pthread_self(), "kf:publish");  /* top -H, perf */
 	bool final_done = false;
 
 	pthread_mutex_lock(&p->mu);

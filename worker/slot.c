@@ -485,6 +485,10 @@ void *kf__slot_main(void *arg)
 	struct kf_worker *w = s->w;
 	uint32_t failures = 0;
 	struct kf_msg *next = NULL; /* a complete's reply that carries a job */
+	char name[16];
+
+	snprintf(name, sizeof(name), "kf:slot%u", s->index);
+	pthread_setname_np(pthread_self(), name);  /* top -H, perf */
 
 	/* A job that came with a completion's acknowledgement is leased to
 	 * this slot: it runs even if draining began meanwhile (as a job

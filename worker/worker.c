@@ -104,6 +104,7 @@ static void *cmd_main(void *arg)
 {
 	struct kf_worker *w = arg;
 
+	pthread_setname_np(pthread_self(), "kf:commands");  /* top -H, perf */
 	while (!atomic_load(&w->quit)) {
 		struct kf_msg *msg = NULL;
 		nng_msg *m;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -549,12 +550,65 @@ static int group_teardown(void **state)
 
 /* ---- tests --------------------------------------------------------------------- */
 
+/* The nice value of the first thread of pid named `name` (its comm), or
+ * 99 when there is none. */
+static int thread_nice(pid_t pid, const char *name)
+{
+	char path[320], comm[32], stat[1024];
+	struct dirent *d;
+	int nice = 99;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	assert_non_null(dir = opendir(path));
+	while (nice == 99 && (d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, d->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		comm[0] = '\0';
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, d->d_name);
+		if (strcmp(comm, name) || !(f = fopen(path, "r")))
+			continue;
+		if (fgets(stat, sizeof(stat), f)) {
+			/* After "(comm) ": state is field 3, nice field 19. */
+			char *p = strrchr(stat, ')');
+			int field = 2;
+
+			for (; p && *p; p++)
+				if (*p == ' ' && ++field == 19) {
+					nice = atoi(p + 1);
+					break;
+				}
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return nice;
+}
+
 static void test_started(void **state)
 {
 	(void)state;
 	assert_true(log_has("server started"));
 	assert_true(log_has(g_url[2]));
 	assert_int_equal(log_count("database connection failed"), 0);
+	/* The loop and the database thread run at nice -5 (--thread-nice),
+	 * nng's threads and the relay as they were. Without CAP_SYS_NICE the
+	 * broker says why it could not. */
+	if (geteuid() == 0) {
+		assert_int_equal(thread_nice(g_broker, "keyforge-broker"), -5);
+		assert_int_equal(thread_nice(g_broker, "kf:store"), -5);
+		assert_int_equal(thread_nice(g_broker, "kf:relay"), 0);
+		assert_int_equal(thread_nice(g_broker, "nng:task"), 0);
+	} else {
+		assert_true(log_has("thread priority not raised"));
+	}
 }
 
 static void test_hello(void **state)

@@ -337,6 +337,42 @@ static void test_config(void **state)
 	kf_strbuf_release(&msg);
 }
 
+/* --thread-nice: -20..0, flag over KEYFORGE_THREAD_NICE over -5. */
+static void test_config_thread_nice(void **state)
+{
+	static const char *const bad[] = { "5", "-21", "-", "--5", "-x", "1e3", "", "- 5" };
+	char *argv[] = { "kb", "--thread-nice", NULL, NULL };
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	enum kf_broker_config_action act;
+	struct kf_broker_config cfg;
+
+	(void)state;
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, argv, &act, &msg), KF_OK);
+	assert_int_equal(cfg.thread_nice, -5);
+	setenv("KEYFORGE_THREAD_NICE", "-20", 1);
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, argv, &act, &msg), KF_OK);
+	assert_int_equal(cfg.thread_nice, -20);
+	argv[2] = "0";
+	assert_int_equal(kf_broker_config_parse(&cfg, 3, argv, &act, &msg), KF_OK);
+	assert_int_equal(cfg.thread_nice, 0);
+	argv[2] = "-7";
+	assert_int_equal(kf_broker_config_parse(&cfg, 3, argv, &act, &msg), KF_OK);
+	assert_int_equal(cfg.thread_nice, -7);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		argv[2] = (char *)bad[i];
+		kf_strbuf_reset(&msg);
+		assert_int_equal(kf_broker_config_parse(&cfg, 3, argv, &act, &msg), KF_EINVAL);
+		assert_non_null(strstr(msg.buf, "--thread-nice"));
+		assert_non_null(strstr(msg.buf, "from -20 to 0"));
+	}
+	setenv("KEYFORGE_THREAD_NICE", "3", 1);
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, argv, &act, &msg), KF_EINVAL);
+	assert_non_null(strstr(msg.buf, "KEYFORGE_THREAD_NICE"));
+	unsetenv("KEYFORGE_THREAD_NICE");
+	kf_strbuf_release(&msg);
+}
+
 /* ---- auth ---------------------------------------------------------------------------- */
 
 static void test_auth(void **state)
@@ -393,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_relay_gap),
 		cmocka_unit_test(test_relay_bucket),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config_thread_nice),
 		cmocka_unit_test(test_auth),
 	};
 
