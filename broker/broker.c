@@ -689,8 +689,8 @@ static int poll_timeout(struct kf_broker *b, uint64_t now, int64_t lease_ms)
 /* Every job waits for two threads: this loop and the database thread (it
  * raises its own, store.c). On a busy host they otherwise queue behind
  * nng's I/O threads, the workers and PostgreSQL at each wakeup: with two
- * one-slot workers on two cores, nice -5 took the flood from 603 to 700
- * jobs/s on average over six interleaved pairs (docs/performance.md).
+ * one-slot workers on two cores, nice -5 took the flood from 622 to 707
+ * jobs/s on average over seven interleaved pairs (docs/performance.md).
  * Done here, after every other thread of the broker exists, because new
  * threads inherit it. */
 static void raise_priority(struct kf_broker *b)

@@ -50,10 +50,16 @@ threads() {
 
 # PostgreSQL processes: pid name utime stime
 pg_procs() {
-	local p st
+	local p st name
 	for p in $(pgrep -u postgres postgres); do
-		read -ra st <<<"$(sed 's/.*) //' "/proc/$p/stat")"
-		printf '%s %s %s %s\n' "$p" "$(tr ' ' _ <"/proc/$p/comm")" "${st[11]}" "${st[12]}"
+		# An autovacuum worker may end between pgrep and the reads: skip it.
+		st=() name=""
+		read -ra st <<<"$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null)" || true
+		name="$(tr ' ' _ <"/proc/$p/comm" 2>/dev/null)" || true
+		if [ "${#st[@]}" -le 12 ] || [ -z "$name" ]; then
+			continue
+		fi
+		printf '%s %s %s %s\n' "$p" "$name" "${st[11]}" "${st[12]}"
 	done
 }
 
