@@ -1060,14 +1060,14 @@ enum kf_err kf_store_list(struct kf_store *s, const struct kf_store_list_args *a
 	return enqueue(s, r);
 }
 
-static enum kf_err plain_req(struct kf_store *s, enum kf_store_op op, int64_t grace_ms,
+static enum kf_err plain_req(struct kf_store *s, enum kf_store_op op, int64_t ms,
 			     kf_store_cb *cb, void *arg)
 {
 	struct kf__store_req *r = req_new(op, cb, arg);
 
 	if (!r)
 		return KF_ENOMEM;
-	r->a.grace_ms = grace_ms;
+	r->a.ms = ms;
 	return enqueue(s, r);
 }
 
@@ -1150,14 +1150,9 @@ enum kf_err kf_store_workers_seen(struct kf_store *s, const char *const *ids, si
 
 enum kf_err kf_store_orphans(struct kf_store *s, int64_t stale_ms, kf_store_cb *cb, void *arg)
 {
-	struct kf__store_req *r;
-
 	if (stale_ms < 0)
 		return KF_EINVAL;
-	if (!(r = req_new(KF_STORE_ORPHANS, cb, arg)))
-		return KF_ENOMEM;
-	r->a.stale_ms = stale_ms;
-	return enqueue(s, r);
+	return plain_req(s, KF_STORE_ORPHANS, stale_ms, cb, arg);
 }
 
 /* ---- job copies ------------------------------------------------------------- */

@@ -47,8 +47,7 @@ struct kf__store_req {
 			const char *worker_id;
 			const char *reason;  /* requeue */
 		} worker_ref;
-		int64_t grace_ms;          /* expire */
-		int64_t stale_ms;          /* orphans */
+		int64_t ms;                /* expire: grace; orphans: staleness */
 		const char *worker_ids;    /* workers_seen: a text[] literal */
 	} a;
 	char *own[KF__STORE_MAX_STR];

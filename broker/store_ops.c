@@ -564,7 +564,7 @@ static enum kf_err parse_list(struct kf__store_req *r)
 	return KF_OK;
 }
 
-/* counts, promote, expire, requeue: a sweep or a summary. */
+/* counts, promote, expire, requeue, orphans: a sweep or a summary. */
 static int build_sweep(struct kf__store_db *db, struct kf__store_req *r, struct call *calls)
 {
 	int n = 0;
@@ -581,7 +581,11 @@ static int build_sweep(struct kf__store_db *db, struct kf__store_req *r, struct 
 		break;
 	case KF_STORE_EXPIRE:
 		c = call_new(calls, &n, ST_EXPIRE);
-		p_ll(c, r->a.grace_ms);
+		p_ll(c, r->a.ms);
+		break;
+	case KF_STORE_ORPHANS:
+		c = call_new(calls, &n, ST_ORPHANS);
+		p_ll(c, r->a.ms);
 		break;
 	default:   /* KF_STORE_REQUEUE_WORKER */
 		c = call_new(calls, &n, ST_REQUEUE);
@@ -656,16 +660,6 @@ static int build_workers_seen(struct kf__store_db *db, struct kf__store_req *r,
 	return n;
 }
 
-static int build_orphans(struct kf__store_db *db, struct kf__store_req *r, struct call *calls)
-{
-	int n = 0;
-	struct call *c = call_new(calls, &n, ST_ORPHANS);
-
-	(void)db;
-	p_ll(c, r->a.stale_ms);
-	return n;
-}
-
 static enum kf_err parse_orphans(struct kf__store_req *r)
 {
 	int n = PQntuples(r->pg[0]);
@@ -704,7 +698,7 @@ static const struct {
 	[KF_STORE_EXPIRE] = { build_sweep, parse_sweep },
 	[KF_STORE_WORKER_UPSERT] = { build_worker, parse_nothing },
 	[KF_STORE_WORKERS_SEEN] = { build_workers_seen, parse_nothing },
-	[KF_STORE_ORPHANS] = { build_orphans, parse_orphans },
+	[KF_STORE_ORPHANS] = { build_sweep, parse_orphans },
 };
 
 /* ---- pipeline: send, then receive ------------------------------------------- */
