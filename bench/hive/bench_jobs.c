@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ struct cpu_pid {
 
 struct bench {
 	/* options */
-	const char *rpc_url, *events_url, *token_file, *corpus, *label;
+	const char *rpc_url, *events_url, *token_file, *corpus, *label, *trace;
 	uint64_t jobs, inflight;
 	double rate;
 	uint64_t timeout_s;
@@ -285,6 +286,33 @@ struct tally {
 	uint64_t t_first, t_last_done, t_last_ack;
 };
 
+/* --trace: one line per job, times in ms since the first submit. */
+static void trace_job(FILE *f, uint64_t t0, const struct submit_rec *s, uint64_t run,
+		      uint64_t done)
+{
+	fprintf(f, "%" PRIu64 " %.3f %.3f", s->job_id, (double)(s->t_send - t0) / 1e6,
+		(double)(s->t_ack - t0) / 1e6);
+	fprintf(f, run ? " %.3f" : " -", (double)(run - t0) / 1e6);
+	fprintf(f, done ? " %.3f\n" : " -\n", (double)(done - t0) / 1e6);
+}
+
+static void write_trace(const struct bench *b, size_t n_ids, const size_t *of_id, const uint64_t *run, const uint64_t *done,
+			uint64_t t0)
+{
+	FILE *f = fopen(b->trace, "w");
+
+	if (!f)
+		kf_hbench_die("cannot write %s: %s", b->trace, strerror(errno));
+	/* The wall clock of the first submit, to line the trace up with logs. */
+	fprintf(f, "# first submit at %.6f (wall clock, s)\n",
+		(double)(kf_clock_wall_ns() - (kf_clock_mono_ns() - t0)) / 1e9);
+	fputs("# job_id submit_ms ack_ms running_ms succeeded_ms (since the first submit)\n", f);
+	for (size_t j = 0; j < n_ids; j++)
+		trace_job(f, t0, &b->subs[of_id[j]], run[j], done[j]);
+	if (fclose(f))
+		kf_hbench_die("cannot write %s: %s", b->trace, strerror(errno));
+}
+
 static void tally(struct bench *b, struct tally *t)
 {
 	uint64_t *ids = calloc(b->jobs, sizeof(*ids));
@@ -343,6 +371,8 @@ static void tally(struct bench *b, struct tally *t)
 			t->n_not_succeeded++;
 		}
 	}
+	if (b->trace)
+		write_trace(b, n_ids, of_id, run, done, t->t_first);
 	free(ids);
 	free(run);
 	free(done);
@@ -363,14 +393,16 @@ static void usage(int status)
 {
 	fputs("usage: bench_jobs --rpc URL --events URL [--token-file FILE] [--jobs N]\n"
 	      "                  [--inflight W] [--rate R] [--corpus NAME] [--timeout S]\n"
-	      "                  [--cpu NAME=PID]... [--label TEXT]\n"
+	      "                  [--cpu NAME=PID]... [--label TEXT] [--trace FILE]\n"
 	      "  --jobs N        zero-step jobs to push through (default 5000)\n"
 	      "  --inflight W    submit RPCs in flight (threads; default 64)\n"
 	      "  --rate R        open loop: submit R jobs/s on a fixed schedule;\n"
 	      "                  0 (default) = as fast as the broker acknowledges\n"
 	      "  --corpus NAME   corpus parameter of the jobs (default \"default\")\n"
 	      "  --timeout S     give up waiting for the jobs after S seconds (default 300)\n"
-	      "  --cpu NAME=PID  report the CPU time PID used during the run (repeatable)\n",
+	      "  --cpu NAME=PID  report the CPU time PID used during the run (repeatable)\n"
+	      "  --trace FILE    write each job's submit, ack, running and succeeded times\n"
+	      "                  (ms since the first submit) to FILE, to find where a tail is\n",
 	      status ? stderr : stdout);
 	exit(status);
 }
@@ -395,7 +427,8 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "inflight", required_argument, NULL, 'w' }, { "rate", required_argument, NULL, 'R' },
 		{ "corpus", required_argument, NULL, 'c' }, { "timeout", required_argument, NULL, 'T' },
 		{ "cpu", required_argument, NULL, 'p' }, { "label", required_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "trace", required_argument, NULL, 'x' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
@@ -413,6 +446,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		case 'T': b->timeout_s = kf_hbench_u64_arg("--timeout", optarg); break;
 		case 'p': add_cpu(b, optarg); break;
 		case 'l': b->label = optarg; break;
+		case 'x': b->trace = optarg; break;
 		case 'h': usage(0); break;
 		default: usage(2);
 		}

@@ -13,6 +13,8 @@
 #   KF_HBENCH_RATES="100 1000" open-loop rates (jobs/s), measured after the
 #                              flood for each slots value (8 s of jobs each)
 #   KF_HBENCH_BS_FSYNC="50 0"  beanstalkd -f values (50: its default; 0: every write)
+#   KF_HBENCH_TRACE=DIR        also write each open-loop run's per-job times to
+#                              DIR/LABEL.trace (bench_jobs --trace)
 # Figures and commands: docs/performance.md.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -21,7 +23,8 @@ set -euo pipefail
 # phase_jobs RUN: one full measurement; appends to $HB_WORK/summary.
 phase_jobs() {
 	local run="$1" db slots rate out line w1 w2 n jobs fs
-	local bs_rate slots_list="${KF_HBENCH_SLOTS:-1 8 32}" ratios sep
+	local bs_rate slots_list="${KF_HBENCH_SLOTS:-1 8 32}" ratios sep label
+	local -a trace
 	local -A hive_rate=()
 	jobs="${KF_HBENCH_JOBS:-5000}"
 	hb_say "jobs, run $run (load $(hb_load))"
@@ -50,9 +53,12 @@ phase_jobs() {
 		for rate in ${KF_HBENCH_RATES:-100 1000}; do
 			n=$((rate * 8))
 			[ "$n" -le "$jobs" ] || n="$jobs"
+			label="run$run-slots$slots-rate$rate"
+			trace=()
+			[ -z "${KF_HBENCH_TRACE:-}" ] || trace=(--trace "$KF_HBENCH_TRACE/$label.trace")
 			out="$("$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" \
 				--token-file "$HB_TOKEN" --jobs "$n" --inflight "${KF_HBENCH_INFLIGHT:-64}" \
-				--rate "$rate" --label "run$run-slots$slots-rate$rate")"
+				--rate "$rate" --label "$label" "${trace[@]}")"
 			echo "$out"
 			line="$(grep '^RESULT' <<<"$out")"
 			printf 'submit->running p50 / p99 at %s jobs/s offered (2 x %s slots)|p99 <= 20 ms|%s / %s ms (%s jobs/s done)|%s\n' \

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# bench/hive/tail_probe.sh BUILD_DIR [RATE] [SLOTS] [JOBS] — where the tail of
+# submit→running comes from. One open-loop run of JOBS zero-step jobs
+# (default 10000) at RATE jobs/s (default 500) through a broker and 2
+# keyforge-workers of SLOTS slots (default 8), with bench_jobs --trace, while
+#   - PostgreSQL logs every autovacuum and autoanalyze
+#     (log_autovacuum_min_duration = 0), and
+#   - a watcher notes each new WAL segment file in pg_wal (a fresh cluster
+#     creates and zero-fills one per 16 MB of WAL: no checkpoint has freed
+#     one to recycle yet).
+# Then it prints the stall windows — runs of jobs whose submit→running took
+# more than KF_TAIL_MS (default 20) ms, merged when less than 100 ms apart —
+# on one time line with those events, in seconds since the first submit.
+# KF_TAIL_FLOOD=N first pushes N jobs through as fast as they go, as
+# run-all's flood does before its open-loop runs (default 0).
+# Environment: KF_TAIL_MS, KF_TAIL_FLOOD, and lib.sh's (KF_HBENCH_PORT_BASE, KF_HBENCH_KEEP,
+# KEYFORGE_LOG). Figures: docs/performance.md, "Where the tail comes from".
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[ $# -ge 1 ] || { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+RATE="${2:-500}"
+SLOTS="${3:-8}"
+JOBS="${4:-10000}"
+TAIL_MS="${KF_TAIL_MS:-20}"
+FLOOD="${KF_TAIL_FLOOD:-0}"
+for v in "$RATE" "$SLOTS" "$JOBS" "$TAIL_MS" "$((FLOOD + 1))"; do
+	[[ "$v" =~ ^[1-9][0-9]*$ ]] || hb_die "RATE, SLOTS, JOBS, KF_TAIL_MS and KF_TAIL_FLOOD are numbers"
+done
+
+# watch_wal DIR: prints "epoch_seconds count" whenever the number of WAL
+# segment files in DIR changes. No process per poll: a forking loop every
+# few milliseconds would itself disturb the run it watches.
+watch_wal() {
+	local dir="$1" fifo="$HB_WORK/walwatch.fifo" prev=-1 files
+	mkfifo "$fifo"
+	exec 9<>"$fifo"
+	shopt -s nullglob
+	while :; do
+		files=("$dir"/0*)
+		if [ "${#files[@]}" != "$prev" ]; then
+			prev="${#files[@]}"
+			echo "$EPOCHREALTIME $prev"
+		fi
+		read -r -t 0.005 -u 9 _ || true
+	done
+}
+
+hb_init "$1"
+hb_pg_start
+hb_psql -d postgres -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
+	-c "SELECT pg_reload_conf()" >/dev/null
+db="$(hb_db tail)"
+hb_broker_start "$db"
+hb_worker_start tw1 --slots "$SLOTS"
+w1=$HB_PID
+hb_worker_start tw2 --slots "$SLOTS"
+w2=$HB_PID
+hb_wait_alive 2
+"$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
+	--jobs 40 --inflight 8 >/dev/null   # warm-up: corpus and scorer loaded
+if [ "$FLOOD" -gt 0 ]; then
+	"$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
+		--jobs "$FLOOD" --label "tail-flood" | grep -E '^  jobs/s'
+fi
+
+watch_wal "$HB_PGDIR/data/pg_wal" >"$HB_WORK/wal.log" &
+watcher=$!
+"$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
+	--jobs "$JOBS" --rate "$RATE" --label "tail-rate$RATE-slots$SLOTS" \
+	--trace "$HB_WORK/jobs.trace" | grep -v '^RESULT'
+kill "$watcher"
+wait "$watcher" 2>/dev/null || true
+hb_stop "$w1" "$w2"
+
+t0="$(sed -n 's/^# first submit at \([0-9.]*\).*/\1/p' "$HB_WORK/jobs.trace")"
+{
+	# New WAL segment files (the first line is the count at the start).
+	awk -v t0="$t0" 'NR > 1 && $2 > prev { printf "%9.2f  WAL segment file created (%d in pg_wal)\n", $1 - t0, $2 }
+		{ prev = $2 }' "$HB_WORK/wal.log"
+	# Autovacuum and autoanalyze of the hive's tables; the log line comes
+	# at the end, with the elapsed time in it.
+	grep -E 'automatic (aggressive )?(vacuum|analyze) of table "tail\.' "$HB_PGDIR/postgres.log" |
+		awk -v t0="$t0" '{
+			split($2, hms, ":"); t = hms[1] * 3600 + hms[2] * 60 + hms[3]
+			day = t0 - (t0 % 86400); what = $0
+			sub(/.*automatic /, "", what); sub(/:.*/, "", what)
+			printf "%9.2f  %s ends\n", day + t - t0, what
+		}'
+	# Stall windows from the trace: submit time, submit→running.
+	awk -v lim="$TAIL_MS" '!/^#/ && $4 != "-" && $4 - $2 > lim { print $2, $4 - $2 }' \
+		"$HB_WORK/jobs.trace" | sort -n |
+		awk 'function out() { printf "%9.2f  STALL %.0f ms long: %d jobs over the limit, worst %.1f ms\n",
+				start / 1000, last - start, n, worst }
+			{ if (n && $1 - last > 100) { out(); n = 0 }
+			  if (!n) { start = $1; worst = 0 }
+			  n++; last = $1; if ($2 > worst) worst = $2 }
+			END { if (n) out() }'
+} | sort -n
+echo "(seconds since the first submit; STALL: jobs submitted in that window waited > $TAIL_MS ms to run)"
