@@ -79,15 +79,20 @@ t0="$(sed -n 's/^# first submit at \([0-9.]*\).*/\1/p' "$HB_WORK/jobs.trace")"
 	# New WAL segment files (the first line is the count at the start).
 	awk -v t0="$t0" 'NR > 1 && $2 > prev { printf "%9.2f  WAL segment file created (%d in pg_wal)\n", $1 - t0, $2 }
 		{ prev = $2 }' "$HB_WORK/wal.log"
-	# Autovacuum and autoanalyze of the hive's tables; the log line comes
-	# at the end, with the elapsed time in it.
-	grep -E 'automatic (aggressive )?(vacuum|analyze) of table "tail\.' "$HB_PGDIR/postgres.log" |
-		awk -v t0="$t0" '{
+	# Autovacuum and autoanalyze of the hive's tables: the first line of a
+	# log entry names the table, the entry's last line ("system usage")
+	# has the CPU and elapsed time; the entry is logged when it ends.
+	awk -v t0="$t0" '
+		/automatic (aggressive )?(vacuum|analyze) of table "tail\./ {
 			split($2, hms, ":"); t = hms[1] * 3600 + hms[2] * 60 + hms[3]
 			day = t0 - (t0 % 86400); what = $0
 			sub(/.*automatic /, "", what); sub(/:.*/, "", what)
-			printf "%9.2f  %s ends\n", day + t - t0, what
-		}'
+			at = day + t - t0; pending = 1; next
+		}
+		pending && /system usage: CPU:/ {
+			line = $0; sub(/.*CPU: /, "", line)
+			printf "%9.2f  %s ends (%s)\n", at, what, line; pending = 0
+		}' "$HB_PGDIR/postgres.log"
 	# Stall windows from the trace: submit time, submit→running.
 	awk -v lim="$TAIL_MS" '!/^#/ && $4 != "-" && $4 - $2 > lim { print $2, $4 - $2 }' \
 		"$HB_WORK/jobs.trace" | sort -n |
