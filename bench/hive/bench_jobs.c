@@ -286,18 +286,18 @@ struct tally {
 	uint64_t t_first, t_last_done, t_last_ack;
 };
 
-/* --trace: one line per job, times in ms since the first submit. */
-static void trace_job(FILE *f, uint64_t t0, const struct submit_rec *s, uint64_t run,
-		      uint64_t done)
+/* --trace: one line per job, times in ms since the first submit ("-":
+ * never seen). */
+static void put_ms(FILE *f, uint64_t t, uint64_t t0)
 {
-	fprintf(f, "%" PRIu64 " %.3f %.3f", s->job_id, (double)(s->t_send - t0) / 1e6,
-		(double)(s->t_ack - t0) / 1e6);
-	fprintf(f, run ? " %.3f" : " -", (double)(run - t0) / 1e6);
-	fprintf(f, done ? " %.3f\n" : " -\n", (double)(done - t0) / 1e6);
+	if (t)
+		fprintf(f, " %.3f", (double)(t - t0) / 1e6);
+	else
+		fputs(" -", f);
 }
 
-static void write_trace(const struct bench *b, size_t n_ids, const size_t *of_id, const uint64_t *run, const uint64_t *done,
-			uint64_t t0)
+static void write_trace(const struct bench *b, size_t n_ids, const size_t *of_id,
+			const uint64_t *run, const uint64_t *done, uint64_t t0)
 {
 	FILE *f = fopen(b->trace, "w");
 
@@ -307,8 +307,16 @@ static void write_trace(const struct bench *b, size_t n_ids, const size_t *of_id
 	fprintf(f, "# first submit at %.6f (wall clock, s)\n",
 		(double)(kf_clock_wall_ns() - (kf_clock_mono_ns() - t0)) / 1e9);
 	fputs("# job_id submit_ms ack_ms running_ms succeeded_ms (since the first submit)\n", f);
-	for (size_t j = 0; j < n_ids; j++)
-		trace_job(f, t0, &b->subs[of_id[j]], run[j], done[j]);
+	for (size_t j = 0; j < n_ids; j++) {
+		const struct submit_rec *sub = &b->subs[of_id[j]];
+
+		fprintf(f, "%" PRIu64, sub->job_id);
+		put_ms(f, sub->t_send, t0);
+		put_ms(f, sub->t_ack, t0);
+		put_ms(f, run[j], t0);
+		put_ms(f, done[j], t0);
+		fputc('\n', f);
+	}
 	if (fclose(f))
 		kf_hbench_die("cannot write %s: %s", b->trace, strerror(errno));
 }
