@@ -8,7 +8,7 @@
 -- collation, and no query needs the result: nothing filters on params,
 -- result or error, and submit_key is only looked up by equality through its
 -- unique index, which the planner knows returns one row. With 20,000 jobs
--- here, ANALYZE jobs took 640–1,083 ms with these statistics and 204–306 ms
+-- here, ANALYZE jobs took 648–668 ms with these statistics and 216–237 ms
 -- without (2026-11-29, docs/database.md); while it runs it takes one of the
 -- machine's two cores from the hive, and the submit→running tail showed it.
 ALTER TABLE jobs
