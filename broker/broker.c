@@ -45,19 +45,59 @@ static void efd_reset(int fd)
 
 /* ---- publishing ------------------------------------------------------------------ */
 
-/* Encodes once, sends on `events` and, when `commands` is set, there too. */
+/* sb: an encoded publication, which starts with its topic and a NUL. */
+static void send_event(struct kf_broker *b, const struct kf_strbuf *sb)
+{
+	enum kf_err err = kf_bus_pub_send(b->events, NULL, 0, sb->buf, sb->len);
+
+	if (err)
+		KF_DEBUG(KF__TARGET, "event not published", KF_STR("topic", sb->buf), KF_ERR(err));
+	else
+		kf_counter_inc(b->m.tx_events);
+}
+
+/*
+ * Events wait for the end of the loop's turn. A report's answer is what
+ * its worker waits for before it runs the next job; the two or three job
+ * events the same callbacks publish are for observers. Sending those first
+ * put nng's send path, and the wake-up of one of its threads, between the
+ * commit and the answer. They keep their order among themselves.
+ */
+void kf__publish_flush(struct kf_broker *b)
+{
+	for (size_t i = 0; i < b->n_deferred; i++) {
+		send_event(b, &b->deferred[i]);
+		kf_strbuf_release(&b->deferred[i]);
+	}
+	b->n_deferred = 0;
+}
+
+/* Encodes once; on `events` at the end of the turn, or now (after those
+ * waiting, to keep the order) and on `commands` too when `commands` is set:
+ * a cancel goes out at once. */
 static void publish_on(struct kf_broker *b, const char *topic, const struct kf_msg *msg,
 	bool commands)
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
 	enum kf_err err = kf_msg_encode_pub(topic, msg, &sb);
 
-	if (!err && !(err = kf_bus_pub_send(b->events, NULL, 0, sb.buf, sb.len)))
-		kf_counter_inc(b->m.tx_events);
-	if (!err && commands && !(err = kf_bus_pub_send(b->commands, NULL, 0, sb.buf, sb.len)))
-		kf_counter_inc(b->m.tx_commands);
-	if (err)
+	if (err) {
 		KF_DEBUG(KF__TARGET, "event not published", KF_STR("topic", topic), KF_ERR(err));
+		kf_strbuf_release(&sb);
+		return;
+	}
+	if (!commands) {
+		if (b->n_deferred == KF__DEFERRED_MAX)
+			kf__publish_flush(b);
+		b->deferred[b->n_deferred++] = sb;
+		return;
+	}
+	kf__publish_flush(b);
+	send_event(b, &sb);
+	if ((err = kf_bus_pub_send(b->commands, NULL, 0, sb.buf, sb.len)))
+		KF_DEBUG(KF__TARGET, "command not published", KF_STR("topic", topic), KF_ERR(err));
+	else
+		kf_counter_inc(b->m.tx_commands);
 	kf_strbuf_release(&sb);
 }
 
@@ -747,6 +787,7 @@ enum kf_err kf_broker_run(struct kf_broker *b)
 			kf__tick(b, now);
 			b->next_tick_ns = now + KF__TICK_MS * KF__NS_PER_MS;
 		}
+		kf__publish_flush(b);
 		if (b->draining && (b->n_calls == 0 || now >= b->drain_deadline_ns))
 			break;
 	}
@@ -760,6 +801,7 @@ enum kf_err kf_broker_run(struct kf_broker *b)
 		lease_none(c);
 	}
 	kf__publish_metrics(b, true);
+	kf__publish_flush(b);
 	return b->fatal;
 }
 
@@ -768,6 +810,10 @@ void kf_broker_free(struct kf_broker *b)
 	if (!b)
 		return;
 	kf_store_free(b->store); /* runs callbacks still queued: they reply */
+	if (b->events)
+		kf__publish_flush(b);  /* and publish */
+	for (size_t i = 0; i < b->n_deferred; i++)
+		kf_strbuf_release(&b->deferred[i]);   /* no events socket to send them on */
 	if (b->rpc) {
 		/* nng sends replies asynchronously: give the last ones a moment
 		 * to leave before the contexts close. */

@@ -48,6 +48,7 @@
 #define KF__LEASE_SLOTS 16384        /* progress fraction cache (job -> steps) */
 #define KF__REPLIES_MAX 16384
 #define KF__REPLIES_BYTES ((size_t)32 << 20)
+#define KF__DEFERRED_MAX 256         /* events held back until a turn's replies are out */
 
 enum kf__auth_class {
 	KF__AUTH_NONE = 0,     /* read-only: list, get, cluster, log tail */
@@ -124,6 +125,11 @@ struct kf_broker {
 	/* per-type sequence numbers of what the broker publishes / replies */
 	uint64_t seq_job, seq_status, seq_cmd, seq_metric, seq_rpc;
 
+	/* Events encoded during a turn of the loop and sent at its end
+	 * (kf__publish_flush), so that the turn's replies leave first. */
+	struct kf_strbuf deferred[KF__DEFERRED_MAX];
+	size_t n_deferred;
+
 	/* calls in flight (parked ones included) */
 	size_t n_calls;
 	struct kf__call *park_head, *park_tail;
@@ -177,8 +183,11 @@ void kf__lease_wake(struct kf_broker *b, uint32_t n);
 /* Issues the claim of a lease call (handler and pump). */
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c);
 
-/* Publishing on events; failures are counted, never fatal. */
+/* Publishing on events; failures are counted, never fatal. The message is
+ * encoded at once and sent by the next kf__publish_flush, which the loop
+ * runs at the end of every turn. */
 void kf__publish(struct kf_broker *b, const char *topic, const struct kf_msg *msg);
+void kf__publish_flush(struct kf_broker *b);
 void kf__job_event(struct kf_broker *b, uint64_t job_id, enum kf_job_state state,
 	uint32_t attempt, const char *worker_id, double progress, double best_cost,
 	const char *message);
