@@ -49,6 +49,8 @@
 #define KF__REPLIES_MAX 16384
 #define KF__REPLIES_BYTES ((size_t)32 << 20)
 #define KF__DEFERRED_MAX 256         /* events held back until a turn's replies are out */
+#define KF__COUNTS_SHARE 100         /* counting jobs: at most 1/this of the time */
+#define KF__COUNTS_MAX_MS 30000      /* ... and at least once in this long */
 
 enum kf__auth_class {
 	KF__AUTH_NONE = 0,     /* read-only: list, get, cluster, log tail */
@@ -142,6 +144,7 @@ struct kf_broker {
 	uint64_t promote_at_ns;
 	int64_t counts[KF_JOB_STATE_COUNT];
 	bool counts_valid;
+	uint64_t counts_sent_ns, counts_due_ns;   /* the last count's request; the next */
 	uint64_t metrics_gen;
 	struct kf_msg_worker_status *status_buf;
 	size_t status_cap;
@@ -182,6 +185,15 @@ void kf__lease_reply(struct kf__call *c, const struct kf_msg_lease *lease);
 void kf__lease_wake(struct kf_broker *b, uint32_t n);
 /* Issues the claim of a lease call (handler and pump). */
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c);
+
+/* The wait before the next count of jobs per state, after one that took
+ * took_ms from request to answer: a tick while counting is cheap, and
+ * KF__COUNTS_SHARE times as long as it took once it is not, up to
+ * KF__COUNTS_MAX_MS. The pending jobs are counted through their index, so
+ * a count grows with the backlog (9 ms with 100,000 pending here, 71-142 ms
+ * with 500,000), and it runs on the connection every submit and report
+ * waits for. */
+uint64_t kf__counts_interval_ms(uint64_t took_ms);
 
 /* Publishing on events; failures are counted, never fatal. The message is
  * encoded at once and sent by the next kf__publish_flush, which the loop

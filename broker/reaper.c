@@ -275,11 +275,20 @@ static void check_orphans(struct kf_broker *b, uint64_t now)
 
 /* ---- counts ------------------------------------------------------------------------ */
 
+uint64_t kf__counts_interval_ms(uint64_t took_ms)
+{
+	if (took_ms > KF__COUNTS_MAX_MS / KF__COUNTS_SHARE)
+		return KF__COUNTS_MAX_MS;
+	return took_ms * KF__COUNTS_SHARE > KF__TICK_MS ? took_ms * KF__COUNTS_SHARE : KF__TICK_MS;
+}
+
 static void on_counts(void *arg, const struct kf_store_result *res)
 {
 	struct kf_broker *b = arg;
+	uint64_t took_ms = (kf_clock_mono_ns() - b->counts_sent_ns) / KF__NS_PER_MS;
 
 	b->counts_inflight = false;
+	b->counts_due_ns = b->counts_sent_ns + kf__counts_interval_ms(took_ms) * KF__NS_PER_MS;
 	if (res->err)
 		return;
 	for (int i = 0; i < KF_JOB_STATE_COUNT; i++) {
@@ -314,8 +323,11 @@ static void store_sweeps(struct kf_broker *b, uint64_t now)
 		else
 			sweep_free(s);
 	}
-	if (!b->counts_inflight && kf_store_counts(b->store, on_counts, b) == KF_OK)
+	if (!b->counts_inflight && now >= b->counts_due_ns &&
+	    kf_store_counts(b->store, on_counts, b) == KF_OK) {
 		b->counts_inflight = true;
+		b->counts_sent_ns = now;
+	}
 	check_orphans(b, now);
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "broker/auth.h"
+#include "broker/broker_int.h"
 #include "broker/config.h"
 #include "broker/jobjson.h"
 #include "broker/replies.h"
@@ -373,6 +374,26 @@ static void test_config_thread_nice(void **state)
 	kf_strbuf_release(&msg);
 }
 
+/* ---- counts ------------------------------------------------------------------------ */
+
+/* Counting jobs per state: every tick while a count is cheap; with a large
+ * backlog (a slow count), a hundred times as long as the count took, so
+ * that it costs at most 1 % of the database connection; never less often
+ * than every 30 s. */
+static void test_counts_interval(void **state)
+{
+	(void)state;
+	assert_int_equal(kf__counts_interval_ms(0), 1000);
+	assert_int_equal(kf__counts_interval_ms(9), 1000);
+	assert_int_equal(kf__counts_interval_ms(10), 1000);
+	assert_int_equal(kf__counts_interval_ms(11), 1100);
+	assert_int_equal(kf__counts_interval_ms(40), 4000);
+	assert_int_equal(kf__counts_interval_ms(170), 17000);
+	assert_int_equal(kf__counts_interval_ms(300), 30000);
+	assert_int_equal(kf__counts_interval_ms(301), 30000);
+	assert_int_equal(kf__counts_interval_ms(UINT64_MAX / 50), 30000); /* no overflow */
+}
+
 /* ---- auth ---------------------------------------------------------------------------- */
 
 static void test_auth(void **state)
@@ -430,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_relay_bucket),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_config_thread_nice),
+		cmocka_unit_test(test_counts_interval),
 		cmocka_unit_test(test_auth),
 	};
 
