@@ -14,7 +14,8 @@
 #                              flood for each slots value (8 s of jobs each)
 #   KF_HBENCH_BS_FSYNC="50 0"  beanstalkd -f values (50: its default; 0: every write)
 #   KF_HBENCH_TRACE=DIR        also write each open-loop run's per-job times to
-#                              DIR/LABEL.trace (bench_jobs --trace)
+#                              DIR/LABEL-K.trace, K counting the rates from 1
+#                              (bench_jobs --trace)
 # Figures and commands: docs/performance.md.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -23,7 +24,7 @@ set -euo pipefail
 # phase_jobs RUN: one full measurement; appends to $HB_WORK/summary.
 phase_jobs() {
 	local run="$1" db slots rate out line w1 w2 n jobs fs
-	local bs_rate slots_list="${KF_HBENCH_SLOTS:-1 8 32}" ratios sep label
+	local bs_rate slots_list="${KF_HBENCH_SLOTS:-1 8 32}" ratios sep label k
 	local -a trace
 	local -A hive_rate=()
 	jobs="${KF_HBENCH_JOBS:-5000}"
@@ -50,12 +51,14 @@ phase_jobs() {
 		printf 'jobs/s (2 workers x %s slot%s, flood)|>= 1000|%s (submit->running p99 %s ms under a backlog)|%s\n' \
 			"$slots" "$([ "$slots" = 1 ] || echo s)" "$(hb_field "$line" rate)" \
 			"$(hb_field "$line" run_p99_ms)" "$(hb_field "$line" load)" >>"$HB_WORK/summary"
+		k=0
 		for rate in ${KF_HBENCH_RATES:-100 1000}; do
 			n=$((rate * 8))
 			[ "$n" -le "$jobs" ] || n="$jobs"
 			label="run$run-slots$slots-rate$rate"
+			k=$((k + 1))   # the same rate may come twice: one trace each
 			trace=()
-			[ -z "${KF_HBENCH_TRACE:-}" ] || trace=(--trace "$KF_HBENCH_TRACE/$label.trace")
+			[ -z "${KF_HBENCH_TRACE:-}" ] || trace=(--trace "$KF_HBENCH_TRACE/$label-$k.trace")
 			out="$("$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" \
 				--token-file "$HB_TOKEN" --jobs "$n" --inflight "${KF_HBENCH_INFLIGHT:-64}" \
 				--rate "$rate" --label "$label" "${trace[@]}")"
