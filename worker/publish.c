@@ -387,9 +387,9 @@ static void *publisher_main(void *arg)
 	uint64_t tick_ns = (uint64_t)p->tick_ms * 1000000u, next_tick = kf_clock_mono_ns();
 	uint64_t ticks = 0;
 	struct timespec ts;
+	bool final_done = false;
 
 	pthread_setname_np(pthread_self(), "kf:publish");  /* top -H, perf */
-	bool final_done = false;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
