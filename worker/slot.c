@@ -426,8 +426,10 @@ void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verd
 	enum kf__outcome o;
 
 	if (v == KF__VERDICT_DROP) {
+		atomic_fetch_add(&w->results_dropped, 1);
 		o = KF__OUT_DROPPED;
 	} else if (v == KF__VERDICT_REFUSED) {
+		atomic_fetch_add(&w->results_refused, 1);
 		o = KF__OUT_FAILED; /* the broker never took it */
 	} else if (c->outcome == KF_JOB_SUCCEEDED) {
 		o = KF__OUT_SUCCEEDED;
@@ -436,6 +438,8 @@ void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verd
 	} else {
 		o = c->released ? KF__OUT_HANDED_BACK : KF__OUT_FAILED;
 	}
+	if (v == KF__VERDICT_ACKED)
+		atomic_fetch_add(&w->results_acked, 1);
 	kf__wmetrics_outcome(&w->m, o);
 }
 

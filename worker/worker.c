@@ -326,8 +326,12 @@ int kf_worker_run(struct kf_worker *w)
 	if (!delivered)
 		KF_ERROR(KF__TARGET, "results not acknowledged by the broker; they are lost",
 			 KF_U64("count", ob.pending), KF_U64("waited_ms", w->cfg.term_timeout_ms));
+	/* Every result the broker answered, not only those the outbox carried:
+	 * most go with the next lease request and never touch it. */
 	KF_INFO(KF__TARGET, "worker stopped", KF_STR("worker_id", w->cfg.id),
-		KF_U64("results_acknowledged", ob.acked), KF_U64("results_dropped", ob.dropped));
+		KF_U64("results_acknowledged", atomic_load(&w->results_acked)),
+		KF_U64("results_dropped", atomic_load(&w->results_dropped)),
+		KF_U64("results_refused", atomic_load(&w->results_refused)));
 	/* A last tick (heartbeat: draining, idle; full metrics), then flush. */
 	kf__publisher_stop(w->publisher, FINAL_FLUSH_MS);
 	return delivered ? 0 : 1;

@@ -119,6 +119,9 @@ struct kf_worker {
 	atomic_bool handback;           /* stop running jobs and give them back */
 	atomic_bool quit;               /* background threads exit */
 	atomic_bool broker_down;        /* last RPC failed in transport (for the log) */
+	/* Results the broker answered, by verdict, whichever way they went:
+	 * with the next lease request (slot.c) or through the outbox. */
+	atomic_uint_fast64_t results_acked, results_dropped, results_refused;
 	pthread_mutex_t hello_mu;       /* one hello at a time */
 
 	struct kf__slot *slots;
@@ -137,7 +140,7 @@ bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token
 	enum kf__stop why);
 /* Snapshot of the slot's job for the heartbeat; false when idle. */
 bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, double *best_cost);
-/* The outbox's done hook (counts outcomes). */
+/* A result's final verdict, from the slot or the outbox: counts it. */
 void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verdict v);
 
 /* Notes an RPC's transport result for the "broker unreachable" log lines. */

@@ -203,6 +203,30 @@ static int log_count(const struct proc *p, const char *needle)
 	return n;
 }
 
+/* The number after `key=` on the last line that holds `needle`; -1 if none. */
+static long long log_field(const struct proc *p, const char *needle, const char *key)
+{
+	char line[8192];
+	long long v = -1;
+	FILE *f = fopen(p->log, "r");
+	const char *at;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle) && (at = strstr(line, key)))
+			v = strtoll(at + strlen(key), NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* Results a worker reported, from its own outcome lines. */
+static long long outcome_lines(const struct proc *p)
+{
+	return log_count(p, "job completed") + log_count(p, "job killed") +
+	       log_count(p, "job failed") + log_count(p, "job handed back");
+}
+
 /* ---- rpc --------------------------------------------------------------------- */
 
 static bool read_token(void)
@@ -742,16 +766,23 @@ static void test_database_restart(void **state)
 	}
 }
 
-/* SIGTERM: the running job finishes and is reported, the worker exits 0.
- * A crash logs ERROR "worker panic" with the signal. */
+/* SIGTERM: the running job finishes and is reported, the worker exits 0,
+ * and its last line counts every result the broker acknowledged (those sent
+ * with the next lease request too, not only the outbox's). A crash logs
+ * ERROR "worker panic" with the signal. */
 static void test_sigterm_and_panic(void **state)
 {
 	char worker[64];
 	struct kf_msg *rep;
 	struct proc *p, *q;
-	uint64_t id;
+	uint64_t id, warm[3];
 
 	(void)state;
+	/* One short job for each idle worker first (each has a lease parked),
+	 * so that the one stopped below has reported a job the usual way. */
+	for (int i = 0; i < 3; i++)
+		warm[i] = submit(SHORT_STEPS, 510 + (uint64_t)i);
+	assert_true(wait_final(warm, 3, 60000));
 	id = submit(MEDIUM_STEPS, 500);
 	wait_running(id, worker, sizeof worker, 20000);
 	assert_non_null(p = proc_by_id(worker));
@@ -764,6 +795,11 @@ static void test_sigterm_and_panic(void **state)
 	kf_msg_free(rep);
 	assert_int_equal(log_count(p, "shutdown requested"), 1);
 	assert_int_equal(log_count(p, "worker stopped"), 1);
+	assert_true(outcome_lines(p) >= 2);
+	assert_int_equal(log_field(p, "worker stopped", "results_acknowledged=") +
+			 log_field(p, "worker stopped", "results_dropped=") +
+			 log_field(p, "worker stopped", "results_refused="),
+			 outcome_lines(p));
 
 	q = start_worker("w-crash", NULL);
 	sleep_ms(500);
