@@ -419,8 +419,15 @@ static void show_result(const struct kf_msg_job *j)
 	size_t n;
 	double v;
 
-	printf("\nresult%s: score %.4f   (%llu steps, %.0f steps/s, ", j->state == KF_JOB_KILLED ?
-	       " (best before the kill)" : "", r->cost, (unsigned long long)r->steps,
+	/* Pending or retrying again: the result on record is the last
+	 * attempt's (a new attempt starts without one). */
+	if (j->state == KF_JOB_KILLED)
+		printf("\nresult (best before the kill)");
+	else if (j->state == KF_JOB_PENDING || j->state == KF_JOB_RETRYING)
+		printf("\nresult of attempt %u", j->attempt);
+	else
+		printf("\nresult");
+	printf(": score %.4f   (%llu steps, %.0f steps/s, ", r->cost, (unsigned long long)r->steps,
 	       r->steps_per_sec);
 	kf__ctl_add_duration(&sb, r->elapsed_ms);
 	printf("%s)\n  layout     %s\n\n", sb.buf, r->layout);

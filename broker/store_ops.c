@@ -75,7 +75,8 @@ static const struct {
 	[ST_CLAIM] = { "kf_claim",
 		"UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $1, "
 		"lease_token = $2, started_at = now_.t, finished_at = NULL, "
-		"progress = 0, cancel_requested = false, next_attempt_at = NULL, "
+		"progress = 0, best_cost = NULL, result = NULL, "
+		"cancel_requested = false, next_attempt_at = NULL, "
 		"deadline_at = now_.t + deadline_ms * interval '1 millisecond' "
 		"FROM (SELECT clock_timestamp() AS t) AS now_ "
 		"WHERE id = (SELECT id FROM jobs WHERE state = 'pending' "

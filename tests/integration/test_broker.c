@@ -1000,6 +1000,31 @@ static void test_kill_running(void **state)
 	assert_int_equal(status_of(rep), KF_OK);
 	kf_msg_free(rep);
 	assert_int_equal(job_state(id), KF_JOB_KILLED);
+
+	/* Retried, the job keeps the killed attempt's best until a new attempt
+	 * starts; that one starts with no result and no best cost of its own. */
+	req_init(&req, KF_MSG_RETRY_REQ);
+	req.retry_req.job_id = id;
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	rep = get_job(id);
+	assert_non_null(rep->get_rep.job->result);
+	assert_true(rep->get_rep.job->best_cost == 9.5);
+	kf_msg_free(rep);
+	l = lease_job("w-kill", id);
+	token = l->lease_rep.lease->lease_token;
+	assert_int_equal(l->lease_rep.lease->attempt, 2);
+	kf_msg_free(l);
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
+	assert_null(rep->get_rep.job->result);
+	assert_true(rep->get_rep.job->best_cost == 0); /* none */
+	kf_msg_free(rep);
+	rep = complete(id, token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	assert_int_equal(job_state(id), KF_JOB_SUCCEEDED);
 }
 
 struct poll_arg {

@@ -189,6 +189,9 @@ check "kill of a running job is accepted" test "$RC" = 0
 state="$("$CTL" show "$LONG" --json | jq -r .state)"
 ms=$((($(date +%s%N) - t0) / 1000000))
 check "the killed job is final as killed ($state after ${ms} ms)" test "$state" = killed
+run_ctl show "$LONG"
+check "show of the killed job labels its result as the best before the kill" \
+	grep -q '^result (best before the kill): score' <<<"$OUT"
 run_ctl retry "$LONG"
 check "retry of the killed job makes it pending again" test "$RC" = 0 -a "$OUT" = "job $LONG: pending"
 state=""
@@ -198,6 +201,8 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 check "the retried job runs again with attempt 2" test "$state" = "running 2"
+check "the new attempt starts without the killed attempt's result" \
+	test "$("$CTL" show "$LONG" --json | jq -c .result)" = null
 "$CTL" kill "$LONG" >/dev/null
 expect_rc "retry of a job that is not failed or killed is refused (exit 1)" 1 "only those can be retried" \
 	retry "${IDS[0]}"
