@@ -73,6 +73,11 @@ int kf__ctl_wait(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_workers(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_logs(struct kf__ctl *ctl, int argc, char **argv);
 
+/* `keyforgectl workers`' table. A dead worker's readings (state, CPU,
+ * memory, busy slots) are its last heartbeat's, not the present: shown
+ * as "-" (--json keeps them). */
+void kf__ctl_workers_table(const struct kf_msg_cluster_status *st, FILE *out);
+
 /* The table entry of a command by name; NULL when unknown. */
 const struct kf__ctl_cmd *kf__ctl_find(const char *name);
 

@@ -24,46 +24,6 @@ static void counts_line(const uint64_t counts[KF_JOB_STATE_COUNT])
 	printf("\n");
 }
 
-static void table(const struct kf_msg_cluster_status *st)
-{
-	static const char *const heads[] = {
-		"WORKER", "HOST", ">PID", "LIVENESS", "STATE", ">CPU", ">HOST CPU", ">MEMORY",
-		">SLOTS", ">JOB", ">PROGRESS", ">HEARTBEAT",
-	};
-	struct kf__ctl_table t;
-	struct kf_strbuf sb = KF_STRBUF_INIT;
-
-	kf__ctl_table_init(&t, heads, sizeof heads / sizeof heads[0]);
-	for (size_t i = 0; i < st->n_workers; i++) {
-		const struct kf_msg_worker_status *w = &st->workers[i];
-
-		kf__ctl_table_cell(&t, "%s", w->worker_id);
-		kf__ctl_table_cell(&t, "%s", w->host ? w->host : "-");
-		kf__ctl_table_cell(&t, "%u", w->pid);
-		kf__ctl_table_cell(&t, "%s", kf_worker_liveness_name(w->liveness));
-		kf__ctl_table_cell(&t, "%s", kf_worker_state_name(w->state));
-		kf__ctl_table_cell(&t, "%.0f%%", 100.0 * w->cpu_process);
-		kf__ctl_table_cell(&t, "%.0f%%", 100.0 * w->cpu_host);
-		kf_strbuf_reset(&sb);
-		kf__ctl_add_bytes(&sb, w->rss_bytes);
-		kf__ctl_table_cell(&t, "%s", sb.buf);
-		kf__ctl_table_cell(&t, "%u/%u", w->slots_busy, w->slots_total);
-		if (w->job_id) {
-			kf__ctl_table_cell(&t, "%llu", (unsigned long long)w->job_id);
-			kf__ctl_table_cell(&t, "%.0f%%", 100.0 * w->job_progress);
-		} else {
-			kf__ctl_table_cell(&t, "-");
-			kf__ctl_table_cell(&t, "-");
-		}
-		kf_strbuf_reset(&sb);
-		kf__ctl_add_duration(&sb, w->last_heartbeat_age_ms);
-		kf__ctl_table_cell(&t, "%s ago", sb.buf);
-	}
-	kf__ctl_table_print(&t, stdout);
-	kf__ctl_table_release(&t);
-	kf_strbuf_release(&sb);
-}
-
 static int json(const struct kf_msg_cluster_status *st)
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
@@ -110,7 +70,7 @@ int kf__ctl_workers(struct kf__ctl *ctl, int argc, char **argv)
 		status = json(st);
 	} else {
 		if (st->n_workers)
-			table(st);
+			kf__ctl_workers_table(st, stdout);
 		else
 			printf("no workers yet (start one: keyforge-worker, or ./keyforge up)\n");
 		counts_line(st->job_counts);

@@ -117,6 +117,44 @@ static void test_formats(void **state)
 	kf_strbuf_release(&sb);
 }
 
+/* A dead worker's last heartbeat is history: its readings are not shown as
+ * if current, and a live one's are. */
+static void test_workers_table(void **state)
+{
+	struct kf_msg_worker_status ws[2] = {
+		{ .worker_id = "w-live", .host = "h1", .pid = 11, .liveness = KF_WORKER_ALIVE,
+		  .state = KF_WORKER_BUSY, .cpu_process = 0.97, .cpu_host = 0.5,
+		  .rss_bytes = 4u << 20, .slots_total = 1, .slots_busy = 1, .job_id = 42,
+		  .job_progress = 0.25, .last_heartbeat_age_ms = 300 },
+		{ .worker_id = "w-dead", .host = "h2", .pid = 22, .liveness = KF_WORKER_DEAD,
+		  .state = KF_WORKER_BUSY, .cpu_process = 0.97, .cpu_host = 0.5,
+		  .rss_bytes = 4u << 20, .slots_total = 1, .slots_busy = 1, .job_id = 43,
+		  .job_progress = 0.5, .last_heartbeat_age_ms = 15500 },
+	};
+	struct kf_msg_cluster_status st = { .workers = ws, .n_workers = 2 };
+	char buf[1024] = "", *live, *dead;
+	FILE *f = fmemopen(buf, sizeof buf, "w");
+
+	(void)state;
+	assert_non_null(f);
+	kf__ctl_workers_table(&st, f);
+	fclose(f);
+	assert_non_null(live = strstr(buf, "w-live"));
+	assert_non_null(dead = strstr(buf, "w-dead"));
+	*strchr(live, '\n') = '\0';
+	assert_non_null(strstr(live, " busy "));
+	assert_non_null(strstr(live, " 97% "));
+	assert_non_null(strstr(live, " 1/1 "));
+	assert_non_null(strstr(live, " 42 "));
+	assert_non_null(strstr(dead, " dead "));
+	assert_null(strstr(dead, "busy"));
+	assert_null(strstr(dead, "97%"));
+	assert_null(strstr(dead, "MiB"));
+	assert_null(strstr(dead, " 43 "));
+	assert_non_null(strstr(dead, " -/1 "));
+	assert_non_null(strstr(dead, "15.5s ago"));
+}
+
 static void test_table(void **state)
 {
 	static const char *const heads[] = { ">ID", "STATE", "NOTE" };
@@ -208,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_formats),
+		cmocka_unit_test(test_workers_table),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_job_json),
 		cmocka_unit_test(test_log_json),
