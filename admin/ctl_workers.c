@@ -2,8 +2,6 @@
  * ctl_workers.c — `keyforgectl workers`: the cluster request (workers the
  * broker tracks from their heartbeats, and job counts per state).
  */
-#include <string.h>
-
 #include "admin/ctl.h"
 
 static int on_opt(void *state, int id, const char *arg)
