@@ -453,8 +453,10 @@ static void show_text(const struct kf_msg_job *j)
 	       (unsigned long long)j->id, kf_job_state_name(j->state), j->attempt, j->max_attempts,
 	       (int)j->priority, j->worker_id ? j->worker_id : "-");
 	show_times(j);
-	if (j->state == KF_JOB_RUNNING)
+	if (j->state == KF_JOB_RUNNING && j->best_cost != 0)
 		printf("  progress   %.0f%%, best so far %.4f\n", 100.0 * j->progress, j->best_cost);
+	else if (j->state == KF_JOB_RUNNING)   /* no report yet: best_cost 0 is "none" */
+		printf("  progress   %.0f%%, no best yet\n", 100.0 * j->progress);
 	show_params(j);
 	if (j->result)
 		show_result(j);
