@@ -554,6 +554,7 @@ static enum kf_err open_sockets(struct kf_broker *b, struct kf_strbuf *why)
 	struct kf_bus_opts ro = { .recv_max = KF_MSG_MAX_WIRE + RPC_RECV_GRACE,
 				  .tls = b->have_tls ? &b->tls : NULL };
 	struct kf_bus_opts eo = { .tls = b->have_tls ? &b->tls : NULL };
+	struct kf_bus_opts evo = { .tls = eo.tls, .queue_len = KF__EVENTS_QUEUE };
 	struct kf_relay_opts rel = {
 		.url = kf_bus_addrs_get(a, KF_BUS_INGEST), .tls = eo.tls, .metrics = &b->m,
 		.rate = b->cfg.ingest_rate, .burst = b->cfg.ingest_burst,
@@ -567,7 +568,7 @@ static enum kf_err open_sockets(struct kf_broker *b, struct kf_strbuf *why)
 				     &ro, why)))
 		return err;
 	if ((err = kf_bus_pub_new(&b->events, KF_BUS_LISTEN, kf_bus_addrs_get(a, KF_BUS_EVENTS),
-				  &eo, why)))
+				  &evo, why)))
 		return err;
 	if ((err = kf_bus_pub_new(&b->commands, KF_BUS_LISTEN,
 				  kf_bus_addrs_get(a, KF_BUS_COMMANDS), &eo, why)))

@@ -39,6 +39,11 @@
 #define KF__TICK_MS 1000
 #define KF__DRAIN_MS 5000            /* SIGTERM: longest wait for in-flight work */
 #define KF__EXPIRE_GRACE_MS 2000     /* deadline + this before a job is expired */
+/* Messages queued per subscriber of `events` (docs/bus.md): nng's PUB sends
+ * one message at a time per pipe, so this queue, not the socket buffer,
+ * absorbs a burst. A commit of a 32-slot hive's batch publishes ~70 events
+ * at once; 256 lost 571-2,875 of a flood's 15,000 events, 2048 none. */
+#define KF__EVENTS_QUEUE 2048
 #define KF__ORPHAN_EVERY 5           /* ticks between orphan checks */
 #define KF__METRICS_FULL_EVERY 5     /* ticks between full metric updates */
 #define KF__LIST_DEFAULT 100
