@@ -52,16 +52,23 @@ static void sleep_ms(uint64_t ms)
 	nanosleep(&ts, NULL);
 }
 
+/* ID STATE, then the last attempt's error ("OUTCOME: message") when it
+ * says more: its outcome is usually the job's state, written once. */
 static void print_final(const struct kf_msg_job *j)
 {
+	const char *state = kf_job_state_name(j->state);
+	const char *err = j->n_errors ? j->errors[j->n_errors - 1].message : NULL;
+	size_t n = strlen(state);
+
 	if (j->state == KF_JOB_SUCCEEDED && j->result)
 		printf("%llu succeeded score %.4f layout %s\n", (unsigned long long)j->id,
 		       j->result->cost, j->result->layout);
-	else if (j->n_errors)
-		printf("%llu %s: %s\n", (unsigned long long)j->id, kf_job_state_name(j->state),
-		       j->errors[j->n_errors - 1].message);
+	else if (err && !strncmp(err, state, n) && (!err[n] || !strncmp(err + n, ": ", 2)))
+		printf("%llu %s\n", (unsigned long long)j->id, err);
+	else if (err)
+		printf("%llu %s: %s\n", (unsigned long long)j->id, state, err);
 	else
-		printf("%llu %s\n", (unsigned long long)j->id, kf_job_state_name(j->state));
+		printf("%llu %s\n", (unsigned long long)j->id, state);
 	fflush(stdout);
 }
 

@@ -207,6 +207,12 @@ check "the new attempt starts without the killed attempt's result" \
 expect_rc "retry of a job that is not failed or killed is refused (exit 1)" 1 "only those can be retried" \
 	retry "${IDS[0]}"
 
+# A job that fails: wait names the state once, then the error.
+run_ctl submit --corpus no-such-corpus --steps 10 --max-attempts 1
+run_ctl wait "$OUT" --timeout 30
+check "wait prints a failed job as 'ID failed: <error>' ($OUT)" \
+	grep -qE "^[0-9]+ failed: corpus 'no-such-corpus' not found" <<<"$OUT"
+
 # ---- errors --------------------------------------------------------------------------------
 
 expect_rc "an unknown flag: exit 2" 2 "unknown option '--bogus'" submit --corpus x --bogus
