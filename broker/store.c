@@ -219,14 +219,11 @@ static struct kf__store_req *list_tail(struct kf__store_req *r)
 }
 
 /* Appends a list of finished requests (or status items) to the completion
- * queue, then wakes the drainer. */
-static void push_completions(struct kf_store *s, struct kf__store_req *list)
+ * queue; under s->lock. */
+static void append_completions_locked(struct kf_store *s, struct kf__store_req *list)
 {
 	struct kf__store_req *r;
 
-	if (!list)
-		return;
-	pthread_mutex_lock(&s->lock);
 	for (r = list; r; r = r->next) {
 		if (r->is_status)
 			continue;
@@ -240,6 +237,15 @@ static void push_completions(struct kf_store *s, struct kf__store_req *list)
 		s->c_head = list;
 	s->c_tail = list_tail(list);
 	pthread_cond_broadcast(&s->cond);
+}
+
+/* Queues finished requests for the drainer, then wakes it. */
+static void push_completions(struct kf_store *s, struct kf__store_req *list)
+{
+	if (!list)
+		return;
+	pthread_mutex_lock(&s->lock);
+	append_completions_locked(s, list);
 	pthread_mutex_unlock(&s->lock);
 	if (s->opts.notify)
 		s->opts.notify(s->opts.notify_arg);
@@ -312,15 +318,24 @@ static void one_line(char *dst, size_t size, const char *src)
 }
 
 /* Records a connection state; on a change of (conn, err) queues one status
- * item for the drainer, so the change is reported once, in order. */
+ * item for the drainer, so the change is reported once, in order. The item
+ * is queued under the same lock as the new state: whoever sees the state
+ * (kf_store_wait_up, kf_store_status) and then drains gets the item too. */
 static void set_conn(struct kf_store *s, enum kf_store_conn conn, enum kf_err err,
 		     const char *message, int applied)
 {
-	struct kf__store_req *item = NULL;
+	struct kf__store_req *item = req_new(KF_STORE_OP_COUNT, NULL, NULL);
 	char line[sizeof(s->st.message)];
 	bool changed;
 
 	one_line(line, sizeof(line), message);
+	if (item) {
+		item->is_status = true;
+		item->status.conn = conn;
+		item->status.err = err;
+		item->status.message = strdup(line);
+		item->status.schema_applied = applied;
+	}
 	pthread_mutex_lock(&s->lock);
 	changed = s->st.conn != conn || s->st.err != err;
 	s->st.conn = conn;
@@ -331,16 +346,16 @@ static void set_conn(struct kf_store *s, enum kf_store_conn conn, enum kf_err er
 		s->st.connects++;
 	}
 	atomic_store(&s->up, conn == KF_STORE_UP);
+	if (changed && item)
+		append_completions_locked(s, item);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	if (!changed || !(item = req_new(KF_STORE_OP_COUNT, NULL, NULL)))
+	if (!changed || !item) {
+		req_free(item);
 		return;
-	item->is_status = true;
-	item->status.conn = conn;
-	item->status.err = err;
-	item->status.message = strdup(line);
-	item->status.schema_applied = applied;
-	push_completions(s, item);
+	}
+	if (s->opts.notify)
+		s->opts.notify(s->opts.notify_arg);
 }
 
 /* ---- connection ---------------------------------------------------------------- */

@@ -285,7 +285,11 @@ static int setup(void **state)
 	f->store = open_store(f->conninfo, &f->status, true);
 	if (kf_store_wait_up(f->store, WAIT_MS) != KF_OK)
 		return -1;
+	/* Up means the change is queued too: drained now, it is reported now,
+	 * not later in the middle of a test that expects nothing to complete. */
 	kf_store_drain(f->store, 0);
+	if (f->status.n != 1 || f->status.conn[0] != KF_STORE_UP)
+		return -1;
 	*state = f;
 	return 0;
 }
