@@ -130,12 +130,6 @@ static void finish(struct entry *e, enum kf__verdict v)
 	e->done = true;
 	e->inflight = false;
 	ob->pending--;
-	if (v == KF__VERDICT_ACKED)
-		ob->st.acked++;
-	else if (v == KF__VERDICT_DROP)
-		ob->st.dropped++;
-	else
-		ob->st.refused++;
 	pthread_cond_broadcast(&ob->cond);
 	pthread_mutex_unlock(&ob->mu);
 }
@@ -221,7 +215,6 @@ static void start_locked(struct kf__outbox *ob, struct entry *e)
 		kf_strbuf_release(&sb);
 		e->done = true;
 		ob->pending--;
-		ob->st.refused++;
 		return;
 	}
 	if (!err)

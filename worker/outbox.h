@@ -85,8 +85,10 @@ void kf__completion_to_req(const struct kf__completion *c, struct kf_msg_job_res
 
 struct kf__outbox;
 
+/* The worker counts results by verdict itself (its done hook sees every
+ * result, sent with the next lease request or from here). */
 struct kf__outbox_stats {
-	uint64_t acked, dropped, refused, resent;
+	uint64_t resent;
 	size_t pending;
 };
 
