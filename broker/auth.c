@@ -7,9 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long a starting broker waits for the token file's lock: a broker
+ * being restarted on the same addresses lets its sockets go a moment
+ * before its token file. */
+#define LOCK_WAIT_MS 2000
+#define LOCK_POLL_MS 20
 
 static enum kf_err random_hex(char out[KF_AUTH_TOKEN_HEX + 1])
 {
@@ -34,9 +42,45 @@ static enum kf_err random_hex(char out[KF_AUTH_TOKEN_HEX + 1])
 	return KF_OK;
 }
 
-/* Writes token + "\n" to a temporary file beside `path` with mode 0600 and
- * renames it over `path`: readers see the old token or the new, never half. */
-static enum kf_err write_token(const char *path, const char *token, struct kf_strbuf *why)
+/*
+ * The token file is locked (flock) by the broker that wrote it, for as long
+ * as it runs; the kernel drops the lock when that process ends, however it
+ * ends. A second broker given the same file — on other addresses, so that
+ * binding did not stop it — would otherwise overwrite the running broker's
+ * token and lock its operators out.
+ *
+ * Fails with KF_EBUSY when the file at path is locked by a live broker for
+ * LOCK_WAIT_MS; a missing or unlocked file is fine.
+ */
+static enum kf_err check_unowned(const char *path, struct kf_strbuf *why)
+{
+	struct timespec pause = { 0, LOCK_POLL_MS * 1000000L };
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool locked = true;
+
+	if (fd < 0)
+		return KF_OK; /* none yet; any other problem shows when writing */
+	for (int waited = 0; waited <= LOCK_WAIT_MS; waited += LOCK_POLL_MS) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
+			locked = false;
+			break;
+		}
+		nanosleep(&pause, NULL);
+	}
+	close(fd); /* and with it the lock taken on the old file, if any */
+	if (!locked)
+		return KF_OK;
+	kf_strbuf_addf(why, "token file '%s' belongs to another running broker; give each broker "
+		       "its own --token-file", path);
+	return KF_EBUSY;
+}
+
+/* Writes token + "\n" to a temporary file beside `path` with mode 0600,
+ * locks it and renames it over `path`: readers see the old token or the
+ * new, never half, and the file in place is locked from the start. The
+ * locked descriptor is left in *lock_fd. */
+static enum kf_err write_token(const char *path, const char *token, int *lock_fd,
+	struct kf_strbuf *why)
 {
 	struct kf_strbuf tmp = KF_STRBUF_INIT;
 	enum kf_err err = KF_OK;
@@ -47,17 +91,17 @@ static enum kf_err write_token(const char *path, const char *token, struct kf_st
 		return KF_ENOMEM;
 	unlink(tmp.buf);
 	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || fchmod(fd, 0600) != 0 || !kf_write_all(fd, token, strlen(token)) ||
-	    !kf_write_all(fd, "\n", 1) || fsync(fd) != 0) {
-		err = KF_EIO;
-	}
-	if (fd >= 0 && close(fd) != 0)
-		err = KF_EIO;
-	if (!err && rename(tmp.buf, path) != 0)
+	if (fd < 0 || fchmod(fd, 0600) != 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+	    !kf_write_all(fd, token, strlen(token)) || !kf_write_all(fd, "\n", 1) ||
+	    fsync(fd) != 0 || rename(tmp.buf, path) != 0)
 		err = KF_EIO;
 	if (err) {
 		kf_strbuf_addf(why, "cannot write the token file '%s': %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		unlink(tmp.buf);
+	} else {
+		*lock_fd = fd;
 	}
 	kf_strbuf_release(&tmp);
 	return err;
@@ -69,15 +113,18 @@ enum kf_err kf_auth_init(struct kf_auth *a, const char *path, struct kf_strbuf *
 
 	memset(a, 0, sizeof(*a));
 	a->uid = geteuid();
+	a->lock_fd = -1;
 	if (!path)
 		return KF_OK;
+	if ((err = check_unowned(path, why)))
+		return err;
 	if ((err = random_hex(a->token))) {
 		kf_strbuf_addf(why, "cannot draw a random token: %s", strerror(errno));
 		return err;
 	}
 	if (!(a->path = strdup(path)))
 		return KF_ENOMEM;
-	if ((err = write_token(path, a->token, why))) {
+	if ((err = write_token(path, a->token, &a->lock_fd, why))) {
 		free(a->path);
 		a->path = NULL;
 		return err;
@@ -91,15 +138,20 @@ void kf_auth_release(struct kf_auth *a)
 	char buf[KF_AUTH_TOKEN_HEX + 2];
 	FILE *f;
 
-	if (a->path && (f = fopen(a->path, "re"))) {
-		size_t n = fread(buf, 1, sizeof buf, f);
+	if (a->path) {
+		if ((f = fopen(a->path, "re"))) {
+			size_t n = fread(buf, 1, sizeof buf, f);
 
-		fclose(f);
-		if (n >= KF_AUTH_TOKEN_HEX && !memcmp(buf, a->token, KF_AUTH_TOKEN_HEX))
-			unlink(a->path);
+			fclose(f);
+			if (n >= KF_AUTH_TOKEN_HEX && !memcmp(buf, a->token, KF_AUTH_TOKEN_HEX))
+				unlink(a->path);
+		}
+		if (a->lock_fd >= 0)
+			close(a->lock_fd);
 	}
 	free(a->path);
 	memset(a, 0, sizeof(*a));
+	a->lock_fd = -1;
 }
 
 /* Compares every byte whatever the first difference: the time taken says

@@ -9,6 +9,10 @@
  * or root (the kernel vouches for it: SO_PEERCRED). The token changes at
  * every broker start; clients read the file again when refused (KF_EPERM).
  *
+ * The broker holds an flock on its token file while it runs: a second
+ * broker given the same file refuses to start instead of replacing the
+ * token of the first (and locking out its operators).
+ *
  * Without a token file authorisation is off: every request is accepted
  * (the broker warns at start).
  *
@@ -31,12 +35,14 @@ struct kf_auth {
 	char token[KF_AUTH_TOKEN_HEX + 1];
 	char *path;                 /* owned; NULL when disabled */
 	uid_t uid;                  /* the broker's effective uid */
+	int lock_fd;                /* the token file, locked while we run; -1: none */
 };
 
 /*
- * path NULL: disabled (KF_OK). Otherwise generates the token and writes the
- * file. KF_OK; KF_EIO (getrandom or the file failed: `why` names the path
- * and errno's text), KF_ENOMEM.
+ * path NULL: disabled (KF_OK). Otherwise generates the token and writes and
+ * locks the file. KF_OK; KF_EBUSY (another running broker holds the file,
+ * for 2 s), KF_EIO (getrandom or the file failed: `why` names the path and
+ * errno's text), KF_ENOMEM.
  */
 enum kf_err kf_auth_init(struct kf_auth *a, const char *path, struct kf_strbuf *why);
 

@@ -1320,6 +1320,55 @@ static void test_second_broker_refused(void **state)
 	assert_int_equal(liveness_of("nobody"), -1);
 }
 
+/* Waits up to ms for pid to exit and returns its wait status; a process
+ * still running then is killed and -1 returned (a broker that should have
+ * refused to start fails the test instead of hanging it). */
+static int exit_status_within(pid_t pid, int ms)
+{
+	int status;
+
+	for (int waited = 0; waited < ms; waited += 50) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		sleep_ms(50);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+/* A second broker on other addresses but the first one's token file: it
+ * refuses to start instead of replacing the token the first one checks. */
+static void test_second_broker_token_file(void **state)
+{
+	char log2[160], urls[4][64], before[80];
+	struct kf_msg req, *rep;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_true(read_token());
+	snprintf(before, sizeof(before), "%s", g_token);
+	for (int i = 0; i < 4; i++)
+		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", free_port());
+	snprintf(log2, sizeof(log2), "%s/same-token.log", g_tmp);
+	pid = spawn_broker_at(urls, log2, g_token_path);
+	assert_true(pid > 0);
+	status = exit_status_within(pid, 10000);   /* it waits 2 s for the lock */
+	assert_int_not_equal(status, -1);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_int_equal(log_count_in(log2, "belongs to another running broker"), 1);
+	/* The token is the first broker's still, and it accepts it. */
+	assert_true(read_token());
+	assert_string_equal(g_token, before);
+	req_init(&req, KF_MSG_KILL_REQ);
+	req.kill_req.job_id = 999999999;
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_ENOENT);    /* authorised: not KF_EPERM */
+	kf_msg_free(rep);
+}
+
 static void test_database_outage(void **state)
 {
 	struct kf_msg req, *rep = NULL;
@@ -1505,6 +1554,7 @@ int main(void)
 		cmocka_unit_test(test_ingest),
 		cmocka_unit_test(test_worker_death_requeues),
 		cmocka_unit_test(test_second_broker_refused),
+		cmocka_unit_test(test_second_broker_token_file),
 		cmocka_unit_test(test_second_broker_shares_database),
 		cmocka_unit_test(test_database_outage),
 		cmocka_unit_test(test_migration_mismatch),

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +439,61 @@ static void test_auth(void **state)
 	rmdir(dir);
 }
 
+/* The token file of a running broker is its own: a second one given the
+ * same file refuses (after the 2 s a restart may need) and leaves the token
+ * alone; the file of a broker that is gone is taken over. */
+static void test_auth_token_file_owned(void **state)
+{
+	char dir[] = "/tmp/kf-auth-XXXXXX", path[64], first[80], now[80];
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf_auth a, b;
+	struct dirent *e;
+	DIR *d;
+	FILE *f;
+	int n = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/token", dir);
+	assert_int_equal(kf_auth_init(&a, path, &why), KF_OK);
+	assert_non_null(f = fopen(path, "r"));
+	assert_non_null(fgets(first, sizeof(first), f));
+	fclose(f);
+
+	assert_int_equal(kf_auth_init(&b, path, &why), KF_EBUSY);
+	assert_non_null(strstr(why.buf, "another running broker"));
+	assert_non_null(strstr(why.buf, path));
+	assert_non_null(f = fopen(path, "r"));
+	assert_non_null(fgets(now, sizeof(now), f));
+	fclose(f);
+	assert_string_equal(now, first);
+	first[64] = '\0';
+	assert_true(kf_auth_check(&a, first, NULL));
+	assert_non_null(d = opendir(dir));     /* no temporary file left behind */
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(n, 1);
+	kf_auth_release(&b);                   /* of a failed init: a no-op */
+	assert_int_equal(access(path, F_OK), 0);
+
+	kf_auth_release(&a);
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* A file left by a broker that is gone (SIGKILL leaves it; nobody
+	 * holds its lock) is taken over. */
+	assert_non_null(f = fopen(path, "w"));
+	fputs("0123\n", f);
+	fclose(f);
+	kf_strbuf_reset(&why);
+	assert_int_equal(kf_auth_init(&b, path, &why), KF_OK);
+	assert_int_equal(kf_auth_init(&a, path, &why), KF_EBUSY);   /* b holds it now */
+	kf_auth_release(&b);
+	assert_int_equal(access(path, F_OK), -1);
+	kf_strbuf_release(&why);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_config_thread_nice),
 		cmocka_unit_test(test_counts_interval),
 		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_auth_token_file_owned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
