@@ -72,7 +72,7 @@ static const struct kf_metric_desc descs[F_COUNT] = {
 static const char *const drop_reasons[KF_BM_DROP_COUNT] = {
 	[KF_BM_DROP_RATE_LIMIT] = "rate_limit", [KF_BM_DROP_OVERSIZED] = "oversized",
 	[KF_BM_DROP_QUEUE_FULL] = "queue_full", [KF_BM_DROP_SOURCE] = "source",
-	[KF_BM_DROP_LOG_QUEUE] = "log_queue",
+	[KF_BM_DROP_LOG_QUEUE] = "log_queue", [KF_BM_DROP_ID_CONFLICT] = "id_conflict",
 };
 
 static enum kf_err counter(struct kf_metric_family *f, const char *label, struct kf_counter **out)

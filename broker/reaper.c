@@ -183,9 +183,35 @@ void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns)
 	struct kf_worker *w;
 	uint64_t old_inc;
 
-	if (kf_workers_heartbeat(b->workers, &msg->heartbeat, now_ns, &w, &ev, &old_inc) == KF_OK)
+	switch (kf_workers_heartbeat(b->workers, &msg->heartbeat, now_ns, &w, &ev, &old_inc)) {
+	case KF_OK:
 		kf__worker_event(b, w, ev, old_inc, NULL, true);
+		break;
+	case KF_EBUSY:
+		kf_counter_inc(b->m.dropped[KF_BM_DROP_ID_CONFLICT]);
+		kf__worker_id_conflict(b, w, msg->heartbeat.host, msg->heartbeat.pid, "heartbeat",
+			now_ns);
+		break;
+	default:
+		break;
+	}
 	kf_msg_free(msg);
+}
+
+#define ID_CONFLICT_WARN_NS (10 * 1000 * KF__NS_PER_MS)
+
+void kf__worker_id_conflict(struct kf_broker *b, struct kf_worker *w, const char *host,
+	uint32_t pid, const char *via, uint64_t now_ns)
+{
+	(void)b;
+	if (w->conflict_warned_ns && now_ns - w->conflict_warned_ns < ID_CONFLICT_WARN_NS)
+		return;
+	w->conflict_warned_ns = now_ns;
+	KF_WARN(KF__TARGET, "worker id in use", KF_STR("worker_id", w->id),
+		KF_STR("host", w->host), KF_U64("pid", w->pid), KF_STR("other_host", host ? host : ""),
+		KF_U64("other_pid", pid), KF_STR("refused", via),
+		KF_STR("hint", "a second worker was started with the id of a live one; "
+		       "give each worker its own --id"));
 }
 
 static void on_liveness(void *arg, struct kf_worker *w, enum kf_worker_liveness from,

@@ -71,6 +71,7 @@ static void on_hello(void *arg, const struct kf_store_result *res)
 static void h_hello(struct kf_broker *b, struct kf__call *c)
 {
 	const struct kf_msg_hello_req *q = &c->msg->hello_req;
+	uint64_t now = kf_clock_mono_ns();
 	enum kf_worker_event ev;
 	struct kf_worker *w;
 	uint64_t old_inc;
@@ -80,7 +81,16 @@ static void h_hello(struct kf_broker *b, struct kf__call *c)
 		kf__call_fail(c, KF_EINVAL, "hello: worker_id is empty");
 		return;
 	}
-	err = kf_workers_hello(b->workers, q, kf_clock_mono_ns(), &w, &ev, &old_inc);
+	err = kf_workers_hello(b->workers, q, now, &w, &ev, &old_inc);
+	if (err == KF_EBUSY) {
+		kf__worker_id_conflict(b, w, q->host, q->pid, "hello", now);
+		kf__call_fail(c, err, "worker id '%s' is in use by a live worker (host %s, pid %u, "
+			      "heard from %llu ms ago); give each worker its own --id",
+			      q->worker_id, w->host, (unsigned)w->pid,
+			      (unsigned long long)(now > w->last_seen_ns ?
+						   (now - w->last_seen_ns) / KF__NS_PER_MS : 0));
+		return;
+	}
 	if (err) {
 		kf__call_fail(c, err, "hello: cannot track worker '%s': %s", q->worker_id,
 			      kf_strerror(err));

@@ -95,6 +95,16 @@ static void forget(struct kf_workers *ws, size_t i)
 	free(w);
 }
 
+/* Another incarnation while the known one is alive: a second process with
+ * the same id, not a restart (workers.h). */
+static bool id_conflict(const struct kf_worker *w, uint64_t incarnation, uint64_t now_ns)
+{
+	uint64_t age = now_ns > w->last_seen_ns ? now_ns - w->last_seen_ns : 0;
+
+	return w->incarnation && incarnation && w->incarnation != incarnation &&
+	       kf_workers_liveness(age) == KF_WORKER_ALIVE;
+}
+
 /* Finds or adds `id` and says what seeing it now means. */
 static enum kf_err seen(struct kf_workers *ws, const char *id, uint64_t incarnation,
 	uint64_t now_ns, struct kf_worker **out, enum kf_worker_event *ev, uint64_t *old_inc)
@@ -106,7 +116,11 @@ static enum kf_err seen(struct kf_workers *ws, const char *id, uint64_t incarnat
 	*old_inc = 0;
 	if (!id || !*id)
 		return KF_EINVAL;
-	if (!(w = kf_workers_find(ws, id))) {
+	if ((w = kf_workers_find(ws, id)) && id_conflict(w, incarnation, now_ns)) {
+		*out = w;   /* the live one, untouched */
+		return KF_EBUSY;
+	}
+	if (!w) {
 		if ((err = add(ws, id, &w)))
 			return err;
 		*ev = KF_WORKER_EV_JOINED;
@@ -134,11 +148,13 @@ enum kf_err kf_workers_heartbeat(struct kf_workers *ws, const struct kf_msg_hear
 	uint64_t now_ns, struct kf_worker **out, enum kf_worker_event *ev,
 	uint64_t *old_incarnation)
 {
-	struct kf_worker *w;
+	struct kf_worker *w = NULL;
 	enum kf_err err;
 
-	if ((err = seen(ws, hb->worker_id, hb->incarnation, now_ns, &w, ev, old_incarnation)))
+	if ((err = seen(ws, hb->worker_id, hb->incarnation, now_ns, &w, ev, old_incarnation))) {
+		*out = w;
 		return err;
+	}
 	copy_name(w->host, hb->host);
 	w->pid = hb->pid;
 	w->state = hb->state;
@@ -157,12 +173,14 @@ enum kf_err kf_workers_hello(struct kf_workers *ws, const struct kf_msg_hello_re
 	uint64_t now_ns, struct kf_worker **out, enum kf_worker_event *ev,
 	uint64_t *old_incarnation)
 {
-	struct kf_worker *w;
+	struct kf_worker *w = NULL;
 	enum kf_err err;
 
 	if ((err = seen(ws, hello->worker_id, hello->incarnation, now_ns, &w, ev,
-			old_incarnation)))
+			old_incarnation))) {
+		*out = w;
 		return err;
+	}
 	copy_name(w->host, hello->host);
 	w->pid = hello->pid;
 	w->slots_total = hello->slots;

@@ -7,7 +7,13 @@
  * KF_WORKERS_DEAD_AFTER it is dead (the broker requeues its jobs), and
  * KF_WORKERS_FORGET_MS after that it is forgotten. A heartbeat with another
  * incarnation than the one known means the worker restarted: whatever the
- * old process held is lost (the caller requeues it).
+ * old process held is lost (the caller requeues it) — but only once the
+ * known incarnation is no longer alive (silent for KF_WORKERS_STALE_AFTER
+ * intervals). While it is, the other incarnation is a second process
+ * started with the same id: its heartbeats and hellos are refused
+ * (KF_EBUSY) and the record stays the live worker's. Taking them as
+ * restarts would requeue the live worker's jobs at every heartbeat of
+ * either process.
  *
  * Time is passed in (monotonic ns) so tests need no clock. Pure data: no
  * I/O, no logging. Not thread-safe: the broker's owner thread owns it.
@@ -45,6 +51,7 @@ struct kf_worker {
 	uint64_t dead_since_ns;
 	bool requeue_pending;              /* dead; its jobs not yet requeued */
 	bool requeue_inflight;             /* the broker's requeue request is running */
+	uint64_t conflict_warned_ns;       /* last WARN about a second process with this id */
 	struct kf_worker *hnext;           /* private: hash chain */
 };
 
@@ -63,7 +70,9 @@ enum kf_err kf_workers_new(struct kf_workers **out);
 void kf_workers_free(struct kf_workers *ws);
 
 /* Records a heartbeat. *out is the record; *ev what changed. KF_OK,
- * KF_EFULL (KF_WORKERS_MAX known: ignored), KF_ENOMEM, KF_EINVAL (empty id). */
+ * KF_EBUSY (another incarnation of a live worker: nothing recorded, *out is
+ * the live worker's record), KF_EFULL (KF_WORKERS_MAX known: ignored),
+ * KF_ENOMEM, KF_EINVAL (empty id). */
 enum kf_err kf_workers_heartbeat(struct kf_workers *ws, const struct kf_msg_heartbeat *hb,
 	uint64_t now_ns, struct kf_worker **out, enum kf_worker_event *ev,
 	uint64_t *old_incarnation);

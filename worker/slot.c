@@ -17,6 +17,10 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define HELLO_TIMEOUT_MS 3000
+/* How long hellos refused because our id is a live worker's are retried:
+ * twice the 3 heartbeat intervals after which the broker takes a silent
+ * worker's id as free (a restart with a fixed --id waits that long). */
+#define ID_IN_USE_GIVE_UP_MS 6000
 #define PROGRESS_TIMEOUT_MS 2000
 #define EMPTY_LEASE_NAP_MS 50
 
@@ -85,6 +89,32 @@ static enum kf_err reply_status(struct kf_worker *w, const struct kf_msg *rep, c
 
 /* ---- hello ---------------------------------------------------------------- */
 
+/*
+ * The broker refused our hello: it hears from a live worker with our id. A
+ * worker that took the place of one that just died (a fixed --id) waits for
+ * the broker to see the old one go silent; past ID_IN_USE_GIVE_UP_MS the
+ * other one is alive, and this worker stops (exit status 1) rather than
+ * fight it for the id. Under hello_mu.
+ */
+static void id_in_use(struct kf_worker *w, const char *reason)
+{
+	uint64_t now = kf_clock_mono_ns();
+
+	if (!w->id_in_use_since_ns) {
+		w->id_in_use_since_ns = now;
+		KF_WARN(KF__TARGET, "worker id in use; waiting for the other worker to go silent",
+			KF_STR("worker_id", w->cfg.id), KF_STR("reason", reason),
+			KF_U64("give_up_ms", ID_IN_USE_GIVE_UP_MS));
+		return;
+	}
+	if (now - w->id_in_use_since_ns < ID_IN_USE_GIVE_UP_MS * KF__NS_PER_MS ||
+	    atomic_exchange(&w->id_in_use, true))
+		return;
+	KF_ERROR(KF__TARGET, "worker id in use by another live worker; stopping",
+		 KF_STR("worker_id", w->cfg.id), KF_STR("reason", reason));
+	atomic_store(&w->draining, true);
+}
+
 static enum kf_err hello_once(struct kf_worker *w)
 {
 	struct kf_msg req, *rep = NULL;
@@ -100,11 +130,14 @@ static enum kf_err hello_once(struct kf_worker *w)
 	kf__rpc_outcome(w, KF__M_HELLO, err);
 	if (err)
 		return err;
-	if ((err = reply_status(w, rep, "hello"))) {
+	if ((err = reply_status(w, rep, "hello")) == KF_EBUSY) {
+		id_in_use(w, kf_msg_reply(rep)->error ? kf_msg_reply(rep)->error : "");
+	} else if (err) {
 		KF_WARN(KF__TARGET_RPC, "hello refused", KF_ERR(err),
 			KF_STR("reason", kf_msg_reply(rep) && kf_msg_reply(rep)->error ?
 			       kf_msg_reply(rep)->error : ""));
 	} else {
+		w->id_in_use_since_ns = 0;
 		kf__rpc_hello_done(&w->rpc, pipes);
 		KF_INFO(KF__TARGET, "registered with the broker", KF_STR("worker_id", w->cfg.id),
 			KF_U64("heartbeat_ms", rep->hello_rep.heartbeat_ms),

@@ -334,7 +334,7 @@ int kf_worker_run(struct kf_worker *w)
 		KF_U64("results_refused", atomic_load(&w->results_refused)));
 	/* A last tick (heartbeat: draining, idle; full metrics), then flush. */
 	kf__publisher_stop(w->publisher, FINAL_FLUSH_MS);
-	return delivered ? 0 : 1;
+	return delivered && !atomic_load(&w->id_in_use) ? 0 : 1;
 }
 
 void kf_worker_free(struct kf_worker *w)

@@ -234,17 +234,29 @@ static void test_workers_liveness(void **state)
 	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 12 * S, &w, &ev, &old), KF_OK);
 	assert_int_equal(ev, KF_WORKER_EV_REJOINED);
 	assert_false(w->requeue_pending);
-	/* Another incarnation: a restart. */
+	/* Another incarnation while this one is alive: a second process with
+	 * the same id, refused; the record stays the live one's. */
 	hb.incarnation = 8;
-	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 13 * S, &w, &ev, &old), KF_OK);
+	hb.pid = 10;
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 13 * S, &w, &ev, &old), KF_EBUSY);
+	assert_int_equal(w->incarnation, 7);
+	assert_int_equal(w->pid, 9);
+	assert_int_equal(w->last_seen_ns, t0 + 12 * S);
+	assert_int_equal(kf_workers_hello(ws, &(struct kf_msg_hello_req){ .worker_id = "w1",
+		.host = "h", .pid = 10, .slots = 1, .incarnation = 8 }, t0 + 15 * S - 1, &w, &ev,
+		&old), KF_EBUSY);
+	assert_int_equal(w->incarnation, 7);
+	/* Silent for three intervals: the other incarnation is a restart. */
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 15 * S, &w, &ev, &old), KF_OK);
 	assert_int_equal(ev, KF_WORKER_EV_RESTARTED);
 	assert_int_equal(old, 7);
+	assert_int_equal(w->pid, 10);
 	/* Dead and requeued: forgotten ten minutes later. */
-	kf_workers_sweep(ws, t0 + 23 * S, count_change, &ch);
+	kf_workers_sweep(ws, t0 + 25 * S, count_change, &ch);
 	w->requeue_pending = false;
-	kf_workers_sweep(ws, t0 + 23 * S + 600 * S - 1, NULL, NULL);
+	kf_workers_sweep(ws, t0 + 25 * S + 600 * S - 1, NULL, NULL);
 	assert_int_equal(kf_workers_count(ws), 1);
-	kf_workers_sweep(ws, t0 + 23 * S + 600 * S, NULL, NULL);
+	kf_workers_sweep(ws, t0 + 25 * S + 600 * S, NULL, NULL);
 	assert_int_equal(kf_workers_count(ws), 0);
 	assert_null(kf_workers_find(ws, "w1"));
 	hb.worker_id = "";

@@ -158,7 +158,8 @@ static struct proc *start_worker(const char *id, const char *extra)
 		(char *)extra, NULL };
 
 	snprintf(p->id, sizeof p->id, "%s", id);
-	snprintf(p->log, sizeof p->log, "%s/%s.log", g_tmp, id);
+	/* By slot: a second process with the same id gets a log of its own. */
+	snprintf(p->log, sizeof p->log, "%s/%s.%d.log", g_tmp, id, g_n_workers - 1);
 	spawn(p, argv);
 	return p;
 }
@@ -645,6 +646,41 @@ static void test_kill_running_job(void **state)
 	kf_msg_free(rep);
 }
 
+/* A second worker started with the id of a live one: the broker refuses
+ * its hello and ignores its heartbeats, so the live worker's job is not
+ * taken for a restart's and requeued; the newcomer waits the broker's 3 s
+ * for a dead predecessor to go silent, then gives up (exit 1). */
+static void test_duplicate_worker_id(void **state)
+{
+	char worker[64];
+	uint64_t id, t0;
+	struct kf_msg *rep;
+	struct proc *dup;
+	int status;
+
+	(void)state;
+	id = submit(LONG_STEPS, 11);
+	wait_running(id, worker, sizeof worker, 20000);
+	t0 = now_ms();
+	dup = start_worker(worker, NULL);
+	status = wait_exit(dup, 20000);
+	if (status == -1)
+		kill_proc(dup, SIGKILL);
+	assert_int_equal(status, 1);
+	fprintf(stderr, "# the second '%s' gave up after %llu ms\n", worker,
+		(unsigned long long)(now_ms() - t0));
+	assert_int_equal(log_count(dup, "worker id in use by another live worker"), 1);
+	assert_int_equal(log_count(dup, "registered with the broker"), 0);
+	assert_true(log_count(&g_broker, "worker id in use") >= 1);
+	assert_int_equal(log_count(&g_broker, "worker restarted"), 0);
+	assert_true(wait_final(&id, 1, 60000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_string_equal(worker_of(rep), worker);
+	kf_msg_free(rep);
+}
+
 /* kill -9 of a worker mid-job: requeued when it is declared dead (10
  * missed heartbeats), succeeds on another worker with attempt 2. */
 static void test_kill9_worker(void **state)
@@ -882,6 +918,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_twenty_jobs),
 		cmocka_unit_test(test_kill_running_job),
+		cmocka_unit_test(test_duplicate_worker_id),
 		cmocka_unit_test(test_kill9_worker),
 		cmocka_unit_test(test_broker_restart),
 		cmocka_unit_test(test_database_restart),
