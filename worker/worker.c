@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -305,6 +307,33 @@ static void signal_loop(struct kf_worker *w)
 	}
 }
 
+/* Says at start what would otherwise surface only as failed jobs: a corpus
+ * folder or default corpus this worker cannot read. Jobs naming a corpus by
+ * absolute path are unaffected, so the worker runs anyway. */
+static void check_corpus_paths(const struct kf_worker_config *cfg)
+{
+	const char *dirs = cfg->corpus_dirs ? cfg->corpus_dirs : "";
+
+	while (*dirs) {
+		size_t n = strcspn(dirs, ":");
+		char dir[PATH_MAX];
+		struct stat st;
+
+		if (n && n < sizeof dir) {
+			memcpy(dir, dirs, n);
+			dir[n] = '\0';
+			if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, R_OK | X_OK))
+				KF_WARN(KF__TARGET, "corpus folder not readable", KF_STR("path", dir),
+					KF_STR("hint", "jobs naming a corpus in it will fail; "
+					       "see --corpus-dir"));
+		}
+		dirs += n + (dirs[n] == ':');
+	}
+	if (cfg->default_corpus && access(cfg->default_corpus, R_OK))
+		KF_WARN(KF__TARGET, "default corpus not readable", KF_STR("path", cfg->default_corpus),
+			KF_STR("hint", "jobs with corpus 'default' will fail; see --default-corpus"));
+}
+
 int kf_worker_run(struct kf_worker *w)
 {
 	struct kf__outbox_stats ob;
@@ -316,6 +345,7 @@ int kf_worker_run(struct kf_worker *w)
 		KF_STR("rpc", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_RPC)),
 		KF_STR("ingest", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_INGEST)),
 		KF_STR("commands", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_COMMANDS)));
+	check_corpus_paths(&w->cfg);
 	if (start_threads(w) != KF_OK) {
 		KF_ERROR(KF__TARGET, "cannot start threads");
 		atomic_store(&w->draining, true);

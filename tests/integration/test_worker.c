@@ -890,6 +890,24 @@ static void test_second_sigterm_hands_back(void **state)
  * its lease long-poll (--lease-wait 1000 + 5 s) but exits at once, 0
  * (nothing was left unreported). Last: it kills the broker, and starts it
  * again for whatever comes after. */
+/* A corpus folder the worker cannot read is named at start (jobs naming
+ * a corpus in it would fail later); the worker runs anyway. */
+static void test_unreadable_corpus_folder(void **state)
+{
+	struct proc *p;
+
+	(void)state;
+	p = start_worker("w-paths", "--corpus-dir=/nonexistent-kf-corpora");
+	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(p, "registered with the broker"), 1);
+	assert_int_equal(log_count(p, "corpus folder not readable path=\"/nonexistent-kf-corpora\""),
+			 1);
+	assert_int_equal(log_count(p, "default corpus not readable"), 0);
+	kill(p->pid, SIGTERM);
+	assert_int_equal(wait_exit(p, 5000), 0);
+}
+
 static void test_sigterm_without_broker(void **state)
 {
 	char old_token[128];
@@ -924,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_database_restart),
 		cmocka_unit_test(test_sigterm_and_panic),
 		cmocka_unit_test(test_second_sigterm_hands_back),
+		cmocka_unit_test(test_unreadable_corpus_folder),
 		cmocka_unit_test(test_sigterm_without_broker),
 	};
 
