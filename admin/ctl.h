@@ -50,6 +50,7 @@ struct kf__ctl {
 	uint64_t seq;
 	char sender[64];
 	bool color;                  /* stdout is a terminal and NO_COLOR unset */
+	bool answered;               /* a reply of any kind came back: the address is right */
 };
 
 /* ---- commands (one file each: ctl_submit.c, ctl_jobs.c, ...) ----------- */

@@ -119,6 +119,7 @@ static int call_once(struct kf__ctl *ctl, struct kf_msg *req, struct kf_msg **re
 		kf_strbuf_addf(why, "request to the broker failed: %s", kf_strerror(err));
 		goto out;
 	}
+	ctl->answered = true;
 	err = kf_msg_decode(nng_msg_body(reply), nng_msg_len(reply), rep, &dwhy);
 	if (err) {
 		kf_strbuf_addf(why, "the broker's reply could not be read (%s%s%s); is %s a "

@@ -9,7 +9,9 @@
  *
  * A broker outage during the wait (a restart, the database away) is
  * waited out — jobs keep running meanwhile — but a broker never reached
- * at all is an error at once, so that a wrong address does not hang.
+ * at all is an error at once, so that a wrong address does not hang. A
+ * broker that answers "database unavailable" to the very first request was
+ * reached: that outage is waited out too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +107,7 @@ static int poll_round(struct kf__ctl *ctl, const struct wait_opts *o, struct wai
 			continue;
 		kf_strbuf_reset(&why);
 		st = kf__ctl_get_job(ctl, w[i].id, &rep, &why);
+		*reached |= ctl->answered;
 		if (st == KF__CTL_UNAVAIL && *reached) {
 			if (!*warned)
 				kf__ctl_fail(0, "wait: %s; still waiting", why.buf);

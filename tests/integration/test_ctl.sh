@@ -5,7 +5,8 @@
 # keyforge-gateway, two keyforge-workers) in a temporary state folder on
 # free loopback ports; keyforgectl submits, waits, lists, shows, kills and
 # retries real jobs; bad input gives exit status 2 with a clear message; an
-# unreachable broker gives 4; `down` leaves no process and no folder.
+# unreachable broker gives 4, and so does a submit while PostgreSQL is down
+# (a wait is waited out); `down` leaves no process and no folder.
 #
 # Environment (set by meson): KF_BUILD_ROOT, KF_SOURCE_ROOT. Exit 77 (skip)
 # when a program is not built. About 30 s.
@@ -212,6 +213,30 @@ run_ctl submit --corpus no-such-corpus --steps 10 --max-attempts 1
 run_ctl wait "$OUT" --timeout 30
 check "wait prints a failed job as 'ID failed: <error>' ($OUT)" \
 	grep -qE "^[0-9]+ failed: corpus 'no-such-corpus' not found" <<<"$OUT"
+
+# ---- the database goes away --------------------------------------------------------------------
+
+# Submissions are refused with exit 4 while PostgreSQL is down; a wait
+# started then is waited out, not failed: the broker answered, only its
+# database is away, and it reconnects by itself.
+run_ctl submit --corpus "$CORPUS" --steps 3000000 --seed 9
+OUTAGE_JOB="$OUT"
+"$SRC/scripts/pgtmp" pause "$PGDIR" immediate >/dev/null 2>&1
+expect_rc "submit while the database is down: exit 4" 4 "database unavailable" \
+	submit --corpus "$CORPUS" --steps 10
+"$CTL" wait "$OUTAGE_JOB" --timeout 60 >"$TMP/wait.out" 2>"$TMP/wait.err" &
+WAITER=$!
+sleep 3
+"$SRC/scripts/pgtmp" resume "$PGDIR" >/dev/null 2>&1
+wait "$WAITER"
+rc=$?
+if [ $rc = 0 ] && grep -q "^$OUTAGE_JOB succeeded" "$TMP/wait.out" &&
+	grep -q "still waiting" "$TMP/wait.err"; then
+	ok "wait started during a database outage waits it out (job $OUTAGE_JOB succeeded)"
+else
+	not_ok "wait during a database outage" "exit $rc" "stdout: $(cat "$TMP/wait.out")" \
+		"stderr: $(cat "$TMP/wait.err")"
+fi
 
 # ---- errors --------------------------------------------------------------------------------
 
