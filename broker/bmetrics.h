@@ -23,7 +23,8 @@ enum kf_bm_drop {
 	KF_BM_DROP_QUEUE_FULL,      /* heartbeat queue to the owner full */
 	KF_BM_DROP_SOURCE,          /* reserved or mismatched source id */
 	KF_BM_DROP_LOG_QUEUE,       /* broker's own log event not relayed */
-	KF_BM_DROP_ID_CONFLICT,     /* heartbeat of a second process with a live worker's id */
+	KF_BM_DROP_ID_CONFLICT,     /* heartbeat or metric update of a second process
+	                             * with a live worker's id */
 	KF_BM_DROP_COUNT
 };
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker/jobjson.h"
+#include "broker/workers.h"
 #include "bus/sub.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -31,6 +32,7 @@ struct source {
 	uint64_t refill_ns, hb_refill_ns;
 	uint64_t last_seq[T_COUNT], last_any;
 	uint64_t dropped_since_warn, last_warn_ns, last_seen_ns;
+	uint64_t incarnation, inc_seen_ns;   /* from its heartbeats (see route) */
 	struct kf_counter *gaps, *limited;
 	struct source *hnext;
 };
@@ -318,13 +320,41 @@ static int type_slot(enum kf_msg_type type)
 }
 
 /* Takes ownership of msg. */
-static void route(struct kf_relay *r, struct kf_msg *msg, const void *env, size_t env_len)
+/*
+ * The incarnation a source's heartbeats carry, with the rule of the owner's
+ * worker table (workers.h): another one replaces it only once it has been
+ * silent for KF_WORKERS_STALE_AFTER intervals — until then the other is a
+ * second process started with the same id. The owner refuses that
+ * process's heartbeats and hello; here its metric updates are dropped too,
+ * or the gateway would take each of them for a restart of the source and
+ * then ignore the live worker's updates as those of a retired incarnation.
+ * Its log events are relayed: they say what is wrong.
+ */
+static void track_incarnation(struct source *s, uint64_t incarnation, uint64_t now)
+{
+	if (!incarnation)
+		return;
+	if (s->incarnation && incarnation != s->incarnation &&
+	    now - s->inc_seen_ns < (uint64_t)KF_WORKERS_STALE_AFTER * KF_WORKERS_HB_MS * NS_PER_MS)
+		return;
+	s->incarnation = incarnation;
+	s->inc_seen_ns = now;
+}
+
+static bool other_incarnation(const struct source *s, uint64_t incarnation)
+{
+	return s->incarnation && incarnation && incarnation != s->incarnation;
+}
+
+static void route(struct kf_relay *r, struct source *s, struct kf_msg *msg, const void *env,
+	size_t env_len, uint64_t now)
 {
 	char topic[KF_TOPIC_SIZE];
 	size_t tl;
 
 	switch (msg->type) {
 	case KF_MSG_HEARTBEAT:
+		track_incarnation(s, msg->heartbeat.incarnation, now);
 		kf_counter_inc(r->o.metrics->contract.worker_heartbeats);
 		atomic_fetch_add(&r->st_hb, 1);
 		if (!hb_push(r, msg)) {
@@ -343,6 +373,8 @@ static void route(struct kf_relay *r, struct kf_msg *msg, const void *env, size_
 	default: /* KF_MSG_METRIC */
 		if (strcmp(msg->metric.source, msg->sender) != 0) {
 			kf_counter_inc(r->o.metrics->dropped[KF_BM_DROP_SOURCE]);
+		} else if (other_incarnation(s, msg->metric.incarnation)) {
+			kf_counter_inc(r->o.metrics->dropped[KF_BM_DROP_ID_CONFLICT]);
 		} else {
 			atomic_fetch_add(&r->st_metrics, 1);
 			tl = kf_topic_metric(topic, msg->sender);
@@ -394,7 +426,7 @@ static void handle(struct kf_relay *r, const void *buf, size_t len, uint64_t now
 		return;
 	}
 	kf_topic_split(buf, len, &topic, &topic_len, &env, &env_len);
-	route(r, msg, env, env_len);
+	route(r, s, msg, env, env_len, now);
 }
 
 /* One of the broker's own events: keep it in the ring, publish the framed

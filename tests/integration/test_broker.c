@@ -417,6 +417,22 @@ static void heartbeat(struct kf_bus_pub *pub, const char *worker, uint64_t seq, 
 	publish(pub, topic, &m);
 }
 
+/* A metric update from `worker` (one counter) as incarnation `inc`. */
+static void metric_update(struct kf_bus_pub *pub, const char *worker, uint64_t seq, uint64_t inc,
+	double value)
+{
+	struct kf_msg_series series = { .name = "keyforge_it_steps_total",
+		.type = KF_MSG_METRIC_COUNTER, .value = value };
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m;
+
+	kf_msg_init(&m, KF_MSG_METRIC, worker, seq);
+	m.metric = (struct kf_msg_metric){ .source = worker, .incarnation = inc, .full = true,
+		.series = &series, .n_series = 1 };
+	kf_topic_metric(topic, worker);
+	publish(pub, topic, &m);
+}
+
 /* The worker's liveness in a cluster reply; -1 when not listed. */
 static int liveness_of(const char *worker)
 {
@@ -1295,6 +1311,47 @@ static void test_worker_death_requeues(void **state)
 	kf_bus_pub_free(pub);
 }
 
+/* A second process publishing with a live worker's id: its metric updates
+ * are not forwarded (the gateway would take each for a restart of the
+ * source and then ignore the live worker's as a retired incarnation's), and
+ * its heartbeats are counted as dropped; the live worker's still flow. */
+static void test_second_incarnation_metrics_dropped(void **state)
+{
+	struct kf_bus_sub *fwd = events_sub("metric.w-twin", 13);
+	struct kf_bus_sub *mets = events_sub("metric.broker", 13);
+	struct kf_bus_pub *pub = ingest_pub();
+	struct kf_msg_heartbeat hb = { .worker_id = "w-twin", .host = "testhost", .pid = 4243,
+		.incarnation = 78, .slots_total = 1 };
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m, *got;
+	int from_live = 0, from_twin = 0;
+
+	(void)state;
+	heartbeat(pub, "w-twin", 1, 0);                 /* incarnation 77: the live one */
+	for (int i = 0; i < 50 && liveness_of("w-twin") != KF_WORKER_ALIVE; i++)
+		sleep_ms(20);
+	assert_int_equal(liveness_of("w-twin"), KF_WORKER_ALIVE);
+	kf_msg_init(&m, KF_MSG_HEARTBEAT, "w-twin", 2);
+	m.heartbeat = hb;                               /* incarnation 78: the twin */
+	kf_topic_hb(topic, "w-twin");
+	publish(pub, topic, &m);
+	metric_update(pub, "w-twin", 3, 78, 5);
+	metric_update(pub, "w-twin", 4, 77, 10);
+	while ((got = next_event(fwd, "metric.w-twin", 1000))) {
+		from_live += got->metric.incarnation == 77;
+		from_twin += got->metric.incarnation == 78;
+		kf_msg_free(got);
+	}
+	assert_int_equal(from_live, 1);
+	assert_int_equal(from_twin, 0);
+	/* One heartbeat and one metric update of the twin. */
+	assert_true(broker_metric(mets, "keyforge_bus_dropped_total", "reason", "id_conflict", 2) >= 2);
+	assert_true(wait_log("worker id in use", 2000));
+	kf_bus_sub_free(fwd);
+	kf_bus_sub_free(mets);
+	kf_bus_pub_free(pub);
+}
+
 static void test_second_broker_refused(void **state)
 {
 	char log2[160], line[512];
@@ -1553,6 +1610,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_ingest),
 		cmocka_unit_test(test_worker_death_requeues),
+		cmocka_unit_test(test_second_incarnation_metrics_dropped),
 		cmocka_unit_test(test_second_broker_refused),
 		cmocka_unit_test(test_second_broker_token_file),
 		cmocka_unit_test(test_second_broker_shares_database),
