@@ -238,7 +238,7 @@ void kf__worker_event(struct kf_broker *b, struct kf_worker *w, enum kf_worker_e
 /* A second process (host, pid) sent a hello or heartbeat (`via`) with the
  * id of live worker w, and was refused: WARN "worker id in use", at most
  * once per id every 10 s. */
-void kf__worker_id_conflict(struct kf_broker *b, struct kf_worker *w, const char *host,
-	uint32_t pid, const char *via, uint64_t now_ns);
+void kf__worker_id_conflict(struct kf_worker *w, const char *host, uint32_t pid,
+	const char *via, uint64_t now_ns);
 
 #endif

@@ -189,8 +189,7 @@ void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns)
 		break;
 	case KF_EBUSY:
 		kf_counter_inc(b->m.dropped[KF_BM_DROP_ID_CONFLICT]);
-		kf__worker_id_conflict(b, w, msg->heartbeat.host, msg->heartbeat.pid, "heartbeat",
-			now_ns);
+		kf__worker_id_conflict(w, msg->heartbeat.host, msg->heartbeat.pid, "heartbeat", now_ns);
 		break;
 	default:
 		break;
@@ -200,10 +199,9 @@ void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns)
 
 #define ID_CONFLICT_WARN_NS (10 * 1000 * KF__NS_PER_MS)
 
-void kf__worker_id_conflict(struct kf_broker *b, struct kf_worker *w, const char *host,
-	uint32_t pid, const char *via, uint64_t now_ns)
+void kf__worker_id_conflict(struct kf_worker *w, const char *host, uint32_t pid,
+	const char *via, uint64_t now_ns)
 {
-	(void)b;
 	if (w->conflict_warned_ns && now_ns - w->conflict_warned_ns < ID_CONFLICT_WARN_NS)
 		return;
 	w->conflict_warned_ns = now_ns;

@@ -83,7 +83,7 @@ static void h_hello(struct kf_broker *b, struct kf__call *c)
 	}
 	err = kf_workers_hello(b->workers, q, now, &w, &ev, &old_inc);
 	if (err == KF_EBUSY) {
-		kf__worker_id_conflict(b, w, q->host, q->pid, "hello", now);
+		kf__worker_id_conflict(w, q->host, q->pid, "hello", now);
 		kf__call_fail(c, err, "worker id '%s' is in use by a live worker (host %s, pid %u, "
 			      "heard from %llu ms ago); give each worker its own --id",
 			      q->worker_id, w->host, (unsigned)w->pid,

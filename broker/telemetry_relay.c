@@ -319,7 +319,6 @@ static int type_slot(enum kf_msg_type type)
 	}
 }
 
-/* Takes ownership of msg. */
 /*
  * The incarnation a source's heartbeats carry, with the rule of the owner's
  * worker table (workers.h): another one replaces it only once it has been
@@ -346,6 +345,7 @@ static bool other_incarnation(const struct source *s, uint64_t incarnation)
 	return s->incarnation && incarnation && incarnation != s->incarnation;
 }
 
+/* Takes ownership of msg. */
 static void route(struct kf_relay *r, struct source *s, struct kf_msg *msg, const void *env,
 	size_t env_len, uint64_t now)
 {

@@ -2,12 +2,12 @@
 #include "worker/worker_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
