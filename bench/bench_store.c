@@ -78,7 +78,7 @@ static void on_claim(void *arg, const struct kf_store_result *res)
 	if (res->err || !res->claim.job) {
 		/* Never expected (each chain's own submit is durable first). */
 		c->b->errors++;
-		if ((err = kf_store_claim(c->b->store, "bench-worker", on_claim, c)))
+		if ((err = kf_store_claim(c->b->store, "bench-worker", 1, on_claim, c)))
 			die("claim", err);
 		return;
 	}
@@ -97,7 +97,7 @@ static void on_submit(void *arg, const struct kf_store_result *res)
 
 	if (res->err)
 		die("submit result", res->err);
-	if ((err = kf_store_claim(c->b->store, "bench-worker", on_claim, c)))
+	if ((err = kf_store_claim(c->b->store, "bench-worker", 1, on_claim, c)))
 		die("claim", err);
 }
 
@@ -275,7 +275,7 @@ static void phase(struct kf_store *store, long pid, const char *name, int n, str
 		if (name[1] == 'u')
 			err = kf_store_submit(store, &sa, on_phase, p);
 		else if (name[0] == 'c' && name[1] == 'l')
-			err = kf_store_claim(store, "bench-worker", on_phase, p);
+			err = kf_store_claim(store, "bench-worker", 1, on_phase, p);
 		else {
 			ca.job_id = p->ids[i];
 			ca.lease_token = p->tokens[i];

@@ -98,6 +98,8 @@ static void on_sweep(void *arg, const struct kf_store_result *res)
 	case KF_STORE_EXPIRE:
 		b->expire_inflight = false;
 		break;
+	case KF_STORE_REQUEUE_OTHERS:
+		break;
 	default: { /* KF_STORE_REQUEUE_WORKER */
 		struct kf_worker *w = kf_workers_find(b->workers, s->worker);
 
@@ -128,6 +130,17 @@ void kf__requeue_worker(struct kf_broker *b, const char *worker_id, const char *
 	}
 	if (w)
 		w->requeue_inflight = true;
+}
+
+void kf__requeue_others(struct kf_broker *b, const struct kf_worker *w)
+{
+	struct sweep *s;
+
+	if (!w->incarnation || !(s = sweep_new(b, "worker restarted", w->id)))
+		return;
+	if (kf_store_requeue_others(b->store, w->id, w->incarnation, "worker restarted", on_sweep,
+				    s) != KF_OK)
+		sweep_free(s);
 }
 
 /* ---- workers -------------------------------------------------------------------------- */

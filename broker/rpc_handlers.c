@@ -97,6 +97,11 @@ static void h_hello(struct kf_broker *b, struct kf__call *c)
 		return;
 	}
 	kf__worker_event(b, w, ev, old_inc, q->version, false);
+	/* A restart this broker saw requeued the old process's jobs already;
+	 * one it did not see (it was down, or is new) left them running under
+	 * an id that is alive: they carry the old process's incarnation. */
+	if (ev != KF_WORKER_EV_RESTARTED)
+		kf__requeue_others(b, w);
 	struct kf_store_worker_args wa = { .id = q->worker_id, .host = q->host,
 		.pid = (int32_t)q->pid, .incarnation = (int64_t)q->incarnation,
 		.slots = (int32_t)q->slots, .liveness = KF_WORKER_ALIVE };
@@ -232,9 +237,19 @@ static void on_claim(void *arg, const struct kf_store_result *res)
 		kf__lease_reply(c, NULL);
 }
 
+/* The incarnation of the worker's process as this broker knows it (0: not
+ * known), recorded with each claim. */
+static uint64_t incarnation_of(struct kf_broker *b, const char *worker_id)
+{
+	const struct kf_worker *w = kf_workers_find(b->workers, worker_id);
+
+	return w ? w->incarnation : 0;
+}
+
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c)
 {
-	enum kf_err err = kf_store_claim(b->store, call_worker(c), on_claim, c);
+	enum kf_err err = kf_store_claim(b->store, call_worker(c),
+					 incarnation_of(b, call_worker(c)), on_claim, c);
 
 	if (err && c->msg->type == KF_MSG_COMPLETE_REQ)
 		kf__lease_reply(c, NULL); /* the completion's answer, no job */
@@ -505,7 +520,9 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 									    : b->cfg.max_wait_ms;
 
 		c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
-		c->nx.wanted = kf_store_claim(b->store, q->worker_id, on_next_claim, c) == KF_OK;
+		c->nx.wanted = kf_store_claim(b->store, q->worker_id,
+					      incarnation_of(b, q->worker_id), on_next_claim,
+					      c) == KF_OK;
 	}
 	if (next)
 		kf_store_release(b->store);

@@ -61,6 +61,7 @@ static const char *const op_names[KF_STORE_OP_COUNT] = {
 	[KF_STORE_REQUEUE_WORKER] = "requeue_worker", [KF_STORE_PROMOTE] = "promote",
 	[KF_STORE_EXPIRE] = "expire", [KF_STORE_WORKER_UPSERT] = "worker_upsert",
 	[KF_STORE_WORKERS_SEEN] = "workers_seen", [KF_STORE_ORPHANS] = "orphans",
+	[KF_STORE_REQUEUE_OTHERS] = "requeue_others",
 };
 
 static const char *const state_names[KF_JOB_STATE_COUNT] = {
@@ -963,9 +964,9 @@ enum kf_err kf_store_submit(struct kf_store *s, const struct kf_store_submit_arg
 	return enqueue(s, r);
 }
 
-/* Requests whose only string is a worker id (plus an optional reason). */
+/* Requests about one worker: its id, an optional reason and incarnation. */
 static enum kf_err worker_req(struct kf_store *s, enum kf_store_op op, const char *worker_id,
-			      const char *reason, kf_store_cb *cb, void *arg)
+			      uint64_t incarnation, const char *reason, kf_store_cb *cb, void *arg)
 {
 	struct kf__store_req *r;
 
@@ -973,6 +974,7 @@ static enum kf_err worker_req(struct kf_store *s, enum kf_store_op op, const cha
 		return KF_EINVAL;
 	if (!(r = req_new(op, cb, arg)))
 		return KF_ENOMEM;
+	r->a.worker_ref.incarnation = incarnation;
 	if (!req_str(r, 0, worker_id, &r->a.worker_ref.worker_id) ||
 	    !req_str(r, 1, reason, &r->a.worker_ref.reason)) {
 		req_free(r);
@@ -981,16 +983,27 @@ static enum kf_err worker_req(struct kf_store *s, enum kf_store_op op, const cha
 	return enqueue(s, r);
 }
 
-enum kf_err kf_store_claim(struct kf_store *s, const char *worker_id, kf_store_cb *cb, void *arg)
+enum kf_err kf_store_claim(struct kf_store *s, const char *worker_id, uint64_t incarnation,
+			   kf_store_cb *cb, void *arg)
 {
-	return worker_req(s, KF_STORE_CLAIM, worker_id, NULL, cb, arg);
+	return worker_req(s, KF_STORE_CLAIM, worker_id, incarnation, NULL, cb, arg);
 }
 
 enum kf_err kf_store_requeue_worker(struct kf_store *s, const char *worker_id,
 				    const char *reason, kf_store_cb *cb, void *arg)
 {
-	return worker_req(s, KF_STORE_REQUEUE_WORKER, worker_id,
+	return worker_req(s, KF_STORE_REQUEUE_WORKER, worker_id, 0,
 			  reason ? reason : "worker lost", cb, arg);
+}
+
+enum kf_err kf_store_requeue_others(struct kf_store *s, const char *worker_id,
+				    uint64_t incarnation, const char *reason,
+				    kf_store_cb *cb, void *arg)
+{
+	if (!incarnation)
+		return KF_EINVAL;
+	return worker_req(s, KF_STORE_REQUEUE_OTHERS, worker_id, incarnation,
+			  reason ? reason : "worker restarted", cb, arg);
 }
 
 enum kf_err kf_store_progress(struct kf_store *s, int64_t job_id, uint64_t lease_token,

@@ -86,6 +86,7 @@ enum kf_store_op {
 	KF_STORE_WORKER_UPSERT,
 	KF_STORE_WORKERS_SEEN,
 	KF_STORE_ORPHANS,
+	KF_STORE_REQUEUE_OTHERS,
 	KF_STORE_OP_COUNT
 };
 
@@ -347,10 +348,11 @@ enum kf_err kf_store_submit(struct kf_store *s, const struct kf_store_submit_arg
 
 /* Claims the best pending job (priority DESC, id ASC; FOR UPDATE SKIP
  * LOCKED, so several brokers never claim the same job): running, attempt+1,
- * worker_id, a fresh random non-zero lease token, started_at, deadline.
+ * worker_id, the incarnation of the worker's process (0: not known, stored
+ * as NULL), a fresh random non-zero lease token, started_at, deadline.
  * res.claim.job is NULL when nothing is pending (long-polling is the
  * broker's: claim again when a submit, retry, requeue or promote lands). */
-enum kf_err kf_store_claim(struct kf_store *s, const char *worker_id,
+enum kf_err kf_store_claim(struct kf_store *s, const char *worker_id, uint64_t incarnation,
 			   kf_store_cb *cb, void *arg);
 
 /* Progress of a running job, fenced by its lease token: KF_OK with
@@ -416,6 +418,14 @@ enum kf_err kf_store_counts(struct kf_store *s, kf_store_cb *cb, void *arg);
  * res.sweep lists the jobs moved (log WARN "job retrying" for the pending ones). */
 enum kf_err kf_store_requeue_worker(struct kf_store *s, const char *worker_id,
 				    const char *reason, kf_store_cb *cb, void *arg);
+
+/* A worker registered as process `incarnation` (non-zero): its id's running
+ * jobs claimed by another process of it end like a dead worker's (outcome
+ * "lost", with reason). Jobs claimed with no incarnation recorded are left
+ * alone. The worker row is not touched. res.sweep lists the jobs moved. */
+enum kf_err kf_store_requeue_others(struct kf_store *s, const char *worker_id,
+				    uint64_t incarnation, const char *reason,
+				    kf_store_cb *cb, void *arg);
 
 /* Retrying jobs whose backoff elapsed become pending. res.sweep lists them
  * and says when the next one is due (schedule the next promote then). */

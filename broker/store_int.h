@@ -46,6 +46,7 @@ struct kf__store_req {
 		struct {
 			const char *worker_id;
 			const char *reason;  /* requeue */
+			uint64_t incarnation;  /* claim, requeue_others */
 		} worker_ref;
 		int64_t ms;                /* expire: grace; orphans: staleness */
 		const char *worker_ids;    /* workers_seen: a text[] literal */

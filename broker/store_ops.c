@@ -54,7 +54,7 @@ enum stmt {
 	ST_SUBMIT, ST_CLAIM, ST_PROGRESS, ST_COMPLETE, ST_KILL,
 	ST_RETRY, ST_GET, ST_ATTEMPTS, ST_LIST_ASC, ST_LIST_DESC, ST_LIST_TOTAL,
 	ST_COUNTS, ST_REQUEUE, ST_PROMOTE, ST_NEXT_DUE, ST_EXPIRE, ST_WORKER_UPSERT,
-	ST_WORKERS_SEEN, ST_ORPHANS,
+	ST_WORKERS_SEEN, ST_ORPHANS, ST_REQUEUE_OTHERS,
 	ST_COUNT
 };
 
@@ -74,6 +74,7 @@ static const struct {
 		"AND NOT EXISTS (SELECT 1 FROM ins)", PGRES_TUPLES_OK },
 	[ST_CLAIM] = { "kf_claim",
 		"UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $1, "
+		"worker_incarnation = NULLIF($3::bigint, 0), "
 		"lease_token = $2, started_at = now_.t, finished_at = NULL, "
 		"progress = 0, best_cost = NULL, result = NULL, "
 		"cancel_requested = false, next_attempt_at = NULL, "
@@ -145,6 +146,9 @@ static const struct {
 		"WHERE j.state = 'running' AND j.worker_id IS NOT NULL AND (w.id IS NULL OR "
 		"w.last_seen < clock_timestamp() - $1::bigint * interval '1 millisecond') "
 		"ORDER BY 1 LIMIT 64", PGRES_TUPLES_OK },
+	[ST_REQUEUE_OTHERS] = { "kf_requeue_others",
+		"SELECT job_id, new_state, attempt, NULL::text, lease_token "
+		"FROM kf_worker_requeue_others($1, $2, $3)", PGRES_TUPLES_OK },
 };
 
 enum kf_err kf__store_prepare(struct kf__store_db *db, struct kf_strbuf *msg)
@@ -359,6 +363,7 @@ static int build_claim(struct kf__store_db *db, struct kf__store_req *r, struct 
 	while (token == 0);
 	p_str(c, r->a.worker_ref.worker_id);
 	p_token(c, token);
+	p_token(c, r->a.worker_ref.incarnation);   /* the bits in a bigint, as workers.incarnation */
 	return n;
 }
 
@@ -588,6 +593,12 @@ static int build_sweep(struct kf__store_db *db, struct kf__store_req *r, struct 
 		c = call_new(calls, &n, ST_ORPHANS);
 		p_ll(c, r->a.ms);
 		break;
+	case KF_STORE_REQUEUE_OTHERS:
+		c = call_new(calls, &n, ST_REQUEUE_OTHERS);
+		p_str(c, r->a.worker_ref.worker_id);
+		p_token(c, r->a.worker_ref.incarnation);
+		p_str(c, r->a.worker_ref.reason);
+		break;
 	default:   /* KF_STORE_REQUEUE_WORKER */
 		c = call_new(calls, &n, ST_REQUEUE);
 		p_str(c, r->a.worker_ref.worker_id);
@@ -622,7 +633,8 @@ static enum kf_err parse_sweep(struct kf__store_req *r)
 		ch[i].job_id = kf__pq_ll(res, i, 0);
 		ch[i].state = get_state(res, i, 1);
 		ch[i].attempt = (int32_t)kf__pq_ll(res, i, 2);
-		ch[i].worker_id = r->op == KF_STORE_REQUEUE_WORKER ? r->a.worker_ref.worker_id
+		ch[i].worker_id = r->op == KF_STORE_REQUEUE_WORKER ||
+				  r->op == KF_STORE_REQUEUE_OTHERS ? r->a.worker_ref.worker_id
 								   : kf__pq_str(res, i, 3);
 		ch[i].lease_token = (uint64_t)kf__pq_ll(res, i, 4);
 	}
@@ -700,6 +712,7 @@ static const struct {
 	[KF_STORE_WORKER_UPSERT] = { build_worker, parse_nothing },
 	[KF_STORE_WORKERS_SEEN] = { build_workers_seen, parse_nothing },
 	[KF_STORE_ORPHANS] = { build_sweep, parse_orphans },
+	[KF_STORE_REQUEUE_OTHERS] = { build_sweep, parse_sweep },
 };
 
 /* ---- pipeline: send, then receive ------------------------------------------- */

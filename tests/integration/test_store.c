@@ -145,6 +145,7 @@ static void copy_rows(struct outcome *o, const struct kf_store_result *res)
 		}
 		break;
 	case KF_STORE_REQUEUE_WORKER: case KF_STORE_PROMOTE: case KF_STORE_EXPIRE:
+	case KF_STORE_REQUEUE_OTHERS:
 		for (i = 0; i < res->sweep.n_changes && i < MAX_ROWS; i++, o->n++) {
 			o->ids[i] = res->sweep.changes[i].job_id;
 			o->states[i] = res->sweep.changes[i].state;
@@ -322,14 +323,21 @@ static int64_t submit(struct fixture *f, int32_t priority, int32_t max_attempts,
 	return o->res.submit.job_id;
 }
 
-/* Claims for `worker`; returns the job (NULL when none), owned by f->o[6]. */
-static const struct kf_store_job *claim(struct fixture *f, const char *worker)
+/* Claims for `worker` as its process `incarnation` (0: not known); returns
+ * the job (NULL when none), owned by f->o[6]. */
+static const struct kf_store_job *claim_as(struct fixture *f, const char *worker,
+	uint64_t incarnation)
 {
 	struct outcome *o = &f->o[6];
 
-	CALL(f, o, kf_store_claim(f->store, worker, on_done, o));
+	CALL(f, o, kf_store_claim(f->store, worker, incarnation, on_done, o));
 	assert_int_equal(o->err, KF_OK);
 	return o->job;
+}
+
+static const struct kf_store_job *claim(struct fixture *f, const char *worker)
+{
+	return claim_as(f, worker, 0);
 }
 
 static struct outcome *complete(struct fixture *f, int64_t id, uint64_t token,
@@ -681,7 +689,7 @@ static void *claim_loop(void *arg)
 		bool got;
 
 		reset(&o);
-		if (kf_store_claim(c->store, "wx", on_done, &o) != KF_OK)
+		if (kf_store_claim(c->store, "wx", 0, on_done, &o) != KF_OK)
 			break;
 		while (!o.done)
 			if (kf_store_wait_completions(c->store, 100))
@@ -873,6 +881,43 @@ static void test_dead_worker_requeue(void **state)
 	assert_string_equal(o->outcomes[0], "lost");
 	assert_string_equal(o->outcomes[1], "lost");
 	assert_string_equal(o->texts[0], "worker lost");
+}
+
+/* A worker registered as a new process (incarnation 9): the running jobs
+ * its id's previous process claimed (7) end as lost, not those the new one
+ * claimed, nor one claimed with no incarnation known, nor another
+ * worker's. The worker row stays alive. */
+static void test_requeue_other_incarnations(void **state)
+{
+	struct fixture *f = *state;
+	int64_t old_job = submit(f, 0, 3, 0, NULL), unknown = submit(f, 0, 3, 0, NULL);
+	int64_t new_job = submit(f, 0, 3, 0, NULL), others = submit(f, 0, 3, 0, NULL);
+	struct outcome *o = &f->o[0];
+	uint64_t token;
+
+	token = claim_as(f, "w1", 7)->lease_token;
+	assert_int_equal(claim_as(f, "w1", 0)->id, unknown);
+	assert_int_equal(claim_as(f, "w1", 9)->id, new_job);
+	assert_int_equal(claim_as(f, "w2", 7)->id, others);
+	CALL(f, o, kf_store_requeue_others(f->store, "w1", 9, NULL, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->n, 1);
+	assert_int_equal(o->ids[0], old_job);
+	assert_int_equal(o->states[0], KF_JOB_PENDING);
+	assert_int_equal(o->attempts[0], 1);
+	/* The old process's report is stale; the others still run. */
+	assert_int_equal(complete(f, old_job, token, KF_STORE_SUCCEEDED, "{}", NULL)->err,
+			 KF_ESTALE);
+	assert_int_equal(get(f, unknown)->job->state, KF_JOB_RUNNING);
+	assert_int_equal(get(f, new_job)->job->state, KF_JOB_RUNNING);
+	assert_int_equal(get(f, others)->job->state, KF_JOB_RUNNING);
+	o = get(f, old_job);
+	assert_string_equal(o->outcomes[0], "lost");
+	assert_string_equal(o->texts[0], "worker restarted");
+	/* Nothing left to move; an incarnation of 0 is refused. */
+	CALL(f, o, kf_store_requeue_others(f->store, "w1", 9, NULL, on_done, o));
+	assert_int_equal(o->n, 0);
+	assert_int_equal(kf_store_requeue_others(f->store, "w1", 0, NULL, on_done, o), KF_EINVAL);
 }
 
 static void test_kill(void **state)
@@ -1161,6 +1206,8 @@ static void test_final_counts_seeded_on_upgrade(void **state)
 	/* Back to version 1, then final jobs the triggers never saw. */
 	admin_exec(c, "DROP TABLE job_final_counts; "
 		      "DROP FUNCTION kf_job_final_count, kf_job_final_count_truncate CASCADE; "
+		      "ALTER TABLE jobs DROP COLUMN worker_incarnation; "
+		      "DROP FUNCTION kf_worker_requeue_others; "
 		      "DELETE FROM schema_migrations WHERE version >= 2");
 	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
 		      "SELECT s, 1, 1, 1000, '{}' FROM unnest(ARRAY['killed', 'killed', 'failed']) s");
@@ -1322,7 +1369,7 @@ static void test_hold_one_batch(void **state)
 	kf_store_status(f->store, &before);
 	kf_store_hold(f->store);
 	assert_int_equal(kf_store_submit(f->store, &a, on_done, sub), KF_OK);
-	assert_int_equal(kf_store_claim(f->store, "w-held", on_done, cl), KF_OK);
+	assert_int_equal(kf_store_claim(f->store, "w-held", 0, on_done, cl), KF_OK);
 	/* Nothing runs while held. */
 	assert_false(kf_store_wait_completions(f->store, 300));
 	kf_store_release(f->store);
@@ -1385,7 +1432,7 @@ static void test_outage(void **state)
 	assert_int_equal(o->err, KF_EUNAVAIL);
 	assert_non_null(strstr(o->message, "database unavailable"));
 	sleep_ms(300);                         /* several reconnect attempts */
-	CALL(f, o, kf_store_claim(f->store, "w1", on_done, o));
+	CALL(f, o, kf_store_claim(f->store, "w1", 0, on_done, o));
 	assert_int_equal(o->err, KF_EUNAVAIL);
 	kf_store_status(f->store, &st);
 	assert_int_equal(st.conn, KF_STORE_DOWN);
@@ -1426,6 +1473,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_complete_succeeded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_retrying_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attempts_exhausted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requeue_other_incarnations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_worker_requeue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),

@@ -52,7 +52,7 @@
 #include "kf_config.h"
 #include "proto/proto.h"
 
-#define MAX_WORKERS 8
+#define MAX_WORKERS 12
 #define SHORT_STEPS 150000      /* ~0.3-1 s */
 #define MEDIUM_STEPS 600000     /* ~1.5-3 s */
 #define LONG_STEPS 1500000      /* ~3-8 s: long enough to be caught running */
@@ -388,12 +388,15 @@ static const char *worker_of(const struct kf_msg *rep)
 	return rep->get_rep.job->worker_id ? rep->get_rep.job->worker_id : "";
 }
 
+/* The process running as worker `id`: the live one when an id was reused. */
 static struct proc *proc_by_id(const char *id)
 {
+	struct proc *found = NULL;
+
 	for (int i = 0; i < g_n_workers; i++)
-		if (!strcmp(g_workers[i].id, id))
-			return &g_workers[i];
-	return NULL;
+		if (!strcmp(g_workers[i].id, id) && (!found || g_workers[i].pid > 0))
+			found = &g_workers[i];
+	return found;
 }
 
 /* Waits until job id runs; returns its worker (copied into out). */
@@ -755,6 +758,39 @@ static void test_broker_restart(void **state)
 	}
 }
 
+/* A worker restarted under its id while the broker is down. The new broker
+ * never knew the old process, and the id is alive again, so the old
+ * process's job was neither a dead worker's nor an orphan and stayed
+ * running for ever (a chaos run found it). The claim recorded the old
+ * process's incarnation: the new process's hello requeues the job, which
+ * succeeds as attempt 2. */
+static void test_worker_restarted_while_broker_down(void **state)
+{
+	char worker[64], old_token[128];
+	struct kf_msg *rep;
+	struct proc *p;
+	uint64_t id;
+
+	(void)state;
+	id = submit(LONG_STEPS, 13);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	snprintf(old_token, sizeof old_token, "%s", g_token);
+	kill_proc(&g_broker, SIGKILL);
+	kill_proc(p, SIGKILL);
+	start_worker(worker, NULL);     /* the same id, a new process */
+	sleep_ms(500);
+	start_broker();
+	assert_true(broker_up(20000, old_token));
+	assert_true(wait_final(&id, 1, 60000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 2);
+	check_result(rep->get_rep.job, LONG_STEPS);
+	kf_msg_free(rep);
+	assert_true(log_count(&g_broker, "reason=\"worker restarted\"") >= 1);
+}
+
 /* PostgreSQL stops and starts mid-run: submissions fail clearly while it is
  * down; afterwards every job reaches a final state. */
 static void test_database_restart(void **state)
@@ -939,6 +975,7 @@ int main(void)
 		cmocka_unit_test(test_duplicate_worker_id),
 		cmocka_unit_test(test_kill9_worker),
 		cmocka_unit_test(test_broker_restart),
+		cmocka_unit_test(test_worker_restarted_while_broker_down),
 		cmocka_unit_test(test_database_restart),
 		cmocka_unit_test(test_sigterm_and_panic),
 		cmocka_unit_test(test_second_sigterm_hands_back),
