@@ -225,8 +225,10 @@ void kf__tick(struct kf_broker *b, uint64_t now_ns);
 /* Requeues a dead or restarted worker's jobs now. */
 void kf__requeue_worker(struct kf_broker *b, const char *worker_id, const char *reason);
 /* Requeues the running jobs of w's id claimed by another process of it
- * (another incarnation): after a restart this broker did not see. */
-void kf__requeue_others(struct kf_broker *b, const struct kf_worker *w);
+ * (another incarnation): after a restart this broker did not see, or whose
+ * requeue failed. Until that succeeds w->others_pending stays set and the
+ * tick tries again. */
+void kf__requeue_others(struct kf_broker *b, struct kf_worker *w);
 /* Publishes status.cluster / fills a cluster reply: borrowed pointers valid
  * until the next call. */
 void kf__cluster_status(struct kf_broker *b, uint64_t now_ns, struct kf_msg_cluster_status *out);

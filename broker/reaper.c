@@ -98,8 +98,16 @@ static void on_sweep(void *arg, const struct kf_store_result *res)
 	case KF_STORE_EXPIRE:
 		b->expire_inflight = false;
 		break;
-	case KF_STORE_REQUEUE_OTHERS:
+	case KF_STORE_REQUEUE_OTHERS: {
+		struct kf_worker *w = kf_workers_find(b->workers, s->worker);
+
+		if (w) {
+			w->others_inflight = false;
+			if (res->err == KF_OK)
+				w->others_pending = false;
+		}
 		break;
+	}
 	default: { /* KF_STORE_REQUEUE_WORKER */
 		struct kf_worker *w = kf_workers_find(b->workers, s->worker);
 
@@ -132,15 +140,19 @@ void kf__requeue_worker(struct kf_broker *b, const char *worker_id, const char *
 		w->requeue_inflight = true;
 }
 
-void kf__requeue_others(struct kf_broker *b, const struct kf_worker *w)
+void kf__requeue_others(struct kf_broker *b, struct kf_worker *w)
 {
 	struct sweep *s;
 
-	if (!w->incarnation || !(s = sweep_new(b, "worker restarted", w->id)))
+	w->others_pending = w->incarnation != 0;
+	if (!w->others_pending || w->others_inflight || !(s = sweep_new(b, "worker restarted", w->id)))
 		return;
 	if (kf_store_requeue_others(b->store, w->id, w->incarnation, "worker restarted", on_sweep,
-				    s) != KF_OK)
+				    s) != KF_OK) {
 		sweep_free(s);
+		return;
+	}
+	w->others_inflight = true;
 }
 
 /* ---- workers -------------------------------------------------------------------------- */
@@ -178,6 +190,10 @@ void kf__worker_event(struct kf_broker *b, struct kf_worker *w, enum kf_worker_e
 			KF_U64("old_incarnation", old_incarnation),
 			KF_U64("incarnation", w->incarnation));
 		kf__requeue_worker(b, w->id, "worker restarted");
+		/* Should that fail (the database away), the tick retries it as
+		 * the requeue of the other incarnations' jobs: by then the new
+		 * process may hold jobs of its own. */
+		w->others_pending = true;
 		break;
 	case KF_WORKER_EV_RECOVERED:
 		KF_INFO(KF__TARGET, "worker recovered", KF_STR("worker_id", w->id));
@@ -347,6 +363,8 @@ static void store_sweeps(struct kf_broker *b, uint64_t now)
 
 		if (w->liveness == KF_WORKER_DEAD && w->requeue_pending && !w->requeue_inflight)
 			kf__requeue_worker(b, w->id, "worker dead");
+		else if (w->liveness != KF_WORKER_DEAD && w->others_pending && !w->others_inflight)
+			kf__requeue_others(b, w);
 	}
 	if (!b->promote_inflight && now >= b->promote_at_ns && (s = sweep_new(b, "backoff over", NULL))) {
 		if (kf_store_promote(b->store, on_sweep, s) == KF_OK)

@@ -51,6 +51,8 @@ struct kf_worker {
 	uint64_t dead_since_ns;
 	bool requeue_pending;              /* dead; its jobs not yet requeued */
 	bool requeue_inflight;             /* the broker's requeue request is running */
+	bool others_pending;               /* jobs of its other incarnations still to requeue */
+	bool others_inflight;              /* ... and that request is running */
 	uint64_t conflict_warned_ns;       /* last WARN about a second process with this id */
 	struct kf_worker *hnext;           /* private: hash chain */
 };

@@ -791,6 +791,38 @@ static void test_worker_restarted_while_broker_down(void **state)
 	assert_true(log_count(&g_broker, "reason=\"worker restarted\"") >= 1);
 }
 
+/* A worker restarted under its id while PostgreSQL is down: the broker sees
+ * the restart, but cannot requeue the old process's job then. It tries
+ * again every second until the database is back; the job succeeds as
+ * attempt 2. */
+static void test_worker_restarted_while_database_down(void **state)
+{
+	char worker[64];
+	struct kf_msg *rep;
+	struct proc *p, *q;
+	uint64_t id;
+
+	(void)state;
+	id = submit(LONG_STEPS, 17);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
+	kill_proc(p, SIGKILL);
+	q = start_worker(worker, NULL);   /* the same id, a new process */
+	/* Registered (as a restart) once the old process is silent for 3 s. */
+	for (int t = 0; t < 200 && !log_count(q, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(q, "registered with the broker"), 1);
+	sleep_ms(1500);                   /* a tick or two with the database away */
+	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
+	assert_true(wait_final(&id, 1, 60000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 2);
+	check_result(rep->get_rep.job, LONG_STEPS);
+	kf_msg_free(rep);
+}
+
 /* PostgreSQL stops and starts mid-run: submissions fail clearly while it is
  * down; afterwards every job reaches a final state. */
 static void test_database_restart(void **state)
@@ -976,6 +1008,7 @@ int main(void)
 		cmocka_unit_test(test_kill9_worker),
 		cmocka_unit_test(test_broker_restart),
 		cmocka_unit_test(test_worker_restarted_while_broker_down),
+		cmocka_unit_test(test_worker_restarted_while_database_down),
 		cmocka_unit_test(test_database_restart),
 		cmocka_unit_test(test_sigterm_and_panic),
 		cmocka_unit_test(test_second_sigterm_hands_back),
