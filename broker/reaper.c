@@ -98,23 +98,14 @@ static void on_sweep(void *arg, const struct kf_store_result *res)
 	case KF_STORE_EXPIRE:
 		b->expire_inflight = false;
 		break;
-	case KF_STORE_REQUEUE_OTHERS: {
+	default: { /* KF_STORE_REQUEUE_WORKER, KF_STORE_REQUEUE_OTHERS */
 		struct kf_worker *w = kf_workers_find(b->workers, s->worker);
+		bool others = res->op == KF_STORE_REQUEUE_OTHERS;
 
 		if (w) {
-			w->others_inflight = false;
+			*(others ? &w->others_inflight : &w->requeue_inflight) = false;
 			if (res->err == KF_OK)
-				w->others_pending = false;
-		}
-		break;
-	}
-	default: { /* KF_STORE_REQUEUE_WORKER */
-		struct kf_worker *w = kf_workers_find(b->workers, s->worker);
-
-		if (w) {
-			w->requeue_inflight = false;
-			if (res->err == KF_OK)
-				w->requeue_pending = false;
+				*(others ? &w->others_pending : &w->requeue_pending) = false;
 		}
 		break;
 	}

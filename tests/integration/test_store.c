@@ -1207,7 +1207,7 @@ static void test_final_counts_seeded_on_upgrade(void **state)
 	admin_exec(c, "DROP TABLE job_final_counts; "
 		      "DROP FUNCTION kf_job_final_count, kf_job_final_count_truncate CASCADE; "
 		      "ALTER TABLE jobs DROP COLUMN worker_incarnation; "
-		      "DROP FUNCTION kf_worker_requeue_others; "
+		      "DROP FUNCTION kf_worker_requeue_others, kf__requeue_running CASCADE; "
 		      "DELETE FROM schema_migrations WHERE version >= 2");
 	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
 		      "SELECT s, 1, 1, 1000, '{}' FROM unnest(ARRAY['killed', 'killed', 'failed']) s");

@@ -411,6 +411,34 @@ static void wait_running(uint64_t id, char *out, size_t cap, int ms)
 }
 
 /* Status of `worker` in a cluster reply: its state, or -1 when not listed. */
+/* A LONG_STEPS job with `seed`, once it runs: its id, and its worker's id
+ * in worker (cap bytes); returns the worker's process. */
+static struct proc *long_job_running(uint64_t seed, uint64_t *id, char *worker, size_t cap)
+{
+	struct proc *p;
+
+	*id = submit(LONG_STEPS, seed);
+	wait_running(*id, worker, cap, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	return p;
+}
+
+/* Waits (60 s at most) for job id to end, and checks it succeeded with
+ * the whole LONG_STEPS run as attempt `attempt`; its worker's id is copied
+ * into worker (cap bytes). */
+static void long_job_succeeded(uint64_t id, uint32_t attempt, char *worker, size_t cap)
+{
+	struct kf_msg *rep;
+
+	assert_true(wait_final(&id, 1, 60000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, attempt);
+	check_result(rep->get_rep.job, LONG_STEPS);
+	snprintf(worker, cap, "%s", worker_of(rep));
+	kf_msg_free(rep);
+}
+
 static int worker_state(const char *worker, uint64_t *job_id, enum kf_worker_liveness *lv)
 {
 	struct kf_msg req, *rep;
@@ -655,15 +683,13 @@ static void test_kill_running_job(void **state)
  * for a dead predecessor to go silent, then gives up (exit 1). */
 static void test_duplicate_worker_id(void **state)
 {
-	char worker[64];
+	char worker[64], done_by[64];
 	uint64_t id, t0;
-	struct kf_msg *rep;
 	struct proc *dup;
 	int status;
 
 	(void)state;
-	id = submit(LONG_STEPS, 11);
-	wait_running(id, worker, sizeof worker, 20000);
+	long_job_running(11, &id, worker, sizeof worker);
 	t0 = now_ms();
 	dup = start_worker(worker, NULL);
 	status = wait_exit(dup, 20000);
@@ -676,38 +702,24 @@ static void test_duplicate_worker_id(void **state)
 	assert_int_equal(log_count(dup, "registered with the broker"), 0);
 	assert_true(log_count(&g_broker, "worker id in use") >= 1);
 	assert_int_equal(log_count(&g_broker, "worker restarted"), 0);
-	assert_true(wait_final(&id, 1, 60000));
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
-	assert_int_equal(rep->get_rep.job->attempt, 1);
-	assert_string_equal(worker_of(rep), worker);
-	kf_msg_free(rep);
+	long_job_succeeded(id, 1, done_by, sizeof done_by);
+	assert_string_equal(done_by, worker);
 }
 
 /* kill -9 of a worker mid-job: requeued when it is declared dead (10
  * missed heartbeats), succeeds on another worker with attempt 2. */
 static void test_kill9_worker(void **state)
 {
-	char worker[64];
+	char worker[64], done_by[64];
 	uint64_t id, t0;
-	struct kf_msg *rep;
-	struct proc *p;
 
 	(void)state;
-	id = submit(LONG_STEPS, 9);
-	wait_running(id, worker, sizeof worker, 20000);
-	assert_non_null(p = proc_by_id(worker));
-	kill_proc(p, SIGKILL);
+	kill_proc(long_job_running(9, &id, worker, sizeof worker), SIGKILL);
 	t0 = now_ms();
-	assert_true(wait_final(&id, 1, 60000));
+	long_job_succeeded(id, 2, done_by, sizeof done_by);
 	fprintf(stderr, "# requeued and finished %llu ms after kill -9\n",
 		(unsigned long long)(now_ms() - t0));
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
-	assert_int_equal(rep->get_rep.job->attempt, 2);
-	assert_string_not_equal(worker_of(rep), worker);
-	check_result(rep->get_rep.job, LONG_STEPS);
-	kf_msg_free(rep);
+	assert_string_not_equal(done_by, worker);
 	/* A replacement keeps three workers for the tests that follow. */
 	start_worker("w4", NULL);
 }
@@ -767,14 +779,11 @@ static void test_broker_restart(void **state)
 static void test_worker_restarted_while_broker_down(void **state)
 {
 	char worker[64], old_token[128];
-	struct kf_msg *rep;
 	struct proc *p;
 	uint64_t id;
 
 	(void)state;
-	id = submit(LONG_STEPS, 13);
-	wait_running(id, worker, sizeof worker, 20000);
-	assert_non_null(p = proc_by_id(worker));
+	p = long_job_running(13, &id, worker, sizeof worker);
 	snprintf(old_token, sizeof old_token, "%s", g_token);
 	kill_proc(&g_broker, SIGKILL);
 	kill_proc(p, SIGKILL);
@@ -782,12 +791,7 @@ static void test_worker_restarted_while_broker_down(void **state)
 	sleep_ms(500);
 	start_broker();
 	assert_true(broker_up(20000, old_token));
-	assert_true(wait_final(&id, 1, 60000));
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
-	assert_int_equal(rep->get_rep.job->attempt, 2);
-	check_result(rep->get_rep.job, LONG_STEPS);
-	kf_msg_free(rep);
+	long_job_succeeded(id, 2, worker, sizeof worker);
 	assert_true(log_count(&g_broker, "reason=\"worker restarted\"") >= 1);
 }
 
@@ -798,14 +802,11 @@ static void test_worker_restarted_while_broker_down(void **state)
 static void test_worker_restarted_while_database_down(void **state)
 {
 	char worker[64];
-	struct kf_msg *rep;
 	struct proc *p, *q;
 	uint64_t id;
 
 	(void)state;
-	id = submit(LONG_STEPS, 17);
-	wait_running(id, worker, sizeof worker, 20000);
-	assert_non_null(p = proc_by_id(worker));
+	p = long_job_running(17, &id, worker, sizeof worker);
 	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
 	kill_proc(p, SIGKILL);
 	q = start_worker(worker, NULL);   /* the same id, a new process */
@@ -815,12 +816,7 @@ static void test_worker_restarted_while_database_down(void **state)
 	assert_int_equal(log_count(q, "registered with the broker"), 1);
 	sleep_ms(1500);                   /* a tick or two with the database away */
 	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
-	assert_true(wait_final(&id, 1, 60000));
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
-	assert_int_equal(rep->get_rep.job->attempt, 2);
-	check_result(rep->get_rep.job, LONG_STEPS);
-	kf_msg_free(rep);
+	long_job_succeeded(id, 2, worker, sizeof worker);
 }
 
 /* PostgreSQL stops and starts mid-run: submissions fail clearly while it is
