@@ -87,7 +87,10 @@ fi
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 BASE=""
 for _ in $(seq 1 50); do
-	b=$((20000 + (RANDOM % 4000) * 10))
+	# Below the kernel's ephemeral range (32768 on): a port up there may be
+	# taken, between this check and the bind, by the local end of any
+	# connection made meanwhile — another test's, running beside this one.
+	b=$((20000 + (RANDOM % 1270) * 10))
 	if ! port_taken $b && ! port_taken $((b + 1)) && ! port_taken $((b + 2)) &&
 		! port_taken $((b + 3)) && ! port_taken $((b + 4)); then
 		BASE=$b
