@@ -106,6 +106,12 @@ static void on_sweep(void *arg, const struct kf_store_result *res)
 			*(others ? &w->others_inflight : &w->requeue_inflight) = false;
 			if (res->err == KF_OK)
 				*(others ? &w->others_pending : &w->requeue_pending) = false;
+			else if (w->liveness != KF_WORKER_DEAD)
+				/* A restart's requeue failed (the database away):
+				 * the tick retries it as the requeue of the other
+				 * incarnations' jobs — by then the new process may
+				 * hold jobs of its own. */
+				w->others_pending = true;
 		}
 		break;
 	}
@@ -181,10 +187,6 @@ void kf__worker_event(struct kf_broker *b, struct kf_worker *w, enum kf_worker_e
 			KF_U64("old_incarnation", old_incarnation),
 			KF_U64("incarnation", w->incarnation));
 		kf__requeue_worker(b, w->id, "worker restarted");
-		/* Should that fail (the database away), the tick retries it as
-		 * the requeue of the other incarnations' jobs: by then the new
-		 * process may hold jobs of its own. */
-		w->others_pending = true;
 		break;
 	case KF_WORKER_EV_RECOVERED:
 		KF_INFO(KF__TARGET, "worker recovered", KF_STR("worker_id", w->id));

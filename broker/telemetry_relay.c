@@ -331,10 +331,8 @@ static int type_slot(enum kf_msg_type type)
  */
 static void track_incarnation(struct source *s, uint64_t incarnation, uint64_t now)
 {
-	if (!incarnation)
-		return;
-	if (s->incarnation && incarnation != s->incarnation &&
-	    now - s->inc_seen_ns < (uint64_t)KF_WORKERS_STALE_AFTER * KF_WORKERS_HB_MS * NS_PER_MS)
+	if (!incarnation || !kf_workers_incarnation_ok(s->incarnation, s->inc_seen_ns, incarnation,
+							 now))
 		return;
 	s->incarnation = incarnation;
 	s->inc_seen_ns = now;

@@ -95,16 +95,6 @@ static void forget(struct kf_workers *ws, size_t i)
 	free(w);
 }
 
-/* Another incarnation while the known one is alive: a second process with
- * the same id, not a restart (workers.h). */
-static bool id_conflict(const struct kf_worker *w, uint64_t incarnation, uint64_t now_ns)
-{
-	uint64_t age = now_ns > w->last_seen_ns ? now_ns - w->last_seen_ns : 0;
-
-	return w->incarnation && incarnation && w->incarnation != incarnation &&
-	       kf_workers_liveness(age) == KF_WORKER_ALIVE;
-}
-
 /* Finds or adds `id` and says what seeing it now means. */
 static enum kf_err seen(struct kf_workers *ws, const char *id, uint64_t incarnation,
 	uint64_t now_ns, struct kf_worker **out, enum kf_worker_event *ev, uint64_t *old_inc)
@@ -116,8 +106,9 @@ static enum kf_err seen(struct kf_workers *ws, const char *id, uint64_t incarnat
 	*old_inc = 0;
 	if (!id || !*id)
 		return KF_EINVAL;
-	if ((w = kf_workers_find(ws, id)) && id_conflict(w, incarnation, now_ns)) {
-		*out = w;   /* the live one, untouched */
+	if ((w = kf_workers_find(ws, id)) &&
+	    !kf_workers_incarnation_ok(w->incarnation, w->last_seen_ns, incarnation, now_ns)) {
+		*out = w;   /* a second process with the id of this live one: untouched */
 		return KF_EBUSY;
 	}
 	if (!w) {
@@ -201,6 +192,13 @@ enum kf_worker_liveness kf_workers_liveness(uint64_t age_ns)
 	if (age_ns >= (uint64_t)KF_WORKERS_STALE_AFTER * KF_WORKERS_HB_MS * NS_PER_MS)
 		return KF_WORKER_STALE;
 	return KF_WORKER_ALIVE;
+}
+
+bool kf_workers_incarnation_ok(uint64_t known, uint64_t seen_ns, uint64_t incarnation,
+	uint64_t now_ns)
+{
+	return !known || !incarnation || incarnation == known ||
+	       kf_workers_liveness(now_ns > seen_ns ? now_ns - seen_ns : 0) != KF_WORKER_ALIVE;
 }
 
 void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_fn *fn, void *arg)

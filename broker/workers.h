@@ -99,6 +99,13 @@ void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_
 /* Liveness for a silence of age_ns. */
 enum kf_worker_liveness kf_workers_liveness(uint64_t age_ns);
 
+/* Whether a heartbeat or hello of `incarnation` at now_ns may stand for the
+ * worker whose known incarnation was last heard from at seen_ns: none is
+ * known or given, it is the same one, or the known one is no longer alive
+ * (the rule above). Pure: the telemetry relay applies it on its own thread. */
+bool kf_workers_incarnation_ok(uint64_t known, uint64_t seen_ns, uint64_t incarnation,
+	uint64_t now_ns);
+
 size_t kf_workers_count(const struct kf_workers *ws);
 /* The i-th record (0 <= i < count), in no particular order. */
 struct kf_worker *kf_workers_at(struct kf_workers *ws, size_t i);
