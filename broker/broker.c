@@ -465,6 +465,8 @@ static void lease_pump(struct kf_broker *b)
 			kf__call_drop(c);
 			continue;
 		}
+		if (kf__lease_fenced(b, c))
+			continue; /* answered; the budget goes to the next one */
 		b->wake_budget--;
 		c->from_park = true;
 		kf__lease_claim(b, c);

@@ -238,7 +238,7 @@ static void on_claim(void *arg, const struct kf_store_result *res)
 }
 
 /* The incarnation of the worker's process as this broker knows it (0: not
- * known), recorded with each claim. */
+ * known). */
 static uint64_t incarnation_of(struct kf_broker *b, const char *worker_id)
 {
 	const struct kf_worker *w = kf_workers_find(b->workers, worker_id);
@@ -246,10 +246,62 @@ static uint64_t incarnation_of(struct kf_broker *b, const char *worker_id)
 	return w ? w->incarnation : 0;
 }
 
+/* The process a lease call (or a complete with lease_next) leases for, as
+ * it says (protocol 1.2); 0 from older workers. */
+static uint64_t call_incarnation(const struct kf__call *c)
+{
+	return c->msg->type == KF_MSG_COMPLETE_REQ ? c->msg->complete_req.incarnation
+						   : c->msg->lease_req.incarnation;
+}
+
+/* The incarnation a claim for c records: the asker's own when it says, else
+ * the one this broker knows for the id. */
+static uint64_t claim_incarnation(struct kf_broker *b, const struct kf__call *c)
+{
+	uint64_t inc = call_incarnation(c);
+
+	return inc ? inc : incarnation_of(b, call_worker(c));
+}
+
+/*
+ * The lease fence. A process that was frozen (SIGSTOP, a VM pause) or cut
+ * off long enough for another process to register under its id finds,
+ * when it wakes, that its jobs were requeued and its heartbeats are
+ * refused; without this it would still lease new jobs, which nobody would
+ * requeue if it then died, because the id is alive. A lease from any
+ * incarnation other than the registered one is refused with KF_EBUSY; the
+ * worker registers again, and the hello's rule (kf_workers_incarnation_ok)
+ * decides who holds the id. True when c was answered here.
+ */
+static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker)
+{
+	uint64_t known = incarnation_of(b, worker_id);
+
+	return asker && known && asker != known;
+}
+
+bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
+{
+	uint64_t asker = call_incarnation(c), known = incarnation_of(b, call_worker(c));
+
+	if (!replaced(b, call_worker(c), asker))
+		return false;
+	KF_WARN(KF__TARGET_RPC, "lease refused: worker id held by another process",
+		KF_STR("worker_id", call_worker(c)), KF_U64("incarnation", asker),
+		KF_U64("registered_incarnation", known));
+	if (c->msg->type == KF_MSG_COMPLETE_REQ)
+		kf__lease_reply(c, NULL); /* the completion's answer stands; no job */
+	else
+		kf__call_fail(c, KF_EBUSY, "lease: worker '%s' is registered by another process "
+			      "(incarnation %llu, not %llu): register again", call_worker(c),
+			      (unsigned long long)known, (unsigned long long)asker);
+	return true;
+}
+
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c)
 {
-	enum kf_err err = kf_store_claim(b->store, call_worker(c),
-					 incarnation_of(b, call_worker(c)), on_claim, c);
+	enum kf_err err = kf_store_claim(b->store, call_worker(c), claim_incarnation(b, c),
+					 on_claim, c);
 
 	if (err && c->msg->type == KF_MSG_COMPLETE_REQ)
 		kf__lease_reply(c, NULL); /* the completion's answer, no job */
@@ -266,6 +318,8 @@ static void h_lease(struct kf_broker *b, struct kf__call *c)
 		kf__call_fail(c, KF_EINVAL, "lease: worker_id is empty");
 		return;
 	}
+	if (kf__lease_fenced(b, c))
+		return;
 	c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
 	if (!kf_store_is_up(b->store)) {
 		if (wait > 0)
@@ -510,7 +564,10 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	 * held with it, so that one batch commits both (one round trip, one
 	 * commit) even when the database thread is idle and would otherwise
 	 * take the completion alone. */
-	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining;
+	/* A replaced process's completion is taken (its lease token fences
+	 * it); only the claim is skipped (the lease fence, above). */
+	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining &&
+	       !replaced(b, q->worker_id, q->incarnation);
 	if (next)
 		kf_store_hold(b->store);
 	err = kf_store_complete(b->store, &a, on_complete, c);
@@ -520,9 +577,8 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 									    : b->cfg.max_wait_ms;
 
 		c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
-		c->nx.wanted = kf_store_claim(b->store, q->worker_id,
-					      incarnation_of(b, q->worker_id), on_next_claim,
-					      c) == KF_OK;
+		c->nx.wanted = kf_store_claim(b->store, q->worker_id, claim_incarnation(b, c),
+					      on_next_claim, c) == KF_OK;
 	}
 	if (next)
 		kf_store_release(b->store);

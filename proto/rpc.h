@@ -158,6 +158,11 @@ struct kf_msg_lease_req {
 	struct kf_msg_req req;
 	const char *worker_id;
 	uint32_t wait_ms;            /* long poll; 0 = answer at once */
+	/* Optional (1.2): the leasing process's incarnation (its hello's), 0 =
+	 * not said. A broker that knows another live process under worker_id
+	 * refuses the lease (KF_EBUSY): the id was taken over while this
+	 * process was frozen or cut off, and its jobs were requeued. */
+	uint64_t incarnation;
 };
 
 struct kf_msg_lease {
@@ -220,6 +225,7 @@ struct kf_msg_complete_req {
 	bool lease_next;
 	uint32_t lease_next_wait_ms;
 	const char *worker_id;       /* optional; required with lease_next: who leases */
+	uint64_t incarnation;        /* optional (1.2), with lease_next: as in kf_msg_lease_req */
 };
 
 struct kf_msg_complete_rep {

@@ -331,6 +331,7 @@ FIELDS(s_lease_req) = {
 	REQ_HDR(struct kf_msg_lease_req),
 	STR(struct kf_msg_lease_req, "w", worker_id, KF_MSG_MAX_NAME),
 	U32(struct kf_msg_lease_req, "wait", wait_ms),
+	OU64(struct kf_msg_lease_req, "inc", incarnation),  /* 1.2 */
 };
 static SCHEMA(s_lease_req, struct kf_msg_lease_req, NULL);
 
@@ -396,6 +397,7 @@ FIELDS(s_complete_req) = {
 	OBOOL(T, "nx", lease_next),           /* 1.1 */
 	OU32(T, "nxw", lease_next_wait_ms),   /* 1.1 */
 	OSTR(T, "w", worker_id, KF_MSG_MAX_NAME), /* 1.1 */
+	OU64(T, "inc", incarnation),          /* 1.2 */
 };
 static SCHEMA(s_complete_req, T, check_complete);
 #undef T

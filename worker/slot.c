@@ -382,6 +382,7 @@ static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *
 	req.complete_req.lease_next = true;
 	req.complete_req.lease_next_wait_ms = wait;
 	req.complete_req.worker_id = w->cfg.id;
+	req.complete_req.incarnation = w->incarnation;
 	kf__rpc_stamp(&w->rpc, &req, NULL);
 	/* resend above the wait, as for a lease: each resend would park a copy */
 	err = kf__rpc_call(&w->rpc, &req, (nng_duration)wait + 5000, (nng_duration)wait + 2000, &rep);
@@ -489,6 +490,7 @@ static enum kf_err lease(struct kf__slot *s, struct kf_msg **rep)
 	kf_msg_init(&req, KF_MSG_LEASE_REQ, w->cfg.id, 0);
 	req.lease_req.worker_id = w->cfg.id;
 	req.lease_req.wait_ms = wait;
+	req.lease_req.incarnation = w->incarnation; /* the broker's fence (protocol 1.2) */
 	/* After a lost reply, ask again with the same id: a broker that did
 	 * lease a job to it answers with that job rather than leasing another. */
 	if (!s->lease_id_valid) {
@@ -505,8 +507,10 @@ static enum kf_err lease(struct kf__slot *s, struct kf_msg **rep)
 	if ((err = reply_status(w, *rep, "lease"))) {
 		const struct kf_msg_rep *h = kf_msg_reply(*rep);
 
-		if (err == KF_ENOENT)
-			kf__rpc_set_need_hello(&w->rpc); /* "who are you?" */
+		/* "Who are you?", or "another process holds your id": register
+		 * again; the hello's answer says whether this process may go on. */
+		if (err == KF_ENOENT || err == KF_EBUSY)
+			kf__rpc_set_need_hello(&w->rpc);
 		if (err != KF_EUNAVAIL && err != KF_EPERM)
 			KF_WARN(KF__TARGET_RPC, "lease refused", KF_ERR(err),
 				KF_STR("reason", h && h->error ? h->error : ""));

@@ -111,7 +111,8 @@ static void valid_messages(void)
 	m.hello_req = (struct kf_msg_hello_req){ req, "w1", "host", 1, 2, 3, "0.1.0" };
 	put_msg("full", &m);
 	m = msg(KF_MSG_HELLO_REP); m.hello_rep = (struct kf_msg_hello_rep){ rep, 1000 }; put_msg("full", &m);
-	m = msg(KF_MSG_LEASE_REQ); m.lease_req = (struct kf_msg_lease_req){ req_min, "w1", 500 }; put_msg("min", &m);
+	m = msg(KF_MSG_LEASE_REQ); m.lease_req = (struct kf_msg_lease_req){ req_min, "w1", 500, 0 }; put_msg("min", &m);
+	m.lease_req.incarnation = 0x0123456789abcdefull; put_msg("full", &m);
 	const struct kf_msg_lease lease = { 9, 1, 77, params };
 	m = msg(KF_MSG_LEASE_REP); m.lease_rep = (struct kf_msg_lease_rep){ rep, &lease }; put_msg("full", &m);
 	m.lease_rep.lease = NULL; put_msg("min", &m);
@@ -123,16 +124,16 @@ static void valid_messages(void)
 	put_msg("full", &m);
 	m = msg(KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ req, 9, 77, KF_JOB_KILLED, &result, "killed",
-		false, false, 0, NULL };
+		false, false, 0, NULL, 0 };
 	put_msg("full", &m);
 	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, NULL, NULL,
-		false, false, 0, NULL };
+		false, false, 0, NULL, 0 };
 	put_msg("min", &m);
 	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, NULL,
-		"handed back", true, false, 0, NULL };
+		"handed back", true, false, 0, NULL, 0 };
 	put_msg("released", &m);
 	m.complete_req = (struct kf_msg_complete_req){ req, 9, 77, KF_JOB_SUCCEEDED, &result, NULL,
-		false, true, 500, "w1" };
+		false, true, 500, "w1", 0x0123456789abcdefull };
 	put_msg("next", &m);
 	m = msg(KF_MSG_COMPLETE_REP);
 	m.complete_rep = (struct kf_msg_complete_rep){ rep_err, true, NULL };

@@ -706,6 +706,46 @@ static void test_duplicate_worker_id(void **state)
 	assert_string_equal(done_by, worker);
 }
 
+/* A worker frozen (SIGSTOP) long enough for another process to register
+ * under its id wakes up to the lease fence: its leases are refused
+ * (KF_EBUSY), its hello too while the new process is alive, and it stops
+ * with exit status 1 having run none of the jobs submitted after it woke.
+ * Before the fence it went on leasing, and a job it held when it died would
+ * have stayed running: the id was alive. */
+static void test_frozen_worker_replaced(void **state)
+{
+	struct proc *old, *twin;
+	uint64_t ids[8];
+	int status;
+
+	(void)state;
+	old = start_worker("wz", NULL);
+	for (int t = 0; t < 200 && !log_count(old, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(old, "registered with the broker"), 1);
+	kill_proc(old, SIGSTOP);
+	twin = start_worker("wz", NULL);  /* registered once the old one is silent for 3 s */
+	for (int t = 0; t < 300 && !log_count(twin, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(twin, "registered with the broker"), 1);
+	kill_proc(old, SIGCONT);
+	for (size_t i = 0; i < 8; i++)
+		ids[i] = submit(SHORT_STEPS, 700 + i);
+	status = wait_exit(old, 20000);
+	if (status == -1)
+		kill_proc(old, SIGKILL);
+	assert_int_equal(status, 1);
+	assert_true(log_count(old, "lease refused") >= 1);
+	assert_int_equal(log_count(old, "worker id in use by another live worker"), 1);
+	assert_int_equal(outcome_lines(old), 0);
+	assert_true(log_count(&g_broker, "lease refused: worker id held by another process") >= 1);
+	assert_true(wait_final(ids, 8, 60000));
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(state_of(ids[i]), KF_JOB_SUCCEEDED);
+	kill_proc(twin, SIGTERM);       /* the group keeps its three workers */
+	assert_int_equal(wait_exit(twin, 15000), 0);
+}
+
 /* kill -9 of a worker mid-job: requeued when it is declared dead (10
  * missed heartbeats), succeeds on another worker with attempt 2. */
 static void test_kill9_worker(void **state)
@@ -1001,6 +1041,7 @@ int main(void)
 		cmocka_unit_test(test_twenty_jobs),
 		cmocka_unit_test(test_kill_running_job),
 		cmocka_unit_test(test_duplicate_worker_id),
+		cmocka_unit_test(test_frozen_worker_replaced),
 		cmocka_unit_test(test_kill9_worker),
 		cmocka_unit_test(test_broker_restart),
 		cmocka_unit_test(test_worker_restarted_while_broker_down),

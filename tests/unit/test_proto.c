@@ -314,6 +314,7 @@ static void body_eq(const struct kf_msg *w, const struct kf_msg *g)
 	case KF_MSG_LEASE_REQ:
 		str_eq(w->lease_req.worker_id, g->lease_req.worker_id);
 		assert_int_equal(w->lease_req.wait_ms, g->lease_req.wait_ms);
+		assert_true(w->lease_req.incarnation == g->lease_req.incarnation);
 		break;
 	case KF_MSG_LEASE_REP:
 		lease_eq(w->lease_rep.lease, g->lease_rep.lease);
@@ -342,6 +343,7 @@ static void body_eq(const struct kf_msg *w, const struct kf_msg *g)
 		assert_int_equal(w->complete_req.lease_next, g->complete_req.lease_next);
 		assert_int_equal(w->complete_req.lease_next_wait_ms, g->complete_req.lease_next_wait_ms);
 		str_eq(w->complete_req.worker_id, g->complete_req.worker_id);
+		assert_true(w->complete_req.incarnation == g->complete_req.incarnation);
 		break;
 	case KF_MSG_COMPLETE_REP:
 		assert_int_equal(w->complete_rep.drop, g->complete_rep.drop);
@@ -633,7 +635,10 @@ static void test_lease(void **state)
 	(void)state;
 	struct kf_msg m;
 	init(&m, KF_MSG_LEASE_REQ);
-	m.lease_req = (struct kf_msg_lease_req){ full_req, "w1", 5000 };
+	m.lease_req = (struct kf_msg_lease_req){ full_req, "w1", 5000, 0 };
+	roundtrip(&m, true);
+	/* 1.2: the leasing process; absent (0) from older workers. */
+	m.lease_req.incarnation = 0xfedcba9876543210ull;
 	roundtrip(&m, true);
 	const struct kf_msg_lease lease = { 42, 3, 0x0102030405060708ull, full_params };
 	init(&m, KF_MSG_LEASE_REP);
@@ -667,13 +672,13 @@ static void test_complete(void **state)
 	struct kf_msg m;
 	init(&m, KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ full_req, 42, 77, KF_JOB_KILLED,
-		&full_result, "killed by operator", false, false, 0, NULL };
+		&full_result, "killed by operator", false, false, 0, NULL, 0 };
 	roundtrip(&m, true);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 42, 77, KF_JOB_FAILED, NULL, NULL,
-		false, false, 0, NULL };
+		false, false, 0, NULL, 0 };
 	roundtrip(&m, true);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 1, 1, KF_JOB_SUCCEEDED,
-		&min_result, NULL, false, false, 0, NULL };
+		&min_result, NULL, false, false, 0, NULL, 0 };
 	roundtrip(&m, true);
 	init(&m, KF_MSG_COMPLETE_REP);
 	m.complete_rep = (struct kf_msg_complete_rep){ ok_rep, true, NULL };
@@ -711,6 +716,8 @@ static void test_complete_1_1(void **state)
 	m.complete_req = (struct kf_msg_complete_req){ full_req, 42, 77, KF_JOB_SUCCEEDED,
 		&min_result, NULL, .lease_next = true, .lease_next_wait_ms = 1500,
 		.worker_id = "w1" };
+	roundtrip(&m, true);
+	m.complete_req.incarnation = 0xfedcba9876543210ull; /* 1.2 */
 	roundtrip(&m, true);
 	m.complete_req.lease_next_wait_ms = 0; /* "answer at once" is still lease_next */
 	roundtrip(&m, true);
@@ -943,7 +950,7 @@ static void test_encode_rejects(void **state)
 
 	init(&m, KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 1, 1, KF_JOB_RUNNING, NULL, NULL,
-		false, false, 0, NULL };
+		false, false, 0, NULL, 0 };
 	expect_encode(&m, KF_ERANGE);
 }
 
