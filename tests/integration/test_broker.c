@@ -257,28 +257,42 @@ static uint64_t submit_job(int32_t priority, uint64_t steps)
 	return id;
 }
 
-static struct kf_msg *lease(const char *worker, uint32_t wait_ms)
+/* A lease as process `inc` of `worker` (0: not said, as before 1.2); the
+ * reply whatever its status. */
+static struct kf_msg *lease_as(const char *worker, uint64_t inc, uint32_t wait_ms)
 {
-	struct kf_msg req, *rep;
+	struct kf_msg req;
 
 	req_init(&req, KF_MSG_LEASE_REQ);
 	req.lease_req.worker_id = worker;
 	req.lease_req.wait_ms = wait_ms;
-	rep = rpc_timeout(&req, false, (int)wait_ms + 5000);
+	req.lease_req.incarnation = inc;
+	return rpc_timeout(&req, false, (int)wait_ms + 5000);
+}
+
+static struct kf_msg *lease(const char *worker, uint32_t wait_ms)
+{
+	struct kf_msg *rep = lease_as(worker, 0, wait_ms);
+
 	assert_int_equal(status_of(rep), KF_OK);
 	return rep;
 }
 
-static void hello(const char *worker)
+static void hello_as(const char *worker, uint64_t inc)
 {
 	struct kf_msg req, *rep;
 
 	req_init(&req, KF_MSG_HELLO_REQ);
 	req.hello_req = (struct kf_msg_hello_req){ .worker_id = worker, .host = "testhost",
-		.pid = 4242, .slots = 1, .incarnation = 77, .version = "0.1.0" };
+		.pid = 4242, .slots = 1, .incarnation = inc, .version = "0.1.0" };
 	rep = rpc(&req, false);
 	assert_int_equal(status_of(rep), KF_OK);
 	kf_msg_free(rep);
+}
+
+static void hello(const char *worker)
+{
+	hello_as(worker, 77);
 }
 
 /* Introduces `worker` (a worker the broker has never heard of would have
@@ -1085,6 +1099,71 @@ static void test_lease_long_poll(void **state)
 	kf_msg_free(a.rep);
 }
 
+static void *fenced_poll(void *p)
+{
+	struct poll_arg *a = p;
+
+	a->rep = lease_as("w-fence", 101, 6000);
+	return NULL;
+}
+
+/* The lease fence (protocol 1.2). Process 101 of w-fence parks a lease and
+ * goes silent; after 3 s process 202 registers under the id. The job
+ * submitted next wakes 101's parked lease, which is refused (KF_EBUSY)
+ * instead of claiming it; so is a new lease from 101, and the claim of a
+ * complete with lease_next from 101 (its completion stands). 202 gets
+ * both jobs. */
+static void test_lease_fence(void **state)
+{
+	struct poll_arg a = { 0 };
+	struct kf_msg req, *l, *c;
+	uint64_t j1, j2;
+	pthread_t th;
+
+	(void)state;
+	drain_pending();
+	hello_as("w-fence", 101);
+	assert_int_equal(pthread_create(&th, NULL, fenced_poll, &a), 0);
+	sleep_ms(3300);                        /* 101 silent for 3 heartbeat intervals */
+	hello_as("w-fence", 202);              /* a restart: the id is 202's now */
+	j1 = submit_job(0, 10);
+	pthread_join(th, NULL);
+	assert_int_equal(status_of(a.rep), KF_EBUSY);
+	assert_null(a.rep->lease_rep.lease);
+	kf_msg_free(a.rep);
+	assert_true(wait_log("lease refused: worker id held by another process", 2000));
+
+	l = lease_as("w-fence", 101, 0);
+	assert_int_equal(status_of(l), KF_EBUSY);
+	kf_msg_free(l);
+	l = lease_as("w-fence", 202, 0);
+	assert_int_equal(status_of(l), KF_OK);
+	assert_non_null(l->lease_rep.lease);
+	assert_int_equal(l->lease_rep.lease->job_id, j1);
+
+	j2 = submit_job(0, 10);
+	req_init(&req, KF_MSG_COMPLETE_REQ);
+	req.complete_req = (struct kf_msg_complete_req){ .job_id = j1,
+		.lease_token = l->lease_rep.lease->lease_token, .outcome = KF_JOB_SUCCEEDED,
+		.lease_next = true, .worker_id = "w-fence", .incarnation = 101 };
+	c = rpc(&req, false);
+	assert_int_equal(status_of(c), KF_OK);
+	assert_false(c->complete_rep.drop);
+	assert_null(c->complete_rep.lease);
+	kf_msg_free(c);
+	kf_msg_free(l);
+	assert_int_equal(job_state(j1), KF_JOB_SUCCEEDED);
+	assert_int_equal(job_state(j2), KF_JOB_PENDING);
+	l = lease_as("w-fence", 202, 0);
+	assert_int_equal(status_of(l), KF_OK);
+	assert_non_null(l->lease_rep.lease);
+	assert_int_equal(l->lease_rep.lease->job_id, j2);
+	c = complete(j2, l->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(c), KF_OK);
+	kf_msg_free(c);
+	kf_msg_free(l);
+}
+
 static void test_failure_retries(void **state)
 {
 	struct kf_msg *l, *rep;
@@ -1606,6 +1685,7 @@ int main(void)
 		cmocka_unit_test(test_complete_with_next),
 		cmocka_unit_test(test_kill_running),
 		cmocka_unit_test(test_lease_long_poll),
+		cmocka_unit_test(test_lease_fence),
 		cmocka_unit_test(test_failure_retries),
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_ingest),
