@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "pgtmp_fixture.h"
+#include "ports.h"
 #include "bus/bus.h"
 #include "common/clock.h"
 #include "kf_config.h"
@@ -66,20 +67,6 @@ static void sleep_ms(int ms)
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
-}
-
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = 0;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
 }
 
 static const char *broker_bin(void)
@@ -545,7 +532,7 @@ static int group_setup(void **state)
 	if (!mkdtemp(g_tmp) || kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
 	for (int i = 0; i < 4; i++)
-		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
+		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
 	snprintf(g_log_path, sizeof(g_log_path), "%s/broker.log", g_tmp);
 	g_client_id = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 40);
@@ -1486,7 +1473,7 @@ static void test_second_broker_token_file(void **state)
 	assert_true(read_token());
 	snprintf(before, sizeof(before), "%s", g_token);
 	for (int i = 0; i < 4; i++)
-		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", free_port());
+		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(log2, sizeof(log2), "%s/same-token.log", g_tmp);
 	pid = spawn_broker_at(urls, log2, g_token_path);
 	assert_true(pid > 0);
@@ -1584,7 +1571,7 @@ static void test_second_broker_shares_database(void **state)
 	psql(sql, NULL, 0);
 
 	for (int i = 0; i < 4; i++)
-		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", free_port());
+		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(log2, sizeof(log2), "%s/sharing.log", g_tmp);
 	snprintf(token2, sizeof(token2), "%s/sharing.token", g_tmp);
 	t0 = kf_clock_mono_ns();
@@ -1632,7 +1619,7 @@ static void test_migration_mismatch(void **state)
 	psql("UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 1", NULL, 0);
 	memcpy(urls, g_url, sizeof(urls));
 	for (int i = 0; i < 4; i++)
-		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
+		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(log2, sizeof(log2), "%s/mismatch.log", g_tmp);
 	snprintf(sql, sizeof(sql), "%s/token-mismatch", g_tmp);
 	pid = spawn_broker(log2, sql);

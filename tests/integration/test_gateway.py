@@ -20,6 +20,7 @@ import http.client
 import json
 import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -90,10 +91,28 @@ T = Tap()
 PROCS = []
 
 
+_HANDED = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port below the kernel's ephemeral range (32768 on), free a
+    moment ago and not handed out before. A port from bind(0) lies in that
+    range, where the local end of any connection made before the program
+    binds it (another test's, beside this one) can take it first
+    (tests/integration/ports.h)."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        if port in _HANDED:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-32767")
 
 
 def spawn(args, log, env=None, **kw):
