@@ -21,6 +21,10 @@
  * twice the 3 heartbeat intervals after which the broker takes a silent
  * worker's id as free (a restart with a fixed --id waits that long). */
 #define ID_IN_USE_GIVE_UP_MS 6000
+/* ... and how often meanwhile: a restart under a fixed --id registers
+ * within this of the broker taking the old process for gone (3 s), not
+ * after the exponential back-off's next step (up to 2 s later). */
+#define ID_IN_USE_RETRY_MS 250
 #define PROGRESS_TIMEOUT_MS 2000
 #define EMPTY_LEASE_NAP_MS 50
 
@@ -543,7 +547,7 @@ void *kf__slot_main(void *arg)
 			rep = next;
 			l = rep->complete_rep.lease;
 		} else if (!ensure_hello(w) || lease(s, &rep) != KF_OK) {
-			nap(w, backoff_ms(++failures));
+			nap(w, w->id_in_use_since_ns ? ID_IN_USE_RETRY_MS : backoff_ms(++failures));
 			continue;
 		} else {
 			l = rep->lease_rep.lease;

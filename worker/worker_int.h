@@ -123,7 +123,7 @@ struct kf_worker {
 	 * with the next lease request (slot.c) or through the outbox. */
 	atomic_uint_fast64_t results_acked, results_dropped, results_refused;
 	pthread_mutex_t hello_mu;       /* one hello at a time */
-	uint64_t id_in_use_since_ns;    /* hello refused: our id is a live worker's (hello_mu) */
+	_Atomic uint64_t id_in_use_since_ns; /* hello refused: our id is a live worker's (set under hello_mu) */
 	atomic_bool id_in_use;          /* gave up on it: stopping, exit status 1 */
 
 	struct kf__slot *slots;

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "pgtmp_fixture.h"
+#include "ports.h"
 #include "bus/bus.h"
 #include "common/clock.h"
 #include "kf_config.h"
@@ -96,20 +97,6 @@ static uint64_t now_ms(void)
 static int run_pgtmp(const char *cmd, char *out, size_t out_size)
 {
 	return kf_pgtmp_run(&g_pg, cmd, out, out_size);
-}
-
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = 0;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
 }
 
 static const char *bin(const char *var, const char *fallback)
@@ -514,7 +501,7 @@ static int group_setup(void **state)
 	if (!mkdtemp(g_tmp) || kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
 	for (int i = 0; i < 4; i++)
-		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", free_port());
+		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
 	g_client_id = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 40);
 	if (kf_rpc_client_new(&g_cli, g_url[2], NULL, NULL) != KF_OK)
@@ -715,7 +702,7 @@ static void test_duplicate_worker_id(void **state)
 static void test_frozen_worker_replaced(void **state)
 {
 	struct proc *old, *twin;
-	uint64_t ids[8];
+	uint64_t ids[8], t0;
 	int status;
 
 	(void)state;
@@ -724,10 +711,13 @@ static void test_frozen_worker_replaced(void **state)
 		sleep_ms(50);
 	assert_int_equal(log_count(old, "registered with the broker"), 1);
 	kill_proc(old, SIGSTOP);
+	t0 = now_ms();
 	twin = start_worker("wz", NULL);  /* registered once the old one is silent for 3 s */
 	for (int t = 0; t < 300 && !log_count(twin, "registered with the broker"); t++)
 		sleep_ms(50);
 	assert_int_equal(log_count(twin, "registered with the broker"), 1);
+	fprintf(stderr, "# the new 'wz' registered %llu ms after the old one froze\n",
+		(unsigned long long)(now_ms() - t0));
 	kill_proc(old, SIGCONT);
 	for (size_t i = 0; i < 8; i++)
 		ids[i] = submit(SHORT_STEPS, 700 + i);
