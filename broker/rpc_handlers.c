@@ -263,6 +263,15 @@ static uint64_t claim_incarnation(struct kf_broker *b, const struct kf__call *c)
 	return inc ? inc : incarnation_of(b, call_worker(c));
 }
 
+/* Whether `asker` (a process's incarnation, 0 = not said) is not the
+ * process registered under worker_id. */
+static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker)
+{
+	uint64_t known = incarnation_of(b, worker_id);
+
+	return asker && known && asker != known;
+}
+
 /*
  * The lease fence. A process that was frozen (SIGSTOP, a VM pause) or cut
  * off long enough for another process to register under its id finds,
@@ -273,13 +282,6 @@ static uint64_t claim_incarnation(struct kf_broker *b, const struct kf__call *c)
  * worker registers again, and the hello's rule (kf_workers_incarnation_ok)
  * decides who holds the id. True when c was answered here.
  */
-static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker)
-{
-	uint64_t known = incarnation_of(b, worker_id);
-
-	return asker && known && asker != known;
-}
-
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 {
 	uint64_t asker = call_incarnation(c), known = incarnation_of(b, call_worker(c));
