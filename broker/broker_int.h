@@ -37,6 +37,9 @@
 
 #define KF__NS_PER_MS 1000000ull
 #define KF__TICK_MS 1000
+/* A tick this much later than due means the broker did not run meanwhile:
+ * the workers' silence of that time is not counted (kf__tick). */
+#define KF__STALL_MS 1000
 #define KF__DRAIN_MS 5000            /* SIGTERM: longest wait for in-flight work */
 #define KF__EXPIRE_GRACE_MS 2000     /* deadline + this before a job is expired */
 /* Messages queued per subscriber of `events` (docs/bus.md): nng's PUB sends
@@ -146,7 +149,7 @@ struct kf_broker {
 	uint32_t wake_budget;       /* claims that parked leases may issue now */
 
 	/* reaper */
-	uint64_t next_tick_ns, ticks;
+	uint64_t next_tick_ns, last_tick_ns, ticks;
 	bool promote_inflight, expire_inflight, counts_inflight, orphans_inflight;
 	uint64_t promote_at_ns;
 	int64_t counts[KF_JOB_STATE_COUNT];

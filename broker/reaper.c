@@ -454,11 +454,34 @@ out:
 	kf_jarena_release(&a);
 }
 
+/*
+ * A tick far later than due: the broker was stopped (SIGSTOP, a stalled
+ * VM) or its loop held up, and heard nothing meanwhile. Judged by its own
+ * clock, every worker would look silent for that long — past 10 s all of
+ * them dead, and every running job requeued, work lost (a 12 s SIGSTOP of
+ * the broker did exactly that). The heartbeats sent during the stall are
+ * still in the sockets or lost, so the stall is taken off every worker's
+ * silence instead; a worker that really died is found dead that much
+ * later. (Cassandra's failure detector does the same after a local pause.)
+ */
+static void forgive_stall(struct kf_broker *b, uint64_t now)
+{
+	uint64_t due = b->last_tick_ns + (uint64_t)KF__TICK_MS * KF__NS_PER_MS;
+
+	if (!b->last_tick_ns || now < due + (uint64_t)KF__STALL_MS * KF__NS_PER_MS)
+		return;
+	KF_WARN(KF__TARGET_REAPER, "broker stalled; the workers' silence meanwhile is not counted",
+		KF_U64("stalled_ms", (now - due) / KF__NS_PER_MS));
+	kf_workers_forgive(b->workers, now - due, now);
+}
+
 void kf__tick(struct kf_broker *b, uint64_t now)
 {
 	struct kf_span *span = KF_INFO_SPAN(KF__TARGET_REAPER, "reaper", KF_U64("tick", b->ticks));
 
 	kf_span_enter(span);
+	forgive_stall(b, now);
+	b->last_tick_ns = now;
 	kf_workers_sweep(b->workers, now, on_liveness, b);
 	if (kf_store_is_up(b->store) && !b->draining)
 		store_sweeps(b, now);

@@ -228,6 +228,16 @@ void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_
 	}
 }
 
+void kf_workers_forgive(struct kf_workers *ws, uint64_t pause_ns, uint64_t now_ns)
+{
+	for (size_t i = 0; i < ws->n; i++) {
+		struct kf_worker *w = ws->all[i];
+		uint64_t seen = w->last_seen_ns + pause_ns;
+
+		w->last_seen_ns = seen < now_ns ? seen : now_ns;
+	}
+}
+
 size_t kf_workers_count(const struct kf_workers *ws)
 {
 	return ws->n;

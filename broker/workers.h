@@ -96,6 +96,12 @@ typedef void kf_workers_change_fn(void *arg, struct kf_worker *w,
  * were requeued. fn must not add or remove workers. */
 void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_fn *fn, void *arg);
 
+/* The broker itself did not run for pause_ns (SIGSTOP, a stalled VM, its
+ * loop held up): the silence of that time is its own, not the workers'.
+ * Moves every record's last heartbeat forward by pause_ns, never past
+ * now_ns, so that sweeps judge only the silence outside the pause. */
+void kf_workers_forgive(struct kf_workers *ws, uint64_t pause_ns, uint64_t now_ns);
+
 /* Liveness for a silence of age_ns. */
 enum kf_worker_liveness kf_workers_liveness(uint64_t age_ns);
 

@@ -264,6 +264,39 @@ static void test_workers_liveness(void **state)
 	kf_workers_free(ws);
 }
 
+/* The broker stalled (SIGSTOP) for 11 s of a worker's 12 s of silence: only
+ * one second counts, and the worker stays alive; forgiving never moves a
+ * heartbeat into the future. */
+static void test_workers_forgive(void **state)
+{
+	struct kf_msg_heartbeat hb = { .worker_id = "w1", .host = "h", .pid = 9, .incarnation = 7,
+		.state = KF_WORKER_IDLE, .slots_total = 1 };
+	struct kf_workers *ws;
+	struct kf_worker *w;
+	struct changes ch = { 0 };
+	enum kf_worker_event ev;
+	uint64_t old, t0 = 1000 * S;
+
+	(void)state;
+	assert_int_equal(kf_workers_new(&ws), KF_OK);
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0, &w, &ev, &old), KF_OK);
+	kf_workers_forgive(ws, 11 * S, t0 + 12 * S);
+	assert_int_equal(w->last_seen_ns, t0 + 11 * S);
+	kf_workers_sweep(ws, t0 + 12 * S, count_change, &ch);
+	assert_int_equal(w->liveness, KF_WORKER_ALIVE);
+	assert_int_equal(ch.stale + ch.dead, 0);
+	/* Silent for real afterwards: dead 10 s after the forgiven heartbeat. */
+	kf_workers_sweep(ws, t0 + 21 * S - 1, count_change, &ch);
+	assert_int_equal(w->liveness, KF_WORKER_STALE);
+	kf_workers_sweep(ws, t0 + 21 * S, count_change, &ch);
+	assert_int_equal(w->liveness, KF_WORKER_DEAD);
+	/* A pause longer than the silence: heard from now, not later. */
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 30 * S, &w, &ev, &old), KF_OK);
+	kf_workers_forgive(ws, 50 * S, t0 + 32 * S);
+	assert_int_equal(w->last_seen_ns, t0 + 32 * S);
+	kf_workers_free(ws);
+}
+
 /* ---- relay arithmetic --------------------------------------------------------------- */
 
 static void test_relay_gap(void **state)
@@ -515,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_result_round_trip),
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_workers_liveness),
+		cmocka_unit_test(test_workers_forgive),
 		cmocka_unit_test(test_relay_gap),
 		cmocka_unit_test(test_relay_bucket),
 		cmocka_unit_test(test_config),

@@ -800,6 +800,43 @@ static void test_broker_restart(void **state)
 	}
 }
 
+/* The broker stopped (SIGSTOP) for 12 s with a job running: judged by its
+ * own clock every worker had been silent past the 10 s after which it is
+ * dead, and the job was requeued when the broker woke (a hand test did
+ * that). The stall is not the workers' silence: the job keeps running as
+ * attempt 1, on the same worker, and no worker is declared dead. */
+static void test_broker_stalled(void **state)
+{
+	char worker[64];
+	struct kf_msg req, *rep;
+	uint64_t id;
+	int dead;
+
+	(void)state;
+	id = submit(40 * LONG_STEPS, 31);       /* runs well past the stall */
+	wait_running(id, worker, sizeof worker, 20000);
+	dead = log_count(&g_broker, "worker dead");
+	kill_proc(&g_broker, SIGSTOP);
+	sleep_ms(12000);
+	kill_proc(&g_broker, SIGCONT);
+	sleep_ms(2500);                         /* two ticks after the wake */
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_int_equal(rep->get_rep.job->n_errors, 0);
+	assert_string_equal(worker_of(rep), worker);
+	kf_msg_free(rep);
+	assert_int_equal(log_count(&g_broker, "worker dead"), dead);
+	assert_true(log_count(&g_broker, "broker stalled") >= 1);
+
+	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
+	req.kill_req.job_id = id;
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	assert_true(wait_state(id, KF_JOB_KILLED, 5000));
+}
+
 /* A worker restarted under its id while the broker is down. The new broker
  * never knew the old process, and the id is alive again, so the old
  * process's job was neither a dead worker's nor an orphan and stayed
@@ -1034,6 +1071,7 @@ int main(void)
 		cmocka_unit_test(test_frozen_worker_replaced),
 		cmocka_unit_test(test_kill9_worker),
 		cmocka_unit_test(test_broker_restart),
+		cmocka_unit_test(test_broker_stalled),
 		cmocka_unit_test(test_worker_restarted_while_broker_down),
 		cmocka_unit_test(test_worker_restarted_while_database_down),
 		cmocka_unit_test(test_database_restart),
