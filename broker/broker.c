@@ -831,6 +831,7 @@ void kf_broker_free(struct kf_broker *b)
 	kf_auth_release(&b->auth);
 	kf_replies_release(&b->replies);
 	kf_workers_free(b->workers);
+	free(b->suspects);
 	kf_bmetrics_release(&b->m);
 	free(b->status_buf);
 	if (b->store_efd >= 0)

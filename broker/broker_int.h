@@ -50,6 +50,16 @@
  * lost 571-2,875 of their 15,000 job events; with 2,048, none. */
 #define KF__EVENTS_QUEUE 2048
 #define KF__ORPHAN_EVERY 5           /* ticks between orphan checks */
+/* Lost leases (reaper.c): checked every KF__ORPHAN_EVERY ticks among the
+ * jobs claimed at least this long ago — a lease younger than that may
+ * still be on its way to its worker. */
+#define KF__LEASE_LOST_AGE_MS 10000
+
+/* A running attempt its worker's heartbeat did not list (reaper.c). */
+struct kf__lease_suspect {
+	int64_t job_id;
+	uint64_t lease_token;
+};
 #define KF__METRICS_FULL_EVERY 5     /* ticks between full metric updates */
 #define KF__LIST_DEFAULT 100
 #define KF__SUMMARY_ERROR_MAX 1024   /* bytes of last_error in a list line */
@@ -151,6 +161,9 @@ struct kf_broker {
 	/* reaper */
 	uint64_t next_tick_ns, last_tick_ns, ticks;
 	bool promote_inflight, expire_inflight, counts_inflight, orphans_inflight;
+	bool running_inflight;               /* the lost-lease check's query */
+	struct kf__lease_suspect *suspects;  /* found not held by the last check */
+	size_t n_suspects;
 	uint64_t promote_at_ns;
 	int64_t counts[KF_JOB_STATE_COUNT];
 	bool counts_valid;

@@ -98,6 +98,8 @@ static void on_sweep(void *arg, const struct kf_store_result *res)
 	case KF_STORE_EXPIRE:
 		b->expire_inflight = false;
 		break;
+	case KF_STORE_JOB_LOST:
+		break;
 	default: { /* KF_STORE_REQUEUE_WORKER, KF_STORE_REQUEUE_OTHERS */
 		struct kf_worker *w = kf_workers_find(b->workers, s->worker);
 		bool others = res->op == KF_STORE_REQUEUE_OTHERS;
@@ -319,6 +321,71 @@ static void check_orphans(struct kf_broker *b, uint64_t now)
 		b->orphans_inflight = true;
 }
 
+/* ---- lost leases: a claim commits before its reply leaves; a broker that
+ * dies in between leaves the job running under a worker that never heard
+ * of it, alive and of the right process, so neither death nor restart nor
+ * the orphan check ends it. Workers list in their heartbeats what they hold
+ * (protocol 1.2); a job claimed KF__LEASE_LOST_AGE_MS ago or more that its
+ * live worker's fresh heartbeat does not list, at two checks in a row
+ * (5 s apart: an attempt moving from a slot to the outbox cannot be missed
+ * twice), ends as "lost" (kf_store_job_lost: only that very attempt). ---- */
+
+#define LEASE_LOST_REASON "lease lost: its worker never held it"
+
+static bool was_suspect(const struct kf_broker *b, const struct kf_store_running_job *j)
+{
+	for (size_t i = 0; i < b->n_suspects; i++)
+		if (b->suspects[i].job_id == j->job_id && b->suspects[i].lease_token == j->lease_token)
+			return true;
+	return false;
+}
+
+static void end_lost_lease(struct kf_broker *b, const struct kf_store_running_job *j)
+{
+	struct sweep *s = sweep_new(b, LEASE_LOST_REASON, j->worker_id);
+
+	KF_WARN(KF__TARGET_REAPER, "lease lost: the worker does not hold its running job",
+		KF_I64("job_id", j->job_id), KF_STR("worker_id", j->worker_id),
+		KF_U64("incarnation", j->incarnation));
+	if (s && kf_store_job_lost(b->store, j->job_id, j->lease_token, LEASE_LOST_REASON,
+				   on_sweep, s) != KF_OK)
+		sweep_free(s);
+}
+
+static void on_running(void *arg, const struct kf_store_result *res)
+{
+	struct kf_broker *b = arg;
+	struct kf__lease_suspect *next = NULL;
+	uint64_t now = kf_clock_mono_ns();
+	size_t n = 0;
+
+	b->running_inflight = false;
+	if (res->err || (res->running.n && !(next = calloc(res->running.n, sizeof(*next)))))
+		return; /* the next check asks again */
+	for (size_t i = 0; i < res->running.n; i++) {
+		const struct kf_store_running_job *j = &res->running.jobs[i];
+
+		if (!kf_workers_lease_lost(kf_workers_find(b->workers, j->worker_id), j->incarnation,
+					   (uint64_t)j->job_id, j->lease_token, now))
+			continue;
+		if (was_suspect(b, j))
+			end_lost_lease(b, j);
+		else
+			next[n++] = (struct kf__lease_suspect){ j->job_id, j->lease_token };
+	}
+	free(b->suspects);
+	b->suspects = next;
+	b->n_suspects = n;
+}
+
+static void check_lost_leases(struct kf_broker *b)
+{
+	if (b->ticks % KF__ORPHAN_EVERY != 0 || b->running_inflight)
+		return;
+	if (kf_store_running(b->store, KF__LEASE_LOST_AGE_MS, on_running, b) == KF_OK)
+		b->running_inflight = true;
+}
+
 /* ---- counts ------------------------------------------------------------------------ */
 
 uint64_t kf__counts_interval_ms(uint64_t took_ms)
@@ -377,6 +444,7 @@ static void store_sweeps(struct kf_broker *b, uint64_t now)
 		b->counts_sent_ns = now;
 	}
 	check_orphans(b, now);
+	check_lost_leases(b);
 }
 
 void kf__cluster_status(struct kf_broker *b, uint64_t now_ns, struct kf_msg_cluster_status *out)
@@ -473,6 +541,11 @@ static void forgive_stall(struct kf_broker *b, uint64_t now)
 	KF_WARN(KF__TARGET_REAPER, "broker stalled; the workers' silence meanwhile is not counted",
 		KF_U64("stalled_ms", (now - due) / KF__NS_PER_MS));
 	kf_workers_forgive(b->workers, now - due, now);
+	/* The heartbeats it holds are from before the stall: suspect nothing
+	 * on their word. */
+	free(b->suspects);
+	b->suspects = NULL;
+	b->n_suspects = 0;
 }
 
 void kf__tick(struct kf_broker *b, uint64_t now)

@@ -61,7 +61,8 @@ static const char *const op_names[KF_STORE_OP_COUNT] = {
 	[KF_STORE_REQUEUE_WORKER] = "requeue_worker", [KF_STORE_PROMOTE] = "promote",
 	[KF_STORE_EXPIRE] = "expire", [KF_STORE_WORKER_UPSERT] = "worker_upsert",
 	[KF_STORE_WORKERS_SEEN] = "workers_seen", [KF_STORE_ORPHANS] = "orphans",
-	[KF_STORE_REQUEUE_OTHERS] = "requeue_others",
+	[KF_STORE_REQUEUE_OTHERS] = "requeue_others", [KF_STORE_RUNNING] = "running",
+	[KF_STORE_JOB_LOST] = "job_lost",
 };
 
 static const char *const state_names[KF_JOB_STATE_COUNT] = {
@@ -1064,6 +1065,24 @@ enum kf_err kf_store_kill(struct kf_store *s, int64_t job_id, const char *reason
 	return job_req(s, KF_STORE_KILL, job_id, reason, cb, arg);
 }
 
+enum kf_err kf_store_job_lost(struct kf_store *s, int64_t job_id, uint64_t lease_token,
+			      const char *reason, kf_store_cb *cb, void *arg)
+{
+	struct kf__store_req *r;
+
+	if (job_id <= 0 || !lease_token)
+		return KF_EINVAL;
+	if (!(r = req_new(KF_STORE_JOB_LOST, cb, arg)))
+		return KF_ENOMEM;
+	r->a.job.job_id = job_id;
+	r->a.job.lease_token = lease_token;
+	if (!req_str(r, 0, reason ? reason : "lease lost", &r->a.job.text)) {
+		req_free(r);
+		return KF_ENOMEM;
+	}
+	return enqueue(s, r);
+}
+
 enum kf_err kf_store_retry(struct kf_store *s, int64_t job_id, kf_store_cb *cb, void *arg)
 {
 	return job_req(s, KF_STORE_RETRY, job_id, NULL, cb, arg);
@@ -1181,6 +1200,13 @@ enum kf_err kf_store_orphans(struct kf_store *s, int64_t stale_ms, kf_store_cb *
 	if (stale_ms < 0)
 		return KF_EINVAL;
 	return plain_req(s, KF_STORE_ORPHANS, stale_ms, cb, arg);
+}
+
+enum kf_err kf_store_running(struct kf_store *s, int64_t min_age_ms, kf_store_cb *cb, void *arg)
+{
+	if (min_age_ms < 0)
+		return KF_EINVAL;
+	return plain_req(s, KF_STORE_RUNNING, min_age_ms, cb, arg);
 }
 
 /* ---- job copies ------------------------------------------------------------- */

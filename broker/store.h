@@ -87,6 +87,8 @@ enum kf_store_op {
 	KF_STORE_WORKERS_SEEN,
 	KF_STORE_ORPHANS,
 	KF_STORE_REQUEUE_OTHERS,
+	KF_STORE_RUNNING,
+	KF_STORE_JOB_LOST,
 	KF_STORE_OP_COUNT
 };
 
@@ -211,6 +213,10 @@ struct kf_store_result {
 			const char *const *worker_ids; /* distinct, at most 64 */
 			size_t n;
 		} orphans;
+		struct {
+			const struct kf_store_running_job *jobs; /* by id */
+			size_t n;
+		} running;
 	};
 };
 
@@ -459,6 +465,28 @@ enum kf_err kf_store_workers_seen(struct kf_store *s, const char *const *ids, si
  * for stale_ms (or ever): orphans.worker_ids, at most 64. Their jobs are
  * for kf_store_requeue_worker(). */
 enum kf_err kf_store_orphans(struct kf_store *s, int64_t stale_ms, kf_store_cb *cb, void *arg);
+
+/* A running job and the process that claimed it (kf_store_running). */
+struct kf_store_running_job {
+	int64_t job_id;
+	const char *worker_id;
+	uint64_t incarnation;
+	uint64_t lease_token;
+};
+
+/* Running jobs claimed at least min_age_ms ago by a known process (the
+ * claim recorded its incarnation): running.jobs, at most
+ * KF_STORE_RUNNING_MAX, oldest id first. For the check of what the workers
+ * hold (docs/operations.md "Lost leases"). */
+#define KF_STORE_RUNNING_MAX 4096
+enum kf_err kf_store_running(struct kf_store *s, int64_t min_age_ms, kf_store_cb *cb, void *arg);
+
+/* Ends attempt lease_token of job_id with outcome "lost" (reason): requeued
+ * while its budget lasts, else failed; killed when a cancel was requested.
+ * Only if that attempt is still running: res.sweep lists the job, or
+ * nothing when it was not. */
+enum kf_err kf_store_job_lost(struct kf_store *s, int64_t job_id, uint64_t lease_token,
+			      const char *reason, kf_store_cb *cb, void *arg);
 
 /* ---- helpers ---------------------------------------------------------------- */
 

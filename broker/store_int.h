@@ -41,14 +41,15 @@ struct kf__store_req {
 		} progress;
 		struct {
 			int64_t job_id;
-			const char *text;  /* kill: reason */
+			const char *text;  /* kill, job_lost: reason */
+			uint64_t lease_token;  /* job_lost */
 		} job;
 		struct {
 			const char *worker_id;
 			const char *reason;  /* requeue */
 			uint64_t incarnation;  /* claim, requeue_others */
 		} worker_ref;
-		int64_t ms;                /* expire: grace; orphans: staleness */
+		int64_t ms;                /* expire: grace; orphans: staleness; running: age */
 		const char *worker_ids;    /* workers_seen: a text[] literal */
 	} a;
 	char *own[KF__STORE_MAX_STR];

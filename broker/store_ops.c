@@ -54,7 +54,7 @@ enum stmt {
 	ST_SUBMIT, ST_CLAIM, ST_PROGRESS, ST_COMPLETE, ST_KILL,
 	ST_RETRY, ST_GET, ST_ATTEMPTS, ST_LIST_ASC, ST_LIST_DESC, ST_LIST_TOTAL,
 	ST_COUNTS, ST_REQUEUE, ST_PROMOTE, ST_NEXT_DUE, ST_EXPIRE, ST_WORKER_UPSERT,
-	ST_WORKERS_SEEN, ST_ORPHANS, ST_REQUEUE_OTHERS,
+	ST_WORKERS_SEEN, ST_ORPHANS, ST_REQUEUE_OTHERS, ST_RUNNING, ST_JOB_LOST,
 	ST_COUNT
 };
 
@@ -149,7 +149,19 @@ static const struct {
 	[ST_REQUEUE_OTHERS] = { "kf_requeue_others",
 		"SELECT job_id, new_state, attempt, NULL::text, lease_token "
 		"FROM kf_worker_requeue_others($1, $2, $3)", PGRES_TUPLES_OK },
+	/* Through jobs_running_worker's partial index: the running jobs only. */
+	[ST_RUNNING] = { "kf_running",
+		"SELECT id, worker_id, worker_incarnation, lease_token FROM jobs "
+		"WHERE state = 'running' AND worker_id IS NOT NULL AND worker_incarnation IS NOT NULL "
+		"AND lease_token IS NOT NULL "
+		"AND started_at <= clock_timestamp() - $1::bigint * interval '1 millisecond' "
+		"ORDER BY id LIMIT 4096", PGRES_TUPLES_OK },
+	[ST_JOB_LOST] = { "kf_job_lost",
+		"SELECT job_id, new_state, attempt, worker_id, lease_token "
+		"FROM kf_job_lost($1, $2, $3)", PGRES_TUPLES_OK },
 };
+
+_Static_assert(KF_STORE_RUNNING_MAX == 4096, "kf_running's LIMIT says KF_STORE_RUNNING_MAX");
 
 enum kf_err kf__store_prepare(struct kf__store_db *db, struct kf_strbuf *msg)
 {
@@ -570,7 +582,8 @@ static enum kf_err parse_list(struct kf__store_req *r)
 	return KF_OK;
 }
 
-/* counts, promote, expire, requeue, orphans: a sweep or a summary. */
+/* counts, promote, expire, requeue, orphans, running, job_lost: a sweep
+ * or a summary. */
 static int build_sweep(struct kf__store_db *db, struct kf__store_req *r, struct call *calls)
 {
 	int n = 0;
@@ -592,6 +605,16 @@ static int build_sweep(struct kf__store_db *db, struct kf__store_req *r, struct 
 	case KF_STORE_ORPHANS:
 		c = call_new(calls, &n, ST_ORPHANS);
 		p_ll(c, r->a.ms);
+		break;
+	case KF_STORE_RUNNING:
+		c = call_new(calls, &n, ST_RUNNING);
+		p_ll(c, r->a.ms);
+		break;
+	case KF_STORE_JOB_LOST:
+		c = call_new(calls, &n, ST_JOB_LOST);
+		p_ll(c, r->a.job.job_id);
+		p_token(c, r->a.job.lease_token);
+		p_str(c, r->a.job.text);
 		break;
 	case KF_STORE_REQUEUE_OTHERS:
 		c = call_new(calls, &n, ST_REQUEUE_OTHERS);
@@ -687,6 +710,23 @@ static enum kf_err parse_orphans(struct kf__store_req *r)
 	return KF_OK;
 }
 
+static enum kf_err parse_running(struct kf__store_req *r)
+{
+	int n = PQntuples(r->pg[0]);
+	struct kf_store_running_job *jobs;
+
+	if (!(jobs = alloc_rows(r, n, sizeof(*jobs))))
+		return KF_OK;
+	for (int i = 0; i < n; i++)
+		jobs[i] = (struct kf_store_running_job){ .job_id = kf__pq_ll(r->pg[0], i, 0),
+			.worker_id = kf__pq_str(r->pg[0], i, 1),
+			.incarnation = (uint64_t)kf__pq_ll(r->pg[0], i, 2),
+			.lease_token = (uint64_t)kf__pq_ll(r->pg[0], i, 3) };
+	r->res.running.jobs = jobs;
+	r->res.running.n = (size_t)n;
+	return KF_OK;
+}
+
 static enum kf_err parse_nothing(struct kf__store_req *r)
 {
 	(void)r;
@@ -713,6 +753,8 @@ static const struct {
 	[KF_STORE_WORKERS_SEEN] = { build_workers_seen, parse_nothing },
 	[KF_STORE_ORPHANS] = { build_sweep, parse_orphans },
 	[KF_STORE_REQUEUE_OTHERS] = { build_sweep, parse_sweep },
+	[KF_STORE_RUNNING] = { build_sweep, parse_running },
+	[KF_STORE_JOB_LOST] = { build_sweep, parse_sweep },
 };
 
 /* ---- pipeline: send, then receive ------------------------------------------- */

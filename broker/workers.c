@@ -33,8 +33,10 @@ void kf_workers_free(struct kf_workers *ws)
 {
 	if (!ws)
 		return;
-	for (size_t i = 0; i < ws->n; i++)
+	for (size_t i = 0; i < ws->n; i++) {
+		free(ws->all[i]->held);
 		free(ws->all[i]);
+	}
 	free(ws->all);
 	free(ws);
 }
@@ -92,7 +94,28 @@ static void forget(struct kf_workers *ws, size_t i)
 		}
 	}
 	ws->all[i] = ws->all[--ws->n];
+	free(w->held);
 	free(w);
+}
+
+/* Keeps what a heartbeat says w holds; on no memory, that nothing is known. */
+static void keep_held(struct kf_worker *w, const struct kf_msg_heartbeat *hb)
+{
+	w->held_listed = false;
+	if (!hb->held_listed)
+		return;
+	if (hb->n_held > w->held_cap) {
+		struct kf_msg_held_job *p = realloc(w->held, hb->n_held * sizeof(*p));
+
+		if (!p)
+			return;
+		w->held = p;
+		w->held_cap = hb->n_held;
+	}
+	if (hb->n_held)
+		memcpy(w->held, hb->held, hb->n_held * sizeof(*w->held));
+	w->n_held = hb->n_held;
+	w->held_listed = true;
 }
 
 /* Finds or adds `id` and says what seeing it now means. */
@@ -156,6 +179,7 @@ enum kf_err kf_workers_heartbeat(struct kf_workers *ws, const struct kf_msg_hear
 	w->slots_busy = hb->slots_busy;
 	w->job_id = hb->job_id;
 	w->job_progress = hb->job_progress;
+	keep_held(w, hb);
 	*out = w;
 	return KF_OK;
 }
@@ -180,6 +204,7 @@ enum kf_err kf_workers_hello(struct kf_workers *ws, const struct kf_msg_hello_re
 		w->slots_busy = 0;
 		w->job_id = 0;
 		w->job_progress = 0;
+		w->held_listed = false; /* the old process's list: until a heartbeat */
 	}
 	*out = w;
 	return KF_OK;
@@ -226,6 +251,20 @@ void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_
 		}
 		i++;
 	}
+}
+
+bool kf_workers_lease_lost(const struct kf_worker *w, uint64_t incarnation, uint64_t job_id,
+	uint64_t lease_token, uint64_t now_ns)
+{
+	if (!w || !incarnation || w->incarnation != incarnation || !w->held_listed ||
+	    w->liveness != KF_WORKER_ALIVE ||
+	    kf_workers_liveness(now_ns > w->last_seen_ns ? now_ns - w->last_seen_ns : 0) !=
+		    KF_WORKER_ALIVE)
+		return false;
+	for (size_t i = 0; i < w->n_held; i++)
+		if (w->held[i].job_id == job_id && w->held[i].lease_token == lease_token)
+			return false;
+	return true;
 }
 
 void kf_workers_forgive(struct kf_workers *ws, uint64_t pause_ns, uint64_t now_ns)

@@ -54,6 +54,11 @@ struct kf_worker {
 	bool others_pending;               /* jobs of its other incarnations still to requeue */
 	bool others_inflight;              /* ... and that request is running */
 	uint64_t conflict_warned_ns;       /* last WARN about a second process with this id */
+	/* The attempts its last heartbeat listed (protocol 1.2), when
+	 * held_listed: kf_workers_lease_lost() reads them. */
+	bool held_listed;
+	struct kf_msg_held_job *held;
+	size_t n_held, held_cap;
 	struct kf_worker *hnext;           /* private: hash chain */
 };
 
@@ -95,6 +100,18 @@ typedef void kf_workers_change_fn(void *arg, struct kf_worker *w,
  * newly dead, and forgets workers dead for KF_WORKERS_FORGET_MS whose jobs
  * were requeued. fn must not add or remove workers. */
 void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_fn *fn, void *arg);
+
+/*
+ * Whether the attempt (job_id, lease_token), which the database has running
+ * under process `incarnation` of w, is one w does not hold: w is alive,
+ * that process is the one registered, and its last heartbeat (fresh: less
+ * than KF_WORKERS_STALE_AFTER intervals old) listed what it holds without
+ * it. Such a lease never reached the worker. The caller asks again a while
+ * later before acting: an attempt is listed from the moment its lease
+ * arrives, so a claim older than a few heartbeats is either listed or lost.
+ */
+bool kf_workers_lease_lost(const struct kf_worker *w, uint64_t incarnation, uint64_t job_id,
+	uint64_t lease_token, uint64_t now_ns);
 
 /* The broker itself did not run for pause_ns (SIGSTOP, a stalled VM, its
  * loop held up): the silence of that time is its own, not the workers'.

@@ -86,6 +86,7 @@
 #define KF_MSG_MAX_EVENTS  1000        /* events per log tail reply */
 #define KF_MSG_MAX_NAMED   64          /* weights, statistics */
 #define KF_MSG_MAX_ERRORS  256         /* error history of a job */
+#define KF_MSG_MAX_HELD    256         /* attempts a heartbeat lists as held */
 
 /*
  * Message types. Values are wire values: never reuse or renumber one.

@@ -101,6 +101,12 @@ FIELDS(s_span) = {
 };
 static SCHEMA(s_span, struct kf_msg_span, NULL);
 
+FIELDS(s_held_job) = {
+	U64(struct kf_msg_held_job, "j", job_id),
+	U64(struct kf_msg_held_job, "lt", lease_token),
+};
+static SCHEMA(s_held_job, struct kf_msg_held_job, NULL);
+
 #define T struct kf_msg_heartbeat
 FIELDS(s_heartbeat) = {
 	STR(T, "w", worker_id, KF_MSG_MAX_NAME),
@@ -117,6 +123,8 @@ FIELDS(s_heartbeat) = {
 	F64(T, "jp", job_progress),
 	F64(T, "jc", job_best_cost),
 	U64(T, "up", uptime_ms),
+	OBOOL(T, "hl", held_listed),                                          /* 1.2 */
+	ARRAY(T, "hj", held, struct kf_msg_held_job, s_held_job, KF_MSG_MAX_HELD), /* 1.2 */
 };
 static SCHEMA(s_heartbeat, T, NULL);
 #undef T

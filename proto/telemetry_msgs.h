@@ -115,6 +115,13 @@ struct kf_msg_span {
 
 /* ---- heartbeat (topic hb.<worker> on ingest) --------------------------- */
 
+/* An attempt a worker holds: running in a slot, or its result not yet
+ * acknowledged. */
+struct kf_msg_held_job {
+	uint64_t job_id;
+	uint64_t lease_token;
+};
+
 struct kf_msg_heartbeat {
 	const char *worker_id;
 	const char *host;
@@ -130,6 +137,17 @@ struct kf_msg_heartbeat {
 	double job_progress;      /* 0..1; 0 when no job */
 	double job_best_cost;     /* best cost so far; 0 when no job */
 	uint64_t uptime_ms;
+	/*
+	 * Optional (1.2): with held_listed, held lists every attempt the
+	 * process holds. A job the broker has running under this process for
+	 * a while that is not listed was claimed for it, but the lease never
+	 * arrived (the broker died between the claim's commit and its reply):
+	 * the broker requeues it. Without held_listed (older workers, or more
+	 * than KF_MSG_MAX_HELD held) nothing is concluded.
+	 */
+	bool held_listed;
+	const struct kf_msg_held_job *held;
+	size_t n_held;            /* <= KF_MSG_MAX_HELD */
 };
 
 /* ---- log event (topic log.<LEVEL>.<source>) ---------------------------- */

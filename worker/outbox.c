@@ -233,6 +233,22 @@ static void start_locked(struct kf__outbox *ob, struct entry *e)
 	e->inflight = true;
 }
 
+size_t kf__outbox_held(struct kf__outbox *ob, struct kf_msg_held_job *out, size_t cap)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&ob->mu);
+	for (const struct entry *e = ob->head; e; e = e->next) {
+		if (e->done)
+			continue;
+		if (n < cap)
+			out[n] = (struct kf_msg_held_job){ e->c.job_id, e->c.lease_token };
+		n++;
+	}
+	pthread_mutex_unlock(&ob->mu);
+	return n;
+}
+
 /* Unlinks finished entries into *reaped (freed by the caller, unlocked). */
 static void reap_locked(struct kf__outbox *ob, struct entry **reaped)
 {

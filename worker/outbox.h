@@ -105,6 +105,10 @@ void kf__outbox_free(struct kf__outbox *ob);
 /* Copies c into the outbox and starts sending it. KF_OK, KF_ENOMEM. */
 enum kf_err kf__outbox_put(struct kf__outbox *ob, const struct kf__completion *c);
 
+/* The attempts whose results wait in the outbox, into out (at most cap);
+ * returns how many there are (more than cap: out holds the first cap). */
+size_t kf__outbox_held(struct kf__outbox *ob, struct kf_msg_held_job *out, size_t cap);
+
 /* Waits until the outbox is empty or timeout_ms passed; true when empty. */
 bool kf__outbox_wait_empty(struct kf__outbox *ob, uint32_t timeout_ms);
 

@@ -285,12 +285,34 @@ bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, doubl
 	return busy;
 }
 
+bool kf__slot_held(struct kf__slot *s, struct kf_msg_held_job *out)
+{
+	bool held;
+
+	pthread_mutex_lock(&s->mu);
+	held = s->held_job != 0;
+	*out = (struct kf_msg_held_job){ s->held_job, s->held_token };
+	pthread_mutex_unlock(&s->mu);
+	return held;
+}
+
+/* The slot no longer holds its attempt: acknowledged, dropped, or in the
+ * outbox (which lists it from then on). */
+static void held_end(struct kf__slot *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->held_job = s->held_token = 0;
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l)
 {
 	uint32_t restarts = l->params.restarts ? l->params.restarts : 1;
 
 	pthread_mutex_lock(&s->mu);
 	s->generation++;
+	s->held_job = l->job_id;
+	s->held_token = l->lease_token;
 	s->job_id = l->job_id;
 	s->lease_token = l->lease_token;
 	s->attempt = l->attempt;
@@ -451,6 +473,7 @@ static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l
 		; /* acknowledged, perhaps with the next job */
 	else if (kf__outbox_put(w->outbox, c) != KF_OK)
 		KF_ERROR(KF__TARGET_JOB, "result lost: out of memory", KF_U64("job_id", l->job_id));
+	held_end(s);
 	kf_span_exit(span);
 	kf_span_close(span);
 	kf_strbuf_release(&why);

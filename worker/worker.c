@@ -23,8 +23,29 @@
 
 /* ---- heartbeat and metrics: the publisher's tick ---------------------------------- */
 
-static void fill_heartbeat(struct kf_worker *w, const struct kf__load *load,
+/*
+ * The attempts the process holds (protocol 1.2): the slots' and the
+ * outbox's. Read slots first: an attempt moves from a slot to the outbox,
+ * so read in that order it may be listed twice, never missed. More than
+ * KF_MSG_MAX_HELD: not listed at all, and the broker concludes nothing.
+ */
+static void fill_held(struct kf_worker *w, struct kf_msg_held_job *held,
 	struct kf_msg_heartbeat *hb)
+{
+	size_t n = 0, in_outbox;
+
+	for (uint32_t i = 0; i < w->cfg.slots && n < KF_MSG_MAX_HELD; i++)
+		n += kf__slot_held(&w->slots[i], &held[n]);
+	in_outbox = kf__outbox_held(w->outbox, held + n, KF_MSG_MAX_HELD - n);
+	if (n + in_outbox > KF_MSG_MAX_HELD)
+		return;
+	hb->held_listed = true;
+	hb->held = held;
+	hb->n_held = n + in_outbox;
+}
+
+static void fill_heartbeat(struct kf_worker *w, const struct kf__load *load,
+	struct kf_msg_held_job *held, struct kf_msg_heartbeat *hb)
 {
 	uint32_t busy = 0;
 
@@ -48,6 +69,7 @@ static void fill_heartbeat(struct kf_worker *w, const struct kf__load *load,
 	hb->slots_busy = busy;
 	hb->state = atomic_load(&w->draining) ? KF_WORKER_DRAINING :
 		    busy ? KF_WORKER_BUSY : KF_WORKER_IDLE;
+	fill_held(w, held, hb);
 }
 
 static void publish_heartbeat(struct kf_worker *w)
@@ -56,7 +78,7 @@ static void publish_heartbeat(struct kf_worker *w)
 	struct kf__load load;
 
 	kf__load_sample(&w->load, &load);
-	fill_heartbeat(w, &load, &hb);
+	fill_heartbeat(w, &load, w->held_buf, &hb);
 	kf__publisher_heartbeat(w->publisher, &hb);
 }
 

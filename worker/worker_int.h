@@ -92,12 +92,19 @@ struct kf__slot {
 	enum kf__stop stop;
 	uint64_t last_report_ns;
 
+	/* The attempt this slot holds, for the heartbeat's list (protocol
+	 * 1.2): from the lease until its result is acknowledged or in the
+	 * outbox — longer than job_id, which ends with the run (under mu). */
+	uint64_t held_job, held_token;
+
 	bool lease_id_valid;            /* resend the last lease with its id */
 	struct kf_msg_request_id lease_id;
 };
 
 struct kf_worker {
 	struct kf_worker_config cfg;
+	/* The heartbeat's list of held attempts (publisher thread only). */
+	struct kf_msg_held_job held_buf[KF_MSG_MAX_HELD];
 	char host[KF_MSG_MAX_NAME + 1];
 	uint32_t pid;
 	uint64_t incarnation;
@@ -142,6 +149,8 @@ bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token
 	enum kf__stop why);
 /* Snapshot of the slot's job for the heartbeat; false when idle. */
 bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, double *best_cost);
+/* The attempt the slot holds (see held_job); false when none. */
+bool kf__slot_held(struct kf__slot *s, struct kf_msg_held_job *out);
 /* A result's final verdict, from the slot or the outbox: counts it. */
 void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verdict v);
 

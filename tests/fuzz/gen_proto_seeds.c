@@ -84,9 +84,10 @@ static const struct kf_msg_worker_status ws[] = {
 static void valid_messages(void)
 {
 	struct kf_msg m;
+	static const struct kf_msg_held_job held[] = { { 9, 77 }, { 8, 76 } };
 	m = msg(KF_MSG_HEARTBEAT);
 	m.heartbeat = (struct kf_msg_heartbeat){ "w1", "host", 10, 11, KF_WORKER_BUSY, 1.5, 0.25,
-		1 << 20, 2, 1, 9, 0.5, NAN, 1000 };
+		1 << 20, 2, 1, 9, 0.5, NAN, 1000, true, held, 2 };
 	put_msg("full", &m);
 	m = msg(KF_MSG_LOG); m.log = log_full; put_msg("full", &m);
 	m.log = log_min; put_msg("min", &m);

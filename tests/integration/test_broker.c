@@ -1377,6 +1377,67 @@ static void test_worker_death_requeues(void **state)
 	kf_bus_pub_free(pub);
 }
 
+/* A heartbeat of process 77 of `worker` (protocol 1.2) listing what it
+ * holds: the n attempts in held. */
+static void heartbeat_holding(struct kf_bus_pub *pub, const char *worker, uint64_t seq,
+	const struct kf_msg_held_job *held, size_t n)
+{
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m;
+
+	kf_msg_init(&m, KF_MSG_HEARTBEAT, worker, seq);
+	m.heartbeat = (struct kf_msg_heartbeat){ .worker_id = worker, .host = "testhost",
+		.pid = 4242, .incarnation = 77, .state = n ? KF_WORKER_BUSY : KF_WORKER_IDLE,
+		.slots_total = 2, .slots_busy = (uint32_t)n, .job_id = n ? held[0].job_id : 0,
+		.held_listed = true, .held = held, .n_held = n };
+	kf_topic_hb(topic, worker);
+	publish(pub, topic, &m);
+}
+
+/* A lease that never reached its worker: the claim committed, the reply was
+ * lost (the broker died in between). The worker, alive and the process
+ * that claimed, lists what it holds in its heartbeats without that job; at
+ * two checks in a row, the job claimed 10 s ago or more ends as "lost" and
+ * is requeued. Another job it does hold stays running. */
+static void test_lost_lease_requeued(void **state)
+{
+	struct kf_bus_pub *pub = ingest_pub();
+	struct kf_msg_held_job held[1];
+	struct kf_msg *l, *rep;
+	uint64_t lost, kept, t0 = kf_clock_mono_ns();
+	bool requeued = false;
+
+	(void)state;
+	drain_pending();
+	lost = submit_job(0, 10);
+	l = lease_job("w-lost", lost);           /* "never arrived" */
+	kf_msg_free(l);
+	kept = submit_job(0, 10);
+	l = lease("w-lost", 0);
+	assert_int_equal(l->lease_rep.lease->job_id, kept);
+	held[0] = (struct kf_msg_held_job){ kept, l->lease_rep.lease->lease_token };
+	kf_msg_free(l);
+	for (uint64_t seq = 1; seq <= 40 && !requeued; seq++) {
+		heartbeat_holding(pub, "w-lost", seq, held, 1);
+		sleep_ms(1000);
+		requeued = job_state(lost) == KF_JOB_PENDING;
+	}
+	assert_true(requeued);
+	fprintf(stderr, "# requeued %llu ms after its claim\n",
+		(unsigned long long)((kf_clock_mono_ns() - t0) / 1000000u));
+	assert_true(log_has("lease lost: the worker does not hold its running job"));
+	rep = get_job(lost);
+	assert_int_equal(rep->get_rep.job->n_errors, 1);
+	assert_non_null(strstr(rep->get_rep.job->errors[0].message, "lease lost"));
+	kf_msg_free(rep);
+	assert_int_equal(job_state(kept), KF_JOB_RUNNING);
+	drain_pending();                          /* the requeued one */
+	rep = complete(kept, held[0].lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	kf_bus_pub_free(pub);
+}
+
 /* A second process publishing with a live worker's id: its metric updates
  * are not forwarded (the gateway would take each for a restart of the
  * source and then ignore the live worker's as a retired incarnation's), and
@@ -1677,6 +1738,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_ingest),
 		cmocka_unit_test(test_worker_death_requeues),
+		cmocka_unit_test(test_lost_lease_requeued),
 		cmocka_unit_test(test_second_incarnation_metrics_dropped),
 		cmocka_unit_test(test_second_broker_refused),
 		cmocka_unit_test(test_second_broker_token_file),

@@ -297,6 +297,44 @@ static void test_workers_forgive(void **state)
 	kf_workers_free(ws);
 }
 
+/* What a heartbeat says a worker holds decides whether a running attempt is
+ * a lease that never arrived: only for the registered process, only from a
+ * fresh list, never for an attempt listed (job and token both). */
+static void test_workers_lease_lost(void **state)
+{
+	struct kf_msg_held_job held[2] = { { 5, 50 }, { 6, 60 } };
+	struct kf_msg_heartbeat hb = { .worker_id = "w1", .host = "h", .pid = 9, .incarnation = 7,
+		.state = KF_WORKER_BUSY, .slots_total = 2, .slots_busy = 2, .job_id = 5 };
+	struct kf_workers *ws;
+	struct kf_worker *w;
+	enum kf_worker_event ev;
+	uint64_t old, t0 = 1000 * S;
+
+	(void)state;
+	assert_int_equal(kf_workers_new(&ws), KF_OK);
+	assert_false(kf_workers_lease_lost(NULL, 7, 8, 80, t0));
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0, &w, &ev, &old), KF_OK);
+	assert_false(kf_workers_lease_lost(w, 7, 8, 80, t0)); /* a 1.1 heartbeat: no list */
+	hb.held_listed = true;
+	hb.held = held;
+	hb.n_held = 2;
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0, &w, &ev, &old), KF_OK);
+	assert_false(kf_workers_lease_lost(w, 7, 5, 50, t0));  /* held */
+	assert_false(kf_workers_lease_lost(w, 7, 6, 60, t0));
+	assert_true(kf_workers_lease_lost(w, 7, 8, 80, t0));   /* not held */
+	assert_true(kf_workers_lease_lost(w, 7, 5, 51, t0));   /* another attempt of job 5 */
+	assert_false(kf_workers_lease_lost(w, 8, 8, 80, t0));  /* claimed by another process */
+	assert_false(kf_workers_lease_lost(w, 0, 8, 80, t0));  /* by an unknown one */
+	assert_false(kf_workers_lease_lost(w, 7, 8, 80, t0 + 3 * S)); /* the list is stale */
+	hb.n_held = 0;                                         /* listed: holds nothing */
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + S, &w, &ev, &old), KF_OK);
+	assert_true(kf_workers_lease_lost(w, 7, 5, 50, t0 + S));
+	hb.held_listed = false;                                /* too many to list */
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 2 * S, &w, &ev, &old), KF_OK);
+	assert_false(kf_workers_lease_lost(w, 7, 5, 50, t0 + 2 * S));
+	kf_workers_free(ws);
+}
+
 /* ---- relay arithmetic --------------------------------------------------------------- */
 
 static void test_relay_gap(void **state)
@@ -549,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_workers_liveness),
 		cmocka_unit_test(test_workers_forgive),
+		cmocka_unit_test(test_workers_lease_lost),
 		cmocka_unit_test(test_relay_gap),
 		cmocka_unit_test(test_relay_bucket),
 		cmocka_unit_test(test_config),

@@ -127,6 +127,7 @@ struct outcome {
 	char outcomes[MAX_ROWS][16];    /* get: attempt outcomes */
 	char texts[MAX_ROWS][64];       /* get: attempt messages; list: corpus */
 	bool has_params[MAX_ROWS];      /* list */
+	uint64_t tokens[MAX_ROWS], incarnations[MAX_ROWS]; /* running */
 };
 
 static void copy_rows(struct outcome *o, const struct kf_store_result *res)
@@ -145,11 +146,19 @@ static void copy_rows(struct outcome *o, const struct kf_store_result *res)
 		}
 		break;
 	case KF_STORE_REQUEUE_WORKER: case KF_STORE_PROMOTE: case KF_STORE_EXPIRE:
-	case KF_STORE_REQUEUE_OTHERS:
+	case KF_STORE_REQUEUE_OTHERS: case KF_STORE_JOB_LOST:
 		for (i = 0; i < res->sweep.n_changes && i < MAX_ROWS; i++, o->n++) {
 			o->ids[i] = res->sweep.changes[i].job_id;
 			o->states[i] = res->sweep.changes[i].state;
 			o->attempts[i] = res->sweep.changes[i].attempt;
+		}
+		break;
+	case KF_STORE_RUNNING:
+		for (i = 0; i < res->running.n && i < MAX_ROWS; i++, o->n++) {
+			o->ids[i] = res->running.jobs[i].job_id;
+			o->tokens[i] = res->running.jobs[i].lease_token;
+			o->incarnations[i] = res->running.jobs[i].incarnation;
+			snprintf(o->texts[i], sizeof(o->texts[i]), "%s", res->running.jobs[i].worker_id);
 		}
 		break;
 	case KF_STORE_ORPHANS:
@@ -920,6 +929,51 @@ static void test_requeue_other_incarnations(void **state)
 	assert_int_equal(kf_store_requeue_others(f->store, "w1", 0, NULL, on_done, o), KF_EINVAL);
 }
 
+/* Migration 5: the running jobs with the process that claimed them (only
+ * those whose claim recorded one, and only claims old enough), and the end
+ * of one attempt as "lost" — that very attempt, while it runs. */
+static void test_running_and_job_lost(void **state)
+{
+	struct fixture *f = *state;
+	int64_t known = submit(f, 0, 3, 0, NULL), unknown = submit(f, 0, 3, 0, NULL);
+	int64_t pending = submit(f, 0, 3, 0, NULL);
+	struct outcome *o = &f->o[0];
+	uint64_t token;
+
+	token = claim_as(f, "w1", 7)->lease_token;
+	assert_int_equal(claim_as(f, "w1", 0)->id, unknown);
+	CALL(f, o, kf_store_running(f->store, 0, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->n, 1);
+	assert_int_equal(o->ids[0], known);
+	assert_string_equal(o->texts[0], "w1");
+	assert_true(o->incarnations[0] == 7);
+	assert_true(o->tokens[0] == token);
+	CALL(f, o, kf_store_running(f->store, 60000, on_done, o)); /* claimed just now */
+	assert_int_equal(o->n, 0);
+
+	CALL(f, o, kf_store_job_lost(f->store, known, token + 1, "lease lost", on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->n, 0);                      /* another attempt: untouched */
+	assert_int_equal(get(f, known)->job->state, KF_JOB_RUNNING);
+	CALL(f, o, kf_store_job_lost(f->store, known, token, "lease lost: test", on_done, o));
+	assert_int_equal(o->n, 1);
+	assert_int_equal(o->ids[0], known);
+	assert_int_equal(o->states[0], KF_JOB_PENDING);
+	assert_int_equal(o->attempts[0], 1);
+	CALL(f, o, kf_store_job_lost(f->store, known, token, "lease lost: test", on_done, o));
+	assert_int_equal(o->n, 0);                      /* once */
+	assert_int_equal(complete(f, known, token, KF_STORE_SUCCEEDED, "{}", NULL)->err, KF_ESTALE);
+	o = get(f, known);
+	assert_string_equal(o->outcomes[0], "lost");
+	assert_string_equal(o->texts[0], "lease lost: test");
+	assert_int_equal(get(f, unknown)->job->state, KF_JOB_RUNNING);
+	assert_int_equal(get(f, pending)->job->state, KF_JOB_PENDING);
+	assert_int_equal(kf_store_job_lost(f->store, 0, token, NULL, on_done, o), KF_EINVAL);
+	assert_int_equal(kf_store_job_lost(f->store, known, 0, NULL, on_done, o), KF_EINVAL);
+	assert_int_equal(kf_store_running(f->store, -1, on_done, o), KF_EINVAL);
+}
+
 static void test_kill(void **state)
 {
 	struct fixture *f = *state;
@@ -1208,6 +1262,7 @@ static void test_final_counts_seeded_on_upgrade(void **state)
 		      "DROP FUNCTION kf_job_final_count, kf_job_final_count_truncate CASCADE; "
 		      "ALTER TABLE jobs DROP COLUMN worker_incarnation; "
 		      "DROP FUNCTION kf_worker_requeue_others, kf__requeue_running CASCADE; "
+		      "DROP FUNCTION kf_job_lost; "
 		      "DELETE FROM schema_migrations WHERE version >= 2");
 	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
 		      "SELECT s, 1, 1, 1000, '{}' FROM unnest(ARRAY['killed', 'killed', 'failed']) s");
@@ -1474,6 +1529,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_retrying_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attempts_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue_other_incarnations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_running_and_job_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_worker_requeue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),

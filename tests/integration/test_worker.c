@@ -837,6 +837,34 @@ static void test_broker_stalled(void **state)
 	assert_true(wait_state(id, KF_JOB_KILLED, 5000));
 }
 
+/* A real worker lists what it holds in its heartbeats (protocol 1.2): a job
+ * it runs for longer than the lost-lease check needs to conclude (claimed
+ * 10 s ago, missing at two checks 5 s apart: 20 s at most) is never taken
+ * for a lease that did not arrive. */
+static void test_held_job_not_lost(void **state)
+{
+	char worker[64];
+	struct kf_msg req, *rep;
+	uint64_t id;
+
+	(void)state;
+	id = submit(60 * LONG_STEPS, 37);       /* runs well past 22 s */
+	wait_running(id, worker, sizeof worker, 20000);
+	sleep_ms(22000);
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_int_equal(rep->get_rep.job->n_errors, 0);
+	kf_msg_free(rep);
+	assert_int_equal(log_count(&g_broker, "lease lost"), 0);
+	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
+	req.kill_req.job_id = id;
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	assert_true(wait_state(id, KF_JOB_KILLED, 5000));
+}
+
 /* A worker restarted under its id while the broker is down. The new broker
  * never knew the old process, and the id is alive again, so the old
  * process's job was neither a dead worker's nor an orphan and stayed
@@ -1072,6 +1100,7 @@ int main(void)
 		cmocka_unit_test(test_kill9_worker),
 		cmocka_unit_test(test_broker_restart),
 		cmocka_unit_test(test_broker_stalled),
+		cmocka_unit_test(test_held_job_not_lost),
 		cmocka_unit_test(test_worker_restarted_while_broker_down),
 		cmocka_unit_test(test_worker_restarted_while_database_down),
 		cmocka_unit_test(test_database_restart),

@@ -95,6 +95,12 @@ static void heartbeat_eq(const struct kf_msg_heartbeat *w, const struct kf_msg_h
 	f64_eq(w->job_progress, g->job_progress);
 	f64_eq(w->job_best_cost, g->job_best_cost);
 	assert_true(w->uptime_ms == g->uptime_ms);
+	assert_int_equal(w->held_listed, g->held_listed);
+	assert_int_equal(w->n_held, g->n_held);
+	for (size_t i = 0; i < w->n_held; i++) {
+		assert_true(w->held[i].job_id == g->held[i].job_id);
+		assert_true(w->held[i].lease_token == g->held[i].lease_token);
+	}
 }
 
 static void series_eq(const struct kf_msg_series *w, const struct kf_msg_series *g)
@@ -501,6 +507,8 @@ static const struct kf_msg_cluster_status full_cluster = {
 
 /* ---- round trips: telemetry -------------------------------------------- */
 
+static void expect_encode(const struct kf_msg *m, enum kf_err want);
+
 static void test_heartbeat(void **state)
 {
 	(void)state;
@@ -516,6 +524,19 @@ static void test_heartbeat(void **state)
 	roundtrip(&m, true);
 	m.heartbeat = (struct kf_msg_heartbeat){ .worker_id = "", .host = "" };
 	roundtrip(&m, true);
+	/* 1.2: the attempts held — several, or none (listed, and empty). */
+	static struct kf_msg_held_job held[KF_MSG_MAX_HELD + 1];
+	for (size_t i = 0; i <= KF_MSG_MAX_HELD; i++)
+		held[i] = (struct kf_msg_held_job){ 1000 + i, UINT64_MAX - i };
+	m.heartbeat = (struct kf_msg_heartbeat){ .worker_id = "w", .host = "h",
+		.held_listed = true, .held = held, .n_held = 3 };
+	roundtrip(&m, true);
+	m.heartbeat.n_held = KF_MSG_MAX_HELD;
+	roundtrip(&m, true);
+	m.heartbeat.n_held = 0;
+	roundtrip(&m, true);
+	m.heartbeat.n_held = KF_MSG_MAX_HELD + 1;
+	expect_encode(&m, KF_ETOOBIG);
 }
 
 static void test_log_full(void **state)
@@ -684,8 +705,6 @@ static void test_complete(void **state)
 	m.complete_rep = (struct kf_msg_complete_rep){ ok_rep, true, NULL };
 	roundtrip(&m, true);
 }
-
-static void expect_encode(const struct kf_msg *m, enum kf_err want);
 
 /* Protocol 1.1: the released outcome (a flag riding on "failed") and
  * complete-with-next (lease_next in the request, the lease in the reply). */
