@@ -598,16 +598,10 @@ static int build_sweep(struct kf__store_db *db, struct kf__store_req *r, struct 
 		call_new(calls, &n, ST_PROMOTE);
 		call_new(calls, &n, ST_NEXT_DUE);   /* runs after the promotion */
 		break;
-	case KF_STORE_EXPIRE:
-		c = call_new(calls, &n, ST_EXPIRE);
-		p_ll(c, r->a.ms);
-		break;
-	case KF_STORE_ORPHANS:
-		c = call_new(calls, &n, ST_ORPHANS);
-		p_ll(c, r->a.ms);
-		break;
-	case KF_STORE_RUNNING:
-		c = call_new(calls, &n, ST_RUNNING);
+	case KF_STORE_EXPIRE: case KF_STORE_ORPHANS: case KF_STORE_RUNNING:
+		/* one parameter, a time in ms: grace, staleness, age */
+		c = call_new(calls, &n, r->op == KF_STORE_EXPIRE ? ST_EXPIRE :
+					r->op == KF_STORE_ORPHANS ? ST_ORPHANS : ST_RUNNING);
 		p_ll(c, r->a.ms);
 		break;
 	case KF_STORE_JOB_LOST:

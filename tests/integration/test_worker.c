@@ -800,6 +800,31 @@ static void test_broker_restart(void **state)
 	}
 }
 
+/* Job id is running its first attempt, on `worker`, with no error yet. */
+static void still_first_attempt(uint64_t id, const char *worker)
+{
+	struct kf_msg *rep = get_job(id);
+
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_int_equal(rep->get_rep.job->n_errors, 0);
+	assert_string_equal(worker_of(rep), worker);
+	kf_msg_free(rep);
+}
+
+/* Kills a running job through the broker; it is killed within 5 s. */
+static void kill_job(uint64_t id)
+{
+	struct kf_msg req, *rep;
+
+	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
+	req.kill_req.job_id = id;
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	assert_true(wait_state(id, KF_JOB_KILLED, 5000));
+}
+
 /* The broker stopped (SIGSTOP) for 12 s with a job running: judged by its
  * own clock every worker had been silent past the 10 s after which it is
  * dead, and the job was requeued when the broker woke (a hand test did
@@ -808,7 +833,6 @@ static void test_broker_restart(void **state)
 static void test_broker_stalled(void **state)
 {
 	char worker[64];
-	struct kf_msg req, *rep;
 	uint64_t id;
 	int dead;
 
@@ -820,21 +844,10 @@ static void test_broker_stalled(void **state)
 	sleep_ms(12000);
 	kill_proc(&g_broker, SIGCONT);
 	sleep_ms(2500);                         /* two ticks after the wake */
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
-	assert_int_equal(rep->get_rep.job->attempt, 1);
-	assert_int_equal(rep->get_rep.job->n_errors, 0);
-	assert_string_equal(worker_of(rep), worker);
-	kf_msg_free(rep);
+	still_first_attempt(id, worker);
 	assert_int_equal(log_count(&g_broker, "worker dead"), dead);
 	assert_true(log_count(&g_broker, "broker stalled") >= 1);
-
-	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
-	req.kill_req.job_id = id;
-	rep = rpc(&req);
-	assert_int_equal(status_of(rep), KF_OK);
-	kf_msg_free(rep);
-	assert_true(wait_state(id, KF_JOB_KILLED, 5000));
+	kill_job(id);
 }
 
 /* A real worker lists what it holds in its heartbeats (protocol 1.2): a job
@@ -844,25 +857,15 @@ static void test_broker_stalled(void **state)
 static void test_held_job_not_lost(void **state)
 {
 	char worker[64];
-	struct kf_msg req, *rep;
 	uint64_t id;
 
 	(void)state;
 	id = submit(60 * LONG_STEPS, 37);       /* runs well past 22 s */
 	wait_running(id, worker, sizeof worker, 20000);
 	sleep_ms(22000);
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
-	assert_int_equal(rep->get_rep.job->attempt, 1);
-	assert_int_equal(rep->get_rep.job->n_errors, 0);
-	kf_msg_free(rep);
+	still_first_attempt(id, worker);
 	assert_int_equal(log_count(&g_broker, "lease lost"), 0);
-	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
-	req.kill_req.job_id = id;
-	rep = rpc(&req);
-	assert_int_equal(status_of(rep), KF_OK);
-	kf_msg_free(rep);
-	assert_true(wait_state(id, KF_JOB_KILLED, 5000));
+	kill_job(id);
 }
 
 /* A worker restarted under its id while the broker is down. The new broker
