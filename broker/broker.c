@@ -586,6 +586,7 @@ static enum kf_err start_store(struct kf_broker *b)
 	so.conninfo = b->cfg.conninfo;
 	so.migrate = true;
 	so.thread_nice = b->cfg.thread_nice;
+	so.answer_timeout_ms = b->cfg.db_timeout_ms;
 	so.notify = store_notify;
 	so.notify_arg = b;
 	so.on_status = on_store_status;

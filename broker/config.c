@@ -37,6 +37,10 @@ static const char usage_text[] =
 	"  --rpc-contexts N     requests in flight at once, parked leases included\n"
 	"                       (default 1024)\n"
 	"  --max-wait MS        longest lease long-poll (default 30000)\n"
+	"  --db-timeout MS      a database transaction unanswered this long counts as\n"
+	"                       a lost connection: its requests fail as unavailable\n"
+	"                       and the broker connects again (default 30000;\n"
+	"                       0 = wait for ever) [KEYFORGE_DB_TIMEOUT]\n"
 	"  --thread-nice N      nice value (-20..0) of the two threads every job waits\n"
 	"                       for, the loop and the database thread (default -5;\n"
 	"                       0 = leave them; needs CAP_SYS_NICE) [KEYFORGE_THREAD_NICE]\n"
@@ -57,7 +61,7 @@ const char *kf_broker_usage(void)
 enum opt_id {
 	OPT_DB = 1000, OPT_INGEST, OPT_EVENTS, OPT_RPC, OPT_COMMANDS, OPT_TOKEN_FILE, OPT_WORKER_AUTH,
 	OPT_INGEST_RATE, OPT_INGEST_BURST, OPT_LOG_RING, OPT_CONTEXTS, OPT_MAX_WAIT,
-	OPT_THREAD_NICE,
+	OPT_THREAD_NICE, OPT_DB_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -73,6 +77,7 @@ static const struct option long_opts[] = {
 	{ "log-ring", required_argument, NULL, OPT_LOG_RING },
 	{ "rpc-contexts", required_argument, NULL, OPT_CONTEXTS },
 	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT },
+	{ "db-timeout", required_argument, NULL, OPT_DB_TIMEOUT },
 	{ "thread-nice", required_argument, NULL, OPT_THREAD_NICE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -114,6 +119,7 @@ static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
 	} nums[] = {
 		{ "KEYFORGE_INGEST_RATE", offsetof(struct kf_broker_config, ingest_rate), 1, 10000000 },
 		{ "KEYFORGE_INGEST_BURST", offsetof(struct kf_broker_config, ingest_burst), 1, 100000000 },
+		{ "KEYFORGE_DB_TIMEOUT", offsetof(struct kf_broker_config, db_timeout_ms), 0, 3600000 },
 	};
 	const char *v;
 	enum kf_err err;
@@ -155,6 +161,8 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 	case OPT_LOG_RING: return kf_parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
 	case OPT_CONTEXTS: return kf_parse_u32(arg, 4, 4096, "--rpc-contexts", &cfg->contexts, msg);
 	case OPT_MAX_WAIT: return kf_parse_u32(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
+	case OPT_DB_TIMEOUT:
+		return kf_parse_u32(arg, 0, 3600000, "--db-timeout", &cfg->db_timeout_ms, msg);
 	case OPT_THREAD_NICE: return parse_nice(arg, "--thread-nice", &cfg->thread_nice, msg);
 	default:
 		kf_strbuf_addf(msg, "unknown option; see --help");
@@ -181,6 +189,7 @@ enum kf_err kf_broker_config_parse(struct kf_broker_config *cfg, int argc, char 
 		.log_ring = KF_BROKER_LOG_RING_DEFAULT,
 		.contexts = KF_BROKER_CONTEXTS_DEFAULT,
 		.max_wait_ms = KF_BROKER_MAX_WAIT_DEFAULT,
+		.db_timeout_ms = KF_BROKER_DB_TIMEOUT_DEFAULT,
 		.thread_nice = KF_BROKER_THREAD_NICE_DEFAULT,
 	};
 	*action = KF_BROKER_RUN;

@@ -20,6 +20,7 @@
 #define KF_BROKER_LOG_RING_DEFAULT 1000       /* events kept for log tail */
 #define KF_BROKER_CONTEXTS_DEFAULT 1024       /* concurrent rpc requests */
 #define KF_BROKER_MAX_WAIT_DEFAULT 30000      /* cap of a lease long-poll, ms */
+#define KF_BROKER_DB_TIMEOUT_DEFAULT 30000    /* an unanswered transaction: reconnect */
 #define KF_BROKER_THREAD_NICE_DEFAULT (-5)    /* loop and database thread */
 
 struct kf_broker_config {
@@ -32,6 +33,7 @@ struct kf_broker_config {
 	uint32_t log_ring;             /* events kept for log tail */
 	uint32_t contexts;             /* rpc contexts */
 	uint32_t max_wait_ms;          /* cap of lease wait_ms */
+	uint32_t db_timeout_ms;        /* store answer timeout; 0 = wait for ever */
 	int thread_nice;               /* nice of the loop and database threads; 0 = leave */
 };
 

@@ -379,8 +379,28 @@ static void disconnect(struct kf_store *s)
  * first. */
 static void conn_lost(struct kf_store *s, const char *message)
 {
+	char timeout[128];
+
+	if (s->db.timed_out) {
+		snprintf(timeout, sizeof(timeout), "no answer from the database within %u ms; "
+			 "connecting again", s->opts.answer_timeout_ms);
+		message = timeout;
+	}
 	set_conn(s, KF_STORE_DOWN, KF_EUNAVAIL, message, -1);
 	disconnect(s);
+}
+
+/* When the answer to what is sent now is due (0: never). */
+static uint64_t answer_deadline(const struct kf_store *s)
+{
+	return s->opts.answer_timeout_ms ?
+		kf_clock_mono_ns() + (uint64_t)s->opts.answer_timeout_ms * 1000000u : 0;
+}
+
+/* The next result on the connection, within the answer deadline. */
+static PGresult *result(struct kf_store *s)
+{
+	return kf__pq_result(s->db.conn, s->db.deadline_ns, &s->db.timed_out);
 }
 
 /* Schema: migrate (broker) or require it current (anyone else). */
@@ -414,6 +434,7 @@ static enum kf_err connect_db(struct kf_store *s)
 
 	/* keys[] before dbname are defaults: the caller's string overrides them. */
 	s->db.conn = PQconnectdbParams(keys, values, 1);
+	s->db.timed_out = false;
 	if (PQstatus(s->db.conn) != CONNECTION_OK) {
 		kf_strbuf_addf(&msg, "%s", PQerrorMessage(s->db.conn));
 		while (msg.len && msg.buf[msg.len - 1] == '\n')
@@ -477,6 +498,7 @@ static void wait_idle(struct kf_store *s)
 	};
 	PGresult *res;
 	int n = poll(pfd, 2, (int)s->opts.health_ms);
+	bool ok;
 
 	if (n > 0 && (pfd[0].revents & POLLIN))
 		unwake(s);
@@ -485,11 +507,18 @@ static void wait_idle(struct kf_store *s)
 			conn_lost(s, PQerrorMessage(s->db.conn));
 		return;
 	}
-	if (n == 0) {
-		res = PQexec(s->db.conn, "");
-		if (PQresultStatus(res) != PGRES_EMPTY_QUERY || PQstatus(s->db.conn) != CONNECTION_OK)
+	if (n == 0) { /* the check: an empty query, answered in time */
+		s->db.deadline_ns = answer_deadline(s);
+		ok = PQsendQuery(s->db.conn, "");
+		if (ok) {
+			res = result(s);
+			ok = PQresultStatus(res) == PGRES_EMPTY_QUERY;
+			PQclear(res);
+			while ((res = result(s)))
+				PQclear(res);
+		}
+		if (!ok || PQstatus(s->db.conn) != CONNECTION_OK)
 			conn_lost(s, PQerrorMessage(s->db.conn));
-		PQclear(res);
 	}
 }
 
@@ -518,29 +547,31 @@ static void wait_idle(struct kf_store *s)
 #define CHUNK_BYTES 65536
 
 /* One command's result and the NULL after it. */
-static enum kf_err recv_command(PGconn *conn, struct kf_strbuf *msg)
+static enum kf_err recv_command(struct kf_store *s, struct kf_strbuf *msg)
 {
-	PGresult *res = PQgetResult(conn);
+	PGconn *conn = s->db.conn;
+	PGresult *res = result(s);
 	enum kf_err err = KF_OK;
 
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
 		err = kf__pq_error(conn, res, msg);
 	if (res) {
 		PQclear(res);
-		while ((res = PQgetResult(conn)))
+		while ((res = result(s)))
 			PQclear(res);
 	}
 	return err;
 }
 
 /* The PGRES_PIPELINE_SYNC that ends a chunk. */
-static enum kf_err recv_sync(PGconn *conn, struct kf_strbuf *msg)
+static enum kf_err recv_sync(struct kf_store *s, struct kf_strbuf *msg)
 {
+	PGconn *conn = s->db.conn;
 	PGresult *res;
 	int nulls = 0;
 
 	while (nulls < 2) {
-		if (!(res = PQgetResult(conn))) {
+		if (!(res = result(s))) {
 			if (PQstatus(conn) != CONNECTION_OK)
 				break;
 			nulls++;
@@ -594,10 +625,9 @@ static void recv_chunk(struct kf_store *s, struct kf__store_req *r, struct kf__s
 		       bool begin, bool commit, bool *committed, enum kf_err *err,
 		       struct kf_strbuf *msg)
 {
-	PGconn *conn = s->db.conn;
 	enum kf_err e;
 
-	if (begin && (e = recv_command(conn, msg)) && !*err)
+	if (begin && (e = recv_command(s, msg)) && !*err)
 		*err = e;
 	for (; r != end && *err != KF_EUNAVAIL; r = r->next) {
 		e = kf__store_recv(&s->db, r, r->n_sent);
@@ -612,12 +642,12 @@ static void recv_chunk(struct kf_store *s, struct kf__store_req *r, struct kf__s
 		}
 	}
 	if (commit && *err != KF_EUNAVAIL) {
-		e = recv_command(conn, msg);
+		e = recv_command(s, msg);
 		*committed = !e;
 		if (e && (!*err || e == KF_EUNAVAIL))
 			*err = e;
 	}
-	if (*err != KF_EUNAVAIL && (e = recv_sync(conn, msg)) && (!*err || e == KF_EUNAVAIL))
+	if (*err != KF_EUNAVAIL && (e = recv_sync(s, msg)) && (!*err || e == KF_EUNAVAIL))
 		*err = e;
 }
 
@@ -634,6 +664,7 @@ static enum kf_err run_txn(struct kf_store *s, struct kf__store_req *list, struc
 	bool begin = true, commit = false;
 
 	*committed = false;
+	s->db.deadline_ns = answer_deadline(s); /* the whole transaction's */
 	if (!PQenterPipelineMode(conn))
 		return kf__pq_error(conn, NULL, msg);
 	if (!PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))

@@ -269,6 +269,12 @@ struct kf_store_opts {
 	uint32_t backoff_base_ms;    /* job retry backoff: base * 2^(attempt-1) ... */
 	uint32_t backoff_max_ms;     /* ... capped here, times a jitter in [0.5, 1) */
 	uint32_t health_ms;          /* idle connection check interval */
+	/* A transaction or a check unanswered this long: the connection is
+	 * dropped as lost (its requests fail with KF_EUNAVAIL) and made again.
+	 * A server that hangs — stopped, its disk stalled, a lock held by
+	 * someone else — would otherwise hang the store with it. 0 = wait for
+	 * ever. */
+	uint32_t answer_timeout_ms;
 	int thread_nice;             /* the database thread's nice value; 0 = leave it */
 	uint64_t seed;               /* lease tokens and jitter; 0 = from getrandom() */
 	/* Database thread: completions are waiting. Must not block or call the
@@ -281,11 +287,13 @@ struct kf_store_opts {
 	void *status_arg;
 };
 
+#define KF_STORE_OPTS_INIT_ANSWER_TIMEOUT 30000
 #define KF_STORE_OPTS_INIT { \
 	.conninfo = NULL, .migrate = false, .max_batch = 1024, \
 	.reconnect_min_ms = 100, .reconnect_max_ms = 5000, \
 	.backoff_base_ms = 1000, .backoff_max_ms = 300000, \
-	.health_ms = 1000, .thread_nice = 0, .seed = 0, \
+	.health_ms = 1000, .answer_timeout_ms = KF_STORE_OPTS_INIT_ANSWER_TIMEOUT, \
+	.thread_nice = 0, .seed = 0, \
 	.notify = NULL, .notify_arg = NULL, .on_status = NULL, .status_arg = NULL }
 
 /* Starts the database thread, which connects in the background: the

@@ -13,6 +13,8 @@
 /* What the database thread owns: used by store_ops.c only on that thread. */
 struct kf__store_db {
 	PGconn *conn;
+	uint64_t deadline_ns;      /* monotonic: the answer being read is due (0 = none) */
+	bool timed_out;            /* it did not come: the socket was shut down */
 	uint64_t rng;              /* splitmix64 state: lease tokens, jitter */
 	uint32_t backoff_base_ms;
 	uint32_t backoff_max_ms;

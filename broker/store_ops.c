@@ -774,13 +774,13 @@ int kf__store_send(struct kf__store_db *db, struct kf__store_req *r, size_t *byt
 }
 
 /* The next result of the pipeline and the NULL that ends it. */
-static PGresult *next_result(PGconn *conn)
+static PGresult *next_result(struct kf__store_db *db)
 {
-	PGresult *res = PQgetResult(conn), *extra;
+	PGresult *res = kf__pq_result(db->conn, db->deadline_ns, &db->timed_out), *extra;
 
 	if (!res || PQresultStatus(res) == PGRES_PIPELINE_SYNC)
 		return res;
-	while ((extra = PQgetResult(conn))) {   /* normally none */
+	while ((extra = kf__pq_result(db->conn, db->deadline_ns, &db->timed_out))) { /* normally none */
 		if (PQresultStatus(extra) == PGRES_PIPELINE_SYNC) {
 			PQclear(extra);   /* unexpected: the caller will miss it */
 			break;
@@ -797,7 +797,7 @@ enum kf_err kf__store_recv(struct kf__store_db *db, struct kf__store_req *r, int
 	int i;
 
 	for (i = 0; i < n; i++) {
-		res = next_result(db->conn);
+		res = next_result(db);
 		if (err || !res || PQresultStatus(res) != stmts[r->st[i]].want) {
 			if (!err && res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
 				err = KF_ECANCELED;   /* an earlier request broke the batch */

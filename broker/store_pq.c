@@ -3,8 +3,13 @@
  */
 #include "broker/store_pq.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "common/clock.h"
 
 static bool sqlstate_is(const char *state, const char *prefix)
 {
@@ -49,6 +54,27 @@ enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
 		err = kf__pq_error(conn, res, msg);
 	PQclear(res);
 	return err;
+}
+
+PGresult *kf__pq_result(PGconn *conn, uint64_t deadline_ns, bool *timed_out)
+{
+	while (deadline_ns && PQisBusy(conn)) {
+		uint64_t now = kf_clock_mono_ns();
+		struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+		int n;
+
+		if (now >= deadline_ns) {
+			/* libpq then reads end-of-file: "server closed the
+			 * connection unexpectedly", CONNECTION_BAD. */
+			shutdown(pfd.fd, SHUT_RDWR);
+			*timed_out = true;
+			break;
+		}
+		n = poll(&pfd, 1, (int)((deadline_ns - now) / 1000000u) + 1);
+		if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(conn)))
+			break; /* PQgetResult reports it */
+	}
+	return PQgetResult(conn);
 }
 
 long long kf__pq_ll(const PGresult *res, int row, int col)

@@ -6,6 +6,7 @@
 #define KF_BROKER_STORE_PQ_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -27,6 +28,12 @@ enum kf_err kf__pq_error(PGconn *conn, const PGresult *res, struct kf_strbuf *ms
  * (PGRES_COMMAND_OK or PGRES_TUPLES_OK), else kf__pq_error(). */
 enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
 			struct kf_strbuf *msg);
+
+/* PQgetResult(), waiting at most until deadline_ns (monotonic; 0 = for
+ * ever). Past it the connection's socket is shut down, *timed_out is set,
+ * and the result is libpq's for a lost connection: every caller's error
+ * path then sees KF_EUNAVAIL. */
+PGresult *kf__pq_result(PGconn *conn, uint64_t deadline_ns, bool *timed_out);
 
 /* Integer and boolean columns in text format; 0/false when NULL. */
 long long kf__pq_ll(const PGresult *res, int row, int col);

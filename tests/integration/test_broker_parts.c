@@ -422,6 +422,31 @@ static void test_config(void **state)
 	kf_strbuf_release(&msg);
 }
 
+/* --db-timeout: 0..3600000 ms, flag over KEYFORGE_DB_TIMEOUT over 30000;
+ * 0 waits for ever. */
+static void test_config_db_timeout(void **state)
+{
+	char *plain[] = { "kb", NULL };
+	char *flag[] = { "kb", "--db-timeout", "0", NULL };
+	char *bad[] = { "kb", "--db-timeout", "3600001", NULL };
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	enum kf_broker_config_action act;
+	struct kf_broker_config cfg;
+
+	(void)state;
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
+	assert_int_equal(cfg.db_timeout_ms, KF_BROKER_DB_TIMEOUT_DEFAULT);
+	setenv("KEYFORGE_DB_TIMEOUT", "5000", 1);
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
+	assert_int_equal(cfg.db_timeout_ms, 5000);
+	assert_int_equal(kf_broker_config_parse(&cfg, 3, flag, &act, &msg), KF_OK);
+	assert_int_equal(cfg.db_timeout_ms, 0);
+	assert_int_equal(kf_broker_config_parse(&cfg, 3, bad, &act, &msg), KF_EINVAL);
+	assert_non_null(strstr(msg.buf, "--db-timeout"));
+	unsetenv("KEYFORGE_DB_TIMEOUT");
+	kf_strbuf_release(&msg);
+}
+
 /* --thread-nice: -20..0, flag over KEYFORGE_THREAD_NICE over -5. */
 static void test_config_thread_nice(void **state)
 {
@@ -591,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_relay_gap),
 		cmocka_unit_test(test_relay_bucket),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config_db_timeout),
 		cmocka_unit_test(test_config_thread_nice),
 		cmocka_unit_test(test_counts_interval),
 		cmocka_unit_test(test_auth),

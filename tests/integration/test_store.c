@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -266,11 +268,13 @@ static void wait_conn(struct kf_store *s, enum kf_store_conn conn)
 	fail_msg("store not %s within %d ms", kf_store_conn_name(conn), WAIT_MS);
 }
 
-static struct kf_store *open_store(const char *conninfo, struct status_log *log, bool migrate)
+static struct kf_store *open_store_timeout(const char *conninfo, struct status_log *log,
+	bool migrate, uint32_t answer_timeout_ms)
 {
 	struct kf_store_opts opts = KF_STORE_OPTS_INIT;
 	struct kf_store *s = NULL;
 
+	opts.answer_timeout_ms = answer_timeout_ms;
 	opts.conninfo = conninfo;
 	opts.migrate = migrate;
 	opts.backoff_base_ms = 400;
@@ -283,6 +287,11 @@ static struct kf_store *open_store(const char *conninfo, struct status_log *log,
 	opts.status_arg = log;
 	assert_int_equal(kf_store_new(&opts, &s), KF_OK);
 	return s;
+}
+
+static struct kf_store *open_store(const char *conninfo, struct status_log *log, bool migrate)
+{
+	return open_store_timeout(conninfo, log, migrate, KF_STORE_OPTS_INIT_ANSWER_TIMEOUT);
 }
 
 static int setup(void **state)
@@ -1464,6 +1473,75 @@ static void test_stop_cancels_queued(void **state)
 	assert_int_equal(ok + canceled, 50);
 }
 
+/* Sends sig to every process of the cluster: the postmaster (its pid file)
+ * and its children (from /proc). */
+static void signal_cluster(int sig)
+{
+	char path[300], line[512];
+	FILE *fp;
+	DIR *proc;
+	struct dirent *d;
+	long pm = 0;
+
+	snprintf(path, sizeof path, "%s/data/postmaster.pid", g_pg.dir);
+	assert_non_null(fp = fopen(path, "r"));
+	assert_int_equal(fscanf(fp, "%ld", &pm), 1);
+	fclose(fp);
+	assert_int_equal(kill((pid_t)pm, sig), 0);
+	assert_non_null(proc = opendir("/proc"));
+	while ((d = readdir(proc))) {
+		const char *rp;
+		long ppid = 0;
+
+		snprintf(path, sizeof path, "/proc/%s/stat", d->d_name);
+		if (!(fp = fopen(path, "r")))
+			continue;
+		/* "pid (comm) state ppid ...": comm may hold spaces and ')' */
+		if (fgets(line, sizeof line, fp) && (rp = strrchr(line, ')')) &&
+		    sscanf(rp + 1, " %*c %ld", &ppid) == 1 && ppid == pm)
+			kill((pid_t)atol(d->d_name), sig);
+		fclose(fp);
+	}
+	closedir(proc);
+}
+
+/* PostgreSQL hangs (every process of it stopped) under a running store: a
+ * transaction unanswered for answer_timeout_ms counts as a lost connection
+ * — its requests fail as unavailable, with a message that says so, and the
+ * store connects again — instead of hanging the store with the server.
+ * Woken, the server is used again. */
+static void test_database_hangs(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store *fixture_store = f->store;
+	struct status_log log = { 0 };
+	struct outcome *o = &f->o[0];
+	struct timespec t0, t1;
+	long ms;
+
+	f->store = open_store_timeout(f->conninfo, &log, false, 1500);
+	assert_int_equal(kf_store_wait_up(f->store, WAIT_MS), KF_OK);
+	kf_store_drain(f->store, 0);
+	log.n = 0;
+	signal_cluster(SIGSTOP);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CALL(f, o, kf_store_counts(f->store, on_done, o));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	fprintf(stderr, "# a request to the stopped server failed after %ld ms\n", ms);
+	assert_int_equal(o->err, KF_EUNAVAIL);
+	kf_store_drain(f->store, 0);
+	assert_true(log.n >= 1);
+	assert_int_equal(log.conn[0], KF_STORE_DOWN);
+	assert_non_null(strstr(log.message[0], "no answer from the database within 1500 ms"));
+	signal_cluster(SIGCONT);
+	assert_int_equal(kf_store_wait_up(f->store, 20000), KF_OK);
+	CALL(f, o, kf_store_counts(f->store, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	kf_store_free(f->store);
+	f->store = fixture_store;
+}
+
 /* PostgreSQL stops and starts again under a running store. */
 static void test_outage(void **state)
 {
@@ -1544,6 +1622,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_one_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_cancels_queued, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_database_hangs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	};
 
