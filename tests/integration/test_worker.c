@@ -868,6 +868,73 @@ static void test_held_job_not_lost(void **state)
 	kill_job(id);
 }
 
+/* Writes `token` into the file at path. */
+static void write_token_file(const char *path, const char *token)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fprintf(f, "%s\n", token);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A result waiting in a worker's outbox is listed as held too: the job
+ * stays running (its lease is not taken for lost) until the result gets
+ * through. Staged with a worker of its own token file, which keeps the old
+ * token when the broker restarts: its report is refused (KF_EPERM) and kept
+ * in the outbox while the database is up and the lost-lease check runs. */
+static void test_outbox_job_not_lost(void **state)
+{
+	char own_file[128], own_arg[160], old_token[128], worker[64];
+	struct kf_msg *rep;
+	struct proc *p;
+	uint64_t id;
+	int waits;
+
+	(void)state;
+	snprintf(own_file, sizeof own_file, "%s/wo.token", g_tmp);
+	snprintf(own_arg, sizeof own_arg, "--token-file=%s", own_file);
+	write_token_file(own_file, g_token);
+	p = start_worker("wo", own_arg);
+	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(p, "registered with the broker"), 1);
+	/* Only "wo" leases while the job is submitted: the others stopped,
+	 * and their parked leases (--lease-wait 1000) run out meanwhile. */
+	for (int w = 0; w < g_n_workers; w++)
+		if (&g_workers[w] != p)
+			kill_proc(&g_workers[w], SIGSTOP);
+	sleep_ms(1500);
+	id = submit(3 * LONG_STEPS, 41);          /* still running after the restart */
+	wait_running(id, worker, sizeof worker, 20000);
+	for (int w = 0; w < g_n_workers; w++)
+		if (&g_workers[w] != p)
+			kill_proc(&g_workers[w], SIGCONT);
+	assert_string_equal(worker, "wo");
+
+	snprintf(old_token, sizeof old_token, "%s", g_token);
+	kill_proc(&g_broker, SIGTERM);
+	assert_int_equal(wait_exit(&g_broker, 15000), 0);
+	start_broker();
+	assert_true(broker_up(20000, old_token));  /* a new token; "wo" keeps the old */
+	waits = log_count(p, "result not acknowledged yet");
+	for (int t = 0; t < 300 && log_count(p, "result not acknowledged yet") == waits; t++)
+		sleep_ms(100);
+	assert_true(log_count(p, "result not acknowledged yet") > waits);
+	sleep_ms(21000);                          /* claimed 10 s ago or more, two checks */
+	still_first_attempt(id, "wo");
+	assert_int_equal(log_count(&g_broker, "lease lost"), 0);
+	write_token_file(own_file, g_token);      /* now it gets through */
+	assert_true(wait_final(&id, 1, 30000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	check_result(rep->get_rep.job, 3 * LONG_STEPS);
+	kf_msg_free(rep);
+	kill_proc(p, SIGTERM);
+	assert_int_equal(wait_exit(p, 15000), 0);
+}
+
 /* A worker restarted under its id while the broker is down. The new broker
  * never knew the old process, and the id is alive again, so the old
  * process's job was neither a dead worker's nor an orphan and stayed
@@ -1104,6 +1171,7 @@ int main(void)
 		cmocka_unit_test(test_broker_restart),
 		cmocka_unit_test(test_broker_stalled),
 		cmocka_unit_test(test_held_job_not_lost),
+		cmocka_unit_test(test_outbox_job_not_lost),
 		cmocka_unit_test(test_worker_restarted_while_broker_down),
 		cmocka_unit_test(test_worker_restarted_while_database_down),
 		cmocka_unit_test(test_database_restart),
