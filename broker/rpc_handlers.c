@@ -264,12 +264,13 @@ static uint64_t claim_incarnation(struct kf_broker *b, const struct kf__call *c)
 }
 
 /* Whether `asker` (a process's incarnation, 0 = not said) is not the
- * process registered under worker_id. */
-static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker)
+ * process registered under worker_id. Looks the worker up only when the
+ * asker says who it is. */
+static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker,
+	uint64_t *known)
 {
-	uint64_t known = incarnation_of(b, worker_id);
-
-	return asker && known && asker != known;
+	*known = asker ? incarnation_of(b, worker_id) : 0;
+	return *known && asker != *known;
 }
 
 /*
@@ -284,9 +285,9 @@ static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker)
  */
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 {
-	uint64_t asker = call_incarnation(c), known = incarnation_of(b, call_worker(c));
+	uint64_t asker = call_incarnation(c), known;
 
-	if (!replaced(b, call_worker(c), asker))
+	if (!replaced(b, call_worker(c), asker, &known))
 		return false;
 	KF_WARN(KF__TARGET_RPC, "lease refused: worker id held by another process",
 		KF_STR("worker_id", call_worker(c)), KF_U64("incarnation", asker),
@@ -546,6 +547,7 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 		.lease_token = q->lease_token,
 		.outcome = q->released ? KF_STORE_RELEASED : outcome_of[q->outcome],
 		.error = q->error, .best_cost = q->result ? q->result->cost : NAN };
+	uint64_t known;
 	enum kf_err err;
 	bool next;
 
@@ -569,7 +571,7 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	/* A replaced process's completion is taken (its lease token fences
 	 * it); only the claim is skipped (the lease fence, above). */
 	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining &&
-	       !replaced(b, q->worker_id, q->incarnation);
+	       !replaced(b, q->worker_id, q->incarnation, &known);
 	if (next)
 		kf_store_hold(b->store);
 	err = kf_store_complete(b->store, &a, on_complete, c);

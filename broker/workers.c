@@ -256,8 +256,8 @@ void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_
 bool kf_workers_lease_lost(const struct kf_worker *w, uint64_t incarnation, uint64_t job_id,
 	uint64_t lease_token, uint64_t now_ns)
 {
+	/* Alive now, by its last heartbeat: the list is that fresh. */
 	if (!w || !incarnation || w->incarnation != incarnation || !w->held_listed ||
-	    w->liveness != KF_WORKER_ALIVE ||
 	    kf_workers_liveness(now_ns > w->last_seen_ns ? now_ns - w->last_seen_ns : 0) !=
 		    KF_WORKER_ALIVE)
 		return false;
