@@ -393,10 +393,13 @@ static void test_rpc_resend_on_reconnect(void **state)
 	kf_rpc_server_free(srv); /* the broker dies holding the request */
 	t0 = kf_clock_mono_ns();
 	assert_int_equal(kf_rpc_server_new(&srv, 2, url, NULL, NULL), KF_OK);
+	/* Within 3 s: the dialer's back-off (at most KF_BUS_RECONNECT_MAX_MS,
+	 * 2 s) plus slack, far below the 10 s resend time. A tighter bound
+	 * (1.5 s) measured the back-off's phase, not the resend, and failed
+	 * under ASan at 1,991 ms. */
 	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
 	print_message("# resent %llu ms after the broker came back\n",
 		(unsigned long long)ms_since(t0));
-	assert_in_range(ms_since(t0), 0, 1500);
 	reply_echo(req);
 	pthread_join(c.thread, NULL);
 	assert_int_equal(c.err, KF_OK);
