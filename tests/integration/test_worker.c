@@ -53,7 +53,7 @@
 #include "kf_config.h"
 #include "proto/proto.h"
 
-#define MAX_WORKERS 12
+#define MAX_WORKERS 24          /* processes started over the whole group (13 today) */
 #define SHORT_STEPS 150000      /* ~0.3-1 s */
 #define MEDIUM_STEPS 600000     /* ~1.5-3 s */
 #define LONG_STEPS 1500000      /* ~3-8 s: long enough to be caught running */
@@ -138,7 +138,10 @@ static void start_broker(void)
 
 static struct proc *start_worker(const char *id, const char *extra)
 {
-	struct proc *p = &g_workers[g_n_workers++];
+	struct proc *p;
+
+	assert_true(g_n_workers < MAX_WORKERS); /* g_workers has a slot for it */
+	p = &g_workers[g_n_workers++];
 	char *argv[] = { (char *)bin("KF_WORKER_BIN", "worker/keyforge-worker"), "--id", p->id,
 		"--ingest", g_url[0], "--commands", g_url[3], "--rpc", g_url[2], "--token-file",
 		g_token_path, "--lease-wait", "1000", "--term-timeout", "10000",
