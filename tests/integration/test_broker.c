@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "pgtmp_fixture.h"
+#include "child.h"
 #include "ports.h"
 #include "bus/bus.h"
 #include "common/clock.h"
@@ -80,10 +81,11 @@ static const char *broker_bin(void)
  * stdout+stderr go to log. */
 static pid_t spawn_broker_at(char urls[4][64], const char *log, const char *token_path)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 
 	if (pid != 0)
 		return pid;
+	kf_test_child_dies_with(parent);
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	char rate[16], burst[16];
 

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "pgtmp_fixture.h"
+#include "child.h"
 #include "ports.h"
 #include "bus/bus.h"
 #include "common/clock.h"
@@ -109,9 +110,10 @@ static const char *bin(const char *var, const char *fallback)
 /* fork + exec argv with stdout/stderr appended to p->log. */
 static void spawn(struct proc *p, char *const argv[])
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 
 	if (pid == 0) {
+		kf_test_child_dies_with(parent);
 		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
 		dup2(fd, 1);
