@@ -423,6 +423,8 @@ static void show_result(const struct kf_msg_job *j)
 	 * attempt's (a new attempt starts without one). */
 	if (j->state == KF_JOB_KILLED)
 		printf("\nresult (best before the kill)");
+	else if (j->state == KF_JOB_FAILED)
+		printf("\nresult (best before it stopped)"); /* at its deadline */
 	else if (j->state == KF_JOB_PENDING || j->state == KF_JOB_RETRYING)
 		printf("\nresult of attempt %u", j->attempt);
 	else

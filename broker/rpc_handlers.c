@@ -386,7 +386,7 @@ static void h_progress(struct kf_broker *b, struct kf__call *c)
 /* ---- complete ----------------------------------------------------------------------- */
 
 static void log_completion(struct kf_broker *b, uint64_t job_id, const struct kf_store_result *res,
-	const char *worker, const char *error, double cost)
+	const char *worker, const char *error, double cost, bool expired)
 {
 	uint32_t attempt = (uint32_t)res->complete.attempt;
 
@@ -406,7 +406,10 @@ static void log_completion(struct kf_broker *b, uint64_t job_id, const struct kf
 			KF_STR("error", error ? error : "failed"));
 		break;
 	case KF_JOB_FAILED:
-		KF_WARN(KF__TARGET, "job failed", KF_U64("job_id", job_id), KF_U64("attempt", attempt),
+		/* The worker stopped at the deadline: the reaper's words for the
+		 * same end, with the result kept this time. */
+		KF_WARN(KF__TARGET, expired ? "job deadline exceeded" : "job failed",
+			KF_U64("job_id", job_id), KF_U64("attempt", attempt),
 			KF_STR("error", error ? error : "failed"));
 		break;
 	case KF_JOB_KILLED:
@@ -519,7 +522,7 @@ static void on_complete(void *arg, const struct kf_store_result *res)
 	if (!res->complete.duplicate) {
 		double cost = q->result ? q->result->cost : NAN;
 
-		log_completion(b, q->job_id, res, worker ? worker : "", q->error, cost);
+		log_completion(b, q->job_id, res, worker ? worker : "", q->error, cost, q->expired);
 		/* A hand-back is no outcome of the job: nothing to count. */
 		if (!q->released)
 			kf__job_outcome(b, res->complete.state);
@@ -545,7 +548,8 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	struct kf_strbuf json = KF_STRBUF_INIT;
 	struct kf_store_complete_args a = { .job_id = (int64_t)q->job_id,
 		.lease_token = q->lease_token,
-		.outcome = q->released ? KF_STORE_RELEASED : outcome_of[q->outcome],
+		.outcome = q->released ? KF_STORE_RELEASED :
+			   q->expired ? KF_STORE_EXPIRED : outcome_of[q->outcome],
 		.error = q->error, .best_cost = q->result ? q->result->cost : NAN };
 	uint64_t known;
 	enum kf_err err;

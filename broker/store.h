@@ -383,6 +383,9 @@ enum kf_store_outcome {
 	KF_STORE_KILLED,           /* stopped on request; result = best so far */
 	KF_STORE_RELEASED,         /* handed back unfinished (worker shutting down):
 				    * pending again, not counted against the budget */
+	KF_STORE_EXPIRED,          /* stopped at its deadline (migration 006):
+				    * failed, never retried (killed when a cancel
+				    * was requested); result = best so far */
 	KF_STORE_OUTCOME_COUNT
 };
 

@@ -413,6 +413,7 @@ static const char *const outcome_names[KF_STORE_OUTCOME_COUNT] = {
 	[KF_STORE_FAILED] = "failed",
 	[KF_STORE_KILLED] = "killed",
 	[KF_STORE_RELEASED] = "released",
+	[KF_STORE_EXPIRED] = "expired",
 };
 
 static int build_complete(struct kf__store_db *db, struct kf__store_req *r, struct call *calls)

@@ -226,6 +226,16 @@ struct kf_msg_complete_req {
 	uint32_t lease_next_wait_ms;
 	const char *worker_id;       /* optional; required with lease_next: who leases */
 	uint64_t incarnation;        /* optional (1.2), with lease_next: as in kf_msg_lease_req */
+	/*
+	 * Optional (1.3), the `expired` outcome: the worker stopped the
+	 * attempt at the job's deadline_ms and reports its best result so
+	 * far. The broker fails the job without a retry (as its own deadline
+	 * sweep does) and keeps the result. Like `released` it rides on
+	 * KF_JOB_FAILED (else KF_ERANGE), and not together with released. A
+	 * worker sets it only for a job leased by a 1.3 broker: an older one
+	 * would read a failure and retry the job.
+	 */
+	bool expired;
 };
 
 struct kf_msg_complete_rep {

@@ -388,6 +388,9 @@ static enum kf_err check_complete(const void *obj)
 	/* released rides on "failed" so that a 1.0 broker reads a failure. */
 	if (c->released && c->outcome != KF_JOB_FAILED)
 		return KF_ERANGE;
+	/* expired likewise (1.3), and an attempt ends one way only. */
+	if (c->expired && (c->outcome != KF_JOB_FAILED || c->released))
+		return KF_ERANGE;
 	if (c->lease_next && (!c->worker_id || !*c->worker_id))
 		return KF_EMISSING;
 	return KF_OK;
@@ -406,6 +409,7 @@ FIELDS(s_complete_req) = {
 	OU32(T, "nxw", lease_next_wait_ms),   /* 1.1 */
 	OSTR(T, "w", worker_id, KF_MSG_MAX_NAME), /* 1.1 */
 	OU64(T, "inc", incarnation),          /* 1.2 */
+	OBOOL(T, "exp", expired),             /* 1.3 */
 };
 static SCHEMA(s_complete_req, T, check_complete);
 #undef T

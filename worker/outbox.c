@@ -93,6 +93,7 @@ void kf__completion_to_req(const struct kf__completion *c, struct kf_msg_job_res
 	req->complete_req.lease_token = c->lease_token;
 	req->complete_req.outcome = c->outcome;
 	req->complete_req.released = c->released;
+	req->complete_req.expired = c->expired;
 	req->complete_req.error = c->error[0] ? c->error : NULL;
 	if (!c->has_result)
 		return;

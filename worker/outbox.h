@@ -50,6 +50,8 @@ struct kf__completion {
 	enum kf_job_state outcome;      /* succeeded, failed or killed */
 	bool released;                  /* handed back unfinished (outcome failed:
 					 * what a 1.0 broker reads), see proto/rpc.h */
+	bool expired;                   /* stopped at its deadline (outcome failed,
+					 * protocol 1.3), see proto/rpc.h */
 	bool has_result;
 	char layout[32];
 	double cost;

@@ -235,6 +235,10 @@ static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 	bool due;
 
 	pthread_mutex_lock(&s->mu);
+	if (s->expire_ns && now >= s->expire_ns && s->stop == KF__STOP_NONE) {
+		s->stop = KF__STOP_EXPIRE;
+		atomic_store(&s->cancel, true); /* the engine stops within a step */
+	}
 	s->step = p->step;
 	s->total_steps = p->total_steps;
 	s->temperature = p->temperature;
@@ -305,9 +309,14 @@ static void held_end(struct kf__slot *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l)
+/* self_expire: the worker watches the job's deadline itself (the lease
+ * came from a broker that takes an `expired` report, protocol 1.3). The
+ * clock starts when the lease arrives, a little after the broker's
+ * deadline_at starts, well inside the 2 s of grace its sweep allows. */
+static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l, bool self_expire)
 {
 	uint32_t restarts = l->params.restarts ? l->params.restarts : 1;
+	uint64_t now = kf_clock_mono_ns();
 
 	pthread_mutex_lock(&s->mu);
 	s->generation++;
@@ -320,7 +329,9 @@ static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l)
 	s->total_steps = l->params.steps * restarts;
 	s->temperature = s->cost = s->best_cost = 0;
 	s->stop = atomic_load(&s->w->handback) ? KF__STOP_HANDBACK : KF__STOP_NONE;
-	s->last_report_ns = kf_clock_mono_ns();
+	s->last_report_ns = now;
+	s->expire_ns = self_expire && l->params.deadline_ms ?
+		now + l->params.deadline_ms * KF__NS_PER_MS : 0;
 	atomic_store(&s->cancel, s->stop != KF__STOP_NONE);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -333,6 +344,7 @@ static enum kf__stop job_end(struct kf__slot *s)
 	stop = s->stop;
 	s->job_id = 0;
 	s->lease_token = 0;
+	s->expire_ns = 0;
 	s->step = s->total_steps = 0;
 	s->best_cost = 0;
 	pthread_mutex_unlock(&s->mu);
@@ -358,6 +370,17 @@ static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_e
 		KF_INFO(KF__TARGET_JOB, "job handed back", KF_U64("job_id", c->job_id),
 			KF_U64("steps", c->steps));
 		return KF__OUT_HANDED_BACK;
+	}
+	if (stop == KF__STOP_EXPIRE && err == KF_ECANCELED) {
+		/* Failed, not retried, with the best result so far. */
+		c->outcome = KF_JOB_FAILED;
+		c->expired = true;
+		snprintf(c->error, sizeof c->error, "deadline exceeded: stopped after %llu ms",
+			 (unsigned long long)c->elapsed_ms);
+		KF_WARN(KF__TARGET_JOB, "job deadline exceeded", KF_U64("job_id", c->job_id),
+			KF_U64("steps", c->steps), KF_F64("best_cost", c->has_result ? c->cost : NAN),
+			KF_U64("elapsed_ms", c->elapsed_ms));
+		return KF__OUT_FAILED;
 	}
 	if (stop == KF__STOP_KILL || err == KF_ECANCELED) {
 		c->outcome = KF_JOB_KILLED;
@@ -434,7 +457,8 @@ static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *
 
 /* Runs one leased job; returns a reply carrying the next job (from a
  * complete with lease_next) or NULL. */
-static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l)
+static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l,
+	bool self_expire)
 {
 	struct kf_worker *w = s->w;
 	struct kf__job_ctl ctl = { .cancel = &s->cancel, .progress = on_progress, .progress_ctx = s,
@@ -452,7 +476,7 @@ static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l
 		KF_ERROR(KF__TARGET_JOB, "job not run: out of memory", KF_U64("job_id", l->job_id));
 		return NULL; /* the broker requeues it when the lease expires */
 	}
-	job_begin(s, l);
+	job_begin(s, l, self_expire);
 	span = KF_INFO_SPAN(KF__TARGET_JOB, "job_execution", KF_U64("job_id", l->job_id),
 		KF_STR("worker_id", w->cfg.id), KF_U64("attempt", l->attempt));
 	kf_span_enter(span);
@@ -577,8 +601,10 @@ void *kf__slot_main(void *arg)
 		}
 		failures = 0;
 		next = NULL;
+		/* A 1.3 broker takes an `expired` report; an older one would
+		 * retry the job, so its sweep keeps the deadline. */
 		if (l)
-			next = run_lease(s, l);
+			next = run_lease(s, l, rep->major == KF_PROTO_MAJOR && rep->minor >= 3);
 		else if (kf_clock_mono_ns() - t0 < EMPTY_LEASE_NAP_MS * KF__NS_PER_MS)
 			nap(w, EMPTY_LEASE_NAP_MS); /* no long-poll (--lease-wait 0): do not spin */
 		kf_msg_free(rep);

@@ -37,6 +37,8 @@ enum kf__stop {
 	KF__STOP_KILL,       /* operator kill: complete as killed with the best so far */
 	KF__STOP_DROP,       /* stale lease: abandon silently */
 	KF__STOP_HANDBACK,   /* shutting down: give it back */
+	KF__STOP_EXPIRE,     /* the job's deadline_ms is up: report it expired with the
+			      * best so far (protocol 1.3) */
 };
 
 /* Outcomes the worker counts (keyforge_worker_jobs_total{outcome}). */
@@ -91,6 +93,7 @@ struct kf__slot {
 	double temperature, cost, best_cost;
 	enum kf__stop stop;
 	uint64_t last_report_ns;
+	uint64_t expire_ns;             /* stop the job here (monotonic); 0 = never */
 
 	/* The attempt this slot holds, for the heartbeat's list (protocol
 	 * 1.2): from the lease until its result is acknowledged or in the

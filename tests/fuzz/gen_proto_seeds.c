@@ -125,16 +125,19 @@ static void valid_messages(void)
 	put_msg("full", &m);
 	m = msg(KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ req, 9, 77, KF_JOB_KILLED, &result, "killed",
-		false, false, 0, NULL, 0 };
+		false, false, 0, NULL, 0, false };
 	put_msg("full", &m);
 	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, NULL, NULL,
-		false, false, 0, NULL, 0 };
+		false, false, 0, NULL, 0, false };
 	put_msg("min", &m);
 	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, NULL,
-		"handed back", true, false, 0, NULL, 0 };
+		"handed back", true, false, 0, NULL, 0, false };
 	put_msg("released", &m);
+	m.complete_req = (struct kf_msg_complete_req){ req_min, 9, 77, KF_JOB_FAILED, &result,
+		"deadline exceeded", false, false, 0, NULL, 0, true };
+	put_msg("expired", &m);
 	m.complete_req = (struct kf_msg_complete_req){ req, 9, 77, KF_JOB_SUCCEEDED, &result, NULL,
-		false, true, 500, "w1", 0x0123456789abcdefull };
+		false, true, 500, "w1", 0x0123456789abcdefull, false };
 	put_msg("next", &m);
 	m = msg(KF_MSG_COMPLETE_REP);
 	m.complete_rep = (struct kf_msg_complete_rep){ rep_err, true, NULL };

@@ -217,6 +217,19 @@ run_ctl wait "$OUT" --timeout 30
 check "wait prints a failed job as 'ID failed: <error>' ($OUT)" \
 	grep -qE "^[0-9]+ failed: corpus 'no-such-corpus' not found" <<<"$OUT"
 
+# A job that outlives its deadline: its worker stops it there, and the job
+# fails, not retried, keeping the best layout found.
+run_ctl submit --corpus "$CORPUS" --steps 2000000000 --seed 8 --deadline 1s
+DL="$OUT"
+run_ctl wait "$DL" --timeout 30
+check "wait prints the job stopped at its deadline as failed ($OUT)" \
+	grep -qE "^$DL failed: expired: deadline exceeded: stopped after [0-9]+ ms" <<<"$OUT"
+check "the expired job was not retried" \
+	test "$("$CTL" show "$DL" --json | jq -r .attempt)" = 1
+run_ctl show "$DL"
+check "show of the expired job labels its result as the best before it stopped" \
+	grep -q '^result (best before it stopped): score' <<<"$OUT"
+
 # ---- the database goes away --------------------------------------------------------------------
 
 # Submissions are refused with exit 4 while PostgreSQL is down; a wait

@@ -1124,6 +1124,48 @@ static void test_expire_deadline(void **state)
 	assert_string_equal(o->outcomes[0], "expired");
 }
 
+/* A worker that stopped at the deadline itself (migration 006): the job
+ * fails at once, with budget left, and keeps the best result reported; a
+ * kill asked for meanwhile wins, as for a failure. */
+static void test_expired_report_keeps_result(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = submit(f, 9, 3, 40, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	int64_t asked = submit(f, 0, 3, 60000, NULL);
+	uint64_t asked_token = claim(f, "w2")->lease_token;
+	struct outcome *o = complete(f, id, token, KF_STORE_EXPIRED,
+		"{\"layout\": \"qwertyuiopasdfghjkl;zxcvbnm,./\"}",
+		"deadline exceeded: stopped after 40 ms");
+
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.complete.state, KF_JOB_FAILED); /* 2 attempts left: no retry */
+	assert_int_equal(o->res.complete.retry_in_ms, 0);
+	o = get(f, id);
+	assert_int_equal(o->job->state, KF_JOB_FAILED);
+	assert_int_equal(o->job->attempt, 1);
+	assert_string_equal(o->job->layout, "qwertyuiopasdfghjkl;zxcvbnm,./");
+	assert_string_equal(o->job->error, "deadline exceeded: stopped after 40 ms");
+	assert_true(o->job->finished_ns > 0);
+	assert_int_equal(o->n, 1);
+	assert_string_equal(o->outcomes[0], "expired");
+	assert_null(claim(f, "w3"));                    /* nothing to run again */
+	/* The sweep finds nothing left to end, and a resent report is a
+	 * duplicate. */
+	CALL(f, &f->o[1], kf_store_expire(f->store, 0, on_done, &f->o[1]));
+	assert_int_equal(f->o[1].n, 0);
+	assert_true(complete(f, id, token, KF_STORE_EXPIRED, NULL, NULL)->res.complete.duplicate);
+
+	o = &f->o[0];
+	CALL(f, o, kf_store_kill(f->store, asked, NULL, on_done, o));
+	assert_true(o->res.kill.cancel_requested);
+	o = complete(f, asked, asked_token, KF_STORE_EXPIRED, NULL, NULL);
+	assert_int_equal(o->res.complete.state, KF_JOB_KILLED);
+	o = get(f, asked);
+	assert_string_equal(o->job->error, "deadline exceeded"); /* the default text */
+	assert_string_equal(o->outcomes[0], "expired");
+}
+
 static void test_list_and_counts(void **state)
 {
 	struct fixture *f = *state;
@@ -1613,6 +1655,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_released_does_not_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expired_report_keeps_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_final_counts_follow_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_final_counts_seeded_on_upgrade, setup, teardown),

@@ -669,6 +669,45 @@ static void test_kill_running_job(void **state)
 	kf_msg_free(rep);
 }
 
+/* A job that outlives its deadline: its worker stops it there and reports
+ * the best layout so far, and the job fails, without a retry, keeping that
+ * layout. Before protocol 1.3 the broker's sweep failed it 2 s past the
+ * deadline and the worker's report, stale by then, was dropped. */
+static void test_deadline_keeps_best_result(void **state)
+{
+	char worker[64];
+	struct kf_msg req, *rep;
+	const struct kf_msg_job *j;
+	struct proc *p;
+	uint64_t id;
+
+	(void)state;
+	kf_msg_init(&req, KF_MSG_SUBMIT_REQ, "test-worker", 0);
+	/* ~16 s quiet: were it not stopped, the broker's sweep (at 3 s) would
+	 * end it first however fast the machine. */
+	job_params(&req.submit_req.params, 4 * HANDBACK_STEPS, 11);
+	req.submit_req.params.deadline_ms = 1000;
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	id = rep->submit_rep.job_id;
+	kf_msg_free(rep);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	assert_true(wait_state(id, KF_JOB_FAILED, 20000));
+	rep = get_job(id);
+	j = rep->get_rep.job;
+	assert_int_equal(j->attempt, 1); /* three allowed, none more taken */
+	check_result(j, 0);              /* the best layout so far ... */
+	assert_true(j->result->steps > 0 && j->result->steps < 4 * HANDBACK_STEPS); /* ... stopped early */
+	assert_int_equal(j->n_errors, 1);
+	fprintf(stderr, "# attempt 1: %s\n", j->errors[0].message);
+	assert_non_null(strstr(j->errors[0].message, "expired: deadline exceeded: stopped after"));
+	kf_msg_free(rep);
+	for (int t = 0; t < 40 && !log_count(p, "job deadline exceeded"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(p, "job deadline exceeded"), 1);
+}
+
 /* A second worker started with the id of a live one: the broker refuses
  * its hello and ignores its heartbeats, so the live worker's job is not
  * taken for a restart's and requeued; the newcomer waits the broker's 3 s
@@ -1170,6 +1209,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_twenty_jobs),
 		cmocka_unit_test(test_kill_running_job),
+		cmocka_unit_test(test_deadline_keeps_best_result),
 		cmocka_unit_test(test_duplicate_worker_id),
 		cmocka_unit_test(test_frozen_worker_replaced),
 		cmocka_unit_test(test_kill9_worker),

@@ -350,6 +350,7 @@ static void body_eq(const struct kf_msg *w, const struct kf_msg *g)
 		assert_int_equal(w->complete_req.lease_next_wait_ms, g->complete_req.lease_next_wait_ms);
 		str_eq(w->complete_req.worker_id, g->complete_req.worker_id);
 		assert_true(w->complete_req.incarnation == g->complete_req.incarnation);
+		assert_int_equal(w->complete_req.expired, g->complete_req.expired);
 		break;
 	case KF_MSG_COMPLETE_REP:
 		assert_int_equal(w->complete_rep.drop, g->complete_rep.drop);
@@ -693,13 +694,13 @@ static void test_complete(void **state)
 	struct kf_msg m;
 	init(&m, KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ full_req, 42, 77, KF_JOB_KILLED,
-		&full_result, "killed by operator", false, false, 0, NULL, 0 };
+		&full_result, "killed by operator", false, false, 0, NULL, 0, false };
 	roundtrip(&m, true);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 42, 77, KF_JOB_FAILED, NULL, NULL,
-		false, false, 0, NULL, 0 };
+		false, false, 0, NULL, 0, false };
 	roundtrip(&m, true);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 1, 1, KF_JOB_SUCCEEDED,
-		&min_result, NULL, false, false, 0, NULL, 0 };
+		&min_result, NULL, false, false, 0, NULL, 0, false };
 	roundtrip(&m, true);
 	init(&m, KF_MSG_COMPLETE_REP);
 	m.complete_rep = (struct kf_msg_complete_rep){ ok_rep, true, NULL };
@@ -749,6 +750,37 @@ static void test_complete_1_1(void **state)
 	roundtrip(&m, true);
 	m.complete_rep.drop = true;           /* the claim is independent of the drop */
 	roundtrip(&m, true);
+}
+
+/* Protocol 1.3: the expired outcome, a flag riding on "failed" like
+ * released, with the best result so far. */
+static void test_complete_1_3(void **state)
+{
+	(void)state;
+	struct kf_msg m, *out;
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+
+	init(&m, KF_MSG_COMPLETE_REQ);
+	m.complete_req = (struct kf_msg_complete_req){ min_req, 42, 77, KF_JOB_FAILED,
+		&full_result, "deadline exceeded: stopped after 1500 ms", .expired = true };
+	roundtrip(&m, true);
+	assert_int_equal(kf_msg_encode(&m, &sb), KF_OK);
+	assert_int_equal(kf_msg_decode(sb.buf, sb.len, &out, NULL), KF_OK);
+	assert_true(out->complete_req.expired);
+	assert_false(out->complete_req.released);
+	assert_int_equal(out->complete_req.outcome, KF_JOB_FAILED);
+	assert_non_null(out->complete_req.result);
+	kf_msg_free(out);
+	kf_strbuf_release(&sb);
+	/* Only with "failed", which an older broker understands ... */
+	m.complete_req.outcome = KF_JOB_SUCCEEDED;
+	expect_encode(&m, KF_ERANGE);
+	m.complete_req.outcome = KF_JOB_KILLED;
+	expect_encode(&m, KF_ERANGE);
+	/* ... and an attempt ends one way: not also handed back. */
+	m.complete_req.outcome = KF_JOB_FAILED;
+	m.complete_req.released = true;
+	expect_encode(&m, KF_ERANGE);
 }
 
 static void test_submit(void **state)
@@ -969,7 +1001,7 @@ static void test_encode_rejects(void **state)
 
 	init(&m, KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 1, 1, KF_JOB_RUNNING, NULL, NULL,
-		false, false, 0, NULL, 0 };
+		false, false, 0, NULL, 0, false };
 	expect_encode(&m, KF_ERANGE);
 }
 
@@ -1129,6 +1161,7 @@ int main(void)
 		cmocka_unit_test(test_progress),
 		cmocka_unit_test(test_complete),
 		cmocka_unit_test(test_complete_1_1),
+		cmocka_unit_test(test_complete_1_3),
 		cmocka_unit_test(test_submit),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_get),

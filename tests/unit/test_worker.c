@@ -368,6 +368,20 @@ static void test_completion_round_trip(void **state)
 	assert_int_equal(kf_msg_decode(sb.buf, sb.len, &d, NULL), KF_OK);
 	assert_null(d->complete_req.result);
 	assert_string_equal(d->complete_req.error, "corpus 'x' not found");
+	assert_false(d->complete_req.expired);
+	kf_msg_free(d);
+	/* Stopped at the deadline: failed, expired, with the best so far. */
+	c.has_result = true;
+	c.expired = true;
+	kf__completion_to_req(&c, &res, &req);
+	req.sender = "w-1";
+	kf_strbuf_reset(&sb);
+	assert_int_equal(kf_msg_encode(&req, &sb), KF_OK);
+	assert_int_equal(kf_msg_decode(sb.buf, sb.len, &d, NULL), KF_OK);
+	assert_int_equal(d->complete_req.outcome, KF_JOB_FAILED);
+	assert_true(d->complete_req.expired);
+	assert_false(d->complete_req.released);
+	assert_non_null(d->complete_req.result);
 	kf_msg_free(d);
 	kf_strbuf_release(&sb);
 }
