@@ -1159,10 +1159,6 @@ static void test_second_sigterm_hands_back(void **state)
 	kf_msg_free(rep);
 }
 
-/* SIGTERM to an idle worker whose broker is gone: it does not wait out
- * its lease long-poll (--lease-wait 1000 + 5 s) but exits at once, 0
- * (nothing was left unreported). Last: it kills the broker, and starts it
- * again for whatever comes after. */
 /* A corpus folder the worker cannot read is named at start (jobs naming
  * a corpus in it would fail later); the worker runs anyway. */
 static void test_unreadable_corpus_folder(void **state)
@@ -1181,6 +1177,10 @@ static void test_unreadable_corpus_folder(void **state)
 	assert_int_equal(wait_exit(p, 5000), 0);
 }
 
+/* SIGTERM to an idle worker whose broker is gone: it does not wait out
+ * its lease long-poll (--lease-wait 1000 + 5 s) but exits at once, 0
+ * (nothing was left unreported). Last: it kills the broker, and starts it
+ * again for whatever comes after. */
 static void test_sigterm_without_broker(void **state)
 {
 	char old_token[128];
