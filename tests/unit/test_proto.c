@@ -753,25 +753,17 @@ static void test_complete_1_1(void **state)
 }
 
 /* Protocol 1.3: the expired outcome, a flag riding on "failed" like
- * released, with the best result so far. */
+ * released, with the best result so far (roundtrip compares every field,
+ * expired and released too). */
 static void test_complete_1_3(void **state)
 {
 	(void)state;
-	struct kf_msg m, *out;
-	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_msg m;
 
 	init(&m, KF_MSG_COMPLETE_REQ);
 	m.complete_req = (struct kf_msg_complete_req){ min_req, 42, 77, KF_JOB_FAILED,
 		&full_result, "deadline exceeded: stopped after 1500 ms", .expired = true };
 	roundtrip(&m, true);
-	assert_int_equal(kf_msg_encode(&m, &sb), KF_OK);
-	assert_int_equal(kf_msg_decode(sb.buf, sb.len, &out, NULL), KF_OK);
-	assert_true(out->complete_req.expired);
-	assert_false(out->complete_req.released);
-	assert_int_equal(out->complete_req.outcome, KF_JOB_FAILED);
-	assert_non_null(out->complete_req.result);
-	kf_msg_free(out);
-	kf_strbuf_release(&sb);
 	/* Only with "failed", which an older broker understands ... */
 	m.complete_req.outcome = KF_JOB_SUCCEEDED;
 	expect_encode(&m, KF_ERANGE);
