@@ -81,8 +81,10 @@ static const char *broker_bin(void)
  * stdout+stderr go to log. */
 static pid_t spawn_broker_at(char urls[4][64], const char *log, const char *token_path)
 {
-	pid_t parent = getpid(), pid = fork();
+	pid_t parent = getpid(), pid;
 
+	fflush(NULL);
+	pid = fork();
 	if (pid != 0)
 		return pid;
 	kf_test_child_dies_with(parent);
@@ -1749,6 +1751,10 @@ int main(void)
 		cmocka_unit_test(test_migration_mismatch),
 		cmocka_unit_test(test_sigterm),
 	};
+
+	/* TAP lines leave at once: a run that dies shows how far it got, and a
+	 * child forked meanwhile holds no copy of them. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -110,8 +110,10 @@ static const char *bin(const char *var, const char *fallback)
 /* fork + exec argv with stdout/stderr appended to p->log. */
 static void spawn(struct proc *p, char *const argv[])
 {
-	pid_t parent = getpid(), pid = fork();
+	pid_t parent = getpid(), pid;
 
+	fflush(NULL);
+	pid = fork();
 	if (pid == 0) {
 		kf_test_child_dies_with(parent);
 		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -1225,6 +1227,10 @@ int main(void)
 		cmocka_unit_test(test_unreadable_corpus_folder),
 		cmocka_unit_test(test_sigterm_without_broker),
 	};
+
+	/* TAP lines leave at once: a run that dies shows how far it got, and a
+	 * child forked meanwhile holds no copy of them. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	if (!find_corpus()) {
 		printf("1..0 # SKIP no corpus: build BUILD/corpora/brown.kfc "
