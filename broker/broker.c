@@ -534,6 +534,7 @@ static void on_store_status(void *arg, const struct kf_store_status_change *ch)
 			KF_INFO(KF__TARGET_DB, "database connected",
 				KF_I64("schema_version", ch->schema_applied));
 		b->db_was_down = false;
+		kf__expire_hold(b, kf_clock_mono_ns());
 		kf__lease_wake(b, (uint32_t)b->n_parked);
 	}
 }

@@ -42,6 +42,12 @@
 #define KF__STALL_MS 1000
 #define KF__DRAIN_MS 5000            /* SIGTERM: longest wait for in-flight work */
 #define KF__EXPIRE_GRACE_MS 2000     /* deadline + this before a job is expired */
+/* After a time in which the broker could hear no report — the database
+ * (re)connected, which includes the broker's start, or the broker stalled
+ * — it expires no job for this long: a worker that stopped a job at its
+ * deadline meanwhile holds the report (and the best layout) and resends it
+ * at most 5 s apart (worker/outbox.c), or within 1 s once reconnected. */
+#define KF__EXPIRE_HOLD_MS 6000
 /* Messages queued per subscriber of `events` (docs/bus.md): nng's PUB sends
  * one message at a time per pipe, so this queue, not the socket buffer,
  * carries a subscriber through a moment when nng's sending thread gets no
@@ -161,6 +167,7 @@ struct kf_broker {
 	/* reaper */
 	uint64_t next_tick_ns, last_tick_ns, ticks;
 	bool promote_inflight, expire_inflight, counts_inflight, orphans_inflight;
+	uint64_t expire_hold_ns;        /* no expiry sweep before this (monotonic) */
 	bool running_inflight;               /* the lost-lease check's query */
 	struct kf__lease_suspect *suspects;  /* found not held by the last check */
 	size_t n_suspects;
@@ -242,6 +249,9 @@ void kf__lease_forget(struct kf_broker *b, uint64_t job_id);
 /* ---- reaper.c ------------------------------------------------------------------ */
 
 void kf__tick(struct kf_broker *b, uint64_t now_ns);
+/* No expiry sweep for KF__EXPIRE_HOLD_MS from now (reports may be on
+ * their way after a time the broker could not hear them). */
+void kf__expire_hold(struct kf_broker *b, uint64_t now_ns);
 /* Requeues a dead or restarted worker's jobs now. */
 void kf__requeue_worker(struct kf_broker *b, const char *worker_id, const char *reason);
 /* Requeues the running jobs of w's id claimed by another process of it

@@ -432,7 +432,8 @@ static void store_sweeps(struct kf_broker *b, uint64_t now)
 		else
 			sweep_free(s);
 	}
-	if (!b->expire_inflight && (s = sweep_new(b, "deadline exceeded", NULL))) {
+	if (!b->expire_inflight && now >= b->expire_hold_ns &&
+	    (s = sweep_new(b, "deadline exceeded", NULL))) {
 		if (kf_store_expire(b->store, KF__EXPIRE_GRACE_MS, on_sweep, s) == KF_OK)
 			b->expire_inflight = true;
 		else
@@ -541,11 +542,21 @@ static void forgive_stall(struct kf_broker *b, uint64_t now)
 	KF_WARN(KF__TARGET_REAPER, "broker stalled; the workers' silence meanwhile is not counted",
 		KF_U64("stalled_ms", (now - due) / KF__NS_PER_MS));
 	kf_workers_forgive(b->workers, now - due, now);
+	/* Reports sent meanwhile are still in the sockets. */
+	kf__expire_hold(b, now);
 	/* The heartbeats it holds are from before the stall: suspect nothing
 	 * on their word. */
 	free(b->suspects);
 	b->suspects = NULL;
 	b->n_suspects = 0;
+}
+
+void kf__expire_hold(struct kf_broker *b, uint64_t now)
+{
+	uint64_t until = now + (uint64_t)KF__EXPIRE_HOLD_MS * KF__NS_PER_MS;
+
+	if (until > b->expire_hold_ns)
+		b->expire_hold_ns = until;
 }
 
 void kf__tick(struct kf_broker *b, uint64_t now)

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,20 +233,26 @@ static enum kf_err status_of(const struct kf_msg *rep)
 	return kf_msg_reply(rep)->status;
 }
 
-static uint64_t submit_job(int32_t priority, uint64_t steps)
+static uint64_t submit_job_until(int32_t priority, uint64_t steps, uint64_t deadline_ms)
 {
 	struct kf_msg req, *rep;
 	uint64_t id;
 
 	req_init(&req, KF_MSG_SUBMIT_REQ);
 	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = steps,
-		.seed = 42, .restarts = 1, .priority = priority, .max_attempts = 2 };
+		.seed = 42, .restarts = 1, .priority = priority, .max_attempts = 2,
+		.deadline_ms = deadline_ms };
 	rep = rpc(&req, true);
 	assert_int_equal(status_of(rep), KF_OK);
 	id = rep->submit_rep.job_id;
 	assert_true(id > 0);
 	kf_msg_free(rep);
 	return id;
+}
+
+static uint64_t submit_job(int32_t priority, uint64_t steps)
+{
+	return submit_job_until(priority, steps, 0);
 }
 
 /* A lease as process `inc` of `worker` (0: not said, as before 1.2); the
@@ -1591,6 +1598,101 @@ static void test_database_outage(void **state)
 	assert_true(back);
 }
 
+/* Heartbeats of a test worker, every 500 ms, on a thread of their own. */
+struct hb_loop {
+	const char *worker;
+	struct kf_msg_held_job held[2];
+	size_t n_held;
+	atomic_bool stop;
+};
+
+static void *hb_loop_main(void *arg)
+{
+	struct hb_loop *h = arg;
+	struct kf_bus_pub *pub = ingest_pub();
+
+	for (uint64_t seq = 1; !atomic_load(&h->stop); seq++) {
+		heartbeat_holding(pub, h->worker, seq, h->held, h->n_held);
+		sleep_ms(500);
+	}
+	kf_bus_pub_free(pub);
+	return NULL;
+}
+
+/* Waits until the broker log has more lines with needle than `before`. */
+static bool wait_log_more(const char *needle, int before, int ms)
+{
+	for (int t = 0; t < ms && log_count(needle) <= before; t += 50)
+		sleep_ms(50);
+	return log_count(needle) > before;
+}
+
+/* Two jobs whose 300 ms deadlines pass while the database is away. Their
+ * worker stopped one at its deadline and holds the report (an outbox
+ * resends at most 5 s apart): sent 2.5 s after the database is back, it
+ * still counts, and the job keeps its best layout — for 6 s after a
+ * reconnect (a start, a stall) the broker expires nothing. The other job,
+ * which nobody reports, is still failed by the sweep after that. */
+static void test_expiry_held_after_outage(void **state)
+{
+	static const struct kf_msg_named_value stats[] = { { "sfb", 1.25 } };
+	struct kf_msg_job_result res = { .layout = "qwertyuiopasdfghjkl;zxcvbnm,./", .cost = 9.5,
+		.stats = stats, .n_stats = 1, .steps = 100, .steps_per_sec = 1e6, .elapsed_ms = 300 };
+	struct hb_loop hb = { .worker = "w-dl" };
+	int failed = log_count("database connection failed");
+	int restored = log_count("database connection restored");
+	struct kf_msg req, *rep, *l;
+	uint64_t id, silent, t0 = kf_clock_mono_ns();
+	pthread_t th;
+
+	(void)state;
+	drain_pending();
+	id = submit_job_until(0, 10, 300);
+	l = lease_job("w-dl", id);
+	hb.held[0] = (struct kf_msg_held_job){ id, l->lease_rep.lease->lease_token };
+	kf_msg_free(l);
+	silent = submit_job_until(0, 10, 300);
+	l = lease("w-dl", 0);
+	assert_int_equal(l->lease_rep.lease->job_id, silent);
+	hb.held[1] = (struct kf_msg_held_job){ silent, l->lease_rep.lease->lease_token };
+	hb.n_held = 2;
+	kf_msg_free(l);
+	assert_int_equal(pthread_create(&th, NULL, hb_loop_main, &hb), 0);
+
+	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
+	assert_true(wait_log_more("database connection failed", failed, 8000));
+	while (kf_clock_mono_ns() - t0 < 3000 * 1000000ull) /* deadline + grace */
+		sleep_ms(50);
+	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
+	assert_true(wait_log_more("database connection restored", restored, 15000));
+	sleep_ms(2500);
+
+	req_init(&req, KF_MSG_COMPLETE_REQ);
+	req.complete_req = (struct kf_msg_complete_req){ .job_id = id,
+		.lease_token = hb.held[0].lease_token, .outcome = KF_JOB_FAILED, .result = &res,
+		.error = "deadline exceeded: stopped after 300 ms", .expired = true };
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_FAILED);
+	assert_non_null(rep->get_rep.job->result);
+	assert_string_equal(rep->get_rep.job->result->layout, res.layout);
+	assert_string_equal(rep->get_rep.job->errors[0].message,
+			    "expired: deadline exceeded: stopped after 300 ms");
+	kf_msg_free(rep);
+
+	for (int t = 0; t < 200 && job_state(silent) == KF_JOB_RUNNING; t++)
+		sleep_ms(50);
+	rep = get_job(silent);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_FAILED);
+	assert_null(rep->get_rep.job->result);
+	assert_string_equal(rep->get_rep.job->errors[0].message, "expired: deadline exceeded");
+	kf_msg_free(rep);
+	atomic_store(&hb.stop, true);
+	pthread_join(th, NULL);
+}
+
 static void psql(const char *sql, char *out, size_t out_size)
 {
 	char cmd[768], line[256];
@@ -1748,6 +1850,7 @@ int main(void)
 		cmocka_unit_test(test_second_broker_token_file),
 		cmocka_unit_test(test_second_broker_shares_database),
 		cmocka_unit_test(test_database_outage),
+		cmocka_unit_test(test_expiry_held_after_outage),
 		cmocka_unit_test(test_migration_mismatch),
 		cmocka_unit_test(test_sigterm),
 	};
