@@ -55,9 +55,14 @@
 #include "proto/proto.h"
 
 #define MAX_WORKERS 24          /* processes started over the whole group (13 today) */
-#define SHORT_STEPS 150000      /* ~0.3-1 s */
-#define MEDIUM_STEPS 600000     /* ~1.5-3 s */
-#define LONG_STEPS 1500000      /* ~3-8 s: long enough to be caught running */
+/* Run times at ~2 M steps/s, a quiet machine (the engine runs 1.5-2 M
+ * steps/s here; a loaded machine takes up to a few times longer). */
+#define SHORT_STEPS 150000      /* ~0.1 s */
+#define MEDIUM_STEPS 2000000    /* ~1 s: still running a moment after it starts */
+/* ~3 s on a quiet machine (~2 M steps/s), longer when loaded: long enough
+ * to be caught running and then killed, frozen or restarted before it ends.
+ * At 1.5 M a quiet run once finished in 0.9 s, before the test's kill. */
+#define LONG_STEPS 6000000
 /* Must still run 0.5 s after it was seen running, on a quiet machine too
  * (~2 M steps/s there): ~4 s quiet, longer when loaded. */
 #define HANDBACK_STEPS 8000000
@@ -883,7 +888,7 @@ static void test_broker_stalled(void **state)
 	int dead;
 
 	(void)state;
-	id = submit(40 * LONG_STEPS, 31);       /* runs well past the stall */
+	id = submit(60000000, 31);              /* runs well past the stall */
 	wait_running(id, worker, sizeof worker, 20000);
 	dead = log_count(&g_broker, "worker dead");
 	kill_proc(&g_broker, SIGSTOP);
@@ -906,7 +911,7 @@ static void test_held_job_not_lost(void **state)
 	uint64_t id;
 
 	(void)state;
-	id = submit(60 * LONG_STEPS, 37);       /* runs well past 22 s */
+	id = submit(90000000, 37);              /* runs well past 22 s */
 	wait_running(id, worker, sizeof worker, 20000);
 	sleep_ms(22000);
 	still_first_attempt(id, worker);
@@ -951,7 +956,7 @@ static void test_outbox_job_not_lost(void **state)
 		if (&g_workers[w] != p)
 			kill_proc(&g_workers[w], SIGSTOP);
 	sleep_ms(1500);
-	id = submit(3 * LONG_STEPS, 41);          /* still running after the restart */
+	id = submit(LONG_STEPS, 41);              /* still running after the restart */
 	wait_running(id, worker, sizeof worker, 20000);
 	for (int w = 0; w < g_n_workers; w++)
 		if (&g_workers[w] != p)
@@ -975,7 +980,7 @@ static void test_outbox_job_not_lost(void **state)
 	rep = get_job(id);
 	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
 	assert_int_equal(rep->get_rep.job->attempt, 1);
-	check_result(rep->get_rep.job, 3 * LONG_STEPS);
+	check_result(rep->get_rep.job, LONG_STEPS);
 	kf_msg_free(rep);
 	kill_proc(p, SIGTERM);
 	assert_int_equal(wait_exit(p, 15000), 0);
@@ -1090,7 +1095,9 @@ static void test_sigterm_and_panic(void **state)
 
 	(void)state;
 	/* One short job for each idle worker first (each has a lease parked),
-	 * so that the one stopped below has reported a job the usual way. */
+	 * so that the one stopped below has most likely reported a job the
+	 * usual way too; not surely: a worker between two long-polls gets none,
+	 * and another takes two. */
 	for (int i = 0; i < 3; i++)
 		warm[i] = submit(SHORT_STEPS, 510 + (uint64_t)i);
 	assert_true(wait_final(warm, 3, 60000));
@@ -1106,7 +1113,7 @@ static void test_sigterm_and_panic(void **state)
 	kf_msg_free(rep);
 	assert_int_equal(log_count(p, "shutdown requested"), 1);
 	assert_int_equal(log_count(p, "worker stopped"), 1);
-	assert_true(outcome_lines(p) >= 2);
+	assert_true(outcome_lines(p) >= 1);
 	assert_int_equal(log_field(p, "worker stopped", "results_acknowledged=") +
 			 log_field(p, "worker stopped", "results_dropped=") +
 			 log_field(p, "worker stopped", "results_refused="),
