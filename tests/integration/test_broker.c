@@ -55,7 +55,13 @@ static char g_token_path[128], g_log_path[128];
 static char g_token[80];
 static pid_t g_broker;
 static struct kf_rpc_client *g_cli;
-static uint64_t g_client_id, g_seq;
+static uint64_t g_client_id;
+static atomic_uint_fast64_t g_seq;  /* request ids; threads send too */
+
+static uint64_t next_seq(void)
+{
+	return atomic_fetch_add(&g_seq, 1) + 1;
+}
 
 /* ---- processes ------------------------------------------------------------ */
 
@@ -197,24 +203,37 @@ static struct kf_msg *rpc_raw(const void *buf, size_t len, int timeout_ms)
 	return rep;
 }
 
-/* Sends req (id assigned unless already set) and returns the decoded reply. */
-static struct kf_msg *rpc_timeout(struct kf_msg *req, bool with_token, int timeout_ms)
+/* Sends req (id assigned unless already set) and returns the decoded reply
+ * to it; NULL when none came, or not its reply. Asserts nothing, so that a
+ * thread other than the test's may call it (a cmocka assertion there exits
+ * the process with status 255 and no message). */
+static struct kf_msg *rpc_try(struct kf_msg *req, bool with_token, int timeout_ms)
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
 	struct kf_msg_req *h = kf_msg_request_mut(req);
-	struct kf_msg *rep;
+	struct kf_msg *rep = NULL;
 
 	if (!h->id.client && !h->id.seq) {
 		h->id.client = g_client_id;
-		h->id.seq = ++g_seq;
+		h->id.seq = next_seq();
 	}
 	h->auth_token = with_token ? g_token : NULL;
-	assert_int_equal(kf_msg_encode(req, &sb), KF_OK);
-	rep = rpc_raw(sb.buf, sb.len, timeout_ms);
+	if (kf_msg_encode(req, &sb) == KF_OK)
+		rep = rpc_raw(sb.buf, sb.len, timeout_ms);
 	kf_strbuf_release(&sb);
+	if (rep && (rep->type != kf_msg_reply_type(req->type) ||
+		    kf_msg_reply(rep)->id.seq != h->id.seq)) {
+		kf_msg_free(rep);
+		rep = NULL;
+	}
+	return rep;
+}
+
+static struct kf_msg *rpc_timeout(struct kf_msg *req, bool with_token, int timeout_ms)
+{
+	struct kf_msg *rep = rpc_try(req, with_token, timeout_ms);
+
 	assert_non_null(rep);
-	assert_int_equal(rep->type, kf_msg_reply_type(req->type));
-	assert_true(kf_msg_reply(rep)->id.seq == h->id.seq);
 	return rep;
 }
 
@@ -407,13 +426,21 @@ static struct kf_bus_pub *ingest_pub(void)
 	return pub;
 }
 
-static void publish(struct kf_bus_pub *pub, const char *topic, const struct kf_msg *m)
+/* Without asserting: for threads other than the test's (a cmocka assertion
+ * there exits the process with status 255 and no message). */
+static bool publish_ok(struct kf_bus_pub *pub, const char *topic, const struct kf_msg *m)
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
+	bool ok = kf_msg_encode_pub(topic, m, &sb) == KF_OK &&
+		  kf_bus_pub_send(pub, NULL, 0, sb.buf, sb.len) == KF_OK;
 
-	assert_int_equal(kf_msg_encode_pub(topic, m, &sb), KF_OK);
-	assert_int_equal(kf_bus_pub_send(pub, NULL, 0, sb.buf, sb.len), KF_OK);
 	kf_strbuf_release(&sb);
+	return ok;
+}
+
+static void publish(struct kf_bus_pub *pub, const char *topic, const struct kf_msg *m)
+{
+	assert_true(publish_ok(pub, topic, m));
 }
 
 static void heartbeat(struct kf_bus_pub *pub, const char *worker, uint64_t seq, uint64_t job)
@@ -508,7 +535,7 @@ static bool broker_ready(void)
 
 		req_init(&req, KF_MSG_CLUSTER_REQ);
 		req.cluster_req.req.id.client = g_client_id;
-		req.cluster_req.req.id.seq = ++g_seq;
+		req.cluster_req.req.id.seq = next_seq();
 		kf_msg_encode(&req, &sb);
 		rep = rpc_raw(sb.buf, sb.len, 500);
 		kf_strbuf_release(&sb);
@@ -670,7 +697,7 @@ static void test_submit_needs_token(void **state)
 	req_init(&req, KF_MSG_SUBMIT_REQ);
 	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = 10 };
 	req.submit_req.req.auth_token = "0000000000000000000000000000000000000000000000000000000000000000";
-	req.submit_req.req.id = (struct kf_msg_request_id){ g_client_id, ++g_seq };
+	req.submit_req.req.id = (struct kf_msg_request_id){ g_client_id, next_seq() };
 	{
 		struct kf_strbuf sb = KF_STRBUF_INIT;
 
@@ -1065,7 +1092,12 @@ static void *long_poll(void *p)
 	struct poll_arg *a = p;
 	uint64_t t0 = kf_clock_mono_ns();
 
-	a->rep = lease("w-poll", 4000);
+	struct kf_msg req;
+
+	req_init(&req, KF_MSG_LEASE_REQ);
+	req.lease_req.worker_id = "w-poll";
+	req.lease_req.wait_ms = 4000;
+	a->rep = rpc_try(&req, false, 4000 + 5000);
 	a->elapsed_ms = (kf_clock_mono_ns() - t0) / 1000000u;
 	return NULL;
 }
@@ -1088,6 +1120,8 @@ static void test_lease_long_poll(void **state)
 	sleep_ms(400);
 	id = submit_job(0, 10);
 	pthread_join(th, NULL);
+	assert_non_null(a.rep);
+	assert_int_equal(status_of(a.rep), KF_OK);
 	assert_non_null(a.rep->lease_rep.lease);
 	assert_int_equal(a.rep->lease_rep.lease->job_id, id);
 	assert_true(a.elapsed_ms < 2000);
@@ -1101,7 +1135,12 @@ static void *fenced_poll(void *p)
 {
 	struct poll_arg *a = p;
 
-	a->rep = lease_as("w-fence", 101, 6000);
+	struct kf_msg req;
+
+	req_init(&req, KF_MSG_LEASE_REQ);
+	req.lease_req = (struct kf_msg_lease_req){ .worker_id = "w-fence", .wait_ms = 6000,
+		.incarnation = 101 };
+	a->rep = rpc_try(&req, false, 6000 + 5000);
 	return NULL;
 }
 
@@ -1126,6 +1165,7 @@ static void test_lease_fence(void **state)
 	hello_as("w-fence", 202);              /* a restart: the id is 202's now */
 	j1 = submit_job(0, 10);
 	pthread_join(th, NULL);
+	assert_non_null(a.rep);
 	assert_int_equal(status_of(a.rep), KF_EBUSY);
 	assert_null(a.rep->lease_rep.lease);
 	kf_msg_free(a.rep);
@@ -1390,7 +1430,7 @@ static void test_worker_death_requeues(void **state)
 
 /* A heartbeat of process 77 of `worker` (protocol 1.2) listing what it
  * holds: the n attempts in held. */
-static void heartbeat_holding(struct kf_bus_pub *pub, const char *worker, uint64_t seq,
+static bool heartbeat_holding(struct kf_bus_pub *pub, const char *worker, uint64_t seq,
 	const struct kf_msg_held_job *held, size_t n)
 {
 	char topic[KF_TOPIC_SIZE];
@@ -1402,7 +1442,7 @@ static void heartbeat_holding(struct kf_bus_pub *pub, const char *worker, uint64
 		.slots_total = 2, .slots_busy = (uint32_t)n, .job_id = n ? held[0].job_id : 0,
 		.held_listed = true, .held = held, .n_held = n };
 	kf_topic_hb(topic, worker);
-	publish(pub, topic, &m);
+	return publish_ok(pub, topic, &m);
 }
 
 /* A lease that never reached its worker: the claim committed, the reply was
@@ -1429,7 +1469,7 @@ static void test_lost_lease_requeued(void **state)
 	held[0] = (struct kf_msg_held_job){ kept, l->lease_rep.lease->lease_token };
 	kf_msg_free(l);
 	for (uint64_t seq = 1; seq <= 40 && !requeued; seq++) {
-		heartbeat_holding(pub, "w-lost", seq, held, 1);
+		assert_true(heartbeat_holding(pub, "w-lost", seq, held, 1));
 		sleep_ms(1000);
 		requeued = job_state(lost) == KF_JOB_PENDING;
 	}
@@ -1600,22 +1640,23 @@ static void test_database_outage(void **state)
 
 /* Heartbeats of a test worker, every 500 ms, on a thread of their own. */
 struct hb_loop {
+	struct kf_bus_pub *pub;
 	const char *worker;
 	struct kf_msg_held_job held[2];
 	size_t n_held;
 	atomic_bool stop;
+	atomic_int failed;      /* asserted by the test's thread */
 };
 
 static void *hb_loop_main(void *arg)
 {
 	struct hb_loop *h = arg;
-	struct kf_bus_pub *pub = ingest_pub();
 
 	for (uint64_t seq = 1; !atomic_load(&h->stop); seq++) {
-		heartbeat_holding(pub, h->worker, seq, h->held, h->n_held);
+		if (!heartbeat_holding(h->pub, h->worker, seq, h->held, h->n_held))
+			atomic_fetch_add(&h->failed, 1);
 		sleep_ms(500);
 	}
-	kf_bus_pub_free(pub);
 	return NULL;
 }
 
@@ -1657,6 +1698,7 @@ static void test_expiry_held_after_outage(void **state)
 	hb.held[1] = (struct kf_msg_held_job){ silent, l->lease_rep.lease->lease_token };
 	hb.n_held = 2;
 	kf_msg_free(l);
+	hb.pub = ingest_pub();
 	assert_int_equal(pthread_create(&th, NULL, hb_loop_main, &hb), 0);
 
 	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
@@ -1691,6 +1733,8 @@ static void test_expiry_held_after_outage(void **state)
 	kf_msg_free(rep);
 	atomic_store(&hb.stop, true);
 	pthread_join(th, NULL);
+	kf_bus_pub_free(hb.pub);
+	assert_int_equal(atomic_load(&hb.failed), 0);
 }
 
 static void psql(const char *sql, char *out, size_t out_size)
