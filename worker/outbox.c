@@ -20,7 +20,7 @@ struct entry {
 	struct kf__completion c;
 	struct kf_msg_request_id id;
 	struct kf_rpc_call *call;
-	bool inflight, done, reauth;
+	bool inflight, done;
 	uint32_t tries;          /* sends started */
 	uint64_t due_ns;         /* monotonic: when to (re)send */
 };
@@ -158,6 +158,7 @@ static void on_reply(void *arg, enum kf_err err, nng_msg *reply)
 	struct entry *e = arg;
 	struct kf__outbox *ob = e->ob;
 	struct kf_msg *rep = NULL;
+	bool fresh_token = false;
 	enum kf__verdict v;
 
 	if (!err && reply && kf_msg_decode(nng_msg_body(reply), nng_msg_len(reply), &rep, NULL))
@@ -184,12 +185,17 @@ static void on_reply(void *arg, enum kf_err err, nng_msg *reply)
 			KF_U64("job_id", e->c.job_id), KF_U64("sends", e->tries), KF_STR("error", why));
 	}
 	kf_msg_free(rep);
+	/* "Not authorised": the broker restarted with a new token. A token
+	 * file that holds a new one is tried at once; the same one again waits
+	 * its back-off like any refusal (resent at once, a worker whose token
+	 * file lags behind sent thousands of reports a second). */
+	if (v == KF__VERDICT_REAUTH && kf__rpc_reload_token(ob->rpc, &fresh_token) != KF_OK)
+		fresh_token = false;
 	pthread_mutex_lock(&ob->mu);
 	e->inflight = false;
-	e->reauth = v == KF__VERDICT_REAUTH;
 	schedule_retry_locked(ob, e);
-	if (e->reauth)
-		e->due_ns = kf_clock_mono_ns(); /* a fresh token needs no back-off */
+	if (fresh_token)
+		e->due_ns = kf_clock_mono_ns();
 	pthread_cond_broadcast(&ob->cond);
 	pthread_mutex_unlock(&ob->mu);
 }
@@ -203,10 +209,6 @@ static void start_locked(struct kf__outbox *ob, struct entry *e)
 	struct kf_msg req;
 	enum kf_err err;
 
-	if (e->reauth) {
-		kf__rpc_reload_token(ob->rpc);
-		e->reauth = false;
-	}
 	kf__completion_to_req(&e->c, &res, &req);
 	kf__rpc_stamp(ob->rpc, &req, &e->id);
 	if ((err = kf_msg_encode(&req, &sb)) && err != KF_ENOMEM) {

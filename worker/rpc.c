@@ -46,16 +46,20 @@ static enum kf_err read_token(const char *path, char out[KF__TOKEN_MAX + 1])
 	return kf__token_parse(buf, (size_t)n, out);
 }
 
-enum kf_err kf__rpc_reload_token(struct kf__rpc *r)
+enum kf_err kf__rpc_reload_token(struct kf__rpc *r, bool *changed)
 {
 	char tok[KF__TOKEN_MAX + 1];
 	enum kf_err err;
 
+	if (changed)
+		*changed = false;
 	if (!r->token_file)
 		return KF_ENOENT;
 	err = read_token(r->token_file, tok);
 	pthread_mutex_lock(&r->token_mu);
 	if (!err) {
+		if (changed)
+			*changed = strcmp(tok, r->token) != 0;
 		memcpy(r->token, tok, sizeof tok);
 		r->token_warned = false;
 	}
@@ -78,7 +82,7 @@ enum kf_err kf__rpc_init(struct kf__rpc *r, const char *url, const struct kf_bus
 		pthread_mutex_destroy(&r->token_mu);
 		return err;
 	}
-	if (token_file && (err = kf__rpc_reload_token(r)))
+	if (token_file && (err = kf__rpc_reload_token(r, NULL)))
 		KF_WARN(TARGET, "token file not readable yet; requests go without a token",
 			KF_STR("path", token_file), KF_ERR(err));
 	return KF_OK;

@@ -70,8 +70,9 @@ enum kf_err kf__rpc_call(struct kf__rpc *r, const struct kf_msg *req, nng_durati
 	nng_duration resend_ms, struct kf_msg **rep);
 
 /* Reads the token file again (after KF_EPERM). KF_OK, or KF_ENOENT/KF_EIO
- * (the old token is kept). */
-enum kf_err kf__rpc_reload_token(struct kf__rpc *r);
+ * (the old token is kept). *changed (may be NULL): the file held another
+ * token than the one in use. */
+enum kf_err kf__rpc_reload_token(struct kf__rpc *r, bool *changed);
 
 /* True when a hello is due: after a transport failure or a reconnection. */
 bool kf__rpc_need_hello(struct kf__rpc *r);

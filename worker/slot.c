@@ -81,7 +81,7 @@ static enum kf_err reply_status(struct kf_worker *w, const struct kf_msg *rep, c
 	if (rep->type == KF_MSG_ERROR_REP && st == KF_OK)
 		st = KF_EMALFORMED;
 	if (st == KF_EPERM) {
-		enum kf_err err = kf__rpc_reload_token(&w->rpc);
+		enum kf_err err = kf__rpc_reload_token(&w->rpc, NULL);
 
 		KF_WARN(KF__TARGET_RPC, "broker refused the token; reading the token file again",
 			KF_STR("method", what), KF_STR("error", h && h->error ? h->error : ""),

@@ -224,7 +224,8 @@ static long long log_field(const struct proc *p, const char *needle, const char 
 static long long outcome_lines(const struct proc *p)
 {
 	return log_count(p, "job completed") + log_count(p, "job killed") +
-	       log_count(p, "job failed") + log_count(p, "job handed back");
+	       log_count(p, "job failed") + log_count(p, "job handed back") +
+	       log_count(p, "job deadline exceeded");
 }
 
 /* ---- rpc --------------------------------------------------------------------- */
@@ -974,6 +975,10 @@ static void test_outbox_job_not_lost(void **state)
 	assert_true(log_count(p, "result not acknowledged yet") > waits);
 	sleep_ms(21000);                          /* claimed 10 s ago or more, two checks */
 	still_first_attempt(id, "wo");
+	/* Refused with the same token, the outbox backs off (100 ms doubling
+	 * to 5 s: about 10 sends in these 21 s; it logs the 1st and every
+	 * 20th). It used to resend at once: ~3,000 sends a second. */
+	assert_true(log_count(p, "result not acknowledged yet") <= waits + 2);
 	assert_int_equal(log_count(&g_broker, "lease lost"), 0);
 	write_token_file(own_file, g_token);      /* now it gets through */
 	assert_true(wait_final(&id, 1, 30000));
