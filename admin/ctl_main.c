@@ -30,7 +30,9 @@ static const struct kf__ctl_cmd commands[] = {
 	  "                    defaults\n"
 	  "  --priority N      higher runs first (default 0)\n"
 	  "  --max-attempts N  attempts before the job fails (default: the broker's, 3)\n"
-	  "  --deadline D      time limit per attempt: seconds or 30s, 5m, 1h (default none)\n",
+	  "  --deadline D      time limit per attempt: seconds or 30s, 5m, 1h (default\n"
+	  "                    none); the job is stopped there and fails, not retried,\n"
+	  "                    keeping the best layout found\n",
 	  kf__ctl_submit },
 	{ "list", "[--state S] [--limit N] [--after ID] [--json [--brief]]",
 	  "list jobs, oldest first",
