@@ -237,6 +237,8 @@ struct kf_msg_complete_req {
 	 */
 	bool expired;
 };
+/* The first minor version whose brokers take complete_req.expired. */
+#define KF_PROTO_MINOR_EXPIRED 3
 
 struct kf_msg_complete_rep {
 	struct kf_msg_rep rep;

@@ -604,7 +604,8 @@ void *kf__slot_main(void *arg)
 		/* A 1.3 broker takes an `expired` report; an older one would
 		 * retry the job, so its sweep keeps the deadline. */
 		if (l)
-			next = run_lease(s, l, rep->major == KF_PROTO_MAJOR && rep->minor >= 3);
+			next = run_lease(s, l, rep->major == KF_PROTO_MAJOR &&
+						 rep->minor >= KF_PROTO_MINOR_EXPIRED);
 		else if (kf_clock_mono_ns() - t0 < EMPTY_LEASE_NAP_MS * KF__NS_PER_MS)
 			nap(w, EMPTY_LEASE_NAP_MS); /* no long-poll (--lease-wait 0): do not spin */
 		kf_msg_free(rep);

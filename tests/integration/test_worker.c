@@ -669,12 +669,7 @@ static void test_kill_running_job(void **state)
 	rep = rpc(&req);
 	assert_int_equal(status_of(rep), KF_OK);
 	kf_msg_free(rep);
-	assert_true(wait_final(&id, 1, 60000));
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
-	assert_int_equal(rep->get_rep.job->attempt, 2);
-	check_result(rep->get_rep.job, LONG_STEPS);
-	kf_msg_free(rep);
+	long_job_succeeded(id, 2, worker, sizeof worker);
 }
 
 /* A job that outlives its deadline: its worker stops it there and reports
@@ -938,7 +933,6 @@ static void write_token_file(const char *path, const char *token)
 static void test_outbox_job_not_lost(void **state)
 {
 	char own_file[128], own_arg[160], old_token[128], worker[64];
-	struct kf_msg *rep;
 	struct proc *p;
 	uint64_t id;
 	int waits;
@@ -981,12 +975,7 @@ static void test_outbox_job_not_lost(void **state)
 	assert_true(log_count(p, "result not acknowledged yet") <= waits + 2);
 	assert_int_equal(log_count(&g_broker, "lease lost"), 0);
 	write_token_file(own_file, g_token);      /* now it gets through */
-	assert_true(wait_final(&id, 1, 30000));
-	rep = get_job(id);
-	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
-	assert_int_equal(rep->get_rep.job->attempt, 1);
-	check_result(rep->get_rep.job, LONG_STEPS);
-	kf_msg_free(rep);
+	long_job_succeeded(id, 1, worker, sizeof worker);
 	kill_proc(p, SIGTERM);
 	assert_int_equal(wait_exit(p, 15000), 0);
 }

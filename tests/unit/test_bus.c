@@ -102,86 +102,6 @@ static void pubsub_sync(struct kf_bus_pub *pub, struct kf_bus_sub *sub)
 
 /* ---- pub/sub --------------------------------------------------------- */
 
-struct paced_pub {
-	struct kf_bus_pub *pub;
-	int n, every_ms;
-	int failed;        /* sends that failed (asserted by the main thread:
-			    * cmocka cannot fail a test from another thread) */
-};
-
-static void *paced_pub_main(void *arg)
-{
-	struct paced_pub *pp = arg;
-
-	for (int i = 0; i < pp->n; i++) {
-		char body[16];
-		int len = snprintf(body, sizeof body, "%d", i);
-
-		nng_msleep(pp->every_ms);
-		pp->failed += kf_bus_pub_send(pp->pub, "t.", 2, body, (size_t)len) != KF_OK;
-	}
-	return NULL;
-}
-
-/* A receive that waits: a message published during the wait is taken at
- * once, the wait ends at its timeout when none comes, and messages that
- * arrive just as receives time out (a 2 ms pace against 2 ms waits) are
- * all received, in order, once each. */
-static void test_sub_recv_paced(void **state)
-{
-	struct paced_pub pp = { .n = 600, .every_ms = 2 };
-	struct kf_bus_sub *sub;
-	char url[KF_BUS_URL_MAX];
-	int next = 0, timeouts = 0;
-	pthread_t th;
-	uint64_t t0;
-	nng_msg *m;
-
-	(void)state;
-	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
-		KF_OK);
-	bound_url(kf_bus_sub_sock(sub), url, sizeof(url));
-	assert_int_equal(kf_bus_pub_new(&pp.pub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
-	pubsub_sync(pp.pub, sub);
-	assert_int_equal(kf_bus_sub_subscribe(sub, "t.", 2), KF_OK);
-
-	t0 = kf_clock_mono_ns();
-	assert_int_equal(kf_bus_sub_recv(sub, 150, &m), KF_ETIMEDOUT);
-	assert_null(m);
-	assert_true(ms_since(t0) >= 150);
-
-	pp.n = 1, pp.every_ms = 100;
-	assert_int_equal(pthread_create(&th, NULL, paced_pub_main, &pp), 0);
-	assert_int_equal(kf_bus_sub_recv(sub, 5000, &m), KF_OK); /* arrives mid-wait */
-	assert_memory_equal(nng_msg_body(m), "t.0", 3);
-	nng_msg_free(m);
-	pthread_join(th, NULL);
-	assert_int_equal(pp.failed, 0);
-
-	pp.n = 600, pp.every_ms = 2;
-	assert_int_equal(pthread_create(&th, NULL, paced_pub_main, &pp), 0);
-	while (next < pp.n) {
-		enum kf_err err = kf_bus_sub_recv(sub, 2, &m);
-		char want[24];
-		int len;
-
-		if (err == KF_ETIMEDOUT) {
-			assert_true(++timeouts < 100000);
-			continue;
-		}
-		assert_int_equal(err, KF_OK);
-		len = snprintf(want, sizeof want, "t.%d", next++);
-		assert_int_equal(nng_msg_len(m), (size_t)len);
-		assert_memory_equal(nng_msg_body(m), want, (size_t)len);
-		nng_msg_free(m);
-	}
-	pthread_join(th, NULL);
-	assert_int_equal(pp.failed, 0);
-	assert_int_equal(kf_bus_sub_recv(sub, 50, &m), KF_ETIMEDOUT);
-	kf_bus_pub_free(pp.pub);
-	kf_bus_sub_free(sub);
-}
-
 static void test_pubsub_topic_filter(void **state)
 {
 	struct kf_bus_sub *sub;
@@ -992,7 +912,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pubsub_topic_filter),
-		cmocka_unit_test(test_sub_recv_paced),
 		cmocka_unit_test(test_pubsub_fanout_and_fd),
 		cmocka_unit_test(test_recvmax_drops_and_reconnects),
 		cmocka_unit_test(test_rpc_concurrent_deferred),
