@@ -1,15 +1,133 @@
-/* sub.c — the SUB side of pub/sub. */
+/* sub.c — the SUB side of pub/sub.
+ *
+ * A SUB socket here always has exactly one receive posted in nng, with no
+ * timeout, and that receive is never cancelled while the socket is open.
+ * Its callback moves each message into the subscriber's own queue, which
+ * is what callers wait on, with their timeouts, and what the descriptor of
+ * kf_bus_sub_recv_fd reports.
+ *
+ * Why: in nng 1.5.2 a SUB receive that is cancelled — its timeout expiring,
+ * or nng_aio_stop — just as a message is delivered to it can unlink the
+ * receive from a list it is no longer on (sub0_ctx_cancel against
+ * sub0_recv_cb; nng issues #1523 and #1682, fixed in 1.6.0). The process
+ * dies with SIGSEGV in nni_list_remove. bench/bus/sub_race reproduces it
+ * in minutes with receives of 1 ms against a steady stream. A receive that
+ * never times out is never cancelled, so the window does not exist; closing
+ * the socket ends it through sub0_ctx_close, which only takes receives
+ * still queued on the context.
+ */
 #include "bus/sub.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "bus/bus_internal.h"
+#include "common/clock.h"
 
 struct kf_bus_sub {
 	struct kf_bus_sock *sock;
+	nng_aio *aio;            /* the one receive posted in nng */
+	int ready_fd;            /* eventfd: readable while n > 0 or closed */
+
+	pthread_mutex_t mu;      /* guards the rest; never held across a wait in nng */
+	pthread_cond_t cv;       /* CLOCK_MONOTONIC; a message queued, or closed */
+	nng_msg **ring;          /* received, not yet taken: ring[(head + i) % cap] */
+	size_t cap, head, n;
+	bool armed;              /* aio is posted (or its callback is about to run) */
+	bool closed;             /* nng reported the socket closed */
+	bool raised;             /* ready_fd holds a count */
 };
+
+static void raise_ready(struct kf_bus_sub *sub)
+{
+	uint64_t one = 1;
+
+	if (!sub->raised && write(sub->ready_fd, &one, sizeof(one)) == sizeof(one))
+		sub->raised = true;
+}
+
+static void clear_ready(struct kf_bus_sub *sub)
+{
+	uint64_t v;
+
+	if (sub->raised && read(sub->ready_fd, &v, sizeof(v)) == sizeof(v))
+		sub->raised = false;
+}
+
+/* Posts the receive again unless the queue is full or the socket closed;
+ * mu held. Returns whether the caller must call nng_recv_aio (after
+ * unlocking: nng takes its own socket lock there). */
+static bool claim_rearm(struct kf_bus_sub *sub)
+{
+	if (sub->armed || sub->closed || sub->n >= sub->cap)
+		return false;
+	sub->armed = true;
+	return true;
+}
+
+/* nng's completion of the posted receive, on one of nng's threads. A full
+ * queue leaves the receive unposted: messages then wait in nng's own queue
+ * (NNG_OPT_RECVBUF), which drops the oldest as before, and the next
+ * kf_bus_sub_recv posts it again. */
+static void on_recv(void *arg)
+{
+	struct kf_bus_sub *sub = arg;
+	int rv = nng_aio_result(sub->aio);
+	bool rearm;
+
+	pthread_mutex_lock(&sub->mu);
+	sub->armed = false;
+	if (rv == 0) {
+		sub->ring[(sub->head + sub->n) % sub->cap] = nng_aio_get_msg(sub->aio);
+		sub->n++;
+		raise_ready(sub);
+		pthread_cond_signal(&sub->cv);
+	} else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+		sub->closed = true;
+		raise_ready(sub);
+		pthread_cond_broadcast(&sub->cv);
+	}
+	/* Any other error (NNG_ENOMEM) is nng's to report again: post anew. */
+	rearm = claim_rearm(sub);
+	pthread_mutex_unlock(&sub->mu);
+	if (rearm)
+		nng_recv_aio(sub->sock->sock, sub->aio);
+}
+
+static enum kf_err sub_init_sync(struct kf_bus_sub *sub, int queue)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	sub->cap = (size_t)queue;
+	sub->ring = calloc(sub->cap, sizeof(*sub->ring));
+	if (sub->ring == NULL)
+		return KF_ENOMEM;
+	sub->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sub->ready_fd < 0) {
+		free(sub->ring);
+		return KF_EIO;
+	}
+	if (pthread_mutex_init(&sub->mu, NULL) != 0)
+		goto fail;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(&sub->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc == 0)
+		return KF_OK;
+	pthread_mutex_destroy(&sub->mu);
+fail:
+	close(sub->ready_fd);
+	free(sub->ring);
+	return KF_ENOMEM;
+}
 
 enum kf_err kf_bus_sub_new(struct kf_bus_sub **out, enum kf_bus_mode mode,
 	const char *url, const struct kf_bus_opts *opts, struct kf_strbuf *why)
@@ -22,21 +140,33 @@ enum kf_err kf_bus_sub_new(struct kf_bus_sub **out, enum kf_bus_mode mode,
 	*out = NULL;
 	if (sub == NULL)
 		return KF_ENOMEM;
-	err = kf__bus_sock_new(&sub->sock, nng_sub0_open, KF_BUS_RECV_MAX_TELEMETRY);
+	/* nng 1.5.2 caps its receive queue at 8192 messages; ours follows it. */
+	if (queue > KF_BUS_SUB_QUEUE_MAX) {
+		if (why)
+			kf_strbuf_addf(why, "receive queue of %d messages refused; at most %d",
+				       queue, KF_BUS_SUB_QUEUE_MAX);
+		free(sub);
+		return KF_EINVAL;
+	}
+	err = sub_init_sync(sub, queue);
 	if (err != KF_OK) {
 		free(sub);
 		return err;
 	}
-	/* nng 1.5.2 caps the receive queue at 8192 messages. */
-	rv = nng_socket_set_int(sub->sock->sock, NNG_OPT_RECVBUF, queue);
-	if (rv && why)
-		kf_strbuf_addf(why, "receive queue of %d messages refused (%s); at most %d",
-			       queue, nng_strerror(rv), KF_BUS_SUB_QUEUE_MAX);
-	err = rv ? kf_bus_err_from_nng(rv) : kf__bus_sock_attach(sub->sock, mode, url, opts, why);
+	err = kf__bus_sock_new(&sub->sock, nng_sub0_open, KF_BUS_RECV_MAX_TELEMETRY);
+	if (err == KF_OK && (rv = nng_aio_alloc(&sub->aio, on_recv, sub)) != 0)
+		err = kf_bus_err_from_nng(rv);
+	if (err == KF_OK && (rv = nng_socket_set_int(sub->sock->sock, NNG_OPT_RECVBUF, queue)))
+		err = kf_bus_err_from_nng(rv);
+	if (err == KF_OK)
+		err = kf__bus_sock_attach(sub->sock, mode, url, opts, why);
 	if (err != KF_OK) {
 		kf_bus_sub_free(sub);
 		return err;
 	}
+	/* No timeout: the receive stays posted until a message or the close. */
+	sub->armed = true;
+	nng_recv_aio(sub->sock->sock, sub->aio);
 	*out = sub;
 	return KF_OK;
 }
@@ -45,7 +175,19 @@ void kf_bus_sub_free(struct kf_bus_sub *sub)
 {
 	if (sub == NULL)
 		return;
+	/* Close first: nng then completes the posted receive with NNG_ECLOSED
+	 * (no cancel involved), and nng_aio_free waits for that callback. */
+	if (sub->sock)
+		kf_bus_sock_close(sub->sock);
+	if (sub->aio)
+		nng_aio_free(sub->aio);
 	kf__bus_sock_free(sub->sock);
+	for (size_t i = 0; i < sub->n; i++)
+		nng_msg_free(sub->ring[(sub->head + i) % sub->cap]);
+	pthread_cond_destroy(&sub->cv);
+	pthread_mutex_destroy(&sub->mu);
+	close(sub->ready_fd);
+	free(sub->ring);
 	free(sub);
 }
 
@@ -69,26 +211,43 @@ enum kf_err kf_bus_sub_unsubscribe(struct kf_bus_sub *sub, const void *prefix, s
 
 enum kf_err kf_bus_sub_recv(struct kf_bus_sub *sub, nng_duration timeout_ms, nng_msg **out)
 {
-	nng_aio *aio;
-	int rv;
+	struct timespec until;
+	enum kf_err err = KF_OK;
+	bool rearm;
 
 	*out = NULL;
-	/* An aio per call keeps concurrent receivers independent; its cost
-	 * (one allocation) is small next to decoding the message. */
-	rv = nng_aio_alloc(&aio, NULL, NULL);
-	if (rv != 0)
-		return kf_bus_err_from_nng(rv);
-	nng_aio_set_timeout(aio, timeout_ms);
-	nng_recv_aio(sub->sock->sock, aio);
-	nng_aio_wait(aio);
-	rv = nng_aio_result(aio);
-	if (rv == 0)
-		*out = nng_aio_get_msg(aio);
-	nng_aio_free(aio);
-	return kf_bus_err_from_nng(rv);
+	if (timeout_ms > 0)
+		until = kf_clock_mono_timespec(kf_clock_mono_ns() +
+					       (uint64_t)timeout_ms * 1000000u);
+	pthread_mutex_lock(&sub->mu);
+	while (sub->n == 0 && !sub->closed && err == KF_OK) {
+		if (timeout_ms == 0)
+			err = KF_ETIMEDOUT;
+		else if (timeout_ms < 0) /* NNG_DURATION_INFINITE, or nng's "default" */
+			pthread_cond_wait(&sub->cv, &sub->mu);
+		else if (pthread_cond_timedwait(&sub->cv, &sub->mu, &until) == ETIMEDOUT &&
+			 sub->n == 0 && !sub->closed)
+			err = KF_ETIMEDOUT;
+	}
+	if (sub->n > 0) {
+		*out = sub->ring[sub->head];
+		sub->head = (sub->head + 1) % sub->cap;
+		sub->n--;
+		err = KF_OK;
+	} else if (sub->closed) {
+		err = KF_ECANCELED;
+	}
+	if (sub->n == 0 && !sub->closed)
+		clear_ready(sub);
+	rearm = claim_rearm(sub);
+	pthread_mutex_unlock(&sub->mu);
+	if (rearm)
+		nng_recv_aio(sub->sock->sock, sub->aio);
+	return err;
 }
 
 enum kf_err kf_bus_sub_recv_fd(struct kf_bus_sub *sub, int *fd)
 {
-	return kf_bus_err_from_nng(nng_socket_get_int(sub->sock->sock, NNG_OPT_RECVFD, fd));
+	*fd = sub->ready_fd;
+	return KF_OK;
 }

@@ -12,15 +12,22 @@
  *
  * The receive queue holds `queue_len` messages (default 1024, at most
  * KF_BUS_SUB_QUEUE_MAX = 8192, nng 1.5.2's cap: a larger value fails with
- * KF_EINVAL and says so in `why`); when the reader falls behind nng drops
- * new messages. Messages larger than
+ * KF_EINVAL and says so in `why`), and nng's own queue as many again; when
+ * the reader falls behind nng drops the oldest. Messages larger than
  * `recv_max` (default KF_BUS_RECV_MAX_TELEMETRY) make nng close the
  * sending connection; they are never delivered.
+ *
+ * Receiving never times out inside nng: one receive stays posted in nng
+ * and fills the subscriber's own queue, and kf_bus_sub_recv waits on that
+ * queue. nng 1.5.2 can crash (SIGSEGV) when a SUB receive is cancelled —
+ * by its timeout — just as a message reaches it (sub.c says more); readers
+ * here may use any timeout.
  *
  * Thread-safety: subscribe/unsubscribe/recv from any thread; several
  * threads may call recv at once (each message goes to one of them).
  * kf_bus_sock_close(kf_bus_sub_sock(sub)) wakes blocked receivers with
- * KF_ECANCELED; free only after they have returned.
+ * KF_ECANCELED once the queue is empty; free only after they have
+ * returned.
  */
 #ifndef KF_BUS_SUB_H
 #define KF_BUS_SUB_H
@@ -55,12 +62,14 @@ enum kf_err kf_bus_sub_unsubscribe(struct kf_bus_sub *sub, const void *prefix, s
 
 /* Waits up to timeout_ms (0 = only what is queued; NNG_DURATION_INFINITE =
  * forever) for one message; the caller owns *out. KF_OK, KF_ETIMEDOUT,
- * KF_ECANCELED (socket closed), KF_ENOMEM. */
+ * KF_ECANCELED (socket closed and nothing left queued). */
 enum kf_err kf_bus_sub_recv(struct kf_bus_sub *sub, nng_duration timeout_ms, nng_msg **out);
 
 /* A file descriptor that poll() reports readable while a message is
- * waiting (nng's NNG_OPT_RECVFD), for event loops such as the admin's
- * ncurses loop; do not read or close it. KF_OK or the nng error. */
+ * queued or the socket is closed (an eventfd of the subscriber's, not nng's
+ * NNG_OPT_RECVFD), for event loops such as the broker's relay; take the
+ * messages with kf_bus_sub_recv(sub, 0, ...). Do not read or close it.
+ * KF_OK. */
 enum kf_err kf_bus_sub_recv_fd(struct kf_bus_sub *sub, int *fd);
 
 #endif

@@ -179,6 +179,83 @@ static void test_pubsub_fanout_and_fd(void **state)
 	kf_bus_pub_free(pub);
 }
 
+static void *close_sub_later(void *arg)
+{
+	nng_msleep(100);
+	kf_bus_sock_close(kf_bus_sub_sock(arg));
+	return NULL;
+}
+
+static bool fd_readable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1;
+}
+
+/* The subscriber's own queue (sub.c): a reader that falls behind keeps the
+ * oldest `queue_len` messages and nng's queue as many more, and receives
+ * again once it has drained them; a finite wait ends on time; the fd is
+ * readable exactly while something is queued; closing the socket wakes a
+ * reader that waits for ever with KF_ECANCELED. */
+static void test_sub_queue_full_and_close(void **state)
+{
+	struct kf_bus_opts small = { .queue_len = 8 };
+	struct kf_bus_pub *pub;
+	struct kf_bus_sub *sub;
+	char url[KF_BUS_URL_MAX], topic[16];
+	int fd, count = 0, first = -1, last = -1;
+	pthread_t closer;
+	uint64_t t0;
+	nng_msg *m;
+
+	(void)state;
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	bound_url(kf_bus_pub_sock(pub), url, sizeof(url));
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, &small, NULL), KF_OK);
+	pubsub_sync(pub, sub);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "q.", 2), KF_OK);
+	assert_int_equal(kf_bus_sub_recv_fd(sub, &fd), KF_OK);
+	assert_false(fd_readable(fd, 0));
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(kf_bus_sub_recv(sub, 100, &m), KF_ETIMEDOUT);
+	assert_true(ms_since(t0) >= 99);
+
+	for (int i = 0; i < 200; i++) {
+		snprintf(topic, sizeof(topic), "q.%03d", i);
+		assert_int_equal(kf_bus_pub_send(pub, topic, strlen(topic), NULL, 0), KF_OK);
+	}
+	assert_true(fd_readable(fd, 2000));
+	nng_msleep(300); /* let the rest arrive and overflow */
+	/* Not 0: what waits in nng's queue comes in after each re-posting. */
+	while (kf_bus_sub_recv(sub, 100, &m) == KF_OK) {
+		int i = atoi((const char *)nng_msg_body(m) + 2);
+
+		assert_true(i > last); /* in order, none twice */
+		if (first < 0)
+			first = i;
+		last = i;
+		count++;
+		nng_msg_free(m);
+	}
+	assert_int_equal(first, 0);            /* the oldest stayed in our queue */
+	assert_true(count >= 8 && count <= 17); /* ours + nng's (+ one in hand) */
+	assert_false(fd_readable(fd, 0));
+	/* Drained: the receive is posted again and new messages arrive. */
+	assert_int_equal(kf_bus_pub_send(pub, "q.new", 5, NULL, 0), KF_OK);
+	expect_msg(sub, "q.new");
+
+	assert_int_equal(pthread_create(&closer, NULL, close_sub_later, sub), 0);
+	assert_int_equal(kf_bus_sub_recv(sub, NNG_DURATION_INFINITE, &m), KF_ECANCELED);
+	assert_null(m);
+	pthread_join(closer, NULL);
+	assert_true(fd_readable(fd, 0));
+	assert_int_equal(kf_bus_sub_recv(sub, 100, &m), KF_ECANCELED);
+	kf_bus_sub_free(sub);
+	kf_bus_pub_free(pub);
+}
+
 /* What nng 1.5.2 does with a message above NNG_OPT_RECVMAXSZ: it is not
  * delivered, the receiving side closes the connection that carried it,
  * and the dialer reconnects after its back-off (100 ms); later messages
@@ -913,6 +990,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pubsub_topic_filter),
 		cmocka_unit_test(test_pubsub_fanout_and_fd),
+		cmocka_unit_test(test_sub_queue_full_and_close),
 		cmocka_unit_test(test_recvmax_drops_and_reconnects),
 		cmocka_unit_test(test_rpc_concurrent_deferred),
 		cmocka_unit_test(test_rpc_resend_after_drop),
