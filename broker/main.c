@@ -5,6 +5,7 @@
 #include "common/daemon.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "bus/sock.h"
 #include "kf_config.h"
 #include "telemetry/log.h"
 
@@ -54,6 +55,11 @@ int main(int argc, char **argv)
 	kf_strbuf_release(&msg);
 	err = kf_broker_run(b);
 	kf_broker_free(b);
+	if (kf_bus_stuck_closes())
+		KF_WARN(TARGET, "sockets left open at exit",
+			KF_U64("count", kf_bus_stuck_closes()),
+			KF_STR("why", "nng 1.5.2 could not finish closing a connection that was "
+			       "receiving (docs/bus.md)"));
 	if (err)
 		KF_ERROR(TARGET, "stopped on a fatal error", KF_ERR(err));
 	else

@@ -42,6 +42,7 @@ struct kf_bus_sock {
 	int self_proto, peer_proto;
 	size_t default_recv_max;
 	atomic_bool closed;
+	atomic_bool close_stuck;   /* nng_close did not return: never freed */
 	atomic_uint peers;
 	atomic_uint_fast64_t added, removed, probes, wedged, recreated;
 

@@ -114,10 +114,22 @@ unsigned kf_bus_sock_peers(const struct kf_bus_sock *bs);
 
 void kf_bus_sock_stats(const struct kf_bus_sock *bs, struct kf_bus_sock_stats *out);
 
+/* How long a close waits for nng_close, and how long once a close has
+ * been left behind (sock.c: nng 1.5.2 can wait for ever there). */
+#define KF_BUS_CLOSE_WAIT_MS 2000
+#define KF_BUS_CLOSE_WAIT_STUCK_MS 200
+
 /* Closes the nng socket: every blocked or later call on it (sub recv, rpc
  * next/call) returns KF_ECANCELED. Any thread, idempotent. The owning
- * object must still be freed, after the threads using it are done. */
-void kf_bus_sock_close(struct kf_bus_sock *bs);
+ * object must still be freed, after the threads using it are done.
+ * KF_OK, or KF_ETIMEDOUT when nng_close did not return within
+ * KF_BUS_CLOSE_WAIT_MS: the socket is then left open inside nng (and its
+ * memory is never freed), blocked calls on it still return KF_ECANCELED
+ * once freed by their owners, and kf_bus_stuck_closes() counts it. */
+enum kf_err kf_bus_sock_close(struct kf_bus_sock *bs);
+
+/* Closes of this process that were left behind (kf_bus_sock_close). */
+unsigned kf_bus_stuck_closes(void);
 
 /* The nng socket, for what this module does not wrap. Do not nng_close()
  * it and do not replace its pipe notifications (the counters use them). */

@@ -18,7 +18,6 @@
  */
 #include "bus/sub.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -29,6 +28,10 @@
 
 #include "bus/bus_internal.h"
 #include "common/clock.h"
+
+/* Longest single wait of a receiver: a close that never reaches nng's end
+ * (sock.c) is noticed within this. */
+#define WAIT_SLICE_NS 100000000u
 
 struct kf_bus_sub {
 	struct kf_bus_sock *sock;
@@ -209,33 +212,49 @@ enum kf_err kf_bus_sub_unsubscribe(struct kf_bus_sub *sub, const void *prefix, s
 		prefix, len));
 }
 
+/* Closed, for a reader: nng said so, or a close has begun — which may never
+ * reach nng's end (sock.c), so readers look at the flag as well. */
+static bool sub_closed(const struct kf_bus_sub *sub)
+{
+	return sub->closed || atomic_load(&sub->sock->closed);
+}
+
 enum kf_err kf_bus_sub_recv(struct kf_bus_sub *sub, nng_duration timeout_ms, nng_msg **out)
 {
-	struct timespec until;
-	enum kf_err err = KF_OK;
+	uint64_t deadline = 0;
+	enum kf_err err;
 	bool rearm;
 
 	*out = NULL;
 	if (timeout_ms > 0)
-		until = kf_clock_mono_timespec(kf_clock_mono_ns() +
-					       (uint64_t)timeout_ms * 1000000u);
+		deadline = kf_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
 	pthread_mutex_lock(&sub->mu);
-	while (sub->n == 0 && !sub->closed && err == KF_OK) {
-		if (timeout_ms == 0)
+	for (;;) {
+		uint64_t now, wake;
+		struct timespec until;
+
+		if (sub->n > 0) {
+			*out = sub->ring[sub->head];
+			sub->head = (sub->head + 1) % sub->cap;
+			sub->n--;
+			err = KF_OK;
+			break;
+		}
+		if (sub_closed(sub)) {
+			err = KF_ECANCELED;
+			break;
+		}
+		now = kf_clock_mono_ns();
+		if (timeout_ms == 0 || (timeout_ms > 0 && now >= deadline)) {
 			err = KF_ETIMEDOUT;
-		else if (timeout_ms < 0) /* NNG_DURATION_INFINITE, or nng's "default" */
-			pthread_cond_wait(&sub->cv, &sub->mu);
-		else if (pthread_cond_timedwait(&sub->cv, &sub->mu, &until) == ETIMEDOUT &&
-			 sub->n == 0 && !sub->closed)
-			err = KF_ETIMEDOUT;
-	}
-	if (sub->n > 0) {
-		*out = sub->ring[sub->head];
-		sub->head = (sub->head + 1) % sub->cap;
-		sub->n--;
-		err = KF_OK;
-	} else if (sub->closed) {
-		err = KF_ECANCELED;
+			break;
+		}
+		/* Slices, so that a close left behind is noticed (sub_closed). */
+		wake = now + WAIT_SLICE_NS;
+		if (timeout_ms > 0 && deadline < wake)
+			wake = deadline;
+		until = kf_clock_mono_timespec(wake);
+		pthread_cond_timedwait(&sub->cv, &sub->mu, &until);
 	}
 	if (sub->n == 0 && !sub->closed)
 		clear_ready(sub);

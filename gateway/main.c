@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus/sock.h"
 #include "gateway/auth.h"
 #include "gateway/gateway.h"
 #include "gateway/health.h"
@@ -160,6 +161,11 @@ int main(int argc, char **argv)
 		wait_for_shutdown(&gw, &set);
 	}
 	stop(&gw);
+	if (kf_bus_stuck_closes())
+		KF_WARN(KF__GW_TARGET, "sockets left open at exit",
+			KF_U64("count", kf_bus_stuck_closes()),
+			KF_STR("why", "nng 1.5.2 could not finish closing a connection that was "
+			       "receiving (docs/bus.md)"));
 	if (!err)
 		KF_INFO(KF__GW_TARGET, "server stopped");
 	pthread_mutex_destroy(&gw.lock);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "bus/sock.h"
 #include "common/daemon.h"
 #include "kf_config.h"
 #include "telemetry/log.h"
@@ -58,6 +59,11 @@ int main(int argc, char **argv)
 	kf_strbuf_release(&msg);
 	status = kf_worker_run(w);
 	kf_worker_free(w);
+	if (kf_bus_stuck_closes())
+		KF_WARN(TARGET, "sockets left open at exit",
+			KF_U64("count", kf_bus_stuck_closes()),
+			KF_STR("why", "nng 1.5.2 could not finish closing a connection that was "
+			       "receiving (docs/bus.md)"));
 	kf_log_shutdown();
 	return status;
 }
