@@ -174,9 +174,6 @@ static enum kf_err slots_open(struct kf_rpc_server *srv)
 
 static enum kf_err server_init(struct kf_rpc_server *srv, unsigned contexts)
 {
-	pthread_condattr_t ca;
-	int rc;
-
 	srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (srv->efd < 0)
 		return KF_EIO;
@@ -186,11 +183,7 @@ static enum kf_err server_init(struct kf_rpc_server *srv, unsigned contexts)
 		return KF_ENOMEM;
 	if (pthread_mutex_init(&srv->mu, NULL) != 0)
 		return KF_ENOMEM;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(&srv->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	return rc == 0 ? KF_OK : KF_ENOMEM;
+	return kf_clock_mono_cond_init(&srv->cv) == 0 ? KF_OK : KF_ENOMEM;
 }
 
 enum kf_err kf_rpc_server_new(struct kf_rpc_server **out, unsigned contexts,

@@ -55,19 +55,12 @@ static void pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 
 static enum kf_err sock_init_sync(struct kf_bus_sock *bs)
 {
-	pthread_condattr_t ca;
-	int rc;
-
 	if (pthread_mutex_init(&bs->mu, NULL) != 0)
 		return KF_ENOMEM;
 	if (pthread_mutex_init(&bs->probe_mu, NULL) != 0)
 		goto fail_mu;
 	/* The guard sleeps until monotonic deadlines. */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(&bs->probe_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc == 0)
+	if (kf_clock_mono_cond_init(&bs->probe_cv) == 0)
 		return KF_OK;
 	pthread_mutex_destroy(&bs->probe_mu);
 fail_mu:
@@ -168,7 +161,6 @@ static void *closer_main(void *arg)
 static bool close_within(nng_socket sock, unsigned wait_ms)
 {
 	struct closer *c = calloc(1, sizeof(*c));
-	pthread_condattr_t ca;
 	pthread_attr_t ta;
 	pthread_t t;
 	struct timespec until;
@@ -179,10 +171,12 @@ static bool close_within(nng_socket sock, unsigned wait_ms)
 		nng_close(sock); /* no memory for a thread: wait as nng does */
 		return true;
 	}
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	if (kf_clock_mono_cond_init(&c->cv) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		nng_close(sock);
+		return true;
+	}
 	c->sock = sock;
 	c->refs = 2;
 	pthread_attr_init(&ta);

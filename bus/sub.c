@@ -105,9 +105,6 @@ static void on_recv(void *arg)
 
 static enum kf_err sub_init_sync(struct kf_bus_sub *sub, int queue)
 {
-	pthread_condattr_t ca;
-	int rc;
-
 	sub->cap = (size_t)queue;
 	sub->ring = calloc(sub->cap, sizeof(*sub->ring));
 	if (sub->ring == NULL)
@@ -119,11 +116,7 @@ static enum kf_err sub_init_sync(struct kf_bus_sub *sub, int queue)
 	}
 	if (pthread_mutex_init(&sub->mu, NULL) != 0)
 		goto fail;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(&sub->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc == 0)
+	if (kf_clock_mono_cond_init(&sub->cv) == 0)
 		return KF_OK;
 	pthread_mutex_destroy(&sub->mu);
 fail:
@@ -179,7 +172,10 @@ void kf_bus_sub_free(struct kf_bus_sub *sub)
 	if (sub == NULL)
 		return;
 	/* Close first: nng then completes the posted receive with NNG_ECLOSED
-	 * (no cancel involved), and nng_aio_free waits for that callback. */
+	 * (no cancel involved), and nng_aio_free waits for that callback. A
+	 * close left behind (sock.c) leaves the receive posted; nng_aio_free
+	 * cancels it then, and no message can race that cancel any more: the
+	 * socket's connections are closed. */
 	if (sub->sock)
 		kf_bus_sock_close(sub->sock);
 	if (sub->aio)

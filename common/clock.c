@@ -24,3 +24,15 @@ struct timespec kf_clock_mono_timespec(uint64_t mono_ns)
 	return (struct timespec){ .tv_sec = (time_t)(mono_ns / 1000000000u),
 				  .tv_nsec = (long)(mono_ns % 1000000000u) };
 }
+
+int kf_clock_mono_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return rc;
+}

@@ -4,6 +4,7 @@
 #ifndef KF_COMMON_CLOCK_H
 #define KF_COMMON_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -18,5 +19,9 @@ uint64_t kf_clock_mono_ns(void);
  * variable set to CLOCK_MONOTONIC (pthread_condattr_setclock). A deadline
  * already past makes the wait return at once. */
 struct timespec kf_clock_mono_timespec(uint64_t mono_ns);
+
+/* pthread_cond_init with CLOCK_MONOTONIC, for kf_clock_mono_timespec
+ * deadlines; pthread_cond_init's result. */
+int kf_clock_mono_cond_init(pthread_cond_t *cv);
 
 #endif

@@ -219,11 +219,7 @@ enum kf_err kf_gw_health_start(struct kf_gw_health **out, const char *conninfo,
 	h->res.newest = h->newest;
 	snprintf(h->res.db_detail, sizeof(h->res.db_detail), "not probed yet");
 	snprintf(h->res.migrations_detail, sizeof(h->res.migrations_detail), "not probed yet");
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&h->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	kf_clock_mono_cond_init(&h->cv);
 	pthread_mutex_init(&h->mu, NULL);
 	if (pthread_create(&h->thread, NULL, probe_main, h) != 0) {
 		pthread_cond_destroy(&h->cv);

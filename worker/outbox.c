@@ -320,7 +320,6 @@ enum kf_err kf__outbox_new(struct kf__rpc *rpc, kf__outbox_done_fn done, void *d
 	struct kf__outbox **out)
 {
 	struct kf__outbox *ob = calloc(1, sizeof(*ob));
-	pthread_condattr_t ca;
 
 	*out = NULL;
 	if (!ob)
@@ -330,10 +329,7 @@ enum kf_err kf__outbox_new(struct kf__rpc *rpc, kf__outbox_done_fn done, void *d
 	ob->done_ctx = done_ctx;
 	ob->rng = kf_clock_mono_ns() | 1;
 	pthread_mutex_init(&ob->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ob->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	kf_clock_mono_cond_init(&ob->cond);
 	if (pthread_create(&ob->thread, NULL, outbox_main, ob) != 0) {
 		pthread_cond_destroy(&ob->cond);
 		pthread_mutex_destroy(&ob->mu);

@@ -437,7 +437,6 @@ static void *publisher_main(void *arg)
 enum kf_err kf__publisher_new(const struct kf__publisher_opts *o, struct kf__publisher **out)
 {
 	struct kf__publisher *p = calloc(1, sizeof(*p));
-	pthread_condattr_t ca;
 
 	*out = NULL;
 	if (!p)
@@ -457,10 +456,7 @@ enum kf_err kf__publisher_new(const struct kf__publisher_opts *o, struct kf__pub
 	p->tick = o->tick;
 	p->tick_ctx = o->tick_ctx;
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	kf_clock_mono_cond_init(&p->cond);
 	*out = p;
 	return KF_OK;
 }
