@@ -273,6 +273,30 @@ check "logs shows the workers' job events, filtered by --regex" \
 	test "$RC" = 0 -a "$(grep -c 'job completed' <<<"$OUT")" -ge 3 \
 	-a "$(grep -c 'job submitted' <<<"$OUT")" = 0
 
+# logs --follow: lines as they happen, through the same filters; Ctrl-C
+# (SIGINT) ends it with exit 0.
+"$CTL" logs --follow --tail 0 --regex 'job completed' >"$TMP/follow.out" 2>"$TMP/follow.err" &
+FOLLOWER=$!
+PIDS+=" $FOLLOWER"
+sleep 1 # connected: a follower shows what is published after it subscribed
+run_ctl submit --corpus "$CORPUS" --steps 20000 --seed 11
+FJ="$OUT"
+"$CTL" wait "$FJ" --timeout 60 >/dev/null
+for _ in $(seq 1 50); do
+	grep -qE "job_id=$FJ[^0-9].*job completed" "$TMP/follow.out" && break
+	sleep 0.1
+done
+kill -INT "$FOLLOWER"
+for _ in $(seq 1 50); do kill -0 "$FOLLOWER" 2>/dev/null || break; sleep 0.1; done
+wait "$FOLLOWER"
+FRC=$?
+if grep -qE "job_id=$FJ[^0-9].*job completed" "$TMP/follow.out" && [ "$FRC" = 0 ] &&
+	[ "$(grep -vc 'job completed' "$TMP/follow.out")" = 0 ]; then
+	ok "logs --follow shows job $FJ's 'job completed' as it happens, only matching lines; SIGINT: exit 0"
+else
+	not_ok "logs --follow" "exit $FRC" "$(cat "$TMP/follow.out")" "$(cat "$TMP/follow.err")"
+fi
+
 # ---- status and down -------------------------------------------------------------------------
 
 "$HIVE" status "$BUILD" >"$TMP/status.out" 2>&1
