@@ -10,7 +10,7 @@
  * or nng_aio_stop — just as a message is delivered to it can unlink the
  * receive from a list it is no longer on (sub0_ctx_cancel against
  * sub0_recv_cb; nng issues #1523 and #1682, fixed in 1.6.0). The process
- * dies with SIGSEGV in nni_list_remove. bench/bus/sub_race reproduces it
+ * dies with SIGSEGV in nni_list_remove. bench/bench_sub_race reproduces it
  * in minutes with receives of 1 ms against a steady stream. A receive that
  * never times out is never cancelled, so the window does not exist; closing
  * the socket ends it through sub0_ctx_close, which only takes receives
