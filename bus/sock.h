@@ -124,8 +124,10 @@ void kf_bus_sock_stats(const struct kf_bus_sock *bs, struct kf_bus_sock_stats *o
  * object must still be freed, after the threads using it are done.
  * KF_OK, or KF_ETIMEDOUT when nng_close did not return within
  * KF_BUS_CLOSE_WAIT_MS: the socket is then left open inside nng (and its
- * memory is never freed), blocked calls on it still return KF_ECANCELED
- * once freed by their owners, and kf_bus_stuck_closes() counts it. */
+ * memory is never freed) and kf_bus_stuck_closes() counts it. Readers that
+ * look at the close themselves (kf_bus_sub_recv within 100 ms,
+ * kf_rpc_server_next at its next call) still return KF_ECANCELED; RPC
+ * calls in flight end at their timeouts. */
 enum kf_err kf_bus_sock_close(struct kf_bus_sock *bs);
 
 /* Closes of this process that were left behind (kf_bus_sock_close). */
