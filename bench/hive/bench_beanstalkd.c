@@ -314,7 +314,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		usage(2);
 }
 
-static void report(struct bench *b, const char *load0)
+static void report(struct bench *b, const char *load0, const char *machine)
 {
 	uint64_t n = atomic_load(&b->consumed), t_first = UINT64_MAX, t_last_ack = 0;
 	double secs, rate, p99_res, p50_res;
@@ -352,6 +352,8 @@ static void report(struct bench *b, const char *load0)
 	printf("  put->reserved      p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", p50_res,
 	       kf_hbench_percentile_sorted(b->to_reserved, n, 90), p99_res,
 	       n ? b->to_reserved[n - 1] : NAN);
+	if (machine)
+		printf("  machine            %s (both cores, every process)\n", machine);
 	printf("RESULT label=%s jobs=%llu rate=%.1f offered=%.0f secs=%.3f run_p50_ms=%.2f "
 	       "run_p99_ms=%.2f errors=%llu load=\"%s\"\n", *b->label ? b->label : "-",
 	       (unsigned long long)n, rate, b->rate, secs, p50_res, p99_res,
@@ -363,7 +365,9 @@ int main(int argc, char **argv)
 	struct bench b;
 	pthread_t *th;
 	uint64_t nth, deadline;
-	char load0[64];
+	struct kf_hbench_machine m0, m1;
+	bool have_machine;
+	char load0[64], machine[96];
 
 	parse(&b, argc, argv);
 	nth = b.producers + b.consumers;
@@ -379,6 +383,7 @@ int main(int argc, char **argv)
 	atomic_init(&b.stop, false);
 	atomic_init(&b.last_delete_ns, 0);
 	kf_hbench_loadavg(load0);
+	have_machine = kf_hbench_machine(&m0);
 	b.t_start = kf_clock_mono_ns() + 20 * KF_HBENCH_NS_PER_MS;
 	for (uint64_t i = 0; i < nth; i++)
 		if (pthread_create(&th[i], NULL, i < b.consumers ? consumer_main : producer_main, &b))
@@ -386,10 +391,12 @@ int main(int argc, char **argv)
 	deadline = kf_clock_mono_ns() + b.timeout_s * KF_HBENCH_NS_PER_S;
 	while (atomic_load(&b.consumed) < b.jobs && kf_clock_mono_ns() < deadline)
 		kf_hbench_sleep_until(kf_clock_mono_ns() + 5 * KF_HBENCH_NS_PER_MS);
+	if ((have_machine = have_machine && kf_hbench_machine(&m1)))
+		kf_hbench_machine_share(&m0, &m1, machine);
 	atomic_store(&b.stop, true);
 	for (uint64_t i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
-	report(&b, load0);
+	report(&b, load0, have_machine ? machine : NULL);
 	free(th);
 	free(b.put_ack);
 	free(b.put_sent);

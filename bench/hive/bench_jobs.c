@@ -63,6 +63,8 @@ struct bench {
 	uint64_t timeout_s;
 	struct cpu_pid cpu[16];
 	size_t n_cpu;
+	struct kf_hbench_machine machine0, machine1;  /* the run's window */
+	bool have_machine;
 
 	struct kf_hbench_rpc rpc;
 	struct kf_bus_sub *sub;
@@ -472,6 +474,7 @@ static void run(struct bench *b, pthread_t *th)
 		b->cpu[i].t0 = kf_hbench_cpu_ticks(b->cpu[i].pid);
 		b->cpu[i].cs0 = kf_hbench_ctx_switches(b->cpu[i].pid);
 	}
+	b->have_machine = kf_hbench_machine(&b->machine0);
 	b->t_start = kf_clock_mono_ns() + 20 * KF_HBENCH_NS_PER_MS;
 	for (uint64_t i = 0; i < b->inflight; i++)
 		if (pthread_create(&th[i], NULL, submitter_main, b))
@@ -528,6 +531,14 @@ static void report(struct bench *b, struct tally *t, uint64_t t_end, const char 
 		       "per job\n", b->cpu[i].name, used, 100.0 * used / secs, 1e6 * used / jobs,
 		       (double)(b->cpu[i].cs1 - b->cpu[i].cs0) / jobs);
 	}
+	if (b->have_machine) {
+		char share[96];
+
+		/* Every process's share, the other tenants' and the hypervisor's
+		 * too: how near the two cores were to full during the run. */
+		kf_hbench_machine_share(&b->machine0, &b->machine1, share);
+		printf("  machine            %s (both cores, every process)\n", share);
+	}
 	printf("RESULT label=%s jobs=%zu rate=%.1f offered=%.0f secs=%.3f submit_rate=%.1f "
 	       "ack_p99_ms=%.2f run_p50_ms=%.2f run_p99_ms=%.2f lost_events=%llu fallback=%zu "
 	       "errors=%llu load=\"%s\"\n", *b->label ? b->label : "-", t->n_ack, rate, b->rate,
@@ -583,6 +594,7 @@ int main(int argc, char **argv)
 		b.cpu[i].t1 = kf_hbench_cpu_ticks(b.cpu[i].pid);
 		b.cpu[i].cs1 = kf_hbench_ctx_switches(b.cpu[i].pid);
 	}
+	b.have_machine = b.have_machine && kf_hbench_machine(&b.machine1);
 	/* Late events (the last few) still in flight, and a metric update
 	 * that covers the end of the run. */
 	db_counters(&b, t_end + 50 * KF_HBENCH_NS_PER_MS, &b.db1[0], &b.db1[1]);

@@ -206,6 +206,39 @@ long long kf_hbench_ctx_switches(pid_t pid)
 	return total;
 }
 
+bool kf_hbench_machine(struct kf_hbench_machine *m)
+{
+	long long user, nice, sys, idle, iowait, irq, softirq, steal;
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (!f)
+		return false;
+	n = fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &user, &nice, &sys, &idle,
+		   &iowait, &irq, &softirq, &steal);
+	fclose(f);
+	if (n != 8)
+		return false;
+	m->busy = user + nice + sys + irq + softirq;
+	m->idle = idle + iowait;
+	m->steal = steal;
+	return true;
+}
+
+void kf_hbench_machine_share(const struct kf_hbench_machine *a,
+			     const struct kf_hbench_machine *b, char out[96])
+{
+	double busy = (double)(b->busy - a->busy), idle = (double)(b->idle - a->idle);
+	double steal = (double)(b->steal - a->steal), all = busy + idle + steal;
+
+	if (all <= 0) {
+		snprintf(out, 96, "unknown");
+		return;
+	}
+	snprintf(out, 96, "%.0f%% busy, %.0f%% idle, %.0f%% steal", 100 * busy / all,
+		 100 * idle / all, 100 * steal / all);
+}
+
 double kf_hbench_ticks_per_s(void)
 {
 	long t = sysconf(_SC_CLK_TCK);

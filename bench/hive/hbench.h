@@ -63,6 +63,19 @@ long long kf_hbench_cpu_ticks(pid_t pid);
 /* Voluntary + involuntary context switches of every thread of pid
  * (/proc/PID/task/TID/status); -1 when gone. */
 long long kf_hbench_ctx_switches(pid_t pid);
+/* The whole machine's CPU time by kind, in clock ticks summed over every
+ * CPU (/proc/stat's first line): what the hive's processes leave to others,
+ * and what the hypervisor took (steal). */
+struct kf_hbench_machine {
+	long long busy;    /* user + nice + system + irq + softirq */
+	long long idle;    /* idle + iowait */
+	long long steal;
+};
+/* false when /proc/stat cannot be read. */
+bool kf_hbench_machine(struct kf_hbench_machine *m);
+/* "68% busy, 31% idle, 0% steal" of both readings' difference into out. */
+void kf_hbench_machine_share(const struct kf_hbench_machine *a,
+			     const struct kf_hbench_machine *b, char out[96]);
 /* Ticks per second (sysconf(_SC_CLK_TCK)). */
 double kf_hbench_ticks_per_s(void);
 /* VmRSS and VmHWM of pid in bytes (/proc/PID/status); false when gone. */
