@@ -1,6 +1,8 @@
 /*
- * admin/ctl.h — what the files of keyforgectl share (kf__ctl names; nothing
- * here is used outside keyforgectl).
+ * admin/ctl.h — what the files of keyforgectl share (kf__ctl names).
+ * keyforge-admin (admin/tui_*.c) uses the RPC layer (ctl_rpc.c) and the
+ * pure helpers of ctl_fmt.c and ctl_json.c as well; the commands and their
+ * flag handling are keyforgectl's alone.
  *
  * keyforgectl is a table of commands (ctl_main.c). Each command parses its
  * own flags with kf__ctl_getopt() — which also accepts the global flags
@@ -40,6 +42,7 @@ enum kf__ctl_exit {
 };
 
 struct kf__ctl {
+	const char *program;         /* sender id prefix; NULL = "keyforgectl" */
 	struct kf_bus_addrs addrs;
 	const char *token_file;      /* NULL = send no token */
 	char *token;                 /* heap; NULL when none was read */
@@ -74,10 +77,7 @@ int kf__ctl_wait(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_workers(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_logs(struct kf__ctl *ctl, int argc, char **argv);
 
-/* `keyforgectl workers`' table. A dead worker's readings (state, CPU,
- * memory, busy slots) are its last heartbeat's, not the present: shown
- * as "-" (--json keeps them). */
-void kf__ctl_workers_table(const struct kf_msg_cluster_status *st, FILE *out);
+
 
 /* The table entry of a command by name; NULL when unknown. */
 const struct kf__ctl_cmd *kf__ctl_find(const char *name);
@@ -134,6 +134,10 @@ bool kf__ctl_parse_states(const char *text, uint32_t *mask);
 void kf__ctl_add_time(struct kf_strbuf *sb, uint64_t ns);
 /* "850ms", "12.3s", "4m05s", "3h20m", "2d04h". */
 void kf__ctl_add_duration(struct kf_strbuf *sb, uint64_t ms);
+/* A log event as one line of text: "TIME LEVEL SOURCE spans: target:
+ * message k=v ..." (tracing-subscriber's fmt layout, plus the source);
+ * what `logs --regex` and the admin's filter match. */
+void kf__ctl_log_text(struct kf_strbuf *sb, const struct kf_msg_log *ev);
 /* "512 KiB", "12.3 MiB". */
 void kf__ctl_add_bytes(struct kf_strbuf *sb, uint64_t bytes);
 /* Milliseconds from then_ns to now (0 when then is 0 or in the future). */
@@ -155,6 +159,19 @@ void kf__ctl_table_cell(struct kf__ctl_table *t, const char *fmt, ...)
  * header starts with '>' are right-aligned (the '>' is not printed). */
 void kf__ctl_table_print(const struct kf__ctl_table *t, FILE *out);
 void kf__ctl_table_release(struct kf__ctl_table *t);
+
+/* ---- the two tables (ctl_tables.c; pure) ------------------------------------ */
+
+/* `keyforgectl workers`' table, and the admin's Cluster Map: one row per
+ * worker. A dead worker's readings (state, CPU, memory, busy slots) are its
+ * last heartbeat's, not the present: shown as "-" (--json keeps them).
+ * Initialises t. */
+void kf__ctl_workers_fill(const struct kf_msg_cluster_status *st, struct kf__ctl_table *t);
+/* Fill and print. */
+void kf__ctl_workers_table(const struct kf_msg_cluster_status *st, FILE *out);
+/* `keyforgectl list`'s table, and the admin's Job Queue: one row per job.
+ * Initialises t. */
+void kf__ctl_jobs_fill(const struct kf_msg_job_summary *jobs, size_t n, struct kf__ctl_table *t);
 
 /* ---- RPC (ctl_rpc.c) ----------------------------------------------------- */
 

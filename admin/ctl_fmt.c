@@ -337,3 +337,45 @@ void kf__ctl_table_release(struct kf__ctl_table *t)
 	free(t->cells);
 	memset(t, 0, sizeof(*t));
 }
+
+/* ---- text form (tracing-subscriber's fmt layout, plus the source) -------- */
+
+static void add_value(struct kf_strbuf *sb, const struct kf_msg_value *v)
+{
+	if (v->kind == KF_VALUE_STR) {
+		kf_strbuf_addch(sb, '"');
+		kf_strbuf_addstr(sb, v->str);
+		kf_strbuf_addch(sb, '"');
+	} else {
+		kf__ctl_json_value(sb, v);
+	}
+}
+
+static void add_fields(struct kf_strbuf *sb, const struct kf_msg_field *f, size_t n, bool lead)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (lead || i)
+			kf_strbuf_addch(sb, ' ');
+		kf_strbuf_addf(sb, "%s=", f[i].name);
+		add_value(sb, &f[i].value);
+	}
+}
+
+void kf__ctl_log_text(struct kf_strbuf *sb, const struct kf_msg_log *ev)
+{
+	kf__ctl_add_time(sb, ev->ts_ns);
+	kf_strbuf_addf(sb, " %5s %s ", kf_msg_level_name(ev->level), ev->source ? ev->source : "?");
+	for (size_t i = 0; i < ev->n_spans; i++) {
+		kf_strbuf_addstr(sb, ev->spans[i].name);
+		if (ev->spans[i].n_fields) {
+			kf_strbuf_addch(sb, '{');
+			add_fields(sb, ev->spans[i].fields, ev->spans[i].n_fields, false);
+			kf_strbuf_addch(sb, '}');
+		}
+		kf_strbuf_addstr(sb, ":");
+	}
+	if (ev->n_spans)
+		kf_strbuf_addch(sb, ' ');
+	kf_strbuf_addf(sb, "%s: %s", ev->target, ev->message);
+	add_fields(sb, ev->fields, ev->n_fields, true);
+}

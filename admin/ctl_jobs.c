@@ -62,67 +62,15 @@ static int one_id(struct kf__ctl *ctl, const char *name, int argc, char **argv,
 	return -1;
 }
 
-static const char *base_name(const char *path)
-{
-	const char *slash = path ? strrchr(path, '/') : NULL;
-
-	return slash ? slash + 1 : path ? path : "";
-}
-
-/* The time column: how long it waited, runs, or ran. */
-static void add_when(struct kf_strbuf *sb, enum kf_job_state st, uint64_t created, uint64_t started,
-	uint64_t finished)
-{
-	if (kf_job_state_final(st) && started && finished >= started)
-		kf__ctl_add_duration(sb, (finished - started) / 1000000u);
-	else if (st == KF_JOB_RUNNING && started)
-		kf__ctl_add_duration(sb, kf__ctl_age_ms(started));
-	else if (created)
-		kf__ctl_add_duration(sb, kf__ctl_age_ms(kf_job_state_final(st) && finished ? finished :
-							   created));
-	else
-		kf_strbuf_addch(sb, '-');
-}
-
 /* ---- list ------------------------------------------------------------------------ */
 
 static void list_table(const struct kf_msg_list_rep *r)
 {
-	static const char *const heads[] = {
-		">ID", "STATE", ">ATTEMPT", ">PRI", "WORKER", ">PROGRESS", ">BEST", ">TIME",
-		"CORPUS", "LAYOUT / ERROR",
-	};
 	struct kf__ctl_table t;
-	struct kf_strbuf when = KF_STRBUF_INIT;
 
-	kf__ctl_table_init(&t, heads, sizeof heads / sizeof heads[0]);
-	for (size_t i = 0; i < r->n_jobs; i++) {
-		const struct kf_msg_job_summary *s = &r->jobs[i];
-
-		kf_strbuf_reset(&when);
-		add_when(&when, s->state, s->created_ns, s->started_ns, s->finished_ns);
-		kf__ctl_table_cell(&t, "%llu", (unsigned long long)s->id);
-		kf__ctl_table_cell(&t, "%s", kf_job_state_name(s->state));
-		kf__ctl_table_cell(&t, "%u/%u", s->attempt, s->max_attempts);
-		kf__ctl_table_cell(&t, "%d", (int)s->priority);
-		kf__ctl_table_cell(&t, "%s", s->worker_id ? s->worker_id : "-");
-		/* the last progress report of a succeeded job may predate its end */
-		if (s->state == KF_JOB_RUNNING)
-			kf__ctl_table_cell(&t, "%.0f%%", 100.0 * s->progress);
-		else
-			kf__ctl_table_cell(&t, s->state == KF_JOB_SUCCEEDED ? "100%%" : "-");
-		if (s->best_cost != 0)
-			kf__ctl_table_cell(&t, "%.3f", s->best_cost);
-		else
-			kf__ctl_table_cell(&t, "-");
-		kf__ctl_table_cell(&t, "%s", when.buf);
-		kf__ctl_table_cell(&t, "%s", base_name(s->corpus));
-		kf__ctl_table_cell(&t, "%s", s->layout ? s->layout : s->last_error ?
-				   s->last_error : "");
-	}
+	kf__ctl_jobs_fill(r->jobs, r->n_jobs, &t);
 	kf__ctl_table_print(&t, stdout);
 	kf__ctl_table_release(&t);
-	kf_strbuf_release(&when);
 }
 
 /* --json without --brief: one get per job, so that each element is the

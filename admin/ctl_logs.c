@@ -79,29 +79,6 @@ static uint64_t event_hash(const struct kf_msg_log *ev)
 	return fnv(ev->message, fnv(ev->target, fnv(ev->source, 0xcbf29ce484222325ull)));
 }
 
-/* ---- text form (tracing-subscriber's fmt layout, plus the source) -------- */
-
-static void add_value(struct kf_strbuf *sb, const struct kf_msg_value *v)
-{
-	if (v->kind == KF_VALUE_STR) {
-		kf_strbuf_addch(sb, '"');
-		kf_strbuf_addstr(sb, v->str);
-		kf_strbuf_addch(sb, '"');
-	} else {
-		kf__ctl_json_value(sb, v);
-	}
-}
-
-static void add_fields(struct kf_strbuf *sb, const struct kf_msg_field *f, size_t n, bool lead)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (lead || i)
-			kf_strbuf_addch(sb, ' ');
-		kf_strbuf_addf(sb, "%s=", f[i].name);
-		add_value(sb, &f[i].value);
-	}
-}
-
 static const char *level_color(enum kf_msg_level l)
 {
 	static const char *const colors[] = {
@@ -111,26 +88,6 @@ static const char *level_color(enum kf_msg_level l)
 	};
 
 	return l >= KF_MSG_LEVEL_ERROR && l <= KF_MSG_LEVEL_TRACE ? colors[l] : "";
-}
-
-/* The plain line (what --regex matches); colour is added when printing. */
-static void format_text(struct kf_strbuf *sb, const struct kf_msg_log *ev)
-{
-	kf__ctl_add_time(sb, ev->ts_ns);
-	kf_strbuf_addf(sb, " %5s %s ", kf_msg_level_name(ev->level), ev->source ? ev->source : "?");
-	for (size_t i = 0; i < ev->n_spans; i++) {
-		kf_strbuf_addstr(sb, ev->spans[i].name);
-		if (ev->spans[i].n_fields) {
-			kf_strbuf_addch(sb, '{');
-			add_fields(sb, ev->spans[i].fields, ev->spans[i].n_fields, false);
-			kf_strbuf_addch(sb, '}');
-		}
-		kf_strbuf_addstr(sb, ":");
-	}
-	if (ev->n_spans)
-		kf_strbuf_addch(sb, ' ');
-	kf_strbuf_addf(sb, "%s: %s", ev->target, ev->message);
-	add_fields(sb, ev->fields, ev->n_fields, true);
 }
 
 static void print_colored(const struct logs *lg, const struct kf_msg_log *ev)
@@ -152,7 +109,7 @@ static void print_event(struct logs *lg, const struct kf_msg_log *ev)
 	if (ev->level > lg->min_level)
 		return;
 	kf_strbuf_reset(&lg->line);
-	format_text(&lg->line, ev);
+	kf__ctl_log_text(&lg->line, ev);
 	if (lg->have_re && regexec(&lg->re, lg->line.buf, 0, NULL, 0) != 0)
 		return;
 	if (lg->o.json) {

@@ -1,5 +1,5 @@
 /*
- * ctl_rpc.c — keyforgectl's requests to the broker: request ids, the auth
+ * ctl_rpc.c — keyforgectl's (and keyforge-admin's) requests to the broker: request ids, the auth
  * token, the reply checks, and the one-line causes that reach the user.
  */
 #include <errno.h>
@@ -52,7 +52,8 @@ void kf__ctl_msg_init(struct kf__ctl *ctl, struct kf_msg *msg, enum kf_msg_type 
 		if (getrandom(&ctl->client_id, sizeof ctl->client_id, 0) != sizeof ctl->client_id)
 			ctl->client_id = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 40);
 		ctl->client_id |= 1; /* never 0: 0 means "no id" to the broker */
-		snprintf(ctl->sender, sizeof ctl->sender, "keyforgectl-%d", (int)getpid());
+		snprintf(ctl->sender, sizeof ctl->sender, "%s-%d",
+			 ctl->program ? ctl->program : "keyforgectl", (int)getpid());
 	}
 	kf_msg_init(msg, type, ctl->sender, ctl->seq + 1);
 }

@@ -1,0 +1,159 @@
+/*
+ * admin/tui.h — what the files of keyforge-admin share (kf__tui names).
+ *
+ * keyforge-admin is the ncurses control plane of DESIGN.md §7: Cluster Map,
+ * Job Queue (Kill and Retry behind a confirmation) and Log Stream (regex and
+ * level filters, pause, scroll-back). One thread: a poll() loop over the
+ * terminal and the events subscription (tui_main.c); the broker's status,
+ * job and log events arrive on the events socket, lists, details and
+ * actions go over rpc through keyforgectl's RPC layer (ctl_rpc.c).
+ *
+ *   tui_main.c   flags, terminal, the loop
+ *   tui_data.c   events and RPC: connection state, cluster, jobs, actions
+ *   tui_keys.c   keys and prompts
+ *   tui_draw.c   the screen
+ *   tui_logs.c   the log ring and its filters (pure: no curses, no sockets)
+ */
+#ifndef KF_ADMIN_TUI_H
+#define KF_ADMIN_TUI_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <wchar.h>
+
+#include "admin/ctl.h"
+#include "bus/sub.h"
+#include "proto/proto.h"
+
+/* ---- the log ring (tui_logs.c) ---------------------------------------------- */
+
+struct kf__tui_logline {
+	char *text;                  /* kf__ctl_log_text(): what the filter matches */
+	enum kf_msg_level level;
+	uint64_t ts_ns;
+	uint64_t hash;               /* of source, target and message: tail dedup */
+	unsigned gen;                /* filter generation `match` belongs to */
+	bool match;
+};
+
+struct kf__tui_logs {
+	struct kf__tui_logline *ring;
+	size_t cap, head, len;       /* oldest at ring[head] */
+	uint64_t added;              /* lines ever added; line k (0-based) is the k-th */
+	enum kf_msg_level min_level; /* shown: this level and more severe */
+	regex_t re;
+	bool have_re;
+	char *re_text;
+	unsigned gen;                /* bumped whenever the filter changes */
+	/* the broker's tail: its events are skipped when they arrive again live */
+	struct { uint64_t ts_ns, hash; } *tail;
+	size_t n_tail;
+	uint64_t tail_max_ts;
+};
+
+/* false when out of memory. */
+bool kf__tui_logs_init(struct kf__tui_logs *lg, size_t cap);
+void kf__tui_logs_free(struct kf__tui_logs *lg);
+/* Adds an event as a line (the oldest goes when full). from_tail: the event
+ * came in the broker's tail reply; a live copy of it is dropped later.
+ * Returns false when it was such a copy, or on allocation failure. */
+bool kf__tui_logs_add(struct kf__tui_logs *lg, const struct kf_msg_log *ev, bool from_tail);
+/* Sets the regex filter (POSIX extended); "" or NULL clears it. On a bad
+ * regex the old filter stays, the reason goes to why, and it returns false. */
+bool kf__tui_logs_set_regex(struct kf__tui_logs *lg, const char *re, char *why, size_t why_len);
+void kf__tui_logs_set_level(struct kf__tui_logs *lg, enum kf_msg_level min_level);
+/* Lines that pass both filters among the first `upto` lines ever added (the
+ * ones still in the ring): how many there are, and up to n of them, oldest
+ * first, ending `back` matching lines before the newest. *out_n says how many
+ * were written. */
+size_t kf__tui_logs_window(struct kf__tui_logs *lg, uint64_t upto, size_t back,
+	const struct kf__tui_logline **out, size_t n, size_t *out_n);
+
+/* ---- the program's state ----------------------------------------------------- */
+
+enum kf__tui_view { KF__TUI_CLUSTER, KF__TUI_JOBS, KF__TUI_LOGS, KF__TUI_VIEW_COUNT };
+
+/* Job Queue tabs: one per job state (enum kf_job_state order), then all. */
+#define KF__TUI_TAB_ALL KF_JOB_STATE_COUNT
+#define KF__TUI_TAB_COUNT (KF_JOB_STATE_COUNT + 1)
+
+enum kf__tui_prompt { KF__TUI_NO_PROMPT, KF__TUI_PROMPT_REGEX, KF__TUI_PROMPT_KILL,
+	KF__TUI_PROMPT_RETRY };
+
+#define KF__TUI_LOG_LINES 5000       /* the ring */
+#define KF__TUI_TAIL 500             /* log events asked of the broker at start */
+
+struct kf__tui {
+	struct kf__ctl ctl;          /* rpc client, addresses, token */
+	struct kf_bus_sub *sub;      /* events: status., job., log. */
+	enum kf__tui_view view;
+	bool help;
+	bool quit;
+
+	/* connection: events from the broker, and the last RPC's outcome */
+	uint64_t status_mono_ns;     /* last status.cluster received (0 = none yet) */
+	uint64_t started_mono_ns;
+	bool rpc_failed;             /* the last RPC could not reach the broker */
+	uint64_t rpc_tried_mono_ns;
+
+	/* Cluster Map: the last cluster status (event or reply), owned */
+	struct kf_msg *cluster;
+	size_t cluster_top;          /* first worker row shown */
+
+	/* Job Queue */
+	int tab;
+	size_t sel, top;             /* selected row and first row shown (indexes in the tab) */
+	size_t rows;                 /* table rows that fit (set when drawing) */
+	struct kf_msg *list;         /* the last list reply for [top, top + rows), owned */
+	uint64_t total;              /* jobs in the tab */
+	bool jobs_dirty;             /* a job event came, or the view moved: fetch again */
+	uint64_t jobs_mono_ns;       /* last fetch */
+	bool detail;
+	struct kf_msg *job;          /* the detail's get reply, owned */
+
+	/* Log Stream */
+	struct kf__tui_logs logs;
+	size_t log_back;             /* matching lines scrolled back from the newest */
+	bool paused;
+	uint64_t paused_upto;        /* logs.added when paused */
+	size_t log_rows;             /* log lines that fit (set when drawing) */
+
+	/* prompt and the message line */
+	enum kf__tui_prompt prompt;
+	uint64_t prompt_job;
+	wchar_t input[256];
+	size_t input_len;
+	char msg[512];
+	uint64_t msg_until_mono_ns;
+};
+
+/* tui_data.c */
+void kf__tui_message(struct kf__tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool kf__tui_reachable(const struct kf__tui *t, uint64_t now_mono_ns);
+/* Takes every queued event off the subscription. */
+void kf__tui_drain_events(struct kf__tui *t);
+/* The periodic work: the job list when due or dirty, the cluster by RPC
+ * when no status event came lately, the detail. */
+void kf__tui_tick(struct kf__tui *t, uint64_t now_mono_ns);
+void kf__tui_fetch_jobs(struct kf__tui *t);
+/* The selected job's record for the detail box; background: a refresh
+ * (short timeout), else the operator asked (--timeout). */
+void kf__tui_fetch_detail(struct kf__tui *t, bool background);
+void kf__tui_load_tail(struct kf__tui *t);
+/* Kill or retry job id (the prompt said yes); the outcome goes to the
+ * message line. */
+void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id);
+/* The selected job's id, 0 when none. */
+uint64_t kf__tui_selected(const struct kf__tui *t);
+const struct kf_msg_cluster_status *kf__tui_status(const struct kf__tui *t);
+
+/* tui_keys.c: one key (a character when !is_key, a KEY_* code otherwise). */
+void kf__tui_key(struct kf__tui *t, wint_t ch, bool is_key);
+
+/* tui_draw.c: the whole screen. */
+void kf__tui_colors(void);
+void kf__tui_draw(struct kf__tui *t);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * tui_data.c — what keyforge-admin shows and where it comes from.
+ *
+ * Events (pub/sub, may be lost): status.cluster once a second from the
+ * broker (the Cluster Map and the job counts), job.<id> (a job changed: the
+ * Job Queue is fetched again), log.<LEVEL>.<source> (the Log Stream).
+ * RPC (req/rep): the job list of the open tab, a job's detail, kill and
+ * retry, the log tail at start, and the cluster when status events stop.
+ *
+ * The broker counts as unreachable when no status event came for
+ * STATUS_STALE_MS and the last RPC could not reach it either; while it is,
+ * RPCs are tried only every RETRY_MS so that the keys stay responsive (a
+ * call blocks for up to its timeout).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin/tui.h"
+#include "common/clock.h"
+
+#define NS_PER_MS 1000000ull
+#define STATUS_STALE_MS 3000   /* the broker publishes status every 1,000 ms */
+#define RETRY_MS 2000          /* RPCs while the broker is unreachable */
+#define JOBS_EVERY_MS 1000     /* the job list, even without job events */
+#define JOBS_DIRTY_MS 200      /* at most this often on job events */
+#define MESSAGE_MS 5000
+#define BACKGROUND_MS 1000     /* the longest a refresh may block the keys */
+
+void kf__tui_message(struct kf__tui *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+	va_end(ap);
+	t->msg_until_mono_ns = kf_clock_mono_ns() + MESSAGE_MS * NS_PER_MS;
+}
+
+const struct kf_msg_cluster_status *kf__tui_status(const struct kf__tui *t)
+{
+	if (!t->cluster)
+		return NULL;
+	return t->cluster->type == KF_MSG_CLUSTER_STATUS ? &t->cluster->cluster_status
+							  : &t->cluster->cluster_rep.status;
+}
+
+bool kf__tui_reachable(const struct kf__tui *t, uint64_t now)
+{
+	uint64_t since = t->status_mono_ns ? t->status_mono_ns : t->started_mono_ns;
+
+	return now - since < STATUS_STALE_MS * NS_PER_MS || !t->rpc_failed;
+}
+
+/* One RPC (kf__ctl_call_quiet); the connection state follows whether any
+ * reply came back — a refusal (the database is away, say) still means the
+ * broker is there. The cause of a failure goes to why. A background call
+ * (refreshes) waits at most BACKGROUND_MS, so that a broker that went away
+ * freezes the keys for no longer; what the operator asked for (an action,
+ * a detail) gets --timeout. */
+static int call(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep,
+	struct kf_strbuf *why, bool background)
+{
+	nng_duration timeout = t->ctl.timeout_ms;
+	int status;
+
+	if (background && timeout > BACKGROUND_MS)
+		t->ctl.timeout_ms = BACKGROUND_MS;
+	t->rpc_tried_mono_ns = kf_clock_mono_ns();
+	t->ctl.answered = false;
+	status = kf__ctl_call_quiet(&t->ctl, req, rep, why);
+	t->rpc_failed = !t->ctl.answered;
+	t->ctl.timeout_ms = timeout;
+	return status;
+}
+
+/* The same, with the cause on the message line when `say`. */
+static bool call_say(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep, bool say)
+{
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	int status = call(t, req, rep, &why, true);
+
+	if (status != KF__CTL_OK && say)
+		kf__tui_message(t, "%s", why.len ? why.buf : "request failed");
+	kf_strbuf_release(&why);
+	return status == KF__CTL_OK;
+}
+
+static bool may_call(const struct kf__tui *t, uint64_t now)
+{
+	return kf__tui_reachable(t, now) || now - t->rpc_tried_mono_ns >= RETRY_MS * NS_PER_MS;
+}
+
+static void set_cluster(struct kf__tui *t, struct kf_msg *m)
+{
+	kf_msg_free(t->cluster);
+	t->cluster = m;
+}
+
+static void refresh_cluster(struct kf__tui *t)
+{
+	struct kf_msg req, *rep = NULL;
+
+	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_CLUSTER_REQ);
+	if (call_say(t, &req, &rep, false))
+		set_cluster(t, rep);
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+static void on_event(struct kf__tui *t, struct kf_msg *ev)
+{
+	switch (ev->type) {
+	case KF_MSG_CLUSTER_STATUS:
+		t->status_mono_ns = kf_clock_mono_ns();
+		t->rpc_failed = false;  /* it is there: let the next call tell */
+		set_cluster(t, ev);
+		return;                 /* kept */
+	case KF_MSG_JOB_EVENT:
+		t->jobs_dirty = true;
+		break;
+	case KF_MSG_LOG:
+		kf__tui_logs_add(&t->logs, &ev->log, false);
+		break;
+	default:
+		break;                  /* metric updates and commands are not ours */
+	}
+	kf_msg_free(ev);
+}
+
+void kf__tui_drain_events(struct kf__tui *t)
+{
+	nng_msg *m;
+
+	/* bounded, so that a storm of events cannot starve the keys */
+	for (int i = 0; i < 4096 && kf_bus_sub_recv(t->sub, 0, &m) == KF_OK; i++) {
+		struct kf_msg *ev = NULL;
+
+		if (kf_msg_decode_pub(nng_msg_body(m), nng_msg_len(m), &ev, NULL) == KF_OK)
+			on_event(t, ev);
+		else
+			kf_msg_free(ev);  /* malformed: skipped; the broker counts its own */
+		nng_msg_free(m);
+	}
+}
+
+void kf__tui_load_tail(struct kf__tui *t)
+{
+	struct kf_msg req, *rep = NULL;
+
+	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_LOG_TAIL_REQ);
+	req.log_tail_req.count = KF__TUI_TAIL;
+	req.log_tail_req.min_level = KF_MSG_LEVEL_TRACE;
+	if (!call_say(t, &req, &rep, true))
+		return;
+	for (size_t i = 0; i < rep->log_tail_rep.n_events; i++)
+		kf__tui_logs_add(&t->logs, &rep->log_tail_rep.events[i], true);
+	kf_msg_free(rep);
+}
+
+/* ---- jobs -------------------------------------------------------------------- */
+
+uint64_t kf__tui_selected(const struct kf__tui *t)
+{
+	const struct kf_msg_list_rep *l;
+
+	if (!t->list || t->sel < t->top)
+		return 0;
+	l = &t->list->list_rep;
+	return t->sel - t->top < l->n_jobs ? l->jobs[t->sel - t->top].id : 0;
+}
+
+void kf__tui_fetch_jobs(struct kf__tui *t)
+{
+	struct kf_msg req, *rep = NULL;
+	size_t rows = t->rows ? t->rows : 20;
+
+	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_LIST_REQ);
+	req.list_req.state_mask = t->tab == KF__TUI_TAB_ALL ? 0 : KF_JOB_STATE_BIT(t->tab);
+	req.list_req.offset = (uint32_t)t->top;
+	req.list_req.limit = (uint32_t)(rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS);
+	t->jobs_mono_ns = kf_clock_mono_ns();
+	t->jobs_dirty = false;
+	if (!call_say(t, &req, &rep, false))
+		return;
+	kf_msg_free(t->list);
+	t->list = rep;
+	t->total = rep->list_rep.total;
+	/* the tab shrank under the selection: follow it back */
+	if (t->total && t->sel >= t->total) {
+		t->sel = (size_t)t->total - 1;
+		if (t->sel < t->top) {
+			t->top = t->sel >= rows - 1 ? t->sel - (rows - 1) : 0;
+			t->jobs_dirty = true;
+		}
+	} else if (!t->total) {
+		t->sel = t->top = 0;
+	}
+}
+
+void kf__tui_fetch_detail(struct kf__tui *t, bool background)
+{
+	struct kf_msg req, *rep = NULL;
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	uint64_t id = kf__tui_selected(t);
+
+	if (!id)
+		return;
+	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_GET_REQ);
+	req.get_req.job_id = id;
+	if (call(t, &req, &rep, &why, background) == KF__CTL_OK) {
+		kf_msg_free(t->job);
+		t->job = rep;
+	} else {
+		kf__tui_message(t, "job %llu: %s", (unsigned long long)id, why.buf);
+	}
+	kf_strbuf_release(&why);
+}
+
+void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id)
+{
+	struct kf_msg req, *rep = NULL;
+	struct kf_strbuf why = KF_STRBUF_INIT;
+
+	kf__ctl_msg_init(&t->ctl, &req, kill ? KF_MSG_KILL_REQ : KF_MSG_RETRY_REQ);
+	if (kill)
+		req.kill_req.job_id = id;
+	else
+		req.retry_req.job_id = id;
+	if (call(t, &req, &rep, &why, false) == KF__CTL_OK) {
+		enum kf_job_state st = kill ? rep->kill_rep.state : rep->retry_rep.state;
+
+		kf__tui_message(t, "job %llu: %s accepted, now %s", (unsigned long long)id,
+				kill ? "kill" : "retry", kf_job_state_name(st));
+		kf_msg_free(rep);
+	} else {
+		kf__tui_message(t, "job %llu: %s", (unsigned long long)id,
+				why.len ? why.buf : "request failed");
+	}
+	kf_strbuf_release(&why);
+	t->jobs_dirty = true;
+}
+
+/* ---- the periodic work ---------------------------------------------------------- */
+
+void kf__tui_tick(struct kf__tui *t, uint64_t now)
+{
+	uint64_t since = t->status_mono_ns ? t->status_mono_ns : t->started_mono_ns;
+
+	if (!may_call(t, now))
+		return;
+	/* Status events stopped (or never came): ask, which also tells whether
+	 * the broker is there at all. */
+	if (now - since >= STATUS_STALE_MS * NS_PER_MS &&
+	    now - t->rpc_tried_mono_ns >= RETRY_MS * NS_PER_MS)
+		refresh_cluster(t);
+	if (t->view == KF__TUI_JOBS && may_call(t, now) &&
+	    (now - t->jobs_mono_ns >= JOBS_EVERY_MS * NS_PER_MS ||
+	     (t->jobs_dirty && now - t->jobs_mono_ns >= JOBS_DIRTY_MS * NS_PER_MS))) {
+		kf__tui_fetch_jobs(t);
+		if (t->detail)
+			kf__tui_fetch_detail(t, true);
+	}
+}

@@ -1,0 +1,184 @@
+/*
+ * tui_logs.c — the Log Stream's ring of lines and its filters.
+ *
+ * A line keeps its text as keyforgectl logs prints it, so that the regex
+ * filter matches exactly what an operator sees (and what `keyforgectl logs
+ * --regex` would match). Whether a line passes is cached per filter
+ * generation: a redraw runs regexec only on lines it has not judged under
+ * the current filter.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/tui.h"
+
+bool kf__tui_logs_init(struct kf__tui_logs *lg, size_t cap)
+{
+	memset(lg, 0, sizeof(*lg));
+	lg->min_level = KF_MSG_LEVEL_INFO;
+	lg->gen = 1;
+	lg->cap = cap ? cap : 1;
+	lg->ring = calloc(lg->cap, sizeof(*lg->ring));
+	return lg->ring != NULL;
+}
+
+void kf__tui_logs_free(struct kf__tui_logs *lg)
+{
+	for (size_t i = 0; lg->ring && i < lg->len; i++)
+		free(lg->ring[(lg->head + i) % lg->cap].text);
+	free(lg->ring);
+	free(lg->tail);
+	if (lg->have_re)
+		regfree(&lg->re);
+	free(lg->re_text);
+	memset(lg, 0, sizeof(*lg));
+}
+
+static uint64_t fnv(const char *s, uint64_t h)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t event_hash(const struct kf_msg_log *ev)
+{
+	return fnv(ev->message, fnv(ev->target, fnv(ev->source, 0xcbf29ce484222325ull)));
+}
+
+/* A live event the tail reply already brought (the subscription starts
+ * before the tail is asked for, so that nothing falls between them). */
+static bool in_tail(const struct kf__tui_logs *lg, uint64_t ts_ns, uint64_t hash)
+{
+	if (ts_ns > lg->tail_max_ts)
+		return false;
+	for (size_t i = 0; i < lg->n_tail; i++)
+		if (lg->tail[i].ts_ns == ts_ns && lg->tail[i].hash == hash)
+			return true;
+	return false;
+}
+
+static bool remember_tail(struct kf__tui_logs *lg, uint64_t ts_ns, uint64_t hash)
+{
+	void *p = realloc(lg->tail, (lg->n_tail + 1) * sizeof(*lg->tail));
+
+	if (!p)
+		return false;
+	lg->tail = p;
+	lg->tail[lg->n_tail].ts_ns = ts_ns;
+	lg->tail[lg->n_tail].hash = hash;
+	lg->n_tail++;
+	if (ts_ns > lg->tail_max_ts)
+		lg->tail_max_ts = ts_ns;
+	return true;
+}
+
+bool kf__tui_logs_add(struct kf__tui_logs *lg, const struct kf_msg_log *ev, bool from_tail)
+{
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf__tui_logline *l;
+	uint64_t hash = event_hash(ev);
+	char *text;
+
+	if (!from_tail && in_tail(lg, ev->ts_ns, hash))
+		return false;
+	if (from_tail && !remember_tail(lg, ev->ts_ns, hash))
+		return false;
+	kf__ctl_log_text(&sb, ev);
+	if (sb.oom || !(text = kf_strbuf_detach(&sb, NULL))) {
+		kf_strbuf_release(&sb);
+		return false;
+	}
+	if (lg->len == lg->cap) {  /* full: the oldest goes */
+		free(lg->ring[lg->head].text);
+		lg->head = (lg->head + 1) % lg->cap;
+		lg->len--;
+	}
+	l = &lg->ring[(lg->head + lg->len) % lg->cap];
+	*l = (struct kf__tui_logline){ .text = text, .level = ev->level,
+		.ts_ns = ev->ts_ns, .hash = hash };
+	lg->len++;
+	lg->added++;
+	return true;
+}
+
+bool kf__tui_logs_set_regex(struct kf__tui_logs *lg, const char *re, char *why, size_t why_len)
+{
+	regex_t fresh;
+	char *text;
+	int rc;
+
+	if (!re || !*re) {
+		if (lg->have_re)
+			regfree(&lg->re);
+		lg->have_re = false;
+		free(lg->re_text);
+		lg->re_text = NULL;
+		lg->gen++;
+		return true;
+	}
+	if ((rc = regcomp(&fresh, re, REG_EXTENDED | REG_NOSUB)) != 0) {
+		regerror(rc, &fresh, why, why_len);
+		return false;
+	}
+	if (!(text = strdup(re))) {
+		regfree(&fresh);
+		snprintf(why, why_len, "out of memory");
+		return false;
+	}
+	if (lg->have_re)
+		regfree(&lg->re);
+	free(lg->re_text);
+	lg->re = fresh;
+	lg->re_text = text;
+	lg->have_re = true;
+	lg->gen++;
+	return true;
+}
+
+void kf__tui_logs_set_level(struct kf__tui_logs *lg, enum kf_msg_level min_level)
+{
+	lg->min_level = min_level;
+	lg->gen++;
+}
+
+static bool passes(struct kf__tui_logs *lg, struct kf__tui_logline *l)
+{
+	if (l->gen != lg->gen) {
+		l->match = l->level <= lg->min_level &&
+			(!lg->have_re || regexec(&lg->re, l->text, 0, NULL, 0) == 0);
+		l->gen = lg->gen;
+	}
+	return l->match;
+}
+
+size_t kf__tui_logs_window(struct kf__tui_logs *lg, uint64_t upto, size_t back,
+	const struct kf__tui_logline **out, size_t n, size_t *out_n)
+{
+	uint64_t first = lg->added - lg->len;  /* number of the oldest line kept */
+	size_t end, matching = 0, skipped = 0, got = 0;
+
+	if (upto > lg->added)
+		upto = lg->added;
+	end = upto > first ? (size_t)(upto - first) : 0;
+	/* newest to oldest: skip `back` matches, then collect n */
+	for (size_t i = end; i-- > 0;) {
+		struct kf__tui_logline *l = &lg->ring[(lg->head + i) % lg->cap];
+
+		if (!passes(lg, l))
+			continue;
+		matching++;
+		if (skipped < back) {
+			skipped++;
+		} else if (got < n) {
+			got++;
+			out[n - got] = l;
+		}
+	}
+	/* move them to the front, oldest first */
+	if (got && got < n)
+		memmove(out, out + (n - got), got * sizeof(*out));
+	*out_n = got;
+	return matching;
+}
