@@ -138,9 +138,9 @@ void kf__tui_drain_events(struct kf__tui *t);
  * when no status event came lately, the detail. */
 void kf__tui_tick(struct kf__tui *t, uint64_t now_mono_ns);
 void kf__tui_fetch_jobs(struct kf__tui *t);
-/* The selected job's record for the detail box; background: a refresh
- * (short timeout), else the operator asked (--timeout). */
-void kf__tui_fetch_detail(struct kf__tui *t, bool background);
+/* The selected job's record for the detail box (with the refreshes' short
+ * timeout: it follows every move of the selection). */
+void kf__tui_fetch_detail(struct kf__tui *t);
 void kf__tui_load_tail(struct kf__tui *t);
 /* Kill or retry job id (the prompt said yes); the outcome goes to the
  * message line. */

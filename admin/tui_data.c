@@ -55,9 +55,8 @@ bool kf__tui_reachable(const struct kf__tui *t, uint64_t now)
 /* One RPC (kf__ctl_call_quiet); the connection state follows whether any
  * reply came back — a refusal (the database is away, say) still means the
  * broker is there. The cause of a failure goes to why. A background call
- * (refreshes) waits at most BACKGROUND_MS, so that a broker that went away
- * freezes the keys for no longer; what the operator asked for (an action,
- * a detail) gets --timeout. */
+ * (refreshes, details) waits at most BACKGROUND_MS, so that a broker that
+ * went away freezes the keys for no longer; kill and retry get --timeout. */
 static int call(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep,
 	struct kf_strbuf *why, bool background)
 {
@@ -198,7 +197,7 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 	}
 }
 
-void kf__tui_fetch_detail(struct kf__tui *t, bool background)
+void kf__tui_fetch_detail(struct kf__tui *t)
 {
 	struct kf_msg req, *rep = NULL;
 	struct kf_strbuf why = KF_STRBUF_INIT;
@@ -208,7 +207,7 @@ void kf__tui_fetch_detail(struct kf__tui *t, bool background)
 		return;
 	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_GET_REQ);
 	req.get_req.job_id = id;
-	if (call(t, &req, &rep, &why, background) == KF__CTL_OK) {
+	if (call(t, &req, &rep, &why, true) == KF__CTL_OK) {
 		kf_msg_free(t->job);
 		t->job = rep;
 	} else {
@@ -259,6 +258,6 @@ void kf__tui_tick(struct kf__tui *t, uint64_t now)
 	     (t->jobs_dirty && now - t->jobs_mono_ns >= JOBS_DIRTY_MS * NS_PER_MS))) {
 		kf__tui_fetch_jobs(t);
 		if (t->detail)
-			kf__tui_fetch_detail(t, true);
+			kf__tui_fetch_detail(t);
 	}
 }

@@ -48,25 +48,49 @@ static attr_t color(int pair)
 
 /* ---- clipped UTF-8 text ---------------------------------------------------------- */
 
-/* Display columns of s (an invalid byte counts as one column and is drawn
- * as '?'). */
+/* What the terminal is sent for one character, and its columns: control
+ * characters become spaces and what has no width ('\033', C1 controls)
+ * a '?', so that text from the bus can never steer the terminal. */
+static int char_cols(wchar_t *wc)
+{
+	int w;
+
+	if (*wc < L' ')
+		*wc = L' ';
+	if ((w = wcwidth(*wc)) < 0) {
+		*wc = L'?';
+		w = 1;
+	}
+	return w;
+}
+
+/* Decodes the next character of s (left bytes); an invalid byte is a '?'.
+ * Returns the bytes taken. */
+static size_t next_char(const char *s, size_t left, mbstate_t *st, wchar_t *wc)
+{
+	size_t n = mbrtowc(wc, s, left, st);
+
+	if (n == (size_t)-1 || n == (size_t)-2) {
+		memset(st, 0, sizeof(*st));
+		*wc = L'?';
+		return 1;
+	}
+	return n ? n : 1;
+}
+
+/* Display columns of s, as put() draws it. */
 static int text_width(const char *s)
 {
 	mbstate_t st = { 0 };
+	size_t left = strlen(s), n;
 	int cols = 0;
 	wchar_t wc;
-	size_t n;
 
-	while (*s) {
-		n = mbrtowc(&wc, s, strlen(s), &st);
-		if (n == (size_t)-1 || n == (size_t)-2) {
-			memset(&st, 0, sizeof st);
-			s++;
-			cols++;
-			continue;
-		}
-		cols += wcwidth(wc) > 0 ? wcwidth(wc) : 0;
-		s += n ? n : 1;
+	while (left) {
+		n = next_char(s, left, &st, &wc);
+		cols += char_cols(&wc);
+		s += n;
+		left -= n;
 	}
 	return cols;
 }
@@ -75,31 +99,23 @@ static int text_width(const char *s)
 static int put(int y, int x, int maxcols, const char *s, attr_t attr)
 {
 	mbstate_t st = { 0 };
-	int used = 0, w;
+	size_t left = strlen(s), n;
 	wchar_t wc[2] = { 0, 0 };
-	size_t n;
+	int used = 0, w;
 
 	if (maxcols <= 0 || y < 0 || y >= LINES)
 		return 0;
 	attron(attr);
 	move(y, x);
-	while (*s && used < maxcols) {
-		n = mbrtowc(&wc[0], s, strlen(s), &st);
-		if (n == (size_t)-1 || n == (size_t)-2) {
-			memset(&st, 0, sizeof st);
-			wc[0] = L'?';
-			n = 1;
-		}
-		if (wc[0] == L'\t' || wc[0] < L' ')
-			wc[0] = L' ';  /* control characters: never sent to the terminal */
-		w = wcwidth(wc[0]);
-		if (w < 0)
-			w = 1, wc[0] = L'?';
+	while (left && used < maxcols) {
+		n = next_char(s, left, &st, &wc[0]);
+		w = char_cols(&wc[0]);
 		if (used + w > maxcols)
 			break;
 		addnwstr(wc, 1);
 		used += w;
-		s += n ? n : 1;
+		s += n;
+		left -= n;
 	}
 	attroff(attr);
 	return used;

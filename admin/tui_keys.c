@@ -98,7 +98,7 @@ static void select_job(struct kf__tui *t, long long sel)
 	if (t->top != old_top)
 		kf__tui_fetch_jobs(t);
 	if (t->detail)
-		kf__tui_fetch_detail(t, false);
+		kf__tui_fetch_detail(t);
 }
 
 static void open_tab(struct kf__tui *t, int tab)
@@ -110,7 +110,7 @@ static void open_tab(struct kf__tui *t, int tab)
 	t->list = NULL;
 	kf__tui_fetch_jobs(t);
 	if (t->detail)
-		kf__tui_fetch_detail(t, false);
+		kf__tui_fetch_detail(t);
 }
 
 static void jobs_key(struct kf__tui *t, wint_t ch, bool is_key)
@@ -121,7 +121,7 @@ static void jobs_key(struct kf__tui *t, wint_t ch, bool is_key)
 	if (is_enter(ch, is_key)) {
 		t->detail = !t->detail;
 		if (t->detail)
-			kf__tui_fetch_detail(t, false);
+			kf__tui_fetch_detail(t);
 		return;
 	}
 	if (is_key) {
