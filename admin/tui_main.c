@@ -232,11 +232,17 @@ static int subscribe(struct kf__tui *t)
 	kf_strbuf_release(&why);
 	for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
 		kf_bus_sub_subscribe(t->sub, topics[i], strlen(topics[i]));
-	/* A moment for the dial, so that the live stream starts where the log
-	 * tail (asked for next) ends; a broker that is down does not hold us. */
+	return -1;
+}
+
+/* The broker's recent log events, once the subscription's dial is up (at
+ * most 500 ms: a broker that is down does not hold the screen), so that the
+ * live stream starts where the tail ends. */
+static void load_tail(struct kf__tui *t)
+{
 	for (int i = 0; i < 50 && !kf_bus_sock_peers(kf_bus_sub_sock(t->sub)); i++)
 		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
-	return -1;
+	kf__tui_load_tail(t);
 }
 
 /* ---- the loop ---------------------------------------------------------------------------- */
@@ -300,7 +306,6 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	t->started_mono_ns = kf_clock_mono_ns();
-	kf__tui_load_tail(t);
 	initscr();
 	cbreak();
 	noecho();
@@ -309,6 +314,8 @@ int main(int argc, char **argv)
 	nodelay(stdscr, TRUE);
 	set_escdelay(25);
 	kf__tui_colors();
+	kf__tui_draw(t);  /* at once: the tail may take a moment */
+	load_tail(t);
 	run(t);
 	endwin();
 	release(t);

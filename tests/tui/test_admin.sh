@@ -1,0 +1,495 @@
+#!/usr/bin/env bash
+# test_admin.sh — keyforge-admin end to end, through a real terminal (TAP).
+#
+# The command line first (help, version, bad flags, no terminal). Then
+# scripts/hive brings up a real hive (pgtmp PostgreSQL, keyforge-broker,
+# keyforge-gateway, two keyforge-workers) in a temporary state folder on
+# free loopback ports, and keyforge-admin runs in a detached 160x40 tmux
+# session on a private tmux server (-L): keys go in with send-keys, the
+# screen comes back with capture-pane, polled against a deadline. It checks
+# the cluster map, a kill, a retry and a cancelled prompt from the job queue
+# (with keyforgectl as the judge of the job's state), the log stream and its
+# regex filter, the help box, a resize to 80x24, the header once the broker
+# is gone, and `q` (exit status 0); then a second admin against a hostile
+# publisher (nasty_pub.c) on its events address. The behaviour checked is
+# docs/operations.md "keyforge-admin".
+#
+# Environment (set by meson): KF_BUILD_ROOT, KF_SOURCE_ROOT; KF_ADMIN, e.g. a
+# sanitizer build of keyforge-admin; KF_NASTY_PUB, the hostile publisher.
+# Exit 77 (skip) when a program is not built or tmux is missing. About 30 s.
+set -uo pipefail
+
+BUILD="${KF_BUILD_ROOT:?KF_BUILD_ROOT is not set}"
+SRC="${KF_SOURCE_ROOT:?KF_SOURCE_ROOT is not set}"
+ADMIN="${KF_ADMIN:-$BUILD/admin/keyforge-admin}"
+CTL="$BUILD/admin/keyforgectl"
+HIVE="$SRC/scripts/hive"
+LAYOUT_TOOL="$BUILD/layout/keyforge-layout"
+
+for bin in "$ADMIN" "$CTL" "$BUILD/broker/keyforge-broker" "$BUILD/gateway/keyforge-gateway" \
+	"$BUILD/worker/keyforge-worker" "$LAYOUT_TOOL"; do
+	if [ ! -x "$bin" ]; then
+		echo "1..0 # SKIP $(basename "$bin") is not built"
+		exit 77
+	fi
+done
+command -v tmux >/dev/null || { echo "1..0 # SKIP tmux is not installed"; exit 77; }
+command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 77; }
+
+TMP="$(mktemp -d /tmp/kf-tui-test-XXXXXX)"
+export KEYFORGE_STATE_DIR="$TMP/hive"
+unset KEYFORGE_RPC KEYFORGE_EVENTS KEYFORGE_INGEST KEYFORGE_HTTP KEYFORGE_TOKEN_FILE KEYFORGE_DB
+unset TMUX TMUX_PANE # run from inside a tmux: ours is a server of its own all the same
+
+# The private tmux server: its own socket name, no user configuration, no
+# status line (the pane is the whole 160x40 window).
+TSOCK="kf-tui-$$-$RANDOM"
+SESSION="admin"
+printf '%s\n' 'set -g status off' 'set -g default-terminal screen-256color' \
+	'set -g history-limit 0' >"$TMP/tmux.conf"
+tm() { tmux -L "$TSOCK" -f "$TMP/tmux.conf" "$@"; }
+
+# ---- TAP ---------------------------------------------------------------------------
+
+N=0
+FAILED=0
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+not_ok() {
+	N=$((N + 1)); FAILED=$((FAILED + 1))
+	echo "not ok $N - $1"
+	shift
+	for line in "$@"; do printf '#   %s\n' "$line"; done
+}
+# check DESCRIPTION COMMAND... : ok when the command succeeds.
+check() {
+	local desc="$1"; shift
+	if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
+}
+
+PIDS=""
+cleanup() {
+	local pid
+	tm kill-server >/dev/null 2>&1
+	rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$TSOCK" # the server leaves its socket file
+	# The admin, should it outlive its terminal (it got SIGHUP from tmux).
+	if [ -f "$TMP/admin.pid" ]; then
+		pid="$(cat "$TMP/admin.pid")"
+		case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
+			*/keyforge-admin*) kill -KILL "$pid" 2>/dev/null ;;
+		esac
+	fi
+	"$HIVE" down "$BUILD" >/dev/null 2>&1
+	for pid in $PIDS; do kill -KILL "$pid" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# ---- the command line, without a hive --------------------------------------------------
+
+# Runs keyforge-admin with no terminal (and a time limit); sets RC, OUT, ERR.
+run_admin() {
+	OUT="$(timeout 10 "$ADMIN" "$@" </dev/null 2>"$TMP/err")"
+	RC=$?
+	ERR="$(cat "$TMP/err")"
+}
+
+# expect_rc DESC WANT_RC GREP_ERR ARGS... : exit status and a stderr phrase.
+expect_rc() {
+	local desc="$1" want="$2" phrase="$3"; shift 3
+	run_admin "$@"
+	if [ "$RC" = "$want" ] && grep -qF -- "$phrase" <<<"$ERR"; then
+		ok "$desc"
+	else
+		not_ok "$desc" "keyforge-admin $*" "exit $RC (want $want), stderr: $ERR"
+	fi
+}
+
+run_admin --help
+if [ "$RC" = 0 ] && grep -qF -- "--rpc" <<<"$OUT"; then
+	ok "--help: usage on stdout naming --rpc, exit 0"
+else
+	not_ok "--help" "exit $RC, stdout: $OUT" "stderr: $ERR"
+fi
+run_admin --version
+# One line, "keyforge-admin X.Y.Z" first (keyforgectl adds " (protocol N.M)").
+if [ "$RC" = 0 ] && [[ "$OUT" =~ ^keyforge-admin\ [0-9]+\.[0-9]+\.[0-9]+(\ .*)?$ ]]; then
+	ok "--version: '$OUT', exit 0"
+else
+	not_ok "--version" "exit $RC, stdout: $OUT" "stderr: $ERR"
+fi
+expect_rc "--regex '(': exit 2" 2 "is not a valid regular expression" --regex '('
+expect_rc "--view bogus: exit 2" 2 "keyforge-admin: " --view bogus
+expect_rc "--level bogus: exit 2" 2 "keyforge-admin: " --level bogus
+expect_rc "without a terminal: exit 1, 'needs a terminal'" 1 "needs a terminal"
+
+# ---- setup: a small corpus and free ports --------------------------------------------
+
+CORPUS="$BUILD/corpora/brown.kfc"
+if [ ! -f "$CORPUS" ]; then
+	# English text that ships with the source: the docs.
+	CORPUS="$TMP/docs.kfc"
+	"$LAYOUT_TOOL" corpus build "$SRC"/docs/*.md "$SRC"/README.md -o "$CORPUS" --name docs \
+		>/dev/null || { echo "1..0 # SKIP cannot build a corpus"; exit 77; }
+fi
+
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+BASE=""
+for _ in $(seq 1 50); do
+	# Below the kernel's ephemeral range (32768 on), as in test_ctl.sh.
+	b=$((20000 + (RANDOM % 1270) * 10))
+	if ! port_taken $b && ! port_taken $((b + 1)) && ! port_taken $((b + 2)) &&
+		! port_taken $((b + 3)) && ! port_taken $((b + 4)); then
+		BASE=$b
+		break
+	fi
+done
+[ -n "$BASE" ] || { echo "1..0 # SKIP no free ports"; exit 77; }
+
+# ---- up ------------------------------------------------------------------------------------
+
+if "$HIVE" up "$BUILD" --workers 2 --port-base "$BASE" >"$TMP/up.out" 2>&1; then
+	ok "hive up: PostgreSQL, broker, gateway and 2 workers on ports $BASE-$((BASE + 4))"
+else
+	not_ok "hive up" "$(tail -n 20 "$TMP/up.out")"
+	tail -n 20 "$KEYFORGE_STATE_DIR"/logs/*.log 2>/dev/null | sed 's/^/# /'
+	echo "1..$N"
+	exit 1
+fi
+PIDS="$(cut -d" " -f1 "$KEYFORGE_STATE_DIR"/pids/*.pid 2>/dev/null | tr "\n" " ")"
+eval "$("$HIVE" env "$BUILD")"
+
+# ---- the admin in tmux -----------------------------------------------------------------
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# The admin's pane runs this: the hive's addresses, a terminal type that
+# tmux emulates, the admin (its pid kept for cleanup: the inner sh execs it),
+# then its exit status into admin.exit.
+{
+	printf 'export %s=%q\n' KEYFORGE_RPC "$KEYFORGE_RPC" KEYFORGE_EVENTS "$KEYFORGE_EVENTS" \
+		KEYFORGE_TOKEN_FILE "$KEYFORGE_TOKEN_FILE" TERM screen-256color LC_ALL C.UTF-8
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	printf 'sh -c %q sh %q %q 2>%q\n' 'echo $$ >"$1"; exec "$2"' \
+		"$TMP/admin.pid" "$ADMIN" "$TMP/admin.err"
+	# shellcheck disable=SC2016 # $? is the pane shell's
+	printf 'echo "exit=$?" >%q\n' "$TMP/admin.exit"
+} >"$TMP/run-admin.sh"
+
+SCREEN=""      # the last capture of the pane
+LAST_SCREEN="" # the last capture while the admin ran
+admin_running() { [ ! -e "$TMP/admin.exit" ] && tm has-session -t "$SESSION" 2>/dev/null; }
+# capture: the pane into SCREEN; false (SCREEN empty) once the admin is gone.
+capture() {
+	if SCREEN="$(tm capture-pane -p -t "$SESSION" 2>/dev/null)"; then
+		LAST_SCREEN="$SCREEN"
+	else
+		SCREEN=""
+		return 1
+	fi
+}
+
+# poll SECONDS COMMAND... : captures the pane into SCREEN every 0.2 s until
+# COMMAND (which reads SCREEN) succeeds, or SECONDS have passed, or the admin
+# has exited (false: no check passes on a terminal the admin has left).
+poll() {
+	local secs="$1"; shift
+	local end=$(($(now_ms) + secs * 1000))
+	while :; do
+		capture && "$@" && return 0
+		admin_running || return 1
+		[ "$(now_ms)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+}
+has() { grep -qF -- "$1" <<<"$SCREEN"; }
+has_re() { grep -qE -- "$1" <<<"$SCREEN"; }
+has_all() {
+	local t
+	for t in "$@"; do has "$t" || return 1; done
+}
+lacks() { ! has "$1"; }
+line1_has() { head -n 1 <<<"$SCREEN" | grep -qF -- "$1"; }
+
+# wait_screen TEXT [SECONDS] : the pane shows TEXT within SECONDS (default 5).
+wait_screen() { poll "${2:-5}" has "$1"; }
+
+# The screen and the admin's state, as TAP diagnostics.
+screen_diag() {
+	local shown="$SCREEN"
+	[ -n "$shown" ] || shown="$LAST_SCREEN"
+	if admin_running; then
+		echo "#   the screen ($(tm display -p -t "$SESSION" '#{pane_width}x#{pane_height}' 2>/dev/null)):"
+	else
+		echo "#   keyforge-admin is no longer running ($(cat "$TMP/admin.exit" 2>/dev/null ||
+			echo 'no exit status')); stderr:"
+		sed 's/^/#     /' "$TMP/admin.err" 2>/dev/null | tail -n 20
+		echo "#   the last screen seen:"
+	fi
+	# shellcheck disable=SC2001 # a prefix on every line
+	sed 's/^/#   |/' <<<"$shown"
+}
+
+# screen_check DESC SECONDS COMMAND... : ok when poll succeeds, else not ok
+# with the screen.
+screen_check() {
+	local desc="$1" secs="$2"; shift 2
+	if poll "$secs" "$@"; then
+		ok "$desc"
+	else
+		not_ok "$desc" "not seen within ${secs} s: $*"
+		screen_diag
+	fi
+}
+
+# check_screen DESC TEXT [SECONDS] : the pane shows TEXT within SECONDS (5).
+check_screen() {
+	local desc="$1" text="$2" secs="${3:-5}"
+	if wait_screen "$text" "$secs"; then
+		ok "$desc"
+	else
+		not_ok "$desc" "not seen within ${secs} s: '$text'"
+		screen_diag
+	fi
+}
+
+# send TEXT : types TEXT literally. key NAME... : named keys (Enter, Escape, Right).
+# (Silent once the admin has gone: the checks that follow say so.)
+send() { tm send-keys -t "$SESSION" -l -- "$1" 2>/dev/null; }
+key() { tm send-keys -t "$SESSION" "$@" 2>/dev/null; }
+
+# keyforgectl's view of a job: "STATE ATTEMPT".
+job_state() { "$CTL" show "$1" --json 2>/dev/null | jq -r '"\(.state) \(.attempt)"'; }
+# wait_state ID SECONDS REGEX : the job's "STATE ATTEMPT" matches REGEX; sets STATE.
+wait_state() {
+	local id="$1" end=$(($(now_ms) + $2 * 1000)) re="$3"
+	while :; do
+		STATE="$(job_state "$id")"
+		[[ "$STATE" =~ $re ]] && return 0
+		[ "$(now_ms)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
+tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-admin.sh"
+screen_check "the admin starts in a 160x40 terminal on the Cluster Map" 10 \
+	has_all "KeyForge Hive" "Cluster Map"
+
+# ---- 1 Cluster Map ---------------------------------------------------------------------------
+
+cluster_ok() {
+	has "2 workers" && has_re "hive-w1 .*alive" && has_re "hive-w2 .*alive" && line1_has connected
+}
+screen_check "Cluster Map: '2 workers', hive-w1 and hive-w2 alive, header 'connected'" 10 cluster_ok
+
+# ---- 2 Job Queue: kill, retry, a cancelled prompt -------------------------------------------
+
+LONG="$("$CTL" submit --corpus "$CORPUS" --steps 2000000000 --seed 7)"
+wait_state "$LONG" 10 '^running '
+check "a long job $LONG runs (keyforgectl: $STATE)" test "${STATE%% *}" = running
+
+# A table row of the job in a given state: "ID  STATE  ...".
+row() { has_re "(^|[^0-9])$1 +$2( |$)"; }
+# tab_is NAME : the highlighted (reverse video) tab is "NAME N".
+tab_is() {
+	tm capture-pane -e -p -t "$SESSION" 2>/dev/null |
+		grep -oP '\x1b\[(?:[0-9]*;)*7(?:;[0-9]*)*m(?:\x1b\[[0-9;]*m)*\K[^\x1b]*' |
+		grep -qE "^ *$1 [0-9]+ *$"
+}
+# on_tab NAME ID STATE : that tab is the current one and lists the job so.
+on_tab() { tab_is "$1" && row "$2" "$3"; }
+queue_opens() {
+	has_all "Job Queue" "Pending 0" "Running 1" "Killed 0" "All 1" && tab_is Pending
+}
+
+send 2
+screen_check "2: the Job Queue opens on the Pending tab; counts Pending 0, Running 1" 5 queue_opens
+send l
+screen_check "l: the Running tab lists job $LONG as running" 5 on_tab Running "$LONG" running
+send x
+check_screen "x: 'Kill job $LONG? [y/N]'" "Kill job $LONG? [y/N]"
+send y
+check_screen "y: message 'job $LONG: kill accepted'" "job $LONG: kill accepted"
+wait_state "$LONG" 5 '^killed '
+check "keyforgectl: job $LONG is killed ($STATE)" test "${STATE%% *}" = killed
+
+# Running -> Retrying -> Succeeded -> Failed -> Killed
+send l; send l; send l; send l
+screen_check "l x4: the Killed tab lists job $LONG as killed" 5 on_tab Killed "$LONG" killed
+send r
+check_screen "r: 'Retry job $LONG? [y/N]'" "Retry job $LONG? [y/N]"
+send y
+check_screen "y: message 'job $LONG: retry accepted'" "job $LONG: retry accepted"
+if wait_state "$LONG" 5 '^(pending [0-9]+|running 2)$'; then
+	ok "keyforgectl: job $LONG is no longer killed ($STATE)"
+else
+	not_ok "keyforgectl: job $LONG is no longer killed" "state and attempt: $STATE"
+fi
+
+# A cancelled prompt on the running job: nothing is sent.
+wait_state "$LONG" 10 '^running 2$'
+# Killed -> Failed -> Succeeded -> Retrying -> Running
+send h; send h; send h; send h
+screen_check "h x4: the Running tab lists job $LONG as running (attempt 2)" 5 \
+	on_tab Running "$LONG" "running +2(/[0-9]+)?"
+send x
+check_screen "x: 'Kill job $LONG? [y/N]' again" "Kill job $LONG? [y/N]"
+send n
+check_screen "n: message 'cancelled'" "cancelled"
+sleep 1 # time for a kill, were one sent, to land
+STATE="$(job_state "$LONG")"
+check "keyforgectl: job $LONG still runs after the cancelled prompt ($STATE)" test "$STATE" = "running 2"
+"$CTL" kill "$LONG" >/dev/null
+"$CTL" wait "$LONG" --timeout 10 >/dev/null
+
+# ---- 3 Log Stream: the filter ---------------------------------------------------------------
+
+SHORT="$("$CTL" submit --corpus "$CORPUS" --steps 1000 --seed 3)"
+"$CTL" wait "$SHORT" --timeout 30 >/dev/null
+check "a short job $SHORT succeeds (keyforgectl: $(job_state "$SHORT"))" \
+	test "$(job_state "$SHORT")" = "succeeded 1"
+
+completed_shown() {
+	has "Log Stream" && has "level>=INFO" && has_re "job_id=$SHORT([^0-9].*)? job completed"
+}
+send 3
+screen_check "3: the Log Stream at level>=INFO shows job $SHORT's 'job completed'" 5 completed_shown
+
+# The log lines on screen: between the title line and the last line, those
+# that start with a timestamp.
+log_lines() {
+	sed -n '/Log Stream/,$p' <<<"$SCREEN" | sed '1d;$d' |
+		grep -E '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}'
+}
+# The log lines are all of job $SHORT, and there is one at least.
+only_short() {
+	local lines
+	lines="$(log_lines)" || return 1
+	! grep -vqE "job_id=$SHORT([^0-9]|$)" <<<"$lines"
+}
+# Some log lines are not of job $SHORT (or the filter below proves nothing).
+others_shown() {
+	local lines
+	lines="$(log_lines)" && grep -vqE "job_id=$SHORT([^0-9]|$)" <<<"$lines"
+}
+screen_check "before a filter, log lines that are not job $SHORT's are shown too" 2 others_shown
+
+send /
+prompt_open() { tail -n 1 <<<"$SCREEN" | grep -q "^/"; }
+screen_check "/: the prompt '/' on the last line" 5 prompt_open
+send "job_id=$SHORT"
+key Enter
+check_screen "the filter 'job_id=$SHORT' is named in the title" "filter: job_id=$SHORT"
+screen_check "every log line shown is of job $SHORT" 5 only_short
+
+send /
+send "("
+key Enter
+screen_check "an invalid regex: 'bad regex', the old filter stays" 5 \
+	has_all "bad regex" "filter: job_id=$SHORT"
+
+prompt_closed() { ! prompt_open && has "filter: job_id=$SHORT" && lacks "filter: zzz"; }
+send /
+poll 5 prompt_open
+send zzz
+key Escape
+screen_check "Esc cancels the '/' prompt; the filter stays" 5 prompt_closed
+
+# ---- help, resize ------------------------------------------------------------------------
+
+send "?"
+check_screen "?: the help box ('Keys'); the admin still runs after the bad regex" "Keys"
+send z
+screen_check "any key closes the help box" 5 lacks "Keys"
+
+# Redrawn for the new size: tmux, shrinking the pane, keeps its bottom lines,
+# so line 1 shows the header again only once the admin has redrawn.
+resized_ok() {
+	[ "$(wc -l <<<"$SCREEN")" -le 24 ] && line1_has "KeyForge Hive" &&
+		sed -n 2,3p <<<"$SCREEN" | grep -qF "Log Stream"
+}
+tm resize-window -t "$SESSION" -x 80 -y 24 2>/dev/null
+screen_check "resized to 80x24: 'KeyForge Hive' on line 1, the Log Stream below it" 5 resized_ok
+
+# ---- the broker goes away ------------------------------------------------------------------
+
+BROKER_PID=""
+read -r BROKER_PID _ <"$KEYFORGE_STATE_DIR/pids/broker.pid"
+case "$(readlink "/proc/$BROKER_PID/exe" 2>/dev/null)" in
+	*/keyforge-broker)
+		T0=$(now_ms)
+		kill -TERM "$BROKER_PID"
+		# when it is gone: the spec's 3 s count from there
+		(while kill -0 "$BROKER_PID" 2>/dev/null; do sleep 0.05; done; now_ms >"$TMP/broker.gone") &
+		PIDS+=" $!"
+		;;
+	*) BROKER_PID="" ;;
+esac
+check "the hive's broker (pid ${BROKER_PID:-?}) is sent SIGTERM" test -n "$BROKER_PID"
+# (The spec: within 3 s; allowed 10 here, the time taken is in the line.)
+if poll 10 line1_has "broker unreachable"; then
+	T1=$(now_ms)
+	gone="the broker still runs"
+	[ -s "$TMP/broker.gone" ] && gone="$((T1 - $(cat "$TMP/broker.gone"))) ms after it exited"
+	ok "the header says 'broker unreachable' ($((T1 - T0)) ms after the SIGTERM, $gone)"
+else
+	not_ok "the header says 'broker unreachable'" "not on line 1 within 10 s"
+	screen_diag
+fi
+
+# ---- q ---------------------------------------------------------------------------------------
+
+send q
+end=$(($(now_ms) + 5000))
+while [ ! -s "$TMP/admin.exit" ] && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
+if [ "$(cat "$TMP/admin.exit" 2>/dev/null)" = "exit=0" ]; then
+	ok "q: the admin exits with status 0"
+else
+	not_ok "q: the admin exits with status 0" "exit file: $(cat "$TMP/admin.exit" 2>/dev/null || echo none)"
+	screen_diag
+fi
+
+# ---- a hostile publisher ----------------------------------------------------------------------
+
+# A second admin whose events address is nasty_pub's: random bytes, cut
+# envelopes, and well-formed events whose text carries escape sequences
+# (clear screen, colours, cursor moves), a C1 CSI, a bell and wide
+# characters, with numbers at their limits. Drawn, the escapes must come
+# out as harmless text ("nasty [2J [31mred?1;1H 日本-end": ESC and BEL as
+# spaces, CSI as '?'), and the admin must survive it and quit with 0.
+NASTY="${KF_NASTY_PUB:-$BUILD/tests/tui/nasty_pub}"
+NASTY_PORT=$((BASE + 5))
+while port_taken "$NASTY_PORT" && [ "$NASTY_PORT" -lt $((BASE + 50)) ]; do
+	NASTY_PORT=$((NASTY_PORT + 1))
+done
+if [ -x "$NASTY" ]; then
+	"$NASTY" "tcp://127.0.0.1:$NASTY_PORT" 30 >"$TMP/nasty.out" 2>&1 &
+	PIDS+=" $!"
+	rm -f "$TMP/admin.exit" "$TMP/admin.pid"
+	SESSION="nasty"
+	sed "s|^export KEYFORGE_EVENTS=.*|export KEYFORGE_EVENTS=tcp://127.0.0.1:$NASTY_PORT|" \
+		"$TMP/run-admin.sh" >"$TMP/run-nasty.sh"
+	sed -i "s|$(printf %q "$ADMIN")|& --view logs --level trace|" "$TMP/run-nasty.sh"
+	tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-nasty.sh"
+	sanitized() { has "nasty [2J [31mred?1;1H 日本-end" && line1_has "KeyForge Hive"; }
+	screen_check "hostile events: log lines drawn with their escapes as text" 10 sanitized
+	key 1
+	screen_check "hostile events: a forged cluster status of 300 workers is drawn" 10 \
+		has_all "Cluster Map" "300 workers (100 alive, 100 stale, 100 dead)"
+	key 2
+	screen_check "hostile events: the Job Queue opens all the same" 10 has "Job Queue"
+	send q
+	end=$(($(now_ms) + 10000))
+	while [ ! -s "$TMP/admin.exit" ] && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
+	if [ "$(cat "$TMP/admin.exit" 2>/dev/null)" = "exit=0" ]; then
+		ok "hostile events: q still exits with status 0"
+	else
+		not_ok "hostile events: q still exits with status 0" \
+			"exit file: $(cat "$TMP/admin.exit" 2>/dev/null || echo none)"
+		screen_diag
+	fi
+else
+	not_ok "hostile events" "$NASTY is not built"
+fi
+
+echo "1..$N"
+[ "$FAILED" = 0 ]
