@@ -138,6 +138,10 @@ void kf__ctl_add_duration(struct kf_strbuf *sb, uint64_t ms);
  * message k=v ..." (tracing-subscriber's fmt layout, plus the source);
  * what `logs --regex` and the admin's filter match. */
 void kf__ctl_log_text(struct kf_strbuf *sb, const struct kf_msg_log *ev);
+/* FNV-1a of an event's source, target and message: with its timestamp, how
+ * an event of the broker's log tail is known again when it also arrives
+ * live (keyforgectl logs --follow, the admin's Log Stream). */
+uint64_t kf__ctl_log_hash(const struct kf_msg_log *ev);
 /* "512 KiB", "12.3 MiB". */
 void kf__ctl_add_bytes(struct kf_strbuf *sb, uint64_t bytes);
 /* Milliseconds from then_ns to now (0 when then is 0 or in the future). */

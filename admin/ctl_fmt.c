@@ -379,3 +379,15 @@ void kf__ctl_log_text(struct kf_strbuf *sb, const struct kf_msg_log *ev)
 	kf_strbuf_addf(sb, "%s: %s", ev->target, ev->message);
 	add_fields(sb, ev->fields, ev->n_fields, true);
 }
+
+static uint64_t fnv(const char *s, uint64_t h)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+uint64_t kf__ctl_log_hash(const struct kf_msg_log *ev)
+{
+	return fnv(ev->message, fnv(ev->target, fnv(ev->source, 0xcbf29ce484222325ull)));
+}

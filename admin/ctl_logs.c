@@ -67,18 +67,6 @@ static int on_opt(void *state, int id, const char *arg)
 	}
 }
 
-static uint64_t fnv(const char *s, uint64_t h)
-{
-	for (; s && *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
-static uint64_t event_hash(const struct kf_msg_log *ev)
-{
-	return fnv(ev->message, fnv(ev->target, fnv(ev->source, 0xcbf29ce484222325ull)));
-}
-
 static const char *level_color(enum kf_msg_level l)
 {
 	static const char *const colors[] = {
@@ -141,7 +129,7 @@ static int print_tail(struct logs *lg)
 		const struct kf_msg_log *ev = &rep->log_tail_rep.events[i];
 
 		if (lg->n_seen < SEEN_MAX)
-			lg->seen[lg->n_seen++] = (struct seen){ ev->ts_ns, event_hash(ev) };
+			lg->seen[lg->n_seen++] = (struct seen){ ev->ts_ns, kf__ctl_log_hash(ev) };
 		if (ev->ts_ns > lg->seen_max_ts)
 			lg->seen_max_ts = ev->ts_ns;
 		print_event(lg, ev);
@@ -156,7 +144,7 @@ static bool seen_in_tail(const struct logs *lg, const struct kf_msg_log *ev)
 
 	if (ev->ts_ns > lg->seen_max_ts)
 		return false;
-	h = event_hash(ev);
+	h = kf__ctl_log_hash(ev);
 	for (size_t i = 0; i < lg->n_seen; i++)
 		if (lg->seen[i].ts_ns == ev->ts_ns && lg->seen[i].hash == h)
 			return true;

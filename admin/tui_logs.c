@@ -35,18 +35,6 @@ void kf__tui_logs_free(struct kf__tui_logs *lg)
 	memset(lg, 0, sizeof(*lg));
 }
 
-static uint64_t fnv(const char *s, uint64_t h)
-{
-	for (; s && *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
-static uint64_t event_hash(const struct kf_msg_log *ev)
-{
-	return fnv(ev->message, fnv(ev->target, fnv(ev->source, 0xcbf29ce484222325ull)));
-}
-
 /* A live event the tail reply already brought (the subscription starts
  * before the tail is asked for, so that nothing falls between them). */
 static bool in_tail(const struct kf__tui_logs *lg, uint64_t ts_ns, uint64_t hash)
@@ -78,7 +66,7 @@ bool kf__tui_logs_add(struct kf__tui_logs *lg, const struct kf_msg_log *ev, bool
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
 	struct kf__tui_logline *l;
-	uint64_t hash = event_hash(ev);
+	uint64_t hash = kf__ctl_log_hash(ev);
 	char *text;
 
 	if (!from_tail && in_tail(lg, ev->ts_ns, hash))

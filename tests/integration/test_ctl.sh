@@ -31,22 +31,10 @@ TMP="$(mktemp -d /tmp/kf-ctl-test-XXXXXX)"
 export KEYFORGE_STATE_DIR="$TMP/hive"
 unset KEYFORGE_RPC KEYFORGE_EVENTS KEYFORGE_INGEST KEYFORGE_HTTP KEYFORGE_TOKEN_FILE KEYFORGE_DB
 
-# ---- TAP ---------------------------------------------------------------------------
+# ---- TAP, corpus, ports, hive up: tests/lib/hive_test.sh ------------------------------
 
-N=0
-FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-	N=$((N + 1)); FAILED=$((FAILED + 1))
-	echo "not ok $N - $1"
-	shift
-	for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-# check DESCRIPTION COMMAND... : ok when the command succeeds.
-check() {
-	local desc="$1"; shift
-	if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
-}
+# shellcheck source=SCRIPTDIR/../lib/hive_test.sh
+. "$SRC/tests/lib/hive_test.sh"
 
 # Runs keyforgectl; sets RC, OUT, ERR.
 run_ctl() {
@@ -74,44 +62,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ---- setup: a small corpus and free ports --------------------------------------------
+# ---- setup and up --------------------------------------------------------------------------
 
-CORPUS="$BUILD/corpora/brown.kfc"
-if [ ! -f "$CORPUS" ]; then
-	# English text that ships with the source: the docs.
-	CORPUS="$TMP/docs.kfc"
-	"$LAYOUT_TOOL" corpus build "$SRC"/docs/*.md "$SRC"/README.md -o "$CORPUS" --name docs \
-		>/dev/null || { echo "1..0 # SKIP cannot build a corpus"; exit 77; }
-fi
-
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASE=""
-for _ in $(seq 1 50); do
-	# Below the kernel's ephemeral range (32768 on): a port up there may be
-	# taken, between this check and the bind, by the local end of any
-	# connection made meanwhile — another test's, running beside this one.
-	b=$((20000 + (RANDOM % 1270) * 10))
-	if ! port_taken $b && ! port_taken $((b + 1)) && ! port_taken $((b + 2)) &&
-		! port_taken $((b + 3)) && ! port_taken $((b + 4)); then
-		BASE=$b
-		break
-	fi
-done
-[ -n "$BASE" ] || { echo "1..0 # SKIP no free ports"; exit 77; }
-
-# ---- up ------------------------------------------------------------------------------------
-
-if "$HIVE" up "$BUILD" --workers 2 --port-base "$BASE" >"$TMP/up.out" 2>&1; then
-	ok "hive up: PostgreSQL, broker, gateway and 2 workers on ports $BASE-$((BASE + 4))"
-else
-	not_ok "hive up" "$(tail -n 20 "$TMP/up.out")"
-	tail -n 20 "$KEYFORGE_STATE_DIR"/logs/*.log 2>/dev/null | sed 's/^/# /'
-	echo "1..$N"
-	exit 1
-fi
-PIDS="$(cut -d" " -f1 "$KEYFORGE_STATE_DIR"/pids/*.pid 2>/dev/null | tr "\n" " ")"
+hive_corpus
+hive_ports
+hive_up
 PGDIR="$(cat "$KEYFORGE_STATE_DIR/pgdir")"
-eval "$("$HIVE" env "$BUILD")"
 check "env points at the hive (rpc port $((BASE + 2)))" \
 	test "$KEYFORGE_RPC" = "tcp://127.0.0.1:$((BASE + 2))" -a -f "$KEYFORGE_TOKEN_FILE"
 
@@ -283,14 +239,14 @@ run_ctl submit --corpus "$CORPUS" --steps 20000 --seed 11
 FJ="$OUT"
 "$CTL" wait "$FJ" --timeout 60 >/dev/null
 for _ in $(seq 1 50); do
-	grep -qE "job_id=$FJ[^0-9].*job completed" "$TMP/follow.out" && break
+	grep -qE "job_id=${FJ}[^0-9].*job completed" "$TMP/follow.out" && break
 	sleep 0.1
 done
 kill -INT "$FOLLOWER"
 for _ in $(seq 1 50); do kill -0 "$FOLLOWER" 2>/dev/null || break; sleep 0.1; done
 wait "$FOLLOWER"
 FRC=$?
-if grep -qE "job_id=$FJ[^0-9].*job completed" "$TMP/follow.out" && [ "$FRC" = 0 ] &&
+if grep -qE "job_id=${FJ}[^0-9].*job completed" "$TMP/follow.out" && [ "$FRC" = 0 ] &&
 	[ "$(grep -vc 'job completed' "$TMP/follow.out")" = 0 ]; then
 	ok "logs --follow shows job $FJ's 'job completed' as it happens, only matching lines; SIGINT: exit 0"
 else

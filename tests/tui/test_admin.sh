@@ -49,22 +49,10 @@ printf '%s\n' 'set -g status off' 'set -g default-terminal screen-256color' \
 	'set -g history-limit 0' >"$TMP/tmux.conf"
 tm() { tmux -L "$TSOCK" -f "$TMP/tmux.conf" "$@"; }
 
-# ---- TAP ---------------------------------------------------------------------------
+# ---- TAP, corpus, ports, hive up: tests/lib/hive_test.sh ------------------------------
 
-N=0
-FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-	N=$((N + 1)); FAILED=$((FAILED + 1))
-	echo "not ok $N - $1"
-	shift
-	for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-# check DESCRIPTION COMMAND... : ok when the command succeeds.
-check() {
-	local desc="$1"; shift
-	if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
-}
+# shellcheck source=SCRIPTDIR/../lib/hive_test.sh
+. "$SRC/tests/lib/hive_test.sh"
 
 PIDS=""
 cleanup() {
@@ -122,41 +110,11 @@ expect_rc "--view bogus: exit 2" 2 "keyforge-admin: " --view bogus
 expect_rc "--level bogus: exit 2" 2 "keyforge-admin: " --level bogus
 expect_rc "without a terminal: exit 1, 'needs a terminal'" 1 "needs a terminal"
 
-# ---- setup: a small corpus and free ports --------------------------------------------
+# ---- setup and up --------------------------------------------------------------------------
 
-CORPUS="$BUILD/corpora/brown.kfc"
-if [ ! -f "$CORPUS" ]; then
-	# English text that ships with the source: the docs.
-	CORPUS="$TMP/docs.kfc"
-	"$LAYOUT_TOOL" corpus build "$SRC"/docs/*.md "$SRC"/README.md -o "$CORPUS" --name docs \
-		>/dev/null || { echo "1..0 # SKIP cannot build a corpus"; exit 77; }
-fi
-
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASE=""
-for _ in $(seq 1 50); do
-	# Below the kernel's ephemeral range (32768 on), as in test_ctl.sh.
-	b=$((20000 + (RANDOM % 1270) * 10))
-	if ! port_taken $b && ! port_taken $((b + 1)) && ! port_taken $((b + 2)) &&
-		! port_taken $((b + 3)) && ! port_taken $((b + 4)); then
-		BASE=$b
-		break
-	fi
-done
-[ -n "$BASE" ] || { echo "1..0 # SKIP no free ports"; exit 77; }
-
-# ---- up ------------------------------------------------------------------------------------
-
-if "$HIVE" up "$BUILD" --workers 2 --port-base "$BASE" >"$TMP/up.out" 2>&1; then
-	ok "hive up: PostgreSQL, broker, gateway and 2 workers on ports $BASE-$((BASE + 4))"
-else
-	not_ok "hive up" "$(tail -n 20 "$TMP/up.out")"
-	tail -n 20 "$KEYFORGE_STATE_DIR"/logs/*.log 2>/dev/null | sed 's/^/# /'
-	echo "1..$N"
-	exit 1
-fi
-PIDS="$(cut -d" " -f1 "$KEYFORGE_STATE_DIR"/pids/*.pid 2>/dev/null | tr "\n" " ")"
-eval "$("$HIVE" env "$BUILD")"
+hive_corpus
+hive_ports
+hive_up
 
 # ---- the admin in tmux -----------------------------------------------------------------
 
