@@ -412,8 +412,8 @@ static void draw_jobs(struct kf__tui *t)
 	draw_tabs(t, 2);
 	t->rows = bottom > 4 ? (size_t)(bottom - 4) : 1;
 	if (!l || !l->n_jobs) {
-		snprintf(line, sizeof line, "no %s jobs", t->tab == KF__TUI_TAB_ALL ? "" :
-			 kf_job_state_name((enum kf_job_state)t->tab));
+		snprintf(line, sizeof line, "no %s%sjobs", t->tab == KF__TUI_TAB_ALL ? "" :
+			 kf_job_state_name((enum kf_job_state)t->tab), t->tab == KF__TUI_TAB_ALL ? "" : " ");
 		put(4, 2, COLS - 2, line, A_DIM);
 	} else {
 		kf__ctl_jobs_fill(l->jobs, l->n_jobs, &tab);

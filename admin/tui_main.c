@@ -3,7 +3,8 @@
  *
  * One thread waits in poll() on the terminal and on the events
  * subscription's eventfd, at most TICK_MS at a time; each turn takes the
- * keys, then the events, then the periodic RPCs (tui_data.c), and redraws.
+ * keys, then the events, then the periodic RPCs (tui_data.c), and redraws
+ * — at once after a key, at most every DRAW_EVERY_MS for events.
  * A broker that goes away shows as "broker unreachable" in the header; the
  * subscription and the RPC socket redial by themselves when it returns.
  */
@@ -24,7 +25,8 @@
 #include "common/clock.h"
 #include "kf_config.h"
 
-#define TICK_MS 250
+#define TICK_MS 250        /* the longest wait for a key or an event */
+#define DRAW_EVERY_MS 100  /* redraws for events, at most this often */
 
 static const char usage_text[] =
 	"usage: keyforge-admin [--rpc URL] [--events URL] [--token-file FILE] [--timeout D]\n"
@@ -247,32 +249,44 @@ static void load_tail(struct kf__tui *t)
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
-static void read_keys(struct kf__tui *t)
+/* Every key waiting; true when there was one. */
+static bool read_keys(struct kf__tui *t)
 {
+	bool any = false;
 	wint_t ch;
 	int rc;
 
-	while ((rc = get_wch(&ch)) != ERR && !t->quit)
+	while (!t->quit && (rc = get_wch(&ch)) != ERR) {
 		kf__tui_key(t, ch, rc == KEY_CODE_YES);
+		any = true;
+	}
+	return any;
 }
 
 static void run(struct kf__tui *t)
 {
 	struct pollfd pfd[2] = { { .fd = STDIN_FILENO, .events = POLLIN } };
+	uint64_t drawn = 0;
+	bool keyed = true;
 	int sub_fd = -1;
 
 	kf_bus_sub_recv_fd(t->sub, &sub_fd);
 	pfd[1] = (struct pollfd){ .fd = sub_fd, .events = POLLIN };
 	while (!t->quit && !stop_signal) {
-		uint64_t now;
+		uint64_t now = kf_clock_mono_ns();
 
-		kf__tui_draw(t);
+		/* A key is answered at once; events redraw at most every
+		 * DRAW_EVERY_MS, so that a storm of them costs decoding, not
+		 * screens. */
+		if (keyed || now - drawn >= DRAW_EVERY_MS * 1000000ull) {
+			kf__tui_draw(t);
+			drawn = now;
+		}
 		if (poll(pfd, sub_fd >= 0 ? 2 : 1, TICK_MS) < 0 && errno != EINTR)
 			break;
-		read_keys(t);     /* also takes KEY_RESIZE: the next draw uses the new size */
+		keyed = read_keys(t);  /* KEY_RESIZE too: the draw uses the new size */
 		kf__tui_drain_events(t);
-		now = kf_clock_mono_ns();
-		kf__tui_tick(t, now);
+		kf__tui_tick(t, kf_clock_mono_ns());
 	}
 }
 
