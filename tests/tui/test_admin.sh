@@ -11,12 +11,13 @@
 # (with keyforgectl as the judge of the job's state), the log stream and its
 # regex filter, the help box, a resize to 80x24, the header once the broker
 # is gone, and `q` (exit status 0); then a second admin against a hostile
-# publisher (nasty_pub.c) on its events address. The behaviour checked is
+# publisher (nasty_pub.c) on its events address, and a third on ipc://
+# sockets without a token (a broker of its own). The behaviour checked is
 # docs/operations.md "keyforge-admin".
 #
 # Environment (set by meson): KF_BUILD_ROOT, KF_SOURCE_ROOT; KF_ADMIN, e.g. a
 # sanitizer build of keyforge-admin; KF_NASTY_PUB, the hostile publisher.
-# Exit 77 (skip) when a program is not built or tmux is missing. About 30 s.
+# Exit 77 (skip) when a program is not built or tmux is missing. About 40 s.
 set -uo pipefail
 
 BUILD="${KF_BUILD_ROOT:?KF_BUILD_ROOT is not set}"
@@ -396,15 +397,19 @@ fi
 
 # ---- q ---------------------------------------------------------------------------------------
 
-send q
-end=$(($(now_ms) + 5000))
-while [ ! -s "$TMP/admin.exit" ] && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
-if [ "$(cat "$TMP/admin.exit" 2>/dev/null)" = "exit=0" ]; then
-	ok "q: the admin exits with status 0"
-else
-	not_ok "q: the admin exits with status 0" "exit file: $(cat "$TMP/admin.exit" 2>/dev/null || echo none)"
-	screen_diag
-fi
+# quit_admin DESC : q, then the admin's exit status is 0 within 10 s.
+quit_admin() {
+	local end=$(($(now_ms) + 10000))
+	send q
+	while [ ! -s "$TMP/admin.exit" ] && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
+	if [ "$(cat "$TMP/admin.exit" 2>/dev/null)" = "exit=0" ]; then
+		ok "$1"
+	else
+		not_ok "$1" "exit file: $(cat "$TMP/admin.exit" 2>/dev/null || echo none)"
+		screen_diag
+	fi
+}
+quit_admin "q: the admin exits with status 0"
 
 # ---- a hostile publisher ----------------------------------------------------------------------
 
@@ -435,19 +440,55 @@ if [ -x "$NASTY" ]; then
 		has_all "Cluster Map" "300 workers (100 alive, 100 stale, 100 dead)"
 	key 2
 	screen_check "hostile events: the Job Queue opens all the same" 10 has "Job Queue"
-	send q
-	end=$(($(now_ms) + 10000))
-	while [ ! -s "$TMP/admin.exit" ] && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
-	if [ "$(cat "$TMP/admin.exit" 2>/dev/null)" = "exit=0" ]; then
-		ok "hostile events: q still exits with status 0"
-	else
-		not_ok "hostile events: q still exits with status 0" \
-			"exit file: $(cat "$TMP/admin.exit" 2>/dev/null || echo none)"
-		screen_diag
-	fi
+	quit_admin "hostile events: q still exits with status 0"
 else
 	not_ok "hostile events" "$NASTY is not built"
 fi
+
+# ---- a local socket, no token ---------------------------------------------------------------
+
+# DESIGN.md §7: the admin on a local socket, its actions authorised by its
+# uid and not by a token. The hive's broker is gone (above); a broker on the
+# same database now serves rpc and events on ipc:// (ingest and commands on
+# the hive's ports), with a worker of its own whose rpc is ipc:// too. The
+# admin runs without KEYFORGE_TOKEN_FILE and kills a job from the Job Queue.
+IPC_RPC="ipc://$TMP/rpc.ipc"
+IPC_EVENTS="ipc://$TMP/events.ipc"
+"$BUILD/broker/keyforge-broker" --db "$KEYFORGE_DB" --ingest "$KEYFORGE_INGEST" \
+	--commands "$KEYFORGE_COMMANDS" --rpc "$IPC_RPC" --events "$IPC_EVENTS" \
+	--token-file "$TMP/ipc.token" >"$TMP/ipc-broker.log" 2>&1 &
+PIDS+=" $!"
+"$BUILD/worker/keyforge-worker" --id ipc-w1 --rpc "$IPC_RPC" --ingest "$KEYFORGE_INGEST" \
+	--commands "$KEYFORGE_COMMANDS" >"$TMP/ipc-worker.log" 2>&1 &
+PIDS+=" $!"
+ipc_ctl() { env -u KEYFORGE_TOKEN_FILE "$CTL" --rpc "$IPC_RPC" --events "$IPC_EVENTS" "$@"; }
+IPC_JOB=""
+end=$(($(now_ms) + 15000))
+while [ -z "$IPC_JOB" ] && [ "$(now_ms)" -lt "$end" ]; do
+	IPC_JOB="$(ipc_ctl submit --corpus "$CORPUS" --steps 2000000000 --seed 9 2>/dev/null)" ||
+		{ IPC_JOB=""; sleep 0.2; }
+done
+check "keyforgectl over ipc:// without a token submits a job (${IPC_JOB:-none})" test -n "$IPC_JOB"
+rm -f "$TMP/admin.exit" "$TMP/admin.pid"
+SESSION="ipc"
+sed -e "s|^export KEYFORGE_RPC=.*|export KEYFORGE_RPC=$IPC_RPC|" \
+	-e "s|^export KEYFORGE_EVENTS=.*|export KEYFORGE_EVENTS=$IPC_EVENTS|" \
+	-e "/^export KEYFORGE_TOKEN_FILE=/d" "$TMP/run-admin.sh" >"$TMP/run-ipc.sh"
+tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-ipc.sh"
+ipc_cluster() { has_re "ipc-w1 .*alive" && line1_has connected; }
+screen_check "over ipc://: the Cluster Map shows ipc-w1 alive, header 'connected'" 15 ipc_cluster
+key 2
+send l
+screen_check "over ipc://: the Running tab lists job $IPC_JOB" 10 on_tab Running "$IPC_JOB" running
+send x
+check_screen "over ipc://: x asks 'Kill job $IPC_JOB? [y/N]'" "Kill job $IPC_JOB? [y/N]"
+send y
+check_screen "over ipc://, no token: 'job $IPC_JOB: kill accepted'" "job $IPC_JOB: kill accepted" 10
+ipc_state() { STATE="$(ipc_ctl show "$IPC_JOB" --json 2>/dev/null | jq -r .state)"; [ "$STATE" = killed ]; }
+end=$(($(now_ms) + 10000))
+until ipc_state || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
+check "over ipc://: job $IPC_JOB is killed (keyforgectl: ${STATE:-?})" test "$STATE" = killed
+quit_admin "over ipc://: q exits with status 0"
 
 echo "1..$N"
 [ "$FAILED" = 0 ]
