@@ -73,14 +73,16 @@ static int call(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep,
 	return status;
 }
 
-/* The same, with the cause on the message line when `say`. */
-static bool call_say(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep, bool say)
+/* A background call; when the broker refuses it (the database is away,
+ * say), the cause goes to the message line after `what` — an unreachable
+ * broker is the header's to tell. */
+static bool call_say(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep, const char *what)
 {
 	struct kf_strbuf why = KF_STRBUF_INIT;
 	int status = call(t, req, rep, &why, true);
 
-	if (status != KF__CTL_OK && say)
-		kf__tui_message(t, "%s", why.len ? why.buf : "request failed");
+	if (status != KF__CTL_OK && what && !t->rpc_failed)
+		kf__tui_message(t, "%s: %s", what, why.len ? why.buf : "request failed");
 	kf_strbuf_release(&why);
 	return status == KF__CTL_OK;
 }
@@ -101,7 +103,7 @@ static void refresh_cluster(struct kf__tui *t)
 	struct kf_msg req, *rep = NULL;
 
 	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_CLUSTER_REQ);
-	if (call_say(t, &req, &rep, false))
+	if (call_say(t, &req, &rep, "cluster"))
 		set_cluster(t, rep);
 }
 
@@ -150,7 +152,7 @@ void kf__tui_load_tail(struct kf__tui *t)
 	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_LOG_TAIL_REQ);
 	req.log_tail_req.count = KF__TUI_TAIL;
 	req.log_tail_req.min_level = KF_MSG_LEVEL_TRACE;
-	if (!call_say(t, &req, &rep, true))
+	if (!call_say(t, &req, &rep, "log tail"))
 		return;
 	for (size_t i = 0; i < rep->log_tail_rep.n_events; i++)
 		kf__tui_logs_add(&t->logs, &rep->log_tail_rep.events[i], true);
@@ -180,7 +182,7 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 	req.list_req.limit = (uint32_t)(rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS);
 	t->jobs_mono_ns = kf_clock_mono_ns();
 	t->jobs_dirty = false;
-	if (!call_say(t, &req, &rep, false))
+	if (!call_say(t, &req, &rep, "job list"))
 		return;
 	kf_msg_free(t->list);
 	t->list = rep;
