@@ -358,7 +358,7 @@ static void draw_detail(struct kf__tui *t, int top, int bottom)
 	detail_line(&y, bottom, "created %s   started %s   finished %s", a.buf,
 		    j->started_ns ? b.buf : "-", j->finished_ns ? c.buf : "-");
 	detail_line(&y, bottom, "corpus %s   %llu steps x %u restart%s   seed %llu   start %s",
-		    j->params.corpus, (unsigned long long)j->params.steps,
+		    j->params.corpus ? j->params.corpus : "-", (unsigned long long)j->params.steps,
 		    j->params.restarts ? j->params.restarts : 1, j->params.restarts > 1 ? "s" : "",
 		    (unsigned long long)j->params.seed,
 		    j->params.start_layout ? j->params.start_layout : "random");
@@ -380,7 +380,8 @@ static void draw_detail(struct kf__tui *t, int top, int bottom)
 			detail_line(&y, bottom, "%s", b.buf);
 	}
 	for (size_t i = j->n_errors > 3 ? j->n_errors - 3 : 0; i < j->n_errors; i++)
-		detail_line(&y, bottom, "attempt %u: %s", j->errors[i].attempt, j->errors[i].message);
+		detail_line(&y, bottom, "attempt %u: %s", j->errors[i].attempt,
+			    j->errors[i].message ? j->errors[i].message : "-");
 	kf_strbuf_release(&a);
 	kf_strbuf_release(&b);
 	kf_strbuf_release(&c);
