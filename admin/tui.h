@@ -89,6 +89,7 @@ struct kf__tui {
 	struct kf__ctl ctl;          /* rpc client, addresses, token */
 	struct kf_bus_sub *sub;      /* events: status., job., log. */
 	enum kf__tui_view view;
+	int hshift;                  /* columns the views are shifted left (< >) */
 	bool help;
 	bool quit;
 

@@ -95,13 +95,15 @@ static int text_width(const char *s)
 	return cols;
 }
 
-/* Draws s at (y, x) in at most maxcols columns; returns the columns used. */
-static int put(int y, int x, int maxcols, const char *s, attr_t attr)
+/* Draws s at (y, x) in at most maxcols columns, leaving out its first
+ * `skip` columns (the view shifted sideways; a wide character cut by that
+ * edge shows as a space); returns the columns used. */
+static int put_skip(int y, int x, int maxcols, const char *s, attr_t attr, int skip)
 {
 	mbstate_t st = { 0 };
 	size_t left = strlen(s), n;
 	wchar_t wc[2] = { 0, 0 };
-	int used = 0, w;
+	int used = 0, skipped = 0, w;
 
 	if (maxcols <= 0 || y < 0 || y >= LINES)
 		return 0;
@@ -110,15 +112,27 @@ static int put(int y, int x, int maxcols, const char *s, attr_t attr)
 	while (left && used < maxcols) {
 		n = next_char(s, left, &st, &wc[0]);
 		w = char_cols(&wc[0]);
+		s += n;
+		left -= n;
+		if (skipped < skip) {
+			skipped += w;
+			if (skipped <= skip)
+				continue;
+			wc[0] = L' ';  /* the right half of a wide character */
+			w = 1;
+		}
 		if (used + w > maxcols)
 			break;
 		addnwstr(wc, 1);
 		used += w;
-		s += n;
-		left -= n;
 	}
 	attroff(attr);
 	return used;
+}
+
+static int put(int y, int x, int maxcols, const char *s, attr_t attr)
+{
+	return put_skip(y, x, maxcols, s, attr, 0);
 }
 
 static void fill_line(int y, attr_t attr)
@@ -143,6 +157,12 @@ static void header(struct kf__tui *t, uint64_t now)
 	for (int v = 0; v < KF__TUI_VIEW_COUNT; v++)
 		x += put(0, x + 1, COLS - x - 1, names[v],
 			 v == (int)t->view ? A_BOLD : A_REVERSE) + 1;
+	if (t->hshift) {
+		char shifted[64];
+
+		snprintf(shifted, sizeof shifted, " shifted +%d ", t->hshift);
+		x += put(0, x + 1, COLS - x - w - 3, shifted, A_REVERSE) + 1;
+	}
 	if (COLS - w - 1 > x + 1)
 		put(0, COLS - w - 1, w, conn,
 		    up ? (A_REVERSE | color(PAIR_OK)) : (A_BOLD | color(PAIR_ERROR)));
@@ -151,9 +171,9 @@ static void header(struct kf__tui *t, uint64_t now)
 static void footer(struct kf__tui *t, uint64_t now)
 {
 	static const char *const hints[KF__TUI_VIEW_COUNT] = {
-		"1-3/Tab views  j/k scroll  ? help  q quit",
-		"h/l state  j/k move  Enter details  x kill  r retry  ? help  q quit",
-		"/ filter  v level  p pause  j/k scroll  g/G oldest/newest  ? help  q quit",
+		"1-3/Tab views  j/k scroll  < > sideways  ? help  q quit",
+		"h/l state  j/k move  Enter details  x kill  r retry  < > sideways  ? help  q quit",
+		"/ filter  v level  p pause  j/k scroll  g/G oldest/newest  < > sideways  ? help  q quit",
 	};
 	char line[600];
 	int y = LINES - 1;
@@ -189,14 +209,15 @@ static void footer(struct kf__tui *t, uint64_t now)
 
 /*
  * Draws rows [first, first + n) of table t from line y on (header first),
- * columns sized to the widest cell; `sel` (an index into the table, or -1)
- * is highlighted, and row_attr gives a row its colour. Returns the lines
- * used.
+ * columns sized to the widest cell, the view shifted `shift` columns
+ * sideways; `sel` (an index into the table, or -1) is highlighted, and
+ * row_attr gives a row its colour. Returns the lines used.
  */
 static int draw_table(const struct kf__ctl_table *t, int y, size_t first, size_t n, long sel,
-	attr_t (*row_attr)(const struct kf__ctl_table *, size_t, void *), void *arg)
+	int shift, attr_t (*row_attr)(const struct kf__ctl_table *, size_t, void *), void *arg)
 {
 	size_t rows = t->ncols ? t->ncells / t->ncols : 0;
+	struct kf_strbuf row = KF_STRBUF_INIT;
 	int width[16] = { 0 };
 	int line = y;
 
@@ -213,7 +234,6 @@ static int draw_table(const struct kf__ctl_table *t, int y, size_t first, size_t
 		}
 	for (size_t r = 0; r < rows && line < LINES - 1; r++) {
 		attr_t attr;
-		int x = 0;
 
 		if (r && (r - 1 < first || r - 1 >= first + n))
 			continue;
@@ -221,19 +241,26 @@ static int draw_table(const struct kf__ctl_table *t, int y, size_t first, size_t
 			row_attr ? row_attr(t, r - 1, arg) : A_NORMAL;
 		if (r && (long)(r - 1) == sel)
 			fill_line(line, A_REVERSE);
-		for (size_t c = 0; c < t->ncols && x < COLS; c++) {
+		/* the row as one line of text, then drawn from `shift` on */
+		kf_strbuf_reset(&row);
+		for (size_t c = 0; c < t->ncols; c++) {
 			const char *cell = t->cells[r * t->ncols + c];
 			bool right = t->cells[c][0] == '>';
 			int pad;
 
 			if (!r && right)
 				cell++;
-			pad = right ? width[c] - text_width(cell) : 0;
-			put(line, x + pad, COLS - x - pad, cell, attr);
-			x += width[c] + 2;
+			pad = width[c] - text_width(cell);
+			for (int k = 0; right && k < pad; k++)
+				kf_strbuf_addch(&row, ' ');
+			kf_strbuf_addstr(&row, cell);
+			for (int k = 0; c + 1 < t->ncols && k < (right ? 0 : pad) + 2; k++)
+				kf_strbuf_addch(&row, ' ');
 		}
+		put_skip(line, 0, COLS, row.buf, attr, shift);
 		line++;
 	}
+	kf_strbuf_release(&row);
 	return line - y;
 }
 
@@ -286,7 +313,7 @@ static void draw_cluster(struct kf__tui *t)
 	if (t->cluster_top + fit > st->n_workers)
 		t->cluster_top = st->n_workers > fit ? st->n_workers - fit : 0;
 	kf__ctl_workers_fill(st, &tab);
-	draw_table(&tab, 3, t->cluster_top, fit, -1, worker_attr, NULL);
+	draw_table(&tab, 3, t->cluster_top, fit, -1, t->hshift, worker_attr, NULL);
 	kf__ctl_table_release(&tab);
 }
 
@@ -418,7 +445,8 @@ static void draw_jobs(struct kf__tui *t)
 		put(4, 2, COLS - 2, line, A_DIM);
 	} else {
 		kf__ctl_jobs_fill(l->jobs, l->n_jobs, &tab);
-		draw_table(&tab, 3, 0, t->rows, (long)t->sel - (long)t->top, job_attr, NULL);
+		draw_table(&tab, 3, 0, t->rows, (long)t->sel - (long)t->top, t->hshift, job_attr,
+			   NULL);
 		kf__ctl_table_release(&tab);
 	}
 	if (t->detail)
@@ -464,7 +492,7 @@ static void draw_logs(struct kf__tui *t)
 		kf_strbuf_addf(&title, "  scrolled back %zu (G: newest)", t->log_back);
 	put(1, 0, COLS, title.buf, A_BOLD | color(PAIR_TITLE));
 	for (size_t i = 0; i < got; i++)
-		put(2 + (int)i, 0, COLS, win[i]->text, level_attr(win[i]->level));
+		put_skip(2 + (int)i, 0, COLS, win[i]->text, level_attr(win[i]->level), t->hshift);
 	if (!got)
 		put(3, 2, COLS - 2, t->logs.len ? "no line passes the filters" : "no log events yet",
 		    A_DIM);
@@ -482,6 +510,7 @@ static void draw_help(void)
 		"1 2 3, Tab     Cluster Map, Job Queue, Log Stream",
 		"j k, Down Up   move or scroll     PgDn PgUp  a page",
 		"g G, Home End  first, last        ?  this help   q  quit",
+		"< >            shift the view sideways (0: back to the left edge)",
 		"",
 		"Job Queue",
 		"h l, Left Right  the state tabs   Enter  details of the job",

@@ -12,6 +12,8 @@
 
 #define KEY_ESC 27
 #define KEY_TAB '\t'
+#define HSHIFT_STEP 20    /* columns per < or > */
+#define HSHIFT_MAX 4000   /* longer than any line drawn */
 
 static bool is_enter(wint_t ch, bool is_key)
 {
@@ -250,6 +252,12 @@ void kf__tui_key(struct kf__tui *t, wint_t ch, bool is_key)
 		case '2': set_view(t, KF__TUI_JOBS); return;
 		case '3': set_view(t, KF__TUI_LOGS); return;
 		case KEY_TAB: set_view(t, (t->view + 1) % KF__TUI_VIEW_COUNT); return;
+		case '<': t->hshift = t->hshift > HSHIFT_STEP ? t->hshift - HSHIFT_STEP : 0; return;
+		case '>':
+			if (t->hshift < HSHIFT_MAX)
+				t->hshift += HSHIFT_STEP;
+			return;
+		case '0': t->hshift = 0; return;
 		default: break;
 		}
 	}

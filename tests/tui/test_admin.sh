@@ -369,6 +369,17 @@ resized_ok() {
 tm resize-window -t "$SESSION" -x 80 -y 24 2>/dev/null
 screen_check "resized to 80x24: 'KeyForge Hive' on line 1, the Log Stream below it" 5 resized_ok
 
+# Sideways: > shifts the lines 20 columns left (a log line no longer starts
+# with its date), 0 brings them back.
+first_log_line() { sed -n 3p <<<"$SCREEN"; }
+shifted_ok() { line1_has "shifted +20" && ! first_log_line | grep -qE '^[0-9]{4}-'; }
+unshifted_ok() { ! line1_has "shifted" && first_log_line | grep -qE '^[0-9]{4}-'; }
+send ">"
+screen_check ">: the view shifted 20 columns ('shifted +20'; lines start past their date)" 5 \
+	shifted_ok
+send 0
+screen_check "0: back to the left edge (lines start with their date)" 5 unshifted_ok
+
 # ---- the broker goes away ------------------------------------------------------------------
 
 BROKER_PID=""
