@@ -118,6 +118,7 @@ struct kf__tui {
 	struct kf__tui_logs logs;
 	size_t log_back;             /* matching lines scrolled back from the newest */
 	bool paused;
+	bool wrap;                   /* long lines over several rows */
 	uint64_t paused_upto;        /* logs.added when paused */
 	size_t log_rows;             /* log lines that fit (set when drawing) */
 

@@ -173,7 +173,7 @@ static void footer(struct kf__tui *t, uint64_t now)
 	static const char *const hints[KF__TUI_VIEW_COUNT] = {
 		"1-3/Tab views  j/k scroll  < > sideways  ? help  q quit",
 		"h/l state  j/k move  Enter details  x kill  r retry  < > sideways  ? help  q quit",
-		"/ filter  v level  p pause  j/k scroll  g/G oldest/newest  < > sideways  ? help  q quit",
+		"/ filter  v level  p pause  w wrap  j/k scroll  g/G oldest/newest  < > sideways  ? help  q quit",
 	};
 	char line[600];
 	int y = LINES - 1;
@@ -490,9 +490,36 @@ static void draw_logs(struct kf__tui *t)
 			       (unsigned long long)(t->logs.added - t->paused_upto));
 	else if (t->log_back)
 		kf_strbuf_addf(&title, "  scrolled back %zu (G: newest)", t->log_back);
+	if (t->wrap)
+		kf_strbuf_addstr(&title, "  WRAP");
 	put(1, 0, COLS, title.buf, A_BOLD | color(PAIR_TITLE));
-	for (size_t i = 0; i < got; i++)
-		put_skip(2 + (int)i, 0, COLS, win[i]->text, level_attr(win[i]->level), t->hshift);
+	if (!t->wrap) {
+		for (size_t i = 0; i < got; i++)
+			put_skip(2 + (int)i, 0, COLS, win[i]->text, level_attr(win[i]->level),
+				 t->hshift);
+	} else {
+		/* As many of the newest lines as fit, each over as many rows as
+		 * its text needs. */
+		size_t first = got, used = 0;
+		int y = 2;
+
+		while (first > 0) {
+			size_t need = (size_t)(text_width(win[first - 1]->text) + COLS - 1) / (size_t)COLS;
+
+			need = need ? need : 1;
+			if (used + need > rows && used)
+				break;
+			used += need;
+			first--;
+		}
+		for (size_t i = first; i < got && y < LINES - 1; i++) {
+			int w = text_width(win[i]->text);
+
+			for (int part = 0; part == 0 || (part * COLS < w && y < LINES - 1); part++)
+				put_skip(y++, 0, COLS, win[i]->text, level_attr(win[i]->level),
+					 part * COLS);
+		}
+	}
 	if (!got)
 		put(3, 2, COLS - 2, t->logs.len ? "no line passes the filters" : "no log events yet",
 		    A_DIM);
@@ -519,6 +546,7 @@ static void draw_help(void)
 		"Log Stream",
 		"/  regex filter over the whole line (empty: none; Esc: keep)",
 		"v  level filter   p, Space  pause and resume   G  newest, follow",
+		"w  wrap long lines (and back)",
 		"",
 		"Any key closes this help.",
 	};

@@ -201,6 +201,7 @@ static void logs_key(struct kf__tui *t, wint_t ch, bool is_key)
 		t->paused = !t->paused;
 		t->paused_upto = t->logs.added;
 		break;
+	case 'w': t->wrap = !t->wrap; break;
 	case 'j': scroll_logs(t, -1); break;
 	case 'k': scroll_logs(t, 1); break;
 	case 'g': t->log_back = SIZE_MAX / 2; break;

@@ -380,6 +380,16 @@ screen_check ">: the view shifted 20 columns ('shifted +20'; lines start past th
 send 0
 screen_check "0: back to the left edge (lines start with their date)" 5 unshifted_ok
 
+# Wrapped: a line longer than 80 columns goes on over the next row, which
+# then starts with no date; unwrapped, every row starts with one.
+log_rows() { sed -n '3,$p' <<<"$SCREEN" | head -n -1 | grep -v '^ *$'; }
+wrapped_ok() { has "WRAP" && log_rows | grep -qvE '^[0-9]{4}-'; }
+unwrapped_ok() { lacks "WRAP" && ! log_rows | grep -qvE '^[0-9]{4}-'; }
+send w
+screen_check "w: long lines wrap ('WRAP'; a row goes on from the one above)" 5 wrapped_ok
+send w
+screen_check "w again: one row per line" 5 unwrapped_ok
+
 # ---- the broker goes away ------------------------------------------------------------------
 
 BROKER_PID=""
