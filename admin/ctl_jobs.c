@@ -16,6 +16,7 @@
 struct json_opts {
 	bool json;
 	bool brief;
+	bool newest;                 /* list --newest-first */
 	const char *state, *limit, *after;
 };
 
@@ -29,6 +30,7 @@ static int on_opt(void *state, int id, const char *arg)
 	case 's': o->state = arg; return -1;
 	case 'l': o->limit = arg; return -1;
 	case 'a': o->after = arg; return -1;
+	case 'n': o->newest = true; return -1;
 	default: return KF__CTL_USAGE;
 	}
 }
@@ -141,6 +143,7 @@ static int list_args(const struct json_opts *o, struct kf_msg_list_req *q)
 	}
 	if (o->after && !kf__ctl_parse_u64(o->after, INT64_MAX, &q->after_id))
 		return kf__ctl_bad_value("list", "--after", o->after, "a job id");
+	q->newest_first = o->newest;
 	if (o->brief && !o->json) {
 		fprintf(stderr, "keyforgectl list: --brief goes with --json\n");
 		return KF__CTL_USAGE;
@@ -211,6 +214,7 @@ static int fetch_filtered(struct kf__ctl *ctl, const struct kf_msg_list_req *wan
 
 		kf__ctl_msg_init(ctl, &req, KF_MSG_LIST_REQ);
 		req.list_req.after_id = after;
+		req.list_req.newest_first = want->newest_first;  /* then `after` bounds from above */
 		req.list_req.limit = KF_MSG_MAX_JOBS;
 		if ((status = kf__ctl_call(ctl, &req, &rep)) || (status = keep_msg(l, rep)))
 			return status;
@@ -254,6 +258,7 @@ int kf__ctl_list(struct kf__ctl *ctl, int argc, char **argv)
 		{ "state", required_argument, NULL, 's' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "after", required_argument, NULL, 'a' },
+		{ "newest-first", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "brief", no_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
@@ -284,8 +289,9 @@ int kf__ctl_list(struct kf__ctl *ctl, int argc, char **argv)
 	else {
 		list_table(r);
 		if (l.more)
-			printf("\nmore jobs match; next page: keyforgectl list --after %llu%s%s\n",
-			       (unsigned long long)r->jobs[r->n_jobs - 1].id, o.state ? " --state " : "",
+			printf("\nmore jobs match; next page: keyforgectl list --after %llu%s%s%s\n",
+			       (unsigned long long)r->jobs[r->n_jobs - 1].id,
+			       o.newest ? " --newest-first" : "", o.state ? " --state " : "",
 			       o.state ? o.state : "");
 	}
 out:

@@ -34,12 +34,15 @@ static const struct kf__ctl_cmd commands[] = {
 	  "                    none); the job is stopped there and fails, not retried,\n"
 	  "                    keeping the best layout found\n",
 	  kf__ctl_submit },
-	{ "list", "[--state S] [--limit N] [--after ID] [--json [--brief]]",
-	  "list jobs, oldest first",
+	{ "list", "[--state S] [--limit N] [--after ID] [--newest-first] [--json [--brief]]",
+	  "list jobs, oldest first (or newest first)",
 	  "  --state S         pending, running, retrying, succeeded, failed, killed, or\n"
 	  "                    active, final, all; comma-separated (default all)\n"
 	  "  --limit N         at most N jobs (default 50, at most 1000)\n"
-	  "  --after ID        jobs with an id above ID (the next page)\n"
+	  "  --after ID        jobs with an id above ID (the next page); with\n"
+	  "                    --newest-first, below ID\n"
+	  "  --newest-first    the newest jobs first (a broker of protocol 1.4 or\n"
+	  "                    later; an older one lists the oldest first)\n"
 	  "  --json            a JSON array of full job records (as `show --json`)\n"
 	  "  --brief           with --json: the list lines only (one request, no params\n"
 	  "                    or statistics)\n",

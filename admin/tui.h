@@ -109,6 +109,7 @@ struct kf__tui {
 	size_t rows;                 /* table rows that fit (set when drawing) */
 	struct kf_msg *list;         /* the last list reply for [top, top + rows), owned */
 	uint64_t total;              /* jobs in the tab */
+	bool newest_first;           /* the list's order, as the broker answered */
 	bool jobs_dirty;             /* a job event came, or the view moved: fetch again */
 	uint64_t jobs_mono_ns;       /* last fetch */
 	bool detail;

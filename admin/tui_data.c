@@ -171,6 +171,15 @@ uint64_t kf__tui_selected(const struct kf__tui *t)
 	return t->sel - t->top < l->n_jobs ? l->jobs[t->sel - t->top].id : 0;
 }
 
+/* Finished jobs pile up, and the newest are the ones an operator looks for:
+ * the final states' tabs and All list them newest first — from the top of an
+ * index rather than an OFFSET through the whole history. Pending, running
+ * and retrying jobs stay in the queue's order, oldest first. */
+static bool wants_newest_first(int tab)
+{
+	return tab == KF__TUI_TAB_ALL || kf_job_state_final((enum kf_job_state)tab);
+}
+
 void kf__tui_fetch_jobs(struct kf__tui *t)
 {
 	struct kf_msg req, *rep = NULL;
@@ -178,6 +187,7 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 
 	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_LIST_REQ);
 	req.list_req.state_mask = t->tab == KF__TUI_TAB_ALL ? 0 : KF_JOB_STATE_BIT(t->tab);
+	req.list_req.newest_first = wants_newest_first(t->tab);
 	req.list_req.offset = (uint32_t)t->top;
 	req.list_req.limit = (uint32_t)(rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS);
 	t->jobs_mono_ns = kf_clock_mono_ns();
@@ -187,6 +197,8 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 	kf_msg_free(t->list);
 	t->list = rep;
 	t->total = rep->list_rep.total;
+	/* a broker older than 1.4 ignores the flag: the list is oldest first */
+	t->newest_first = req.list_req.newest_first && rep->minor >= KF_PROTO_MINOR_NEWEST_FIRST;
 	/* the tab shrank under the selection: follow it back */
 	if (t->total && t->sel >= t->total) {
 		t->sel = (size_t)t->total - 1;

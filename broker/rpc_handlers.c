@@ -753,6 +753,7 @@ static void h_list(struct kf_broker *b, struct kf__call *c)
 	const struct kf_msg_list_req *q = &c->msg->list_req;
 	struct kf_store_list_args a = {
 		.states = q->state_mask, .cursor = (int64_t)q->after_id, .offset = q->offset,
+		.newest_first = q->newest_first,
 		.limit = q->limit ? q->limit : KF__LIST_DEFAULT, .with_total = true,
 	};
 	enum kf_err err;

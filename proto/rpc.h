@@ -269,10 +269,17 @@ struct kf_msg_submit_rep {
 struct kf_msg_list_req {
 	struct kf_msg_req req;
 	uint32_t state_mask;         /* OR of KF_JOB_STATE_BIT(); 0 = every state */
-	uint64_t after_id;           /* keyset paging: ids > after_id; 0 = from the start */
+	uint64_t after_id;           /* keyset paging: ids > after_id; 0 = from the start
+	                              * (newest_first: ids < after_id; 0 = from the newest) */
 	uint32_t offset;             /* then skip this many */
 	uint32_t limit;              /* 0 = broker default; capped by KF_MSG_MAX_JOBS */
+	bool newest_first;           /* 1.4, optional: ids descending. An older broker
+	                              * ignores it and answers oldest first (the
+	                              * reply's minor version tells) */
 };
+
+/* The first minor version whose brokers take list_req.newest_first. */
+#define KF_PROTO_MINOR_NEWEST_FIRST 4
 
 struct kf_msg_list_rep {
 	struct kf_msg_rep rep;

@@ -440,6 +440,7 @@ FIELDS(s_list_req) = {
 	U64(T, "after", after_id),
 	U32(T, "off", offset),
 	U32(T, "lim", limit),
+	OBOOL(T, "new", newest_first),
 };
 static SCHEMA(s_list_req, T, NULL);
 #undef T

@@ -871,6 +871,24 @@ static void test_list_paging(void **state)
 	assert_int_equal(rep->list_rep.n_jobs, 1);
 	assert_int_equal(rep->list_rep.jobs[0].id, ids[2]);
 	kf_msg_free(rep);
+	/* 1.4: newest first, then the page below the last id seen */
+	req.list_req.newest_first = true;
+	req.list_req.after_id = 0;
+	memset(&req.list_req.req.id, 0, sizeof(req.list_req.req.id));
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_true(rep->minor >= KF_PROTO_MINOR_NEWEST_FIRST);
+	assert_int_equal(rep->list_rep.total, 3);
+	assert_int_equal(rep->list_rep.n_jobs, 2);
+	assert_int_equal(rep->list_rep.jobs[0].id, ids[2]);
+	assert_int_equal(rep->list_rep.jobs[1].id, ids[1]);
+	req.list_req.after_id = rep->list_rep.jobs[1].id;
+	kf_msg_free(rep);
+	memset(&req.list_req.req.id, 0, sizeof(req.list_req.req.id));
+	rep = rpc(&req, false);
+	assert_int_equal(rep->list_rep.n_jobs, 1);
+	assert_int_equal(rep->list_rep.jobs[0].id, ids[0]);
+	kf_msg_free(rep);
 	drain_pending();
 }
 

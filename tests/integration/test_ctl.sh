@@ -119,6 +119,14 @@ run_ctl list --state succeeded --limit 2
 check "list table: header and 2 rows, next page named" \
 	test "$(grep -cE '^ *[0-9]+ +succeeded ' <<<"$OUT")" = 2 -a "$(grep -c 'list --after' <<<"$OUT")" = 1
 
+# Newest first: the 3 jobs in descending ids, 2 then the page below.
+run_ctl list --newest-first --limit 2 --json --brief
+page1="$(jq -r 'map(.id) | join(" ")' <<<"$OUT")"
+run_ctl list --newest-first --after "${page1##* }" --json --brief
+page2="$(jq -r 'map(.id) | join(" ")' <<<"$OUT")"
+check "list --newest-first: ${IDS[2]} ${IDS[1]}, then below ${IDS[1]}: ${IDS[0]} ($page1; $page2)" \
+	test "$page1" = "${IDS[2]} ${IDS[1]}" -a "$page2" = "${IDS[0]}"
+
 run_ctl show "${IDS[1]}"
 check "show (text) draws the layout and the statistics" \
 	grep -q "SFB" <<<"$OUT"

@@ -390,6 +390,19 @@ screen_check "w: long lines wrap ('WRAP'; a row goes on from the one above)" 5 w
 send w
 screen_check "w again: one row per line" 5 unwrapped_ok
 
+# The All tab lists the newest first: job $SHORT above job $LONG.
+row_line() { grep -nE "^ *$1 +[a-z]+ " <<<"$SCREEN" | head -n 1 | cut -d: -f1; }
+newest_first_ok() {
+	local s l
+	has "All: 2 jobs, newest first" || return 1
+	s="$(row_line "$SHORT")" l="$(row_line "$LONG")"
+	[ -n "$s" ] && [ -n "$l" ] && [ "$s" -lt "$l" ]
+}
+key 2
+send l; send l; send l; send l; send l  # Running → Retrying → … → All
+screen_check "All tab: newest first (job $SHORT above job $LONG)" 10 newest_first_ok
+key 3
+
 # ---- the broker goes away ------------------------------------------------------------------
 
 BROKER_PID=""

@@ -800,7 +800,9 @@ static void test_list(void **state)
 	struct kf_msg m;
 	init(&m, KF_MSG_LIST_REQ);
 	m.list_req = (struct kf_msg_list_req){ full_req,
-		KF_JOB_STATE_BIT(KF_JOB_PENDING) | KF_JOB_STATE_BIT(KF_JOB_FAILED), 6, 10, 50 };
+		KF_JOB_STATE_BIT(KF_JOB_PENDING) | KF_JOB_STATE_BIT(KF_JOB_FAILED), 6, 10, 50, false };
+	roundtrip(&m, true);
+	m.list_req.newest_first = true;  /* 1.4 */
 	roundtrip(&m, true);
 	init(&m, KF_MSG_LIST_REP);
 	m.list_rep = (struct kf_msg_list_rep){ ok_rep, jobs, 2, 1000 };
