@@ -24,6 +24,8 @@
 #define RETRY_MS 2000          /* RPCs while the broker is unreachable */
 #define JOBS_EVERY_MS 1000     /* the job list, even without job events */
 #define JOBS_DIRTY_MS 200      /* at most this often on job events */
+#define DEEP_ROWS 10000        /* a window this far into a tab ... */
+#define JOBS_DEEP_EVERY_MS 10000  /* ... is fetched again this often */
 #define MESSAGE_MS 5000
 #define BACKGROUND_MS 1000     /* the longest a refresh may block the keys */
 
@@ -259,6 +261,7 @@ void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id)
 void kf__tui_tick(struct kf__tui *t, uint64_t now)
 {
 	uint64_t since = t->status_mono_ns ? t->status_mono_ns : t->started_mono_ns;
+	uint64_t every_ms, dirty_ms;
 
 	if (!may_call(t, now))
 		return;
@@ -267,9 +270,13 @@ void kf__tui_tick(struct kf__tui *t, uint64_t now)
 	if (now - since >= STATUS_STALE_MS * NS_PER_MS &&
 	    now - t->rpc_tried_mono_ns >= RETRY_MS * NS_PER_MS)
 		refresh_cluster(t);
+	/* Deep in a long tab the list is an OFFSET the database walks: on the
+	 * one connection every job waits for, so not every second. */
+	every_ms = t->top >= DEEP_ROWS ? JOBS_DEEP_EVERY_MS : JOBS_EVERY_MS;
+	dirty_ms = t->top >= DEEP_ROWS ? JOBS_DEEP_EVERY_MS : JOBS_DIRTY_MS;
 	if (t->view == KF__TUI_JOBS && may_call(t, now) &&
-	    (now - t->jobs_mono_ns >= JOBS_EVERY_MS * NS_PER_MS ||
-	     (t->jobs_dirty && now - t->jobs_mono_ns >= JOBS_DIRTY_MS * NS_PER_MS))) {
+	    (now - t->jobs_mono_ns >= every_ms * NS_PER_MS ||
+	     (t->jobs_dirty && now - t->jobs_mono_ns >= dirty_ms * NS_PER_MS))) {
 		kf__tui_fetch_jobs(t);
 		if (t->detail)
 			kf__tui_fetch_detail(t);
