@@ -50,7 +50,10 @@ static void apply_regex(struct kf__tui *t)
 		return;
 	}
 	t->log_back = 0;
-	kf__tui_message(t, *text ? "filter: %s" : "filter cleared%s", text);
+	if (*text)
+		kf__tui_message(t, "filter: %s", text);
+	else
+		kf__tui_message(t, "filter cleared");
 }
 
 static void prompt_key(struct kf__tui *t, wint_t ch, bool is_key)
