@@ -25,6 +25,7 @@
 
 #include "bus/addr.h"
 #include "bus/rpc_client.h"
+#include "bus/sub.h"
 #include "common/strbuf.h"
 #include "proto/proto.h"
 
@@ -201,6 +202,17 @@ bool kf__ctl_load_token(struct kf__ctl *ctl);
 
 /* kf_msg_init with the client's sender id. */
 void kf__ctl_msg_init(struct kf__ctl *ctl, struct kf_msg *msg, enum kf_msg_type type);
+
+/* A SUB dialled to the events address (TLS from the environment for
+ * tls+tcp://), with a receive queue of queue_len messages (0 = the default);
+ * subscribe before use. As kf_bus_sub_new. */
+enum kf_err kf__ctl_events_open(struct kf__ctl *ctl, int queue_len, struct kf_bus_sub **out,
+	struct kf_strbuf *why);
+
+/* Waits at most max_ms for sub's dial to connect, so that a stream opened
+ * before a log tail request starts where the tail ends; a broker that is
+ * down does not hold the caller longer. */
+void kf__ctl_events_wait_dial(struct kf_bus_sub *sub, unsigned max_ms);
 
 /* Fetches one job (get RPC). As kf__ctl_call_quiet. */
 int kf__ctl_get_job(struct kf__ctl *ctl, uint64_t id, struct kf_msg **rep,

@@ -12,11 +12,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "admin/ctl.h"
 #include "bus/sub.h"
-#include "bus/tls.h"
 #include "common/clock.h"
 
 #define TAIL_DEFAULT 20
@@ -155,19 +153,11 @@ static bool seen_in_tail(const struct logs *lg, const struct kf_msg_log *ev)
 
 static int open_stream(struct logs *lg, struct kf_bus_sub **out)
 {
-	const char *url = kf_bus_addrs_get(&lg->ctl->addrs, KF_BUS_EVENTS);
 	struct kf_strbuf why = KF_STRBUF_INIT;
-	struct kf_bus_tls_opts tls;
-	struct kf_bus_opts opts = { 0 };
-	struct kf_bus_url_info info;
 	char topic[32];
 	int status = KF__CTL_OK;
 
-	if (kf_bus_url_parse(url, &info, NULL) == KF_OK && info.transport == KF_BUS_TLS_TCP) {
-		kf_bus_tls_opts_from_env(&tls);
-		opts.tls = &tls;
-	}
-	if (kf_bus_sub_new(out, KF_BUS_DIAL, url, &opts, &why) != KF_OK) {
+	if (kf__ctl_events_open(lg->ctl, 0, out, &why) != KF_OK) {
 		status = kf__ctl_fail(KF__CTL_FAIL, "logs: events socket: %s", why.buf);
 		goto out;
 	}
@@ -177,9 +167,7 @@ static int open_stream(struct logs *lg, struct kf_bus_sub **out)
 			 kf_msg_level_name((enum kf_msg_level)l));
 		kf_bus_sub_subscribe(*out, topic, strlen(topic));
 	}
-	/* Give the dial a moment, so that the stream starts where the tail ends. */
-	for (int i = 0; i < 100 && !kf_bus_sock_peers(kf_bus_sub_sock(*out)); i++)
-		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+	kf__ctl_events_wait_dial(*out, 1000);
 out:
 	kf_strbuf_release(&why);
 	return status;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin/ctl.h"
@@ -58,20 +59,44 @@ void kf__ctl_msg_init(struct kf__ctl *ctl, struct kf_msg *msg, enum kf_msg_type 
 	kf_msg_init(msg, type, ctl->sender, ctl->seq + 1);
 }
 
+/* TLS for a tls+tcp:// url, from KEYFORGE_TLS_* (bus/tls.h); nothing else. */
+static void tls_for(const char *url, struct kf_bus_opts *opts, struct kf_bus_tls_opts *tls)
+{
+	struct kf_bus_url_info info;
+
+	if (kf_bus_url_parse(url, &info, NULL) == KF_OK && info.transport == KF_BUS_TLS_TCP) {
+		kf_bus_tls_opts_from_env(tls);
+		opts->tls = tls;
+	}
+}
+
 static enum kf_err connect_rpc(struct kf__ctl *ctl, struct kf_strbuf *why)
 {
 	const char *url = kf_bus_addrs_get(&ctl->addrs, KF_BUS_RPC);
 	struct kf_bus_tls_opts tls;
 	struct kf_bus_opts opts = { 0 };
-	struct kf_bus_url_info info;
 
 	if (ctl->rpc)
 		return KF_OK;
-	if (kf_bus_url_parse(url, &info, NULL) == KF_OK && info.transport == KF_BUS_TLS_TCP) {
-		kf_bus_tls_opts_from_env(&tls);
-		opts.tls = &tls;
-	}
+	tls_for(url, &opts, &tls);
 	return kf_rpc_client_new(&ctl->rpc, url, &opts, why);
+}
+
+enum kf_err kf__ctl_events_open(struct kf__ctl *ctl, int queue_len, struct kf_bus_sub **out,
+	struct kf_strbuf *why)
+{
+	const char *url = kf_bus_addrs_get(&ctl->addrs, KF_BUS_EVENTS);
+	struct kf_bus_tls_opts tls;
+	struct kf_bus_opts opts = { .queue_len = queue_len };
+
+	tls_for(url, &opts, &tls);
+	return kf_bus_sub_new(out, KF_BUS_DIAL, url, &opts, why);
+}
+
+void kf__ctl_events_wait_dial(struct kf_bus_sub *sub, unsigned max_ms)
+{
+	for (unsigned i = 0; i < max_ms / 10 && !kf_bus_sock_peers(kf_bus_sub_sock(sub)); i++)
+		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
 }
 
 /* Why a call timed out, in the user's words. */

@@ -94,8 +94,7 @@ struct kf__tui {
 	bool quit;
 
 	/* connection: events from the broker, and the last RPC's outcome */
-	uint64_t status_mono_ns;     /* last status.cluster received (0 = none yet) */
-	uint64_t started_mono_ns;
+	uint64_t status_mono_ns;     /* last status.cluster received, or the start */
 	bool rpc_failed;             /* the last RPC could not reach the broker */
 	uint64_t rpc_tried_mono_ns;
 

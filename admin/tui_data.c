@@ -49,9 +49,7 @@ const struct kf_msg_cluster_status *kf__tui_status(const struct kf__tui *t)
 
 bool kf__tui_reachable(const struct kf__tui *t, uint64_t now)
 {
-	uint64_t since = t->status_mono_ns ? t->status_mono_ns : t->started_mono_ns;
-
-	return now - since < STATUS_STALE_MS * NS_PER_MS || !t->rpc_failed;
+	return now - t->status_mono_ns < STATUS_STALE_MS * NS_PER_MS || !t->rpc_failed;
 }
 
 /* One RPC (kf__ctl_call_quiet); the connection state follows whether any
@@ -260,14 +258,13 @@ void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id)
 
 void kf__tui_tick(struct kf__tui *t, uint64_t now)
 {
-	uint64_t since = t->status_mono_ns ? t->status_mono_ns : t->started_mono_ns;
 	uint64_t every_ms, dirty_ms;
 
 	if (!may_call(t, now))
 		return;
 	/* Status events stopped (or never came): ask, which also tells whether
 	 * the broker is there at all. */
-	if (now - since >= STATUS_STALE_MS * NS_PER_MS &&
+	if (now - t->status_mono_ns >= STATUS_STALE_MS * NS_PER_MS &&
 	    now - t->rpc_tried_mono_ns >= RETRY_MS * NS_PER_MS)
 		refresh_cluster(t);
 	/* Deep in a long tab the list is an OFFSET the database walks: on the

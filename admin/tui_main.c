@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "admin/tui.h"
-#include "bus/tls.h"
 #include "common/clock.h"
 #include "kf_config.h"
 
@@ -216,18 +215,11 @@ static int setup(struct kf__tui *t, int argc, char **argv)
 static int subscribe(struct kf__tui *t)
 {
 	static const char *const topics[] = { KF_TOPIC_STATUS, KF_TOPIC_JOB, KF_TOPIC_LOG };
-	const char *url = kf_bus_addrs_get(&t->ctl.addrs, KF_BUS_EVENTS);
 	struct kf_strbuf why = KF_STRBUF_INIT;
-	struct kf_bus_opts opts = { .queue_len = KF_BUS_SUB_QUEUE_MAX };
-	struct kf_bus_url_info info;
-	struct kf_bus_tls_opts tls;
 
-	if (kf_bus_url_parse(url, &info, NULL) == KF_OK && info.transport == KF_BUS_TLS_TCP) {
-		kf_bus_tls_opts_from_env(&tls);
-		opts.tls = &tls;
-	}
-	if (kf_bus_sub_new(&t->sub, KF_BUS_DIAL, url, &opts, &why) != KF_OK) {
-		fprintf(stderr, "keyforge-admin: events socket %s: %s\n", url, why.buf);
+	if (kf__ctl_events_open(&t->ctl, KF_BUS_SUB_QUEUE_MAX, &t->sub, &why) != KF_OK) {
+		fprintf(stderr, "keyforge-admin: events socket %s: %s\n",
+			kf_bus_addrs_get(&t->ctl.addrs, KF_BUS_EVENTS), why.buf);
 		kf_strbuf_release(&why);
 		return 1;
 	}
@@ -242,8 +234,7 @@ static int subscribe(struct kf__tui *t)
  * live stream starts where the tail ends. */
 static void load_tail(struct kf__tui *t)
 {
-	for (int i = 0; i < 50 && !kf_bus_sock_peers(kf_bus_sub_sock(t->sub)); i++)
-		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+	kf__ctl_events_wait_dial(t->sub, 500);
 	kf__tui_load_tail(t);
 }
 
@@ -319,7 +310,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	t->started_mono_ns = kf_clock_mono_ns();
+	t->status_mono_ns = kf_clock_mono_ns();  /* the 3 s before "unreachable" start now */
 	initscr();
 	cbreak();
 	noecho();

@@ -132,6 +132,9 @@ enum kf_err kf_bus_sock_close(struct kf_bus_sock *bs);
 
 /* Closes of this process that were left behind (kf_bus_sock_close). */
 unsigned kf_bus_stuck_closes(void);
+/* Why, in the words the programs log at exit when kf_bus_stuck_closes() > 0. */
+#define KF_BUS_STUCK_CLOSE_WHY \
+	"nng 1.5.2 could not finish closing a connection that was receiving (docs/bus.md)"
 
 /* The nng socket, for what this module does not wrap. Do not nng_close()
  * it and do not replace its pipe notifications (the counters use them). */

@@ -164,8 +164,7 @@ int main(int argc, char **argv)
 	if (kf_bus_stuck_closes())
 		KF_WARN(KF__GW_TARGET, "sockets left open at exit",
 			KF_U64("count", kf_bus_stuck_closes()),
-			KF_STR("why", "nng 1.5.2 could not finish closing a connection that was "
-			       "receiving (docs/bus.md)"));
+			KF_STR("why", KF_BUS_STUCK_CLOSE_WHY));
 	if (!err)
 		KF_INFO(KF__GW_TARGET, "server stopped");
 	pthread_mutex_destroy(&gw.lock);

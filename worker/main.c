@@ -62,8 +62,7 @@ int main(int argc, char **argv)
 	if (kf_bus_stuck_closes())
 		KF_WARN(TARGET, "sockets left open at exit",
 			KF_U64("count", kf_bus_stuck_closes()),
-			KF_STR("why", "nng 1.5.2 could not finish closing a connection that was "
-			       "receiving (docs/bus.md)"));
+			KF_STR("why", KF_BUS_STUCK_CLOSE_WHY));
 	kf_log_shutdown();
 	return status;
 }
