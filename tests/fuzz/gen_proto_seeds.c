@@ -62,13 +62,15 @@ static const struct kf_msg_log log_full = { KF_MSG_LEVEL_WARN, "keyforge::worker
 	fields, 5, spans, 2, 1, "w1" };
 static const struct kf_msg_log log_min = { KF_MSG_LEVEL_INFO, "t", "m", NULL, 0, NULL, 0, 0, NULL };
 static const struct kf_msg_named_value nv[] = { { "sfb", 1.5 }, { "lsb", 0.5 } };
-static const struct kf_msg_job_params params = { "shai", KF_MSG_BOARD_ANSI,
-	"qwertyuiopasdfghjkl;zxcvbnm,./", 1000000, 42, 0, 2, "aeiou", nv, 2, 60000, 3, -1 };
+/* A macro too: C11 does not let one static object initialise another. */
+#define PARAMS { "shai", KF_MSG_BOARD_ANSI, \
+	"qwertyuiopasdfghjkl;zxcvbnm,./", 1000000, 42, 0, 2, "aeiou", nv, 2, 60000, 3, -1 }
+static const struct kf_msg_job_params params = PARAMS;
 static const struct kf_msg_job_params params_min = { .corpus = "shai", .steps = 1 };
 static const struct kf_msg_job_result result = { "qwertyuiopasdfghjkl;zxcvbnm,./", 100.5, nv, 2,
 	{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 1000, 5e5, 2 };
 static const struct kf_msg_job_error errs[] = { { 1, "worker died", 5 } };
-static const struct kf_msg_job job = { 9, KF_JOB_SUCCEEDED, 1, 3, 0, "w1", 1, 100.5, params,
+static const struct kf_msg_job job = { 9, KF_JOB_SUCCEEDED, 1, 3, 0, "w1", 1, 100.5, PARAMS,
 	&result, errs, 1, 1, 2, 3 };
 static const double le[] = { 10, 100 };
 static const uint64_t bc[] = { 1, 3 };

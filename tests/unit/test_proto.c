@@ -467,13 +467,16 @@ static const struct kf_msg_named_value stats[] = {
 	{ "left_hand", 48.0 },
 };
 
-static const struct kf_msg_job_params full_params = {
-	.corpus = "/work/shared/corpora/shai.json", .board = KF_MSG_BOARD_ORTHO,
-	.start_layout = "qwertyuiopasdfghjkl;zxcvbnm,./", .steps = 5000000000ull,
-	.seed = 0xdeadbeefcafef00dull, .start_temp = 12.75, .restarts = 3, .pinned = "aeiou",
-	.weights = weights, .n_weights = 2, .deadline_ms = 3600000, .max_attempts = 5,
-	.priority = -7,
-};
+/* A macro as well as an object: C11 does not let one static object initialise
+ * another (GCC allows it as an extension, clang does not). */
+#define FULL_PARAMS { \
+	.corpus = "/work/shared/corpora/shai.json", .board = KF_MSG_BOARD_ORTHO, \
+	.start_layout = "qwertyuiopasdfghjkl;zxcvbnm,./", .steps = 5000000000ull, \
+	.seed = 0xdeadbeefcafef00dull, .start_temp = 12.75, .restarts = 3, .pinned = "aeiou", \
+	.weights = weights, .n_weights = 2, .deadline_ms = 3600000, .max_attempts = 5, \
+	.priority = -7, \
+}
+static const struct kf_msg_job_params full_params = FULL_PARAMS;
 static const struct kf_msg_job_params min_params = { .corpus = "shai", .steps = 1 };
 
 static const struct kf_msg_job_result full_result = {
@@ -490,7 +493,7 @@ static const struct kf_msg_job_error errors[] = {
 
 static const struct kf_msg_job full_job = {
 	.id = 99, .state = KF_JOB_FAILED, .attempt = 2, .max_attempts = 3, .priority = 10,
-	.worker_id = "w1", .progress = 0.75, .best_cost = 130.5, .params = full_params,
+	.worker_id = "w1", .progress = 0.75, .best_cost = 130.5, .params = FULL_PARAMS,
 	.result = &full_result, .errors = errors, .n_errors = 2,
 	.created_ns = TS - 1000, .started_ns = TS - 900, .finished_ns = TS - 10,
 };
