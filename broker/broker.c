@@ -773,6 +773,7 @@ enum kf_err kf_broker_run(struct kf_broker *b)
 			for (int i = 0; i < 4; i++)
 				pfd[i].revents = 0;
 		}
+		kf__stall_check(b, kf_clock_mono_ns());
 		/* Only the sources poll found ready: each eventfd read is a
 		 * syscall, and the loop turns several times per job. Every
 		 * producer makes its fd readable after queueing, so nothing

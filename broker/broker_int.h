@@ -249,6 +249,7 @@ void kf__lease_forget(struct kf_broker *b, uint64_t job_id);
 /* ---- reaper.c ------------------------------------------------------------------ */
 
 void kf__tick(struct kf_broker *b, uint64_t now_ns);
+void kf__stall_check(struct kf_broker *b, uint64_t now_ns);
 /* No expiry sweep for KF__EXPIRE_HOLD_MS from now (reports may be on
  * their way after a time the broker could not hear them). */
 void kf__expire_hold(struct kf_broker *b, uint64_t now_ns);

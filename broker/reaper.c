@@ -533,12 +533,12 @@ out:
  * silence instead; a worker that really died is found dead that much
  * later. (Cassandra's failure detector does the same after a local pause.)
  */
-static void forgive_stall(struct kf_broker *b, uint64_t now)
+static bool forgive_stall(struct kf_broker *b, uint64_t now)
 {
 	uint64_t due = b->last_tick_ns + (uint64_t)KF__TICK_MS * KF__NS_PER_MS;
 
 	if (!b->last_tick_ns || now < due + (uint64_t)KF__STALL_MS * KF__NS_PER_MS)
-		return;
+		return false;
 	KF_WARN(KF__TARGET_REAPER, "broker stalled; the workers' silence meanwhile is not counted",
 		KF_U64("stalled_ms", (now - due) / KF__NS_PER_MS));
 	kf_workers_forgive(b->workers, now - due, now);
@@ -549,6 +549,18 @@ static void forgive_stall(struct kf_broker *b, uint64_t now)
 	free(b->suspects);
 	b->suspects = NULL;
 	b->n_suspects = 0;
+	return true;
+}
+
+/* First thing in every turn of the loop, so that after a stall no hello
+ * or heartbeat of that turn is judged against the unforgiven silence: a
+ * hello taken before the tick found the stall would see a live worker
+ * silent for the whole stall and hand its id to a second process. The
+ * stall counts as the tick's (no second forgiveness when the tick runs). */
+void kf__stall_check(struct kf_broker *b, uint64_t now)
+{
+	if (forgive_stall(b, now))
+		b->last_tick_ns = now;
 }
 
 void kf__expire_hold(struct kf_broker *b, uint64_t now)

@@ -25,6 +25,11 @@
  * within this of the broker taking the old process for gone (3 s), not
  * after the exponential back-off's next step (up to 2 s later). */
 #define ID_IN_USE_RETRY_MS 250
+/* Refusals further apart than this (a hello that timed out, a broker
+ * frozen or stalled between them) do not count the time between them
+ * towards giving up: the broker does not count its own stalls in a
+ * worker's silence (reaper.c, forgive_stall), so neither may we. */
+#define ID_IN_USE_GAP_MAX_MS 1500
 #define PROGRESS_TIMEOUT_MS 2000
 #define EMPTY_LEASE_NAP_MS 50
 
@@ -96,22 +101,32 @@ static enum kf_err reply_status(struct kf_worker *w, const struct kf_msg *rep, c
 /*
  * The broker refused our hello: it hears from a live worker with our id. A
  * worker that took the place of one that just died (a fixed --id) waits for
- * the broker to see the old one go silent; past ID_IN_USE_GIVE_UP_MS the
- * other one is alive, and this worker stops (exit status 1) rather than
- * fight it for the id. Under hello_mu.
+ * the broker to see the old one go silent; after ID_IN_USE_GIVE_UP_MS of
+ * refusals the other one is alive, and this worker stops (exit status 1)
+ * rather than fight it for the id. The time counted is that of refusals
+ * in quick succession only: a broker frozen for longer than the give-up
+ * time, with the old process dead all along, still reports it heard from
+ * it lately once it wakes (it takes its stall off every silence), and the
+ * new process must wait on. Under hello_mu.
  */
 static void id_in_use(struct kf_worker *w, const char *reason)
 {
-	uint64_t now = kf_clock_mono_ns();
+	uint64_t now = kf_clock_mono_ns(), gap;
 
 	if (!w->id_in_use_since_ns) {
 		w->id_in_use_since_ns = now;
+		w->id_in_use_last_ns = now;
+		w->id_in_use_refused_ns = 0;
 		KF_WARN(KF__TARGET, "worker id in use; waiting for the other worker to go silent",
 			KF_STR("worker_id", w->cfg.id), KF_STR("reason", reason),
 			KF_U64("give_up_ms", ID_IN_USE_GIVE_UP_MS));
 		return;
 	}
-	if (now - w->id_in_use_since_ns < ID_IN_USE_GIVE_UP_MS * KF__NS_PER_MS ||
+	gap = now - w->id_in_use_last_ns;
+	w->id_in_use_last_ns = now;
+	if (gap <= ID_IN_USE_GAP_MAX_MS * KF__NS_PER_MS)
+		w->id_in_use_refused_ns += gap;
+	if (w->id_in_use_refused_ns < ID_IN_USE_GIVE_UP_MS * KF__NS_PER_MS ||
 	    atomic_exchange(&w->id_in_use, true))
 		return;
 	KF_ERROR(KF__TARGET, "worker id in use by another live worker; stopping",
