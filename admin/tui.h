@@ -71,6 +71,23 @@ void kf__tui_logs_set_level(struct kf__tui_logs *lg, enum kf_msg_level min_level
 size_t kf__tui_logs_window(struct kf__tui_logs *lg, uint64_t upto, size_t back,
 	const struct kf__tui_logline **out, size_t n, size_t *out_n);
 
+/* ---- a window of the Job Queue (tui_window.c) ------------------------------------ */
+
+/* How to ask for the rows [top, top + rows) of a tab of `total` jobs: a list
+ * reads them with an OFFSET the database walks, so a window in the far half
+ * of the tab is read from the tab's other end (the order flipped, `reversed`:
+ * the reply's rows are then put back in the tab's order). total = 0 (not
+ * known yet) reads from the top. */
+struct kf__tui_window {
+	uint32_t offset, limit;
+	bool reversed;
+};
+struct kf__tui_window kf__tui_window(uint64_t total, uint64_t top, uint32_t rows);
+/* How far the window is from the nearer end of the tab: the OFFSET it costs. */
+uint64_t kf__tui_window_depth(uint64_t total, uint64_t top);
+/* Turns a reversed window's list reply round, into the tab's order. */
+void kf__tui_window_flip(struct kf_msg_list_rep *l);
+
 /* ---- the program's state ----------------------------------------------------- */
 
 enum kf__tui_view { KF__TUI_CLUSTER, KF__TUI_JOBS, KF__TUI_LOGS, KF__TUI_VIEW_COUNT };
@@ -109,6 +126,7 @@ struct kf__tui {
 	struct kf_msg *list;         /* the last list reply for [top, top + rows), owned */
 	uint64_t total;              /* jobs in the tab */
 	bool newest_first;           /* the list's order, as the broker answered */
+	bool order_known;            /* the broker takes list_req.newest_first (1.4) */
 	bool jobs_dirty;             /* a job event came, or the view moved: fetch again */
 	uint64_t jobs_mono_ns;       /* last fetch */
 	bool detail;

@@ -24,7 +24,7 @@
 #define RETRY_MS 2000          /* RPCs while the broker is unreachable */
 #define JOBS_EVERY_MS 1000     /* the job list, even without job events */
 #define JOBS_DIRTY_MS 200      /* at most this often on job events */
-#define DEEP_ROWS 10000        /* a window this far into a tab ... */
+#define DEEP_ROWS 10000        /* a window this far from both ends of a tab ... */
 #define JOBS_DEEP_EVERY_MS 10000  /* ... is fetched again this often */
 #define MESSAGE_MS 5000
 #define BACKGROUND_MS 1000     /* the longest a refresh may block the keys */
@@ -184,21 +184,28 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 {
 	struct kf_msg req, *rep = NULL;
 	size_t rows = t->rows ? t->rows : 20;
+	bool newest = wants_newest_first(t->tab);
+	/* From the far end only with a broker that takes the order (1.4). */
+	struct kf__tui_window w = kf__tui_window(t->order_known ? t->total : 0, t->top,
+		(uint32_t)(rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS));
 
 	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_LIST_REQ);
 	req.list_req.state_mask = t->tab == KF__TUI_TAB_ALL ? 0 : KF_JOB_STATE_BIT(t->tab);
-	req.list_req.newest_first = wants_newest_first(t->tab);
-	req.list_req.offset = (uint32_t)t->top;
-	req.list_req.limit = (uint32_t)(rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS);
+	req.list_req.newest_first = newest != w.reversed;
+	req.list_req.offset = w.offset;
+	req.list_req.limit = w.limit;
 	t->jobs_mono_ns = kf_clock_mono_ns();
 	t->jobs_dirty = false;
 	if (!call_say(t, &req, &rep, "job list"))
 		return;
+	t->order_known = rep->minor >= KF_PROTO_MINOR_NEWEST_FIRST;
+	if (w.reversed)
+		kf__tui_window_flip(&rep->list_rep);
 	kf_msg_free(t->list);
 	t->list = rep;
 	t->total = rep->list_rep.total;
 	/* a broker older than 1.4 ignores the flag: the list is oldest first */
-	t->newest_first = req.list_req.newest_first && rep->minor >= KF_PROTO_MINOR_NEWEST_FIRST;
+	t->newest_first = newest && t->order_known;
 	/* the tab shrank under the selection: follow it back */
 	if (t->total && t->sel >= t->total) {
 		t->sel = (size_t)t->total - 1;
@@ -259,6 +266,7 @@ void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id)
 void kf__tui_tick(struct kf__tui *t, uint64_t now)
 {
 	uint64_t every_ms, dirty_ms;
+	bool deep;
 
 	if (!may_call(t, now))
 		return;
@@ -267,10 +275,12 @@ void kf__tui_tick(struct kf__tui *t, uint64_t now)
 	if (now - t->status_mono_ns >= STATUS_STALE_MS * NS_PER_MS &&
 	    now - t->rpc_tried_mono_ns >= RETRY_MS * NS_PER_MS)
 		refresh_cluster(t);
-	/* Deep in a long tab the list is an OFFSET the database walks: on the
-	 * one connection every job waits for, so not every second. */
-	every_ms = t->top >= DEEP_ROWS ? JOBS_DEEP_EVERY_MS : JOBS_EVERY_MS;
-	dirty_ms = t->top >= DEEP_ROWS ? JOBS_DEEP_EVERY_MS : JOBS_DIRTY_MS;
+	/* Deep in a long tab (from both ends: tui_window.c) the list is an
+	 * OFFSET the database walks: on the one connection every job waits
+	 * for, so not every second. */
+	deep = kf__tui_window_depth(t->order_known ? t->total : 0, t->top) >= DEEP_ROWS;
+	every_ms = deep ? JOBS_DEEP_EVERY_MS : JOBS_EVERY_MS;
+	dirty_ms = deep ? JOBS_DEEP_EVERY_MS : JOBS_DIRTY_MS;
 	if (t->view == KF__TUI_JOBS && may_call(t, now) &&
 	    (now - t->jobs_mono_ns >= every_ms * NS_PER_MS ||
 	     (t->jobs_dirty && now - t->jobs_mono_ns >= dirty_ms * NS_PER_MS))) {

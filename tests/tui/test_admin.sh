@@ -401,6 +401,29 @@ newest_first_ok() {
 key 2
 send l; send l; send l; send l; send l  # Running → Retrying → … → All
 screen_check "All tab: newest first (job $SHORT above job $LONG)" 10 newest_first_ok
+
+# A tab longer than the screen: G reads its far end from the other end
+# (admin/tui_window.c) and shows it in the tab's order — the oldest job,
+# $LONG, on the last row, $SHORT above it, the first of 40 new jobs above
+# that; g goes back to the newest.
+BATCH=()
+for n in $(seq 1 40); do
+	BATCH+=("$("$CTL" submit --corpus "$CORPUS" --steps 0 --seed "$((100 + n))")")
+done
+table_rows() { sed -n '4,$p' <<<"$SCREEN" | grep -E '^ *[0-9]+ +[a-z]+ '; }
+far_end_ok() {
+	local last3
+	has "All: 42 jobs, newest first" || return 1
+	last3="$(table_rows | tail -n 3 | awk '{print $1}' | tr '\n' ' ')"
+	[ "$last3" = "${BATCH[0]} $SHORT $LONG " ]
+}
+newest_on_top_ok() {
+	[ "$(table_rows | head -n 1 | awk '{print $1}')" = "${BATCH[39]}" ]
+}
+send G
+screen_check "G in a tab of 42 jobs on 80x24: the oldest ones last, in order (${BATCH[0]}, $SHORT, $LONG)" 10 far_end_ok
+send g
+screen_check "g: the newest job (${BATCH[39]}) on the first row" 10 newest_on_top_ok
 key 3
 
 # ---- the broker goes away ------------------------------------------------------------------

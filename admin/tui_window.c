@@ -1,0 +1,48 @@
+/*
+ * tui_window.c — which end of a Job Queue tab a window is read from.
+ *
+ * A list reply is a page of `limit` jobs after `offset` others, and the
+ * database walks the offset row by row on the one connection every job
+ * waits for. An operator who jumps to the far end of a tab of 100,000
+ * finished jobs (`G`) would make it walk 100,000 rows for every refresh;
+ * read in the other order, the same rows are the first page. So a window
+ * past the middle of the tab is asked for from the other end, and the
+ * longest walk is half the tab.
+ */
+#include "admin/tui.h"
+
+uint64_t kf__tui_window_depth(uint64_t total, uint64_t top)
+{
+	if (!total || top >= total)
+		return top;
+	return top < total - top ? top : total - top;
+}
+
+struct kf__tui_window kf__tui_window(uint64_t total, uint64_t top, uint32_t rows)
+{
+	uint64_t end;
+
+	if (!total || top >= total || top <= total - top)
+		return (struct kf__tui_window){ .offset = top > UINT32_MAX ? UINT32_MAX :
+						(uint32_t)top, .limit = rows };
+	/* Rows top .. end-1 are rows total-end .. total-1-top counted from
+	 * the other end. */
+	end = top + rows < total ? top + rows : total;
+	return (struct kf__tui_window){ .offset = (uint32_t)(total - end),
+					.limit = (uint32_t)(end - top), .reversed = true };
+}
+
+/* The reply was decoded into an arena of its own that only its owner
+ * reads; the array is const for its readers, not read-only memory. */
+void kf__tui_window_flip(struct kf_msg_list_rep *l)
+{
+	struct kf_msg_job_summary *jobs = (struct kf_msg_job_summary *)l->jobs;
+	size_t n = l->n_jobs;
+
+	for (size_t i = 0; i < n / 2; i++) {
+		struct kf_msg_job_summary j = jobs[i];
+
+		jobs[i] = jobs[n - 1 - i];
+		jobs[n - 1 - i] = j;
+	}
+}
