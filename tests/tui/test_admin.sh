@@ -420,6 +420,8 @@ far_end_ok() {
 newest_on_top_ok() {
 	[ "$(table_rows | head -n 1 | awk '{print $1}')" = "${BATCH[39]}" ]
 }
+# G goes to the end the admin knows: let the list catch up with the 40 first.
+check_screen "the All tab counts the 40 new jobs ('All: 42 jobs')" "All: 42 jobs" 10
 send G
 screen_check "G in a tab of 42 jobs on 80x24: the oldest ones last, in order (${BATCH[0]}, $SHORT, $LONG)" 10 far_end_ok
 send g
