@@ -820,7 +820,8 @@ static void test_replacement_outlasts_frozen_broker(void **state)
 	assert_int_equal(log_count(old, "registered with the broker"), 1);
 	kill_proc(old, SIGKILL);
 	twin = start_worker("wb", NULL);
-	for (int t = 0; t < 100 && !log_count(twin, "worker id in use; waiting"); t++)
+	/* (refused until the broker has missed the old one for 3 s) */
+	for (int t = 0; t < 250 && !log_count(twin, "worker id in use; waiting"); t++)
 		sleep_ms(20);
 	assert_int_equal(log_count(twin, "worker id in use; waiting"), 1);
 	kill_proc(&g_broker, SIGSTOP);
