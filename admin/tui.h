@@ -125,7 +125,6 @@ struct kf__tui {
 	size_t rows;                 /* table rows that fit (set when drawing) */
 	struct kf_msg *list;         /* the last list reply for [top, top + rows), owned */
 	uint64_t total;              /* jobs in the tab */
-	bool newest_first;           /* the list's order, as the broker answered */
 	bool order_known;            /* the broker takes list_req.newest_first (1.4) */
 	bool jobs_dirty;             /* a job event came, or the view moved: fetch again */
 	uint64_t jobs_mono_ns;       /* last fetch */
@@ -167,6 +166,9 @@ void kf__tui_load_tail(struct kf__tui *t);
 void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id);
 /* The selected job's id, 0 when none. */
 uint64_t kf__tui_selected(const struct kf__tui *t);
+/* True when the Job Queue shows its tab newest first (the final states and
+ * All, with a broker of protocol 1.4 or later). */
+bool kf__tui_newest_first(const struct kf__tui *t);
 const struct kf_msg_cluster_status *kf__tui_status(const struct kf__tui *t);
 
 /* tui_keys.c: one key (a character when !is_key, a KEY_* code otherwise). */

@@ -180,6 +180,12 @@ static bool wants_newest_first(int tab)
 	return tab == KF__TUI_TAB_ALL || kf_job_state_final((enum kf_job_state)tab);
 }
 
+bool kf__tui_newest_first(const struct kf__tui *t)
+{
+	/* a broker older than 1.4 ignores the flag: its lists are oldest first */
+	return wants_newest_first(t->tab) && t->order_known;
+}
+
 void kf__tui_fetch_jobs(struct kf__tui *t)
 {
 	struct kf_msg req, *rep = NULL;
@@ -204,8 +210,6 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 	kf_msg_free(t->list);
 	t->list = rep;
 	t->total = rep->list_rep.total;
-	/* a broker older than 1.4 ignores the flag: the list is oldest first */
-	t->newest_first = newest && t->order_known;
 	/* the tab shrank under the selection: follow it back */
 	if (t->total && t->sel >= t->total) {
 		t->sel = (size_t)t->total - 1;

@@ -435,7 +435,7 @@ static void draw_jobs(struct kf__tui *t)
 
 	snprintf(line, sizeof line, "Job Queue  %s: %llu job%s, %s first", tab_names[t->tab],
 		 (unsigned long long)t->total, t->total == 1 ? "" : "s",
-		 t->newest_first ? "newest" : "oldest");
+		 kf__tui_newest_first(t) ? "newest" : "oldest");
 	put(1, 0, COLS, line, A_BOLD | color(PAIR_TITLE));
 	draw_tabs(t, 2);
 	t->rows = bottom > 4 ? (size_t)(bottom - 4) : 1;

@@ -113,8 +113,7 @@ static void id_in_use(struct kf_worker *w, const char *reason)
 {
 	uint64_t now = kf_clock_mono_ns(), gap;
 
-	if (!w->id_in_use_since_ns) {
-		w->id_in_use_since_ns = now;
+	if (!atomic_exchange(&w->id_refused, true)) {
 		w->id_in_use_last_ns = now;
 		w->id_in_use_refused_ns = 0;
 		KF_WARN(KF__TARGET, "worker id in use; waiting for the other worker to go silent",
@@ -156,7 +155,7 @@ static enum kf_err hello_once(struct kf_worker *w)
 			KF_STR("reason", kf_msg_reply(rep) && kf_msg_reply(rep)->error ?
 			       kf_msg_reply(rep)->error : ""));
 	} else {
-		w->id_in_use_since_ns = 0;
+		atomic_store(&w->id_refused, false);
 		kf__rpc_hello_done(&w->rpc, pipes);
 		KF_INFO(KF__TARGET, "registered with the broker", KF_STR("worker_id", w->cfg.id),
 			KF_U64("heartbeat_ms", rep->hello_rep.heartbeat_ms),
@@ -609,7 +608,7 @@ void *kf__slot_main(void *arg)
 			rep = next;
 			l = rep->complete_rep.lease;
 		} else if (!ensure_hello(w) || lease(s, &rep) != KF_OK) {
-			nap(w, w->id_in_use_since_ns ? ID_IN_USE_RETRY_MS : backoff_ms(++failures));
+			nap(w, atomic_load(&w->id_refused) ? ID_IN_USE_RETRY_MS : backoff_ms(++failures));
 			continue;
 		} else {
 			l = rep->lease_rep.lease;

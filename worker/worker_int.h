@@ -133,7 +133,7 @@ struct kf_worker {
 	 * with the next lease request (slot.c) or through the outbox. */
 	atomic_uint_fast64_t results_acked, results_dropped, results_refused;
 	pthread_mutex_t hello_mu;       /* one hello at a time */
-	_Atomic uint64_t id_in_use_since_ns; /* hello refused: our id is a live worker's (set under hello_mu) */
+	atomic_bool id_refused;         /* the last hello was refused: our id is a live worker's (set under hello_mu) */
 	uint64_t id_in_use_last_ns;     /* the last refusal (under hello_mu) */
 	uint64_t id_in_use_refused_ns;  /* refused time counted towards giving up (under hello_mu) */
 	atomic_bool id_in_use;          /* gave up on it: stopping, exit status 1 */

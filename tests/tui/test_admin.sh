@@ -40,15 +40,13 @@ command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 77; }
 TMP="$(mktemp -d /tmp/kf-tui-test-XXXXXX)"
 export KEYFORGE_STATE_DIR="$TMP/hive"
 unset KEYFORGE_RPC KEYFORGE_EVENTS KEYFORGE_INGEST KEYFORGE_HTTP KEYFORGE_TOKEN_FILE KEYFORGE_DB
-unset TMUX TMUX_PANE # run from inside a tmux: ours is a server of its own all the same
 
-# The private tmux server: its own socket name, no user configuration, no
-# status line (the pane is the whole 160x40 window).
+# The admin in a 160x40 pane of a private tmux server: tests/lib/admin_tmux.sh.
+ADIR="$TMP"
 TSOCK="kf-tui-$$-$RANDOM"
 SESSION="admin"
-printf '%s\n' 'set -g status off' 'set -g default-terminal screen-256color' \
-	'set -g history-limit 0' >"$TMP/tmux.conf"
-tm() { tmux -L "$TSOCK" -f "$TMP/tmux.conf" "$@"; }
+# shellcheck source=SCRIPTDIR/../lib/admin_tmux.sh
+. "$SRC/tests/lib/admin_tmux.sh"
 
 # ---- TAP, corpus, ports, hive up: tests/lib/hive_test.sh ------------------------------
 
@@ -58,15 +56,7 @@ tm() { tmux -L "$TSOCK" -f "$TMP/tmux.conf" "$@"; }
 PIDS=""
 cleanup() {
 	local pid
-	tm kill-server >/dev/null 2>&1
-	rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$TSOCK" # the server leaves its socket file
-	# The admin, should it outlive its terminal (it got SIGHUP from tmux).
-	if [ -f "$TMP/admin.pid" ]; then
-		pid="$(cat "$TMP/admin.pid")"
-		case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
-			*/keyforge-admin*) kill -KILL "$pid" 2>/dev/null ;;
-		esac
-	fi
+	admin_tmux_stop
 	"$HIVE" down "$BUILD" >/dev/null 2>&1
 	for pid in $PIDS; do kill -KILL "$pid" 2>/dev/null; done
 	rm -rf "$TMP"
@@ -121,22 +111,12 @@ hive_up
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# The admin's pane runs this: the hive's addresses, a terminal type that
-# tmux emulates, the admin (its pid kept for cleanup: the inner sh execs it),
-# then its exit status into admin.exit.
-{
-	printf 'export %s=%q\n' KEYFORGE_RPC "$KEYFORGE_RPC" KEYFORGE_EVENTS "$KEYFORGE_EVENTS" \
-		KEYFORGE_TOKEN_FILE "$KEYFORGE_TOKEN_FILE" TERM screen-256color LC_ALL C.UTF-8
-	# shellcheck disable=SC2016 # expanded by the inner sh
-	printf 'sh -c %q sh %q %q 2>%q\n' 'echo $$ >"$1"; exec "$2"' \
-		"$TMP/admin.pid" "$ADMIN" "$TMP/admin.err"
-	# shellcheck disable=SC2016 # $? is the pane shell's
-	printf 'echo "exit=$?" >%q\n' "$TMP/admin.exit"
-} >"$TMP/run-admin.sh"
+# The pane's script, run-admin.sh (the hive's addresses, the admin, its exit
+# status into admin.exit), and the server's configuration.
+admin_tmux_setup
 
 SCREEN=""      # the last capture of the pane
 LAST_SCREEN="" # the last capture while the admin ran
-admin_running() { [ ! -e "$TMP/admin.exit" ] && tm has-session -t "$SESSION" 2>/dev/null; }
 # capture: the pane into SCREEN; false (SCREEN empty) once the admin is gone.
 capture() {
 	if SCREEN="$(tm capture-pane -p -t "$SESSION" 2>/dev/null)"; then
