@@ -22,7 +22,8 @@ static const struct kf__ctl_cmd commands[] = {
 	  "  --board B         ansi (default) or ortho\n"
 	  "  --steps N         swap attempts per restart (default 1000000)\n"
 	  "  --restarts N      independent annealings, best one kept (default 1)\n"
-	  "  --seed S          random seed (default: from the clock)\n"
+	  "  --seed S          random seed (default: from the clock; with --key, from\n"
+	  "                    the key, so that submitting again sends the same job)\n"
 	  "  --temp T          start temperature (default 0: calibrated)\n"
 	  "  --pin KEYS        characters that keep their place, e.g. ',./;'\n"
 	  "  --weights FILE    score weights ('name = value' lines or a JSON object),\n"
@@ -32,7 +33,12 @@ static const struct kf__ctl_cmd commands[] = {
 	  "  --max-attempts N  attempts before the job fails (default: the broker's, 3)\n"
 	  "  --deadline D      time limit per attempt: seconds or 30s, 5m, 1h (default\n"
 	  "                    none); the job is stopped there and fails, not retried,\n"
-	  "                    keeping the best layout found\n",
+	  "                    keeping the best layout found\n"
+	  "  --key KEY         idempotency key (1 to 200 bytes of text): the broker\n"
+	  "                    queues at most one job per key, so a submit that timed\n"
+	  "                    out can be sent again; again with the same key and flags\n"
+	  "                    prints the first job's id and queues nothing, with other\n"
+	  "                    flags it is refused (exit 1)\n",
 	  kf__ctl_submit },
 	{ "list", "[--state S] [--limit N] [--after ID] [--newest-first] [--json [--brief]]",
 	  "list jobs, oldest first (or newest first)",

@@ -3,6 +3,11 @@
  * optimize` plus priority, attempts and deadline, checked here as far as
  * they can be without the corpus (the worker loads it), then one submit
  * request. Prints the new job id alone on stdout.
+ *
+ * --key makes the submit idempotent across processes: a script whose submit
+ * timed out (exit 4: the job may or may not be queued) runs the same command
+ * again and gets the one job. The seed then defaults to a hash of the key,
+ * since a seed from the clock would make the second submit another job.
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +30,7 @@ struct submit_opts {
 	const char *corpus, *start, *board, *weights, *pin;
 	const char *steps, *restarts, *seed, *temp;
 	const char *priority, *max_attempts, *deadline;
+	const char *key;
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -49,7 +55,7 @@ static int on_opt(void *state, int id, const char *arg)
 		['c'] = &o->corpus, ['s'] = &o->start, ['b'] = &o->board, ['w'] = &o->weights,
 		['p'] = &o->pin, ['n'] = &o->steps, ['r'] = &o->restarts, ['S'] = &o->seed,
 		['t'] = &o->temp, ['P'] = &o->priority, ['m'] = &o->max_attempts,
-		['d'] = &o->deadline,
+		['d'] = &o->deadline, ['k'] = &o->key,
 	};
 
 	if (id < 0 || (size_t)id >= sizeof slot / sizeof slot[0] || !slot[id])
@@ -171,6 +177,32 @@ out:
 	return status;
 }
 
+/* ---- the key ------------------------------------------------------------------ */
+
+static int check_key(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > KF_MSG_MAX_SUBMIT_KEY)
+		return kf__ctl_bad_value("submit", "--key", key, "1 to 200 bytes of text");
+	for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+		if (*k < 0x20 || *k == 0x7f)
+			return kf__ctl_bad_value("submit", "--key", key,
+						 "text without control characters");
+	return KF__CTL_OK;
+}
+
+/* FNV-1a, 64 bits: the default seed of a keyed submit. Any fixed function
+ * of the key would do; this one is short and has no zero-key trap. */
+static uint64_t key_seed(const char *key)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+		h = (h ^ *k) * 0x100000001b3ull;
+	return h;
+}
+
 /* ---- numbers ---------------------------------------------------------------- */
 
 static int numbers(const struct submit_opts *o, struct kf_msg_job_params *p)
@@ -180,7 +212,7 @@ static int numbers(const struct submit_opts *o, struct kf_msg_job_params *p)
 
 	p->steps = STEPS_DEFAULT;
 	p->restarts = 1;
-	p->seed = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
+	p->seed = o->key ? key_seed(o->key) : kf_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
 	if (o->steps && !kf__ctl_parse_count(o->steps, UINT64_MAX, &p->steps))
 		return kf__ctl_bad_value("submit", "--steps", o->steps,
 					 "an unsigned integer (1000000 or 1e6)");
@@ -230,6 +262,7 @@ static int parse(struct kf__ctl *ctl, int argc, char **argv, struct submit_opts 
 		{ "priority", required_argument, NULL, 'P' },
 		{ "max-attempts", required_argument, NULL, 'm' },
 		{ "deadline", required_argument, NULL, 'd' },
+		{ "key", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int first, status;
@@ -251,6 +284,40 @@ static int parse(struct kf__ctl *ctl, int argc, char **argv, struct submit_opts 
 	return -1;
 }
 
+/* The call, and on a timeout what a script may do next: whether the job
+ * was queued is unknown then. */
+static int send_submit(struct kf__ctl *ctl, struct kf_msg *req, struct kf_msg **rep)
+{
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	int status = kf__ctl_call_quiet(ctl, req, rep, &why);
+
+	if (status != KF__CTL_OK) {
+		if (status == KF__CTL_UNAVAIL && !ctl->answered)
+			kf_strbuf_addstr(&why, req->submit_req.key
+				? "; the job may have been queued: submit again with the same --key, "
+				  "which queues it at most once"
+				: "; the job may have been queued (keyforgectl list shows it); with "
+				  "--key a submit can be sent again safely");
+		kf__ctl_fail(status, "%s", why.len ? why.buf : "request failed");
+	}
+	kf_strbuf_release(&why);
+	return status;
+}
+
+/* A keyed submit that found its job, or a broker that ignored the key. */
+static void report_key(const struct submit_opts *o, const struct kf_msg *rep)
+{
+	if (!o->key)
+		return;
+	if (rep->minor < KF_PROTO_MINOR_SUBMIT_KEY)
+		fprintf(stderr, "keyforgectl submit: warning: the broker speaks protocol %u.%u "
+			"and ignores --key; a second submit with this key queues another job\n",
+			rep->major, rep->minor);
+	else if (rep->submit_rep.existing)
+		fprintf(stderr, "keyforgectl submit: key '%s' already names job %llu; nothing "
+			"new was queued\n", o->key, (unsigned long long)rep->submit_rep.job_id);
+}
+
 int kf__ctl_submit(struct kf__ctl *ctl, int argc, char **argv)
 {
 	struct submit_opts o = { 0 };
@@ -266,7 +333,8 @@ int kf__ctl_submit(struct kf__ctl *ctl, int argc, char **argv)
 	if ((status = parse(ctl, argc, argv, &o)) >= 0)
 		return status;
 	kf__ctl_msg_init(ctl, &req, KF_MSG_SUBMIT_REQ);
-	if ((status = numbers(&o, p)) || (status = start_layout(&o, &lay, &random)) ||
+	if ((o.key && (status = check_key(o.key))) ||
+	    (status = numbers(&o, p)) || (status = start_layout(&o, &lay, &random)) ||
 	    (o.pin && (status = check_pins(o.pin, &lay))) ||
 	    (status = corpus_path(o.corpus, &corpus)))
 		goto out;
@@ -280,8 +348,12 @@ int kf__ctl_submit(struct kf__ctl *ctl, int argc, char **argv)
 	p->start_layout = random ? NULL : lay.keys;
 	p->pinned = o.pin && *o.pin ? o.pin : NULL;
 	p->weights = weights;
-	if ((status = kf__ctl_call(ctl, &req, &rep)) == KF__CTL_OK)
+	req.submit_req.key = o.key;
+	status = send_submit(ctl, &req, &rep);
+	if (status == KF__CTL_OK) {
 		printf("%llu\n", (unsigned long long)rep->submit_rep.job_id);
+		report_key(&o, rep);
+	}
 out:
 	kf_msg_free(rep);
 	free(weights);

@@ -607,6 +607,15 @@ static void on_submit(void *arg, const struct kf_store_result *res)
 		fail_store(c, res);
 		return;
 	}
+	if (!res->submit.same_params) {
+		/* A key names one job: queueing another, or answering as if this
+		 * one had been queued, would both be wrong. */
+		kf__call_fail(c, KF_EEXIST, "submit: %s already names job %lld, submitted with "
+			      "other parameters; nothing was queued",
+			      c->msg->submit_req.key ? "the key" : "the request id",
+			      (long long)res->submit.job_id);
+		return;
+	}
 	if (res->submit.created) {
 		KF_DEBUG(KF__TARGET, "job submitted", KF_I64("job_id", res->submit.job_id),
 			KF_STR("corpus", p->corpus), KF_I64("priority", p->priority),
@@ -618,6 +627,7 @@ static void on_submit(void *arg, const struct kf_store_result *res)
 	memset(&rep, 0, sizeof(rep));
 	rep.type = KF_MSG_SUBMIT_REP;
 	rep.submit_rep.job_id = (uint64_t)res->submit.job_id;
+	rep.submit_rep.existing = !res->submit.created;
 	kf__call_finish(c, &rep);
 }
 
@@ -639,6 +649,17 @@ static const char *invalid_params(const struct kf_msg_job_params *p)
 	return NULL;
 }
 
+/* A key is text an operator typed: it appears in logs and error replies. */
+static const char *invalid_key(const char *key)
+{
+	if (!key)
+		return NULL;
+	for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+		if (*k < 0x20 || *k == 0x7f)
+			return "the key has a control character";
+	return NULL;
+}
+
 static void h_submit(struct kf_broker *b, struct kf__call *c)
 {
 	const struct kf_msg_submit_req *q = &c->msg->submit_req;
@@ -648,7 +669,7 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 	bool handoff;
 	enum kf_err err;
 
-	if ((bad = invalid_params(&p))) {
+	if ((bad = invalid_params(&p)) || (bad = invalid_key(q->key))) {
 		kf__call_fail(c, KF_EINVAL, "submit: %s", bad);
 		return;
 	}
@@ -661,7 +682,12 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 		p.max_attempts = KF__DEFAULT_MAX_ATTEMPTS;
 	if ((err = kf_jobjson_params(&p, &json)))
 		goto out;
-	if (q->req.id.client || q->req.id.seq)
+	/* The caller's key outlives its process; the request id only covers
+	 * the resends of one request. The prefix keeps the two apart (a
+	 * request id is 16 hex digits, a colon and a number). */
+	if (q->key && *q->key)
+		kf_strbuf_addf(&key, "key:%s", q->key);
+	else if (q->req.id.client || q->req.id.seq)
 		kf_strbuf_addf(&key, "%016llx:%llu", (unsigned long long)q->req.id.client,
 			       (unsigned long long)q->req.id.seq);
 	struct kf_store_submit_args a = { .params = json.buf, .priority = p.priority,

@@ -161,6 +161,7 @@ struct kf_store_result {
 		struct {
 			int64_t job_id;
 			bool created;      /* false: an earlier submit had this submit_key */
+			bool same_params;  /* created, or the earlier job has these params */
 		} submit;
 		struct {
 			const struct kf_store_job *job; /* NULL = no pending job */
@@ -356,7 +357,8 @@ struct kf_store_submit_args {
 	const char *submit_key;    /* idempotency key, e.g. "<client>:<seq>"; NULL = none */
 };
 /* New job in state pending. A submit_key seen before returns that job's id
- * with created = false (the parameters of the resend are ignored). */
+ * with created = false, and same_params says whether the earlier job was
+ * submitted with these params (the caller decides what a mismatch means). */
 enum kf_err kf_store_submit(struct kf_store *s, const struct kf_store_submit_args *args,
 			    kf_store_cb *cb, void *arg);
 

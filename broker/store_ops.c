@@ -63,14 +63,16 @@ static const struct {
 	const char *sql;
 	ExecStatusType want;
 } stmts[ST_COUNT] = {
-	/* A resend (same submit_key) answers with the first job: the conflict
-	 * also covers a first send earlier in the same batch. */
+	/* A resend (same submit_key) answers with the first job, and whether
+	 * it asked for the same job (jsonb equality: key order and spacing do
+	 * not count): the conflict also covers a first send earlier in the same
+	 * batch. */
 	[ST_SUBMIT] = { "kf_submit",
 		"WITH ins AS (INSERT INTO jobs (priority, max_attempts, attempt_limit, "
 		"deadline_ms, submit_key, params) VALUES ($1, $2, $2, $3, $4, $5) "
 		"ON CONFLICT (submit_key) DO NOTHING RETURNING id) "
-		"SELECT id, true FROM ins UNION ALL "
-		"SELECT id, false FROM jobs WHERE submit_key = $4::text "
+		"SELECT id, true, true FROM ins UNION ALL "
+		"SELECT id, false, params = $5::jsonb FROM jobs WHERE submit_key = $4::text "
 		"AND NOT EXISTS (SELECT 1 FROM ins)", PGRES_TUPLES_OK },
 	[ST_CLAIM] = { "kf_claim",
 		"UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $1, "
@@ -361,6 +363,7 @@ static enum kf_err parse_submit(struct kf__store_req *r)
 		return KF_EBUSY;
 	r->res.submit.job_id = kf__pq_ll(r->pg[0], 0, 0);
 	r->res.submit.created = kf__pq_bool(r->pg[0], 0, 1);
+	r->res.submit.same_params = kf__pq_bool(r->pg[0], 0, 2);
 	return KF_OK;
 }
 

@@ -254,11 +254,25 @@ struct kf_msg_complete_rep {
 struct kf_msg_submit_req {
 	struct kf_msg_req req;
 	struct kf_msg_job_params params;
+	/*
+	 * Optional (1.5): the caller's idempotency key. The request id makes a
+	 * resend within one client idempotent; the key does so across clients
+	 * and processes (a script that submits again after a timeout). A key
+	 * names at most one job: submitting it again answers that job's id and
+	 * queues nothing, and with other parameters it is refused (KF_EEXIST).
+	 * A 1.4 broker ignores it (the reply's minor version tells).
+	 */
+	const char *key;
 };
+/* The first minor version whose brokers take submit_req.key. */
+#define KF_PROTO_MINOR_SUBMIT_KEY 5
+#define KF_MSG_MAX_SUBMIT_KEY 200  /* bytes of submit_req.key */
 
 struct kf_msg_submit_rep {
 	struct kf_msg_rep rep;
 	uint64_t job_id;
+	bool existing;               /* 1.5, optional: the key (or request id) named a
+	                              * job submitted before; nothing new was queued */
 };
 
 /* ---- list -------------------------------------------------------------- */

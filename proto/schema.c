@@ -424,12 +424,14 @@ static SCHEMA(s_complete_rep, struct kf_msg_complete_rep, NULL);
 FIELDS(s_submit_req) = {
 	REQ_HDR(struct kf_msg_submit_req),
 	STRUCT(struct kf_msg_submit_req, "par", params, struct kf_msg_job_params, s_params),
+	OSTR(struct kf_msg_submit_req, "key", key, KF_MSG_MAX_SUBMIT_KEY), /* 1.5 */
 };
 static SCHEMA(s_submit_req, struct kf_msg_submit_req, NULL);
 
 FIELDS(s_submit_rep) = {
 	REP_HDR(struct kf_msg_submit_rep),
 	U64(struct kf_msg_submit_rep, "j", job_id),
+	OBOOL(struct kf_msg_submit_rep, "ex", existing), /* 1.5 */
 };
 static SCHEMA(s_submit_rep, struct kf_msg_submit_rep, NULL);
 

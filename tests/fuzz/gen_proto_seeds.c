@@ -146,9 +146,9 @@ static void valid_messages(void)
 	put_msg("full", &m);
 	m.complete_rep = (struct kf_msg_complete_rep){ rep, false, &lease };
 	put_msg("next", &m);
-	m = msg(KF_MSG_SUBMIT_REQ); m.submit_req = (struct kf_msg_submit_req){ req, params }; put_msg("full", &m);
-	m.submit_req.params = params_min; put_msg("min", &m);
-	m = msg(KF_MSG_SUBMIT_REP); m.submit_rep = (struct kf_msg_submit_rep){ rep, 9 }; put_msg("full", &m);
+	m = msg(KF_MSG_SUBMIT_REQ); m.submit_req = (struct kf_msg_submit_req){ req, params, "nightly-42" }; put_msg("full", &m);
+	m.submit_req.params = params_min; m.submit_req.key = NULL; put_msg("min", &m);
+	m = msg(KF_MSG_SUBMIT_REP); m.submit_rep = (struct kf_msg_submit_rep){ rep, 9, true }; put_msg("full", &m);
 	m = msg(KF_MSG_LIST_REQ); m.list_req = (struct kf_msg_list_req){ req, 3, 1, 2, 50, true }; put_msg("full", &m);
 	const struct kf_msg_job_summary sum[] = {
 		{ 9, KF_JOB_SUCCEEDED, 1, 3, 0, "w1", "shai", 1, 100.5, "abc", "e", 1, 2, 3 },

@@ -734,6 +734,7 @@ static void test_submit_idempotent(void **state)
 	assert_int_equal(status_of(a), KF_OK);
 	assert_int_equal(status_of(b), KF_OK);
 	assert_int_equal(a->submit_rep.job_id, b->submit_rep.job_id);
+	assert_false(a->submit_rep.existing);
 	/* A new request: a new job. */
 	memset(&req.submit_req.req.id, 0, sizeof(req.submit_req.req.id));
 	c = rpc(&req, true);
@@ -745,6 +746,56 @@ static void test_submit_idempotent(void **state)
 	/* Invalid parameters are refused before the database. */
 	req_init(&req, KF_MSG_SUBMIT_REQ);
 	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "", .steps = 10 };
+	a = rpc(&req, true);
+	assert_int_equal(status_of(a), KF_EINVAL);
+	kf_msg_free(a);
+}
+
+/* The caller's key (1.5) spans requests: each send below has a request id
+ * of its own, as a second process would. */
+static void test_submit_key(void **state)
+{
+	const struct kf_msg_job_params p = { .corpus = "shai", .steps = 10 };
+	struct kf_msg req, *a, *b, *c;
+
+	(void)state;
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = p;
+	req.submit_req.key = "test-key-1";
+	a = rpc(&req, true);
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = p;
+	req.submit_req.key = "test-key-1";
+	b = rpc(&req, true);
+	assert_int_equal(status_of(a), KF_OK);
+	assert_int_equal(status_of(b), KF_OK);
+	assert_false(a->submit_rep.existing);
+	assert_true(b->submit_rep.existing);
+	assert_int_equal(a->submit_rep.job_id, b->submit_rep.job_id);
+	assert_int_equal(b->minor, KF_PROTO_MINOR);
+	/* Other parameters under the key: refused, nothing queued. */
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = p;
+	req.submit_req.params.steps = 11;
+	req.submit_req.key = "test-key-1";
+	c = rpc(&req, true);
+	assert_int_equal(status_of(c), KF_EEXIST);
+	assert_non_null(strstr(kf_msg_reply(c)->error, "other parameters"));
+	kf_msg_free(c);
+	/* Another key, another job. */
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = p;
+	req.submit_req.key = "test-key-2";
+	c = rpc(&req, true);
+	assert_int_equal(status_of(c), KF_OK);
+	assert_true(c->submit_rep.job_id > a->submit_rep.job_id);
+	kf_msg_free(a);
+	kf_msg_free(b);
+	kf_msg_free(c);
+	/* A key is text: a control character is refused. */
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = p;
+	req.submit_req.key = "bad\x01key";
 	a = rpc(&req, true);
 	assert_int_equal(status_of(a), KF_EINVAL);
 	kf_msg_free(a);
@@ -1895,6 +1946,7 @@ int main(void)
 		cmocka_unit_test(test_hello),
 		cmocka_unit_test(test_submit_needs_token),
 		cmocka_unit_test(test_submit_idempotent),
+		cmocka_unit_test(test_submit_key),
 		cmocka_unit_test(test_lease_progress_complete),
 		cmocka_unit_test(test_list_paging),
 		cmocka_unit_test(test_kill_pending_and_retry),

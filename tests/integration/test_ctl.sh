@@ -4,7 +4,8 @@
 # scripts/hive brings up a real hive (pgtmp PostgreSQL, keyforge-broker,
 # keyforge-gateway, two keyforge-workers) in a temporary state folder on
 # free loopback ports; keyforgectl submits, waits, lists, shows, kills and
-# retries real jobs; bad input gives exit status 2 with a clear message; an
+# retries real jobs; a keyed submit queues one job however often it is sent,
+# even after a timeout; bad input gives exit status 2 with a clear message; an
 # unreachable broker gives 4, and so does a submit while PostgreSQL is down
 # (a wait is waited out); `down` leaves no process and no folder.
 #
@@ -217,6 +218,51 @@ else
 	not_ok "wait during a database outage" "exit $rc" "stdout: $(cat "$TMP/wait.out")" \
 		"stderr: $(cat "$TMP/wait.err")"
 fi
+
+# ---- idempotent submit: --key ---------------------------------------------------------------
+
+# A key names at most one job, whoever sends it: the same command again
+# prints the first id and queues nothing; other flags under the key are
+# refused.
+count_jobs() { "$CTL" list --limit 1000 --json --brief | jq length; }
+before="$(count_jobs)"
+run_ctl submit --corpus "$CORPUS" --steps 20000 --key "nightly/a"
+KA="$OUT"
+run_ctl submit --corpus "$CORPUS" --steps 20000 --key "nightly/a"
+check "submit --key again: the first job's id ($KA), exit 0, said on stderr" \
+	test "$RC" = 0 -a "$OUT" = "$KA" -a -n "$KA" -a "$(grep -c "already names job $KA" <<<"$ERR")" = 1
+expect_rc "submit --key with other flags: exit 1, nothing queued" 1 \
+	"the key already names job $KA, submitted with other parameters" \
+	submit --corpus "$CORPUS" --steps 30000 --key "nightly/a"
+run_ctl submit --corpus "$CORPUS" --steps 20000 --key "nightly/b"
+KB="$OUT"
+check "another key is another job ($KB)" test "$RC" = 0 -a -n "$KB" -a "$KB" != "$KA"
+check "the keyed submits queued 2 jobs" test "$(count_jobs)" = $((before + 2))
+check "a keyed job's seed comes from its key, not the clock" \
+	test "$("$CTL" show "$KA" --json | jq .params.seed)" != "$("$CTL" show "$KB" --json | jq .params.seed)"
+expect_rc "a key with a control character: exit 2" 2 "--key" \
+	submit --corpus "$CORPUS" --key "$(printf 'a\tb')"
+
+# The case the key is for: a submit that times out after the broker took
+# it — here its INSERT waits for a frozen PostgreSQL and commits once the
+# server wakes — leaves it unknown to the caller whether the job was
+# queued. Sent again with the key, it gives the one job the first request
+# queued.
+PG_PIDS="$(head -1 "$PGDIR/data/postmaster.pid") $(pgrep -P "$(head -1 "$PGDIR/data/postmaster.pid")" | tr "\n" " ")"
+before="$(count_jobs)"
+# shellcheck disable=SC2086 # a list of pids
+kill -STOP $PG_PIDS
+expect_rc "a keyed submit that the broker cannot answer in time: exit 4, says to send it again" 4 \
+	"submit again with the same --key" \
+	--timeout 1s submit --corpus "$CORPUS" --steps 20000 --key "frozen"
+# shellcheck disable=SC2086
+kill -CONT $PG_PIDS
+run_ctl submit --corpus "$CORPUS" --steps 20000 --key "frozen"
+KF="$OUT"
+check "sent again, it answers the job the timed-out submit queued ($KF), and 1 job in all" \
+	test "$RC" = 0 -a -n "$KF" -a "$(count_jobs)" = $((before + 1)) \
+	-a "$(grep -c "already names job $KF" <<<"$ERR")" = 1
+"$CTL" wait "$KA" "$KB" "$KF" --timeout 60 >/dev/null
 
 # ---- errors --------------------------------------------------------------------------------
 

@@ -617,6 +617,21 @@ static void test_submit_idempotent(void **state)
 	CALL(f, o3, kf_store_submit(f->store, &a, on_done, o3));
 	assert_int_equal(o3->res.submit.job_id, id);
 	assert_false(o3->res.submit.created);
+	assert_true(o1->res.submit.same_params && o2->res.submit.same_params &&
+		    o3->res.submit.same_params);
+
+	/* The same document written otherwise is the same job (jsonb
+	 * equality); another document under the key is told apart. */
+	a.params = "{ \"corpus\" :\"x\" }";
+	CALL(f, o3, kf_store_submit(f->store, &a, on_done, o3));
+	assert_true(!o3->res.submit.created && o3->res.submit.same_params);
+	a.params = "{\"corpus\": \"y\"}";
+	CALL(f, o3, kf_store_submit(f->store, &a, on_done, o3));
+	assert_int_equal(o3->err, KF_OK);
+	assert_int_equal(o3->res.submit.job_id, id);
+	assert_false(o3->res.submit.created);
+	assert_false(o3->res.submit.same_params);
+	a.params = "{\"corpus\": \"x\"}";
 
 	/* Without a key every submit is a new job. */
 	assert_int_not_equal(submit(f, 0, 1, 0, NULL), submit(f, 0, 1, 0, NULL));

@@ -782,13 +782,24 @@ static void test_submit(void **state)
 {
 	(void)state;
 	struct kf_msg m;
+	char key[KF_MSG_MAX_SUBMIT_KEY + 2];
+
 	init(&m, KF_MSG_SUBMIT_REQ);
-	m.submit_req = (struct kf_msg_submit_req){ full_req, full_params };
+	m.submit_req = (struct kf_msg_submit_req){ full_req, full_params, "nightly/2026-11-29" };
 	roundtrip(&m, true);
-	m.submit_req = (struct kf_msg_submit_req){ min_req, min_params };
+	m.submit_req = (struct kf_msg_submit_req){ min_req, min_params, NULL };
+	roundtrip(&m, true);
+	/* The key (1.5) is bounded: the broker stores it in a unique index. */
+	memset(key, 'k', sizeof key - 1);
+	key[sizeof key - 1] = '\0';
+	m.submit_req.key = key;
+	expect_encode(&m, KF_ETOOBIG);
+	key[KF_MSG_MAX_SUBMIT_KEY] = '\0';
 	roundtrip(&m, true);
 	init(&m, KF_MSG_SUBMIT_REP);
-	m.submit_rep = (struct kf_msg_submit_rep){ ok_rep, UINT64_MAX };
+	m.submit_rep = (struct kf_msg_submit_rep){ ok_rep, UINT64_MAX, false };
+	roundtrip(&m, true);
+	m.submit_rep.existing = true;   /* 1.5 */
 	roundtrip(&m, true);
 }
 
