@@ -360,6 +360,8 @@ static void show_times(const struct kf_msg_job *j)
 		kf__ctl_add_time(&sb, j->finished_ns);
 	}
 	printf("%s\n", sb.buf);
+	if (j->key)
+		printf("  key        %s\n", j->key);
 	kf_strbuf_release(&sb);
 }
 

@@ -192,6 +192,8 @@ void kf__ctl_json_job(struct kf_strbuf *sb, const struct kf_msg_job *j)
 	time_or_null(sb, j->started_ns);
 	key(sb, "finished_at", &first);
 	time_or_null(sb, j->finished_ns);
+	key(sb, "key", &first);
+	str_or_null(sb, j->key);
 	key(sb, "params", &first);
 	kf__ctl_json_params(sb, &j->params);
 	key(sb, "result", &first);

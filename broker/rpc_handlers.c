@@ -649,6 +649,17 @@ static const char *invalid_params(const struct kf_msg_job_params *p)
 	return NULL;
 }
 
+/* submit_key holds the caller's key behind this prefix, else a request id. */
+#define KEY_PREFIX "key:"
+
+/* The caller's key of a stored submit_key; NULL for a request id. */
+static const char *caller_key(const char *submit_key)
+{
+	size_t n = strlen(KEY_PREFIX);
+
+	return submit_key && !strncmp(submit_key, KEY_PREFIX, n) ? submit_key + n : NULL;
+}
+
 /* A key is text an operator typed: it appears in logs and error replies. */
 static const char *invalid_key(const char *key)
 {
@@ -686,7 +697,7 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 	 * the resends of one request. The prefix keeps the two apart (a
 	 * request id is 16 hex digits, a colon and a number). */
 	if (q->key && *q->key)
-		kf_strbuf_addf(&key, "key:%s", q->key);
+		kf_strbuf_addf(&key, KEY_PREFIX "%s", q->key);
 	else if (q->req.id.client || q->req.id.seq)
 		kf_strbuf_addf(&key, "%016llx:%llu", (unsigned long long)q->req.id.client,
 			       (unsigned long long)q->req.id.seq);
@@ -854,6 +865,7 @@ static void on_get(void *arg, const struct kf_store_result *res)
 		.worker_id = j->worker_id, .progress = or_zero(j->progress),
 		.best_cost = or_zero(j->best_cost), .created_ns = ns_u64(j->created_ns),
 		.started_ns = ns_u64(j->started_ns), .finished_ns = ns_u64(j->finished_ns),
+		.key = caller_key(j->submit_key),
 	};
 	kf_jobjson_parse_params(j->params, &c->arena, &job->params);
 	if (result && kf_jobjson_parse_result(j->result, &c->arena, result) == KF_OK)

@@ -115,6 +115,7 @@ struct kf_msg_job {
 	uint64_t created_ns;
 	uint64_t started_ns;
 	uint64_t finished_ns;
+	const char *key;             /* 1.5, optional: the submit's idempotency key */
 };
 
 /* One line of a job list. */

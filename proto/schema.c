@@ -290,6 +290,7 @@ FIELDS(s_job) = {
 	U64(T, "cr", created_ns),
 	U64(T, "sa", started_ns),
 	U64(T, "fi", finished_ns),
+	OSTR(T, "key", key, KF_MSG_MAX_SUBMIT_KEY), /* 1.5 */
 };
 static SCHEMA(s_job, T, NULL);
 #undef T

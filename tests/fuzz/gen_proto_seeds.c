@@ -71,7 +71,7 @@ static const struct kf_msg_job_result result = { "qwertyuiopasdfghjkl;zxcvbnm,./
 	{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 1000, 5e5, 2 };
 static const struct kf_msg_job_error errs[] = { { 1, "worker died", 5 } };
 static const struct kf_msg_job job = { 9, KF_JOB_SUCCEEDED, 1, 3, 0, "w1", 1, 100.5, PARAMS,
-	&result, errs, 1, 1, 2, 3 };
+	&result, errs, 1, 1, 2, 3, "nightly-42" };
 static const double le[] = { 10, 100 };
 static const uint64_t bc[] = { 1, 3 };
 static const struct kf_msg_label labels[] = { { "status", "success" } };

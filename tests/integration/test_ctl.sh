@@ -238,6 +238,10 @@ run_ctl submit --corpus "$CORPUS" --steps 20000 --key "nightly/b"
 KB="$OUT"
 check "another key is another job ($KB)" test "$RC" = 0 -a -n "$KB" -a "$KB" != "$KA"
 check "the keyed submits queued 2 jobs" test "$(count_jobs)" = $((before + 2))
+check "show names a keyed job's key (--json: null without one)" \
+	test "$("$CTL" show "$KA" --json | jq -r .key)" = "nightly/a" \
+	-a "$("$CTL" show "${IDS[0]}" --json | jq -r .key)" = null \
+	-a "$("$CTL" show "$KA" | grep -c '^  key        nightly/a$')" = 1
 check "a keyed job's seed comes from its key, not the clock" \
 	test "$("$CTL" show "$KA" --json | jq .params.seed)" != "$("$CTL" show "$KB" --json | jq .params.seed)"
 expect_rc "a key with a control character: exit 2" 2 "--key" \

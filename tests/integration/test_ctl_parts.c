@@ -196,6 +196,7 @@ static void test_job_json(void **state)
 			    .seed = 9, .restarts = 1, .weights = weights, .n_weights = 1,
 			    .max_attempts = 3, .priority = -2 },
 		.result = &r, .errors = errs, .n_errors = 1, .created_ns = 1700000000000000000ull,
+		.key = "nightly \"7\"",
 	};
 	struct kf_strbuf sb = KF_STRBUF_INIT;
 
@@ -205,7 +206,7 @@ static void test_job_json(void **state)
 		"{\"id\":7,\"state\":\"succeeded\",\"attempt\":2,\"max_attempts\":3,"
 		"\"priority\":0,\"worker\":\"w\\\"1\",\"progress\":1,\"best_cost\":14.5,"
 		"\"created_at\":\"2023-11-14T22:13:20.000Z\",\"started_at\":null,"
-		"\"finished_at\":null,\"params\":{\"corpus\":\"/c.kfc\",\"board\":\"ortho\","
+		"\"finished_at\":null,\"key\":\"nightly \\\"7\\\"\",\"params\":{\"corpus\":\"/c.kfc\",\"board\":\"ortho\","
 		"\"start_layout\":null,\"steps\":100,\"restarts\":1,\"seed\":9,\"start_temp\":0,"
 		"\"pinned\":null,\"weights\":{\"sfb\":12.5},\"deadline_ms\":0,"
 		"\"max_attempts\":3,\"priority\":-2},\"result\":{\"layout\":"

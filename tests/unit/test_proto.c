@@ -496,6 +496,7 @@ static const struct kf_msg_job full_job = {
 	.worker_id = "w1", .progress = 0.75, .best_cost = 130.5, .params = FULL_PARAMS,
 	.result = &full_result, .errors = errors, .n_errors = 2,
 	.created_ns = TS - 1000, .started_ns = TS - 900, .finished_ns = TS - 10,
+	.key = "nightly/2026-11-29",
 };
 
 static const struct kf_msg_worker_status workers[] = {
