@@ -383,6 +383,8 @@ static void draw_detail(struct kf__tui *t, int top, int bottom)
 		kf__ctl_add_time(&c, j->finished_ns);
 	detail_line(&y, bottom, "created %s   started %s   finished %s", a.buf,
 		    j->started_ns ? b.buf : "-", j->finished_ns ? c.buf : "-");
+	if (j->key)
+		detail_line(&y, bottom, "key %s", j->key);
 	detail_line(&y, bottom, "corpus %s   %llu steps x %u restart%s   seed %llu   start %s",
 		    j->params.corpus ? j->params.corpus : "-", (unsigned long long)j->params.steps,
 		    j->params.restarts ? j->params.restarts : 1, j->params.restarts > 1 ? "s" : "",

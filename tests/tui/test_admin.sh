@@ -222,7 +222,7 @@ screen_check "Cluster Map: '2 workers', hive-w1 and hive-w2 alive, header 'conne
 
 # ---- 2 Job Queue: kill, retry, a cancelled prompt -------------------------------------------
 
-LONG="$("$CTL" submit --corpus "$CORPUS" --steps 2000000000 --seed 7)"
+LONG="$("$CTL" submit --corpus "$CORPUS" --steps 2000000000 --seed 7 --key admin-long)"
 wait_state "$LONG" 10 '^running '
 check "a long job $LONG runs (keyforgectl: $STATE)" test "${STATE%% *}" = running
 
@@ -244,6 +244,11 @@ send 2
 screen_check "2: the Job Queue opens on the Pending tab; counts Pending 0, Running 1" 5 queue_opens
 send l
 screen_check "l: the Running tab lists job $LONG as running" 5 on_tab Running "$LONG" running
+key Enter
+screen_check "Enter: job $LONG's details — state, attempt, its submit key" 5 \
+	has_all "Job details" "job $LONG  running  attempt 1 of" "key admin-long"
+key Escape
+screen_check "Esc closes the details" 5 lacks "Job details"
 send x
 check_screen "x: 'Kill job $LONG? [y/N]'" "Kill job $LONG? [y/N]"
 send y
