@@ -273,6 +273,48 @@ static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker,
 	return *known && asker != *known;
 }
 
+/* The worker, when it is dead here: no heartbeat for KF_WORKERS_DEAD_AFTER
+ * intervals. NULL when alive, stale or not known. */
+static struct kf_worker *silent(struct kf_broker *b, const char *worker_id)
+{
+	struct kf_worker *w = kf_workers_find(b->workers, worker_id);
+
+	return w && w->liveness == KF_WORKER_DEAD ? w : NULL;
+}
+
+/*
+ * The second fence: a worker whose heartbeats do not reach this broker.
+ * Liveness is its heartbeats (DESIGN §3); one silent for
+ * KF_WORKERS_DEAD_AFTER intervals is dead here and its jobs are requeued,
+ * so a job it leased now would be requeued by the next orphan sweep too,
+ * an attempt spent for nothing — again and again while, say, its ingest
+ * address is wrong or cut off and its rpc connection is not. It gets no
+ * job (KF_ESTATE: not a reason to register again) until a heartbeat makes
+ * it alive; WARN once per silence, the worker logs the reason.
+ */
+static bool silent_fenced(struct kf_broker *b, struct kf__call *c)
+{
+	struct kf_worker *w = silent(b, call_worker(c));
+	uint64_t now = kf_clock_mono_ns();
+	unsigned long long silent_s;
+
+	if (!w)
+		return false;
+	silent_s = now > w->last_seen_ns ? (now - w->last_seen_ns) / (1000 * KF__NS_PER_MS) : 0;
+	if (!w->silent_lease_warned) {
+		w->silent_lease_warned = true;
+		KF_WARN(KF__TARGET_RPC, "lease refused: no heartbeat from the worker",
+			KF_STR("worker_id", w->id), KF_U64("silent_s", silent_s));
+	}
+	if (c->msg->type == KF_MSG_COMPLETE_REQ)
+		kf__lease_reply(c, NULL); /* the completion's answer stands; no job */
+	else
+		kf__call_fail(c, KF_ESTATE, "lease: no heartbeat from worker '%s' has reached "
+			      "the broker for %llu s, so it counts as dead and gets no job until "
+			      "one does; can it reach the broker's ingest address?", w->id, silent_s);
+	return true;
+}
+
 /*
  * The lease fence. A process that was frozen (SIGSTOP, a VM pause) or cut
  * off long enough for another process to register under its id finds,
@@ -281,14 +323,15 @@ static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker,
  * requeue if it then died, because the id is alive. A lease from any
  * incarnation other than the registered one is refused with KF_EBUSY; the
  * worker registers again, and the hello's rule (kf_workers_incarnation_ok)
- * decides who holds the id. True when c was answered here.
+ * decides who holds the id. Then the second fence (above). True when c was
+ * answered here.
  */
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 {
 	uint64_t asker = call_incarnation(c), known;
 
 	if (!replaced(b, call_worker(c), asker, &known))
-		return false;
+		return silent_fenced(b, c);
 	KF_WARN(KF__TARGET_RPC, "lease refused: worker id held by another process",
 		KF_STR("worker_id", call_worker(c)), KF_U64("incarnation", asker),
 		KF_U64("registered_incarnation", known));
@@ -575,7 +618,7 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	/* A replaced process's completion is taken (its lease token fences
 	 * it); only the claim is skipped (the lease fence, above). */
 	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining &&
-	       !replaced(b, q->worker_id, q->incarnation, &known);
+	       !replaced(b, q->worker_id, q->incarnation, &known) && !silent(b, q->worker_id);
 	if (next)
 		kf_store_hold(b->store);
 	err = kf_store_complete(b->store, &a, on_complete, c);

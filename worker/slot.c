@@ -576,11 +576,16 @@ static enum kf_err lease(struct kf__slot *s, struct kf_msg **rep)
 		 * again; the hello's answer says whether this process may go on. */
 		if (err == KF_ENOENT || err == KF_EBUSY)
 			kf__rpc_set_need_hello(&w->rpc);
-		if (err != KF_EUNAVAIL && err != KF_EPERM)
+		/* KF_ESTATE: the broker hears no heartbeat from us. It says so
+		 * at every lease until one arrives; once is enough here. */
+		if (err != KF_EUNAVAIL && err != KF_EPERM &&
+		    (err != KF_ESTATE || !atomic_exchange(&w->unheard, true)))
 			KF_WARN(KF__TARGET_RPC, "lease refused", KF_ERR(err),
 				KF_STR("reason", h && h->error ? h->error : ""));
 		kf_msg_free(*rep);
 		*rep = NULL;
+	} else if (atomic_exchange(&w->unheard, false)) {
+		KF_INFO(KF__TARGET_RPC, "the broker hears our heartbeats again; leasing");
 	}
 	return err;
 }

@@ -129,6 +129,7 @@ struct kf_worker {
 	atomic_bool handback;           /* stop running jobs and give them back */
 	atomic_bool quit;               /* background threads exit */
 	atomic_bool broker_down;        /* last RPC failed in transport (for the log) */
+	atomic_bool unheard;            /* a lease was refused: no heartbeat reached the broker */
 	/* Results the broker answered, by verdict, whichever way they went:
 	 * with the next lease request (slot.c) or through the outbox. */
 	atomic_uint_fast64_t results_acked, results_dropped, results_refused;

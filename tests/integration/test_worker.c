@@ -933,6 +933,82 @@ static void kill_job(uint64_t id)
 	assert_true(wait_state(id, KF_JOB_KILLED, 5000));
 }
 
+/* Slots of the live workers the broker knows, `except` left out. */
+static uint32_t live_slots(const char *except)
+{
+	struct kf_msg req, *rep;
+	uint32_t n = 0;
+
+	kf_msg_init(&req, KF_MSG_CLUSTER_REQ, "test-worker", 0);
+	rep = rpc(&req);
+	for (size_t i = 0; i < rep->cluster_rep.status.n_workers; i++) {
+		const struct kf_msg_worker_status *w = &rep->cluster_rep.status.workers[i];
+
+		if (w->liveness == KF_WORKER_ALIVE && strcmp(w->worker_id, except))
+			n += w->slots_total;
+	}
+	kf_msg_free(rep);
+	return n;
+}
+
+/* A worker whose heartbeats do not reach the broker — its ingest address is
+ * wrong here; a cut-off port or a firewall is the same — while its rpc
+ * connection works is dead for the broker after 10 s, and the jobs it holds
+ * are requeued. Before the silent-worker fence it went on leasing, and
+ * every job it got was requeued by the next orphan sweep: an attempt spent
+ * for nothing each time, over and over. Now its leases are refused
+ * (KF_ESTATE; WARN once on each side) while it is silent: with every live
+ * slot busy, a new job waits, and runs as attempt 1 once a slot frees. */
+static void test_unheard_worker_gets_no_job(void **state)
+{
+	enum { MAX_BUSY = 16 };
+	char bad_ingest[64], who[64];
+	enum kf_worker_liveness lv = KF_WORKER_ALIVE;
+	uint64_t busy[MAX_BUSY], id;
+	uint32_t n_busy;
+	struct proc *unheard;
+	struct kf_msg *rep;
+
+	(void)state;
+	snprintf(bad_ingest, sizeof bad_ingest, "--ingest=tcp://127.0.0.1:%u", kf_test_free_port());
+	unheard = start_worker("unheard", bad_ingest);
+	/* Registered by its hello, never heard: dead 10 s on. */
+	for (int t = 0; t < 20000 && lv != KF_WORKER_DEAD; t += 250) {
+		sleep_ms(250);
+		worker_state("unheard", NULL, &lv);
+	}
+	assert_int_equal(lv, KF_WORKER_DEAD);
+	assert_int_equal(log_count(unheard, "registered with the broker"), 1);
+	/* Every live slot busy with a long job. */
+	n_busy = live_slots("unheard");
+	assert_true(n_busy >= 1 && n_busy <= MAX_BUSY);
+	for (uint32_t i = 0; i < n_busy; i++)
+		busy[i] = submit(2000000000, 300 + i);
+	for (uint32_t i = 0; i < n_busy; i++) {
+		wait_running(busy[i], who, sizeof who, 20000);
+		assert_string_not_equal(who, "unheard");
+	}
+	/* One job more: only the unheard worker asks for it, and is refused. */
+	id = submit(1000, 400);
+	sleep_ms(3000);
+	assert_int_equal(state_of(id), KF_JOB_PENDING);
+	assert_int_equal(log_count(unheard, "lease refused"), 1);
+	assert_int_equal(log_count(unheard, "no heartbeat from worker 'unheard' has reached"), 1);
+	assert_int_equal(log_count(&g_broker, "lease refused: no heartbeat from the worker"), 1);
+	/* A live slot frees: the job runs there, first attempt. */
+	kill_job(busy[0]);
+	assert_true(wait_final(&id, 1, 20000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_int_equal(rep->get_rep.job->n_errors, 0);
+	assert_string_not_equal(worker_of(rep), "unheard");
+	kf_msg_free(rep);
+	for (uint32_t i = 1; i < n_busy; i++)
+		kill_job(busy[i]);
+	kill_proc(unheard, SIGKILL);
+}
+
 /* The broker stopped (SIGSTOP) for 12 s with a job running: judged by its
  * own clock every worker had been silent past the 10 s after which it is
  * dead, and the job was requeued when the broker woke (a hand test did
@@ -1278,6 +1354,7 @@ int main(void)
 		cmocka_unit_test(test_kill_running_job),
 		cmocka_unit_test(test_deadline_keeps_best_result),
 		cmocka_unit_test(test_duplicate_worker_id),
+		cmocka_unit_test(test_unheard_worker_gets_no_job),
 		cmocka_unit_test(test_frozen_worker_replaced),
 		cmocka_unit_test(test_replacement_outlasts_frozen_broker),
 		cmocka_unit_test(test_kill9_worker),
