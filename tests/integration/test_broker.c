@@ -751,52 +751,47 @@ static void test_submit_idempotent(void **state)
 	kf_msg_free(a);
 }
 
-/* The caller's key (1.5) spans requests: each send below has a request id
- * of its own, as a second process would. */
+/* A submit of `steps` steps under `key`, with a request id of its own as a
+ * second process would send it. */
+static struct kf_msg *submit_keyed(const char *key, uint64_t steps)
+{
+	struct kf_msg req;
+
+	req_init(&req, KF_MSG_SUBMIT_REQ);
+	req.submit_req.params = (struct kf_msg_job_params){ .corpus = "shai", .steps = steps };
+	req.submit_req.key = key;
+	return rpc(&req, true);
+}
+
+/* The caller's key (1.5) spans requests: the same key again answers the
+ * first job; other parameters under it are refused. */
 static void test_submit_key(void **state)
 {
-	const struct kf_msg_job_params p = { .corpus = "shai", .steps = 10 };
-	struct kf_msg req, *a, *b, *c;
+	struct kf_msg *a, *b, *c;
 
 	(void)state;
-	req_init(&req, KF_MSG_SUBMIT_REQ);
-	req.submit_req.params = p;
-	req.submit_req.key = "test-key-1";
-	a = rpc(&req, true);
-	req_init(&req, KF_MSG_SUBMIT_REQ);
-	req.submit_req.params = p;
-	req.submit_req.key = "test-key-1";
-	b = rpc(&req, true);
+	a = submit_keyed("test-key-1", 10);
+	b = submit_keyed("test-key-1", 10);
 	assert_int_equal(status_of(a), KF_OK);
 	assert_int_equal(status_of(b), KF_OK);
 	assert_false(a->submit_rep.existing);
 	assert_true(b->submit_rep.existing);
 	assert_int_equal(a->submit_rep.job_id, b->submit_rep.job_id);
 	assert_int_equal(b->minor, KF_PROTO_MINOR);
+	kf_msg_free(b);
 	/* Other parameters under the key: refused, nothing queued. */
-	req_init(&req, KF_MSG_SUBMIT_REQ);
-	req.submit_req.params = p;
-	req.submit_req.params.steps = 11;
-	req.submit_req.key = "test-key-1";
-	c = rpc(&req, true);
+	c = submit_keyed("test-key-1", 11);
 	assert_int_equal(status_of(c), KF_EEXIST);
 	assert_non_null(strstr(kf_msg_reply(c)->error, "other parameters"));
 	kf_msg_free(c);
 	/* Another key, another job. */
-	req_init(&req, KF_MSG_SUBMIT_REQ);
-	req.submit_req.params = p;
-	req.submit_req.key = "test-key-2";
-	c = rpc(&req, true);
+	c = submit_keyed("test-key-2", 10);
 	assert_int_equal(status_of(c), KF_OK);
 	assert_true(c->submit_rep.job_id > a->submit_rep.job_id);
 	kf_msg_free(a);
-	kf_msg_free(b);
 	kf_msg_free(c);
 	/* A key is text: a control character is refused. */
-	req_init(&req, KF_MSG_SUBMIT_REQ);
-	req.submit_req.params = p;
-	req.submit_req.key = "bad\x01key";
-	a = rpc(&req, true);
+	a = submit_keyed("bad\x01key", 10);
 	assert_int_equal(status_of(a), KF_EINVAL);
 	kf_msg_free(a);
 }
