@@ -301,6 +301,7 @@ static bool silent_fenced(struct kf_broker *b, struct kf__call *c)
 	if (!w)
 		return false;
 	silent_s = now > w->last_seen_ns ? (now - w->last_seen_ns) / (1000 * KF__NS_PER_MS) : 0;
+	w->lease_refused_ns = now;
 	if (!w->silent_lease_warned) {
 		w->silent_lease_warned = true;
 		KF_WARN(KF__TARGET_RPC, "lease refused: no heartbeat from the worker",

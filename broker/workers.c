@@ -245,8 +245,13 @@ void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_
 			if (fn)
 				fn(arg, w, was, now_l);
 		}
+		/* Forgotten, a worker whose heartbeats never arrive but whose
+		 * leases do would be unknown, and so leased jobs again (the
+		 * silent-worker fence knows only the workers on record). */
 		if (w->liveness == KF_WORKER_DEAD && !w->requeue_pending && !w->requeue_inflight &&
-		    now_ns - w->dead_since_ns >= (uint64_t)KF_WORKERS_FORGET_MS * NS_PER_MS) {
+		    now_ns - w->dead_since_ns >= (uint64_t)KF_WORKERS_FORGET_MS * NS_PER_MS &&
+		    (!w->lease_refused_ns ||
+		     now_ns - w->lease_refused_ns >= (uint64_t)KF_WORKERS_FORGET_MS * NS_PER_MS)) {
 			forget(ws, i);
 			continue;
 		}

@@ -251,9 +251,14 @@ static void test_workers_liveness(void **state)
 	assert_int_equal(ev, KF_WORKER_EV_RESTARTED);
 	assert_int_equal(old, 7);
 	assert_int_equal(w->pid, 10);
-	/* Dead and requeued: forgotten ten minutes later. */
+	/* Dead and requeued: forgotten ten minutes later — or ten minutes after
+	 * the last lease the silent-worker fence refused it, if later. */
 	kf_workers_sweep(ws, t0 + 25 * S, count_change, &ch);
 	w->requeue_pending = false;
+	w->lease_refused_ns = t0 + 100 * S;
+	kf_workers_sweep(ws, t0 + 25 * S + 600 * S, NULL, NULL);
+	assert_int_equal(kf_workers_count(ws), 1);
+	w->lease_refused_ns = 0;
 	kf_workers_sweep(ws, t0 + 25 * S + 600 * S - 1, NULL, NULL);
 	assert_int_equal(kf_workers_count(ws), 1);
 	kf_workers_sweep(ws, t0 + 25 * S + 600 * S, NULL, NULL);
