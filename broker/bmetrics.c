@@ -17,7 +17,7 @@ static const char *const l_liveness[] = { "liveness" };
 enum {
 	F_RX, F_TX, F_DROPPED, F_DECODE, F_GAPS, F_RATE, F_RPC, F_JOBS, F_WORKERS,
 	F_PARKED, F_DB_UP, F_DB_QUEUE, F_DB_BATCH, F_DB_LARGEST, F_DB_OUTAGES,
-	F_DB_REQUESTS, F_DB_BATCHES, F_DB_UNAVAIL, F_REPLAYED, F_COUNT
+	F_DB_REQUESTS, F_DB_BATCHES, F_DB_UNAVAIL, F_REPLAYED, F_LEASE_REFUSED, F_COUNT
 };
 
 /* Designated initializers: clang's -Wmissing-field-initializers wants them. */
@@ -63,6 +63,10 @@ static const struct kf_metric_desc descs[F_COUNT] = {
 		"Store requests refused because the database was unavailable.", C),
 	[F_REPLAYED] = D0("keyforge_rpc_replayed_total",
 		"Resent requests answered from the recent-replies cache.", C),
+	[F_LEASE_REFUSED] = DL("keyforge_rpc_leases_refused_total",
+		"Leases (and claims of complete with lease_next) refused by a fence, by reason: "
+		"replaced (another process holds the worker id), silent (no heartbeat of the "
+		"worker reaches the broker).", C, l_reason, 0),
 };
 #undef DL
 #undef D0
@@ -110,6 +114,8 @@ static enum kf_err children(struct kf_bmetrics *m, struct kf_metric_family **f)
 	err = err ? err : counter(f[F_DB_BATCHES], NULL, &m->db_batches);
 	err = err ? err : counter(f[F_DB_UNAVAIL], NULL, &m->db_unavailable);
 	err = err ? err : counter(f[F_REPLAYED], NULL, &m->replies_replayed);
+	err = err ? err : counter(f[F_LEASE_REFUSED], "replaced", &m->leases_refused_replaced);
+	err = err ? err : counter(f[F_LEASE_REFUSED], "silent", &m->leases_refused_silent);
 	return err;
 }
 

@@ -44,6 +44,7 @@ struct kf_bmetrics {
 	struct kf_gauge *db_up, *db_queue_depth, *db_batch_size, *db_largest_batch;
 	struct kf_counter *db_outages, *db_requests, *db_batches, *db_unavailable;
 	struct kf_counter *replies_replayed;
+	struct kf_counter *leases_refused_replaced, *leases_refused_silent; /* the lease fences */
 };
 
 /* Creates the registry and every family. KF_OK or what registration returns. */

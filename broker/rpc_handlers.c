@@ -302,6 +302,7 @@ static bool silent_fenced(struct kf_broker *b, struct kf__call *c)
 		return false;
 	silent_s = now > w->last_seen_ns ? (now - w->last_seen_ns) / (1000 * KF__NS_PER_MS) : 0;
 	w->lease_refused_ns = now;
+	kf_counter_inc(b->m.leases_refused_silent);
 	if (!w->silent_lease_warned) {
 		w->silent_lease_warned = true;
 		KF_WARN(KF__TARGET_RPC, "lease refused: no heartbeat from the worker",
@@ -333,6 +334,7 @@ bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 
 	if (!replaced(b, call_worker(c), asker, &known))
 		return silent_fenced(b, c);
+	kf_counter_inc(b->m.leases_refused_replaced);
 	KF_WARN(KF__TARGET_RPC, "lease refused: worker id held by another process",
 		KF_STR("worker_id", call_worker(c)), KF_U64("incarnation", asker),
 		KF_U64("registered_incarnation", known));
@@ -616,10 +618,16 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	 * held with it, so that one batch commits both (one round trip, one
 	 * commit) even when the database thread is idle and would otherwise
 	 * take the completion alone. */
-	/* A replaced process's completion is taken (its lease token fences
-	 * it); only the claim is skipped (the lease fence, above). */
-	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining &&
-	       !replaced(b, q->worker_id, q->incarnation, &known) && !silent(b, q->worker_id);
+	/* A replaced or silent process's completion is taken (its lease token
+	 * fences it); only the claim is skipped (the lease fences, above). */
+	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining;
+	if (next && replaced(b, q->worker_id, q->incarnation, &known)) {
+		kf_counter_inc(b->m.leases_refused_replaced);
+		next = false;
+	} else if (next && silent(b, q->worker_id)) {
+		kf_counter_inc(b->m.leases_refused_silent);
+		next = false;
+	}
 	if (next)
 		kf_store_hold(b->store);
 	err = kf_store_complete(b->store, &a, on_complete, c);

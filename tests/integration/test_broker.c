@@ -1208,6 +1208,46 @@ static void *fenced_poll(void *p)
 	return NULL;
 }
 
+/* The silent-worker fence. w-silent says hello and sends no heartbeat: 10 s
+ * on it is dead here and would have its jobs requeued. A lease from it is
+ * refused (KF_ESTATE, the reason names the ingest address) and a pending
+ * job stays pending; the refusal is logged and counted. A heartbeat makes
+ * it alive again, and its next lease claims the job. */
+static void test_silent_worker_fence(void **state)
+{
+	struct kf_bus_sub *mets = events_sub("metric.broker", 13);
+	struct kf_bus_pub *pub = ingest_pub();
+	struct kf_msg *l;
+	uint64_t j;
+
+	(void)state;
+	drain_pending();
+	hello("w-silent");
+	for (int i = 0; i < 150 && liveness_of("w-silent") != KF_WORKER_DEAD; i++)
+		sleep_ms(100);
+	assert_int_equal(liveness_of("w-silent"), KF_WORKER_DEAD);
+	j = submit_job(0, 10);
+	l = lease_as("w-silent", 77, 0);
+	assert_int_equal(status_of(l), KF_ESTATE);
+	assert_null(l->lease_rep.lease);
+	assert_non_null(strstr(kf_msg_reply(l)->error, "ingest address"));
+	kf_msg_free(l);
+	assert_int_equal(job_state(j), KF_JOB_PENDING);
+	assert_true(wait_log("lease refused: no heartbeat from the worker", 2000));
+	assert_true(broker_metric(mets, "keyforge_rpc_leases_refused_total", "reason", "silent",
+				  1) >= 1);
+	heartbeat(pub, "w-silent", 1, 0);
+	for (int i = 0; i < 50 && liveness_of("w-silent") != KF_WORKER_ALIVE; i++)
+		sleep_ms(20);
+	l = lease_as("w-silent", 77, 0);
+	assert_int_equal(status_of(l), KF_OK);
+	assert_non_null(l->lease_rep.lease);
+	assert_int_equal(l->lease_rep.lease->job_id, j);
+	kf_msg_free(l);
+	kf_bus_sub_free(mets);
+	kf_bus_pub_free(pub);
+}
+
 /* The lease fence (protocol 1.2). Process 101 of w-fence parks a lease and
  * goes silent; after 3 s process 202 registers under the id. The job
  * submitted next wakes 101's parked lease, which is refused (KF_EBUSY)
@@ -1216,6 +1256,7 @@ static void *fenced_poll(void *p)
  * both jobs. */
 static void test_lease_fence(void **state)
 {
+	struct kf_bus_sub *mets = events_sub("metric.broker", 13);
 	struct poll_arg a = { 0 };
 	struct kf_msg req, *l, *c;
 	uint64_t j1, j2;
@@ -1264,6 +1305,10 @@ static void test_lease_fence(void **state)
 	assert_int_equal(status_of(c), KF_OK);
 	kf_msg_free(c);
 	kf_msg_free(l);
+	/* The parked lease, the new lease and the complete's claim of 101. */
+	assert_true(broker_metric(mets, "keyforge_rpc_leases_refused_total", "reason", "replaced",
+				  3) >= 3);
+	kf_bus_sub_free(mets);
 }
 
 static void test_failure_retries(void **state)
@@ -1949,6 +1994,7 @@ int main(void)
 		cmocka_unit_test(test_kill_running),
 		cmocka_unit_test(test_lease_long_poll),
 		cmocka_unit_test(test_lease_fence),
+		cmocka_unit_test(test_silent_worker_fence),
 		cmocka_unit_test(test_failure_retries),
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_ingest),
