@@ -19,6 +19,7 @@
 
 #include "admin/ctl.h"
 #include "common/clock.h"
+#include "common/parse.h"
 #include "layout/layout.h"
 #include "layout/score.h"
 
@@ -185,10 +186,8 @@ static int check_key(const char *key)
 
 	if (n == 0 || n > KF_MSG_MAX_SUBMIT_KEY)
 		return kf__ctl_bad_value("submit", "--key", key, "1 to 200 bytes of text");
-	for (const unsigned char *k = (const unsigned char *)key; *k; k++)
-		if (*k < 0x20 || *k == 0x7f)
-			return kf__ctl_bad_value("submit", "--key", key,
-						 "text without control characters");
+	if (kf_text_has_control(key))
+		return kf__ctl_bad_value("submit", "--key", key, "text without control characters");
 	return KF__CTL_OK;
 }
 

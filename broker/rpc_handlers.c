@@ -13,6 +13,7 @@
 
 #include "broker/broker_int.h"
 #include "common/clock.h"
+#include "common/parse.h"
 
 #define MAX_ATTEMPTS_LIMIT 1000
 
@@ -263,88 +264,86 @@ static uint64_t claim_incarnation(struct kf_broker *b, const struct kf__call *c)
 	return inc ? inc : incarnation_of(b, call_worker(c));
 }
 
-/* Whether `asker` (a process's incarnation, 0 = not said) is not the
- * process registered under worker_id. Looks the worker up only when the
- * asker says who it is. */
-static bool replaced(struct kf_broker *b, const char *worker_id, uint64_t asker,
-	uint64_t *known)
+/* The fences a claim passes first (kf__lease_fenced explains both). */
+enum fence { FENCE_NONE, FENCE_REPLACED, FENCE_SILENT };
+
+/* Which fence holds back a claim for worker_id by process `asker` (0: not
+ * said), with the refusal counted; *w is the worker on record, NULL when
+ * none. One lookup: this runs for every lease. */
+static enum fence claim_fence(struct kf_broker *b, const char *worker_id, uint64_t asker,
+	struct kf_worker **w)
 {
-	*known = asker ? incarnation_of(b, worker_id) : 0;
-	return *known && asker != *known;
-}
-
-/* The worker, when it is dead here: no heartbeat for KF_WORKERS_DEAD_AFTER
- * intervals. NULL when alive, stale or not known. */
-static struct kf_worker *silent(struct kf_broker *b, const char *worker_id)
-{
-	struct kf_worker *w = kf_workers_find(b->workers, worker_id);
-
-	return w && w->liveness == KF_WORKER_DEAD ? w : NULL;
-}
-
-/*
- * The second fence: a worker whose heartbeats do not reach this broker.
- * Liveness is its heartbeats (DESIGN §3); one silent for
- * KF_WORKERS_DEAD_AFTER intervals is dead here and its jobs are requeued,
- * so a job it leased now would be requeued by the next orphan sweep too,
- * an attempt spent for nothing — again and again while, say, its ingest
- * address is wrong or cut off and its rpc connection is not. It gets no
- * job (KF_ESTATE: not a reason to register again) until a heartbeat makes
- * it alive; WARN once per silence, the worker logs the reason.
- */
-static bool silent_fenced(struct kf_broker *b, struct kf__call *c)
-{
-	struct kf_worker *w = silent(b, call_worker(c));
-	uint64_t now = kf_clock_mono_ns();
-	unsigned long long silent_s;
-
-	if (!w)
-		return false;
-	silent_s = now > w->last_seen_ns ? (now - w->last_seen_ns) / (1000 * KF__NS_PER_MS) : 0;
-	w->lease_refused_ns = now;
-	kf_counter_inc(b->m.leases_refused_silent);
-	if (!w->silent_lease_warned) {
-		w->silent_lease_warned = true;
-		KF_WARN(KF__TARGET_RPC, "lease refused: no heartbeat from the worker",
-			KF_STR("worker_id", w->id), KF_U64("silent_s", silent_s));
+	*w = kf_workers_find(b->workers, worker_id);
+	if (!*w)
+		return FENCE_NONE;
+	if (asker && (*w)->incarnation && asker != (*w)->incarnation) {
+		kf_counter_inc(b->m.leases_refused_replaced);
+		return FENCE_REPLACED;
 	}
-	if (c->msg->type == KF_MSG_COMPLETE_REQ)
-		kf__lease_reply(c, NULL); /* the completion's answer stands; no job */
-	else
-		kf__call_fail(c, KF_ESTATE, "lease: no heartbeat from worker '%s' has reached "
-			      "the broker for %llu s, so it counts as dead and gets no job until "
-			      "one does; can it reach the broker's ingest address?", w->id, silent_s);
-	return true;
+	if ((*w)->liveness == KF_WORKER_DEAD) {
+		kf_counter_inc(b->m.leases_refused_silent);
+		return FENCE_SILENT;
+	}
+	return FENCE_NONE;
 }
 
 /*
- * The lease fence. A process that was frozen (SIGSTOP, a VM pause) or cut
- * off long enough for another process to register under its id finds,
- * when it wakes, that its jobs were requeued and its heartbeats are
- * refused; without this it would still lease new jobs, which nobody would
- * requeue if it then died, because the id is alive. A lease from any
- * incarnation other than the registered one is refused with KF_EBUSY; the
- * worker registers again, and the hello's rule (kf_workers_incarnation_ok)
- * decides who holds the id. Then the second fence (above). True when c was
- * answered here.
+ * The lease fences. True when c was answered here.
+ *
+ * Replaced: a process that was frozen (SIGSTOP, a VM pause) or cut off long
+ * enough for another process to register under its id finds, when it wakes,
+ * that its jobs were requeued and its heartbeats are refused; without this
+ * it would still lease new jobs, which nobody would requeue if it then
+ * died, because the id is alive. A lease from any incarnation other than
+ * the registered one is refused with KF_EBUSY; the worker registers again,
+ * and the hello's rule (kf_workers_incarnation_ok) decides who holds the id.
+ *
+ * Silent: a worker whose heartbeats do not reach this broker. Liveness is
+ * its heartbeats (DESIGN §3); one silent for KF_WORKERS_DEAD_AFTER intervals
+ * is dead here and its jobs are requeued, so a job it leased now would be
+ * requeued by the next orphan sweep too, an attempt spent for nothing —
+ * again and again while, say, its ingest address is wrong or cut off and
+ * its rpc connection is not. It gets no job (KF_ESTATE: not a reason to
+ * register again) until a heartbeat makes it alive; WARN at the first
+ * refusal of a silence, and the worker logs the reason. The time of the
+ * refusal keeps its record from being forgotten (kf_workers_sweep).
  */
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 {
-	uint64_t asker = call_incarnation(c), known;
+	uint64_t asker = call_incarnation(c), now, silent_s;
+	struct kf_worker *w;
 
-	if (!replaced(b, call_worker(c), asker, &known))
-		return silent_fenced(b, c);
-	kf_counter_inc(b->m.leases_refused_replaced);
-	KF_WARN(KF__TARGET_RPC, "lease refused: worker id held by another process",
-		KF_STR("worker_id", call_worker(c)), KF_U64("incarnation", asker),
-		KF_U64("registered_incarnation", known));
-	if (c->msg->type == KF_MSG_COMPLETE_REQ)
-		kf__lease_reply(c, NULL); /* the completion's answer stands; no job */
-	else
-		kf__call_fail(c, KF_EBUSY, "lease: worker '%s' is registered by another process "
-			      "(incarnation %llu, not %llu): register again", call_worker(c),
-			      (unsigned long long)known, (unsigned long long)asker);
-	return true;
+	switch (claim_fence(b, call_worker(c), asker, &w)) {
+	case FENCE_NONE:
+		return false;
+	case FENCE_REPLACED:
+		KF_WARN(KF__TARGET_RPC, "lease refused: worker id held by another process",
+			KF_STR("worker_id", w->id), KF_U64("incarnation", asker),
+			KF_U64("registered_incarnation", w->incarnation));
+		if (c->msg->type == KF_MSG_COMPLETE_REQ)
+			kf__lease_reply(c, NULL); /* the completion's answer stands; no job */
+		else
+			kf__call_fail(c, KF_EBUSY, "lease: worker '%s' is registered by another "
+				      "process (incarnation %llu, not %llu): register again", w->id,
+				      (unsigned long long)w->incarnation, (unsigned long long)asker);
+		return true;
+	case FENCE_SILENT:
+		now = kf_clock_mono_ns();
+		silent_s = now > w->last_seen_ns ? (now - w->last_seen_ns) / (1000 * KF__NS_PER_MS) : 0;
+		if (w->lease_refused_ns < w->dead_since_ns)   /* none since it died */
+			KF_WARN(KF__TARGET_RPC, "lease refused: no heartbeat from the worker",
+				KF_STR("worker_id", w->id), KF_U64("silent_s", silent_s));
+		w->lease_refused_ns = now;
+		if (c->msg->type == KF_MSG_COMPLETE_REQ)
+			kf__lease_reply(c, NULL);
+		else
+			kf__call_fail(c, KF_ESTATE, "lease: no heartbeat from worker '%s' has reached "
+				      "the broker for %llu s, so it counts as dead and gets no job until "
+				      "one does; can it reach the broker's ingest address?", w->id,
+				      (unsigned long long)silent_s);
+		return true;
+	}
+	return false;
 }
 
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c)
@@ -597,7 +596,7 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 		.outcome = q->released ? KF_STORE_RELEASED :
 			   q->expired ? KF_STORE_EXPIRED : outcome_of[q->outcome],
 		.error = q->error, .best_cost = q->result ? q->result->cost : NAN };
-	uint64_t known;
+	struct kf_worker *w;
 	enum kf_err err;
 	bool next;
 
@@ -620,14 +619,8 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	 * take the completion alone. */
 	/* A replaced or silent process's completion is taken (its lease token
 	 * fences it); only the claim is skipped (the lease fences, above). */
-	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining;
-	if (next && replaced(b, q->worker_id, q->incarnation, &known)) {
-		kf_counter_inc(b->m.leases_refused_replaced);
-		next = false;
-	} else if (next && silent(b, q->worker_id)) {
-		kf_counter_inc(b->m.leases_refused_silent);
-		next = false;
-	}
+	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining &&
+	       claim_fence(b, q->worker_id, q->incarnation, &w) == FENCE_NONE;
 	if (next)
 		kf_store_hold(b->store);
 	err = kf_store_complete(b->store, &a, on_complete, c);
@@ -715,12 +708,7 @@ static const char *caller_key(const char *submit_key)
 /* A key is text an operator typed: it appears in logs and error replies. */
 static const char *invalid_key(const char *key)
 {
-	if (!key)
-		return NULL;
-	for (const unsigned char *k = (const unsigned char *)key; *k; k++)
-		if (*k < 0x20 || *k == 0x7f)
-			return "the key has a control character";
-	return NULL;
+	return key && kf_text_has_control(key) ? "the key has a control character" : NULL;
 }
 
 static void h_submit(struct kf_broker *b, struct kf__call *c)

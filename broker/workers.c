@@ -154,7 +154,6 @@ static enum kf_err seen(struct kf_workers *ws, const char *id, uint64_t incarnat
 	w->liveness = KF_WORKER_ALIVE;
 	w->last_seen_ns = now_ns;
 	w->dead_since_ns = 0;
-	w->silent_lease_warned = false;
 	*out = w;
 	return KF_OK;
 }

@@ -54,9 +54,8 @@ struct kf_worker {
 	bool others_pending;               /* jobs of its other incarnations still to requeue */
 	bool others_inflight;              /* ... and that request is running */
 	uint64_t conflict_warned_ns;       /* last WARN about a second process with this id */
-	bool silent_lease_warned;          /* dead, and a lease of it refused (WARN once) */
-	uint64_t lease_refused_ns;         /* monotonic: the last lease refused for that; a
-	                                    * worker still asking is not forgotten */
+	uint64_t lease_refused_ns;         /* monotonic: the last lease refused because it is
+	                                    * dead here; a worker still asking is not forgotten */
 	/* The attempts its last heartbeat listed (protocol 1.2), when
 	 * held_listed: kf_workers_lease_lost() reads them. */
 	bool held_listed;

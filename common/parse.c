@@ -29,3 +29,11 @@ int kf_hex_digit(int c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+bool kf_text_has_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}

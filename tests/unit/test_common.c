@@ -274,6 +274,16 @@ static void test_hex_digit(void **state)
 	assert_int_equal(kf_hex_digit(-61), -1); /* a byte >= 0x80 as a signed char */
 }
 
+static void test_text_has_control(void **state)
+{
+	(void)state;
+	assert_false(kf_text_has_control(""));
+	assert_false(kf_text_has_control("nightly/2026-11-29 ~ \xc3\xa9"));  /* UTF-8 is text */
+	assert_true(kf_text_has_control("a\tb"));
+	assert_true(kf_text_has_control("\x1f"));
+	assert_true(kf_text_has_control("end\x7f"));
+}
+
 static void test_mono_timespec(void **state)
 {
 	(void)state;
@@ -298,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_cliopt_parse),
 		cmocka_unit_test(test_random_nonzero_and_varied),
 		cmocka_unit_test(test_hex_digit),
+		cmocka_unit_test(test_text_has_control),
 		cmocka_unit_test(test_mono_timespec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
