@@ -126,7 +126,7 @@ void kf__job_event(struct kf_broker *b, uint64_t job_id, enum kf_job_state state
 }
 
 void kf__cmd_cancel(struct kf_broker *b, const char *worker_id, uint64_t job_id,
-	uint64_t lease_token)
+	uint64_t lease_token, const char *dropped)
 {
 	char topic[KF_TOPIC_SIZE];
 	struct kf_msg m;
@@ -135,7 +135,8 @@ void kf__cmd_cancel(struct kf_broker *b, const char *worker_id, uint64_t job_id,
 		return;
 	kf_msg_init(&m, KF_MSG_COMMAND, KF_RELAY_SOURCE, ++b->seq_cmd);
 	m.command = (struct kf_msg_command){ .worker_id = worker_id, .action = KF_CMD_CANCEL,
-		.job_id = job_id, .lease_token = lease_token };
+		.job_id = job_id, .lease_token = lease_token, .drop = dropped != NULL,
+		.reason = dropped };
 	kf_topic_cmd(topic, worker_id);
 	/* Workers listen on commands; events keeps a copy for observers. */
 	publish_on(b, topic, &m, true);

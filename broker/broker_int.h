@@ -237,8 +237,11 @@ void kf__publish_flush(struct kf_broker *b);
 void kf__job_event(struct kf_broker *b, uint64_t job_id, enum kf_job_state state,
 	uint32_t attempt, const char *worker_id, double progress, double best_cost,
 	const char *message);
+/* Tells worker_id to stop job_id: an operator's kill (dropped = NULL: it
+ * reports the job killed), or an attempt this broker has already ended
+ * (dropped = why: it stops and reports nothing). */
 void kf__cmd_cancel(struct kf_broker *b, const char *worker_id, uint64_t job_id,
-	uint64_t lease_token);
+	uint64_t lease_token, const char *dropped);
 /* keyforge_jobs_total for a job that reached `state` (retrying/pending = retried). */
 void kf__job_outcome(struct kf_broker *b, enum kf_job_state state);
 

@@ -48,6 +48,7 @@ static bool sweep_change(struct kf_broker *b, enum kf_store_op op, const struct 
 {
 	uint64_t id = (uint64_t)ch->job_id;
 	bool claimable = ch->state == KF_JOB_PENDING;
+	const char *why = op == KF_STORE_EXPIRE ? "deadline exceeded" : reason;
 
 	if (op == KF_STORE_PROMOTE) {
 		KF_DEBUG(KF__TARGET_REAPER, "job ready for another attempt", KF_U64("job_id", id),
@@ -63,13 +64,16 @@ static bool sweep_change(struct kf_broker *b, enum kf_store_op op, const struct 
 	else if (ch->state == KF_JOB_FAILED)
 		KF_WARN(KF__TARGET_REAPER, op == KF_STORE_EXPIRE ? "job deadline exceeded" : "job failed",
 			KF_U64("job_id", id), KF_I64("attempt", ch->attempt),
-			KF_STR("reason", op == KF_STORE_EXPIRE ? "deadline exceeded" : reason));
+			KF_STR("reason", why));
 	else if (ch->state == KF_JOB_KILLED)
 		KF_INFO(KF__TARGET_REAPER, "job killed", KF_U64("job_id", id));
 	kf__job_outcome(b, ch->state);
 	kf__job_event(b, id, ch->state, (uint32_t)ch->attempt, ch->worker_id, 0, NAN, reason);
-	/* The attempt is over: should its worker still be running it, stop it. */
-	kf__cmd_cancel(b, ch->worker_id, id, ch->lease_token);
+	/* The attempt is over: should its worker still be running it, stop it.
+	 * Only a kill is the job's outcome; anything else ended the attempt
+	 * here, and the worker's report of it would be refused. */
+	kf__cmd_cancel(b, ch->worker_id, id, ch->lease_token,
+		       ch->state == KF_JOB_KILLED ? NULL : why);
 	kf__lease_forget(b, id);
 	return claimable;
 }

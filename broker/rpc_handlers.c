@@ -958,7 +958,7 @@ static void on_kill(void *arg, const struct kf_store_result *res)
 			kf__job_event(b, id, KF_JOB_RUNNING, 0, res->kill.worker_id, 0, NAN,
 				      "cancel requested");
 		}
-		kf__cmd_cancel(b, res->kill.worker_id, id, res->kill.lease_token);
+		kf__cmd_cancel(b, res->kill.worker_id, id, res->kill.lease_token, NULL);
 	} else if (res->kill.state == KF_JOB_KILLED && res->kill.changed) {
 		KF_INFO(KF__TARGET, "job killed", KF_U64("job_id", id));
 		kf__job_outcome(b, KF_JOB_KILLED);

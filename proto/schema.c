@@ -222,6 +222,8 @@ FIELDS(s_command) = {
 	ENUM(T, "a", action, 0, KF_CMD_ACTION_COUNT),
 	U64(T, "j", job_id),
 	U64(T, "lt", lease_token),
+	OBOOL(T, "drop", drop),
+	OSTR(T, "why", reason, KF_MSG_MAX_NAME),
 };
 static SCHEMA(s_command, T, NULL);
 #undef T

@@ -259,7 +259,7 @@ struct kf_msg_cluster_status {
 /* ---- command to one worker (topic cmd.<worker> on events) -------------- */
 
 enum kf_msg_command_action {
-	KF_CMD_CANCEL = 0,   /* stop job_id (if lease_token matches), report killed */
+	KF_CMD_CANCEL = 0,   /* stop job_id (if lease_token matches), report killed (or, drop: nothing) */
 	KF_CMD_DRAIN = 1,    /* finish the current job, take no new lease */
 	KF_CMD_ACTION_COUNT
 };
@@ -269,6 +269,13 @@ struct kf_msg_command {
 	enum kf_msg_command_action action;
 	uint64_t job_id;                 /* 0 for actions not about a job */
 	uint64_t lease_token;            /* 0 = any lease of job_id */
+	/* 1.6, optional, cancel only: the broker has already ended this
+	 * attempt (requeued it, failed it, its deadline passed), so the
+	 * worker stops and reports nothing, as for a stale lease. Without it
+	 * (an operator's kill, or a broker older than 1.6) the worker reports
+	 * the job killed with its best result. */
+	bool drop;
+	const char *reason;              /* 1.6, optional: why, for the worker's log */
 };
 
 #endif

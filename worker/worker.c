@@ -114,9 +114,17 @@ static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
 				KF_STR("via", "command"));
 		return;
 	}
+	/* drop (1.6): the broker has ended this attempt itself (a requeue, a
+	 * failure, a deadline); a report of it would be refused, and "killed"
+	 * would be untrue. */
 	for (uint32_t i = 0; i < w->cfg.slots; i++)
-		hit |= kf__slot_stop_job(&w->slots[i], cmd->job_id, cmd->lease_token, KF__STOP_KILL);
-	if (hit)
+		hit |= kf__slot_stop_job(&w->slots[i], cmd->job_id, cmd->lease_token,
+					 cmd->drop ? KF__STOP_DROP : KF__STOP_KILL);
+	if (hit && cmd->drop)
+		KF_INFO(KF__TARGET_JOB, "job attempt ended by the broker; abandoning it",
+			KF_U64("job_id", cmd->job_id),
+			KF_STR("reason", cmd->reason ? cmd->reason : ""), KF_STR("via", "command"));
+	else if (hit)
 		KF_INFO(KF__TARGET_JOB, "job cancel received", KF_U64("job_id", cmd->job_id),
 			KF_STR("via", "command"));
 	else

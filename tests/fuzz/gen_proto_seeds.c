@@ -107,8 +107,10 @@ static void valid_messages(void)
 	m.cluster_status = (struct kf_msg_cluster_status){ ws, 1, { 1, 2, 3, 4, 5, 6 } };
 	put_msg("full", &m);
 	m = msg(KF_MSG_COMMAND);
-	m.command = (struct kf_msg_command){ "w1", KF_CMD_CANCEL, 9, 77 };
+	m.command = (struct kf_msg_command){ "w1", KF_CMD_CANCEL, 9, 77, true, "worker dead" };
 	put_msg("full", &m);
+	m.command = (struct kf_msg_command){ "w1", KF_CMD_CANCEL, 9, 77, false, NULL };
+	put_msg("min", &m);
 
 	m = msg(KF_MSG_HELLO_REQ);
 	m.hello_req = (struct kf_msg_hello_req){ req, "w1", "host", 1, 2, 3, "0.1.0" };

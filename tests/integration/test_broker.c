@@ -1079,6 +1079,7 @@ static void expect_cancel(struct kf_bus_sub *sub, const char *prefix, uint64_t i
 	assert_int_equal(cmd->command.job_id, id);
 	assert_int_equal(cmd->command.lease_token, token);
 	assert_string_equal(cmd->command.worker_id, "w-kill");
+	assert_false(cmd->command.drop);           /* an operator's kill: report it */
 	kf_msg_free(cmd);
 }
 
@@ -1505,7 +1506,8 @@ static void test_ingest(void **state)
 static void test_worker_death_requeues(void **state)
 {
 	struct kf_bus_pub *pub = ingest_pub();
-	struct kf_msg *l, *rep;
+	struct kf_bus_sub *cmds = events_sub("cmd.w-dies", strlen("cmd.w-dies"));
+	struct kf_msg *l, *rep, *cmd;
 	uint64_t id, token;
 
 	(void)state;
@@ -1524,6 +1526,18 @@ static void test_worker_death_requeues(void **state)
 	assert_true(log_has("worker stale"));
 	assert_true(log_has("worker dead"));
 	assert_true(log_has("job retrying"));
+	/* The worker, should it still run the job, is told to drop it: the
+	 * attempt is over, and no kill happened. */
+	cmd = next_event(cmds, "cmd.w-dies", 3000);
+	assert_non_null(cmd);
+	assert_int_equal(cmd->type, KF_MSG_COMMAND);
+	assert_int_equal(cmd->command.action, KF_CMD_CANCEL);
+	assert_int_equal(cmd->command.job_id, id);
+	assert_int_equal(cmd->command.lease_token, token);
+	assert_true(cmd->command.drop);
+	assert_string_equal(cmd->command.reason, "worker dead");
+	kf_msg_free(cmd);
+	kf_bus_sub_free(cmds);
 	/* The old lease is fenced off. */
 	rep = progress(id, token, 5);
 	assert_true(rep->progress_rep.drop);

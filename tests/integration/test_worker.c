@@ -145,7 +145,8 @@ static void start_broker(void)
 	spawn(&g_broker, argv);
 }
 
-static struct proc *start_worker(const char *id, const char *extra)
+/* A worker with up to two extra arguments (NULL: none). */
+static struct proc *start_worker2(const char *id, const char *extra, const char *extra2)
 {
 	struct proc *p;
 
@@ -154,13 +155,18 @@ static struct proc *start_worker(const char *id, const char *extra)
 	char *argv[] = { (char *)bin("KF_WORKER_BIN", "worker/keyforge-worker"), "--id", p->id,
 		"--ingest", g_url[0], "--commands", g_url[3], "--rpc", g_url[2], "--token-file",
 		g_token_path, "--lease-wait", "1000", "--term-timeout", "10000",
-		(char *)extra, NULL };
+		(char *)extra, (char *)extra2, NULL };
 
 	snprintf(p->id, sizeof p->id, "%s", id);
 	/* By slot: a second process with the same id gets a log of its own. */
 	snprintf(p->log, sizeof p->log, "%s/%s.%d.log", g_tmp, id, g_n_workers - 1);
 	spawn(p, argv);
 	return p;
+}
+
+static struct proc *start_worker(const char *id, const char *extra)
+{
+	return start_worker2(id, extra, NULL);
 }
 
 /* Exit status of p within ms, -1 if still running (then it is left alone),
@@ -1009,6 +1015,59 @@ static void test_unheard_worker_gets_no_job(void **state)
 	kill_proc(unheard, SIGKILL);
 }
 
+/* A job requeued while its worker still runs it: the worker cannot be heard
+ * (a wrong ingest address), leases in the 10 s after its hello that the
+ * silent-worker fence leaves open, and is then declared dead. The broker's
+ * cancel says that it ended the attempt itself (drop, 1.6): the worker
+ * abandons the job, logs why, and reports nothing; it used to log "job
+ * killed" and report a kill the broker refused. Progress reports are a
+ * minute apart, so only the command can have told it. */
+static void test_requeued_job_dropped(void **state)
+{
+	char bad_ingest[64], who[64];
+	struct proc *deaf;
+	struct kf_msg *rep;
+	uint64_t id;
+	bool again = false;
+
+	(void)state;
+	snprintf(bad_ingest, sizeof bad_ingest, "--ingest=tcp://127.0.0.1:%u", kf_test_free_port());
+	deaf = start_worker2("deaf", bad_ingest, "--progress-interval=60000");
+	for (int t = 0; t < 200 && !log_count(deaf, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(deaf, "registered with the broker"), 1);
+	/* Only "deaf" leases while the job is submitted (see test_outbox_job_not_lost). */
+	for (int w = 0; w < g_n_workers; w++)
+		if (&g_workers[w] != deaf)
+			kill_proc(&g_workers[w], SIGSTOP);
+	sleep_ms(1500);
+	id = submit(2000000000, 61);
+	wait_running(id, who, sizeof who, 5000);
+	for (int w = 0; w < g_n_workers; w++)
+		if (&g_workers[w] != deaf)
+			kill_proc(&g_workers[w], SIGCONT);
+	assert_string_equal(who, "deaf");
+	/* Dead 10 s after its hello; the job is requeued and runs again elsewhere. */
+	for (int t = 0; t < 300 && !again; t++) {
+		sleep_ms(100);
+		rep = get_job(id);
+		again = rep->get_rep.job->state == KF_JOB_RUNNING && rep->get_rep.job->attempt == 2;
+		kf_msg_free(rep);
+	}
+	assert_true(again);
+	for (int t = 0; t < 50 && !log_count(deaf, "job dropped"); t++)
+		sleep_ms(100);
+	assert_int_equal(log_count(deaf, "job attempt ended by the broker; abandoning it"), 1);
+	assert_int_equal(log_count(deaf, "reason=\"worker dead\""), 1);
+	assert_int_equal(log_count(deaf, "job dropped"), 1);
+	assert_int_equal(log_count(deaf, "job killed"), 0);
+	rep = get_job(id);
+	assert_string_not_equal(worker_of(rep), "deaf");
+	kf_msg_free(rep);
+	kill_job(id);
+	kill_proc(deaf, SIGKILL);
+}
+
 /* The broker stopped (SIGSTOP) for 12 s with a job running: judged by its
  * own clock every worker had been silent past the 10 s after which it is
  * dead, and the job was requeued when the broker woke (a hand test did
@@ -1355,6 +1414,7 @@ int main(void)
 		cmocka_unit_test(test_deadline_keeps_best_result),
 		cmocka_unit_test(test_duplicate_worker_id),
 		cmocka_unit_test(test_unheard_worker_gets_no_job),
+		cmocka_unit_test(test_requeued_job_dropped),
 		cmocka_unit_test(test_frozen_worker_replaced),
 		cmocka_unit_test(test_replacement_outlasts_frozen_broker),
 		cmocka_unit_test(test_kill9_worker),

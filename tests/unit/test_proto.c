@@ -627,9 +627,11 @@ static void test_command(void **state)
 	(void)state;
 	struct kf_msg m;
 	init(&m, KF_MSG_COMMAND);
-	m.command = (struct kf_msg_command){ "w9", KF_CMD_CANCEL, 42, 0xabcdefull };
+	m.command = (struct kf_msg_command){ "w9", KF_CMD_CANCEL, 42, 0xabcdefull, false, NULL };
 	roundtrip(&m, true);
-	m.command = (struct kf_msg_command){ "w9", KF_CMD_DRAIN, 0, 0 };
+	m.command = (struct kf_msg_command){ "w9", KF_CMD_CANCEL, 42, 7, true, "worker dead" };
+	roundtrip(&m, true);
+	m.command = (struct kf_msg_command){ "w9", KF_CMD_DRAIN, 0, 0, false, NULL };
 	roundtrip(&m, true);
 }
 
