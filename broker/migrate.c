@@ -26,10 +26,17 @@ int kf_migrate_newest(void)
 	return kf_migrations_count;
 }
 
-/* true/false in *exists; the table name resolves through search_path. */
-static enum kf_err table_exists(PGconn *conn, bool *exists, struct kf_strbuf *msg)
+static PGresult *query(PGconn *conn, const char *sql, uint64_t deadline)
 {
-	PGresult *res = PQexec(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+	return PQsendQuery(conn, sql) ? kf__pq_results(conn, deadline) : NULL;
+}
+
+/* true/false in *exists; the table name resolves through search_path. */
+static enum kf_err table_exists(PGconn *conn, uint64_t deadline, bool *exists,
+				struct kf_strbuf *msg)
+{
+	PGresult *res = query(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL",
+			      deadline);
 	enum kf_err err = KF_OK;
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
@@ -69,10 +76,11 @@ static enum kf_err check_row(int row_index, int version, const char *name,
 }
 
 /* Verifies every recorded row; *applied = how many there are. */
-static enum kf_err verify_recorded(PGconn *conn, int *applied, struct kf_strbuf *msg)
+static enum kf_err verify_recorded(PGconn *conn, uint64_t deadline, int *applied,
+				   struct kf_strbuf *msg)
 {
-	PGresult *res = PQexec(conn, "SELECT version, name, checksum FROM schema_migrations "
-				     "ORDER BY version");
+	PGresult *res = query(conn, "SELECT version, name, checksum FROM schema_migrations "
+				    "ORDER BY version", deadline);
 	enum kf_err err = KF_OK;
 	int i;
 
@@ -89,14 +97,15 @@ out:
 	return err;
 }
 
-static enum kf_err run_one(PGconn *conn, const struct kf_migration *m, struct kf_strbuf *msg)
+static enum kf_err run_one(PGconn *conn, uint64_t deadline, const struct kf_migration *m,
+			   struct kf_strbuf *msg)
 {
 	char version[16];
 	const char *params[3] = { version, m->name, m->checksum };
 	PGresult *res;
 	enum kf_err err;
 
-	err = kf__pq_exec(conn, m->sql, PGRES_COMMAND_OK, msg);
+	err = kf__pq_exec(conn, m->sql, PGRES_COMMAND_OK, deadline, msg);
 	if (err) {
 		if (err != KF_EUNAVAIL)
 			err = KF_EMIGRATION;
@@ -104,8 +113,9 @@ static enum kf_err run_one(PGconn *conn, const struct kf_migration *m, struct kf
 		return err;
 	}
 	snprintf(version, sizeof(version), "%d", m->version);
-	res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name, checksum) "
-				 "VALUES ($1, $2, $3)", 3, NULL, params, NULL, NULL, 0);
+	res = PQsendQueryParams(conn, "INSERT INTO schema_migrations (version, name, checksum) "
+				      "VALUES ($1, $2, $3)", 3, NULL, params, NULL, NULL, 0)
+		? kf__pq_results(conn, deadline) : NULL;
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
 		err = kf__pq_error(conn, res, msg);
 	PQclear(res);
@@ -113,21 +123,22 @@ static enum kf_err run_one(PGconn *conn, const struct kf_migration *m, struct kf
 }
 
 /* The body of the transaction: lock, create, verify, apply. */
-static enum kf_err migrate_locked(PGconn *conn, int *applied, int *ran, struct kf_strbuf *msg)
+static enum kf_err migrate_locked(PGconn *conn, uint64_t deadline, int *applied, int *ran,
+				  struct kf_strbuf *msg)
 {
 	bool exists = false;
 	enum kf_err err;
 	int v;
 
-	if ((err = kf__pq_exec(conn, LOCK_SQL, PGRES_TUPLES_OK, msg)) ||
-	    (err = table_exists(conn, &exists, msg)))
+	if ((err = kf__pq_exec(conn, LOCK_SQL, PGRES_TUPLES_OK, deadline, msg)) ||
+	    (err = table_exists(conn, deadline, &exists, msg)))
 		return err;
-	if (!exists && (err = kf__pq_exec(conn, create_sql, PGRES_COMMAND_OK, msg)))
+	if (!exists && (err = kf__pq_exec(conn, create_sql, PGRES_COMMAND_OK, deadline, msg)))
 		return err;
-	if ((err = verify_recorded(conn, applied, msg)))
+	if ((err = verify_recorded(conn, deadline, applied, msg)))
 		return err;
 	for (v = *applied + 1; v <= kf_migrations_count; v++) {
-		if ((err = run_one(conn, &kf_migrations[v - 1], msg)))
+		if ((err = run_one(conn, deadline, &kf_migrations[v - 1], msg)))
 			return err;
 		(*ran)++;
 	}
@@ -135,7 +146,8 @@ static enum kf_err migrate_locked(PGconn *conn, int *applied, int *ran, struct k
 	return KF_OK;
 }
 
-enum kf_err kf_migrate_apply(PGconn *conn, int *applied, int *ran, struct kf_strbuf *msg)
+enum kf_err kf_migrate_apply(PGconn *conn, uint64_t deadline, int *applied, int *ran,
+			     struct kf_strbuf *msg)
 {
 	struct kf_strbuf scratch = KF_STRBUF_INIT;
 	int n_applied = 0, n_ran = 0;
@@ -143,13 +155,13 @@ enum kf_err kf_migrate_apply(PGconn *conn, int *applied, int *ran, struct kf_str
 
 	if (!msg)
 		msg = &scratch;
-	err = kf__pq_exec(conn, "BEGIN", PGRES_COMMAND_OK, msg);
+	err = kf__pq_exec(conn, "BEGIN", PGRES_COMMAND_OK, deadline, msg);
 	if (!err)
-		err = migrate_locked(conn, &n_applied, &n_ran, msg);
+		err = migrate_locked(conn, deadline, &n_applied, &n_ran, msg);
 	if (!err)
-		err = kf__pq_exec(conn, "COMMIT", PGRES_COMMAND_OK, msg);
+		err = kf__pq_exec(conn, "COMMIT", PGRES_COMMAND_OK, deadline, msg);
 	else if (PQstatus(conn) == CONNECTION_OK)
-		PQclear(PQexec(conn, "ROLLBACK"));
+		kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK, deadline, NULL);
 	if (err)
 		n_ran = 0;
 	if (applied)
@@ -160,16 +172,17 @@ enum kf_err kf_migrate_apply(PGconn *conn, int *applied, int *ran, struct kf_str
 	return err;
 }
 
-enum kf_err kf_migrate_applied(PGconn *conn, int *applied, struct kf_strbuf *msg)
+enum kf_err kf_migrate_applied(PGconn *conn, uint64_t deadline, int *applied,
+			       struct kf_strbuf *msg)
 {
 	bool exists = false;
 	PGresult *res;
 	enum kf_err err;
 
 	*applied = 0;
-	if ((err = table_exists(conn, &exists, msg)) || !exists)
+	if ((err = table_exists(conn, deadline, &exists, msg)) || !exists)
 		return err;
-	res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+	res = query(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", deadline);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		err = kf__pq_error(conn, res, msg);
 	else
@@ -184,7 +197,7 @@ bool kf_migrate_ready(PGconn *conn, int *applied)
 	bool ready = false;
 
 	if (conn && PQstatus(conn) == CONNECTION_OK &&
-	    kf_migrate_applied(conn, &version, NULL) == KF_OK)
+	    kf_migrate_applied(conn, 0, &version, NULL) == KF_OK)
 		ready = version == kf_migrations_count;
 	else
 		version = -1;

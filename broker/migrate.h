@@ -16,6 +16,12 @@
  *    (the store's, or a tool's main thread), never from the broker's owner
  *    thread or an nng callback. The PGconn stays owned by the caller and is
  *    left outside any transaction.
+ *  - `deadline` (CLOCK_MONOTONIC ns, 0 = none) bounds every wait for the
+ *    server: past it the connection's socket is shut down and the call
+ *    returns KF_EUNAVAIL, the connection unusable. A stopped server, or a
+ *    lock on the tables held by another session, would otherwise hang the
+ *    calling thread for good. A migration longer than the deadline never
+ *    gets through: give it time (keyforge-broker: --db-timeout).
  *
  * `msg`, where given, receives a human-readable cause on failure (appended;
  * lower-case, names the file or the SQL error). It may be NULL.
@@ -24,6 +30,7 @@
 #define KF_BROKER_MIGRATE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -41,16 +48,19 @@ int kf_migrate_newest(void);
  * Returns KF_OK (and *applied = newest; *ran = how many were applied now,
  * 0 on a second start), KF_EMIGRATION (checksum/name mismatch, database
  * newer than the binary, or a migration's SQL failed), KF_EUNAVAIL (the
- * connection is broken). `applied` and `ran` may be NULL.
+ * connection is broken, or no answer came by `deadline`: see below).
+ * `applied` and `ran` may be NULL.
  */
-enum kf_err kf_migrate_apply(PGconn *conn, int *applied, int *ran, struct kf_strbuf *msg);
+enum kf_err kf_migrate_apply(PGconn *conn, uint64_t deadline, int *applied, int *ran,
+			     struct kf_strbuf *msg);
 
 /*
  * The version the database has applied: the highest recorded version, 0 when
  * schema_migrations does not exist yet. Read-only, no lock.
- * Returns KF_OK, KF_EUNAVAIL (connection broken) or KF_EDB.
+ * Returns KF_OK, KF_EUNAVAIL (connection broken, or past `deadline`) or KF_EDB.
  */
-enum kf_err kf_migrate_applied(PGconn *conn, int *applied, struct kf_strbuf *msg);
+enum kf_err kf_migrate_applied(PGconn *conn, uint64_t deadline, int *applied,
+			       struct kf_strbuf *msg);
 
 /*
  * The gateway's "ready" check: the connection works and the applied version

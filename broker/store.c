@@ -409,8 +409,8 @@ static enum kf_err check_schema(struct kf_store *s, int *applied, struct kf_strb
 	enum kf_err err;
 
 	if (s->opts.migrate)
-		return kf_migrate_apply(s->db.conn, applied, NULL, msg);
-	if ((err = kf_migrate_applied(s->db.conn, applied, msg)))
+		return kf_migrate_apply(s->db.conn, s->db.deadline_ns, applied, NULL, msg);
+	if ((err = kf_migrate_applied(s->db.conn, s->db.deadline_ns, applied, msg)))
 		return err;
 	if (*applied != kf_migrate_newest()) {
 		kf_strbuf_addf(msg, "the database schema is at version %d, this program needs "
@@ -419,6 +419,24 @@ static enum kf_err check_schema(struct kf_store *s, int *applied, struct kf_strb
 		return KF_EMIGRATION;
 	}
 	return KF_OK;
+}
+
+/* A backend we gave up on (the answer deadline shuts our socket) goes on
+ * waiting for its lock or query; told to look for its client every second
+ * (PostgreSQL 14+), it ends then, rather than piling up with every
+ * reconnect until max_connections. Set here, not in the connection's
+ * "options": the caller's conninfo may set those. An older server's
+ * refusal is no reason not to serve. */
+static enum kf_err watch_client(struct kf_store *s, struct kf_strbuf *msg)
+{
+	struct kf_strbuf ignored = KF_STRBUF_INIT;
+	enum kf_err err = kf__pq_exec(s->db.conn, "SET client_connection_check_interval = 1000",
+				      PGRES_COMMAND_OK, s->db.deadline_ns, &ignored);
+
+	if (err == KF_EUNAVAIL)
+		kf_strbuf_addstr(msg, ignored.buf);
+	kf_strbuf_release(&ignored);
+	return err == KF_EUNAVAIL ? err : KF_OK;
 }
 
 static enum kf_err connect_db(struct kf_store *s)
@@ -442,9 +460,22 @@ static enum kf_err connect_db(struct kf_store *s)
 		err = KF_EUNAVAIL;
 	} else {
 		PQsetNoticeProcessor(s->db.conn, quiet_notice, NULL);
-		err = check_schema(s, &applied, &msg);
+		/* One deadline for the schema and the statements: PQexec()
+		 * would wait for ever on a server that stopped after accepting
+		 * us, or on a lock another session holds. */
+		s->db.deadline_ns = answer_deadline(s);
+		err = watch_client(s, &msg);
+		if (!err)
+			err = check_schema(s, &applied, &msg);
 		if (!err)
 			err = kf__store_prepare(&s->db, &msg);
+		if (err == KF_EUNAVAIL && s->db.deadline_ns &&
+		    kf_clock_mono_ns() >= s->db.deadline_ns) {
+			kf_strbuf_reset(&msg);
+			kf_strbuf_addf(&msg, "no answer from the database within %u ms while "
+				       "checking the schema (--db-timeout); connecting again",
+				       s->opts.answer_timeout_ms);
+		}
 	}
 	if (err) {
 		if (err != KF_EUNAVAIL && err != KF_EMIGRATION)
@@ -682,7 +713,7 @@ static enum kf_err run_txn(struct kf_store *s, struct kf__store_req *list, struc
 	if (!PQexitPipelineMode(conn))
 		return kf__pq_error(conn, NULL, msg), KF_EUNAVAIL;  /* unread results: start over */
 	if (err && PQtransactionStatus(conn) != PQTRANS_IDLE &&
-	    kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK, NULL))
+	    kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK, s->db.deadline_ns, NULL))
 		err = KF_EUNAVAIL;
 	return err;
 }

@@ -79,7 +79,8 @@ static inline void kf__msg_clear(struct kf_strbuf *sb)
 		kf_strbuf_reset(sb);
 }
 
-/* Prepares every statement on db->conn. KF_OK, or the error with msg. */
+/* Prepares every statement on db->conn, each answer awaited until
+ * db->deadline_ns. KF_OK, or the error with msg. */
 enum kf_err kf__store_prepare(struct kf__store_db *db, struct kf_strbuf *msg);
 
 /*

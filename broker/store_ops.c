@@ -172,7 +172,8 @@ enum kf_err kf__store_prepare(struct kf__store_db *db, struct kf_strbuf *msg)
 	int i;
 
 	for (i = 0; i < ST_COUNT && !err; i++) {
-		res = PQprepare(db->conn, stmts[i].name, stmts[i].sql, 0, NULL);
+		res = PQsendPrepare(db->conn, stmts[i].name, stmts[i].sql, 0, NULL)
+			? kf__pq_results(db->conn, db->deadline_ns) : NULL;
 		if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
 			err = kf__pq_error(db->conn, res, msg);
 			kf_strbuf_addf(msg, " (preparing %s)", stmts[i].name);

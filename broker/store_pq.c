@@ -45,15 +45,31 @@ enum kf_err kf__pq_error(PGconn *conn, const PGresult *res, struct kf_strbuf *ms
 }
 
 enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
-			struct kf_strbuf *msg)
+			uint64_t deadline_ns, struct kf_strbuf *msg)
 {
-	PGresult *res = PQexec(conn, sql);
+	PGresult *res = PQsendQuery(conn, sql) ? kf__pq_results(conn, deadline_ns) : NULL;
 	enum kf_err err = KF_OK;
 
 	if (!res || PQresultStatus(res) != want)
 		err = kf__pq_error(conn, res, msg);
 	PQclear(res);
 	return err;
+}
+
+PGresult *kf__pq_results(PGconn *conn, uint64_t deadline_ns)
+{
+	PGresult *kept = NULL, *res;
+	bool timed_out = false;
+
+	while ((res = kf__pq_result(conn, deadline_ns, &timed_out))) {
+		if (kept && PQresultStatus(kept) == PGRES_FATAL_ERROR) {
+			PQclear(res); /* the first error is the one to report */
+			continue;
+		}
+		PQclear(kept);
+		kept = res;
+	}
+	return kept;
 }
 
 PGresult *kf__pq_result(PGconn *conn, uint64_t deadline_ns, bool *timed_out)

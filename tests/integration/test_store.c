@@ -30,6 +30,7 @@
 
 #include "pgtmp_fixture.h"
 #include "broker/migrate.h"
+#include "common/clock.h"
 #include "broker/store.h"
 #include "kf_config.h"
 #include "sql/migrations.h"
@@ -405,7 +406,7 @@ static void test_migrate_once_and_idempotent(void **state)
 	(void)state;
 	assert_false(kf_migrate_ready(c, &applied));
 	assert_int_equal(applied, 0);
-	assert_int_equal(kf_migrate_apply(c, &applied, &ran, &msg), KF_OK);
+	assert_int_equal(kf_migrate_apply(c, 0, &applied, &ran, &msg), KF_OK);
 	assert_int_equal(applied, kf_migrate_newest());
 	assert_int_equal(ran, kf_migrate_newest());
 	assert_true(kf_migrate_ready(c, &applied));
@@ -422,7 +423,7 @@ static void test_migrate_once_and_idempotent(void **state)
 	PQclear(res);
 
 	/* Second start: nothing to do, nothing rewritten. */
-	assert_int_equal(kf_migrate_apply(c, &applied, &ran, &msg), KF_OK);
+	assert_int_equal(kf_migrate_apply(c, 0, &applied, &ran, &msg), KF_OK);
 	assert_int_equal(ran, 0);
 	assert_int_equal(applied, kf_migrate_newest());
 	res = PQexec(c, "SELECT count(*), min(applied_at)::text FROM schema_migrations");
@@ -447,11 +448,11 @@ static void test_migrate_checksum_mismatch(void **state)
 	int applied;
 
 	(void)state;
-	assert_int_equal(kf_migrate_apply(c, NULL, NULL, NULL), KF_OK);
+	assert_int_equal(kf_migrate_apply(c, 0, NULL, NULL, NULL), KF_OK);
 	admin_exec(c, "UPDATE schema_migrations SET checksum = "
 		      "'0000000000000000000000000000000000000000000000000000000000000000' "
 		      "WHERE version = 1");
-	assert_int_equal(kf_migrate_apply(c, &applied, NULL, &msg), KF_EMIGRATION);
+	assert_int_equal(kf_migrate_apply(c, 0, &applied, NULL, &msg), KF_EMIGRATION);
 	assert_non_null(strstr(msg.buf, "'sql/001_initial.sql'"));
 	assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
 
@@ -481,7 +482,7 @@ static void test_migrate_checksum_mismatch(void **state)
 		admin_exec(c, sql);
 	}
 	kf_strbuf_release(&msg);
-	assert_int_equal(kf_migrate_apply(c, NULL, NULL, &msg), KF_EMIGRATION);
+	assert_int_equal(kf_migrate_apply(c, 0, NULL, NULL, &msg), KF_EMIGRATION);
 	assert_non_null(strstr(msg.buf, "newer keyforge-broker"));
 	kf_strbuf_release(&msg);
 	PQfinish(c);
@@ -498,7 +499,7 @@ static void *migrate_thread(void *arg)
 	struct mig_thread *t = arg;
 	PGconn *c = PQconnectdb(t->conninfo);
 
-	t->err = kf_migrate_apply(c, NULL, &t->ran, NULL);
+	t->err = kf_migrate_apply(c, 0, NULL, &t->ran, NULL);
 	PQfinish(c);
 	return NULL;
 }
@@ -524,6 +525,67 @@ static void test_migrate_concurrent(void **state)
 	PQfinish(c);
 }
 
+/* Backends of this database waiting for a lock. */
+static long long lock_waiters(PGconn *c)
+{
+	return admin_ll(c, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+			   "AND datname = current_database()");
+}
+
+/* Migrations whose lock another session holds — a broker stuck in its own
+ * migration, an operator's open transaction — give up at their deadline
+ * instead of waiting for ever: kf_migrate_apply() returns KF_EUNAVAIL, and
+ * the store says why, connects again, and comes up once the lock is free.
+ * The backends it gave up on do not pile up meanwhile. */
+static void test_migrate_deadline(void **state)
+{
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	struct status_log log = { 0 };
+	struct kf_store_status st;
+	char conninfo[384], lock_sql[96];
+	PGconn *c = schema_conn(conninfo, sizeof(conninfo));
+	PGconn *holder = PQconnectdb(conninfo), *watch = PQconnectdb(conninfo);
+	struct kf_store *s;
+	uint64_t t0, ms;
+	long long n;
+
+	(void)state;
+	snprintf(lock_sql, sizeof(lock_sql), "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
+		 (long long)KF_MIGRATE_LOCK_KEY);
+	admin_exec(holder, lock_sql);
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(kf_migrate_apply(c, t0 + 300 * 1000000ull, NULL, NULL, &msg), KF_EUNAVAIL);
+	ms = (kf_clock_mono_ns() - t0) / 1000000u;
+	assert_true(ms >= 300 && ms < 5000);
+	assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+	PQfinish(c);
+	kf_strbuf_release(&msg);
+	/* That backend waits on: the connection did not ask to be checked. */
+	admin_exec(watch, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+			  "WHERE wait_event_type = 'Lock' AND datname = current_database()");
+
+	s = open_store_timeout(conninfo, &log, true, 300);
+	wait_conn(s, KF_STORE_DOWN);
+	kf_store_status(s, &st);
+	assert_int_equal(st.err, KF_EUNAVAIL);
+	assert_non_null(strstr(st.message, "no answer from the database within 300 ms while "
+					   "checking the schema"));
+	/* Six seconds of attempts, one every 350-700 ms: each leaves a backend
+	 * waiting for the lock unless the server ends it (within a second,
+	 * client_connection_check_interval). */
+	sleep_ms(6000);
+	n = lock_waiters(watch);
+	fprintf(stderr, "# %lld backends wait for the lock\n", n);
+	assert_true(n <= 4);  /* without the check: one more every attempt, 12 or so */
+	admin_exec(holder, "COMMIT");
+	assert_int_equal(kf_store_wait_up(s, WAIT_MS), KF_OK);
+	kf_store_status(s, &st);
+	assert_int_equal(st.schema_applied, kf_migrate_newest());
+	kf_store_free(s);
+	PQfinish(holder);
+	PQfinish(watch);
+}
+
 /* A program that does not migrate (migrate = false) waits for the schema. */
 static void test_store_without_migrate_needs_schema(void **state)
 {
@@ -538,7 +600,7 @@ static void test_store_without_migrate_needs_schema(void **state)
 	assert_int_equal(kf_store_wait_up(s, 0), KF_EMIGRATION);
 	kf_store_status(s, &st);
 	assert_non_null(strstr(st.message, "schema is at version 0"));
-	assert_int_equal(kf_migrate_apply(c, NULL, NULL, NULL), KF_OK);
+	assert_int_equal(kf_migrate_apply(c, 0, NULL, NULL, NULL), KF_OK);
 	assert_int_equal(kf_store_wait_up(s, WAIT_MS), KF_OK);
 	kf_store_status(s, &st);
 	assert_int_equal(st.schema_applied, kf_migrate_newest());
@@ -1332,7 +1394,7 @@ static void test_final_counts_seeded_on_upgrade(void **state)
 		      "DELETE FROM schema_migrations WHERE version >= 2");
 	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
 		      "SELECT s, 1, 1, 1000, '{}' FROM unnest(ARRAY['killed', 'killed', 'failed']) s");
-	assert_int_equal(kf_migrate_apply(c, NULL, &ran, NULL), KF_OK);
+	assert_int_equal(kf_migrate_apply(c, 0, NULL, &ran, NULL), KF_OK);
 	assert_int_equal(ran, kf_migrate_newest() - 1);
 	assert_counts_match_scan(f, c);
 	assert_int_equal(f->o[0].res.counts.n[KF_JOB_SUCCEEDED], 1);
@@ -1658,6 +1720,7 @@ int main(void)
 		cmocka_unit_test(test_migrate_once_and_idempotent),
 		cmocka_unit_test(test_migrate_checksum_mismatch),
 		cmocka_unit_test(test_migrate_concurrent),
+		cmocka_unit_test(test_migrate_deadline),
 		cmocka_unit_test(test_store_without_migrate_needs_schema),
 		cmocka_unit_test(test_no_database),
 		cmocka_unit_test_setup_teardown(test_submit_idempotent, setup, teardown),
