@@ -252,15 +252,12 @@ expect_rc "a key with a control character: exit 2" 2 "--key" \
 # server wakes — leaves it unknown to the caller whether the job was
 # queued. Sent again with the key, it gives the one job the first request
 # queued.
-PG_PIDS="$(head -1 "$PGDIR/data/postmaster.pid") $(pgrep -P "$(head -1 "$PGDIR/data/postmaster.pid")" | tr "\n" " ")"
 before="$(count_jobs)"
-# shellcheck disable=SC2086 # a list of pids
-kill -STOP $PG_PIDS
+"$SRC/scripts/pgtmp" freeze "$PGDIR"
 expect_rc "a keyed submit that the broker cannot answer in time: exit 4, says to send it again" 4 \
 	"submit again with the same --key" \
 	--timeout 1s submit --corpus "$CORPUS" --steps 20000 --key "frozen"
-# shellcheck disable=SC2086
-kill -CONT $PG_PIDS
+"$SRC/scripts/pgtmp" thaw "$PGDIR"
 run_ctl submit --corpus "$CORPUS" --steps 20000 --key "frozen"
 KF="$OUT"
 check "sent again, it answers the job the timed-out submit queued ($KF), and 1 job in all" \
