@@ -455,19 +455,23 @@ static void lease_none(struct kf__call *c)
 	kf__lease_reply(c, NULL); /* no job now */
 }
 
-/* Lets parked leases claim while the budget lasts. */
+/* Lets parked leases claim while the budget lasts, oldest first. Only the
+ * call at hand is answered or freed on the way: `next` stays valid. */
 static void lease_pump(struct kf_broker *b)
 {
-	while (b->wake_budget && b->park_head && !b->draining && kf_store_is_up(b->store)) {
-		struct kf__call *c = b->park_head;
+	struct kf__call *c, *next;
 
-		call_unpark(b, c);
+	for (c = b->park_head; c && b->wake_budget && !b->draining && kf_store_is_up(b->store);
+	     c = next) {
+		next = c->next;
 		if (!kf__call_alive(c)) {
 			kf__call_drop(c);
 			continue;
 		}
 		if (kf__lease_fenced(b, c))
-			continue; /* answered; the budget goes to the next one */
+			continue; /* answered, or held for its worker's first heartbeat;
+				   * the budget goes to the next one */
+		call_unpark(b, c);
 		b->wake_budget--;
 		c->from_park = true;
 		kf__lease_claim(b, c);

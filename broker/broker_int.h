@@ -213,9 +213,10 @@ void kf__lease_park(struct kf_broker *b, struct kf__call *c, bool front);
 void kf__lease_reply(struct kf__call *c, const struct kf_msg_lease *lease);
 /* Jobs became claimable: let up to n parked leases claim. */
 void kf__lease_wake(struct kf_broker *b, uint32_t n);
-/* The lease fence: answers c (KF_EBUSY for a lease, no job for a complete)
- * and returns true when it comes from a process other than the one
- * registered under its worker id. */
+/* The lease fences (rpc_handlers.c): returns true when c may not claim now
+ * and was answered here (refused: another process holds the worker id, or
+ * the worker is dead here) or is held, parked until the worker's first
+ * heartbeat or the end of its wait. */
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c);
 /* Issues the claim of a lease call (handler and pump). */
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c);

@@ -207,13 +207,17 @@ void kf__worker_event(struct kf_broker *b, struct kf_worker *w, enum kf_worker_e
 
 void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns)
 {
+	struct kf_worker *w = kf_workers_find(b->workers, msg->heartbeat.worker_id);
+	bool was_heard = w && w->heard;
 	enum kf_worker_event ev;
-	struct kf_worker *w;
 	uint64_t old_inc;
 
 	switch (kf_workers_heartbeat(b->workers, &msg->heartbeat, now_ns, &w, &ev, &old_inc)) {
 	case KF_OK:
 		kf__worker_event(b, w, ev, old_inc, NULL, true);
+		/* Its leases were held until now (kf__lease_fenced): let one look. */
+		if (!was_heard && b->n_parked)
+			kf__lease_wake(b, 1);
 		break;
 	case KF_EBUSY:
 		kf_counter_inc(b->m.dropped[KF_BM_DROP_ID_CONFLICT]);

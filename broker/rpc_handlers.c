@@ -264,11 +264,11 @@ static uint64_t claim_incarnation(struct kf_broker *b, const struct kf__call *c)
 	return inc ? inc : incarnation_of(b, call_worker(c));
 }
 
-/* The fences a claim passes first (kf__lease_fenced explains both). */
-enum fence { FENCE_NONE, FENCE_REPLACED, FENCE_SILENT };
+/* The fences a claim passes first (kf__lease_fenced explains them). */
+enum fence { FENCE_NONE, FENCE_REPLACED, FENCE_SILENT, FENCE_UNHEARD };
 
 /* Which fence holds back a claim for worker_id by process `asker` (0: not
- * said), with the refusal counted; *w is the worker on record, NULL when
+ * said), with a refusal counted; *w is the worker on record, NULL when
  * none. One lookup: this runs for every lease. */
 static enum fence claim_fence(struct kf_broker *b, const char *worker_id, uint64_t asker,
 	struct kf_worker **w)
@@ -284,11 +284,11 @@ static enum fence claim_fence(struct kf_broker *b, const char *worker_id, uint64
 		kf_counter_inc(b->m.leases_refused_silent);
 		return FENCE_SILENT;
 	}
-	return FENCE_NONE;
+	return (*w)->heard ? FENCE_NONE : FENCE_UNHEARD;
 }
 
 /*
- * The lease fences. True when c was answered here.
+ * The lease fences. True when c was answered here, or is held (parked).
  *
  * Replaced: a process that was frozen (SIGSTOP, a VM pause) or cut off long
  * enough for another process to register under its id finds, when it wakes,
@@ -307,6 +307,15 @@ static enum fence claim_fence(struct kf_broker *b, const char *worker_id, uint64
  * register again) until a heartbeat makes it alive; WARN at the first
  * refusal of a silence, and the worker logs the reason. The time of the
  * refusal keeps its record from being forgotten (kf_workers_sweep).
+ *
+ * Unheard: the same worker before it counts as dead. Its hello registered
+ * it (a new process, or one back after a silence), and no heartbeat has come
+ * since; it might never come. A job leased now would be requeued once the
+ * worker counts as dead, 10 s on. So the lease is held, parked as a
+ * long poll that no job wakes, until a heartbeat arrives
+ * (kf__on_heartbeat wakes it) or its wait ends with no job; and a
+ * complete's claim is skipped. A worker's heartbeat comes within a second
+ * of its connection, so only a worker that cannot be heard waits longer.
  */
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 {
@@ -326,6 +335,17 @@ bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 			kf__call_fail(c, KF_EBUSY, "lease: worker '%s' is registered by another "
 				      "process (incarnation %llu, not %llu): register again", w->id,
 				      (unsigned long long)w->incarnation, (unsigned long long)asker);
+		return true;
+	case FENCE_UNHEARD:
+		if (c->parked)
+			return true;        /* stays parked: the pump passes it by */
+		if (kf_clock_mono_ns() < c->deadline_ns && !b->draining) {
+			KF_DEBUG(KF__TARGET_RPC, "lease held: no heartbeat from the worker yet",
+				 KF_STR("worker_id", w->id));
+			kf__lease_park(b, c, false);
+		} else {
+			kf__lease_reply(c, NULL);
+		}
 		return true;
 	case FENCE_SILENT:
 		now = kf_clock_mono_ns();
@@ -366,9 +386,9 @@ static void h_lease(struct kf_broker *b, struct kf__call *c)
 		kf__call_fail(c, KF_EINVAL, "lease: worker_id is empty");
 		return;
 	}
+	c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
 	if (kf__lease_fenced(b, c))
 		return;
-	c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
 	if (!kf_store_is_up(b->store)) {
 		if (wait > 0)
 			kf__lease_park(b, c, false); /* claims resume when it is back */
@@ -617,8 +637,9 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 	 * held with it, so that one batch commits both (one round trip, one
 	 * commit) even when the database thread is idle and would otherwise
 	 * take the completion alone. */
-	/* A replaced or silent process's completion is taken (its lease token
-	 * fences it); only the claim is skipped (the lease fences, above). */
+	/* A replaced, silent or unheard process's completion is taken (its
+	 * lease token fences it); only the claim is skipped (the lease fences,
+	 * above): the worker's next lease waits, if it must. */
 	next = q->lease_next && q->worker_id && *q->worker_id && !b->draining &&
 	       claim_fence(b, q->worker_id, q->incarnation, &w) == FENCE_NONE;
 	if (next)

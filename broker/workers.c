@@ -169,6 +169,7 @@ enum kf_err kf_workers_heartbeat(struct kf_workers *ws, const struct kf_msg_hear
 		*out = w;
 		return err;
 	}
+	w->heard = true;
 	copy_name(w->host, hb->host);
 	w->pid = hb->pid;
 	w->state = hb->state;
@@ -196,6 +197,11 @@ enum kf_err kf_workers_hello(struct kf_workers *ws, const struct kf_msg_hello_re
 		*out = w;
 		return err;
 	}
+	/* A hello proves the rpc path only: a new process, or one back after
+	 * a silence, waits for a heartbeat before it is given jobs. */
+	if (*ev == KF_WORKER_EV_JOINED || *ev == KF_WORKER_EV_RESTARTED ||
+	    *ev == KF_WORKER_EV_REJOINED)
+		w->heard = false;
 	copy_name(w->host, hello->host);
 	w->pid = hello->pid;
 	w->slots_total = hello->slots;

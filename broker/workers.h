@@ -56,6 +56,9 @@ struct kf_worker {
 	uint64_t conflict_warned_ns;       /* last WARN about a second process with this id */
 	uint64_t lease_refused_ns;         /* monotonic: the last lease refused because it is
 	                                    * dead here; a worker still asking is not forgotten */
+	bool heard;                        /* a heartbeat came since its hello registered this
+	                                    * process or brought it back from the dead: only
+	                                    * then is it given jobs (rpc_handlers.c) */
 	/* The attempts its last heartbeat listed (protocol 1.2), when
 	 * held_listed: kf_workers_lease_lost() reads them. */
 	bool held_listed;
@@ -86,7 +89,8 @@ enum kf_err kf_workers_heartbeat(struct kf_workers *ws, const struct kf_msg_hear
 	uint64_t now_ns, struct kf_worker **out, enum kf_worker_event *ev,
 	uint64_t *old_incarnation);
 
-/* Records a hello (same rules; state idle, no job). */
+/* Records a hello (same rules; state idle, no job). A new process, or one
+ * that was dead here, is not `heard` until its next heartbeat. */
 enum kf_err kf_workers_hello(struct kf_workers *ws, const struct kf_msg_hello_req *hello,
 	uint64_t now_ns, struct kf_worker **out, enum kf_worker_event *ev,
 	uint64_t *old_incarnation);

@@ -312,6 +312,8 @@ static void hello(const char *worker)
 	hello_as(worker, 77);
 }
 
+static struct kf_msg *lease_heard(const char *worker, uint64_t inc);
+
 /* Introduces `worker` (a worker the broker has never heard of would have
  * its jobs requeued as orphans) and leases, expecting job `id`. */
 static struct kf_msg *lease_job(const char *worker, uint64_t id)
@@ -319,7 +321,8 @@ static struct kf_msg *lease_job(const char *worker, uint64_t id)
 	struct kf_msg *rep;
 
 	hello(worker);
-	rep = lease(worker, 0);
+	rep = lease_heard(worker, 77);
+	assert_int_equal(status_of(rep), KF_OK);
 	assert_non_null(rep->lease_rep.lease);
 	assert_int_equal(rep->lease_rep.lease->job_id, id);
 	return rep;
@@ -443,17 +446,47 @@ static void publish(struct kf_bus_pub *pub, const char *topic, const struct kf_m
 	assert_true(publish_ok(pub, topic, m));
 }
 
-static void heartbeat(struct kf_bus_pub *pub, const char *worker, uint64_t seq, uint64_t job)
+/* A heartbeat of process `inc` of `worker` (one slot, running `job` or idle). */
+static void heartbeat_of(struct kf_bus_pub *pub, const char *worker, uint64_t inc, uint64_t seq,
+	uint64_t job)
 {
 	char topic[KF_TOPIC_SIZE];
 	struct kf_msg m;
 
 	kf_msg_init(&m, KF_MSG_HEARTBEAT, worker, seq);
 	m.heartbeat = (struct kf_msg_heartbeat){ .worker_id = worker, .host = "testhost",
-		.pid = 4242, .incarnation = 77, .state = job ? KF_WORKER_BUSY : KF_WORKER_IDLE,
+		.pid = 4242, .incarnation = inc, .state = job ? KF_WORKER_BUSY : KF_WORKER_IDLE,
 		.slots_total = 1, .slots_busy = job ? 1 : 0, .job_id = job };
 	kf_topic_hb(topic, worker);
 	publish(pub, topic, &m);
+}
+
+static void heartbeat(struct kf_bus_pub *pub, const char *worker, uint64_t seq, uint64_t job)
+{
+	heartbeat_of(pub, worker, 77, seq, job);
+}
+
+static struct kf_bus_pub *g_hb_pub;  /* the heartbeats of lease_heard() */
+static uint64_t g_hb_seq;
+
+/* A lease of process `inc` of `worker`, which has said hello, sent once its
+ * heartbeat has reached the broker — as a live worker's is — since the
+ * broker holds the leases of a worker it has not heard. A heartbeat lost
+ * (the broker restarted meanwhile) is sent again. */
+static struct kf_msg *lease_heard(const char *worker, uint64_t inc)
+{
+	struct kf_msg *rep = NULL;
+
+	if (!g_hb_pub)
+		g_hb_pub = ingest_pub();
+	for (int i = 0; i < 5; i++) {
+		kf_msg_free(rep);
+		heartbeat_of(g_hb_pub, worker, inc, ++g_hb_seq, 0);
+		rep = lease_as(worker, inc, 1000);
+		if (status_of(rep) != KF_OK || rep->lease_rep.lease)
+			break;
+	}
+	return rep;
 }
 
 /* A metric update from `worker` (one counter) as incarnation `inc`. */
@@ -594,6 +627,7 @@ static int group_teardown(void **state)
 		waitpid(g_broker, NULL, 0);
 	}
 	kf_rpc_client_free(g_cli);
+	kf_bus_pub_free(g_hb_pub);
 	run_pgtmp("stop", NULL, 0);
 	if (getenv("KF_KEEP_LOG")) {
 		fprintf(stderr, "broker log kept in %s\n", g_log_path);
@@ -1249,6 +1283,59 @@ static void test_silent_worker_fence(void **state)
 	kf_bus_pub_free(pub);
 }
 
+static void *unheard_poll(void *p)
+{
+	struct poll_arg *a = p;
+	uint64_t t0 = kf_clock_mono_ns();
+	struct kf_msg req;
+
+	req_init(&req, KF_MSG_LEASE_REQ);
+	req.lease_req = (struct kf_msg_lease_req){ .worker_id = "w-unheard", .wait_ms = 5000,
+		.incarnation = 77 };
+	a->rep = rpc_try(&req, false, 5000 + 5000);
+	a->elapsed_ms = (kf_clock_mono_ns() - t0) / 1000000u;
+	return NULL;
+}
+
+/* The time before the silent-worker fence: w-unheard said hello, and no
+ * heartbeat of it has arrived (one that cannot reach ingest never would),
+ * so though not dead yet it gets no job: a lease that does not wait gets
+ * none with a job pending, a long poll is held. Its first heartbeat wakes
+ * the long poll, which claims the job. */
+static void test_unheard_worker_held(void **state)
+{
+	struct kf_bus_pub *pub = ingest_pub();
+	struct poll_arg a = { 0 };
+	struct kf_msg *l;
+	pthread_t th;
+	uint64_t j;
+
+	(void)state;
+	drain_pending();
+	hello("w-unheard");
+	j = submit_job(0, 10);
+	l = lease_as("w-unheard", 77, 0);
+	assert_int_equal(status_of(l), KF_OK);
+	assert_null(l->lease_rep.lease);
+	kf_msg_free(l);
+	assert_int_equal(pthread_create(&th, NULL, unheard_poll, &a), 0);
+	sleep_ms(1500);
+	assert_int_equal(job_state(j), KF_JOB_PENDING);
+	assert_true(wait_log("lease held: no heartbeat from the worker yet", 2000));
+	heartbeat(pub, "w-unheard", 1, 0);
+	pthread_join(th, NULL);
+	assert_non_null(a.rep);
+	assert_int_equal(status_of(a.rep), KF_OK);
+	assert_non_null(a.rep->lease_rep.lease);
+	assert_int_equal(a.rep->lease_rep.lease->job_id, j);
+	assert_true(a.elapsed_ms < 4500);          /* woken, not the end of its 5 s wait */
+	l = complete(j, a.rep->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(l), KF_OK);
+	kf_msg_free(l);
+	kf_msg_free(a.rep);
+	kf_bus_pub_free(pub);
+}
+
 /* The lease fence (protocol 1.2). Process 101 of w-fence parks a lease and
  * goes silent; after 3 s process 202 registers under the id. The job
  * submitted next wakes 101's parked lease, which is refused (KF_EBUSY)
@@ -1280,7 +1367,14 @@ static void test_lease_fence(void **state)
 	l = lease_as("w-fence", 101, 0);
 	assert_int_equal(status_of(l), KF_EBUSY);
 	kf_msg_free(l);
+	/* 202 said hello but was never heard: held, no job for a lease that
+	 * does not wait, though j1 is pending. */
 	l = lease_as("w-fence", 202, 0);
+	assert_int_equal(status_of(l), KF_OK);
+	assert_null(l->lease_rep.lease);
+	kf_msg_free(l);
+	assert_int_equal(job_state(j1), KF_JOB_PENDING);
+	l = lease_heard("w-fence", 202);       /* heard: its lease claims */
 	assert_int_equal(status_of(l), KF_OK);
 	assert_non_null(l->lease_rep.lease);
 	assert_int_equal(l->lease_rep.lease->job_id, j1);
@@ -2009,6 +2103,7 @@ int main(void)
 		cmocka_unit_test(test_lease_long_poll),
 		cmocka_unit_test(test_lease_fence),
 		cmocka_unit_test(test_silent_worker_fence),
+		cmocka_unit_test(test_unheard_worker_held),
 		cmocka_unit_test(test_failure_retries),
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_ingest),

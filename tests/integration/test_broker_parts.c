@@ -269,6 +269,53 @@ static void test_workers_liveness(void **state)
 	kf_workers_free(ws);
 }
 
+/* When a worker counts as heard (given jobs): a hello proves its rpc path
+ * only, so a new process, or one back after a silence, is heard from its
+ * next heartbeat on; a hello of a heard, live process changes nothing. */
+static void test_workers_heard(void **state)
+{
+	struct kf_msg_heartbeat hb = { .worker_id = "w1", .host = "h", .pid = 9, .incarnation = 7 };
+	struct kf_msg_hello_req hello = { .worker_id = "w1", .host = "h", .pid = 9, .slots = 1,
+		.incarnation = 7 };
+	struct kf_workers *ws;
+	struct kf_worker *w;
+	enum kf_worker_event ev;
+	uint64_t old, t0 = 1000 * S;
+
+	(void)state;
+	assert_int_equal(kf_workers_new(&ws), KF_OK);
+	assert_int_equal(kf_workers_hello(ws, &hello, t0, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_JOINED);
+	assert_false(w->heard);
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + S, &w, &ev, &old), KF_OK);
+	assert_true(w->heard);
+	assert_int_equal(kf_workers_hello(ws, &hello, t0 + 2 * S, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_NONE);   /* a new rpc connection, same process */
+	assert_true(w->heard);
+	/* Dead, then a hello: not heard until a heartbeat comes again. */
+	kf_workers_sweep(ws, t0 + 20 * S, NULL, NULL);
+	assert_int_equal(w->liveness, KF_WORKER_DEAD);
+	assert_int_equal(kf_workers_hello(ws, &hello, t0 + 21 * S, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_REJOINED);
+	assert_false(w->heard);
+	assert_int_equal(kf_workers_heartbeat(ws, &hb, t0 + 22 * S, &w, &ev, &old), KF_OK);
+	assert_true(w->heard);
+	/* A restart (another incarnation after three silent intervals). */
+	hello.incarnation = 8;
+	assert_int_equal(kf_workers_hello(ws, &hello, t0 + 25 * S, &w, &ev, &old), KF_OK);
+	assert_int_equal(ev, KF_WORKER_EV_RESTARTED);
+	assert_false(w->heard);
+	/* A heartbeat first (a broker that just started): heard, and the
+	 * hello after it keeps it so. */
+	assert_int_equal(kf_workers_heartbeat(ws, &(struct kf_msg_heartbeat){ .worker_id = "w2",
+		.host = "h", .pid = 3, .incarnation = 5 }, t0, &w, &ev, &old), KF_OK);
+	assert_true(w->heard);
+	assert_int_equal(kf_workers_hello(ws, &(struct kf_msg_hello_req){ .worker_id = "w2",
+		.host = "h", .pid = 3, .slots = 1, .incarnation = 5 }, t0, &w, &ev, &old), KF_OK);
+	assert_true(w->heard);
+	kf_workers_free(ws);
+}
+
 /* The broker stalled (SIGSTOP) for 11 s of a worker's 12 s of silence: only
  * one second counts, and the worker stays alive; forgiving never moves a
  * heartbeat into the future. */
@@ -616,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_result_round_trip),
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_workers_liveness),
+		cmocka_unit_test(test_workers_heard),
 		cmocka_unit_test(test_workers_forgive),
 		cmocka_unit_test(test_workers_lease_lost),
 		cmocka_unit_test(test_relay_gap),

@@ -962,9 +962,12 @@ static uint32_t live_slots(const char *except)
  * connection works is dead for the broker after 10 s, and the jobs it holds
  * are requeued. Before the silent-worker fence it went on leasing, and
  * every job it got was requeued by the next orphan sweep: an attempt spent
- * for nothing each time, over and over. Now its leases are refused
- * (KF_ESTATE; WARN once on each side) while it is silent: with every live
- * slot busy, a new job waits, and runs as attempt 1 once a slot frees. */
+ * for nothing each time, over and over; and until it counted as dead, it
+ * leased like any other. Now it gets no job at all: before it counts as
+ * dead its leases are held (no heartbeat has come since its hello), and
+ * then refused (KF_ESTATE; WARN once on each side) while it is silent. A
+ * job that only it asks for waits, and runs as attempt 1 once a live slot
+ * takes it. */
 static void test_unheard_worker_gets_no_job(void **state)
 {
 	enum { MAX_BUSY = 16 };
@@ -978,7 +981,30 @@ static void test_unheard_worker_gets_no_job(void **state)
 	(void)state;
 	snprintf(bad_ingest, sizeof bad_ingest, "--ingest=tcp://127.0.0.1:%u", kf_test_free_port());
 	unheard = start_worker("unheard", bad_ingest);
-	/* Registered by its hello, never heard: dead 10 s on. */
+	for (int t = 0; t < 200 && !log_count(unheard, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(unheard, "registered with the broker"), 1);
+	/* Registered by its hello, never heard: not dead yet, but its leases
+	 * are held, so a job submitted while only it asks waits for the others. */
+	for (int w = 0; w < g_n_workers; w++)
+		if (&g_workers[w] != unheard)
+			kill_proc(&g_workers[w], SIGSTOP);
+	sleep_ms(1500);                           /* their parked leases run out */
+	id = submit(1000, 399);
+	sleep_ms(2500);
+	worker_state("unheard", NULL, &lv);
+	assert_int_not_equal(lv, KF_WORKER_DEAD);
+	assert_int_equal(state_of(id), KF_JOB_PENDING);
+	for (int w = 0; w < g_n_workers; w++)
+		if (&g_workers[w] != unheard)
+			kill_proc(&g_workers[w], SIGCONT);
+	assert_true(wait_final(&id, 1, 20000));
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_string_not_equal(worker_of(rep), "unheard");
+	kf_msg_free(rep);
+	/* Dead 10 s after its hello. */
 	for (int t = 0; t < 20000 && lv != KF_WORKER_DEAD; t += 250) {
 		sleep_ms(250);
 		worker_state("unheard", NULL, &lv);
@@ -1015,57 +1041,59 @@ static void test_unheard_worker_gets_no_job(void **state)
 	kill_proc(unheard, SIGKILL);
 }
 
-/* A job requeued while its worker still runs it: the worker cannot be heard
- * (a wrong ingest address), leases in the 10 s after its hello that the
- * silent-worker fence leaves open, and is then declared dead. The broker's
- * cancel says that it ended the attempt itself (drop, 1.6): the worker
- * abandons the job, logs why, and reports nothing; it used to log "job
- * killed" and report a kill the broker refused. Progress reports are a
- * minute apart, so only the command can have told it. */
+/* A job requeued while its worker still runs it: the worker is frozen
+ * (SIGSTOP, a paused VM) past the 10 s that make it dead, and the job runs
+ * again elsewhere. The broker's cancel, waiting in the frozen worker's
+ * socket, says that it ended the attempt itself (drop, protocol 1.6): once
+ * thawed, the worker abandons the job, logs why, and reports nothing; it
+ * used to log "job killed" and report a kill the broker refused. Progress
+ * reports are a minute apart, so only the command can have told it. */
 static void test_requeued_job_dropped(void **state)
 {
-	char bad_ingest[64], who[64];
-	struct proc *deaf;
+	char who[64];
+	struct proc *p;
 	struct kf_msg *rep;
 	uint64_t id;
 	bool again = false;
 
 	(void)state;
-	snprintf(bad_ingest, sizeof bad_ingest, "--ingest=tcp://127.0.0.1:%u", kf_test_free_port());
-	deaf = start_worker2("deaf", bad_ingest, "--progress-interval=60000");
-	for (int t = 0; t < 200 && !log_count(deaf, "registered with the broker"); t++)
+	p = start_worker2("frozen", "--progress-interval=60000", NULL);
+	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
 		sleep_ms(50);
-	assert_int_equal(log_count(deaf, "registered with the broker"), 1);
-	/* Only "deaf" leases while the job is submitted (see test_outbox_job_not_lost). */
+	assert_int_equal(log_count(p, "registered with the broker"), 1);
+	/* Only "frozen" leases while the job is submitted (see test_outbox_job_not_lost). */
 	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != deaf)
+		if (&g_workers[w] != p)
 			kill_proc(&g_workers[w], SIGSTOP);
 	sleep_ms(1500);
 	id = submit(2000000000, 61);
-	wait_running(id, who, sizeof who, 5000);
+	wait_running(id, who, sizeof who, 10000);
 	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != deaf)
+		if (&g_workers[w] != p)
 			kill_proc(&g_workers[w], SIGCONT);
-	assert_string_equal(who, "deaf");
-	/* Dead 10 s after its hello; the job is requeued and runs again elsewhere. */
+	assert_string_equal(who, "frozen");
+	kill_proc(p, SIGSTOP);
+	/* Dead 10 s after its last heartbeat; the job is requeued and runs again elsewhere. */
 	for (int t = 0; t < 300 && !again; t++) {
 		sleep_ms(100);
 		rep = get_job(id);
 		again = rep->get_rep.job->state == KF_JOB_RUNNING && rep->get_rep.job->attempt == 2;
 		kf_msg_free(rep);
 	}
+	kill_proc(p, SIGCONT);
 	assert_true(again);
-	for (int t = 0; t < 50 && !log_count(deaf, "job dropped"); t++)
+	for (int t = 0; t < 50 && !log_count(p, "job dropped"); t++)
 		sleep_ms(100);
-	assert_int_equal(log_count(deaf, "job attempt ended by the broker; abandoning it"), 1);
-	assert_int_equal(log_count(deaf, "reason=\"worker dead\""), 1);
-	assert_int_equal(log_count(deaf, "job dropped"), 1);
-	assert_int_equal(log_count(deaf, "job killed"), 0);
+	assert_int_equal(log_count(p, "job attempt ended by the broker; abandoning it"), 1);
+	assert_int_equal(log_count(p, "reason=\"worker dead\""), 1);
+	assert_int_equal(log_count(p, "job dropped"), 1);
+	assert_int_equal(log_count(p, "job killed"), 0);
 	rep = get_job(id);
-	assert_string_not_equal(worker_of(rep), "deaf");
+	assert_string_not_equal(worker_of(rep), "frozen");
 	kf_msg_free(rep);
 	kill_job(id);
-	kill_proc(deaf, SIGKILL);
+	kill_proc(p, SIGTERM);
+	assert_int_equal(wait_exit(p, 15000), 0);
 }
 
 /* The broker stopped (SIGSTOP) for 12 s with a job running: judged by its
