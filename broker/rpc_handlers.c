@@ -314,8 +314,8 @@ static enum fence claim_fence(struct kf_broker *b, const char *worker_id, uint64
  * worker counts as dead, 10 s on. So the lease is held, parked as a
  * long poll that no job wakes, until a heartbeat arrives
  * (kf__on_heartbeat wakes it) or its wait ends with no job; and a
- * complete's claim is skipped. A worker's heartbeat comes within a second
- * of its connection, so only a worker that cannot be heard waits longer.
+ * complete's claim is skipped. A worker sends a heartbeat right after its
+ * hello, so only a worker that cannot be heard waits more than moments.
  */
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 {

@@ -35,6 +35,7 @@ struct kf__publisher {
 	size_t cap, head, n;
 	uint64_t seq;
 	bool started, stop;
+	bool tick_now;                 /* kf__publisher_tick_now(): tick at once */
 	uint64_t flush_deadline_ns;
 	pthread_t thread;
 	struct kf__publisher_stats st;
@@ -411,6 +412,13 @@ static void *publisher_main(void *arg)
 			send_some_locked(p);
 			continue;
 		}
+		if (!p->stop && p->tick && p->tick_now) {
+			p->tick_now = false;
+			pthread_mutex_unlock(&p->mu);
+			p->tick(p->tick_ctx, p, ticks++);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
 		if (!p->stop && p->tick && tick_ns && now >= next_tick) {
 			pthread_mutex_unlock(&p->mu);
 			p->tick(p->tick_ctx, p, ticks++);
@@ -469,6 +477,16 @@ enum kf_err kf__publisher_start(struct kf__publisher *p)
 		return KF_EIO;
 	p->started = true;
 	return KF_OK;
+}
+
+void kf__publisher_tick_now(struct kf__publisher *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->tick_now = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->mu);
 }
 
 void kf__publisher_stop(struct kf__publisher *p, uint32_t flush_ms)

@@ -77,6 +77,10 @@ enum kf_err kf__publisher_start(struct kf__publisher *p);
  * sends what is queued for up to flush_ms (if a peer is connected), joins
  * the thread. Idempotent. */
 void kf__publisher_stop(struct kf__publisher *p, uint32_t flush_ms);
+/* Runs the tick now rather than at its time (the next ones keep theirs).
+ * Any thread; NULL-safe. */
+void kf__publisher_tick_now(struct kf__publisher *p);
+
 /* Stops (without waiting to flush) and frees. NULL-safe. */
 void kf__publisher_free(struct kf__publisher *p);
 

@@ -157,6 +157,10 @@ static enum kf_err hello_once(struct kf_worker *w)
 	} else {
 		atomic_store(&w->id_refused, false);
 		kf__rpc_hello_done(&w->rpc, pipes);
+		/* The broker holds our leases until a heartbeat of this process
+		 * reaches it (the hello proves the rpc path only): send one now
+		 * rather than at the next tick. */
+		kf__publisher_tick_now(w->publisher);
 		KF_INFO(KF__TARGET, "registered with the broker", KF_STR("worker_id", w->cfg.id),
 			KF_U64("heartbeat_ms", rep->hello_rep.heartbeat_ms),
 			KF_U64("slots", w->cfg.slots));
