@@ -195,6 +195,14 @@ static void kill_proc(struct proc *p, int sig)
 	}
 }
 
+/* Sends sig to every worker started so far but `except`. */
+static void signal_others(const struct proc *except, int sig)
+{
+	for (int w = 0; w < g_n_workers; w++)
+		if (&g_workers[w] != except)
+			kill_proc(&g_workers[w], sig);
+}
+
 static int log_count(const struct proc *p, const char *needle)
 {
 	char line[8192];
@@ -207,6 +215,23 @@ static int log_count(const struct proc *p, const char *needle)
 		n += strstr(line, needle) != NULL;
 	fclose(f);
 	return n;
+}
+
+/* Waits (10 s at most) for p's hello; it registered once. */
+static void wait_registered(const struct proc *p)
+{
+	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(p, "registered with the broker"), 1);
+}
+
+/* Only p leases from now on: the others stopped (SIGSTOP), and their parked
+ * leases (--lease-wait 1000) run out meanwhile. signal_others(p, SIGCONT)
+ * ends it. */
+static void only_leaser(const struct proc *p)
+{
+	signal_others(p, SIGSTOP);
+	sleep_ms(1500);
 }
 
 /* The number (from 1) of the last line of p's log that holds needle; 0 if none. */
@@ -776,9 +801,7 @@ static void test_frozen_worker_replaced(void **state)
 
 	(void)state;
 	old = start_worker("wz", NULL);
-	for (int t = 0; t < 200 && !log_count(old, "registered with the broker"); t++)
-		sleep_ms(50);
-	assert_int_equal(log_count(old, "registered with the broker"), 1);
+	wait_registered(old);
 	kill_proc(old, SIGSTOP);
 	t0 = now_ms();
 	twin = start_worker("wz", NULL);  /* registered once the old one is silent for 3 s */
@@ -821,9 +844,7 @@ static void test_replacement_outlasts_frozen_broker(void **state)
 
 	(void)state;
 	old = start_worker("wb", NULL);
-	for (int t = 0; t < 200 && !log_count(old, "registered with the broker"); t++)
-		sleep_ms(50);
-	assert_int_equal(log_count(old, "registered with the broker"), 1);
+	wait_registered(old);
 	kill_proc(old, SIGKILL);
 	twin = start_worker("wb", NULL);
 	/* (refused until the broker has missed the old one for 3 s) */
@@ -981,23 +1002,16 @@ static void test_unheard_worker_gets_no_job(void **state)
 	(void)state;
 	snprintf(bad_ingest, sizeof bad_ingest, "--ingest=tcp://127.0.0.1:%u", kf_test_free_port());
 	unheard = start_worker("unheard", bad_ingest);
-	for (int t = 0; t < 200 && !log_count(unheard, "registered with the broker"); t++)
-		sleep_ms(50);
-	assert_int_equal(log_count(unheard, "registered with the broker"), 1);
+	wait_registered(unheard);
 	/* Registered by its hello, never heard: not dead yet, but its leases
 	 * are held, so a job submitted while only it asks waits for the others. */
-	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != unheard)
-			kill_proc(&g_workers[w], SIGSTOP);
-	sleep_ms(1500);                           /* their parked leases run out */
+	only_leaser(unheard);
 	id = submit(1000, 399);
 	sleep_ms(2500);
 	worker_state("unheard", NULL, &lv);
 	assert_int_not_equal(lv, KF_WORKER_DEAD);
 	assert_int_equal(state_of(id), KF_JOB_PENDING);
-	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != unheard)
-			kill_proc(&g_workers[w], SIGCONT);
+	signal_others(unheard, SIGCONT);
 	assert_true(wait_final(&id, 1, 20000));
 	rep = get_job(id);
 	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
@@ -1058,19 +1072,11 @@ static void test_requeued_job_dropped(void **state)
 
 	(void)state;
 	p = start_worker2("frozen", "--progress-interval=60000", NULL);
-	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
-		sleep_ms(50);
-	assert_int_equal(log_count(p, "registered with the broker"), 1);
-	/* Only "frozen" leases while the job is submitted (see test_outbox_job_not_lost). */
-	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != p)
-			kill_proc(&g_workers[w], SIGSTOP);
-	sleep_ms(1500);
+	wait_registered(p);
+	only_leaser(p);
 	id = submit(2000000000, 61);
 	wait_running(id, who, sizeof who, 10000);
-	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != p)
-			kill_proc(&g_workers[w], SIGCONT);
+	signal_others(p, SIGCONT);
 	assert_string_equal(who, "frozen");
 	kill_proc(p, SIGSTOP);
 	/* Dead 10 s after its last heartbeat; the job is requeued and runs again elsewhere. */
@@ -1166,20 +1172,12 @@ static void test_outbox_job_not_lost(void **state)
 	snprintf(own_arg, sizeof own_arg, "--token-file=%s", own_file);
 	write_token_file(own_file, g_token);
 	p = start_worker("wo", own_arg);
-	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
-		sleep_ms(50);
-	assert_int_equal(log_count(p, "registered with the broker"), 1);
-	/* Only "wo" leases while the job is submitted: the others stopped,
-	 * and their parked leases (--lease-wait 1000) run out meanwhile. */
-	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != p)
-			kill_proc(&g_workers[w], SIGSTOP);
-	sleep_ms(1500);
+	wait_registered(p);
+	/* Only "wo" leases while the job is submitted. */
+	only_leaser(p);
 	id = submit(LONG_STEPS, 41);              /* still running after the restart */
 	wait_running(id, worker, sizeof worker, 20000);
-	for (int w = 0; w < g_n_workers; w++)
-		if (&g_workers[w] != p)
-			kill_proc(&g_workers[w], SIGCONT);
+	signal_others(p, SIGCONT);
 	assert_string_equal(worker, "wo");
 
 	snprintf(old_token, sizeof old_token, "%s", g_token);
@@ -1248,9 +1246,7 @@ static void test_worker_restarted_while_database_down(void **state)
 	kill_proc(p, SIGKILL);
 	q = start_worker(worker, NULL);   /* the same id, a new process */
 	/* Registered (as a restart) once the old process is silent for 3 s. */
-	for (int t = 0; t < 200 && !log_count(q, "registered with the broker"); t++)
-		sleep_ms(50);
-	assert_int_equal(log_count(q, "registered with the broker"), 1);
+	wait_registered(q);
 	sleep_ms(1500);                   /* a tick or two with the database away */
 	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
 	long_job_succeeded(id, 2, worker, sizeof worker);
@@ -1397,9 +1393,7 @@ static void test_unreadable_corpus_folder(void **state)
 
 	(void)state;
 	p = start_worker("w-paths", "--corpus-dir=/nonexistent-kf-corpora");
-	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
-		sleep_ms(50);
-	assert_int_equal(log_count(p, "registered with the broker"), 1);
+	wait_registered(p);
 	assert_int_equal(log_count(p, "corpus folder not readable path=\"/nonexistent-kf-corpora\""),
 			 1);
 	assert_int_equal(log_count(p, "default corpus not readable"), 0);
