@@ -281,6 +281,8 @@ void kf__ctl_json_worker(struct kf_strbuf *sb, const struct kf_msg_worker_status
 	kf_json_add_double(sb, w->job_progress);
 	key(sb, "last_heartbeat_age_ms", &first);
 	u64(sb, w->last_heartbeat_age_ms);
+	key(sb, "unheard", &first);
+	kf_strbuf_addstr(sb, w->unheard ? "true" : "false");
 	kf_strbuf_addch(sb, '}');
 }
 

@@ -47,7 +47,12 @@ void kf__ctl_workers_fill(const struct kf_msg_cluster_status *st, struct kf__ctl
 		}
 		kf_strbuf_reset(&sb);
 		kf__ctl_add_duration(&sb, w->last_heartbeat_age_ms);
-		kf__ctl_table_cell(t, "%s ago", sb.buf);
+		/* An unheard worker's age is its hello's: say what is missing,
+		 * the ingest path (it gets no job meanwhile). */
+		if (w->unheard)
+			kf__ctl_table_cell(t, "none since hello %s ago", sb.buf);
+		else
+			kf__ctl_table_cell(t, "%s ago", sb.buf);
 	}
 	kf_strbuf_release(&sb);
 }

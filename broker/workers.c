@@ -323,6 +323,7 @@ size_t kf_workers_status(const struct kf_workers *ws, uint64_t now_ns,
 			.job_progress = w->job_progress,
 			.last_heartbeat_age_ms = now_ns > w->last_seen_ns ?
 				(now_ns - w->last_seen_ns) / NS_PER_MS : 0,
+			.unheard = !w->heard,
 		};
 	}
 	return n;

@@ -204,6 +204,7 @@ FIELDS(s_worker_status) = {
 	U64(T, "j", job_id),
 	F64(T, "jp", job_progress),
 	U64(T, "age", last_heartbeat_age_ms),
+	OBOOL(T, "uh", unheard),
 };
 static SCHEMA(s_worker_status, T, NULL);
 #undef T

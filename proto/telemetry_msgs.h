@@ -245,7 +245,11 @@ struct kf_msg_worker_status {
 	uint32_t slots_busy;
 	uint64_t job_id;                 /* 0 = none */
 	double job_progress;
-	uint64_t last_heartbeat_age_ms;
+	uint64_t last_heartbeat_age_ms;  /* since its last heartbeat (or hello: unheard) */
+	/* 1.6, optional: no heartbeat of this process has reached the broker
+	 * since its hello, which registered it or brought it back after a
+	 * silence; the broker gives it no job until one does. */
+	bool unheard;
 };
 
 struct kf_msg_cluster_status {

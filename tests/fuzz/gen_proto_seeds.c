@@ -80,7 +80,8 @@ static const struct kf_msg_series series[] = {
 	{ "keyforge_score_latency_ns", KF_MSG_METRIC_HISTOGRAM, NULL, NULL, 0, 0, le, bc, 2, 250, 4 },
 };
 static const struct kf_msg_worker_status ws[] = {
-	{ "w1", "host", 1, 2, KF_WORKER_STALE, KF_WORKER_BUSY, 1, 0.5, 1000, 2, 1, 9, 0.5, 3000 },
+	{ "w1", "host", 1, 2, KF_WORKER_STALE, KF_WORKER_BUSY, 1, 0.5, 1000, 2, 1, 9, 0.5, 3000,
+	  true },
 };
 
 static void valid_messages(void)

@@ -506,19 +506,32 @@ static void metric_update(struct kf_bus_pub *pub, const char *worker, uint64_t s
 }
 
 /* The worker's liveness in a cluster reply; -1 when not listed. */
-static int liveness_of(const char *worker)
+/* The cluster reply's record of `worker` (its strings not kept); false when
+ * it is not listed. */
+static bool worker_status(const char *worker, struct kf_msg_worker_status *out)
 {
 	struct kf_msg req, *rep;
-	int lv = -1;
+	bool found = false;
 
 	req_init(&req, KF_MSG_CLUSTER_REQ);
 	rep = rpc(&req, false);
 	assert_int_equal(status_of(rep), KF_OK);
-	for (size_t i = 0; i < rep->cluster_rep.status.n_workers; i++)
-		if (!strcmp(rep->cluster_rep.status.workers[i].worker_id, worker))
-			lv = (int)rep->cluster_rep.status.workers[i].liveness;
+	for (size_t i = 0; i < rep->cluster_rep.status.n_workers && !found; i++) {
+		if (strcmp(rep->cluster_rep.status.workers[i].worker_id, worker))
+			continue;
+		*out = rep->cluster_rep.status.workers[i];
+		out->worker_id = out->host = NULL;
+		found = true;
+	}
 	kf_msg_free(rep);
-	return lv;
+	return found;
+}
+
+static int liveness_of(const char *worker)
+{
+	struct kf_msg_worker_status st;
+
+	return worker_status(worker, &st) ? (int)st.liveness : -1;
 }
 
 /* The value of a series in the broker's metric updates, waiting (8 s at
@@ -1305,6 +1318,7 @@ static void *unheard_poll(void *p)
 static void test_unheard_worker_held(void **state)
 {
 	struct kf_bus_pub *pub = ingest_pub();
+	struct kf_msg_worker_status st;
 	struct poll_arg a = { 0 };
 	struct kf_msg *l;
 	pthread_t th;
@@ -1322,8 +1336,14 @@ static void test_unheard_worker_held(void **state)
 	sleep_ms(1500);
 	assert_int_equal(job_state(j), KF_JOB_PENDING);
 	assert_true(wait_log("lease held: no heartbeat from the worker yet", 2000));
+	/* What keyforgectl workers and the admin's Cluster Map say. */
+	assert_true(worker_status("w-unheard", &st));
+	assert_int_equal(st.liveness, KF_WORKER_ALIVE);
+	assert_true(st.unheard);
 	heartbeat(pub, "w-unheard", 1, 0);
 	pthread_join(th, NULL);
+	assert_true(worker_status("w-unheard", &st));
+	assert_false(st.unheard);
 	assert_non_null(a.rep);
 	assert_int_equal(status_of(a.rep), KF_OK);
 	assert_non_null(a.rep->lease_rep.lease);

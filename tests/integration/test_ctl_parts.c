@@ -118,10 +118,10 @@ static void test_formats(void **state)
 }
 
 /* A dead worker's last heartbeat is history: its readings are not shown as
- * if current, and a live one's are. */
+ * if current, and a live one's are. An unheard one has none to show. */
 static void test_workers_table(void **state)
 {
-	struct kf_msg_worker_status ws[2] = {
+	struct kf_msg_worker_status ws[3] = {
 		{ .worker_id = "w-live", .host = "h1", .pid = 11, .liveness = KF_WORKER_ALIVE,
 		  .state = KF_WORKER_BUSY, .cpu_process = 0.97, .cpu_host = 0.5,
 		  .rss_bytes = 4u << 20, .slots_total = 1, .slots_busy = 1, .job_id = 42,
@@ -130,9 +130,12 @@ static void test_workers_table(void **state)
 		  .state = KF_WORKER_BUSY, .cpu_process = 0.97, .cpu_host = 0.5,
 		  .rss_bytes = 4u << 20, .slots_total = 1, .slots_busy = 1, .job_id = 43,
 		  .job_progress = 0.5, .last_heartbeat_age_ms = 15500 },
+		{ .worker_id = "w-deaf", .host = "h3", .pid = 33, .liveness = KF_WORKER_ALIVE,
+		  .state = KF_WORKER_IDLE, .slots_total = 1, .last_heartbeat_age_ms = 2100,
+		  .unheard = true },
 	};
-	struct kf_msg_cluster_status st = { .workers = ws, .n_workers = 2 };
-	char buf[1024] = "", *live, *dead;
+	struct kf_msg_cluster_status st = { .workers = ws, .n_workers = 3 };
+	char buf[1024] = "", *live, *dead, *deaf;
 	FILE *f = fmemopen(buf, sizeof buf, "w");
 
 	(void)state;
@@ -141,7 +144,13 @@ static void test_workers_table(void **state)
 	fclose(f);
 	assert_non_null(live = strstr(buf, "w-live"));
 	assert_non_null(dead = strstr(buf, "w-dead"));
+	assert_non_null(deaf = strstr(buf, "w-deaf"));
 	*strchr(live, '\n') = '\0';
+	*strchr(dead, '\n') = '\0';
+	/* Registered by its hello, never heard: what is missing, not an age. */
+	assert_non_null(strstr(deaf, "none since hello 2.1s ago"));
+	assert_non_null(strstr(live, " 300ms ago"));
+	assert_null(strstr(live, "none since hello"));
 	assert_non_null(strstr(live, " busy "));
 	assert_non_null(strstr(live, " 97% "));
 	assert_non_null(strstr(live, " 1/1 "));

@@ -163,6 +163,7 @@ static void cluster_eq(const struct kf_msg_cluster_status *w, const struct kf_ms
 		assert_true(a->job_id == b->job_id);
 		f64_eq(a->job_progress, b->job_progress);
 		assert_true(a->last_heartbeat_age_ms == b->last_heartbeat_age_ms);
+		assert_int_equal(a->unheard, b->unheard);
 	}
 	for (int s = 0; s < KF_JOB_STATE_COUNT; s++)
 		assert_true(w->job_counts[s] == g->job_counts[s]);
@@ -501,9 +502,9 @@ static const struct kf_msg_job full_job = {
 
 static const struct kf_msg_worker_status workers[] = {
 	{ "w1", "host-a", 1234, 0x1122334455667788ull, KF_WORKER_ALIVE, KF_WORKER_BUSY,
-		1.5, 0.25, 1ull << 33, 4, 1, 77, 0.5, 800 },
+		1.5, 0.25, 1ull << 33, 4, 1, 77, 0.5, 800, false },
 	{ "w2", "host-b", 99, 1, KF_WORKER_DEAD, KF_WORKER_DRAINING, 0, 1, 0, 1, 0, 0, 0,
-		UINT64_MAX },
+		UINT64_MAX, true },
 };
 
 static const struct kf_msg_cluster_status full_cluster = {
