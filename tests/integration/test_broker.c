@@ -505,7 +505,6 @@ static void metric_update(struct kf_bus_pub *pub, const char *worker, uint64_t s
 	publish(pub, topic, &m);
 }
 
-/* The worker's liveness in a cluster reply; -1 when not listed. */
 /* The cluster reply's record of `worker` (its strings not kept); false when
  * it is not listed. */
 static bool worker_status(const char *worker, struct kf_msg_worker_status *out)
@@ -527,6 +526,7 @@ static bool worker_status(const char *worker, struct kf_msg_worker_status *out)
 	return found;
 }
 
+/* The worker's liveness in a cluster reply; -1 when not listed. */
 static int liveness_of(const char *worker)
 {
 	struct kf_msg_worker_status st;
