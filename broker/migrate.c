@@ -26,17 +26,12 @@ int kf_migrate_newest(void)
 	return kf_migrations_count;
 }
 
-static PGresult *query(PGconn *conn, const char *sql, uint64_t deadline)
-{
-	return PQsendQuery(conn, sql) ? kf__pq_results(conn, deadline) : NULL;
-}
-
 /* true/false in *exists; the table name resolves through search_path. */
 static enum kf_err table_exists(PGconn *conn, uint64_t deadline, bool *exists,
 				struct kf_strbuf *msg)
 {
-	PGresult *res = query(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL",
-			      deadline);
+	PGresult *res = kf__pq_query(conn,
+		"SELECT to_regclass('schema_migrations') IS NOT NULL", deadline);
 	enum kf_err err = KF_OK;
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
@@ -79,8 +74,8 @@ static enum kf_err check_row(int row_index, int version, const char *name,
 static enum kf_err verify_recorded(PGconn *conn, uint64_t deadline, int *applied,
 				   struct kf_strbuf *msg)
 {
-	PGresult *res = query(conn, "SELECT version, name, checksum FROM schema_migrations "
-				    "ORDER BY version", deadline);
+	PGresult *res = kf__pq_query(conn,
+		"SELECT version, name, checksum FROM schema_migrations ORDER BY version", deadline);
 	enum kf_err err = KF_OK;
 	int i;
 
@@ -182,7 +177,7 @@ enum kf_err kf_migrate_applied(PGconn *conn, uint64_t deadline, int *applied,
 	*applied = 0;
 	if ((err = table_exists(conn, deadline, &exists, msg)) || !exists)
 		return err;
-	res = query(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", deadline);
+	res = kf__pq_query(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", deadline);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		err = kf__pq_error(conn, res, msg);
 	else

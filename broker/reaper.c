@@ -48,7 +48,6 @@ static bool sweep_change(struct kf_broker *b, enum kf_store_op op, const struct 
 {
 	uint64_t id = (uint64_t)ch->job_id;
 	bool claimable = ch->state == KF_JOB_PENDING;
-	const char *why = op == KF_STORE_EXPIRE ? "deadline exceeded" : reason;
 
 	if (op == KF_STORE_PROMOTE) {
 		KF_DEBUG(KF__TARGET_REAPER, "job ready for another attempt", KF_U64("job_id", id),
@@ -64,7 +63,7 @@ static bool sweep_change(struct kf_broker *b, enum kf_store_op op, const struct 
 	else if (ch->state == KF_JOB_FAILED)
 		KF_WARN(KF__TARGET_REAPER, op == KF_STORE_EXPIRE ? "job deadline exceeded" : "job failed",
 			KF_U64("job_id", id), KF_I64("attempt", ch->attempt),
-			KF_STR("reason", why));
+			KF_STR("reason", reason));
 	else if (ch->state == KF_JOB_KILLED)
 		KF_INFO(KF__TARGET_REAPER, "job killed", KF_U64("job_id", id));
 	kf__job_outcome(b, ch->state);
@@ -73,7 +72,7 @@ static bool sweep_change(struct kf_broker *b, enum kf_store_op op, const struct 
 	 * Only a kill is the job's outcome; anything else ended the attempt
 	 * here, and the worker's report of it would be refused. */
 	kf__cmd_cancel(b, ch->worker_id, id, ch->lease_token,
-		       ch->state == KF_JOB_KILLED ? NULL : why);
+		       ch->state == KF_JOB_KILLED ? NULL : reason);
 	kf__lease_forget(b, id);
 	return claimable;
 }

@@ -47,13 +47,18 @@ enum kf_err kf__pq_error(PGconn *conn, const PGresult *res, struct kf_strbuf *ms
 enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
 			uint64_t deadline_ns, struct kf_strbuf *msg)
 {
-	PGresult *res = PQsendQuery(conn, sql) ? kf__pq_results(conn, deadline_ns) : NULL;
+	PGresult *res = kf__pq_query(conn, sql, deadline_ns);
 	enum kf_err err = KF_OK;
 
 	if (!res || PQresultStatus(res) != want)
 		err = kf__pq_error(conn, res, msg);
 	PQclear(res);
 	return err;
+}
+
+PGresult *kf__pq_query(PGconn *conn, const char *sql, uint64_t deadline_ns)
+{
+	return PQsendQuery(conn, sql) ? kf__pq_results(conn, deadline_ns) : NULL;
 }
 
 PGresult *kf__pq_results(PGconn *conn, uint64_t deadline_ns)

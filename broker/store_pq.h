@@ -37,6 +37,10 @@ enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
  * path then sees KF_EUNAVAIL. */
 PGresult *kf__pq_result(PGconn *conn, uint64_t deadline_ns, bool *timed_out);
 
+/* PQexec(conn, sql) with a deadline (kf__pq_results); NULL when it could not
+ * be sent. */
+PGresult *kf__pq_query(PGconn *conn, const char *sql, uint64_t deadline_ns);
+
 /* After a PQsend*(): what PQexec() would return — the last result, or the
  * first error — waiting at most until deadline_ns as kf__pq_result(). NULL
  * when nothing came (the connection is gone). PQexec() itself waits for
