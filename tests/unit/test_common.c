@@ -127,6 +127,12 @@ static void test_json_double_matches_linear_scan(void **state)
 		} else {
 			v = (double)(z >> 11) / 9007199254740992.0 * pow(10, (int)(z % 13) - 4);
 		}
+		if (i < 24) {
+			/* The edges of the three-format range, from either side. */
+			static const double edges[] = { 1e-4, 1e14, 99999999999999.99, 1e15, 9.999999999999999e14,
+				0.00009999999999999999, 9.999999999999999e-5, 0.1 + 0.2 };
+			v = i % 3 == 1 ? edges[i / 3] : nextafter(edges[i / 3], i % 3 ? INFINITY : -INFINITY);
+		}
 		kf_strbuf_reset(&sb);
 		kf_json_add_double(&sb, v);
 		linear_shortest(want, sizeof want, v);
