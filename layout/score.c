@@ -314,13 +314,26 @@ enum kf_err kf_weights_load(struct kf_weights *weights, const char *path, struct
 	return err;
 }
 
+static double weight_at(const struct kf_weights *weights, size_t i)
+{
+	return *(const double *)((const char *)weights + weight_descs[i].offset);
+}
+
+bool kf_weights_equal(const struct kf_weights *a, const struct kf_weights *b)
+{
+	for (size_t i = 0; i < NWEIGHTS; i++) {
+		if (weight_at(a, i) != weight_at(b, i))
+			return false;
+	}
+	return a->trigrams == b->trigrams;
+}
+
 void kf_weights_add_json(const struct kf_weights *weights, struct kf_strbuf *sb)
 {
 	kf_strbuf_addch(sb, '{');
 	for (size_t i = 0; i < NWEIGHTS; i++) {
 		kf_strbuf_addf(sb, "\"%s\":", weight_descs[i].key);
-		kf_json_add_double(sb, *(const double *)((const char *)weights +
-							 weight_descs[i].offset));
+		kf_json_add_double(sb, weight_at(weights, i));
 		kf_strbuf_addch(sb, ',');
 	}
 	kf_strbuf_addf(sb, "\"trigrams\":%u}", weights->trigrams);

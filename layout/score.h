@@ -70,6 +70,10 @@ enum kf_err kf_weights_load(struct kf_weights *weights, const char *path, struct
 
 /* Appends every weight as one JSON object ({"sfb":10,...}), which
  * kf_weights_parse() reads back exactly. */
+/* Whether two sets of weights score alike: every weight equal (0 and -0
+ * count as equal) and the same trigram count. */
+bool kf_weights_equal(const struct kf_weights *a, const struct kf_weights *b);
+
 void kf_weights_add_json(const struct kf_weights *weights, struct kf_strbuf *sb);
 
 struct kf_scorer;

@@ -27,7 +27,7 @@ struct scorer_entry {
 	const struct kf_corpus *corpus;
 	enum kf_board_kind board;
 	char charset[KF_LAYOUT_KEYS + 1];   /* sorted */
-	char *weights;                      /* kf_weights_add_json of the weights */
+	struct kf_weights weights;
 	struct kf_scorer *scorer;
 	unsigned refs;
 	uint64_t last_used;
@@ -190,7 +190,6 @@ void kf__engine_free(struct kf__engine *e)
 		return;
 	for (int i = 0; i < KF__SCORERS_MAX; i++) {
 		kf_scorer_free(e->scorers[i].scorer);
-		free(e->scorers[i].weights);
 	}
 	while (e->corpora) {
 		struct corpus_entry *next = e->corpora->next;
@@ -253,23 +252,18 @@ static enum kf_err scorer_get(struct kf__engine *e, const struct kf_corpus *corp
 	enum kf_board_kind board_kind, const struct kf_layout *start, const struct kf_weights *w,
 	struct scorer_entry **out)
 {
-	struct kf_strbuf wj = KF_STRBUF_INIT;
 	struct scorer_entry *victim = NULL, *s;
 	char charset[KF_LAYOUT_KEYS + 1];
 	struct kf_board board;
 	enum kf_err err;
 
 	sorted_charset(start, charset);
-	kf_weights_add_json(w, &wj);
-	if (wj.oom)
-		return KF_ENOMEM;
 	for (int i = 0; i < KF__SCORERS_MAX; i++) {
 		s = &e->scorers[i];
 		if (s->scorer && s->corpus == corpus && s->board == board_kind &&
-		    !strcmp(s->charset, charset) && !strcmp(s->weights, wj.buf)) {
+		    !strcmp(s->charset, charset) && kf_weights_equal(&s->weights, w)) {
 			s->refs++;
 			s->last_used = ++e->clock;
-			kf_strbuf_release(&wj);
 			*out = s;
 			return KF_OK;
 		}
@@ -277,22 +271,17 @@ static enum kf_err scorer_get(struct kf__engine *e, const struct kf_corpus *corp
 				 (victim->scorer && s->last_used < victim->last_used)))
 			victim = s;
 	}
-	if (!victim) {
-		kf_strbuf_release(&wj);
+	if (!victim)
 		return KF_EFULL; /* every scorer in use: cannot happen with <= 8 slots */
-	}
 	kf_board_init(&board, board_kind);
 	kf_scorer_free(victim->scorer);
-	free(victim->weights);
 	memset(victim, 0, sizeof(*victim));
-	if ((err = kf_scorer_new(&board, corpus, start, w, &victim->scorer))) {
-		kf_strbuf_release(&wj);
+	if ((err = kf_scorer_new(&board, corpus, start, w, &victim->scorer)))
 		return err;
-	}
 	victim->corpus = corpus;
 	victim->board = board_kind;
 	memcpy(victim->charset, charset, sizeof charset);
-	victim->weights = kf_strbuf_detach(&wj, NULL);
+	victim->weights = *w;
 	victim->refs = 1;
 	victim->last_used = ++e->clock;
 	e->scorer_builds++;

@@ -402,6 +402,33 @@ static void test_weights_json(void **state)
 	kf_strbuf_release(&sb);
 }
 
+static void test_weights_equal(void **state)
+{
+	struct kf_weights a, b;
+
+	(void)state;
+	kf_weights_default(&a);
+	b = a;
+	assert_true(kf_weights_equal(&a, &b));
+	/* each weight counts, the last finger and the trigram count too */
+	b.finger[KF_FINGER_RP] += 0.5;
+	assert_false(kf_weights_equal(&a, &b));
+	b = a;
+	b.hand_balance = a.hand_balance + 1;
+	assert_false(kf_weights_equal(&a, &b));
+	b = a;
+	b.sfb = nextafter(a.sfb, INFINITY);
+	assert_false(kf_weights_equal(&a, &b));
+	b = a;
+	b.trigrams = a.trigrams + 1;
+	assert_false(kf_weights_equal(&a, &b));
+	/* 0 and -0 score alike */
+	a.alternate = 0.0;
+	b = a;
+	b.alternate = -0.0;
+	assert_true(kf_weights_equal(&a, &b));
+}
+
 static void test_weights_errors(void **state)
 {
 	static const char *const bad[] = {
@@ -444,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_stats_json),
 		cmocka_unit_test(test_weights_lines),
 		cmocka_unit_test(test_weights_json),
+		cmocka_unit_test(test_weights_equal),
 		cmocka_unit_test(test_weights_errors),
 	};
 
