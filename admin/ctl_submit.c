@@ -283,15 +283,27 @@ static int parse(struct kf__ctl *ctl, int argc, char **argv, struct submit_opts 
 	return -1;
 }
 
+/* Whether the request can have left this process: REQ sends only over a
+ * connection, so with none ever made the broker has not seen it. */
+static bool ever_connected(struct kf__ctl *ctl)
+{
+	struct kf_bus_sock_stats st;
+
+	kf_bus_sock_stats(kf_rpc_client_sock(ctl->rpc), &st);
+	return st.pipes_added > 0;
+}
+
 /* The call, and on a timeout what a script may do next: whether the job
- * was queued is unknown then. */
+ * was queued is unknown then, unless the broker was never reached. */
 static int send_submit(struct kf__ctl *ctl, struct kf_msg *req, struct kf_msg **rep)
 {
 	struct kf_strbuf why = KF_STRBUF_INIT;
 	int status = kf__ctl_call_quiet(ctl, req, rep, &why);
 
 	if (status != KF__CTL_OK) {
-		if (status == KF__CTL_UNAVAIL && !ctl->answered)
+		if (status == KF__CTL_UNAVAIL && !ctl->answered && !ever_connected(ctl))
+			kf_strbuf_addstr(&why, "; nothing was sent, so no job was queued");
+		else if (status == KF__CTL_UNAVAIL && !ctl->answered)
 			kf_strbuf_addstr(&why, req->submit_req.key
 				? "; the job may have been queued: submit again with the same --key, "
 				  "which queues it at most once"

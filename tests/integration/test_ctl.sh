@@ -276,6 +276,13 @@ expect_rc "submit without the token: exit 1, not authorised" 1 "not authorised" 
 	--token-file "$TMP/none" submit --corpus "$CORPUS"
 expect_rc "an unreachable broker: exit 4 and a clear line" 4 "cannot reach the broker at tcp://127.0.0.1:1" \
 	--rpc tcp://127.0.0.1:1 --timeout 300ms workers
+# A submit that never left this process queued nothing, and says so
+# (the frozen-database case above says the opposite: it may have been).
+expect_rc "a submit to an unreachable broker: exit 4, nothing was queued" 4 \
+	"nothing was sent, so no job was queued" \
+	--rpc tcp://127.0.0.1:1 --timeout 300ms submit --corpus "$CORPUS"
+check "... and it does not say the job may have been queued" \
+	test "$(grep -c 'may have been queued' <<<"$ERR")" = 0
 
 run_ctl logs --tail 200 --regex 'job (submitted|completed)'
 # The broker's "job submitted" is DEBUG, so under the hive's `info` only the
