@@ -11,8 +11,22 @@
  *
  *   jobs/s             N / (last job's "succeeded" event − first submit sent)
  *   submit→running     "running" event received − submit sent, per job
+ *   submit→announced   the running event's own timestamp − submit sent: set
+ *                      when the broker, the claim committed, answers the
+ *                      worker and queues the event (sent at the end of its
+ *                      loop's turn); the same wall clock, one machine. What
+ *                      submit→running adds to it is the event's way to this
+ *                      observer, which shares the two cores.
  *   submit→succeeded   "succeeded" event received − submit sent
  *   submit ack         submit RPC round trip (durable in PostgreSQL)
+ *
+ * With --no-events nothing subscribes: the generator then costs the machine
+ * only its submits, as beanstalkd's client does, and every job is timed
+ * from the broker's record instead (get: started and finished, taken in
+ * the claim's and the report's statements, a little before their commits).
+ *
+ *   submit→started     started (broker's record) − submit sent (wall clock)
+ *   jobs/s             N / (last job's finished − first submit sent)
  *
  * Job events are pub/sub and may be lost; the broker numbers them, so the
  * gaps are counted. A job whose running event is missing is timed with
@@ -44,6 +58,7 @@ struct submit_rec {
 struct event_rec {
 	uint64_t job_id;
 	uint64_t t_recv;       /* mono ns */
+	uint64_t ts_wall;      /* the broker's stamp: when it published the change */
 	uint32_t attempt;
 	uint8_t state;
 };
@@ -58,6 +73,8 @@ struct cpu_pid {
 struct bench {
 	/* options */
 	const char *rpc_url, *events_url, *token_file, *corpus, *label, *trace;
+	bool no_events;                     /* --no-events: times from the broker's record */
+	bool event_lag;                     /* --event-lag: running event − broker's started */
 	uint64_t jobs, inflight;
 	double rate;
 	uint64_t timeout_s;
@@ -103,7 +120,7 @@ static void on_event(struct bench *b, const struct kf_msg *m, uint64_t now)
 		return;
 	}
 	b->events[b->n_events++] = (struct event_rec){ .job_id = e->job_id, .t_recv = now,
-		.attempt = e->attempt, .state = (uint8_t)e->state };
+		.ts_wall = m->ts_ns, .attempt = e->attempt, .state = (uint8_t)e->state };
 	if (e->state == KF_JOB_SUCCEEDED)
 		atomic_fetch_add(&b->succeeded_seen, 1);
 }
@@ -237,7 +254,10 @@ static uint64_t wait_final(struct bench *b, uint64_t ok_submits)
 
 		if (atomic_load(&b->succeeded_seen) >= ok_submits)
 			return now;
-		if (now - last_poll > 500 * KF_HBENCH_NS_PER_MS) {
+		/* Without events the list is the only sign of the end: poll it
+		 * often enough that the idle tail does not dilute the CPU and
+		 * machine figures. */
+		if (now - last_poll > (b->no_events ? 20 : 500) * KF_HBENCH_NS_PER_MS) {
 			last_poll = now;
 			if (active_jobs(b) == 0)
 				return now;
@@ -268,23 +288,33 @@ static int64_t find_job(const uint64_t *ids, size_t n, uint64_t id)
 	return p ? p - ids : -1;
 }
 
-/* started_ns of a job from the get RPC (wall ns), 0 when unknown. */
-static uint64_t started_from_get(struct bench *b, uint64_t id)
+/* A job's started and finished times from the get RPC (wall ns; 0 when
+ * unknown, and finished only for a job that succeeded). */
+static void times_from_get(struct bench *b, uint64_t id, uint64_t *started, uint64_t *finished)
 {
 	struct kf_msg req, *rep = NULL;
-	uint64_t t = 0;
 
+	*started = *finished = 0;
 	kf_msg_init(&req, KF_MSG_GET_REQ, NULL, 0);
 	req.get_req.job_id = id;
-	if (kf_hbench_rpc_call(&b->rpc, &req, 5000, &rep, NULL) == KF_OK && rep->get_rep.job)
-		t = rep->get_rep.job->started_ns;
+	if (kf_hbench_rpc_call(&b->rpc, &req, 5000, &rep, NULL) == KF_OK && rep->get_rep.job) {
+		*started = rep->get_rep.job->started_ns;
+		if (rep->get_rep.job->state == KF_JOB_SUCCEEDED)
+			*finished = rep->get_rep.job->finished_ns;
+	}
 	kf_msg_free(rep);
-	return t;
+}
+
+/* A wall-clock time of the broker's as this process's monotonic clock,
+ * through the pair read when the job was submitted. */
+static uint64_t as_mono(const struct submit_rec *s, uint64_t wall)
+{
+	return wall ? s->t_send + (wall - s->wall_send) : 0;
 }
 
 struct tally {
-	double *to_running, *to_done, *ack;
-	size_t n_running, n_done, n_ack, n_fallback, n_unknown, n_not_succeeded;
+	double *to_running, *to_done, *ack, *lag, *to_stamp;
+	size_t n_running, n_done, n_ack, n_fallback, n_unknown, n_not_succeeded, n_lag, n_stamp;
 	uint64_t t_first, t_last_done, t_last_ack;
 };
 
@@ -327,10 +357,11 @@ static void tally(struct bench *b, struct tally *t)
 {
 	uint64_t *ids = calloc(b->jobs, sizeof(*ids));
 	uint64_t *run = calloc(b->jobs, sizeof(*run)), *done = calloc(b->jobs, sizeof(*done));
+	uint64_t *stamp = calloc(b->jobs, sizeof(*stamp));
 	size_t *of_id = calloc(b->jobs, sizeof(*of_id));
 	size_t n_ids = 0;
 
-	if (!ids || !run || !done || !of_id)
+	if (!ids || !run || !done || !of_id || !stamp)
 		kf_hbench_die("out of memory");
 	/* Sorted ids, and where each id's submit record is. */
 	for (size_t i = 0; i < b->jobs; i++)
@@ -340,14 +371,24 @@ static void tally(struct bench *b, struct tally *t)
 	for (size_t i = 0; i < b->jobs; i++)
 		if (b->subs[i].job_id)
 			of_id[find_job(ids, n_ids, b->subs[i].job_id)] = i;
+	for (size_t j = 0; b->no_events && j < n_ids; j++) {
+		const struct submit_rec *s = &b->subs[of_id[j]];
+		uint64_t started, finished;
+
+		times_from_get(b, ids[j], &started, &finished);
+		run[j] = as_mono(s, started);
+		done[j] = as_mono(s, finished);
+	}
 	for (size_t k = 0; k < b->n_events; k++) {
 		const struct event_rec *e = &b->events[k];
 		int64_t j = find_job(ids, n_ids, e->job_id);
 
 		if (j < 0)
 			continue;
-		if (e->state == KF_JOB_RUNNING && !run[j])
+		if (e->state == KF_JOB_RUNNING && !run[j]) {
 			run[j] = e->t_recv;
+			stamp[j] = e->ts_wall;
+		}
 		if (e->state == KF_JOB_SUCCEEDED && !done[j])
 			done[j] = e->t_recv;
 	}
@@ -362,9 +403,21 @@ static void tally(struct bench *b, struct tally *t)
 		t->ack[t->n_ack++] = (double)(s->t_ack - s->t_send) / 1e6;
 		if (run[j]) {
 			t->to_running[t->n_running++] = (double)(run[j] - s->t_send) / 1e6;
-		} else {
-			uint64_t st = started_from_get(b, ids[j]);
+			if (stamp[j])
+				t->to_stamp[t->n_stamp++] =
+					((double)stamp[j] - (double)s->wall_send) / 1e6;
+			if (b->event_lag && !b->no_events) {
+				uint64_t st, fin;
 
+				times_from_get(b, ids[j], &st, &fin);
+				if (st)
+					t->lag[t->n_lag++] =
+						((double)run[j] - (double)as_mono(s, st)) / 1e6;
+			}
+		} else {
+			uint64_t st, fin;
+
+			times_from_get(b, ids[j], &st, &fin);
 			if (st) {
 				t->to_running[t->n_running++] =
 					((double)st - (double)s->wall_send) / 1e6;
@@ -386,6 +439,7 @@ static void tally(struct bench *b, struct tally *t)
 	free(ids);
 	free(run);
 	free(done);
+	free(stamp);
 	free(of_id);
 }
 
@@ -401,9 +455,17 @@ static void print_dist(const char *what, double *v, size_t n)
 
 static void usage(int status)
 {
-	fputs("usage: bench_jobs --rpc URL --events URL [--token-file FILE] [--jobs N]\n"
-	      "                  [--inflight W] [--rate R] [--corpus NAME] [--timeout S]\n"
-	      "                  [--cpu NAME=PID]... [--label TEXT] [--trace FILE]\n"
+	fputs("usage: bench_jobs --rpc URL (--events URL | --no-events) [--token-file FILE]\n"
+	      "                  [--jobs N] [--inflight W] [--rate R] [--corpus NAME]\n"
+	      "                  [--timeout S] [--cpu NAME=PID]... [--label TEXT] [--trace FILE]\n"
+	      "  --events URL    the broker's events socket: jobs are timed by their events\n"
+	      "  --no-events     subscribe to nothing (--events is then ignored) and time\n"
+	      "                  each job from the broker's record (started, finished: a\n"
+	      "                  little before their commits), so that the generator costs\n"
+	      "                  the machine only its submits\n"
+	      "  --event-lag     with --events: also fetch each job's record and print how\n"
+	      "                  long after the broker's started its running event came\n"
+	      "                  (what --no-events timing leaves out)\n"
 	      "  --jobs N        zero-step jobs to push through (default 5000)\n"
 	      "  --inflight W    submit RPCs in flight (threads; default 64)\n"
 	      "  --rate R        open loop: submit R jobs/s on a fixed schedule;\n"
@@ -438,6 +500,8 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "corpus", required_argument, NULL, 'c' }, { "timeout", required_argument, NULL, 'T' },
 		{ "cpu", required_argument, NULL, 'p' }, { "label", required_argument, NULL, 'l' },
 		{ "trace", required_argument, NULL, 'x' }, { "help", no_argument, NULL, 'h' },
+		{ "no-events", no_argument, NULL, 'N' },
+		{ "event-lag", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -457,12 +521,14 @@ static void parse(struct bench *b, int argc, char **argv)
 		case 'p': add_cpu(b, optarg); break;
 		case 'l': b->label = optarg; break;
 		case 'x': b->trace = optarg; break;
+		case 'N': b->no_events = true; break;
+		case 'L': b->event_lag = true; break;
 		case 'h': usage(0); break;
 		default: usage(2);
 		}
 	}
-	if (!b->rpc_url || !b->events_url || !b->jobs || !b->inflight || b->inflight > 1024 ||
-	    optind != argc)
+	if (!b->rpc_url || (!b->events_url && !b->no_events) || !b->jobs || !b->inflight ||
+	    b->inflight > 1024 || optind != argc)
 		usage(2);
 }
 
@@ -486,7 +552,7 @@ static void run(struct bench *b, pthread_t *th)
 static void report(struct bench *b, struct tally *t, uint64_t t_end, const char *load0)
 {
 	double secs, rate, submit_rate, tps = kf_hbench_ticks_per_s();
-	double run_p50, run_p99, ack_p99;
+	double run_p50, run_p99, ack_p99, stamp_p99;
 	char load1[64];
 
 	kf_hbench_loadavg(load1);
@@ -507,20 +573,33 @@ static void report(struct bench *b, struct tally *t, uint64_t t_end, const char 
 	printf("  submits/s          %.1f  (errors %llu)\n", submit_rate,
 	       (unsigned long long)atomic_load(&b->submit_errors));
 	print_dist("submit ack", t->ack, t->n_ack);
-	print_dist("submit->running", t->to_running, t->n_running);
+	print_dist(b->no_events ? "submit->started" : "submit->running", t->to_running,
+		   t->n_running);
+	if (t->n_stamp)
+		print_dist("submit->announced", t->to_stamp, t->n_stamp);
+	stamp_p99 = kf_hbench_percentile_sorted(t->to_stamp, t->n_stamp, 99);
 	run_p50 = kf_hbench_percentile_sorted(t->to_running, t->n_running, 50);
 	run_p99 = kf_hbench_percentile_sorted(t->to_running, t->n_running, 99);
 	ack_p99 = kf_hbench_percentile_sorted(t->ack, t->n_ack, 99);
 	print_dist("submit->succeeded", t->to_done, t->n_done);
-	printf("  job events         %zu received, %llu lost (sequence gaps), %llu over capacity; "
-	       "running time from get for %zu jobs, unknown for %zu; not seen succeeded %zu%s\n",
-	       b->n_events, (unsigned long long)b->ev_gaps, (unsigned long long)b->ev_overflow,
-	       t->n_fallback, t->n_unknown, t->n_not_succeeded,
-	       t->n_not_succeeded ? " (end taken from the broker's job list)" : "");
-	printf("  database           %.0f transactions (%.0f/s), %.0f store requests, %.1f per "
-	       "transaction (group commit; +-1 s of the broker's own sweeps)\n",
-	       b->db1[0] - b->db0[0], (b->db1[0] - b->db0[0]) / secs, b->db1[1] - b->db0[1],
-	       (b->db1[1] - b->db0[1]) / fmax(1, b->db1[0] - b->db0[0]));
+	if (t->n_lag)
+		print_dist("started->event", t->lag, t->n_lag);
+	if (b->no_events)
+		printf("  job events         none subscribed (--no-events): times from the broker's "
+		       "record; unknown for %zu jobs, not succeeded %zu\n", t->n_unknown,
+		       t->n_not_succeeded);
+	else
+		printf("  job events         %zu received, %llu lost (sequence gaps), %llu over "
+		       "capacity; running time from get for %zu jobs, unknown for %zu; not seen "
+		       "succeeded %zu%s\n", b->n_events, (unsigned long long)b->ev_gaps,
+		       (unsigned long long)b->ev_overflow, t->n_fallback, t->n_unknown,
+		       t->n_not_succeeded,
+		       t->n_not_succeeded ? " (end taken from the broker's job list)" : "");
+	if (!b->no_events)
+		printf("  database           %.0f transactions (%.0f/s), %.0f store requests, %.1f "
+		       "per transaction (group commit; +-1 s of the broker's own sweeps)\n",
+		       b->db1[0] - b->db0[0], (b->db1[0] - b->db0[0]) / secs,
+		       b->db1[1] - b->db0[1], (b->db1[1] - b->db0[1]) / fmax(1, b->db1[0] - b->db0[0]));
 	for (size_t i = 0; i < b->n_cpu; i++) {
 		double used = b->cpu[i].t0 >= 0 && b->cpu[i].t1 >= 0 ?
 			(double)(b->cpu[i].t1 - b->cpu[i].t0) / tps : NAN;
@@ -541,9 +620,11 @@ static void report(struct bench *b, struct tally *t, uint64_t t_end, const char 
 	}
 	printf("RESULT label=%s jobs=%zu rate=%.1f offered=%.0f secs=%.3f submit_rate=%.1f "
 	       "ack_p99_ms=%.2f run_p50_ms=%.2f run_p99_ms=%.2f lost_events=%llu fallback=%zu "
-	       "errors=%llu load=\"%s\"\n", *b->label ? b->label : "-", t->n_ack, rate, b->rate,
-	       secs, submit_rate, ack_p99, run_p50, run_p99, (unsigned long long)b->ev_gaps,
-	       t->n_fallback, (unsigned long long)atomic_load(&b->submit_errors), load0);
+	       "errors=%llu timing=%s announced_p99_ms=%.2f load=\"%s\"\n",
+	       *b->label ? b->label : "-", t->n_ack, rate, b->rate, secs, submit_rate, ack_p99,
+	       run_p50, run_p99, (unsigned long long)b->ev_gaps, t->n_fallback,
+	       (unsigned long long)atomic_load(&b->submit_errors),
+	       b->no_events ? "record" : "events", t->n_stamp ? stamp_p99 : NAN, load0);
 }
 
 int main(int argc, char **argv)
@@ -566,25 +647,31 @@ int main(int argc, char **argv)
 	t.to_running = calloc(b.jobs, sizeof(double));
 	t.to_done = calloc(b.jobs, sizeof(double));
 	t.ack = calloc(b.jobs, sizeof(double));
-	if (!b.subs || !b.events || !th || !t.to_running || !t.to_done || !t.ack)
+	t.lag = calloc(b.jobs, sizeof(double));
+	t.to_stamp = calloc(b.jobs, sizeof(double));
+	if (!b.subs || !b.events || !th || !t.to_running || !t.to_done || !t.ack || !t.lag ||
+	    !t.to_stamp)
 		kf_hbench_die("out of memory");
 	kf_hbench_rpc_open(&b.rpc, b.rpc_url, b.token_file);
-	/* Every job event, and the broker's metric updates; the deepest queue
-	 * nng 1.5.2 allows (8192). */
-	b.sub = kf_hbench_sub_open(b.events_url, prefix, sizeof prefix - 1, 8192, 5000);
-	if (kf_bus_sub_subscribe(b.sub, metric_topic, sizeof metric_topic))
-		kf_hbench_die("cannot subscribe to '%s'", metric_topic);
 	pthread_mutex_init(&b.db_mu, NULL);
 	atomic_init(&b.ev_stop, false);
-	if (pthread_create(&b.ev_thread, NULL, events_main, &b))
-		kf_hbench_die("cannot start the events thread");
-	/* A subscription takes effect once the connection is up; give the
-	 * broker's side a moment to attach the pipe. */
-	kf_hbench_sleep_until(kf_clock_mono_ns() + 200 * KF_HBENCH_NS_PER_MS);
+	if (!b.no_events) {
+		/* Every job event, and the broker's metric updates; the deepest
+		 * queue nng 1.5.2 allows (8192). */
+		b.sub = kf_hbench_sub_open(b.events_url, prefix, sizeof prefix - 1, 8192, 5000);
+		if (kf_bus_sub_subscribe(b.sub, metric_topic, sizeof metric_topic))
+			kf_hbench_die("cannot subscribe to '%s'", metric_topic);
+		if (pthread_create(&b.ev_thread, NULL, events_main, &b))
+			kf_hbench_die("cannot start the events thread");
+		/* A subscription takes effect once the connection is up; give
+		 * the broker's side a moment to attach the pipe. */
+		kf_hbench_sleep_until(kf_clock_mono_ns() + 200 * KF_HBENCH_NS_PER_MS);
+	}
 	kf_hbench_loadavg(load0);
 	/* The store's counters before the run (the last update, up to 1 s old:
 	 * an idle broker runs a few sweeps a second). */
-	db_counters(&b, kf_clock_mono_ns() - KF_HBENCH_NS_PER_S, &b.db0[0], &b.db0[1]);
+	if (!b.no_events)
+		db_counters(&b, kf_clock_mono_ns() - KF_HBENCH_NS_PER_S, &b.db0[0], &b.db0[1]);
 
 	run(&b, th);
 	for (size_t i = 0; i < b.jobs; i++)
@@ -597,10 +684,12 @@ int main(int argc, char **argv)
 	b.have_machine = b.have_machine && kf_hbench_machine(&b.machine1);
 	/* Late events (the last few) still in flight, and a metric update
 	 * that covers the end of the run. */
-	db_counters(&b, t_end + 50 * KF_HBENCH_NS_PER_MS, &b.db1[0], &b.db1[1]);
-	kf_hbench_sleep_until(kf_clock_mono_ns() + 300 * KF_HBENCH_NS_PER_MS);
-	atomic_store(&b.ev_stop, true);
-	pthread_join(b.ev_thread, NULL);
+	if (!b.no_events) {
+		db_counters(&b, t_end + 50 * KF_HBENCH_NS_PER_MS, &b.db1[0], &b.db1[1]);
+		kf_hbench_sleep_until(kf_clock_mono_ns() + 300 * KF_HBENCH_NS_PER_MS);
+		atomic_store(&b.ev_stop, true);
+		pthread_join(b.ev_thread, NULL);
+	}
 
 	tally(&b, &t);
 	report(&b, &t, t_end, load0);
@@ -609,6 +698,8 @@ int main(int argc, char **argv)
 	free(t.to_running);
 	free(t.to_done);
 	free(t.ack);
+	free(t.lag);
+	free(t.to_stamp);
 	free(th);
 	free(b.events);
 	free(b.subs);

@@ -64,9 +64,10 @@ phase_jobs() {
 				--rate "$rate" --label "$label" "${trace[@]}")"
 			echo "$out"
 			line="$(grep '^RESULT' <<<"$out")"
-			printf 'submit->running p50 / p99 at %s jobs/s offered (2 x %s slots)|p99 <= 20 ms|%s / %s ms (%s jobs/s done)|%s\n' \
+			printf 'submit->running p50 / p99 at %s jobs/s offered (2 x %s slots)|p99 <= 20 ms|%s / %s ms (%s jobs/s done; announced p99 %s)|%s\n' \
 				"$rate" "$slots" "$(hb_field "$line" run_p50_ms)" "$(hb_field "$line" run_p99_ms)" \
-				"$(hb_field "$line" rate)" "$(hb_field "$line" load)" >>"$HB_WORK/summary"
+				"$(hb_field "$line" rate)" "$(hb_field "$line" announced_p99_ms)" \
+				"$(hb_field "$line" load)" >>"$HB_WORK/summary"
 		done
 		hb_stop "$w1" "$w2"
 	done

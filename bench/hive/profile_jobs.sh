@@ -17,6 +17,7 @@
 #   KF_PROFILE_WORKER_FLAGS extra keyforge-worker flags
 #   KF_PROFILE_RATE=R       open loop at R jobs/s instead of a flood: where
 #                           the CPU goes at a given load, not at the ceiling
+#   KF_PROFILE_BENCH_FLAGS  extra bench_jobs flags (e.g. --no-events)
 #   and lib.sh's (KF_HBENCH_PORT_BASE, KF_HBENCH_KEEP, KEYFORGE_LOG).
 # Figures and commands: docs/performance.md.
 set -euo pipefail
@@ -90,13 +91,13 @@ fi
 # shellcheck disable=SC2046 # a list of flags
 out="$("$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
 	--jobs "$JOBS" --inflight 64 --rate "${KF_PROFILE_RATE:-0}" --label "profile-slots$SLOTS" --cpu broker="$HB_BROKER_PID" \
-	--cpu worker1="$w1" --cpu worker2="$w2" $(hb_pg_cpu_flags))"
+	--cpu worker1="$w1" --cpu worker2="$w2" $(hb_pg_cpu_flags) ${KF_PROFILE_BENCH_FLAGS:-})"
 threads "$HB_BROKER_PID" "$w1" >"$HB_WORK/threads.after"
 pg_procs >"$HB_WORK/pg.after"
 wait   # perf
 
 echo "profile_jobs: $JOBS zero-step jobs, 2 workers x $SLOTS slot(s), load $(hb_load)"
-grep -E 'offered|jobs/s|submits/s|submit ack|submit->running|database|machine|cpu (broker|worker|bench_jobs)' <<<"$out"
+grep -E 'offered|jobs/s|submits/s|submit ack|submit->(running|started|announced)|started->event|database|machine|cpu (broker|worker|bench_jobs)' <<<"$out"
 echo "PostgreSQL processes (per job):"
 awk -v n="$JOBS" -v us="$US_PER_TICK" '
 	NR == FNR { u[$1] = $3; s[$1] = $4; next }
