@@ -389,6 +389,18 @@ static void test_recvmax_drops_and_reconnects(void **state)
 
 /* ---- rpc ------------------------------------------------------------- */
 
+/* A server with `contexts` contexts on a loopback port of the kernel's
+ * choosing; its URL in url (KF_BUS_URL_MAX bytes). */
+static struct kf_rpc_server *loopback_server(unsigned contexts, char *url)
+{
+	struct kf_rpc_server *srv;
+
+	assert_int_equal(kf_rpc_server_new(&srv, contexts, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	bound_url(kf_rpc_server_sock(srv), url, KF_BUS_URL_MAX);
+	return srv;
+}
+
 struct caller {
 	struct kf_rpc_client *cli;
 	char request[32];
@@ -440,8 +452,7 @@ static void test_rpc_concurrent_deferred(void **state)
 	char url[KF_BUS_URL_MAX];
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 8, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(8, url);
 	for (int i = 0; i < CLIENTS; i++)
 		assert_int_equal(kf_rpc_client_new(&cli[i], url, NULL, NULL), KF_OK);
 	for (int i = 0; i < CALLERS; i++) {
@@ -500,8 +511,7 @@ static void test_rpc_contexts_reused(void **state)
 	nng_msg *reply;
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 8, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(8, url);
 	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
 	for (int round = 0; round < ROUNDS; round++) {
 		if (round == 1) {
@@ -551,8 +561,7 @@ static void test_rpc_resend_after_drop(void **state)
 	uint64_t t0;
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 4, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(4, url);
 	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
 	c.cli = cli;
 	strcpy(c.request, "lease id=42");
@@ -590,8 +599,7 @@ static void test_rpc_resend_on_reconnect(void **state)
 	uint64_t t0;
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(2, url);
 	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
 	c.cli = cli;
 	c.resend_ms = 10000;
@@ -627,8 +635,7 @@ static void test_rpc_timeout_without_server(void **state)
 
 	(void)state;
 	/* A port that was just free. */
-	assert_int_equal(kf_rpc_server_new(&srv, 1, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(1, url);
 	kf_rpc_server_free(srv);
 	/* Dialing succeeds although nobody listens (non-blocking start). */
 	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
@@ -672,8 +679,7 @@ static void test_rpc_abort_calls(void **state)
 	pthread_t th;
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 1, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(1, url);
 	kf_rpc_server_free(srv);
 	assert_int_equal(kf_rpc_client_new(&a.cli, url, NULL, NULL), KF_OK);
 	assert_int_equal(pthread_create(&th, NULL, long_call_main, &a), 0);
@@ -699,8 +705,7 @@ static void test_rpc_client_before_server(void **state)
 	char url[KF_BUS_URL_MAX];
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 1, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(1, url);
 	kf_rpc_server_free(srv);
 	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
 	c.cli = cli;
@@ -725,8 +730,7 @@ static void test_second_listener_busy(void **state)
 	char url[KF_BUS_URL_MAX], ipc[KF_BUS_URL_MAX], want[KF_BUS_URL_MAX + 64];
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(2, url);
 	assert_int_equal(kf_rpc_server_new(&srv2, 2, url, NULL, &why), KF_EBUSY);
 	assert_null(srv2);
 	snprintf(want, sizeof(want), "address %s already in use; is another broker running?",
@@ -824,8 +828,7 @@ static void test_rpc_fd_and_close(void **state)
 	uint64_t t0;
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(2, url);
 	p = (struct pollfd){ .fd = kf_rpc_server_fd(srv), .events = POLLIN };
 	assert_int_equal(poll(&p, 1, 0), 0);
 	assert_int_equal(kf_rpc_server_next(srv, 0, &req), KF_ETIMEDOUT);
@@ -861,8 +864,7 @@ static void test_rpc_free_with_held_requests(void **state)
 	nng_msg *reply;
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(2, url);
 	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
 	/* Two unanswered requests: one held by the owner, one queued. */
 	assert_int_equal(kf_rpc_client_call(cli, "a", 1, &o, &reply), KF_ETIMEDOUT);
@@ -935,8 +937,7 @@ static void test_rpc_async_call(void **state)
 	char url[KF_BUS_URL_MAX];
 
 	(void)state;
-	assert_int_equal(kf_rpc_server_new(&srv, 2, "tcp://127.0.0.1:0", NULL, NULL), KF_OK);
-	bound_url(kf_rpc_server_sock(srv), url, sizeof(url));
+	srv = loopback_server(2, url);
 	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
 	assert_int_equal(kf_rpc_call_new(cli, on_done, &box, &call), KF_OK);
 
