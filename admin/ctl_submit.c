@@ -301,7 +301,7 @@ static int send_submit(struct kf__ctl *ctl, struct kf_msg *req, struct kf_msg **
 	int status = kf__ctl_call_quiet(ctl, req, rep, &why);
 
 	if (status != KF__CTL_OK) {
-		if (status == KF__CTL_UNAVAIL && !ctl->answered && !ever_connected(ctl))
+		if (status == KF__CTL_UNAVAIL && !ever_connected(ctl))
 			kf_strbuf_addstr(&why, "; nothing was sent, so no job was queued");
 		else if (status == KF__CTL_UNAVAIL && !ctl->answered)
 			kf_strbuf_addstr(&why, req->submit_req.key

@@ -152,8 +152,8 @@ static void dbl_shortest(char *tmp, size_t cap, bool g, int lo, int hi, double v
  * without an exponent (it uses one from 10^precision up, and rounding to 15
  * digits cannot reach 1e15 from below 1e14), so the text is the one the
  * "%.*f" search would find, for about a third of its cost: the broker
- * writes ~25 doubles per job result, and the search was 9 % of its CPU in a
- * flood of zero-step jobs. */
+ * writes ~25 doubles per job result, and the search was 9 % of its CPU at
+ * 1,000 zero-step jobs a second. */
 static void dbl_everyday(char *tmp, size_t cap, double v)
 {
 	for (int p = 15; p < 17; p++) {

@@ -68,12 +68,12 @@ enum kf_err kf_weights_parse(struct kf_weights *weights, const char *text, struc
 /* Reads a file and parses it as above; KF_EIO when it cannot be read. */
 enum kf_err kf_weights_load(struct kf_weights *weights, const char *path, struct kf_strbuf *why);
 
-/* Appends every weight as one JSON object ({"sfb":10,...}), which
- * kf_weights_parse() reads back exactly. */
 /* Whether two sets of weights score alike: every weight equal (0 and -0
  * count as equal) and the same trigram count. */
 bool kf_weights_equal(const struct kf_weights *a, const struct kf_weights *b);
 
+/* Appends every weight as one JSON object ({"sfb":10,...}), which
+ * kf_weights_parse() reads back exactly. */
 void kf_weights_add_json(const struct kf_weights *weights, struct kf_strbuf *sb);
 
 struct kf_scorer;

@@ -188,9 +188,8 @@ void kf__engine_free(struct kf__engine *e)
 {
 	if (!e)
 		return;
-	for (int i = 0; i < KF__SCORERS_MAX; i++) {
+	for (int i = 0; i < KF__SCORERS_MAX; i++)
 		kf_scorer_free(e->scorers[i].scorer);
-	}
 	while (e->corpora) {
 		struct corpus_entry *next = e->corpora->next;
 

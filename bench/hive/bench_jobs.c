@@ -58,7 +58,7 @@ struct submit_rec {
 struct event_rec {
 	uint64_t job_id;
 	uint64_t t_recv;       /* mono ns */
-	uint64_t ts_wall;      /* the broker's stamp: when it published the change */
+	uint64_t ts_wall;      /* the broker's stamp: when it queued the event */
 	uint32_t attempt;
 	uint8_t state;
 };
