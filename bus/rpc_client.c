@@ -19,26 +19,11 @@ struct sync_call {
 	uint64_t gen;      /* cli->abort_gen when the call started */
 };
 
-/* A context and its aio between two synchronous calls. */
-struct idle_ctx {
-	nng_ctx ctx;
-	nng_aio *aio;
-};
-
-#define IDLE_MAX 64
-
 struct kf_rpc_client {
 	struct kf_bus_sock *sock;
-	pthread_mutex_t mu;          /* calls, abort_gen, idle */
+	pthread_mutex_t mu;          /* calls, abort_gen */
 	struct sync_call *calls;
 	uint64_t abort_gen;
-	/* The contexts of synchronous calls that ended with a reply, for the
-	 * next calls: opening a context and an aio costs allocations and, in
-	 * nng 1.5.2, a getrandom(2) call, on every request of a worker slot.
-	 * A call that failed closes its context instead, which abandons its
-	 * request (no more resends). */
-	struct idle_ctx idle[IDLE_MAX];
-	size_t n_idle;
 };
 
 enum call_phase { CALL_IDLE, CALL_SEND, CALL_RECV };
@@ -86,9 +71,7 @@ void kf_rpc_client_free(struct kf_rpc_client *cli)
 {
 	if (cli == NULL)
 		return;
-	kf__bus_sock_free(cli->sock);  /* closes the idle contexts too */
-	for (size_t i = 0; i < cli->n_idle; i++)
-		nng_aio_free(cli->idle[i].aio);
+	kf__bus_sock_free(cli->sock);
 	pthread_mutex_destroy(&cli->mu);
 	free(cli);
 }
@@ -211,64 +194,33 @@ void kf_rpc_client_abort_calls(struct kf_rpc_client *cli)
 	pthread_mutex_unlock(&cli->mu);
 }
 
-/* A context for a synchronous call: an idle one, or a new one. */
-static int ctx_take(struct kf_rpc_client *cli, struct idle_ctx *out)
-{
-	int rv;
-
-	pthread_mutex_lock(&cli->mu);
-	if (cli->n_idle) {
-		*out = cli->idle[--cli->n_idle];
-		pthread_mutex_unlock(&cli->mu);
-		return 0;
-	}
-	pthread_mutex_unlock(&cli->mu);
-	if ((rv = nng_aio_alloc(&out->aio, NULL, NULL)) != 0)
-		return rv;
-	if ((rv = nng_ctx_open(&out->ctx, cli->sock->sock)) != 0)
-		nng_aio_free(out->aio);
-	return rv;
-}
-
-/* After the call: kept when its request ended with a reply, else closed,
- * which abandons the request (no more resends). */
-static void ctx_give(struct kf_rpc_client *cli, struct idle_ctx *c, bool answered)
-{
-	pthread_mutex_lock(&cli->mu);
-	if (answered && cli->n_idle < IDLE_MAX) {
-		cli->idle[cli->n_idle++] = *c;
-		c = NULL;
-	}
-	pthread_mutex_unlock(&cli->mu);
-	if (c) {
-		nng_ctx_close(c->ctx);
-		nng_aio_free(c->aio);
-	}
-}
-
 enum kf_err kf_rpc_client_call(struct kf_rpc_client *cli, const void *req, size_t len,
 	const struct kf_rpc_call_opts *opts, nng_msg **reply)
 {
 	struct sync_call sc = { .aio = NULL };
 	nng_duration timeout, resend;
-	struct idle_ctx c;
 	nng_msg *msg = NULL;
+	nng_ctx ctx;
 	int rv;
 
 	*reply = NULL;
 	resolve(opts, &timeout, &resend);
-	if ((rv = ctx_take(cli, &c)) != 0)
+	rv = nng_ctx_open(&ctx, cli->sock->sock);
+	if (rv != 0)
 		return kf_bus_err_from_nng(rv);
-	sc.aio = c.aio;
-	rv = nng_ctx_set_ms(c.ctx, NNG_OPT_REQ_RESENDTIME, resend);
+	rv = nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, resend);
+	if (rv == 0)
+		rv = nng_aio_alloc(&sc.aio, NULL, NULL);
 	if (rv == 0)
 		rv = build(req, len, &msg);
 	if (rv == 0) {
 		track(cli, &sc);
-		rv = call_on(cli, &sc, c.ctx, msg, timeout, reply);
+		rv = call_on(cli, &sc, ctx, msg, timeout, reply);
 		untrack(cli, &sc);
 	}
-	ctx_give(cli, &c, rv == 0);
+	/* Closing the context abandons the request: no more resends. */
+	nng_ctx_close(ctx);
+	nng_aio_free(sc.aio);
 	return kf_bus_err_from_nng(rv);
 }
 

@@ -2,9 +2,8 @@
  * rpc_client.h — requests to the broker's rpc socket (nng REQ).
  *
  * One client is one REQ socket with one dialer; every call runs on its own
- * nng context (a synchronous call reuses the context of an earlier call
- * that was answered), so any number of threads may call at once and each
- * gets its own reply. That is how a worker long-polls for a lease on one thread and
+ * nng context, so any number of threads may call at once and each gets its
+ * own reply. That is how a worker long-polls for a lease on one thread and
  * reports progress on another over a single connection.
  *
  * Resend. nng's REQ resends an unanswered request after the resend time

@@ -494,11 +494,11 @@ static void test_rpc_concurrent_deferred(void **state)
 	kf_rpc_server_free(srv);
 }
 
-/* A client keeps the contexts of answered calls for its next ones
- * (rpc_client.c): rounds of concurrent calls on one client, answered in
- * reverse order, each get their own reply; a call that timed out closes
- * its context, and its late answer reaches no later call. */
-static void test_rpc_contexts_reused(void **state)
+/* Rounds of concurrent calls on one client, answered in reverse order,
+ * each get their own reply; a call that timed out abandons its request
+ * (closing its context: no resend reaches the server), and its late
+ * answer reaches no later call. */
+static void test_rpc_rounds_after_timeout(void **state)
 {
 	enum { ROUNDS = 3, CALLERS = 4 };
 	struct kf_rpc_call_opts quick = { .timeout_ms = 200, .resend_ms = 60000 };
@@ -1126,7 +1126,7 @@ int main(void)
 		cmocka_unit_test(test_sub_queue_full_and_close),
 		cmocka_unit_test(test_recvmax_drops_and_reconnects),
 		cmocka_unit_test(test_rpc_concurrent_deferred),
-		cmocka_unit_test(test_rpc_contexts_reused),
+		cmocka_unit_test(test_rpc_rounds_after_timeout),
 		cmocka_unit_test(test_rpc_resend_after_drop),
 		cmocka_unit_test(test_rpc_resend_on_reconnect),
 		cmocka_unit_test(test_rpc_timeout_without_server),
