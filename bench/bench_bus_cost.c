@@ -38,7 +38,7 @@
 static long n_publishes = 200000, n_calls = 500;
 static int n_threads = 64;
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
 	fprintf(stderr, "bench_bus_cost: %s\n", what);
 	exit(1);
