@@ -12,9 +12,10 @@
 struct kf_bus_pub {
 	struct kf_bus_sock *sock;
 	/* nng_sendmsg() sets up an aio for every message, and nng 1.5.2's
-	 * setup makes a getrandom(2) call: 1.4-1.8 us a message here against
-	 * 0.3 with an aio kept, and the broker publishes about six messages a
-	 * job. The sender that finds this one free uses it; one that finds it
+	 * setup makes a getrandom(2) call: 1.7-1.9 us a message here against
+	 * 0.3 with an aio kept (bench/bench_bus_cost), and the broker publishes
+	 * four messages a job (three job events and the worker's log line).
+	 * The sender that finds this one free uses it; one that finds it
 	 * taken falls back to nng_sendmsg() rather than wait for another
 	 * thread's send. NULL when it could not be allocated. */
 	pthread_mutex_t aio_mu;

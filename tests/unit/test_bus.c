@@ -495,9 +495,8 @@ static void test_rpc_concurrent_deferred(void **state)
 }
 
 /* Rounds of concurrent calls on one client, answered in reverse order,
- * each get their own reply; a call that timed out abandons its request
- * (closing its context: no resend reaches the server), and its late
- * answer reaches no later call. */
+ * each get their own reply; a call that timed out is answered late, and
+ * that answer reaches no later call (the server saw the request once). */
 static void test_rpc_rounds_after_timeout(void **state)
 {
 	enum { ROUNDS = 3, CALLERS = 4 };
