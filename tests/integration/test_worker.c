@@ -669,7 +669,7 @@ static void test_twenty_jobs(void **state)
 static void test_kill_running_job(void **state)
 {
 	char worker[64];
-	uint64_t id, t0, next[4], wj = 1;
+	uint64_t id, t0, next, wj = 1;
 	struct kf_msg req, *rep;
 	struct proc *p;
 	int before, cancels;
@@ -699,17 +699,25 @@ static void test_kill_running_job(void **state)
 	check_result(rep->get_rep.job, 0); /* its best layout so far */
 	assert_true(rep->get_rep.job->result->steps < LONG_STEPS);
 	kf_msg_free(rep);
-	/* The worker is idle again at once and takes the next job: four
-	 * jobs for three parked workers reach every one of them. */
+	/* The worker is idle again at once and takes the next job. Only it
+	 * leases meanwhile: three jobs for three parked workers reached every
+	 * one of them in most runs, not all. Who ran the job is the broker's
+	 * record; the worker's own "job completed" line may still be in its
+	 * log writer's queue when the broker has the result. */
 	for (int t = 0; t < 40 && wj; t++, sleep_ms(50))
 		worker_state(worker, &wj, NULL);
 	assert_int_equal(wj, 0);
-	for (int i = 0; i < 4; i++)
-		next[i] = submit(SHORT_STEPS, 50 + (uint64_t)i);
-	assert_true(wait_final(next, 4, 60000));
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(state_of(next[i]), KF_JOB_SUCCEEDED);
-	assert_true(log_count(p, "job completed") > before);
+	only_leaser(p);
+	next = submit(SHORT_STEPS, 50);
+	assert_true(wait_final(&next, 1, 60000));
+	signal_others(p, SIGCONT);
+	rep = get_job(next);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_string_equal(worker_of(rep), worker);
+	kf_msg_free(rep);
+	for (int t = 0; t < 40 && log_count(p, "job completed") == before; t++)
+		sleep_ms(50);
+	assert_int_equal(log_count(p, "job completed"), before + 1);
 	/* Retry: pending again, a new attempt, which succeeds. */
 	kf_msg_init(&req, KF_MSG_RETRY_REQ, "test-worker", 0);
 	req.retry_req.job_id = id;
@@ -1088,7 +1096,10 @@ static void test_requeued_job_dropped(void **state)
 	}
 	kill_proc(p, SIGCONT);
 	assert_true(again);
-	for (int t = 0; t < 50 && !log_count(p, "job dropped"); t++)
+	/* Two threads log these: the commands thread once it has stopped the
+	 * slot, the slot's thread once the anneal has stopped. Either comes first. */
+	for (int t = 0; t < 50 && (!log_count(p, "job dropped") ||
+				   !log_count(p, "job attempt ended by the broker")); t++)
 		sleep_ms(100);
 	assert_int_equal(log_count(p, "job attempt ended by the broker; abandoning it"), 1);
 	assert_int_equal(log_count(p, "reason=\"worker dead\""), 1);
