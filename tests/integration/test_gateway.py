@@ -121,6 +121,15 @@ def spawn(args, log, env=None, **kw):
     return p
 
 
+def log_events(gw, message, request_id):
+    """The gateway's JSON log events with this message in the request's span.
+
+    Its log writer is a thread of its own: poll this, a line can lag its request."""
+    evs = [json.loads(l) for l in open(gw.log) if l.startswith("{")]
+    return [e for e in evs if e["fields"].get("message") == message
+            and e.get("span", {}).get("request_id") == request_id]
+
+
 def wait_until(pred, timeout, step=0.1):
     end = time.time() + timeout
     last = None
@@ -493,8 +502,9 @@ def check_prometheus(gw, pub, tmp):
     before = query("keyforge_score_latency_ns_count")
     pub.metric("it-w3", 34, ['c keyforge_jobs_total 0 status=success',
                              hist("keyforge_score_latency_ns", 10, 4)])
-    time.sleep(2.5)
-    after = query("keyforge_score_latency_ns_count")
+    # The update goes publisher -> broker -> gateway -> a scrape: wait for it.
+    after = wait_until(lambda: (lambda v: v if v and before and v[0] == before[0] + 10
+                                else None)(query("keyforge_score_latency_ns_count")), 15, 0.5)
     resets = query("resets(keyforge_score_latency_ns_count[1m])") + query(
         'resets(keyforge_jobs_total{status="success"}[1m])')
     T.ok(resets == [0.0, 0.0] and after and before and after[0] == before[0] + 10,
@@ -545,15 +555,19 @@ def real_workers(gw, query, tmp):
     # A worker publishes its metrics once a second: the jobs can be done
     # before its first update. Kill it only once the gateway knows both
     # workers, or its successor is a new source rather than a restart.
-    wait_until(lambda: gw.metrics().get("keyforge_gateway_sources", 0) >= sources0 + 2, 10, 0.2)
+    known = wait_until(lambda: gw.metrics().get("keyforge_gateway_sources", 0) >= sources0 + 2,
+                       15, 0.2)
+    T.ok(bool(known), "the gateway knows both real workers", gw.metrics().get(
+        "keyforge_gateway_sources"))
     m0 = gw.metrics()
     before = cumulative_samples(m0)
     restarts0 = m0.get("keyforge_gateway_source_restarts_total", 0)
     workers[0].send_signal(signal.SIGKILL)
     workers[0].wait()
     workers[0] = spawn([WORKER, "--id", "it-real-0"], logs[0], env=env)
+    # (the broker takes the id back once the old process has been silent for 3 s)
     restarted = wait_until(lambda: gw.metrics().get("keyforge_gateway_source_restarts_total", 0)
-                           >= restarts0 + 1, 10, 0.2)
+                           >= restarts0 + 1, 30, 0.2)
     after = cumulative_samples(gw.metrics())
     down = {k: (v, after.get(k)) for k, v in before.items() if k in after and after[k] < v}
     T.ok(bool(restarted) and not down,
@@ -736,10 +750,7 @@ def check_auth_tls(tmp, events, db):
                              "X-Request-Id": "it-auth-1"})[0] == 200, "basic auth: 200")
     T.ok(gw.get("/metrics", {"Authorization": "Bearer " + token})[0] == 200, "bearer token: 200")
     T.ok(gw.get("/health/live")[0] == 200, "health endpoints need no credentials")
-    time.sleep(0.3)
-    events_ = [json.loads(l) for l in open(gw.log) if l.startswith("{")]
-    auth = [e for e in events_ if e["fields"].get("message") == "user authenticated"
-            and e.get("span", {}).get("request_id") == "it-auth-1"]
+    auth = wait_until(lambda: log_events(gw, "user authenticated", "it-auth-1"), 5)
     T.ok(bool(auth) and auth[0]["span"].get("user_id") == "alice"
          and auth[0]["level"] == "DEBUG" and auth[0]["span"]["name"] == "http_request",
          'DEBUG "user authenticated" inside http_request with user_id = the principal',
@@ -758,10 +769,7 @@ def check_auth_tls(tmp, events, db):
 
 def check_spans(gw):
     gw.get("/metrics", {"X-Request-Id": "it-span-42"})
-    time.sleep(0.3)
-    evs = [json.loads(l) for l in open(gw.log) if l.startswith("{")]
-    served = [e for e in evs if e["fields"].get("message") == "request served"
-              and e.get("span", {}).get("request_id") == "it-span-42"]
+    served = wait_until(lambda: log_events(gw, "request served", "it-span-42"), 5)
     sp = served[0]["span"] if served else {}
     T.ok(bool(served) and sp.get("name") == "http_request" and sp.get("method") == "GET"
          and sp.get("path") == "/metrics",

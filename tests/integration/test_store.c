@@ -576,7 +576,9 @@ static void test_migrate_deadline(void **state)
 	sleep_ms(6000);
 	n = lock_waiters(watch);
 	fprintf(stderr, "# %lld backends wait for the lock\n", n);
-	assert_true(n <= 4);  /* without the check: one more every attempt, 12 or so */
+	/* At most 3-4 in flight; a check the loaded server runs late makes one
+	 * or two more. Without the check: one more every attempt, 12 or so. */
+	assert_true(n <= 6);
 	admin_exec(holder, "COMMIT");
 	assert_int_equal(kf_store_wait_up(s, WAIT_MS), KF_OK);
 	kf_store_status(s, &st);
