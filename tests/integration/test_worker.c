@@ -701,7 +701,7 @@ static void test_kill_running_job(void **state)
 	assert_true(rep->get_rep.job->result->steps < LONG_STEPS);
 	kf_msg_free(rep);
 	/* The worker is idle again at once and takes the next job. Only it
-	 * leases meanwhile: three jobs for three parked workers reached every
+	 * leases meanwhile: four jobs for three parked workers reached every
 	 * one of them in most runs, not all. Who ran the job is the broker's
 	 * record; the worker's own "job completed" line may still be in its
 	 * log writer's queue when the broker has the result. */
