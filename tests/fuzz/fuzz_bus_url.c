@@ -1,0 +1,70 @@
+/*
+ * fuzz_bus_url.c — libFuzzer target for the bus address parser
+ * (bus/addr.c kf_bus_url_parse): every program takes its nng addresses from
+ * flags and KEYFORGE_* variables, and decides from the parse whether to
+ * warn that a listener is reachable from other hosts.
+ *
+ * Any input must either be refused with KF_EINVAL or KF_ERANGE and a
+ * message, or be described consistently: a NUL-terminated host shorter than
+ * the URL, a port only for tcp and within 0-65535, and the loopback verdict
+ * that kf_bus_url_is_loopback and kf_bus_listen_exposed agree with. A
+ * violation aborts.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/addr.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(int ok, const char *what)
+{
+	if (!ok) {
+		fprintf(stderr, "fuzz_bus_url: %s\n", what);
+		abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct kf_strbuf why = KF_STRBUF_INIT, warning = KF_STRBUF_INIT;
+	struct kf_bus_url_info info;
+	struct kf_bus_addrs addrs;
+	char *url = malloc(size + 1);
+	enum kf_err err;
+	bool tcp;
+
+	if (!url)
+		return 0;
+	memcpy(url, data, size);
+	url[size] = '\0';
+	kf_bus_addrs_init(&addrs);
+	err = kf_bus_url_parse(url, &info, &why);
+	if (err) {
+		check(err == KF_EINVAL || err == KF_ERANGE, "an unexpected error code");
+		check(why.len > 0, "an error without a message");
+		check(!kf_bus_url_is_loopback(url), "an invalid address called loopback");
+		check(!kf_bus_listen_exposed(url, &warning), "an invalid address called exposed");
+		check(kf_bus_addrs_set(&addrs, KF_BUS_RPC, url, NULL) == err, "set disagrees");
+		check(!strcmp(kf_bus_addrs_get(&addrs, KF_BUS_RPC), kf_bus_role_default(KF_BUS_RPC)),
+		      "a refused address replaced the default");
+	} else {
+		tcp = info.transport == KF_BUS_TCP || info.transport == KF_BUS_TLS_TCP;
+		check(why.len == 0, "a message without an error");
+		check(memchr(info.host, '\0', sizeof info.host) != NULL, "host not terminated");
+		check(strlen(info.host) < strlen(url), "a host longer than its URL");
+		check(info.port <= 65535 && (tcp || info.port == 0), "a port out of place");
+		check(tcp || info.loopback, "an ipc or inproc address that is not local");
+		check(kf_bus_url_is_loopback(url) == info.loopback, "loopback verdicts differ");
+		check(kf_bus_listen_exposed(url, &warning) == !info.loopback, "exposure differs");
+		check(info.loopback || warning.len > 0, "exposed without a warning");
+		check(kf_bus_addrs_set(&addrs, KF_BUS_RPC, url, NULL) == KF_OK, "set refused it");
+		check(!strcmp(kf_bus_addrs_get(&addrs, KF_BUS_RPC), url), "set kept another address");
+	}
+	kf_strbuf_release(&why);
+	kf_strbuf_release(&warning);
+	free(url);
+	return 0;
+}
