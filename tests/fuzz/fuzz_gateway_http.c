@@ -8,7 +8,9 @@
  *      fixed credential set, Accept-Encoding, Accept, X-Request-Id, and the
  *      path unescaper;
  *   2. as a credentials file (kf_gw_creds_parse), and when it parses, the
- *      same input checked against it as an Authorization header.
+ *      same input checked against it as an Authorization header;
+ *   3. as the value of a flag (gateway/config.h): --listen's HOST:PORT and
+ *      the durations, which must come back within their documented bounds.
  * Invariants that must hold for every input abort when they do not.
  *
  * Built as a libFuzzer binary with -Dfuzz=true (clang), and in every build as
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "gateway/auth.h"
+#include "gateway/config.h"
 #include "gateway/httputil.h"
 #include "telemetry/expo.h"
 
@@ -74,6 +77,21 @@ static void as_header(const char *s)
 	free(u);
 }
 
+static void as_flag(const char *s)
+{
+	char host[KF_GW_HOST_MAX];
+	unsigned port = 70000;
+	uint64_t ns = 0;
+
+	memset(host, 'x', sizeof host);
+	if (kf_gw_parse_hostport(s, host, &port) == KF_OK) {
+		if (!memchr(host, '\0', sizeof host) || strlen(host) >= strlen(s) || port > 65535)
+			abort();
+	}
+	if (kf_gw_parse_duration(s, &ns) == KF_OK && ns > 86400ull * 1000000000ull)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = malloc(size + 1);
@@ -82,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	as_header(s);
+	as_flag(s);
 	struct kf_gw_creds *c = NULL;
 	if (kf_gw_creds_parse((const char *)data, size, &c, NULL) == KF_OK) {
 		if (!c || kf_gw_creds_count(c) == 0)
