@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bus/addr.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,14 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kf_strbuf why = KF_STRBUF_INIT, warning = KF_STRBUF_INIT;
 	struct kf_bus_url_info info;
 	struct kf_bus_addrs addrs;
-	char *url = malloc(size + 1);
+	char *url = kf_fuzz_text(data, size);
 	enum kf_err err;
 	bool tcp;
 
 	if (!url)
 		return 0;
-	memcpy(url, data, size);
-	url[size] = '\0';
 	kf_bus_addrs_init(&addrs);
 	err = kf_bus_url_parse(url, &info, &why);
 	if (err) {

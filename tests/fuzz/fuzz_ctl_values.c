@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "admin/ctl.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,7 +33,7 @@ static const uint64_t u64_max[] = { UINT64_MAX, 1000000000000ull, 1000, 0 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text = malloc(size + 1);
+	char *text = kf_fuzz_text(data, size);
 	uint64_t u, ms;
 	int64_t i;
 	uint32_t mask;
@@ -40,8 +41,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 	for (size_t k = 0; k < sizeof u64_max / sizeof u64_max[0]; k++) {
 		if (kf__ctl_parse_u64(text, u64_max[k], &u))
 			check(u <= u64_max[k], "u64 above its maximum");

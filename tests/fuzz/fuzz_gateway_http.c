@@ -25,6 +25,7 @@
 #include "gateway/config.h"
 #include "gateway/httputil.h"
 #include "telemetry/expo.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -94,11 +95,9 @@ static void as_flag(const char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1);
+	char *s = kf_fuzz_text(data, size);
 	if (!s)
 		return 0;
-	memcpy(s, data, size);
-	s[size] = '\0';
 	as_header(s);
 	as_flag(s);
 	struct kf_gw_creds *c = NULL;

@@ -21,6 +21,7 @@
 
 #include "broker/jobjson.h"
 #include "proto/proto.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -97,7 +98,7 @@ static enum kf_err write_result(const void *r, struct kf_strbuf *sb)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* The store hands the parsers NUL-terminated text (PQgetvalue). */
-	char *text = malloc(size + 1);
+	char *text = kf_fuzz_text(data, size);
 	struct kf_jarena arena = KF_JARENA_INIT;
 	struct kf_msg_job_params params;
 	struct kf_msg_job_result result;
@@ -105,8 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 
 	perr = kf_jobjson_parse_params(text, &arena, &params);
 	check(perr == KF_OK || perr == KF_EMALFORMED || perr == KF_ENOMEM, "params: bad error");

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "layout/layout.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -81,12 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* NUL-terminated text, as it arrives in a msgpack string or a flag;
 	 * an embedded NUL ends it there, as it would in the worker. */
-	char *text = malloc(size + 1);
+	char *text = kf_fuzz_text(data, size);
 
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 	one(kf_layout_parse, text);
 	one(kf_layout_resolve, text);
 	free(text);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "telemetry/filter.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,11 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > KF_LOG_FILTER_MAX_SPEC)
 		return 0;
-	char *spec = malloc(size + 1);
+	char *spec = kf_fuzz_text(data, size);
 	if (!spec)
 		return 0;
-	memcpy(spec, data, size);
-	spec[size] = '\0';
 	size_t len = strlen(spec);
 	/* a word from the input, used as a target, span name and field */
 	char word[32];

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "layout/score.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,11 +28,9 @@ static void check(int ok, const char *what)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* The parser takes NUL-terminated text, as read from a file. */
-	char *text = malloc(size + 1);
+	char *text = kf_fuzz_text(data, size);
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 
 	struct kf_strbuf why = KF_STRBUF_INIT, a = KF_STRBUF_INIT, b = KF_STRBUF_INIT;
 	struct kf_weights w, back;
