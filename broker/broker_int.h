@@ -175,6 +175,7 @@ struct kf_broker {
 	int64_t counts[KF_JOB_STATE_COUNT];
 	bool counts_valid;
 	uint64_t counts_sent_ns, counts_due_ns;   /* the last count's request; the next */
+	uint64_t counts_took_ms;                  /* how long the last count took */
 	uint64_t metrics_gen;
 	struct kf_msg_worker_status *status_buf;
 	size_t status_cap;
@@ -222,13 +223,17 @@ bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c);
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c);
 
 /* The wait before the next count of jobs per state, after one that took
- * took_ms from request to answer: a tick while counting is cheap, and
- * KF__COUNTS_SHARE times as long as it took once it is not, up to
- * KF__COUNTS_MAX_MS. The pending jobs are counted through their index, so
- * a count grows with the backlog (9 ms with 100,000 pending here, 71-142 ms
- * with 500,000), and it runs on the connection every submit and report
- * waits for. */
-uint64_t kf__counts_interval_ms(uint64_t took_ms);
+ * took_ms from request to answer and one before it that took prev_took_ms
+ * (0 before the second count): a tick while counting is cheap, and
+ * KF__COUNTS_SHARE times as long as the quicker of the two once it is not,
+ * up to KF__COUNTS_MAX_MS. The pending jobs are counted through their
+ * index, so a count grows with the backlog (9 ms with 100,000 pending here,
+ * 71-142 ms with 500,000), and it runs on the connection every submit and
+ * report waits for. The quicker of two because one slow count is not a
+ * backlog: the first on a new connection, or one that waited behind a burst
+ * of requests on a loaded machine, would otherwise leave the counts seconds
+ * behind (a job running, the Job Queue showing none). */
+uint64_t kf__counts_interval_ms(uint64_t took_ms, uint64_t prev_took_ms);
 
 /* Publishing on events; failures are counted, never fatal. The message is
  * encoded at once and sent by the next kf__publish_flush, which the loop

@@ -395,8 +395,10 @@ static void check_lost_leases(struct kf_broker *b)
 
 /* ---- counts ------------------------------------------------------------------------ */
 
-uint64_t kf__counts_interval_ms(uint64_t took_ms)
+uint64_t kf__counts_interval_ms(uint64_t took_ms, uint64_t prev_took_ms)
 {
+	if (prev_took_ms < took_ms)
+		took_ms = prev_took_ms;
 	if (took_ms > KF__COUNTS_MAX_MS / KF__COUNTS_SHARE)
 		return KF__COUNTS_MAX_MS;
 	return took_ms * KF__COUNTS_SHARE > KF__TICK_MS ? took_ms * KF__COUNTS_SHARE : KF__TICK_MS;
@@ -408,7 +410,9 @@ static void on_counts(void *arg, const struct kf_store_result *res)
 	uint64_t took_ms = (kf_clock_mono_ns() - b->counts_sent_ns) / KF__NS_PER_MS;
 
 	b->counts_inflight = false;
-	b->counts_due_ns = b->counts_sent_ns + kf__counts_interval_ms(took_ms) * KF__NS_PER_MS;
+	b->counts_due_ns = b->counts_sent_ns +
+		kf__counts_interval_ms(took_ms, b->counts_took_ms) * KF__NS_PER_MS;
+	b->counts_took_ms = took_ms;
 	if (res->err)
 		return;
 	for (int i = 0; i < KF_JOB_STATE_COUNT; i++) {

@@ -538,21 +538,28 @@ static void test_config_thread_nice(void **state)
 /* ---- counts ------------------------------------------------------------------------ */
 
 /* Counting jobs per state: every tick while a count is cheap; with a large
- * backlog (a slow count), a hundred times as long as the count took, so
- * that it costs at most 1 % of the database connection; never less often
- * than every 30 s. */
+ * backlog (slow counts), a hundred times as long as a count took, so that
+ * it costs at most 1 % of the database connection; never less often than
+ * every 30 s. One slow count alone is not a backlog. */
 static void test_counts_interval(void **state)
 {
 	(void)state;
-	assert_int_equal(kf__counts_interval_ms(0), 1000);
-	assert_int_equal(kf__counts_interval_ms(9), 1000);
-	assert_int_equal(kf__counts_interval_ms(10), 1000);
-	assert_int_equal(kf__counts_interval_ms(11), 1100);
-	assert_int_equal(kf__counts_interval_ms(40), 4000);
-	assert_int_equal(kf__counts_interval_ms(170), 17000);
-	assert_int_equal(kf__counts_interval_ms(300), 30000);
-	assert_int_equal(kf__counts_interval_ms(301), 30000);
-	assert_int_equal(kf__counts_interval_ms(UINT64_MAX / 50), 30000); /* no overflow */
+	/* two counts that took the same */
+	assert_int_equal(kf__counts_interval_ms(0, 0), 1000);
+	assert_int_equal(kf__counts_interval_ms(9, 9), 1000);
+	assert_int_equal(kf__counts_interval_ms(10, 10), 1000);
+	assert_int_equal(kf__counts_interval_ms(11, 11), 1100);
+	assert_int_equal(kf__counts_interval_ms(40, 40), 4000);
+	assert_int_equal(kf__counts_interval_ms(170, 170), 17000);
+	assert_int_equal(kf__counts_interval_ms(300, 300), 30000);
+	assert_int_equal(kf__counts_interval_ms(301, 301), 30000);
+	assert_int_equal(kf__counts_interval_ms(UINT64_MAX / 50, UINT64_MAX), 30000); /* no overflow */
+	/* the quicker of the two decides */
+	assert_int_equal(kf__counts_interval_ms(300, 0), 1000);    /* the first count */
+	assert_int_equal(kf__counts_interval_ms(300, 2), 1000);    /* one slow count */
+	assert_int_equal(kf__counts_interval_ms(2, 300), 1000);    /* quick again */
+	assert_int_equal(kf__counts_interval_ms(120, 40), 4000);   /* a backlog growing */
+	assert_int_equal(kf__counts_interval_ms(40, 120), 4000);   /* ... and shrinking */
 }
 
 /* ---- auth ---------------------------------------------------------------------------- */
