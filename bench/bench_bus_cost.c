@@ -131,6 +131,11 @@ static void calls(struct rpc_bench *rb)
 	free(th);
 }
 
+static void usage(FILE *f)
+{
+	fputs("usage: bench_bus_cost [--publishes N] [--threads T] [--calls M]\n", f);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -153,11 +158,10 @@ int main(int argc, char **argv)
 		case 't': n_threads = atoi(optarg); break;
 		case 'c': n_calls = atol(optarg); break;
 		case 'h':
-			puts("usage: bench_bus_cost [--publishes N] [--threads T] [--calls M]");
+			usage(stdout);
 			return 0;
 		default:
-			fputs("usage: bench_bus_cost [--publishes N] [--threads T] [--calls M]\n",
-			      stderr);
+			usage(stderr);
 			return 2;
 		}
 	}
