@@ -37,6 +37,9 @@ static const char usage_text[] =
 	"  --default-corpus PATH the corpus a job names \"default\"  [KEYFORGE_DEFAULT_CORPUS]\n"
 	"                        default " DEFAULT_CORPUS_FILE "\n"
 	"  --slots N             jobs run at once, 1..64 (default 1)  [KEYFORGE_SLOTS]\n"
+	"  --lease-ahead N       jobs leased while every slot is busy, to run next, 0..64;\n"
+	"                        only for slots about to come free (default 1)\n"
+	"                        [KEYFORGE_LEASE_AHEAD]\n"
 	"  --on-term MODE        on SIGTERM: finish the running job, or handback (stop it\n"
 	"                        and give it back); a second SIGTERM hands back\n"
 	"                        (default finish)                      [KEYFORGE_ON_TERM]\n"
@@ -66,7 +69,8 @@ const char *kf_worker_on_term_name(enum kf_worker_on_term t)
 
 enum opt_id {
 	OPT_INGEST = 1000, OPT_COMMANDS, OPT_RPC, OPT_TOKEN_FILE, OPT_ID, OPT_CORPUS_DIR,
-	OPT_DEFAULT_CORPUS, OPT_SLOTS, OPT_ON_TERM, OPT_LEASE_WAIT, OPT_PROGRESS, OPT_TERM_TIMEOUT,
+	OPT_DEFAULT_CORPUS, OPT_SLOTS, OPT_LEASE_AHEAD, OPT_ON_TERM, OPT_LEASE_WAIT, OPT_PROGRESS,
+	OPT_TERM_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +82,7 @@ static const struct option long_opts[] = {
 	{ "corpus-dir", required_argument, NULL, OPT_CORPUS_DIR },
 	{ "default-corpus", required_argument, NULL, OPT_DEFAULT_CORPUS },
 	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "lease-ahead", required_argument, NULL, OPT_LEASE_AHEAD },
 	{ "on-term", required_argument, NULL, OPT_ON_TERM },
 	{ "lease-wait", required_argument, NULL, OPT_LEASE_WAIT },
 	{ "progress-interval", required_argument, NULL, OPT_PROGRESS },
@@ -144,6 +149,10 @@ static enum kf_err from_env(struct kf_worker_config *cfg, struct kf_strbuf *msg)
 	if ((v = getenv("KEYFORGE_SLOTS")) && *v &&
 	    (err = kf_parse_u32(v, 1, KF_WORKER_SLOTS_MAX, "KEYFORGE_SLOTS", &cfg->slots, msg)))
 		return err;
+	if ((v = getenv("KEYFORGE_LEASE_AHEAD")) && *v &&
+	    (err = kf_parse_u32(v, 0, KF_WORKER_SLOTS_MAX, "KEYFORGE_LEASE_AHEAD",
+				&cfg->lease_ahead, msg)))
+		return err;
 	if ((v = getenv("KEYFORGE_ON_TERM")) && *v &&
 	    (err = set_on_term(cfg, v, "KEYFORGE_ON_TERM", msg)))
 		return err;
@@ -162,6 +171,8 @@ static enum kf_err apply_flag(struct kf_worker_config *cfg, int id, const char *
 	case OPT_CORPUS_DIR: cfg->corpus_dirs = arg; return KF_OK;
 	case OPT_DEFAULT_CORPUS: cfg->default_corpus = *arg ? arg : NULL; return KF_OK;
 	case OPT_SLOTS: return kf_parse_u32(arg, 1, KF_WORKER_SLOTS_MAX, "--slots", &cfg->slots, msg);
+	case OPT_LEASE_AHEAD:
+		return kf_parse_u32(arg, 0, KF_WORKER_SLOTS_MAX, "--lease-ahead", &cfg->lease_ahead, msg);
 	case OPT_ON_TERM: return set_on_term(cfg, arg, "--on-term", msg);
 	case OPT_LEASE_WAIT:
 		return kf_parse_u32(arg, 0, 600000, "--lease-wait", &cfg->lease_wait_ms, msg);
@@ -181,6 +192,7 @@ static void defaults(struct kf_worker_config *cfg, const char *host, long pid)
 		.corpus_dirs = KF_WORKER_CORPUS_DIR,
 		.default_corpus = DEFAULT_CORPUS_FILE,
 		.slots = 1,
+		.lease_ahead = KF_WORKER_LEASE_AHEAD_DEFAULT,
 		.on_term = KF_WORKER_TERM_FINISH,
 		.lease_wait_ms = KF_WORKER_LEASE_WAIT_DEFAULT,
 		.progress_ms = KF_WORKER_PROGRESS_DEFAULT,

@@ -21,6 +21,7 @@
 #define KF_WORKER_LEASE_WAIT_DEFAULT 2000   /* ms of a lease long-poll */
 #define KF_WORKER_PROGRESS_DEFAULT 250      /* ms between progress reports */
 #define KF_WORKER_TERM_TIMEOUT_DEFAULT 30000 /* ms to get results acknowledged at exit */
+#define KF_WORKER_LEASE_AHEAD_DEFAULT 1     /* jobs leased beyond the free slots (gate.h) */
 
 /* What SIGTERM does to a running job. */
 enum kf_worker_on_term {
@@ -35,6 +36,7 @@ struct kf_worker_config {
 	const char *corpus_dirs;      /* ':'-separated folders where corpus names are looked up */
 	const char *default_corpus;   /* the corpus called "default"; NULL = none */
 	uint32_t slots;               /* jobs run at once, 1..KF_WORKER_SLOTS_MAX */
+	uint32_t lease_ahead;         /* jobs leased while the slots are busy, 0..KF_WORKER_SLOTS_MAX */
 	enum kf_worker_on_term on_term;
 	uint32_t lease_wait_ms;       /* long-poll of one lease request */
 	uint32_t progress_ms;         /* progress report interval */
@@ -51,7 +53,7 @@ enum kf_worker_config_action {
  * Fills cfg from argv (getopt_long) and the environment: KEYFORGE_INGEST,
  * KEYFORGE_EVENTS, KEYFORGE_RPC, KEYFORGE_TOKEN_FILE, KEYFORGE_WORKER_ID,
  * KEYFORGE_CORPUS_DIR, KEYFORGE_DEFAULT_CORPUS, KEYFORGE_SLOTS,
- * KEYFORGE_ON_TERM. `host` and `pid` make the default id. Built-in
+ * KEYFORGE_LEASE_AHEAD, KEYFORGE_ON_TERM. `host` and `pid` make the default id. Built-in
  * defaults for the corpus folder and the default corpus come from the
  * build (the build's corpora/ folder and corpora/brown.kfc in it).
  *

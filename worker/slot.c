@@ -1,7 +1,8 @@
 /*
- * slot.c — one job slot: register, lease (long-poll), run the job inside
- * job_execution{job_id, worker_id, attempt}, report progress, hand the
- * result to the outbox, lease again at once.
+ * slot.c — one lane (gate.h): register, lease (long-poll) when the gate
+ * lets it, wait for a free slot, run the job inside job_execution{job_id,
+ * worker_id, attempt}, report progress, hand the result to the outbox,
+ * lease again at once.
  */
 #include "worker/worker_int.h"
 
@@ -273,6 +274,10 @@ static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 	pthread_mutex_unlock(&s->mu);
 	if (due)
 		send_progress(s, gen, &pr);
+	/* Near its end the job's slot is about to come free: the gate may
+	 * let another lane lease the next job now (gate.h). */
+	if (!s->ending && kf__gate_predict_ending(p->total_steps, p->step, now - s->run_ns, 0))
+		kf__gate_ending(&s->w->gate, &s->ending);
 }
 
 /* ---- the job ------------------------------------------------------------------- */
@@ -299,7 +304,7 @@ bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, doubl
 	bool busy;
 
 	pthread_mutex_lock(&s->mu);
-	busy = s->job_id != 0;
+	busy = s->job_id != 0 && s->running;
 	*job_id = s->job_id;
 	*progress = s->total_steps ? fmin(1.0, (double)s->step / (double)s->total_steps) : 0;
 	*best_cost = s->best_cost;
@@ -354,12 +359,30 @@ static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l, bool sel
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* The job got its slot (kf__gate_run): from here it runs. A shutdown that
+ * began while it waited hands it back as it would a running one. */
+static void job_start(struct kf__slot *s)
+{
+	uint64_t now = kf_clock_mono_ns();
+
+	pthread_mutex_lock(&s->mu);
+	s->running = true;
+	s->last_report_ns = now;
+	if (s->stop == KF__STOP_NONE && atomic_load(&s->w->handback)) {
+		s->stop = KF__STOP_HANDBACK;
+		atomic_store(&s->cancel, true);
+	}
+	pthread_mutex_unlock(&s->mu);
+	s->run_ns = now;
+}
+
 static enum kf__stop job_end(struct kf__slot *s)
 {
 	enum kf__stop stop;
 
 	pthread_mutex_lock(&s->mu);
 	stop = s->stop;
+	s->running = false;
 	s->job_id = 0;
 	s->lease_token = 0;
 	s->expire_ns = 0;
@@ -424,10 +447,11 @@ static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_e
 }
 
 /*
- * Reports c and asks for the next job in the same request (protocol 1.1
- * lease_next): the broker commits the completion and the claim in one
- * batch, so a busy hive costs one round trip and one commit per job instead
- * of two. True when the broker took the report (acknowledged or dropped);
+ * Reports c and, when `ask` (the gate admitted it), asks for the next job in
+ * the same request (protocol 1.1 lease_next): the broker commits the
+ * completion and the claim in one batch, so a busy hive costs one round
+ * trip and one commit per job instead of two. True when the broker took
+ * the report (acknowledged or dropped);
  * *next is then its reply when it carries a job (the caller runs
  * (*next)->complete_rep.lease and frees it), else NULL. False: c is not
  * acknowledged (transport, database away, token), and the caller hands it
@@ -435,10 +459,10 @@ static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_e
  * request for a job: the reply has none, and the slot leases as before.
  */
 static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *c,
-	struct kf_msg **next)
+	enum kf__gate_ask ask, struct kf_msg **next)
 {
 	struct kf_worker *w = s->w;
-	uint32_t wait = w->cfg.lease_wait_ms;
+	uint32_t wait = ask == KF__GATE_SLOT ? w->cfg.lease_wait_ms : 0;
 	struct kf_msg_job_result res;
 	struct kf_msg req, *rep = NULL;
 	enum kf__verdict v;
@@ -446,7 +470,7 @@ static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *
 
 	*next = NULL;
 	kf__completion_to_req(c, &res, &req);
-	req.complete_req.lease_next = true;
+	req.complete_req.lease_next = ask != KF__GATE_NO;
 	req.complete_req.lease_next_wait_ms = wait;
 	req.complete_req.worker_id = w->cfg.id;
 	req.complete_req.incarnation = w->incarnation;
@@ -466,15 +490,43 @@ static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *
 		KF_DEBUG(KF__TARGET_JOB, "result acknowledged", KF_U64("job_id", c->job_id),
 			 KF_STR("outcome", c->released ? "released" : kf_job_state_name(c->outcome)));
 	kf__on_result_done(w, c, v);
-	if (rep->complete_rep.lease)
+	if (ask != KF__GATE_NO && rep->complete_rep.lease)
 		*next = rep;
 	else
 		kf_msg_free(rep);
 	return true;
 }
 
-/* Runs one leased job; returns a reply carrying the next job (from a
- * complete with lease_next) or NULL. */
+/* Is the job of lease l expected to end within the gate's horizon? From
+ * the pace of the worker's last jobs that had steps. */
+static bool lease_ending(struct kf_worker *w, const struct kf_msg_lease *l)
+{
+	uint64_t restarts = l->params.restarts ? l->params.restarts : 1;
+
+	return kf__gate_predict_ending((uint64_t)l->params.steps * restarts, 0, 0,
+				       atomic_load(&w->ps_per_step));
+}
+
+/* The answer to a lane's ask: the job it brought, if any, is held. */
+static void answered(struct kf__slot *s, enum kf__gate_ask ask, const struct kf_msg_lease *l)
+{
+	kf__gate_answered(&s->w->gate, ask, l != NULL, l && lease_ending(s->w, l), &s->ending);
+}
+
+/* Reports c, asking for the next job with it when the gate lets this lane
+ * (see complete_and_lease). False: not acknowledged (c was not taken). */
+static bool report(struct kf__slot *s, const struct kf__completion *c, struct kf_msg **next)
+{
+	enum kf__gate_ask ask = kf__gate_try_ask(&s->w->gate);
+	bool taken = complete_and_lease(s, c, ask, next);
+
+	if (ask != KF__GATE_NO)
+		answered(s, ask, *next ? (*next)->complete_rep.lease : NULL);
+	return taken;
+}
+
+/* Runs one leased job once a slot is free; returns a reply carrying the
+ * next job (from a complete with lease_next) or NULL. */
 static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l,
 	bool self_expire)
 {
@@ -490,11 +542,16 @@ static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l
 	enum kf__outcome o;
 	enum kf_err err;
 
+	job_begin(s, l, self_expire); /* from here a kill or a drop finds it */
+	kf__gate_run(&w->gate);       /* wait for a slot: a job leased ahead */
 	if (!c) {
 		KF_ERROR(KF__TARGET_JOB, "job not run: out of memory", KF_U64("job_id", l->job_id));
+		job_end(s);
+		kf__gate_done(&w->gate, &s->ending, UINT64_MAX);
+		held_end(s);
 		return NULL; /* the broker requeues it when the lease expires */
 	}
-	job_begin(s, l, self_expire);
+	job_start(s);
 	span = KF_INFO_SPAN(KF__TARGET_JOB, "job_execution", KF_U64("job_id", l->job_id),
 		KF_STR("worker_id", w->cfg.id), KF_U64("attempt", l->attempt));
 	kf_span_enter(span);
@@ -507,11 +564,15 @@ static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l
 	c->lease_token = l->lease_token;
 	c->attempt = l->attempt;
 	o = settle(s, job_end(s), err, &why, c);
+	/* a held job may run while this reports */
+	kf__gate_done(&w->gate, &s->ending, kf_clock_mono_ns() - s->run_ns);
+	if (err == KF_OK && c->steps > 0 && c->steps_per_sec > 0)
+		atomic_store(&w->ps_per_step, (uint64_t)(1e12 / c->steps_per_sec));
 	kf__wmetrics_running(&w->m, -1);
 	kf__wmetrics_job_done(&w->m, c->steps, (double)(kf_clock_mono_ns() - t0) * 1e-9);
 	if (o == KF__OUT_DROPPED)
 		kf__wmetrics_outcome(&w->m, o);
-	else if (!atomic_load(&w->draining) && complete_and_lease(s, c, &next))
+	else if (!atomic_load(&w->draining) && report(s, c, &next))
 		; /* acknowledged, perhaps with the next job */
 	else if (kf__outbox_put(w->outbox, c) != KF_OK)
 		KF_ERROR(KF__TARGET_JOB, "result lost: out of memory", KF_U64("job_id", l->job_id));
@@ -548,11 +609,12 @@ void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verd
 
 /* ---- lease ------------------------------------------------------------------------ */
 
-/* One lease request (long-poll). KF_OK with *rep set (lease or none). */
-static enum kf_err lease(struct kf__slot *s, struct kf_msg **rep)
+/* One lease request (a long-poll when the gate said SLOT, none when
+ * AHEAD). KF_OK with *rep set (lease or none). */
+static enum kf_err lease(struct kf__slot *s, enum kf__gate_ask ask, struct kf_msg **rep)
 {
 	struct kf_worker *w = s->w;
-	uint32_t wait = w->cfg.lease_wait_ms;
+	uint32_t wait = ask == KF__GATE_SLOT ? w->cfg.lease_wait_ms : 0;
 	struct kf_msg req;
 	enum kf_err err;
 
@@ -612,15 +674,20 @@ void *kf__slot_main(void *arg)
 		struct kf_msg *rep = NULL;
 		const struct kf_msg_lease *l;
 		uint64_t t0 = kf_clock_mono_ns();
+		enum kf__gate_ask ask;
 
 		if (next) {
 			rep = next;
 			l = rep->complete_rep.lease;
-		} else if (!ensure_hello(w) || lease(s, &rep) != KF_OK) {
+		} else if ((ask = kf__gate_ask(&w->gate)) == KF__GATE_NO) {
+			continue; /* draining */
+		} else if (!ensure_hello(w) || lease(s, ask, &rep) != KF_OK) {
+			answered(s, ask, NULL);
 			nap(w, atomic_load(&w->id_refused) ? ID_IN_USE_RETRY_MS : backoff_ms(++failures));
 			continue;
 		} else {
 			l = rep->lease_rep.lease;
+			answered(s, ask, l);
 		}
 		failures = 0;
 		next = NULL;

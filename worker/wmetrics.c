@@ -34,7 +34,7 @@ static const double job_seconds_buckets[] = { 0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 
 
 enum fam {
 	F_JOBS, F_RUNNING, F_STEPS, F_JOB_SECONDS, F_RPC_FAIL, F_COMMANDS, F_OUTBOX, F_RESENT,
-	F_TEL_DROPPED, F_CORPUS_LOADS, F_COUNT
+	F_TEL_DROPPED, F_CORPUS_LOADS, F_LEASED_AHEAD, F_COUNT
 };
 
 static const struct kf_metric_desc descs[F_COUNT] = {
@@ -69,6 +69,10 @@ static const struct kf_metric_desc descs[F_COUNT] = {
 	[F_CORPUS_LOADS] = { "keyforge_worker_corpus_loads_total",
 		"Corpus files loaded (each once per process).",
 		KF_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
+	[F_LEASED_AHEAD] = { "keyforge_worker_jobs_leased_ahead_total",
+		"Jobs this worker leased ahead: asked for while every slot was taken or "
+		"asked for, to run next (--lease-ahead).",
+		KF_METRIC_COUNTER, NULL, 0, NULL, 0, 0 },
 };
 
 static void collect(struct kf_metrics *reg, void *arg)
@@ -92,6 +96,7 @@ static void collect(struct kf_metrics *reg, void *arg)
 		kf__engine_counts(w->engine, &loads, &builds);
 		kf_counter_set(w->m.corpus_loads, (double)loads);
 	}
+	kf_counter_set(w->m.leased_ahead, (double)atomic_load(&w->gate.leased_ahead));
 }
 
 static enum kf_err labelled(struct kf_metric_family *fam, const char *const *names, size_t n,
@@ -124,7 +129,8 @@ static enum kf_err register_all(struct kf__wmetrics *m)
 	    (err = kf_metric_family_gauge(f[F_OUTBOX], NULL, &m->outbox_pending)) ||
 	    (err = kf_metric_family_counter(f[F_RESENT], NULL, &m->results_resent)) ||
 	    (err = kf_metric_family_counter(f[F_TEL_DROPPED], NULL, &m->telemetry_dropped)) ||
-	    (err = kf_metric_family_counter(f[F_CORPUS_LOADS], NULL, &m->corpus_loads)))
+	    (err = kf_metric_family_counter(f[F_CORPUS_LOADS], NULL, &m->corpus_loads)) ||
+	    (err = kf_metric_family_counter(f[F_LEASED_AHEAD], NULL, &m->leased_ahead)))
 		return err;
 	return KF_OK;
 }

@@ -34,7 +34,7 @@ static void fill_held(struct kf_worker *w, struct kf_msg_held_job *held,
 {
 	size_t n = 0, in_outbox;
 
-	for (uint32_t i = 0; i < w->cfg.slots && n < KF_MSG_MAX_HELD; i++)
+	for (uint32_t i = 0; i < w->lanes && n < KF_MSG_MAX_HELD; i++)
 		n += kf__slot_held(&w->slots[i], &held[n]);
 	in_outbox = kf__outbox_held(w->outbox, held + n, KF_MSG_MAX_HELD - n);
 	if (n + in_outbox > KF_MSG_MAX_HELD)
@@ -54,7 +54,7 @@ static void fill_heartbeat(struct kf_worker *w, const struct kf__load *load,
 		.cpu_host = load->cpu_host, .rss_bytes = load->rss_bytes,
 		.slots_total = w->cfg.slots,
 		.uptime_ms = (kf_clock_mono_ns() - w->start_mono_ns) / KF__NS_PER_MS };
-	for (uint32_t i = 0; i < w->cfg.slots; i++) {
+	for (uint32_t i = 0; i < w->lanes; i++) {
 		uint64_t job;
 		double progress, best;
 
@@ -117,7 +117,7 @@ static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
 	/* drop (1.6): the broker has ended this attempt itself (a requeue, a
 	 * failure, a deadline); a report of it would be refused, and "killed"
 	 * would be untrue. */
-	for (uint32_t i = 0; i < w->cfg.slots; i++)
+	for (uint32_t i = 0; i < w->lanes; i++)
 		hit |= kf__slot_stop_job(&w->slots[i], cmd->job_id, cmd->lease_token,
 					 cmd->drop ? KF__STOP_DROP : KF__STOP_KILL);
 	if (hit && cmd->drop)
@@ -222,6 +222,8 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 	if (!w)
 		return KF_ENOMEM;
 	w->cfg = *cfg;
+	w->lanes = cfg->slots + cfg->lease_ahead;
+	kf__gate_init(&w->gate, cfg->slots, cfg->lease_ahead, &w->draining);
 	w->pid = (uint32_t)getpid();
 	w->incarnation = kf_random_u64_nonzero();
 	w->start_mono_ns = kf_clock_mono_ns();
@@ -237,11 +239,11 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 	    (err = kf__engine_new(&eo, &w->engine)) ||
 	    (err = kf__outbox_new(&w->rpc, kf__on_result_done, w, &w->outbox)))
 		goto fail;
-	if (!(w->slots = calloc(cfg->slots, sizeof(*w->slots)))) {
+	if (!(w->slots = calloc(w->lanes, sizeof(*w->slots)))) {
 		err = KF_ENOMEM;
 		goto fail;
 	}
-	for (uint32_t i = 0; i < cfg->slots; i++)
+	for (uint32_t i = 0; i < w->lanes; i++)
 		if ((err = kf__slot_init(&w->slots[i], w, i)))
 			goto fail;
 	*out = w;
@@ -255,10 +257,12 @@ fail:
 
 /* ---- running ------------------------------------------------------------------------ */
 
+/* Running jobs are told here; a job leased ahead sees the flag when it
+ * gets its slot (job_start). */
 static void hand_back_all(struct kf_worker *w)
 {
 	atomic_store(&w->handback, true);
-	for (uint32_t i = 0; i < w->cfg.slots; i++) {
+	for (uint32_t i = 0; i < w->lanes; i++) {
 		uint64_t job;
 		double progress, best;
 
@@ -274,7 +278,7 @@ static enum kf_err start_threads(struct kf_worker *w)
 	if (pthread_create(&w->cmd_thread, NULL, cmd_main, w) != 0)
 		return KF_EIO;
 	w->cmd_started = true;
-	for (uint32_t i = 0; i < w->cfg.slots; i++) {
+	for (uint32_t i = 0; i < w->lanes; i++) {
 		if (pthread_create(&w->slots[i].thread, NULL, kf__slot_main, &w->slots[i]) != 0)
 			return KF_EIO;
 		w->slots[i].started = true;
@@ -284,10 +288,10 @@ static enum kf_err start_threads(struct kf_worker *w)
 
 static bool slots_done(struct kf_worker *w)
 {
-	for (uint32_t i = 0; i < w->cfg.slots; i++)
+	for (uint32_t i = 0; i < w->lanes; i++)
 		if (w->slots[i].started && pthread_tryjoin_np(w->slots[i].thread, NULL) == 0)
 			w->slots[i].started = false;
-	for (uint32_t i = 0; i < w->cfg.slots; i++)
+	for (uint32_t i = 0; i < w->lanes; i++)
 		if (w->slots[i].started)
 			return false;
 	return true;
@@ -371,7 +375,7 @@ int kf_worker_run(struct kf_worker *w)
 
 	KF_INFO(KF__TARGET, "worker started", KF_STR("worker_id", w->cfg.id),
 		KF_STR("host", w->host), KF_U64("pid", w->pid), KF_U64("slots", w->cfg.slots),
-		KF_STR("version", KF_VERSION),
+		KF_U64("lease_ahead", w->cfg.lease_ahead), KF_STR("version", KF_VERSION),
 		KF_STR("rpc", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_RPC)),
 		KF_STR("ingest", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_INGEST)),
 		KF_STR("commands", kf_bus_addrs_get(&w->cfg.addrs, KF_BUS_COMMANDS)));
@@ -391,7 +395,8 @@ int kf_worker_run(struct kf_worker *w)
 	KF_INFO(KF__TARGET, "worker stopped", KF_STR("worker_id", w->cfg.id),
 		KF_U64("results_acknowledged", atomic_load(&w->results_acked)),
 		KF_U64("results_dropped", atomic_load(&w->results_dropped)),
-		KF_U64("results_refused", atomic_load(&w->results_refused)));
+		KF_U64("results_refused", atomic_load(&w->results_refused)),
+		KF_U64("jobs_leased_ahead", atomic_load(&w->gate.leased_ahead)));
 	/* A last tick (heartbeat: draining, idle; full metrics), then flush. */
 	kf__publisher_stop(w->publisher, FINAL_FLUSH_MS);
 	return delivered && !atomic_load(&w->id_in_use) ? 0 : 1;
@@ -404,7 +409,7 @@ void kf_worker_free(struct kf_worker *w)
 	atomic_store(&w->draining, true);
 	atomic_store(&w->quit, true);
 	if (w->slots)
-		for (uint32_t i = 0; i < w->cfg.slots; i++)
+		for (uint32_t i = 0; i < w->lanes; i++)
 			if (w->slots[i].started)
 				pthread_join(w->slots[i].thread, NULL);
 	if (w->cmd_started)
@@ -413,7 +418,7 @@ void kf_worker_free(struct kf_worker *w)
 		kf_log_sink_remove(kf__publisher_log_sink, w->publisher);
 	kf__outbox_free(w->outbox);
 	if (w->slots)
-		for (uint32_t i = 0; i < w->cfg.slots; i++)
+		for (uint32_t i = 0; i < w->lanes; i++)
 			if (w->slots[i].w)
 				kf__slot_release(&w->slots[i]);
 	free(w->slots);
@@ -425,5 +430,6 @@ void kf_worker_free(struct kf_worker *w)
 	kf__engine_free(w->engine);
 	kf__wmetrics_release(&w->m);
 	pthread_mutex_destroy(&w->hello_mu);
+	kf__gate_release(&w->gate);
 	free(w);
 }

@@ -2,7 +2,8 @@
  * worker/worker_int.h — what the files of keyforge-worker share (kf__ names).
  *
  *   worker.c   lifecycle, signals, the command subscriber, the heartbeat tick
- *   slot.c     one slot: hello, lease, run the job, progress, hand to the outbox
+ *   slot.c     one lane: hello, lease, run the job, progress, hand to the outbox
+ *   gate.c     when a lane may lease and when it may run (lease-ahead)
  *   wmetrics.c the worker's metric families
  */
 #ifndef KF_WORKER_WORKER_INT_H
@@ -17,6 +18,7 @@
 #include "proto/proto.h"
 #include "telemetry/log.h"
 #include "worker/config.h"
+#include "worker/gate.h"
 #include "worker/heartbeat.h"
 #include "worker/job.h"
 #include "worker/outbox.h"
@@ -72,13 +74,22 @@ struct kf__wmetrics {
 	struct kf_counter *results_resent;
 	struct kf_counter *telemetry_dropped;
 	struct kf_counter *corpus_loads;
+	struct kf_counter *leased_ahead;
 };
 
+/*
+ * One lane: a thread that leases, runs and reports one job at a time. A
+ * worker has slots + lease_ahead of them, at most `slots` running (gate.h);
+ * the code and the thread names call a lane a slot, as it was before
+ * lease-ahead.
+ */
 struct kf__slot {
 	struct kf_worker *w;
 	unsigned index;
 	pthread_t thread;
 	bool started;
+	bool ending;                    /* the gate counts this lane's job as ending (lane's thread) */
+	uint64_t run_ns;                /* when its job got a slot (lane's thread) */
 	atomic_bool cancel;             /* the engine's cancel flag */
 	struct kf_rpc_call *progress_call;
 	atomic_bool progress_busy;
@@ -86,7 +97,8 @@ struct kf__slot {
 
 	pthread_mutex_t mu;             /* guards the job fields below */
 	uint64_t generation;            /* ++ per job: late replies of older jobs are ignored */
-	uint64_t job_id;                /* 0 = idle */
+	uint64_t job_id;                /* 0 = idle; set from the lease on */
+	bool running;                   /* the job has its slot (else it waits for one) */
 	uint64_t lease_token;
 	uint32_t attempt;
 	uint64_t step, total_steps;
@@ -139,7 +151,10 @@ struct kf_worker {
 	uint64_t id_in_use_refused_ns;  /* refused time counted towards giving up (under hello_mu) */
 	atomic_bool id_in_use;          /* gave up on it: stopping, exit status 1 */
 
-	struct kf__slot *slots;
+	struct kf__slot *slots;         /* the lanes, cfg.slots + cfg.lease_ahead of them */
+	uint32_t lanes;
+	struct kf__gate gate;
+	atomic_uint_fast64_t ps_per_step; /* pace of the last job with steps (ps), 0 = none yet */
 	pthread_t cmd_thread;
 	bool cmd_started;
 };
@@ -153,7 +168,8 @@ void *kf__slot_main(void *arg);
  * matches, 0 = any). True when a job was told. Any thread. */
 bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token,
 	enum kf__stop why);
-/* Snapshot of the slot's job for the heartbeat; false when idle. */
+/* Snapshot of the slot's running job for the heartbeat; false when it runs
+ * none (idle, or holding a job that waits for a slot). */
 bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, double *best_cost);
 /* The attempt the slot holds (see held_job); false when none. */
 bool kf__slot_held(struct kf__slot *s, struct kf_msg_held_job *out);

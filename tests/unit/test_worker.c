@@ -22,6 +22,7 @@
 #include "layout/layout.h"
 #include "proto/proto.h"
 #include "worker/config.h"
+#include "worker/gate.h"
 #include "worker/heartbeat.h"
 #include "worker/job.h"
 #include "worker/outbox.h"
@@ -32,7 +33,7 @@
 
 static const char *const env_vars[] = { "KEYFORGE_INGEST", "KEYFORGE_EVENTS", "KEYFORGE_RPC",
 	"KEYFORGE_TOKEN_FILE", "KEYFORGE_WORKER_ID", "KEYFORGE_CORPUS_DIR",
-	"KEYFORGE_DEFAULT_CORPUS", "KEYFORGE_SLOTS", "KEYFORGE_ON_TERM" };
+	"KEYFORGE_DEFAULT_CORPUS", "KEYFORGE_SLOTS", "KEYFORGE_ON_TERM", "KEYFORGE_LEASE_AHEAD" };
 
 static void clear_env(void)
 {
@@ -64,6 +65,7 @@ static void test_config_defaults(void **state)
 	assert_int_equal(action, KF_WORKER_RUN);
 	assert_string_equal(cfg.id, "vm-42");
 	assert_int_equal(cfg.slots, 1);
+	assert_int_equal(cfg.lease_ahead, 1);
 	assert_int_equal(cfg.on_term, KF_WORKER_TERM_FINISH);
 	assert_int_equal(cfg.lease_wait_ms, KF_WORKER_LEASE_WAIT_DEFAULT);
 	assert_int_equal(cfg.progress_ms, 250);
@@ -76,7 +78,7 @@ static void test_config_defaults(void **state)
 static void test_config_flags_over_env(void **state)
 {
 	const char *argv[] = { "keyforge-worker", "--slots", "5", "--id", "flag-id", "--on-term",
-		"handback", "--token-file", "/tmp/t", "--lease-wait", "0", NULL };
+		"handback", "--token-file", "/tmp/t", "--lease-wait", "0", "--lease-ahead", "0", NULL };
 	enum kf_worker_config_action action;
 	struct kf_worker_config cfg;
 
@@ -86,7 +88,9 @@ static void test_config_flags_over_env(void **state)
 	setenv("KEYFORGE_WORKER_ID", "env-id", 1);
 	setenv("KEYFORGE_RPC", "tcp://127.0.0.1:9999", 1);
 	setenv("KEYFORGE_CORPUS_DIR", "/a:/b", 1);
-	assert_int_equal(parse(&cfg, &action, 11, argv), KF_OK);
+	setenv("KEYFORGE_LEASE_AHEAD", "4", 1);
+	assert_int_equal(parse(&cfg, &action, 13, argv), KF_OK);
+	assert_int_equal(cfg.lease_ahead, 0);
 	assert_int_equal(cfg.slots, 5);
 	assert_string_equal(cfg.id, "flag-id");
 	assert_int_equal(cfg.on_term, KF_WORKER_TERM_HANDBACK);
@@ -94,6 +98,8 @@ static void test_config_flags_over_env(void **state)
 	assert_int_equal(cfg.lease_wait_ms, 0);
 	assert_string_equal(kf_bus_addrs_get(&cfg.addrs, KF_BUS_RPC), "tcp://127.0.0.1:9999");
 	assert_string_equal(cfg.corpus_dirs, "/a:/b");
+	assert_int_equal(parse(&cfg, &action, 11, argv), KF_OK);
+	assert_int_equal(cfg.lease_ahead, 4); /* from the environment */
 	clear_env();
 }
 
@@ -107,6 +113,9 @@ static void test_config_errors(void **state)
 		{ { "--slots", "0" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--slots", "65" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--slots", "2x" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--lease-ahead", "65" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--lease-ahead", "-1" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--lease-ahead", "64" }, KF_OK, KF_WORKER_RUN },
 		{ { "--on-term", "later" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--id", "a b" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--id", "a/b" }, KF_EINVAL, KF_WORKER_RUN },
@@ -143,6 +152,104 @@ static void test_config_errors(void **state)
 		assert_int_equal(parse(&cfg, &action, 1, argv), KF_EINVAL);
 	}
 	clear_env();
+}
+
+/* ---- the lease-ahead gate ------------------------------------------------------------ */
+
+static void test_gate_may_ask(void **state)
+{
+	/* slots, ahead, running, held, asking, ending, short_jobs; after_job; answer */
+	static const struct {
+		struct kf__gate_counts n;
+		bool after_job;
+		enum kf__gate_ask want;
+		const char *why;
+	} cases[] = {
+		{ { 1, 1, 0, 0, 0, 0, false }, false, KF__GATE_SLOT, "idle: ask for the free slot" },
+		{ { 1, 1, 0, 0, 1, 0, true }, false, KF__GATE_NO,
+		  "idle, one ask out: no second request parked, even after short jobs" },
+		{ { 1, 1, 1, 0, 0, 0, true }, false, KF__GATE_NO, "a long job runs: wait" },
+		{ { 1, 1, 1, 0, 0, 1, false }, false, KF__GATE_AHEAD, "the job runs to its end: ahead" },
+		{ { 1, 1, 1, 1, 0, 2, true }, false, KF__GATE_NO, "one ahead already held" },
+		{ { 1, 0, 1, 0, 0, 1, true }, false, KF__GATE_NO, "--lease-ahead 0" },
+		{ { 1, 1, 0, 0, 1, 0, true }, true, KF__GATE_AHEAD,
+		  "a short job ended, the other lane's ask is out: ask ahead with the report" },
+		{ { 1, 1, 0, 0, 1, 0, false }, true, KF__GATE_NO,
+		  "... but not after a long job: that ask may bring a long one" },
+		{ { 1, 1, 0, 1, 0, 0, true }, true, KF__GATE_NO,
+		  "a long job is held for the free slot" },
+		{ { 1, 1, 0, 1, 0, 1, true }, true, KF__GATE_AHEAD,
+		  "a short job is held for the free slot" },
+		{ { 4, 1, 2, 1, 0, 0, false }, false, KF__GATE_SLOT, "free slots beyond what is held" },
+		{ { 4, 1, 4, 0, 0, 3, true }, false, KF__GATE_NO, "one of four jobs is long" },
+		{ { 4, 2, 4, 1, 0, 5, true }, false, KF__GATE_AHEAD, "all short, one of two ahead held" },
+		{ { 4, 2, 4, 2, 0, 6, true }, false, KF__GATE_NO, "both ahead held" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		enum kf__gate_ask got = kf__gate_may_ask(&cases[i].n, cases[i].after_job);
+
+		if (got != cases[i].want)
+			fail_msg("case %zu (%s): %d, want %d", i, cases[i].why, got, cases[i].want);
+	}
+}
+
+static void test_gate_predict_ending(void **state)
+{
+	(void)state;
+	assert_true(kf__gate_predict_ending(0, 0, 0, 0));              /* zero steps */
+	assert_false(kf__gate_predict_ending(1000, 0, 0, 0));          /* pace unknown */
+	/* 1,000 steps at 1 µs each: 1 ms; at 10 µs: 10 ms (past 5 ms) */
+	assert_true(kf__gate_predict_ending(1000, 0, 0, 1000000));
+	assert_false(kf__gate_predict_ending(1000, 0, 0, 10000000));
+	/* its own pace counts over the last jobs': 100 steps took 1 ms, 400
+	 * left take 4 ms; 600 left would take 6 */
+	assert_true(kf__gate_predict_ending(500, 100, 1000000, 1));
+	assert_false(kf__gate_predict_ending(700, 100, 1000000, 1));
+	assert_true(kf__gate_predict_ending(700, 700, 1000000, 0));    /* done */
+	assert_true(kf__gate_predict_ending(700, 900, 1000000, 0));    /* past it: no wrap */
+}
+
+/* The counts through a lane's life, two lanes of one slot: the second
+ * lane waits while a long job runs, asks once it ends soon, and its job
+ * waits for the slot. */
+static void test_gate_counts(void **state)
+{
+	atomic_bool stop = false;
+	struct kf__gate g;
+	bool e1 = false, e2 = false;
+
+	(void)state;
+	kf__gate_init(&g, 1, 1, &stop);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);     /* lane 1 */
+	kf__gate_answered(&g, KF__GATE_SLOT, true, false, &e1);    /* a long job */
+	assert_int_equal(g.n.held, 1);
+	kf__gate_run(&g);
+	assert_int_equal(g.n.running, 1);
+	assert_int_equal(g.n.held, 0);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);       /* lane 2 waits */
+	kf__gate_ending(&g, &e1);
+	assert_true(e1);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);    /* lane 2 */
+	kf__gate_answered(&g, KF__GATE_AHEAD, true, true, &e2);
+	assert_int_equal(atomic_load(&g.leased_ahead), 1);
+	kf__gate_done(&g, &e1, 20 * KF__GATE_HORIZON_NS);          /* lane 1's job ends */
+	assert_false(e1);
+	assert_int_equal(g.n.ending, 1);
+	assert_false(g.n.short_jobs);
+	kf__gate_run(&g);                                          /* lane 2's job runs */
+	/* lane 1 reports: the job that runs is short, so ask ahead */
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);
+	kf__gate_answered(&g, KF__GATE_AHEAD, false, false, &e1);  /* no job pending */
+	assert_int_equal(atomic_load(&g.leased_ahead), 1);
+	kf__gate_done(&g, &e2, 1000);
+	assert_true(g.n.short_jobs);
+	assert_int_equal(g.n.ending, 0);
+	assert_int_equal(g.n.running + g.n.held + g.n.asking, 0);
+	atomic_store(&stop, true);
+	assert_int_equal(kf__gate_ask(&g), KF__GATE_NO);           /* draining: no wait */
+	kf__gate_release(&g);
 }
 
 /* ---- /proc and loads ------------------------------------------------------------ */
@@ -604,6 +711,9 @@ int main(void)
 		cmocka_unit_test(test_config_defaults),
 		cmocka_unit_test(test_config_flags_over_env),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_gate_may_ask),
+		cmocka_unit_test(test_gate_predict_ending),
+		cmocka_unit_test(test_gate_counts),
 		cmocka_unit_test(test_host_cpu_parse),
 		cmocka_unit_test(test_loads),
 		cmocka_unit_test(test_load_sample),

@@ -1,0 +1,163 @@
+/*
+ * gate.c — the lease-ahead rule (gate.h): slots taken and freed, asks
+ * admitted, under one mutex per worker.
+ */
+#include "worker/gate.h"
+
+#include <time.h>
+
+/* How often a lane waiting to ask looks at the worker's stop flag: the
+ * flag is set from places that cannot signal (a signal handler's thread
+ * of control, a command), so waits are bounded instead. */
+#define STOP_POLL_NS (100ull * 1000000ull)
+
+enum kf__gate_ask kf__gate_may_ask(const struct kf__gate_counts *n, bool after_job)
+{
+	uint64_t free_slots = n->running < n->slots ? n->slots - n->running : 0;
+	uint64_t demand = (uint64_t)n->held + n->asking;
+
+	if (demand < free_slots)
+		return KF__GATE_SLOT; /* a free slot: as without lease-ahead */
+	/* Ahead: every job in hand ends soon, and what is already asked for
+	 * will, if the last job is anything to go by. */
+	if ((uint64_t)n->running + demand < (uint64_t)n->slots + n->ahead &&
+	    n->ending >= (uint64_t)n->running + n->held && (n->running > 0 || after_job) &&
+	    (n->asking == 0 || n->short_jobs))
+		return KF__GATE_AHEAD;
+	return KF__GATE_NO;
+}
+
+bool kf__gate_predict_ending(uint64_t total_steps, uint64_t done, uint64_t elapsed_ns,
+	uint64_t ns_per_step_ps)
+{
+	uint64_t left = total_steps > done ? total_steps - done : 0;
+	long double ps_per_step;
+
+	if (left == 0)
+		return true;
+	/* The job's own pace once it has one, else the last jobs'. */
+	if (done > 0 && elapsed_ns > 0)
+		ps_per_step = (long double)elapsed_ns * 1000.0L / (long double)done;
+	else if (ns_per_step_ps > 0)
+		ps_per_step = (long double)ns_per_step_ps;
+	else
+		return false;
+	return (long double)left * ps_per_step <= (long double)KF__GATE_HORIZON_NS * 1000.0L;
+}
+
+void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const atomic_bool *stop)
+{
+	pthread_condattr_t ca;
+
+	*g = (struct kf__gate){ .n = { .slots = slots, .ahead = ahead }, .stop = stop };
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&g->leased_ahead, 0);
+}
+
+void kf__gate_release(struct kf__gate *g)
+{
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
+}
+
+/* Under mu: the answer, counted in asking unless it is no. */
+static enum kf__gate_ask ask_locked(struct kf__gate *g, bool after_job)
+{
+	enum kf__gate_ask a = atomic_load(g->stop) ? KF__GATE_NO : kf__gate_may_ask(&g->n, after_job);
+
+	if (a != KF__GATE_NO)
+		g->n.asking++;
+	return a;
+}
+
+static void wait_a_while(struct kf__gate *g)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)STOP_POLL_NS;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+}
+
+enum kf__gate_ask kf__gate_ask(struct kf__gate *g)
+{
+	enum kf__gate_ask a;
+
+	pthread_mutex_lock(&g->mu);
+	while ((a = ask_locked(g, false)) == KF__GATE_NO && !atomic_load(g->stop))
+		wait_a_while(g);
+	pthread_mutex_unlock(&g->mu);
+	return a;
+}
+
+enum kf__gate_ask kf__gate_try_ask(struct kf__gate *g)
+{
+	enum kf__gate_ask a;
+
+	pthread_mutex_lock(&g->mu);
+	a = ask_locked(g, true);
+	pthread_mutex_unlock(&g->mu);
+	return a;
+}
+
+void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, bool job_ending,
+	bool *lane_ending)
+{
+	pthread_mutex_lock(&g->mu);
+	if (g->n.asking)
+		g->n.asking--;
+	if (got_job) {
+		if (ask == KF__GATE_AHEAD)
+			atomic_fetch_add(&g->leased_ahead, 1);
+		g->n.held++;
+		if (job_ending && !*lane_ending) {
+			*lane_ending = true;
+			g->n.ending++;
+		}
+	}
+	pthread_cond_broadcast(&g->cv); /* fewer asking: another lane may ask */
+	pthread_mutex_unlock(&g->mu);
+}
+
+void kf__gate_run(struct kf__gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	while (g->n.running >= g->n.slots)
+		pthread_cond_wait(&g->cv, &g->mu);
+	if (g->n.held)
+		g->n.held--;
+	g->n.running++;
+	pthread_mutex_unlock(&g->mu);
+}
+
+void kf__gate_ending(struct kf__gate *g, bool *lane_ending)
+{
+	if (*lane_ending) /* the lane's own flag: only its thread writes it */
+		return;
+	pthread_mutex_lock(&g->mu);
+	*lane_ending = true;
+	g->n.ending++;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+void kf__gate_done(struct kf__gate *g, bool *lane_ending, uint64_t run_ns)
+{
+	pthread_mutex_lock(&g->mu);
+	g->n.short_jobs = run_ns <= KF__GATE_HORIZON_NS;
+	if (g->n.running)
+		g->n.running--;
+	if (*lane_ending && g->n.ending)
+		g->n.ending--;
+	*lane_ending = false;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
