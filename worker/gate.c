@@ -28,21 +28,21 @@ enum kf__gate_ask kf__gate_may_ask(const struct kf__gate_counts *n, bool after_j
 }
 
 bool kf__gate_predict_ending(uint64_t total_steps, uint64_t done, uint64_t elapsed_ns,
-	uint64_t ns_per_step_ps)
+	uint64_t ps_per_step)
 {
 	uint64_t left = total_steps > done ? total_steps - done : 0;
-	long double ps_per_step;
+	long double pace; /* ps a step */
 
 	if (left == 0)
 		return true;
 	/* The job's own pace once it has one, else the last jobs'. */
 	if (done > 0 && elapsed_ns > 0)
-		ps_per_step = (long double)elapsed_ns * 1000.0L / (long double)done;
-	else if (ns_per_step_ps > 0)
-		ps_per_step = (long double)ns_per_step_ps;
+		pace = (long double)elapsed_ns * 1000.0L / (long double)done;
+	else if (ps_per_step > 0)
+		pace = (long double)ps_per_step;
 	else
 		return false;
-	return (long double)left * ps_per_step <= (long double)KF__GATE_HORIZON_NS * 1000.0L;
+	return (long double)left * pace <= (long double)KF__GATE_HORIZON_NS * 1000.0L;
 }
 
 void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const atomic_bool *stop)

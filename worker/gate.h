@@ -7,8 +7,8 @@
  * holds a leased job runs it only when a slot is free; so at most `ahead`
  * jobs wait on the worker, leased but not started. That lets a short job's
  * lease travel while the job before it runs: with one slot, the lanes of a
- * busy worker keep two requests in flight instead of one (docs/performance.md
- * "Lease ahead").
+ * busy worker keep two requests in flight instead of one (docs/operations.md
+ * "Lease ahead"; the figures in docs/performance.md, item 9).
  *
  * A worker must not sit on a job that another worker could start now. So
  * a lane asks ahead (beyond the free slots) only when every job the worker
@@ -49,7 +49,7 @@ struct kf__gate {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;     /* a count changed: a slot freed, a job is ending */
 	struct kf__gate_counts n;
-	const atomic_bool *stop; /* the worker is draining: asks return false */
+	const atomic_bool *stop; /* the worker is draining: asks answer KF__GATE_NO */
 	atomic_uint_fast64_t leased_ahead; /* jobs an ask ahead brought */
 };
 
@@ -71,12 +71,13 @@ enum kf__gate_ask {
  */
 enum kf__gate_ask kf__gate_may_ask(const struct kf__gate_counts *n, bool after_job);
 
-/* Pure: is a job of total_steps, ns_per_step_ps picoseconds a step (0 =
- * not measured yet), with done steps taken in elapsed_ns, expected to end
- * within the horizon? A zero-step job is; an unmeasured one is not until
- * its own progress says so. */
+/* Pure: is a job of total_steps, with done of them taken in elapsed_ns,
+ * expected to end within the horizon? Its own pace once it has one, else
+ * ps_per_step (picoseconds a step of the worker's last jobs; 0 = not
+ * measured yet). A zero-step job is; an unmeasured one is not until its
+ * own progress says so. */
 bool kf__gate_predict_ending(uint64_t total_steps, uint64_t done, uint64_t elapsed_ns,
-	uint64_t ns_per_step_ps);
+	uint64_t ps_per_step);
 
 void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const atomic_bool *stop);
 void kf__gate_release(struct kf__gate *g);
