@@ -16,17 +16,9 @@
 #include <string.h>
 
 #include "bus/addr.h"
-#include "fuzz_text.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_bus_url: %s\n", what);
-		abort();
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -42,25 +34,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kf_bus_addrs_init(&addrs);
 	err = kf_bus_url_parse(url, &info, &why);
 	if (err) {
-		check(err == KF_EINVAL || err == KF_ERANGE, "an unexpected error code");
-		check(why.len > 0, "an error without a message");
-		check(!kf_bus_url_is_loopback(url), "an invalid address called loopback");
-		check(!kf_bus_listen_exposed(url, &warning), "an invalid address called exposed");
-		check(kf_bus_addrs_set(&addrs, KF_BUS_RPC, url, NULL) == err, "set disagrees");
-		check(!strcmp(kf_bus_addrs_get(&addrs, KF_BUS_RPC), kf_bus_role_default(KF_BUS_RPC)),
+		CHECK(err == KF_EINVAL || err == KF_ERANGE, "an unexpected error code");
+		CHECK(why.len > 0, "an error without a message");
+		CHECK(!kf_bus_url_is_loopback(url), "an invalid address called loopback");
+		CHECK(!kf_bus_listen_exposed(url, &warning), "an invalid address called exposed");
+		CHECK(kf_bus_addrs_set(&addrs, KF_BUS_RPC, url, NULL) == err, "set disagrees");
+		CHECK(!strcmp(kf_bus_addrs_get(&addrs, KF_BUS_RPC), kf_bus_role_default(KF_BUS_RPC)),
 		      "a refused address replaced the default");
 	} else {
 		tcp = info.transport == KF_BUS_TCP || info.transport == KF_BUS_TLS_TCP;
-		check(why.len == 0, "a message without an error");
-		check(memchr(info.host, '\0', sizeof info.host) != NULL, "host not terminated");
-		check(strlen(info.host) < strlen(url), "a host longer than its URL");
-		check(info.port <= 65535 && (tcp || info.port == 0), "a port out of place");
-		check(tcp || info.loopback, "an ipc or inproc address that is not local");
-		check(kf_bus_url_is_loopback(url) == info.loopback, "loopback verdicts differ");
-		check(kf_bus_listen_exposed(url, &warning) == !info.loopback, "exposure differs");
-		check(info.loopback || warning.len > 0, "exposed without a warning");
-		check(kf_bus_addrs_set(&addrs, KF_BUS_RPC, url, NULL) == KF_OK, "set refused it");
-		check(!strcmp(kf_bus_addrs_get(&addrs, KF_BUS_RPC), url), "set kept another address");
+		CHECK(why.len == 0, "a message without an error");
+		CHECK(memchr(info.host, '\0', sizeof info.host) != NULL, "host not terminated");
+		CHECK(strlen(info.host) < strlen(url), "a host longer than its URL");
+		CHECK(info.port <= 65535 && (tcp || info.port == 0), "a port out of place");
+		CHECK(tcp || info.loopback, "an ipc or inproc address that is not local");
+		CHECK(kf_bus_url_is_loopback(url) == info.loopback, "loopback verdicts differ");
+		CHECK(kf_bus_listen_exposed(url, &warning) == !info.loopback, "exposure differs");
+		CHECK(info.loopback || warning.len > 0, "exposed without a warning");
+		CHECK(kf_bus_addrs_set(&addrs, KF_BUS_RPC, url, NULL) == KF_OK, "set refused it");
+		CHECK(!strcmp(kf_bus_addrs_get(&addrs, KF_BUS_RPC), url), "set kept another address");
 	}
 	kf_strbuf_release(&why);
 	kf_strbuf_release(&warning);

@@ -20,16 +20,9 @@
 
 #include "layout/corpus.h"
 #include "layout/corpus_internal.h" /* kf__crc32 */
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_corpus_file: %s\n", what);
-		abort();
-	}
-}
 
 static void try_input(const uint8_t *data, size_t size);
 
@@ -55,10 +48,10 @@ static void try_input(const uint8_t *data, size_t size)
 	struct kf_corpus *c = NULL;
 	enum kf_err err = kf_corpus_parse_file(data, size, "fuzz.kfc", &c, &why);
 	if (err) {
-		check(c == NULL, "a failed load returned a corpus");
-		check(err == KF_ECORPUS || err == KF_ECORPUS_VERSION || err == KF_ENOMEM,
+		CHECK(c == NULL, "a failed load returned a corpus");
+		CHECK(err == KF_ECORPUS || err == KF_ECORPUS_VERSION || err == KF_ENOMEM,
 		      "unexpected error code");
-		check(err == KF_ENOMEM || why.len > 0, "an error without a message");
+		CHECK(err == KF_ENOMEM || why.len > 0, "an error without a message");
 	} else {
 		/* Touch every array the way the engine will. */
 		double sum = 0;
@@ -66,9 +59,9 @@ static void try_input(const uint8_t *data, size_t size)
 			sum += c->chars[i] + kf_corpus_char_id(c, c->codepoints[i]);
 		for (size_t i = 0; i < c->ntrigrams; i++)
 			sum += c->chars[c->trigrams[i].a] + c->chars[c->trigrams[i].c];
-		check(sum >= 0, "negative percentages");
-		check(kf_corpus_encode(c, &again) == KF_OK, "encode failed");
-		check(again.len == size && !memcmp(again.buf, data, size),
+		CHECK(sum >= 0, "negative percentages");
+		CHECK(kf_corpus_encode(c, &again) == KF_OK, "encode failed");
+		CHECK(again.len == size && !memcmp(again.buf, data, size),
 		      "a loaded file does not encode to itself");
 	}
 	kf_corpus_free(c);

@@ -14,16 +14,9 @@
 #include <string.h>
 
 #include "layout/corpus.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_corpus_json: %s\n", what);
-		abort();
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,16 +24,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kf_corpus *c = NULL, *back = NULL;
 	enum kf_err err = kf_corpus_parse_json(data, size, "fuzz", &c, &why);
 	if (err) {
-		check(c == NULL, "a failed parse returned a corpus");
-		check(err == KF_ECORPUS || err == KF_ENOMEM, "unexpected error code");
-		check(err == KF_ENOMEM || why.len > 0, "an error without a message");
+		CHECK(c == NULL, "a failed parse returned a corpus");
+		CHECK(err == KF_ECORPUS || err == KF_ENOMEM, "unexpected error code");
+		CHECK(err == KF_ENOMEM || why.len > 0, "an error without a message");
 	} else {
-		check(kf_corpus_check(c, &why) == KF_OK, "a parsed corpus fails kf_corpus_check");
-		check(kf_corpus_encode(c, &a) == KF_OK, "encode failed");
-		check(kf_corpus_parse_file(a.buf, a.len, "fuzz.kfc", &back, &why) == KF_OK,
+		CHECK(kf_corpus_check(c, &why) == KF_OK, "a parsed corpus fails kf_corpus_check");
+		CHECK(kf_corpus_encode(c, &a) == KF_OK, "encode failed");
+		CHECK(kf_corpus_parse_file(a.buf, a.len, "fuzz.kfc", &back, &why) == KF_OK,
 		      "the encoded corpus does not load");
-		check(kf_corpus_encode(back, &b) == KF_OK, "encode of the reloaded corpus failed");
-		check(a.len == b.len && !memcmp(a.buf, b.buf, a.len), "round trip changed the bytes");
+		CHECK(kf_corpus_encode(back, &b) == KF_OK, "encode of the reloaded corpus failed");
+		CHECK(a.len == b.len && !memcmp(a.buf, b.buf, a.len), "round trip changed the bytes");
 	}
 	kf_corpus_free(c);
 	kf_corpus_free(back);

@@ -15,16 +15,9 @@
 #include <string.h>
 
 #include "layout/corpus.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_corpus_text: %s\n", what);
-		abort();
-	}
-}
 
 static double sum2(const struct kf_ngram2 *g, size_t n)
 {
@@ -39,14 +32,14 @@ static void check_sums(const struct kf_corpus *c)
 	double s = 0;
 	for (uint32_t i = 0; i < c->nchars; i++)
 		s += c->chars[i];
-	check(fabs(s - 100) < 1e-6, "chars do not sum to 100");
-	check(!c->nbigrams || fabs(sum2(c->bigrams, c->nbigrams) - 100) < 1e-6, "bigram sum");
-	check(!c->nskipgrams || fabs(sum2(c->skipgrams, c->nskipgrams) - 100) < 1e-6, "skip sum");
+	CHECK(fabs(s - 100) < 1e-6, "chars do not sum to 100");
+	CHECK(!c->nbigrams || fabs(sum2(c->bigrams, c->nbigrams) - 100) < 1e-6, "bigram sum");
+	CHECK(!c->nskipgrams || fabs(sum2(c->skipgrams, c->nskipgrams) - 100) < 1e-6, "skip sum");
 	s = 0;
 	for (size_t i = 0; i < c->ntrigrams; i++)
 		s += c->trigrams[i].freq;
-	check(!c->ntrigrams || fabs(s - 100) < 1e-6, "trigram sum");
-	check(c->char_total >= c->bigram_total && c->bigram_total >= c->trigram_total,
+	CHECK(!c->ntrigrams || fabs(s - 100) < 1e-6, "trigram sum");
+	CHECK(c->char_total >= c->bigram_total && c->bigram_total >= c->trigram_total,
 	      "totals out of order");
 }
 
@@ -55,19 +48,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kf_strbuf why = KF_STRBUF_INIT, a = KF_STRBUF_INIT, b = KF_STRBUF_INIT;
 	struct kf_corpus *whole = NULL, *halves = NULL;
 	enum kf_err err = kf_corpus_build_mem(data, size, "fuzz", &whole, &why);
-	check(err == KF_OK || err == KF_ECORPUS, "unexpected error code");
+	CHECK(err == KF_OK || err == KF_ECORPUS, "unexpected error code");
 	struct kf_corpus_builder *builder = kf_corpus_builder_new();
-	check(builder != NULL, "out of memory");
-	check(kf_corpus_builder_add(builder, data, size / 2) == KF_OK, "add failed");
-	check(kf_corpus_builder_add(builder, data + size / 2, size - size / 2) == KF_OK, "add");
+	CHECK(builder != NULL, "out of memory");
+	CHECK(kf_corpus_builder_add(builder, data, size / 2) == KF_OK, "add failed");
+	CHECK(kf_corpus_builder_add(builder, data + size / 2, size - size / 2) == KF_OK, "add");
 	kf_corpus_builder_break(builder);
 	enum kf_err err2 = kf_corpus_builder_finish(builder, "fuzz", &halves, &why);
-	check(err == err2, "halves and whole disagree on success");
+	CHECK(err == err2, "halves and whole disagree on success");
 	if (!err) {
 		check_sums(whole);
-		check(kf_corpus_encode(whole, &a) == KF_OK && kf_corpus_encode(halves, &b) == KF_OK,
+		CHECK(kf_corpus_encode(whole, &a) == KF_OK && kf_corpus_encode(halves, &b) == KF_OK,
 		      "encode failed");
-		check(a.len == b.len && !memcmp(a.buf, b.buf, a.len), "halves differ from whole");
+		CHECK(a.len == b.len && !memcmp(a.buf, b.buf, a.len), "halves differ from whole");
 	}
 	kf_corpus_builder_free(builder);
 	kf_corpus_free(whole);

@@ -16,17 +16,9 @@
 #include <string.h>
 
 #include "admin/ctl.h"
-#include "fuzz_text.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_ctl_values: %s\n", what);
-		abort();
-	}
-}
 
 /* The bounds the commands use: --steps, --limit, --priority, job ids. */
 static const uint64_t u64_max[] = { UINT64_MAX, 1000000000000ull, 1000, 0 };
@@ -43,26 +35,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	for (size_t k = 0; k < sizeof u64_max / sizeof u64_max[0]; k++) {
 		if (kf__ctl_parse_u64(text, u64_max[k], &u))
-			check(u <= u64_max[k], "u64 above its maximum");
+			CHECK(u <= u64_max[k], "u64 above its maximum");
 		if (kf__ctl_parse_count(text, u64_max[k], &u))
-			check(u <= u64_max[k], "count above its maximum");
+			CHECK(u <= u64_max[k], "count above its maximum");
 	}
 	if (kf__ctl_parse_i64(text, -1000, 1000, &i))
-		check(i >= -1000 && i <= 1000, "i64 outside [min, max]");
+		CHECK(i >= -1000 && i <= 1000, "i64 outside [min, max]");
 	/* Unsigned text ("-0" and "+7" are integers, not counts): both agree. */
 	if (kf__ctl_parse_i64(text, INT64_MIN, INT64_MAX, &i) && text[0] >= '0' && text[0] <= '9')
-		check(kf__ctl_parse_u64(text, UINT64_MAX, &u) && u == (uint64_t)i,
+		CHECK(kf__ctl_parse_u64(text, UINT64_MAX, &u) && u == (uint64_t)i,
 		      "an unsigned integer read differently as u64 and i64");
 	if (kf__ctl_parse_double(text, &d))
-		check(isfinite(d), "a number that is not finite");
+		CHECK(isfinite(d), "a number that is not finite");
 	if (kf__ctl_parse_duration_ms(text, 1000, &ms))
-		check(ms <= 1000000000000000ull, "a duration beyond 1e15 ms");
+		CHECK(ms <= 1000000000000000ull, "a duration beyond 1e15 ms");
 	if (kf__ctl_parse_duration_ms(text, 1, &ms))
-		check(ms <= 1000000000000000ull, "a duration beyond 1e15 ms");
+		CHECK(ms <= 1000000000000000ull, "a duration beyond 1e15 ms");
 	if (kf__ctl_parse_job_id(text, &u))
-		check(u >= 1 && u <= (uint64_t)INT64_MAX, "a job id out of range");
+		CHECK(u >= 1 && u <= (uint64_t)INT64_MAX, "a job id out of range");
 	if (kf__ctl_parse_states(text, &mask))
-		check(mask != 0 && !(mask & ~((1u << KF_JOB_STATE_COUNT) - 1)),
+		CHECK(mask != 0 && !(mask & ~((1u << KF_JOB_STATE_COUNT) - 1)),
 		      "a state mask with no state or an unknown one");
 	free(text);
 	return 0;

@@ -25,7 +25,7 @@
 #include "gateway/config.h"
 #include "gateway/httputil.h"
 #include "telemetry/expo.h"
-#include "fuzz_text.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

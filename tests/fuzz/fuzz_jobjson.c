@@ -21,17 +21,9 @@
 
 #include "broker/jobjson.h"
 #include "proto/proto.h"
-#include "fuzz_text.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_jobjson: %s\n", what);
-		abort();
-	}
-}
 
 /* A message built from parsed fields encodes, or is refused cleanly; what
  * encodes decodes. */
@@ -42,11 +34,11 @@ static void check_wire(const struct kf_msg *msg)
 	enum kf_err err = kf_msg_encode(msg, &bytes);
 
 	if (err == KF_OK) {
-		check(kf_msg_decode(bytes.buf, bytes.len, &back, NULL) == KF_OK,
+		CHECK(kf_msg_decode(bytes.buf, bytes.len, &back, NULL) == KF_OK,
 		      "an encoded reply does not decode");
-		check(back->type == msg->type, "type changed on the wire");
+		CHECK(back->type == msg->type, "type changed on the wire");
 	} else {
-		check(err == KF_ETOOBIG || err == KF_EUTF8 || err == KF_EINVAL || err == KF_ENOMEM,
+		CHECK(err == KF_ETOOBIG || err == KF_EUTF8 || err == KF_EINVAL || err == KF_ENOMEM,
 		      "unexpected encode error");
 	}
 	kf_msg_free(back);
@@ -64,11 +56,11 @@ static void check_fixed_point(const void *parsed, size_t struct_size, parse_fn p
 	struct kf_jarena arena = KF_JARENA_INIT;
 	void *again = calloc(1, struct_size);
 
-	check(again != NULL, "out of memory");
-	check(write(parsed, &a) == KF_OK, "parsed fields do not write");
-	check(parse(a.buf, &arena, again) == KF_OK, "written JSON does not parse");
-	check(write(again, &b) == KF_OK, "second write failed");
-	check(a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0, "JSON round trip differs");
+	CHECK(again != NULL, "out of memory");
+	CHECK(write(parsed, &a) == KF_OK, "parsed fields do not write");
+	CHECK(parse(a.buf, &arena, again) == KF_OK, "written JSON does not parse");
+	CHECK(write(again, &b) == KF_OK, "second write failed");
+	CHECK(a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0, "JSON round trip differs");
 	kf_jarena_release(&arena);
 	kf_strbuf_release(&a);
 	kf_strbuf_release(&b);
@@ -108,9 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 
 	perr = kf_jobjson_parse_params(text, &arena, &params);
-	check(perr == KF_OK || perr == KF_EMALFORMED || perr == KF_ENOMEM, "params: bad error");
+	CHECK(perr == KF_OK || perr == KF_EMALFORMED || perr == KF_ENOMEM, "params: bad error");
 	rerr = kf_jobjson_parse_result(text, &arena, &result);
-	check(rerr == KF_OK || rerr == KF_EMALFORMED || rerr == KF_ENOMEM, "result: bad error");
+	CHECK(rerr == KF_OK || rerr == KF_EMALFORMED || rerr == KF_ENOMEM, "result: bad error");
 
 	if (perr == KF_OK) {
 		struct kf_msg_lease lease = { .job_id = 1, .attempt = 1, .lease_token = 7,

@@ -15,17 +15,9 @@
 #include <string.h>
 
 #include "layout/layout.h"
-#include "fuzz_text.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_layout: %s\n", what);
-		abort();
-	}
-}
 
 static int layout_error(enum kf_err err)
 {
@@ -40,20 +32,20 @@ static void check_layout(const struct kf_layout *l)
 	struct kf_layout again;
 	struct kf_board board;
 
-	check(strlen(l->keys) == KF_LAYOUT_KEYS, "a layout of other than 30 characters");
+	CHECK(strlen(l->keys) == KF_LAYOUT_KEYS, "a layout of other than 30 characters");
 	for (int i = 0; i < KF_LAYOUT_KEYS; i++) {
 		unsigned char c = (unsigned char)l->keys[i];
 
-		check(c > ' ' && c < 0x7f && !(c >= 'A' && c <= 'Z'), "an unsupported character kept");
-		check(kf_layout_find(l, (char)c) == i, "a character twice");
+		CHECK(c > ' ' && c < 0x7f && !(c >= 'A' && c <= 'Z'), "an unsupported character kept");
+		CHECK(kf_layout_find(l, (char)c) == i, "a character twice");
 	}
-	check(kf_layout_parse(l->keys, &again, NULL) == KF_OK, "own keys refused");
-	check(!memcmp(&again, l, sizeof again), "keys read back differently");
+	CHECK(kf_layout_parse(l->keys, &again, NULL) == KF_OK, "own keys refused");
+	CHECK(!memcmp(&again, l, sizeof again), "keys read back differently");
 	for (int kind = KF_BOARD_ANSI; kind <= KF_BOARD_ORTHO; kind++) {
 		kf_board_init(&board, (enum kf_board_kind)kind);
 		kf_layout_draw(l, &board, "  ", &drawn);
 	}
-	check(drawn.len > 0, "nothing drawn");
+	CHECK(drawn.len > 0, "nothing drawn");
 	kf_strbuf_release(&drawn);
 }
 
@@ -68,11 +60,11 @@ static void one(enum kf_err (*parse)(const char *, struct kf_layout *, struct kf
 	before = out;
 	err = parse(text, &out, &why);
 	if (err) {
-		check(layout_error(err), "an error that is not a layout error");
-		check(why.len > 0, "an error without a message");
-		check(!memcmp(&out, &before, sizeof out), "output written on error");
+		CHECK(layout_error(err), "an error that is not a layout error");
+		CHECK(why.len > 0, "an error without a message");
+		CHECK(!memcmp(&out, &before, sizeof out), "output written on error");
 	} else {
-		check(why.len == 0, "a message without an error");
+		CHECK(why.len == 0, "a message without an error");
 		check_layout(&out);
 	}
 	kf_strbuf_release(&why);

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "telemetry/filter.h"
-#include "fuzz_text.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,21 +29,13 @@ struct reports {
 	size_t n;
 };
 
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_log_filter: invariant violated: %s\n", what);
-		abort();
-	}
-}
-
 static void on_invalid(void *ctx, const char *directive, size_t len, const char *reason)
 {
 	struct reports *r = ctx;
-	check(directive >= r->spec && directive + len <= r->spec + r->spec_len,
+	CHECK(directive >= r->spec && directive + len <= r->spec + r->spec_len,
 	      "report inside the spec");
-	check(len > 0, "non-empty invalid directive");
-	check(reason && *reason, "report has a reason");
+	CHECK(len > 0, "non-empty invalid directive");
+	CHECK(reason && *reason, "report has a reason");
 	r->n++;
 }
 
@@ -71,7 +63,7 @@ static uint64_t decisions(const struct kf_log_filter *f, const char *word)
 			for (int lvl = KF_LEVEL_ERROR; lvl <= KF_LEVEL_TRACE; lvl++) {
 				bool on = kf_log_filter_enabled(f, (enum kf_log_level)lvl,
 								targets[t], stack, depth);
-				check(prev || !on, "levels are monotonic");
+				CHECK(prev || !on, "levels are monotonic");
 				prev = on;
 				bits |= (uint64_t)on << (bit++ % 64);
 			}
@@ -99,13 +91,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct reports r = { spec, len, 0 };
 	struct kf_log_filter *f = NULL, *g = NULL;
-	check(kf_log_filter_parse(spec, &f, on_invalid, &r) == KF_OK, "parse succeeds");
-	check(r.n == kf_log_filter_invalid_count(f), "reports match the invalid count");
-	check(kf_log_filter_directive_count(f) >= 1, "at least one directive");
-	check(kf_log_filter_parse(spec, &g, NULL, NULL) == KF_OK, "parse again");
-	check(kf_log_filter_directive_count(f) == kf_log_filter_directive_count(g) &&
+	CHECK(kf_log_filter_parse(spec, &f, on_invalid, &r) == KF_OK, "parse succeeds");
+	CHECK(r.n == kf_log_filter_invalid_count(f), "reports match the invalid count");
+	CHECK(kf_log_filter_directive_count(f) >= 1, "at least one directive");
+	CHECK(kf_log_filter_parse(spec, &g, NULL, NULL) == KF_OK, "parse again");
+	CHECK(kf_log_filter_directive_count(f) == kf_log_filter_directive_count(g) &&
 	      kf_log_filter_invalid_count(f) == kf_log_filter_invalid_count(g), "same counts");
-	check(decisions(f, word) == decisions(g, word), "same decisions");
+	CHECK(decisions(f, word) == decisions(g, word), "same decisions");
 	kf_log_filter_free(f);
 	kf_log_filter_free(g);
 	free(spec);

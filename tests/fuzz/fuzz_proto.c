@@ -22,6 +22,7 @@
 #include <msgpack.h>
 
 #include "proto/proto.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,14 +36,6 @@ static const enum kf_msg_type types[] = {
 	KF_MSG_ERROR_REP,
 };
 
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_proto: %s\n", what);
-		abort();
-	}
-}
-
 /* encode(decode(x)) must decode and re-encode to itself. */
 static void check_fixed_point(const struct kf_msg *msg)
 {
@@ -52,11 +45,11 @@ static void check_fixed_point(const struct kf_msg *msg)
 	/* Floats sent as small integers grow to 9 bytes when re-encoded. */
 	if (err == KF_ETOOBIG)
 		goto out;
-	check(err == KF_OK, "a decoded message does not encode");
-	check(kf_msg_decode(a.buf, a.len, &again, NULL) == KF_OK, "re-encoded message does not decode");
-	check(again->type == msg->type, "type changed in a round trip");
-	check(kf_msg_encode(again, &b) == KF_OK, "second encode failed");
-	check(a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0, "encoding is not a fixed point");
+	CHECK(err == KF_OK, "a decoded message does not encode");
+	CHECK(kf_msg_decode(a.buf, a.len, &again, NULL) == KF_OK, "re-encoded message does not decode");
+	CHECK(again->type == msg->type, "type changed in a round trip");
+	CHECK(kf_msg_encode(again, &b) == KF_OK, "second encode failed");
+	CHECK(a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0, "encoding is not a fixed point");
 out:
 	kf_msg_free(again);
 	kf_strbuf_release(&a);
@@ -69,8 +62,8 @@ static void decode_one(enum kf_err (*decode)(const void *, size_t, struct kf_msg
 	struct kf_msg *msg = NULL;
 	struct kf_strbuf why = KF_STRBUF_INIT;
 	enum kf_err err = decode(buf, len, &msg, &why);
-	check((err == KF_OK) == (msg != NULL), "result and error disagree");
-	check(err == KF_OK || why.len > 0, "an error without an explanation");
+	CHECK((err == KF_OK) == (msg != NULL), "result and error disagree");
+	CHECK(err == KF_OK || why.len > 0, "an error without an explanation");
 	if (msg)
 		check_fixed_point(msg);
 	kf_msg_free(msg);

@@ -13,17 +13,9 @@
 #include <string.h>
 
 #include "layout/score.h"
-#include "fuzz_text.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_weights: %s\n", what);
-		abort();
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,14 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kf_weights_default(&w);
 	enum kf_err err = kf_weights_parse(&w, text, &why);
 	if (err) {
-		check(err == KF_EWEIGHTS, "unexpected error code");
-		check(why.len > 0, "an error without a message");
+		CHECK(err == KF_EWEIGHTS, "unexpected error code");
+		CHECK(why.len > 0, "an error without a message");
 	} else {
 		kf_weights_add_json(&w, &a);
 		kf_weights_default(&back);
-		check(kf_weights_parse(&back, a.buf, &why) == KF_OK, "own JSON refused");
+		CHECK(kf_weights_parse(&back, a.buf, &why) == KF_OK, "own JSON refused");
 		kf_weights_add_json(&back, &b);
-		check(a.len == b.len && !memcmp(a.buf, b.buf, a.len), "JSON round trip differs");
+		CHECK(a.len == b.len && !memcmp(a.buf, b.buf, a.len), "JSON round trip differs");
 	}
 	kf_strbuf_release(&why);
 	kf_strbuf_release(&a);
