@@ -35,8 +35,9 @@
 #include <stdint.h>
 
 /* A job expected to end within this is "ending": a slot about to come
- * free. About two lease round trips of a loaded hive (docs/performance.md):
- * the lease of the next job then arrives as the slot frees. */
+ * free. About three times a lease's round trip through a busy hive (1.7 ms,
+ * docs/performance.md "How long one slot waits"), so that the next job's
+ * lease arrives by the time the slot frees. */
 #define KF__GATE_HORIZON_NS (5ull * 1000000ull)
 
 struct kf__gate_counts {
