@@ -117,12 +117,10 @@ bool kf__ctl_parse_count(const char *text, uint64_t max, uint64_t *out);
 /* A decimal integer in [min, max]. */
 bool kf__ctl_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out);
 bool kf__ctl_parse_double(const char *text, double *out);
-/*
- * A duration: a non-negative number with an optional unit ms, s, m or h
- * ("90", "30s", "1.5m", "250ms"); a bare number is `bare_unit_ms`
- * milliseconds per unit (1000 for seconds). Rounded to whole ms.
- */
-bool kf__ctl_parse_duration_ms(const char *text, uint64_t bare_unit_ms, uint64_t *out_ms);
+/* A duration (kf_parse_duration_ns: "90", "30s", "1.5m", "250ms"; a bare
+ * number is seconds), rounded to whole ms, up to the broker's limit for a
+ * deadline (INT64_MAX ns). */
+bool kf__ctl_parse_duration_ms(const char *text, uint64_t *out_ms);
 /* A job id: 1 .. INT64_MAX. */
 bool kf__ctl_parse_job_id(const char *text, uint64_t *out);
 /* A state list "pending,running" (also "active" = pending+running+retrying,

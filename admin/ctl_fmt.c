@@ -13,6 +13,7 @@
 
 #include "admin/ctl.h"
 #include "common/clock.h"
+#include "common/parse.h"
 
 /* ---- messages ---------------------------------------------------------------- */
 
@@ -100,37 +101,15 @@ bool kf__ctl_parse_double(const char *text, double *out)
 	return true;
 }
 
-bool kf__ctl_parse_duration_ms(const char *text, uint64_t bare_unit_ms, uint64_t *out_ms)
+bool kf__ctl_parse_duration_ms(const char *text, uint64_t *out_ms)
 {
-	static const struct {
-		const char *suffix;
-		double ms;
-	} units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-	};
-	double v, unit = (double)bare_unit_ms;
-	char *end;
+	/* The broker refuses a deadline whose ns do not fit an int64. */
+	const uint64_t max_ms = (uint64_t)INT64_MAX / KF_NS_PER_MS;
+	uint64_t ns;
 
-	if (!text || *text < '0' || *text > '9')
+	if (!text || !kf_parse_duration_ns(text, KF_NS_PER_MS * 1000, max_ms * KF_NS_PER_MS, &ns))
 		return false;
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || !isfinite(v) || v < 0)
-		return false;
-	if (*end) {
-		size_t i;
-
-		for (i = 0; i < sizeof units / sizeof units[0]; i++)
-			if (!strcmp(end, units[i].suffix))
-				break;
-		if (i == sizeof units / sizeof units[0])
-			return false;
-		unit = units[i].ms;
-	}
-	v = round(v * unit);
-	if (v > 1e15) /* ~31,000 years: anything larger is a typo */
-		return false;
-	*out_ms = (uint64_t)v;
+	*out_ms = (ns + KF_NS_PER_MS / 2) / KF_NS_PER_MS;
 	return true;
 }
 

@@ -164,7 +164,7 @@ static int apply_global(struct kf__ctl *ctl, const char *cmd, int id, const char
 		ctl->token_file = *arg ? arg : NULL;
 		break;
 	case OPT_TIMEOUT:
-		if (!kf__ctl_parse_duration_ms(arg, 1000, &ms) || ms == 0 || ms > 86400000)
+		if (!kf__ctl_parse_duration_ms(arg, &ms) || ms == 0 || ms > 86400000)
 			status = kf__ctl_bad_value(cmd, "--timeout", arg,
 						   "a duration from 1ms to 24h (5, 5s, 500ms)");
 		else

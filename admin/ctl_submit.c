@@ -237,7 +237,7 @@ static int numbers(const struct submit_opts *o, struct kf_msg_job_params *p)
 						 "an integer from 1 to 1000");
 		p->max_attempts = (uint32_t)v;
 	}
-	if (o->deadline && !kf__ctl_parse_duration_ms(o->deadline, 1000, &p->deadline_ms))
+	if (o->deadline && !kf__ctl_parse_duration_ms(o->deadline, &p->deadline_ms))
 		return kf__ctl_bad_value("submit", "--deadline", o->deadline,
 					 "a duration (seconds, or 30s, 5m, 1h)");
 	if (p->steps > UINT64_MAX / p->restarts)

@@ -148,7 +148,7 @@ static int parse(struct kf__ctl *ctl, int argc, char **argv, struct wait_opts *o
 				&first);
 	if (status >= 0)
 		return status;
-	if (o->timeout && !kf__ctl_parse_duration_ms(o->timeout, 1000, timeout_ms))
+	if (o->timeout && !kf__ctl_parse_duration_ms(o->timeout, timeout_ms))
 		return kf__ctl_bad_value("wait", "--timeout", o->timeout,
 					 "a duration (seconds, or 30s, 5m)");
 	if (first >= argc) {

@@ -19,7 +19,6 @@
 #include "admin/tui.h"
 #include "common/clock.h"
 
-#define NS_PER_MS 1000000ull
 #define STATUS_STALE_MS 3000   /* the broker publishes status every 1,000 ms */
 #define RETRY_MS 2000          /* RPCs while the broker is unreachable */
 #define JOBS_EVERY_MS 1000     /* the job list, even without job events */
@@ -36,7 +35,7 @@ void kf__tui_message(struct kf__tui *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(t->msg, sizeof t->msg, fmt, ap);
 	va_end(ap);
-	t->msg_until_mono_ns = kf_clock_mono_ns() + MESSAGE_MS * NS_PER_MS;
+	t->msg_until_mono_ns = kf_clock_mono_ns() + MESSAGE_MS * KF_NS_PER_MS;
 }
 
 const struct kf_msg_cluster_status *kf__tui_status(const struct kf__tui *t)
@@ -49,7 +48,7 @@ const struct kf_msg_cluster_status *kf__tui_status(const struct kf__tui *t)
 
 bool kf__tui_reachable(const struct kf__tui *t, uint64_t now)
 {
-	return now - t->status_mono_ns < STATUS_STALE_MS * NS_PER_MS || !t->rpc_failed;
+	return now - t->status_mono_ns < STATUS_STALE_MS * KF_NS_PER_MS || !t->rpc_failed;
 }
 
 /* One RPC (kf__ctl_call_quiet); the connection state follows whether any
@@ -89,7 +88,7 @@ static bool call_say(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep,
 
 static bool may_call(const struct kf__tui *t, uint64_t now)
 {
-	return kf__tui_reachable(t, now) || now - t->rpc_tried_mono_ns >= RETRY_MS * NS_PER_MS;
+	return kf__tui_reachable(t, now) || now - t->rpc_tried_mono_ns >= RETRY_MS * KF_NS_PER_MS;
 }
 
 static void set_cluster(struct kf__tui *t, struct kf_msg *m)
@@ -276,8 +275,8 @@ void kf__tui_tick(struct kf__tui *t, uint64_t now)
 		return;
 	/* Status events stopped (or never came): ask, which also tells whether
 	 * the broker is there at all. */
-	if (now - t->status_mono_ns >= STATUS_STALE_MS * NS_PER_MS &&
-	    now - t->rpc_tried_mono_ns >= RETRY_MS * NS_PER_MS)
+	if (now - t->status_mono_ns >= STATUS_STALE_MS * KF_NS_PER_MS &&
+	    now - t->rpc_tried_mono_ns >= RETRY_MS * KF_NS_PER_MS)
 		refresh_cluster(t);
 	/* Deep in a long tab (from both ends: tui_window.c) the list is an
 	 * OFFSET the database walks: on the one connection every job waits
@@ -286,8 +285,8 @@ void kf__tui_tick(struct kf__tui *t, uint64_t now)
 	every_ms = deep ? JOBS_DEEP_EVERY_MS : JOBS_EVERY_MS;
 	dirty_ms = deep ? JOBS_DEEP_EVERY_MS : JOBS_DIRTY_MS;
 	if (t->view == KF__TUI_JOBS && may_call(t, now) &&
-	    (now - t->jobs_mono_ns >= every_ms * NS_PER_MS ||
-	     (t->jobs_dirty && now - t->jobs_mono_ns >= dirty_ms * NS_PER_MS))) {
+	    (now - t->jobs_mono_ns >= every_ms * KF_NS_PER_MS ||
+	     (t->jobs_dirty && now - t->jobs_mono_ns >= dirty_ms * KF_NS_PER_MS))) {
 		kf__tui_fetch_jobs(t);
 		if (t->detail)
 			kf__tui_fetch_detail(t);

@@ -119,7 +119,7 @@ static int parse_flags(struct kf__tui *t, struct flags *f, int argc, char **argv
 			break;
 		case OPT_TOKEN_FILE: t->ctl.token_file = *optarg ? optarg : NULL; break;
 		case OPT_TIMEOUT:
-			if (!kf__ctl_parse_duration_ms(optarg, 1000, &ms) || !ms || ms > 86400000)
+			if (!kf__ctl_parse_duration_ms(optarg, &ms) || !ms || ms > 86400000)
 				status = usage_error("--timeout '%s' is not %s", optarg,
 						     "a duration from 1ms to 24h (5, 5s, 500ms)");
 			else

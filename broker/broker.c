@@ -320,7 +320,7 @@ static void refuse(struct kf_broker *b, struct kf_rpc_req *req, enum kf_err err,
 			  (const char *const[]){ "rpc", kf_bmetrics_err_kind(err) });
 	count_request(b, "invalid", err);
 	b->malformed_since_warn++;
-	if (now - b->malformed_warn_ns >= MALFORMED_WARN_MS * KF__NS_PER_MS) {
+	if (now - b->malformed_warn_ns >= MALFORMED_WARN_MS * KF_NS_PER_MS) {
 		KF_WARN(KF__TARGET_RPC, "malformed request refused", KF_ERR(err),
 			KF_STR("why", why && *why ? why : kf_strerror(err)),
 			KF_U64("count", b->malformed_since_warn));
@@ -503,7 +503,7 @@ static int64_t lease_expire(struct kf_broker *b, uint64_t now)
 			call_unpark(b, c);
 			lease_none(c);
 		} else {
-			int64_t ms = (int64_t)((c->deadline_ns - now) / KF__NS_PER_MS) + 1;
+			int64_t ms = (int64_t)((c->deadline_ns - now) / KF_NS_PER_MS) + 1;
 
 			if (next < 0 || ms < next)
 				next = ms;
@@ -687,7 +687,7 @@ static void begin_shutdown(struct kf_broker *b, const char *why)
 	if (b->draining)
 		return;
 	b->draining = true;
-	b->drain_deadline_ns = kf_clock_mono_ns() + KF__DRAIN_MS * KF__NS_PER_MS;
+	b->drain_deadline_ns = kf_clock_mono_ns() + KF__DRAIN_MS * KF_NS_PER_MS;
 	KF_INFO(KF__TARGET, "shutting down", KF_STR("signal", why),
 		KF_U64("requests_in_flight", b->n_calls));
 	lease_expire(b, kf_clock_mono_ns()); /* parked leases: "no job" now */
@@ -732,7 +732,7 @@ static void take_requests(struct kf_broker *b)
 static int poll_timeout(struct kf_broker *b, uint64_t now, int64_t lease_ms)
 {
 	int64_t ms = now >= b->next_tick_ns ? 0 :
-		(int64_t)((b->next_tick_ns - now) / KF__NS_PER_MS) + 1;
+		(int64_t)((b->next_tick_ns - now) / KF_NS_PER_MS) + 1;
 
 	if (lease_ms >= 0 && lease_ms < ms)
 		ms = lease_ms;
@@ -801,7 +801,7 @@ enum kf_err kf_broker_run(struct kf_broker *b)
 		lease_ms = lease_expire(b, now);
 		if (now >= b->next_tick_ns) {
 			kf__tick(b, now);
-			b->next_tick_ns = now + KF__TICK_MS * KF__NS_PER_MS;
+			b->next_tick_ns = now + KF__TICK_MS * KF_NS_PER_MS;
 		}
 		kf__publish_flush(b);
 		if (b->draining && (b->n_calls == 0 || now >= b->drain_deadline_ns))

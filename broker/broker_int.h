@@ -27,6 +27,7 @@
 #include "broker/workers.h"
 #include "bus/pub.h"
 #include "bus/rpc_server.h"
+#include "common/clock.h"
 #include "proto/msg.h"
 #include "telemetry/log.h"
 
@@ -35,7 +36,6 @@
 #define KF__TARGET_REAPER "keyforge::broker::reaper"
 #define KF__TARGET_DB "keyforge::broker::db"
 
-#define KF__NS_PER_MS 1000000ull
 #define KF__TICK_MS 1000
 /* A tick this much later than due means the broker did not run meanwhile:
  * the workers' silence of that time is not counted (kf__tick). */

@@ -47,6 +47,7 @@ static const char usage_text[] =
 	"  -h, --help           this text\n"
 	"  -V, --version        print the version\n"
 	"\n"
+	"MS is milliseconds (30000), or a number with a unit: 250ms, 30s, 1.5m, 1h.\n"
 	"Logging: KEYFORGE_LOG (filter, e.g. info,keyforge::broker=debug) and\n"
 	"KEYFORGE_LOG_FORMAT (human|json). TLS for tls+tcp:// addresses:\n"
 	"KEYFORGE_TLS_CERT, KEYFORGE_TLS_KEY, KEYFORGE_TLS_CA.\n"
@@ -119,7 +120,6 @@ static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
 	} nums[] = {
 		{ "KEYFORGE_INGEST_RATE", offsetof(struct kf_broker_config, ingest_rate), 1, 10000000 },
 		{ "KEYFORGE_INGEST_BURST", offsetof(struct kf_broker_config, ingest_burst), 1, 100000000 },
-		{ "KEYFORGE_DB_TIMEOUT", offsetof(struct kf_broker_config, db_timeout_ms), 0, 3600000 },
 	};
 	const char *v;
 	enum kf_err err;
@@ -141,6 +141,9 @@ static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
 				     (uint32_t *)((char *)cfg + nums[i].off), msg)))
 			return err;
 	}
+	if ((v = getenv("KEYFORGE_DB_TIMEOUT")) && *v &&
+	    (err = kf_parse_ms(v, 0, 3600000, "KEYFORGE_DB_TIMEOUT", &cfg->db_timeout_ms, msg)))
+		return err;
 	return KF_OK;
 }
 
@@ -160,9 +163,9 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 		return kf_parse_u32(arg, 1, 100000000, "--ingest-burst", &cfg->ingest_burst, msg);
 	case OPT_LOG_RING: return kf_parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
 	case OPT_CONTEXTS: return kf_parse_u32(arg, 4, 4096, "--rpc-contexts", &cfg->contexts, msg);
-	case OPT_MAX_WAIT: return kf_parse_u32(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
+	case OPT_MAX_WAIT: return kf_parse_ms(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
 	case OPT_DB_TIMEOUT:
-		return kf_parse_u32(arg, 0, 3600000, "--db-timeout", &cfg->db_timeout_ms, msg);
+		return kf_parse_ms(arg, 0, 3600000, "--db-timeout", &cfg->db_timeout_ms, msg);
 	case OPT_THREAD_NICE: return parse_nice(arg, "--thread-nice", &cfg->thread_nice, msg);
 	default:
 		kf_strbuf_addf(msg, "unknown option; see --help");

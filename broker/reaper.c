@@ -96,7 +96,7 @@ static void on_sweep(void *arg, const struct kf_store_result *res)
 		b->promote_inflight = false;
 		if (res->err == KF_OK && res->sweep.next_due_ms >= 0)
 			b->promote_at_ns = kf_clock_mono_ns() +
-				(uint64_t)res->sweep.next_due_ms * KF__NS_PER_MS;
+				(uint64_t)res->sweep.next_due_ms * KF_NS_PER_MS;
 		break;
 	case KF_STORE_EXPIRE:
 		b->expire_inflight = false;
@@ -228,7 +228,7 @@ void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns)
 	kf_msg_free(msg);
 }
 
-#define ID_CONFLICT_WARN_NS (10 * 1000 * KF__NS_PER_MS)
+#define ID_CONFLICT_WARN_NS (10 * 1000 * KF_NS_PER_MS)
 
 void kf__worker_id_conflict(struct kf_worker *w, const char *host, uint32_t pid,
 	const char *via, uint64_t now_ns)
@@ -246,7 +246,7 @@ void kf__worker_id_conflict(struct kf_worker *w, const char *host, uint32_t pid,
 static void on_liveness(void *arg, struct kf_worker *w, enum kf_worker_liveness from,
 	enum kf_worker_liveness to)
 {
-	uint64_t silent_ms = (kf_clock_mono_ns() - w->last_seen_ns) / KF__NS_PER_MS;
+	uint64_t silent_ms = (kf_clock_mono_ns() - w->last_seen_ns) / KF_NS_PER_MS;
 
 	(void)arg;
 	(void)from;
@@ -317,7 +317,7 @@ static void record_seen(struct kf_broker *b)
 
 static void check_orphans(struct kf_broker *b, uint64_t now)
 {
-	uint64_t dead_after = (uint64_t)KF_WORKERS_DEAD_AFTER * KF_WORKERS_HB_MS * KF__NS_PER_MS;
+	uint64_t dead_after = (uint64_t)KF_WORKERS_DEAD_AFTER * KF_WORKERS_HB_MS * KF_NS_PER_MS;
 
 	if (b->ticks % KF__ORPHAN_EVERY != 0)
 		return;
@@ -407,11 +407,11 @@ uint64_t kf__counts_interval_ms(uint64_t took_ms, uint64_t prev_took_ms)
 static void on_counts(void *arg, const struct kf_store_result *res)
 {
 	struct kf_broker *b = arg;
-	uint64_t took_ms = (kf_clock_mono_ns() - b->counts_sent_ns) / KF__NS_PER_MS;
+	uint64_t took_ms = (kf_clock_mono_ns() - b->counts_sent_ns) / KF_NS_PER_MS;
 
 	b->counts_inflight = false;
 	b->counts_due_ns = b->counts_sent_ns +
-		kf__counts_interval_ms(took_ms, b->counts_took_ms) * KF__NS_PER_MS;
+		kf__counts_interval_ms(took_ms, b->counts_took_ms) * KF_NS_PER_MS;
 	b->counts_took_ms = took_ms;
 	if (res->err)
 		return;
@@ -546,12 +546,12 @@ out:
  */
 static bool forgive_stall(struct kf_broker *b, uint64_t now)
 {
-	uint64_t due = b->last_tick_ns + (uint64_t)KF__TICK_MS * KF__NS_PER_MS;
+	uint64_t due = b->last_tick_ns + (uint64_t)KF__TICK_MS * KF_NS_PER_MS;
 
-	if (!b->last_tick_ns || now < due + (uint64_t)KF__STALL_MS * KF__NS_PER_MS)
+	if (!b->last_tick_ns || now < due + (uint64_t)KF__STALL_MS * KF_NS_PER_MS)
 		return false;
 	KF_WARN(KF__TARGET_REAPER, "broker stalled; the workers' silence meanwhile is not counted",
-		KF_U64("stalled_ms", (now - due) / KF__NS_PER_MS));
+		KF_U64("stalled_ms", (now - due) / KF_NS_PER_MS));
 	kf_workers_forgive(b->workers, now - due, now);
 	/* Reports sent meanwhile are still in the sockets. */
 	kf__expire_hold(b, now);
@@ -576,7 +576,7 @@ void kf__stall_check(struct kf_broker *b, uint64_t now)
 
 void kf__expire_hold(struct kf_broker *b, uint64_t now)
 {
-	uint64_t until = now + (uint64_t)KF__EXPIRE_HOLD_MS * KF__NS_PER_MS;
+	uint64_t until = now + (uint64_t)KF__EXPIRE_HOLD_MS * KF_NS_PER_MS;
 
 	if (until > b->expire_hold_ns)
 		b->expire_hold_ns = until;

@@ -89,7 +89,7 @@ static void h_hello(struct kf_broker *b, struct kf__call *c)
 			      "heard from %llu ms ago); give each worker its own --id",
 			      q->worker_id, w->host, (unsigned)w->pid,
 			      (unsigned long long)(now > w->last_seen_ns ?
-						   (now - w->last_seen_ns) / KF__NS_PER_MS : 0));
+						   (now - w->last_seen_ns) / KF_NS_PER_MS : 0));
 		return;
 	}
 	if (err) {
@@ -349,7 +349,7 @@ bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 		return true;
 	case FENCE_SILENT:
 		now = kf_clock_mono_ns();
-		silent_s = now > w->last_seen_ns ? (now - w->last_seen_ns) / (1000 * KF__NS_PER_MS) : 0;
+		silent_s = now > w->last_seen_ns ? (now - w->last_seen_ns) / (1000 * KF_NS_PER_MS) : 0;
 		if (w->lease_refused_ns < w->dead_since_ns)   /* none since it died */
 			KF_WARN(KF__TARGET_RPC, "lease refused: no heartbeat from the worker",
 				KF_STR("worker_id", w->id), KF_U64("silent_s", silent_s));
@@ -386,7 +386,7 @@ static void h_lease(struct kf_broker *b, struct kf__call *c)
 		kf__call_fail(c, KF_EINVAL, "lease: worker_id is empty");
 		return;
 	}
-	c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
+	c->deadline_ns = c->started_ns + (uint64_t)wait * KF_NS_PER_MS;
 	if (kf__lease_fenced(b, c))
 		return;
 	if (!kf_store_is_up(b->store)) {
@@ -650,7 +650,7 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 		uint32_t wait = q->lease_next_wait_ms < b->cfg.max_wait_ms ? q->lease_next_wait_ms
 									    : b->cfg.max_wait_ms;
 
-		c->deadline_ns = c->started_ns + (uint64_t)wait * KF__NS_PER_MS;
+		c->deadline_ns = c->started_ns + (uint64_t)wait * KF_NS_PER_MS;
 		c->nx.wanted = kf_store_claim(b->store, q->worker_id, claim_incarnation(b, c),
 					      on_next_claim, c) == KF_OK;
 	}
@@ -705,7 +705,7 @@ static const char *invalid_params(const struct kf_msg_job_params *p)
 		return "corpus is empty";
 	if (p->max_attempts > MAX_ATTEMPTS_LIMIT)
 		return "max_attempts is above 1000";
-	if (p->deadline_ms > (uint64_t)INT64_MAX / KF__NS_PER_MS)
+	if (p->deadline_ms > (uint64_t)INT64_MAX / KF_NS_PER_MS)
 		return "deadline_ms is too large";
 	if (!isfinite(p->start_temp) || p->start_temp < 0)
 		return "start_temp must be 0 (calibrate) or positive";

@@ -19,7 +19,6 @@
 #include "telemetry/log.h"
 
 #define TARGET "keyforge::broker::relay"
-#define NS_PER_MS 1000000ull
 #define SRC_BUCKETS 1024u
 #define RECV_BATCH 256
 #define RECV_GRACE ((size_t)64 << 10) /* above the limit: still delivered, so counted */
@@ -268,7 +267,7 @@ static void malformed(struct kf_relay *r, const char *kind, enum kf_err err)
 static void warn_malformed(struct kf_relay *r, uint64_t now)
 {
 	if (!r->malformed_since_warn ||
-	    now - r->malformed_warn_ns < KF_RELAY_WARN_INTERVAL_MS * NS_PER_MS)
+	    now - r->malformed_warn_ns < KF_RELAY_WARN_INTERVAL_MS * KF_NS_PER_MS)
 		return;
 	KF_WARN(TARGET, "malformed message dropped", KF_STR("socket", "ingest"),
 		KF_U64("count", r->malformed_since_warn),
@@ -286,7 +285,7 @@ static void rate_limited(struct kf_relay *r, struct source *s, uint64_t now)
 		kf_counter_inc(c);
 	atomic_fetch_add(&r->st_limited, 1);
 	s->dropped_since_warn++;
-	if (s->last_warn_ns && now - s->last_warn_ns < KF_RELAY_WARN_INTERVAL_MS * NS_PER_MS)
+	if (s->last_warn_ns && now - s->last_warn_ns < KF_RELAY_WARN_INTERVAL_MS * KF_NS_PER_MS)
 		return;
 	KF_WARN(TARGET, "rate limit exceeded", KF_STR("source", s->name),
 		KF_U64("dropped", s->dropped_since_warn), KF_U64("rate", r->o.rate),

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
+
 #define BUCKETS 1024u
-#define NS_PER_MS 1000000ull
 
 struct kf_workers {
 	struct kf_worker *buckets[BUCKETS];
@@ -218,9 +219,9 @@ enum kf_err kf_workers_hello(struct kf_workers *ws, const struct kf_msg_hello_re
 
 enum kf_worker_liveness kf_workers_liveness(uint64_t age_ns)
 {
-	if (age_ns >= (uint64_t)KF_WORKERS_DEAD_AFTER * KF_WORKERS_HB_MS * NS_PER_MS)
+	if (age_ns >= (uint64_t)KF_WORKERS_DEAD_AFTER * KF_WORKERS_HB_MS * KF_NS_PER_MS)
 		return KF_WORKER_DEAD;
-	if (age_ns >= (uint64_t)KF_WORKERS_STALE_AFTER * KF_WORKERS_HB_MS * NS_PER_MS)
+	if (age_ns >= (uint64_t)KF_WORKERS_STALE_AFTER * KF_WORKERS_HB_MS * KF_NS_PER_MS)
 		return KF_WORKER_STALE;
 	return KF_WORKER_ALIVE;
 }
@@ -254,9 +255,9 @@ void kf_workers_sweep(struct kf_workers *ws, uint64_t now_ns, kf_workers_change_
 		 * leases do would be unknown, and so leased jobs again (the
 		 * silent-worker fence knows only the workers on record). */
 		if (w->liveness == KF_WORKER_DEAD && !w->requeue_pending && !w->requeue_inflight &&
-		    now_ns - w->dead_since_ns >= (uint64_t)KF_WORKERS_FORGET_MS * NS_PER_MS &&
+		    now_ns - w->dead_since_ns >= (uint64_t)KF_WORKERS_FORGET_MS * KF_NS_PER_MS &&
 		    (!w->lease_refused_ns ||
-		     now_ns - w->lease_refused_ns >= (uint64_t)KF_WORKERS_FORGET_MS * NS_PER_MS)) {
+		     now_ns - w->lease_refused_ns >= (uint64_t)KF_WORKERS_FORGET_MS * KF_NS_PER_MS)) {
 			forget(ws, i);
 			continue;
 		}
@@ -322,7 +323,7 @@ size_t kf_workers_status(const struct kf_workers *ws, uint64_t now_ns,
 			.job_id = w->liveness == KF_WORKER_DEAD ? 0 : w->job_id,
 			.job_progress = w->job_progress,
 			.last_heartbeat_age_ms = now_ns > w->last_seen_ns ?
-				(now_ns - w->last_seen_ns) / NS_PER_MS : 0,
+				(now_ns - w->last_seen_ns) / KF_NS_PER_MS : 0,
 			.unheard = !w->heard,
 		};
 	}

@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#define KF_NS_PER_MS 1000000ull
+#define KF_NS_PER_S 1000000000ull
+
 /* Nanoseconds since the Unix epoch (CLOCK_REALTIME). Thread-safe. */
 uint64_t kf_clock_wall_ns(void);
 

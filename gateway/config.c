@@ -5,15 +5,14 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus/addr.h"
+#include "common/clock.h"
+#include "common/parse.h"
 #include "gateway/aggregate.h"
-
-#define NS_PER_S 1000000000ULL
 
 static const char usage[] =
 	"usage: keyforge-gateway [OPTIONS]\n"
@@ -64,8 +63,8 @@ void kf_gw_config_init(struct kf_gw_config *cfg)
 	cfg->idle_timeout_s = 15;
 	cfg->max_request_bytes = 16384;
 	cfg->http_threads = 2;
-	cfg->shutdown_delay_ns = NS_PER_S;
-	cfg->probe_interval_ns = NS_PER_S;
+	cfg->shutdown_delay_ns = KF_NS_PER_S;
+	cfg->probe_interval_ns = KF_NS_PER_S;
 }
 
 enum kf_err kf_gw_parse_hostport(const char *s, char host[KF_GW_HOST_MAX], unsigned *port)
@@ -101,31 +100,10 @@ enum kf_err kf_gw_parse_hostport(const char *s, char host[KF_GW_HOST_MAX], unsig
 	return KF_OK;
 }
 
-enum kf_err kf_gw_parse_duration(const char *s, uint64_t *ns)
+/* Every duration flag of the gateway: seconds when bare, at most a day. */
+static enum kf_err parse_duration(const char *s, uint64_t *ns)
 {
-	static const struct {
-		const char *unit;
-		double ns;
-	} units[] = {
-		{ "", 1e9 }, { "ms", 1e6 }, { "s", 1e9 }, { "m", 60e9 }, { "h", 3600e9 },
-	};
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	/* strtod also takes "inf", "0x10" and leading blanks: only plain decimals. */
-	if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.') || strchr(s, 'x') ||
-	    strchr(s, 'X') || end == s || errno || !isfinite(v))
-		return KF_EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) != 0)
-			continue;
-		double r = v * units[i].ns;
-		if (r > 86400e9)
-			return KF_EINVAL;
-		*ns = (uint64_t)llround(r);
-		return KF_OK;
-	}
-	return KF_EINVAL;
+	return kf_parse_duration_ns(s, KF_NS_PER_S, 86400 * KF_NS_PER_S, ns) ? KF_OK : KF_EINVAL;
 }
 
 static enum kf_err parse_count(const char *s, unsigned long min, unsigned long max,
@@ -230,7 +208,7 @@ static enum kf_err apply_opt(struct kf_gw_config *cfg, int id, const char *v,
 	case OPT_CERT: cfg->tls_cert = v; return KF_OK;
 	case OPT_KEY: cfg->tls_key = v; return KF_OK;
 	case OPT_TTL:
-		if (!(err = kf_gw_parse_duration(v, &ns)))
+		if (!(err = parse_duration(v, &ns)))
 			cfg->series_ttl_ns = ns;
 		break;
 	case OPT_MAX_SERIES:
@@ -242,10 +220,10 @@ static enum kf_err apply_opt(struct kf_gw_config *cfg, int id, const char *v,
 			cfg->max_connections = (unsigned)n;
 		break;
 	case OPT_IDLE:
-		if (!(err = kf_gw_parse_duration(v, &ns)) && ns < NS_PER_S)
+		if (!(err = parse_duration(v, &ns)) && ns < KF_NS_PER_S)
 			err = KF_EINVAL;
 		if (!err)
-			cfg->idle_timeout_s = (unsigned)((ns + NS_PER_S / 2) / NS_PER_S);
+			cfg->idle_timeout_s = (unsigned)((ns + KF_NS_PER_S / 2) / KF_NS_PER_S);
 		break;
 	case OPT_MAX_REQ:
 		if (!(err = parse_count(v, 1024, 1 << 20, &n)))
@@ -256,11 +234,11 @@ static enum kf_err apply_opt(struct kf_gw_config *cfg, int id, const char *v,
 			cfg->http_threads = (unsigned)n;
 		break;
 	case OPT_SHUTDOWN:
-		if (!(err = kf_gw_parse_duration(v, &ns)))
+		if (!(err = parse_duration(v, &ns)))
 			cfg->shutdown_delay_ns = ns;
 		break;
 	case OPT_PROBE:
-		if (!(err = kf_gw_parse_duration(v, &ns)) && ns < NS_PER_S / 100)
+		if (!(err = parse_duration(v, &ns)) && ns < KF_NS_PER_S / 100)
 			err = KF_EINVAL;
 		if (!err)
 			cfg->probe_interval_ns = ns;

@@ -82,8 +82,4 @@ const char *kf_gw_config_usage(void);
  */
 enum kf_err kf_gw_parse_hostport(const char *s, char host[KF_GW_HOST_MAX], unsigned *port);
 
-/* "250ms", "2", "2s", "1.5m", "1h" → ns. KF_EINVAL for anything else,
- * negative or above a day. */
-enum kf_err kf_gw_parse_duration(const char *s, uint64_t *ns);
-
 #endif

@@ -50,6 +50,7 @@ static const char usage_text[] =
 	"  -h, --help            this text\n"
 	"  -V, --version         print the version\n"
 	"\n"
+	"MS is milliseconds (30000), or a number with a unit: 250ms, 30s, 1.5m, 1h.\n"
 	"Logging: KEYFORGE_LOG (filter, e.g. info,keyforge::worker=debug) and\n"
 	"KEYFORGE_LOG_FORMAT (human|json); log events also go to the broker.\n"
 	"TLS for tls+tcp:// addresses: KEYFORGE_TLS_CERT, KEYFORGE_TLS_KEY,\n"
@@ -175,11 +176,11 @@ static enum kf_err apply_flag(struct kf_worker_config *cfg, int id, const char *
 		return kf_parse_u32(arg, 0, KF_WORKER_SLOTS_MAX, "--lease-ahead", &cfg->lease_ahead, msg);
 	case OPT_ON_TERM: return set_on_term(cfg, arg, "--on-term", msg);
 	case OPT_LEASE_WAIT:
-		return kf_parse_u32(arg, 0, 600000, "--lease-wait", &cfg->lease_wait_ms, msg);
+		return kf_parse_ms(arg, 0, 600000, "--lease-wait", &cfg->lease_wait_ms, msg);
 	case OPT_PROGRESS:
-		return kf_parse_u32(arg, 10, 60000, "--progress-interval", &cfg->progress_ms, msg);
+		return kf_parse_ms(arg, 10, 60000, "--progress-interval", &cfg->progress_ms, msg);
 	case OPT_TERM_TIMEOUT:
-		return kf_parse_u32(arg, 0, 3600000, "--term-timeout", &cfg->term_timeout_ms, msg);
+		return kf_parse_ms(arg, 0, 3600000, "--term-timeout", &cfg->term_timeout_ms, msg);
 	default:
 		kf_strbuf_addf(msg, "unknown option; see --help");
 		return KF_EINVAL;

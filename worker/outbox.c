@@ -12,7 +12,6 @@
 #define TARGET "keyforge::worker::outbox"
 #define CALL_TIMEOUT_MS 5000
 #define CALL_RESEND_MS 1000
-#define NS_PER_MS 1000000ull
 
 struct entry {
 	struct entry *next;
@@ -118,7 +117,7 @@ static double jitter(struct kf__outbox *ob)
 static void schedule_retry_locked(struct kf__outbox *ob, struct entry *e)
 {
 	e->due_ns = kf_clock_mono_ns() +
-		    (uint64_t)kf__outbox_backoff_ms(e->tries, jitter(ob)) * NS_PER_MS;
+		    (uint64_t)kf__outbox_backoff_ms(e->tries, jitter(ob)) * KF_NS_PER_MS;
 }
 
 static void finish(struct entry *e, enum kf__verdict v)
@@ -289,7 +288,7 @@ static void *outbox_main(void *arg)
 	pthread_setname_np(pthread_self(), "kf:outbox");  /* top -H, perf */
 	pthread_mutex_lock(&ob->mu);
 	while (!ob->stop) {
-		uint64_t now = kf_clock_mono_ns(), next = now + 1000 * NS_PER_MS;
+		uint64_t now = kf_clock_mono_ns(), next = now + 1000 * KF_NS_PER_MS;
 		struct entry *reaped = NULL;
 
 		reap_locked(ob, &reaped);
@@ -392,7 +391,7 @@ enum kf_err kf__outbox_put(struct kf__outbox *ob, const struct kf__completion *c
 
 bool kf__outbox_wait_empty(struct kf__outbox *ob, uint32_t timeout_ms)
 {
-	uint64_t deadline = kf_clock_mono_ns() + (uint64_t)timeout_ms * NS_PER_MS;
+	uint64_t deadline = kf_clock_mono_ns() + (uint64_t)timeout_ms * KF_NS_PER_MS;
 	struct timespec ts;
 	bool empty;
 

@@ -124,9 +124,9 @@ static void id_in_use(struct kf_worker *w, const char *reason)
 	}
 	gap = now - w->id_in_use_last_ns;
 	w->id_in_use_last_ns = now;
-	if (gap <= ID_IN_USE_GAP_MAX_MS * KF__NS_PER_MS)
+	if (gap <= ID_IN_USE_GAP_MAX_MS * KF_NS_PER_MS)
 		w->id_in_use_refused_ns += gap;
-	if (w->id_in_use_refused_ns < ID_IN_USE_GIVE_UP_MS * KF__NS_PER_MS ||
+	if (w->id_in_use_refused_ns < ID_IN_USE_GIVE_UP_MS * KF_NS_PER_MS ||
 	    atomic_exchange(&w->id_in_use, true))
 		return;
 	KF_ERROR(KF__TARGET, "worker id in use by another live worker; stopping",
@@ -263,7 +263,7 @@ static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 	s->temperature = p->temperature;
 	s->cost = p->current_cost;
 	s->best_cost = p->best_cost;
-	due = now - s->last_report_ns >= (uint64_t)s->w->cfg.progress_ms * KF__NS_PER_MS &&
+	due = now - s->last_report_ns >= (uint64_t)s->w->cfg.progress_ms * KF_NS_PER_MS &&
 	      s->stop == KF__STOP_NONE;
 	if (due)
 		s->last_report_ns = now;
@@ -354,7 +354,7 @@ static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l, bool sel
 	s->stop = atomic_load(&s->w->handback) ? KF__STOP_HANDBACK : KF__STOP_NONE;
 	s->last_report_ns = now;
 	s->expire_ns = self_expire && l->params.deadline_ms ?
-		now + l->params.deadline_ms * KF__NS_PER_MS : 0;
+		now + l->params.deadline_ms * KF_NS_PER_MS : 0;
 	atomic_store(&s->cancel, s->stop != KF__STOP_NONE);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -696,7 +696,7 @@ void *kf__slot_main(void *arg)
 		if (l)
 			next = run_lease(s, l, rep->major == KF_PROTO_MAJOR &&
 						 rep->minor >= KF_PROTO_MINOR_EXPIRED);
-		else if (kf_clock_mono_ns() - t0 < EMPTY_LEASE_NAP_MS * KF__NS_PER_MS)
+		else if (kf_clock_mono_ns() - t0 < EMPTY_LEASE_NAP_MS * KF_NS_PER_MS)
 			nap(w, EMPTY_LEASE_NAP_MS); /* no long-poll (--lease-wait 0): do not spin */
 		kf_msg_free(rep);
 	}

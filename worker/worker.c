@@ -53,7 +53,7 @@ static void fill_heartbeat(struct kf_worker *w, const struct kf__load *load,
 		.incarnation = w->incarnation, .cpu_process = load->cpu_process,
 		.cpu_host = load->cpu_host, .rss_bytes = load->rss_bytes,
 		.slots_total = w->cfg.slots,
-		.uptime_ms = (kf_clock_mono_ns() - w->start_mono_ns) / KF__NS_PER_MS };
+		.uptime_ms = (kf_clock_mono_ns() - w->start_mono_ns) / KF_NS_PER_MS };
 	for (uint32_t i = 0; i < w->lanes; i++) {
 		uint64_t job;
 		double progress, best;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "bus/bus.h"
+#include "common/clock.h"
 #include "proto/proto.h"
 #include "telemetry/log.h"
 #include "worker/config.h"
@@ -29,7 +30,6 @@
 #define KF__TARGET "keyforge::worker"
 #define KF__TARGET_JOB "keyforge::worker::job"
 #define KF__TARGET_RPC "keyforge::worker::rpc"
-#define KF__NS_PER_MS 1000000ull
 #define KF__METRICS_FULL_EVERY 5     /* ticks (s) between full metric updates */
 #define KF__PROGRESS_STEPS 1024      /* engine steps between progress callbacks */
 

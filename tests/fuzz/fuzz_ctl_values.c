@@ -47,10 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "an unsigned integer read differently as u64 and i64");
 	if (kf__ctl_parse_double(text, &d))
 		CHECK(isfinite(d), "a number that is not finite");
-	if (kf__ctl_parse_duration_ms(text, 1000, &ms))
-		CHECK(ms <= 1000000000000000ull, "a duration beyond 1e15 ms");
-	if (kf__ctl_parse_duration_ms(text, 1, &ms))
-		CHECK(ms <= 1000000000000000ull, "a duration beyond 1e15 ms");
+	if (kf__ctl_parse_duration_ms(text, &ms))
+		CHECK(ms <= (uint64_t)INT64_MAX / 1000000, "a duration beyond the broker's limit");
 	if (kf__ctl_parse_job_id(text, &u))
 		CHECK(u >= 1 && u <= (uint64_t)INT64_MAX, "a job id out of range");
 	if (kf__ctl_parse_states(text, &mask))

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/httputil.h"
@@ -89,7 +90,8 @@ static void as_flag(const char *s)
 		if (!memchr(host, '\0', sizeof host) || strlen(host) >= strlen(s) || port > 65535)
 			abort();
 	}
-	if (kf_gw_parse_duration(s, &ns) == KF_OK && ns > 86400ull * 1000000000ull)
+	if (kf_parse_duration_ns(s, 1000000000ull, 86400ull * 1000000000ull, &ns) &&
+	    ns > 86400ull * 1000000000ull)
 		abort();
 }
 

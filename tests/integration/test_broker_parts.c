@@ -474,8 +474,8 @@ static void test_config(void **state)
 	kf_strbuf_release(&msg);
 }
 
-/* --db-timeout: 0..3600000 ms, flag over KEYFORGE_DB_TIMEOUT over 30000;
- * 0 waits for ever. */
+/* --db-timeout: 0..3600000 ms (bare) or with a unit, flag over
+ * KEYFORGE_DB_TIMEOUT over 30000; 0 waits for ever. */
 static void test_config_db_timeout(void **state)
 {
 	char *plain[] = { "kb", NULL };
@@ -491,6 +491,10 @@ static void test_config_db_timeout(void **state)
 	setenv("KEYFORGE_DB_TIMEOUT", "5000", 1);
 	assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
 	assert_int_equal(cfg.db_timeout_ms, 5000);
+	setenv("KEYFORGE_DB_TIMEOUT", "1.5m", 1); /* a unit, as every duration flag takes */
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
+	assert_int_equal(cfg.db_timeout_ms, 90000);
+	setenv("KEYFORGE_DB_TIMEOUT", "5000", 1);
 	assert_int_equal(kf_broker_config_parse(&cfg, 3, flag, &act, &msg), KF_OK);
 	assert_int_equal(cfg.db_timeout_ms, 0);
 	assert_int_equal(kf_broker_config_parse(&cfg, 3, bad, &act, &msg), KF_EINVAL);

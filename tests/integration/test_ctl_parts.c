@@ -15,29 +15,29 @@
 
 #include "admin/ctl.h"
 
+/* The syntax is kf_parse_duration_ns's (test_common); here, what ctl adds:
+ * seconds when bare, whole ms, and the broker's limit for a deadline. */
 static void test_durations(void **state)
 {
 	static const struct {
 		const char *text;
-		uint64_t bare, want;
+		uint64_t want;
 	} ok[] = {
-		{ "90", 1000, 90000 }, { "30s", 1000, 30000 }, { "5m", 1000, 300000 },
-		{ "1.5m", 1000, 90000 }, { "250ms", 1000, 250 }, { "2h", 1000, 7200000 },
-		{ "0", 1000, 0 }, { "7", 1, 7 }, { "0.5", 1000, 500 },
+		{ "90", 90000 }, { "30s", 30000 }, { "1.5m", 90000 }, { "250ms", 250 },
+		{ "0", 0 }, { "0.5", 500 }, { "0.4ms", 0 }, { "0.5ms", 1 },
+		{ "9223372036854ms", 9223372036854 },
 	};
-	static const char *const bad[] = {
-		"", "-1", "5x", "s", "1e400", "5 s", "m5", "+5", "1e16",
-	};
+	static const char *const bad[] = { "", "-1", "5x", "1e3", "9223372036855ms", NULL };
 	uint64_t ms;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		ms = 12345;
-		assert_true(kf__ctl_parse_duration_ms(ok[i].text, ok[i].bare, &ms));
+		assert_true(kf__ctl_parse_duration_ms(ok[i].text, &ms));
 		assert_int_equal(ms, ok[i].want);
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		assert_false(kf__ctl_parse_duration_ms(bad[i], 1000, &ms));
+		assert_false(kf__ctl_parse_duration_ms(bad[i], &ms));
 }
 
 static void test_numbers(void **state)

@@ -170,6 +170,73 @@ static void test_parse_u32_bounds_and_errors(void **state)
 	kf_strbuf_release(&msg);
 }
 
+static void test_parse_duration(void **state)
+{
+	static const uint64_t S = 1000000000ull, DAY = 86400 * S;
+	static const struct {
+		const char *text;
+		uint64_t bare, max, want;
+	} ok[] = {
+		{ "0", S, DAY, 0 },
+		{ "90", S, DAY, 90 * S },
+		{ "7", 1000000, DAY, 7000000 },          /* bare unit other than s */
+		{ "2s", S, DAY, 2 * S },
+		{ "250ms", S, DAY, 250000000 },
+		{ "1.5m", S, DAY, 90 * S },
+		{ "2h", S, DAY, 7200 * S },
+		{ ".5s", S, DAY, S / 2 },
+		{ "5.", S, DAY, 5 * S },
+		{ "0.5", S, DAY, S / 2 },
+		{ "0.0000000004", S, DAY, 0 },          /* rounded to the nearest ns */
+		{ "0.0000000006", S, DAY, 1 },
+		{ "24h", S, DAY, DAY },                  /* the maximum itself */
+		{ "18446744073", S, UINT64_MAX, 18446744073 * S },
+	};
+	static const char *const bad[] = {
+		"", ".", "s", "-1", "+5", " 1s", "1 s", "1s ", "5x", "1d", "m5", "1.2.3",
+		"inf", "nan", "0x10", "1e3", "1e400", "25h", "86400.001",
+		"1000000000000000000000000000000000000000000000000000000000000000000000",
+	};
+	uint64_t ns;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		ns = 12345;
+		if (!kf_parse_duration_ns(ok[i].text, ok[i].bare, ok[i].max, &ns) || ns != ok[i].want)
+			fail_msg("'%s': want %llu ns, got %llu", ok[i].text,
+				 (unsigned long long)ok[i].want, (unsigned long long)ns);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ns = 12345;
+		if (kf_parse_duration_ns(bad[i], S, DAY, &ns) || ns != 12345)
+			fail_msg("'%s' was taken as %llu ns", bad[i], (unsigned long long)ns);
+	}
+	/* Just past the largest uint64: refused, not wrapped. */
+	assert_false(kf_parse_duration_ns("18446744074", S, UINT64_MAX, &ns));
+}
+
+static void test_parse_ms(void **state)
+{
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	uint32_t ms = 7;
+
+	(void)state;
+	assert_int_equal(kf_parse_ms("250", 0, 1000, "--w", &ms, &msg), KF_OK);
+	assert_int_equal(ms, 250); /* bare: milliseconds */
+	assert_int_equal(kf_parse_ms("0.5s", 0, 1000, "--w", &ms, &msg), KF_OK);
+	assert_int_equal(ms, 500);
+	assert_int_equal(kf_parse_ms("1s", 0, 1000, "--w", &ms, &msg), KF_OK);
+	assert_int_equal(ms, 1000);
+	assert_int_equal(kf_parse_ms("0.4", 1, 1000, "--w", &ms, &msg), KF_EINVAL); /* 0 < lo */
+	assert_int_equal(kf_parse_ms("1001ms", 0, 1000, "--w", &ms, &msg), KF_EINVAL);
+	assert_int_equal(ms, 1000);
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf_parse_ms("2x", 0, 1000, "--w", &ms, &msg), KF_EINVAL);
+	assert_string_equal(msg.buf, "--w: '2x' is not a duration from 0 ms to 1000 ms "
+				     "(e.g. 250, 250ms, 30s)");
+	kf_strbuf_release(&msg);
+}
+
 static void test_write_all_through_a_pipe(void **state)
 {
 	(void)state;
@@ -310,6 +377,8 @@ int main(void)
 		cmocka_unit_test(test_utf8_validation),
 		cmocka_unit_test(test_json_double_matches_linear_scan),
 		cmocka_unit_test(test_parse_u32_bounds_and_errors),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_ms),
 		cmocka_unit_test(test_write_all_through_a_pipe),
 		cmocka_unit_test(test_cliopt_parse),
 		cmocka_unit_test(test_random_nonzero_and_varied),

@@ -78,7 +78,8 @@ static void test_config_defaults(void **state)
 static void test_config_flags_over_env(void **state)
 {
 	const char *argv[] = { "keyforge-worker", "--slots", "5", "--id", "flag-id", "--on-term",
-		"handback", "--token-file", "/tmp/t", "--lease-wait", "0", "--lease-ahead", "0", NULL };
+		"handback", "--token-file", "/tmp/t", "--lease-wait", "0", "--lease-ahead", "0",
+		"--term-timeout", "2.5s", NULL };
 	enum kf_worker_config_action action;
 	struct kf_worker_config cfg;
 
@@ -89,8 +90,9 @@ static void test_config_flags_over_env(void **state)
 	setenv("KEYFORGE_RPC", "tcp://127.0.0.1:9999", 1);
 	setenv("KEYFORGE_CORPUS_DIR", "/a:/b", 1);
 	setenv("KEYFORGE_LEASE_AHEAD", "4", 1);
-	assert_int_equal(parse(&cfg, &action, 13, argv), KF_OK);
+	assert_int_equal(parse(&cfg, &action, 15, argv), KF_OK);
 	assert_int_equal(cfg.lease_ahead, 0);
+	assert_int_equal(cfg.term_timeout_ms, 2500);
 	assert_int_equal(cfg.slots, 5);
 	assert_string_equal(cfg.id, "flag-id");
 	assert_int_equal(cfg.on_term, KF_WORKER_TERM_HANDBACK);
@@ -122,6 +124,12 @@ static void test_config_errors(void **state)
 		{ { "--id", "" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--rpc", "ws://127.0.0.1:1" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--progress-interval", "5" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--progress-interval", "5ms" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--progress-interval", "1m" }, KF_OK, KF_WORKER_RUN },
+		{ { "--progress-interval", "1.1m" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--lease-wait", "10m" }, KF_OK, KF_WORKER_RUN },
+		{ { "--lease-wait", "-1" }, KF_EINVAL, KF_WORKER_RUN },
+		{ { "--term-timeout", "2 s" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--bogus" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "--slots" }, KF_EINVAL, KF_WORKER_RUN },
 		{ { "extra" }, KF_EINVAL, KF_WORKER_RUN },
