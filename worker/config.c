@@ -38,7 +38,7 @@ static const char usage_text[] =
 	"                        default " DEFAULT_CORPUS_FILE "\n"
 	"  --slots N             jobs run at once, 1..64 (default 1)  [KEYFORGE_SLOTS]\n"
 	"  --lease-ahead N       jobs leased while every slot is busy, to run next, 0..64;\n"
-	"                        only for slots about to come free (default 1)\n"
+	"                        only while the jobs in hand end within 5 ms (default 8)\n"
 	"                        [KEYFORGE_LEASE_AHEAD]\n"
 	"  --on-term MODE        on SIGTERM: finish the running job, or handback (stop it\n"
 	"                        and give it back); a second SIGTERM hands back\n"

@@ -21,7 +21,7 @@
 #define KF_WORKER_LEASE_WAIT_DEFAULT 2000   /* ms of a lease long-poll */
 #define KF_WORKER_PROGRESS_DEFAULT 250      /* ms between progress reports */
 #define KF_WORKER_TERM_TIMEOUT_DEFAULT 30000 /* ms to get results acknowledged at exit */
-#define KF_WORKER_LEASE_AHEAD_DEFAULT 1     /* jobs leased beyond the free slots (gate.h) */
+#define KF_WORKER_LEASE_AHEAD_DEFAULT 8     /* jobs leased beyond the free slots (gate.h) */
 
 /* What SIGTERM does to a running job. */
 enum kf_worker_on_term {

@@ -15,41 +15,51 @@ enum kf__gate_ask kf__gate_may_ask(const struct kf__gate_counts *n, bool after_j
 {
 	uint64_t free_slots = n->running < n->slots ? n->slots - n->running : 0;
 	uint64_t demand = (uint64_t)n->held + n->asking;
+	uint64_t budget;
 
 	if (demand < free_slots)
 		return KF__GATE_SLOT; /* a free slot: as without lease-ahead */
-	/* Ahead: every job in hand ends soon, and what is already asked for
-	 * will, if the last job is anything to go by. */
-	if ((uint64_t)n->running + demand < (uint64_t)n->slots + n->ahead &&
-	    n->ending >= (uint64_t)n->running + n->held && (n->running > 0 || after_job) &&
-	    (n->asking == 0 || n->short_jobs))
-		return KF__GATE_AHEAD;
-	return KF__GATE_NO;
+	/* Ahead: every job in hand ends soon, a job runs (or just ended) ... */
+	if ((uint64_t)n->running + demand >= (uint64_t)n->slots + n->ahead ||
+	    n->ending < (uint64_t)n->running + n->held || (n->running == 0 && !after_job))
+		return KF__GATE_NO;
+	/* ... and the job this ask brings would not wait past the horizon:
+	 * the jobs in hand, and the asks out taken as long as the last job,
+	 * shared among the slots. Divided rather than multiplied: no overflow. */
+	budget = KF__GATE_HORIZON_NS * n->slots;
+	if (n->ending_ns > budget)
+		return KF__GATE_NO;
+	budget -= n->ending_ns;
+	if (n->asking && (n->last_ns == KF__GATE_UNKNOWN || n->last_ns > budget / n->asking))
+		return KF__GATE_NO;
+	return KF__GATE_AHEAD;
 }
 
-bool kf__gate_predict_ending(uint64_t total_steps, uint64_t done, uint64_t elapsed_ns,
+uint64_t kf__gate_predict_ns(uint64_t total_steps, uint64_t done, uint64_t elapsed_ns,
 	uint64_t ps_per_step)
 {
 	uint64_t left = total_steps > done ? total_steps - done : 0;
-	long double pace; /* ps a step */
+	long double pace, ns; /* ps a step; ns left */
 
 	if (left == 0)
-		return true;
+		return 0;
 	/* The job's own pace once it has one, else the last jobs'. */
 	if (done > 0 && elapsed_ns > 0)
 		pace = (long double)elapsed_ns * 1000.0L / (long double)done;
 	else if (ps_per_step > 0)
 		pace = (long double)ps_per_step;
 	else
-		return false;
-	return (long double)left * pace <= (long double)KF__GATE_HORIZON_NS * 1000.0L;
+		return KF__GATE_UNKNOWN;
+	ns = (long double)left * pace / 1000.0L;
+	return ns < (long double)(KF__GATE_UNKNOWN / 2) ? (uint64_t)ns : KF__GATE_UNKNOWN / 2;
 }
 
 void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const atomic_bool *stop)
 {
 	pthread_condattr_t ca;
 
-	*g = (struct kf__gate){ .n = { .slots = slots, .ahead = ahead }, .stop = stop };
+	*g = (struct kf__gate){ .n = { .slots = slots, .ahead = ahead, .last_ns = KF__GATE_UNKNOWN },
+		.stop = stop };
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -108,8 +118,17 @@ enum kf__gate_ask kf__gate_try_ask(struct kf__gate *g)
 	return a;
 }
 
-void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, bool job_ending,
-	bool *lane_ending)
+/* Under mu: the lane's job counts as ending, predicted at ns. */
+static void count_ending(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t ns)
+{
+	lane->ending = true;
+	lane->ns = ns;
+	g->n.ending++;
+	g->n.ending_ns += ns;
+}
+
+void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, uint64_t job_ns,
+	struct kf__gate_lane *lane)
 {
 	pthread_mutex_lock(&g->mu);
 	if (g->n.asking)
@@ -118,10 +137,8 @@ void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, 
 		if (ask == KF__GATE_AHEAD)
 			atomic_fetch_add(&g->leased_ahead, 1);
 		g->n.held++;
-		if (job_ending && !*lane_ending) {
-			*lane_ending = true;
-			g->n.ending++;
-		}
+		if (job_ns <= KF__GATE_HORIZON_NS && !lane->ending)
+			count_ending(g, lane, job_ns);
 	}
 	pthread_cond_broadcast(&g->cv); /* fewer asking: another lane may ask */
 	pthread_mutex_unlock(&g->mu);
@@ -138,26 +155,28 @@ void kf__gate_run(struct kf__gate *g)
 	pthread_mutex_unlock(&g->mu);
 }
 
-void kf__gate_ending(struct kf__gate *g, bool *lane_ending)
+void kf__gate_ending(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t left_ns)
 {
-	if (*lane_ending) /* the lane's own flag: only its thread writes it */
+	if (lane->ending) /* the lane's own part: only its thread writes it */
 		return;
 	pthread_mutex_lock(&g->mu);
-	*lane_ending = true;
-	g->n.ending++;
+	count_ending(g, lane, left_ns);
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
 }
 
-void kf__gate_done(struct kf__gate *g, bool *lane_ending, uint64_t run_ns)
+void kf__gate_done(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t run_ns)
 {
 	pthread_mutex_lock(&g->mu);
-	g->n.short_jobs = run_ns <= KF__GATE_HORIZON_NS;
+	g->n.last_ns = run_ns;
 	if (g->n.running)
 		g->n.running--;
-	if (*lane_ending && g->n.ending)
-		g->n.ending--;
-	*lane_ending = false;
+	if (lane->ending) {
+		if (g->n.ending)
+			g->n.ending--;
+		g->n.ending_ns -= lane->ns <= g->n.ending_ns ? lane->ns : g->n.ending_ns;
+	}
+	*lane = (struct kf__gate_lane){ 0 };
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
 }

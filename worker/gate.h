@@ -7,24 +7,29 @@
  * holds a leased job runs it only when a slot is free; so at most `ahead`
  * jobs wait on the worker, leased but not started. That lets a short job's
  * lease travel while the job before it runs: with one slot, the lanes of a
- * busy worker keep two requests in flight instead of one (docs/operations.md
- * "Lease ahead"; the figures in docs/performance.md, item 9).
+ * worker busy with short jobs keep up to 1 + ahead requests in flight
+ * instead of one, and the broker commits that many together
+ * (docs/operations.md "Lease ahead"; docs/performance.md, item 9).
  *
  * A worker must not sit on a job that another worker could start now. So
- * a lane asks ahead (beyond the free slots) only when every job the worker
- * holds is expected to end within KF__GATE_HORIZON_NS — a zero-step job at
- * once, a longer one from its own progress near its end — and a job leased
- * ahead waits about that long at most. A second ask ahead, while one is
- * still out, is made only when the last job ran within the horizon too: a
- * stream of short jobs. An ask ahead does not wait at the broker (a job now
- * or none), so an idle worker parks no more lease requests than it has
- * slots, as without lease-ahead.
+ * a lane asks ahead (beyond the free slots) only when the jobs the worker
+ * holds are all expected to end soon, and together within
+ * KF__GATE_HORIZON_NS per slot: a job leased ahead then waits about that
+ * long at most, however many are leased ahead. A zero-step job is expected
+ * to take no time, a longer one is predicted from its own progress (near
+ * its end) or, not started yet, from the pace of the worker's last jobs.
+ * Asks still out count as jobs as long as the last one: a stream of
+ * zero-step jobs fills all `ahead` lanes, a stream of 3 ms jobs one of
+ * them, and a job of seconds is leased ahead only in its last 5 ms. An ask
+ * ahead does not wait at the broker (a job now or none), so an idle worker
+ * parks no more lease requests than it has slots, as without lease-ahead.
  *
  * Counts, all under mu: running (lanes running a job, ≤ slots), held
  * (lanes holding a job that waits for a slot), asking (lanes with a
  * request out that may bring a job), ending (jobs, held or running,
  * expected to end within the horizon; each lane counts its job once, by
- * its `ending` flag) and whether the last job was short. Thread-safe.
+ * its struct kf__gate_lane) with the sum of their predicted times, and how
+ * long the last job ran. Thread-safe.
  */
 #ifndef KF_WORKER_GATE_H
 #define KF_WORKER_GATE_H
@@ -35,15 +40,29 @@
 #include <stdint.h>
 
 /* A job expected to end within this is "ending": a slot about to come
- * free. About three times a lease's round trip through a busy hive (1.7 ms,
- * docs/performance.md "How long one slot waits"), so that the next job's
- * lease arrives by the time the slot frees. */
+ * free; and the jobs a worker holds must end within this, together (per
+ * slot), before it asks ahead. About three times a lease's round trip
+ * through a busy hive (1.7 ms, docs/performance.md "How long one slot
+ * waits"), so that the next job's lease arrives by the time the slot frees. */
 #define KF__GATE_HORIZON_NS (5ull * 1000000ull)
+
+/* A time nobody can predict yet (a job with steps before any pace is
+ * known; the last job's run before there was one). */
+#define KF__GATE_UNKNOWN UINT64_MAX
 
 struct kf__gate_counts {
 	uint32_t slots, ahead;
 	uint32_t running, held, asking, ending;
-	bool short_jobs;       /* the last job ran within the horizon */
+	uint64_t ending_ns;    /* the ending jobs' predicted times, as each was counted */
+	uint64_t last_ns;      /* how long the last job ran, or KF__GATE_UNKNOWN */
+};
+
+/* A lane's part in the counts: whether its job is counted as ending, and
+ * the time it was predicted at then (what kf__gate_done takes back). Only
+ * the lane's own thread passes it. */
+struct kf__gate_lane {
+	bool ending;
+	uint64_t ns;
 };
 
 struct kf__gate {
@@ -65,19 +84,20 @@ enum kf__gate_ask {
  * what is held and asked for is less than the free slots (as without
  * lease-ahead). Else AHEAD, up to `ahead` jobs beyond the slots, when every
  * job in hand is ending, a job runs (or the lane has just ended one:
- * after_job), and — if another ask is out already — the last job ran
- * within the horizon (short jobs: what those asks bring will end soon
- * too). An ask ahead does not wait at the broker, so an idle worker parks
- * no more lease requests than it has slots.
+ * after_job), and the job this ask brings would wait no longer than the
+ * horizon: the predicted times of the jobs in hand, plus the asks already
+ * out taken as long as the last job, shared among the slots. An ask ahead
+ * does not wait at the broker, so an idle worker parks no more lease
+ * requests than it has slots.
  */
 enum kf__gate_ask kf__gate_may_ask(const struct kf__gate_counts *n, bool after_job);
 
-/* Pure: is a job of total_steps, with done of them taken in elapsed_ns,
- * expected to end within the horizon? Its own pace once it has one, else
- * ps_per_step (picoseconds a step of the worker's last jobs; 0 = not
- * measured yet). A zero-step job is; an unmeasured one is not until its
- * own progress says so. */
-bool kf__gate_predict_ending(uint64_t total_steps, uint64_t done, uint64_t elapsed_ns,
+/* Pure: how long a job of total_steps, with done of them taken in
+ * elapsed_ns, is expected to run on: from its own pace once it has one,
+ * else ps_per_step (picoseconds a step of the worker's last jobs; 0 = not
+ * measured yet). 0 for a zero-step job or one at its end; KF__GATE_UNKNOWN
+ * when there is no pace to go by. */
+uint64_t kf__gate_predict_ns(uint64_t total_steps, uint64_t done, uint64_t elapsed_ns,
 	uint64_t ps_per_step);
 
 void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const atomic_bool *stop);
@@ -90,18 +110,20 @@ enum kf__gate_ask kf__gate_ask(struct kf__gate *g);
  * waiting (KF__GATE_NO: report without asking). */
 enum kf__gate_ask kf__gate_try_ask(struct kf__gate *g);
 /* The answer to an ask of kind `ask` came (or the request failed): got_job
- * says whether the lane now holds a job, job_ending whether that job is
- * expected to end within the horizon (then counted in ending, and
- * *lane_ending set). */
-void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, bool job_ending,
-	bool *lane_ending);
+ * says whether the lane now holds a job, job_ns how long that job is
+ * predicted to run (kf__gate_predict_ns); within the horizon it is counted
+ * as ending, in the lane's part. */
+void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, uint64_t job_ns,
+	struct kf__gate_lane *lane);
 
 /* Blocks until a slot is free and takes it for the lane's held job. Not
  * interrupted by draining: a leased job runs (or is handed back by it). */
 void kf__gate_run(struct kf__gate *g);
-/* The lane's running job is now expected to end within the horizon. */
-void kf__gate_ending(struct kf__gate *g, bool *lane_ending);
-/* The lane's job ended after run_ns with its slot: the slot is free. */
-void kf__gate_done(struct kf__gate *g, bool *lane_ending, uint64_t run_ns);
+/* The lane's running job is now expected to end within left_ns (at most
+ * the horizon): counted as ending, if it was not yet. */
+void kf__gate_ending(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t left_ns);
+/* The lane's job ended after run_ns (KF__GATE_UNKNOWN: it never ran) with
+ * its slot: the slot is free, and the lane's part is taken back. */
+void kf__gate_done(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t run_ns);
 
 #endif

@@ -249,7 +249,7 @@ static void send_progress(struct kf__slot *s, uint64_t gen, const struct kf_msg_
 static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 {
 	struct kf__slot *s = ctx;
-	uint64_t now = kf_clock_mono_ns(), gen;
+	uint64_t now = kf_clock_mono_ns(), gen, left;
 	struct kf_msg_progress_req pr;
 	bool due;
 
@@ -276,8 +276,10 @@ static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 		send_progress(s, gen, &pr);
 	/* Near its end the job's slot is about to come free: the gate may
 	 * let another lane lease the next job now (gate.h). */
-	if (!s->ending && kf__gate_predict_ending(p->total_steps, p->step, now - s->run_ns, 0))
-		kf__gate_ending(&s->w->gate, &s->ending);
+	if (!s->gate.ending &&
+	    (left = kf__gate_predict_ns(p->total_steps, p->step, now - s->run_ns, 0)) <=
+		    KF__GATE_HORIZON_NS)
+		kf__gate_ending(&s->w->gate, &s->gate, left);
 }
 
 /* ---- the job ------------------------------------------------------------------- */
@@ -497,20 +499,21 @@ static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *
 	return true;
 }
 
-/* Is the job of lease l expected to end within the gate's horizon? From
- * the pace of the worker's last jobs that had steps. */
-static bool lease_ending(struct kf_worker *w, const struct kf_msg_lease *l)
+/* How long the job of lease l is expected to run: from the pace of the
+ * worker's last jobs that had steps. */
+static uint64_t lease_predict_ns(struct kf_worker *w, const struct kf_msg_lease *l)
 {
 	uint64_t restarts = l->params.restarts ? l->params.restarts : 1;
 
-	return kf__gate_predict_ending((uint64_t)l->params.steps * restarts, 0, 0,
-				       atomic_load(&w->ps_per_step));
+	return kf__gate_predict_ns((uint64_t)l->params.steps * restarts, 0, 0,
+				   atomic_load(&w->ps_per_step));
 }
 
 /* The answer to a lane's ask: the job it brought, if any, is held. */
 static void answered(struct kf__slot *s, enum kf__gate_ask ask, const struct kf_msg_lease *l)
 {
-	kf__gate_answered(&s->w->gate, ask, l != NULL, l && lease_ending(s->w, l), &s->ending);
+	kf__gate_answered(&s->w->gate, ask, l != NULL, l ? lease_predict_ns(s->w, l) : 0,
+			  &s->gate);
 }
 
 /* Reports c, asking for the next job with it when the gate lets this lane
@@ -547,7 +550,7 @@ static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l
 	if (!c) {
 		KF_ERROR(KF__TARGET_JOB, "job not run: out of memory", KF_U64("job_id", l->job_id));
 		job_end(s);
-		kf__gate_done(&w->gate, &s->ending, UINT64_MAX);
+		kf__gate_done(&w->gate, &s->gate, KF__GATE_UNKNOWN);
 		held_end(s);
 		return NULL; /* the broker requeues it when the lease expires */
 	}
@@ -565,7 +568,7 @@ static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l
 	c->attempt = l->attempt;
 	o = settle(s, job_end(s), err, &why, c);
 	/* a held job may run while this reports */
-	kf__gate_done(&w->gate, &s->ending, kf_clock_mono_ns() - s->run_ns);
+	kf__gate_done(&w->gate, &s->gate, kf_clock_mono_ns() - s->run_ns);
 	if (err == KF_OK && c->steps > 0 && c->steps_per_sec > 0)
 		atomic_store(&w->ps_per_step, (uint64_t)(1e12 / c->steps_per_sec));
 	kf__wmetrics_running(&w->m, -1);

@@ -88,7 +88,7 @@ struct kf__slot {
 	unsigned index;
 	pthread_t thread;
 	bool started;
-	bool ending;                    /* the gate counts this lane's job as ending (lane's thread) */
+	struct kf__gate_lane gate;      /* its part in the gate's counts (lane's thread) */
 	uint64_t run_ns;                /* when its job got a slot (lane's thread) */
 	atomic_bool cancel;             /* the engine's cancel flag */
 	struct kf_rpc_call *progress_call;

@@ -781,7 +781,7 @@ static void test_lease_ahead(void **state)
 	long long ahead;
 
 	(void)state;
-	p = start_worker("w-ahead", NULL); /* --lease-ahead 1 by default */
+	p = start_worker("w-ahead", NULL); /* --lease-ahead 8 by default */
 	wait_registered(p);
 	only_leaser(p);
 	zero_step_burst(p, 2000);

@@ -65,7 +65,7 @@ static void test_config_defaults(void **state)
 	assert_int_equal(action, KF_WORKER_RUN);
 	assert_string_equal(cfg.id, "vm-42");
 	assert_int_equal(cfg.slots, 1);
-	assert_int_equal(cfg.lease_ahead, 1);
+	assert_int_equal(cfg.lease_ahead, 8);
 	assert_int_equal(cfg.on_term, KF_WORKER_TERM_FINISH);
 	assert_int_equal(cfg.lease_wait_ms, KF_WORKER_LEASE_WAIT_DEFAULT);
 	assert_int_equal(cfg.progress_ms, 250);
@@ -164,34 +164,59 @@ static void test_config_errors(void **state)
 
 /* ---- the lease-ahead gate ------------------------------------------------------------ */
 
+#define MS 1000000ull
+#define SHORT (MS / 10)          /* the last job: a zero-step one, 0.1 ms */
+#define LONG (20 * MS)           /* the last job ran past the horizon */
+#define UNKNOWN KF__GATE_UNKNOWN
+
 static void test_gate_may_ask(void **state)
 {
-	/* slots, ahead, running, held, asking, ending, short_jobs; after_job; answer */
+	/* slots, ahead, running, held, asking, ending, ending_ns, last_ns;
+	 * after_job; answer */
 	static const struct {
 		struct kf__gate_counts n;
 		bool after_job;
 		enum kf__gate_ask want;
 		const char *why;
 	} cases[] = {
-		{ { 1, 1, 0, 0, 0, 0, false }, false, KF__GATE_SLOT, "idle: ask for the free slot" },
-		{ { 1, 1, 0, 0, 1, 0, true }, false, KF__GATE_NO,
+		{ { 1, 1, 0, 0, 0, 0, 0, UNKNOWN }, false, KF__GATE_SLOT, "idle: ask for the free slot" },
+		{ { 1, 1, 0, 0, 1, 0, 0, SHORT }, false, KF__GATE_NO,
 		  "idle, one ask out: no second request parked, even after short jobs" },
-		{ { 1, 1, 1, 0, 0, 0, true }, false, KF__GATE_NO, "a long job runs: wait" },
-		{ { 1, 1, 1, 0, 0, 1, false }, false, KF__GATE_AHEAD, "the job runs to its end: ahead" },
-		{ { 1, 1, 1, 1, 0, 2, true }, false, KF__GATE_NO, "one ahead already held" },
-		{ { 1, 0, 1, 0, 0, 1, true }, false, KF__GATE_NO, "--lease-ahead 0" },
-		{ { 1, 1, 0, 0, 1, 0, true }, true, KF__GATE_AHEAD,
+		{ { 1, 1, 1, 0, 0, 0, 0, SHORT }, false, KF__GATE_NO, "a long job runs: wait" },
+		{ { 1, 1, 1, 0, 0, 1, 4 * MS, LONG }, false, KF__GATE_AHEAD,
+		  "the job runs to its end: ahead" },
+		{ { 1, 1, 1, 1, 0, 2, 0, SHORT }, false, KF__GATE_NO, "one ahead already held" },
+		{ { 1, 0, 1, 0, 0, 1, 0, SHORT }, false, KF__GATE_NO, "--lease-ahead 0" },
+		{ { 1, 1, 0, 0, 1, 0, 0, SHORT }, true, KF__GATE_AHEAD,
 		  "a short job ended, the other lane's ask is out: ask ahead with the report" },
-		{ { 1, 1, 0, 0, 1, 0, false }, true, KF__GATE_NO,
+		{ { 1, 1, 0, 0, 1, 0, 0, LONG }, true, KF__GATE_NO,
 		  "... but not after a long job: that ask may bring a long one" },
-		{ { 1, 1, 0, 1, 0, 0, true }, true, KF__GATE_NO,
+		{ { 1, 1, 0, 0, 1, 0, 0, UNKNOWN }, true, KF__GATE_NO,
+		  "... nor before any job has run" },
+		{ { 1, 1, 0, 1, 0, 0, 0, SHORT }, true, KF__GATE_NO,
 		  "a long job is held for the free slot" },
-		{ { 1, 1, 0, 1, 0, 1, true }, true, KF__GATE_AHEAD,
+		{ { 1, 1, 0, 1, 0, 1, MS, SHORT }, true, KF__GATE_AHEAD,
 		  "a short job is held for the free slot" },
-		{ { 4, 1, 2, 1, 0, 0, false }, false, KF__GATE_SLOT, "free slots beyond what is held" },
-		{ { 4, 1, 4, 0, 0, 3, true }, false, KF__GATE_NO, "one of four jobs is long" },
-		{ { 4, 2, 4, 1, 0, 5, true }, false, KF__GATE_AHEAD, "all short, one of two ahead held" },
-		{ { 4, 2, 4, 2, 0, 6, true }, false, KF__GATE_NO, "both ahead held" },
+		{ { 4, 1, 2, 1, 0, 0, 0, LONG }, false, KF__GATE_SLOT, "free slots beyond what is held" },
+		{ { 4, 1, 4, 0, 0, 3, 3 * MS, SHORT }, false, KF__GATE_NO, "one of four jobs is long" },
+		{ { 4, 2, 4, 1, 0, 5, 12 * MS, SHORT }, false, KF__GATE_AHEAD,
+		  "all short, one of two ahead held" },
+		{ { 4, 2, 4, 2, 0, 6, 12 * MS, SHORT }, false, KF__GATE_NO, "both ahead held" },
+		/* The jobs in hand must end together within the horizon (per slot). */
+		{ { 1, 8, 1, 3, 0, 4, 0, SHORT }, false, KF__GATE_AHEAD,
+		  "zero-step jobs: a fifth in hand" },
+		{ { 1, 8, 1, 2, 3, 3, 0, SHORT }, false, KF__GATE_AHEAD,
+		  "zero-step jobs: three asks out of 0.1 ms each fit" },
+		{ { 1, 8, 1, 0, 0, 1, 3 * MS, 3 * MS }, false, KF__GATE_AHEAD,
+		  "3 ms jobs: one ahead" },
+		{ { 1, 8, 1, 1, 0, 2, 6 * MS, 3 * MS }, false, KF__GATE_NO,
+		  "3 ms jobs: a second one held would wait 6 ms" },
+		{ { 1, 8, 1, 0, 1, 1, 3 * MS, 3 * MS }, false, KF__GATE_NO,
+		  "3 ms jobs, one ask out: what this one brings would wait 3 + 3 ms" },
+		{ { 4, 8, 4, 0, 0, 4, 16 * MS, LONG }, false, KF__GATE_AHEAD,
+		  "four slots share the wait: 16 ms over four" },
+		{ { 4, 8, 4, 2, 0, 6, 24 * MS, LONG }, false, KF__GATE_NO,
+		  "24 ms over four slots is past the horizon" },
 	};
 
 	(void)state;
@@ -203,20 +228,21 @@ static void test_gate_may_ask(void **state)
 	}
 }
 
-static void test_gate_predict_ending(void **state)
+static void test_gate_predict_ns(void **state)
 {
 	(void)state;
-	assert_true(kf__gate_predict_ending(0, 0, 0, 0));              /* zero steps */
-	assert_false(kf__gate_predict_ending(1000, 0, 0, 0));          /* pace unknown */
-	/* 1,000 steps at 1 µs each: 1 ms; at 10 µs: 10 ms (past 5 ms) */
-	assert_true(kf__gate_predict_ending(1000, 0, 0, 1000000));
-	assert_false(kf__gate_predict_ending(1000, 0, 0, 10000000));
-	/* its own pace counts over the last jobs': 100 steps took 1 ms, 400
-	 * left take 4 ms; 600 left would take 6 */
-	assert_true(kf__gate_predict_ending(500, 100, 1000000, 1));
-	assert_false(kf__gate_predict_ending(700, 100, 1000000, 1));
-	assert_true(kf__gate_predict_ending(700, 700, 1000000, 0));    /* done */
-	assert_true(kf__gate_predict_ending(700, 900, 1000000, 0));    /* past it: no wrap */
+	assert_int_equal(kf__gate_predict_ns(0, 0, 0, 0), 0);                 /* zero steps */
+	assert_true(kf__gate_predict_ns(1000, 0, 0, 0) == KF__GATE_UNKNOWN);  /* no pace */
+	/* 1,000 steps at 1 µs each: 1 ms; at 10 µs: 10 ms */
+	assert_int_equal(kf__gate_predict_ns(1000, 0, 0, 1000000), MS);
+	assert_int_equal(kf__gate_predict_ns(1000, 0, 0, 10000000), 10 * MS);
+	/* its own pace counts over the last jobs': 100 steps took 1 ms, the
+	 * 400 left take 4 ms */
+	assert_int_equal(kf__gate_predict_ns(500, 100, MS, 1), 4 * MS);
+	assert_int_equal(kf__gate_predict_ns(700, 700, MS, 0), 0);            /* done */
+	assert_int_equal(kf__gate_predict_ns(700, 900, MS, 0), 0);            /* past it: no wrap */
+	/* beyond any count of ns: very long, still not "unknown", no overflow */
+	assert_true(kf__gate_predict_ns(UINT64_MAX, 0, 0, 1000000000000ull) == KF__GATE_UNKNOWN / 2);
 }
 
 /* The counts through a lane's life, two lanes of one slot: the second
@@ -226,37 +252,92 @@ static void test_gate_counts(void **state)
 {
 	atomic_bool stop = false;
 	struct kf__gate g;
-	bool e1 = false, e2 = false;
+	struct kf__gate_lane l1 = { 0 }, l2 = { 0 };
 
 	(void)state;
 	kf__gate_init(&g, 1, 1, &stop);
-	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);     /* lane 1 */
-	kf__gate_answered(&g, KF__GATE_SLOT, true, false, &e1);    /* a long job */
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);          /* lane 1 */
+	kf__gate_answered(&g, KF__GATE_SLOT, true, KF__GATE_UNKNOWN, &l1); /* a long job */
 	assert_int_equal(g.n.held, 1);
+	assert_false(l1.ending);
 	kf__gate_run(&g);
 	assert_int_equal(g.n.running, 1);
 	assert_int_equal(g.n.held, 0);
-	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);       /* lane 2 waits */
-	kf__gate_ending(&g, &e1);
-	assert_true(e1);
-	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);    /* lane 2 */
-	kf__gate_answered(&g, KF__GATE_AHEAD, true, true, &e2);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);            /* lane 2 waits */
+	kf__gate_ending(&g, &l1, 4 * MS);
+	assert_true(l1.ending);
+	assert_int_equal(g.n.ending_ns, 4 * MS);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);         /* lane 2 */
+	kf__gate_answered(&g, KF__GATE_AHEAD, true, 0, &l2);            /* zero steps */
 	assert_int_equal(atomic_load(&g.leased_ahead), 1);
-	kf__gate_done(&g, &e1, 20 * KF__GATE_HORIZON_NS);          /* lane 1's job ends */
-	assert_false(e1);
+	kf__gate_done(&g, &l1, 20 * KF__GATE_HORIZON_NS);               /* lane 1's job ends */
+	assert_false(l1.ending);
 	assert_int_equal(g.n.ending, 1);
-	assert_false(g.n.short_jobs);
-	kf__gate_run(&g);                                          /* lane 2's job runs */
-	/* lane 1 reports: the job that runs is short, so ask ahead */
+	assert_int_equal(g.n.ending_ns, 0);
+	assert_int_equal(g.n.last_ns, 20 * KF__GATE_HORIZON_NS);
+	kf__gate_run(&g);                                               /* lane 2's job runs */
+	/* lane 1 reports: the job that runs takes no time, so ask ahead */
 	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);
-	kf__gate_answered(&g, KF__GATE_AHEAD, false, false, &e1);  /* no job pending */
+	kf__gate_answered(&g, KF__GATE_AHEAD, false, 0, &l1);           /* no job pending */
 	assert_int_equal(atomic_load(&g.leased_ahead), 1);
-	kf__gate_done(&g, &e2, 1000);
-	assert_true(g.n.short_jobs);
+	kf__gate_done(&g, &l2, 1000);
+	assert_int_equal(g.n.last_ns, 1000);
 	assert_int_equal(g.n.ending, 0);
 	assert_int_equal(g.n.running + g.n.held + g.n.asking, 0);
 	atomic_store(&stop, true);
-	assert_int_equal(kf__gate_ask(&g), KF__GATE_NO);           /* draining: no wait */
+	assert_int_equal(kf__gate_ask(&g), KF__GATE_NO);                /* draining: no wait */
+	kf__gate_release(&g);
+}
+
+/* Four lanes ahead of one slot: zero-step jobs fill them all; jobs of
+ * 3 ms only one, since a second would wait past the horizon. */
+static void test_gate_horizon_bounds_the_wait(void **state)
+{
+	atomic_bool stop = false;
+	struct kf__gate g;
+	struct kf__gate_lane l[5] = { { 0 } };
+
+	(void)state;
+	kf__gate_init(&g, 1, 4, &stop);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);
+	kf__gate_answered(&g, KF__GATE_SLOT, true, 0, &l[0]);
+	kf__gate_run(&g);
+	kf__gate_done(&g, &l[0], SHORT);      /* one zero-step job done: its pace is known */
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);
+	kf__gate_answered(&g, KF__GATE_SLOT, true, 0, &l[0]);
+	kf__gate_run(&g);
+	for (int i = 1; i <= 4; i++) {        /* all four asks ahead, at once */
+		assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);
+	}
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);   /* slots + ahead reached */
+	for (int i = 1; i <= 4; i++)
+		kf__gate_answered(&g, KF__GATE_AHEAD, true, 0, &l[i]);
+	assert_int_equal(g.n.held, 4);
+	assert_int_equal(g.n.ending, 5);
+	assert_int_equal(atomic_load(&g.leased_ahead), 4);
+	for (int i = 0; i <= 4; i++) {        /* they run one after another */
+		kf__gate_done(&g, &l[i], 3 * MS);
+		if (i < 4)
+			kf__gate_run(&g);
+	}
+	assert_int_equal(g.n.running + g.n.held + g.n.ending, 0);
+	assert_int_equal(g.n.ending_ns, 0);
+
+	/* Now 3 ms jobs: one ahead of the running one, no more. */
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);
+	kf__gate_answered(&g, KF__GATE_SLOT, true, 3 * MS, &l[0]);
+	kf__gate_run(&g);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);   /* 3 + 3 ms > 5 ms */
+	kf__gate_answered(&g, KF__GATE_AHEAD, true, 3 * MS, &l[1]);
+	assert_int_equal(g.n.ending_ns, 6 * MS);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);   /* 6 ms in hand */
+	kf__gate_done(&g, &l[0], 3 * MS);
+	kf__gate_run(&g);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);  /* 3 ms in hand again */
+	kf__gate_answered(&g, KF__GATE_AHEAD, false, 0, &l[0]);
+	kf__gate_done(&g, &l[1], 3 * MS);
+	assert_int_equal(g.n.ending_ns, 0);
 	kf__gate_release(&g);
 }
 
@@ -720,8 +801,9 @@ int main(void)
 		cmocka_unit_test(test_config_flags_over_env),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_gate_may_ask),
-		cmocka_unit_test(test_gate_predict_ending),
+		cmocka_unit_test(test_gate_predict_ns),
 		cmocka_unit_test(test_gate_counts),
+		cmocka_unit_test(test_gate_horizon_bounds_the_wait),
 		cmocka_unit_test(test_host_cpu_parse),
 		cmocka_unit_test(test_loads),
 		cmocka_unit_test(test_load_sample),
