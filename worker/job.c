@@ -212,7 +212,7 @@ void kf__engine_counts(struct kf__engine *e, uint64_t *corpus_loads, uint64_t *s
 	pthread_mutex_unlock(&e->mu);
 }
 
-/* Under e->mu. Loading holds the lock: other slots wait for the same
+/* Under e->mu. Loading holds the lock: other lanes wait for the same
  * corpus rather than load it twice. */
 static enum kf_err corpus_get(struct kf__engine *e, const char *path,
 	const struct kf_corpus **out, struct kf_strbuf *why)

@@ -17,7 +17,7 @@
  * folder as NAME, NAME.kfc, NAME.json.
  *
  * Thread-safety: kf__job_run may run on several threads at once (one per
- * slot); the caches are guarded by one mutex and shared scorers are
+ * running job); the caches are guarded by one mutex and shared scorers are
  * read-only.
  */
 #ifndef KF_WORKER_JOB_H

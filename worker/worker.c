@@ -24,8 +24,8 @@
 /* ---- heartbeat and metrics: the publisher's tick ---------------------------------- */
 
 /*
- * The attempts the process holds (protocol 1.2): the slots' and the
- * outbox's. Read slots first: an attempt moves from a slot to the outbox,
+ * The attempts the process holds (protocol 1.2): the lanes' and the
+ * outbox's. Read lanes first: an attempt moves from a lane to the outbox,
  * so read in that order it may be listed twice, never missed. More than
  * KF_MSG_MAX_HELD: not listed at all, and the broker concludes nothing.
  */
@@ -34,8 +34,8 @@ static void fill_held(struct kf_worker *w, struct kf_msg_held_job *held,
 {
 	size_t n = 0, in_outbox;
 
-	for (uint32_t i = 0; i < w->lanes && n < KF_MSG_MAX_HELD; i++)
-		n += kf__slot_held(&w->slots[i], &held[n]);
+	for (uint32_t i = 0; i < w->n_lanes && n < KF_MSG_MAX_HELD; i++)
+		n += kf__lane_held(&w->lanes[i], &held[n]);
 	in_outbox = kf__outbox_held(w->outbox, held + n, KF_MSG_MAX_HELD - n);
 	if (n + in_outbox > KF_MSG_MAX_HELD)
 		return;
@@ -54,11 +54,11 @@ static void fill_heartbeat(struct kf_worker *w, const struct kf__load *load,
 		.cpu_host = load->cpu_host, .rss_bytes = load->rss_bytes,
 		.slots_total = w->cfg.slots,
 		.uptime_ms = (kf_clock_mono_ns() - w->start_mono_ns) / KF_NS_PER_MS };
-	for (uint32_t i = 0; i < w->lanes; i++) {
+	for (uint32_t i = 0; i < w->n_lanes; i++) {
 		uint64_t job;
 		double progress, best;
 
-		if (!kf__slot_peek(&w->slots[i], &job, &progress, &best))
+		if (!kf__lane_peek(&w->lanes[i], &job, &progress, &best))
 			continue;
 		if (!busy++) { /* the heartbeat has room for one job: the first */
 			hb->job_id = job;
@@ -117,8 +117,8 @@ static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
 	/* drop (1.6): the broker has ended this attempt itself (a requeue, a
 	 * failure, a deadline); a report of it would be refused, and "killed"
 	 * would be untrue. */
-	for (uint32_t i = 0; i < w->lanes; i++)
-		hit |= kf__slot_stop_job(&w->slots[i], cmd->job_id, cmd->lease_token,
+	for (uint32_t i = 0; i < w->n_lanes; i++)
+		hit |= kf__lane_stop_job(&w->lanes[i], cmd->job_id, cmd->lease_token,
 					 cmd->drop ? KF__STOP_DROP : KF__STOP_KILL);
 	if (hit && cmd->drop)
 		KF_INFO(KF__TARGET_JOB, "job attempt ended by the broker; abandoning it",
@@ -222,7 +222,7 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 	if (!w)
 		return KF_ENOMEM;
 	w->cfg = *cfg;
-	w->lanes = cfg->slots + cfg->lease_ahead;
+	w->n_lanes = cfg->slots + cfg->lease_ahead;
 	kf__gate_init(&w->gate, cfg->slots, cfg->lease_ahead, &w->draining);
 	w->pid = (uint32_t)getpid();
 	w->incarnation = kf_random_u64_nonzero();
@@ -239,12 +239,12 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 	    (err = kf__engine_new(&eo, &w->engine)) ||
 	    (err = kf__outbox_new(&w->rpc, kf__on_result_done, w, &w->outbox)))
 		goto fail;
-	if (!(w->slots = calloc(w->lanes, sizeof(*w->slots)))) {
+	if (!(w->lanes = calloc(w->n_lanes, sizeof(*w->lanes)))) {
 		err = KF_ENOMEM;
 		goto fail;
 	}
-	for (uint32_t i = 0; i < w->lanes; i++)
-		if ((err = kf__slot_init(&w->slots[i], w, i)))
+	for (uint32_t i = 0; i < w->n_lanes; i++)
+		if ((err = kf__lane_init(&w->lanes[i], w, i)))
 			goto fail;
 	*out = w;
 	return KF_OK;
@@ -262,12 +262,12 @@ fail:
 static void hand_back_all(struct kf_worker *w)
 {
 	atomic_store(&w->handback, true);
-	for (uint32_t i = 0; i < w->lanes; i++) {
+	for (uint32_t i = 0; i < w->n_lanes; i++) {
 		uint64_t job;
 		double progress, best;
 
-		if (kf__slot_peek(&w->slots[i], &job, &progress, &best))
-			kf__slot_stop_job(&w->slots[i], job, 0, KF__STOP_HANDBACK);
+		if (kf__lane_peek(&w->lanes[i], &job, &progress, &best))
+			kf__lane_stop_job(&w->lanes[i], job, 0, KF__STOP_HANDBACK);
 	}
 }
 
@@ -278,30 +278,30 @@ static enum kf_err start_threads(struct kf_worker *w)
 	if (pthread_create(&w->cmd_thread, NULL, cmd_main, w) != 0)
 		return KF_EIO;
 	w->cmd_started = true;
-	for (uint32_t i = 0; i < w->lanes; i++) {
-		if (pthread_create(&w->slots[i].thread, NULL, kf__slot_main, &w->slots[i]) != 0)
+	for (uint32_t i = 0; i < w->n_lanes; i++) {
+		if (pthread_create(&w->lanes[i].thread, NULL, kf__lane_main, &w->lanes[i]) != 0)
 			return KF_EIO;
-		w->slots[i].started = true;
+		w->lanes[i].started = true;
 	}
 	return KF_OK;
 }
 
-static bool slots_done(struct kf_worker *w)
+static bool lanes_done(struct kf_worker *w)
 {
-	for (uint32_t i = 0; i < w->lanes; i++)
-		if (w->slots[i].started && pthread_tryjoin_np(w->slots[i].thread, NULL) == 0)
-			w->slots[i].started = false;
-	for (uint32_t i = 0; i < w->lanes; i++)
-		if (w->slots[i].started)
+	for (uint32_t i = 0; i < w->n_lanes; i++)
+		if (w->lanes[i].started && pthread_tryjoin_np(w->lanes[i].thread, NULL) == 0)
+			w->lanes[i].started = false;
+	for (uint32_t i = 0; i < w->n_lanes; i++)
+		if (w->lanes[i].started)
 			return false;
 	return true;
 }
 
 /* Draining with no connection to the broker: nothing in flight can be
- * answered, so the slots' calls (a lease long-poll above all, whose
+ * answered, so the lanes' calls (a lease long-poll above all, whose
  * timeout is --lease-wait + 5 s) end now instead of running out their
  * time. A result whose report is cut short goes to the outbox, which keeps
- * resending it for --term-timeout. Called on every tick, since a slot may
+ * resending it for --term-timeout. Called on every tick, since a lane may
  * start a call just after the previous abort. */
 static void abort_calls_if_alone(struct kf_worker *w)
 {
@@ -309,7 +309,7 @@ static void abort_calls_if_alone(struct kf_worker *w)
 		kf_rpc_client_abort_calls(w->rpc.cli);
 }
 
-/* Waits for signals until every slot has stopped (after a drain). */
+/* Waits for signals until every lane has stopped (after a drain). */
 static void signal_loop(struct kf_worker *w)
 {
 	struct timespec tick = { 0, 100 * 1000000L };
@@ -320,7 +320,7 @@ static void signal_loop(struct kf_worker *w)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	while (!(atomic_load(&w->draining) && slots_done(w))) {
+	while (!(atomic_load(&w->draining) && lanes_done(w))) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 
 		if (atomic_load(&w->draining) && w->rpc_ready)
@@ -408,20 +408,20 @@ void kf_worker_free(struct kf_worker *w)
 		return;
 	atomic_store(&w->draining, true);
 	atomic_store(&w->quit, true);
-	if (w->slots)
-		for (uint32_t i = 0; i < w->lanes; i++)
-			if (w->slots[i].started)
-				pthread_join(w->slots[i].thread, NULL);
+	if (w->lanes)
+		for (uint32_t i = 0; i < w->n_lanes; i++)
+			if (w->lanes[i].started)
+				pthread_join(w->lanes[i].thread, NULL);
 	if (w->cmd_started)
 		pthread_join(w->cmd_thread, NULL);
 	if (w->sink_added)
 		kf_log_sink_remove(kf__publisher_log_sink, w->publisher);
 	kf__outbox_free(w->outbox);
-	if (w->slots)
-		for (uint32_t i = 0; i < w->lanes; i++)
-			if (w->slots[i].w)
-				kf__slot_release(&w->slots[i]);
-	free(w->slots);
+	if (w->lanes)
+		for (uint32_t i = 0; i < w->n_lanes; i++)
+			if (w->lanes[i].w)
+				kf__lane_release(&w->lanes[i]);
+	free(w->lanes);
 	kf__publisher_free(w->publisher);
 	if (w->rpc_ready)
 		kf__rpc_release(&w->rpc);

@@ -7,10 +7,11 @@
  *	status = kf_worker_run(w);            // until SIGTERM/SIGINT or a drain
  *	kf_worker_free(w);
  *
- * Threads while it runs: one per slot (hello, lease long-poll, run the job),
- * the command subscriber (cmd.<id> on the commands socket: cancel, drain), the publisher
- * (heartbeat and metrics every second, queued log events), the outbox
- * (complete requests until acknowledged), and nng's own.
+ * Threads while it runs: one per lane, slots + lease-ahead of them (hello,
+ * lease, run the job; kf:laneN), the command subscriber (cmd.<id> on the
+ * commands socket: cancel, drain), the publisher (heartbeat and metrics
+ * every second, queued log events), the outbox (complete requests until
+ * acknowledged), and nng's own.
  *
  * Shutdown: the first SIGTERM/SIGINT (or a drain command) stops leasing;
  * running jobs finish (--on-term finish) or are stopped and handed back

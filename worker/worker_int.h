@@ -2,7 +2,7 @@
  * worker/worker_int.h — what the files of keyforge-worker share (kf__ names).
  *
  *   worker.c   lifecycle, signals, the command subscriber, the heartbeat tick
- *   slot.c     one lane: hello, lease, run the job, progress, hand to the outbox
+ *   lane.c     one lane: hello, lease, run the job, progress, hand to the outbox
  *   gate.c     when a lane may lease and when it may run (lease-ahead)
  *   wmetrics.c the worker's metric families
  */
@@ -78,12 +78,12 @@ struct kf__wmetrics {
 };
 
 /*
- * One lane: a thread that leases, runs and reports one job at a time. A
- * worker has slots + lease_ahead of them, at most `slots` running (gate.h);
- * the code and the thread names call a lane a slot, as it was before
- * lease-ahead.
+ * One lane: a thread (named kf:laneN) that leases, runs and reports one
+ * job at a time. A worker has slots + lease_ahead of them, at most `slots`
+ * running a job (gate.h); the others hold a job that waits for a slot, or
+ * ask for one, or wait to ask.
  */
-struct kf__slot {
+struct kf__lane {
 	struct kf_worker *w;
 	unsigned index;
 	pthread_t thread;
@@ -107,7 +107,7 @@ struct kf__slot {
 	uint64_t last_report_ns;
 	uint64_t expire_ns;             /* stop the job here (monotonic); 0 = never */
 
-	/* The attempt this slot holds, for the heartbeat's list (protocol
+	/* The attempt this lane holds, for the heartbeat's list (protocol
 	 * 1.2): from the lease until its result is acknowledged or in the
 	 * outbox — longer than job_id, which ends with the run (under mu). */
 	uint64_t held_job, held_token;
@@ -143,7 +143,7 @@ struct kf_worker {
 	atomic_bool broker_down;        /* last RPC failed in transport (for the log) */
 	atomic_bool unheard;            /* a lease was refused: no heartbeat reached the broker */
 	/* Results the broker answered, by verdict, whichever way they went:
-	 * with the next lease request (slot.c) or through the outbox. */
+	 * with the next lease request (lane.c) or through the outbox. */
 	atomic_uint_fast64_t results_acked, results_dropped, results_refused;
 	pthread_mutex_t hello_mu;       /* one hello at a time */
 	atomic_bool id_refused;         /* the last hello was refused: our id is a live worker's (set under hello_mu) */
@@ -151,29 +151,29 @@ struct kf_worker {
 	uint64_t id_in_use_refused_ns;  /* refused time counted towards giving up (under hello_mu) */
 	atomic_bool id_in_use;          /* gave up on it: stopping, exit status 1 */
 
-	struct kf__slot *slots;         /* the lanes, cfg.slots + cfg.lease_ahead of them */
-	uint32_t lanes;
+	struct kf__lane *lanes;         /* cfg.slots + cfg.lease_ahead of them */
+	uint32_t n_lanes;
 	struct kf__gate gate;
 	atomic_uint_fast64_t ps_per_step; /* pace of the last job with steps (ps), 0 = none yet */
 	pthread_t cmd_thread;
 	bool cmd_started;
 };
 
-/* ---- slot.c ---------------------------------------------------------------- */
+/* ---- lane.c ---------------------------------------------------------------- */
 
-enum kf_err kf__slot_init(struct kf__slot *s, struct kf_worker *w, unsigned index);
-void kf__slot_release(struct kf__slot *s);
-void *kf__slot_main(void *arg);
-/* Tells the slot's job to stop for `why` when it is job_id (and lease_token
+enum kf_err kf__lane_init(struct kf__lane *s, struct kf_worker *w, unsigned index);
+void kf__lane_release(struct kf__lane *s);
+void *kf__lane_main(void *arg);
+/* Tells the lane's job to stop for `why` when it is job_id (and lease_token
  * matches, 0 = any). True when a job was told. Any thread. */
-bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token,
+bool kf__lane_stop_job(struct kf__lane *s, uint64_t job_id, uint64_t lease_token,
 	enum kf__stop why);
-/* Snapshot of the slot's running job for the heartbeat; false when it runs
+/* Snapshot of the lane's running job for the heartbeat; false when it runs
  * none (idle, or holding a job that waits for a slot). */
-bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, double *best_cost);
-/* The attempt the slot holds (see held_job); false when none. */
-bool kf__slot_held(struct kf__slot *s, struct kf_msg_held_job *out);
-/* A result's final verdict, from the slot or the outbox: counts it. */
+bool kf__lane_peek(struct kf__lane *s, uint64_t *job_id, double *progress, double *best_cost);
+/* The attempt the lane holds (see held_job); false when none. */
+bool kf__lane_held(struct kf__lane *s, struct kf_msg_held_job *out);
+/* A result's final verdict, from a lane or the outbox: counts it. */
 void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verdict v);
 
 /* Notes an RPC's transport result for the "broker unreachable" log lines. */

@@ -1,5 +1,5 @@
 /*
- * slot.c — one lane (gate.h): register, lease (long-poll) when the gate
+ * lane.c — one lane (gate.h): register, lease (long-poll) when the gate
  * lets it, wait for a free slot, run the job inside job_execution{job_id,
  * worker_id, attempt}, report progress, hand the result to the outbox,
  * lease again at once.
@@ -170,7 +170,7 @@ static enum kf_err hello_once(struct kf_worker *w)
 	return err;
 }
 
-/* One hello for all slots: the others wait for it, then see it done. */
+/* One hello for all lanes: the others wait for it, then see it done. */
 static bool ensure_hello(struct kf_worker *w)
 {
 	bool ok = true;
@@ -188,7 +188,7 @@ static bool ensure_hello(struct kf_worker *w)
 
 static void on_progress_reply(void *arg, enum kf_err err, nng_msg *reply)
 {
-	struct kf__slot *s = arg;
+	struct kf__lane *s = arg;
 	struct kf_worker *w = s->w;
 	struct kf_msg *rep = NULL;
 
@@ -213,7 +213,7 @@ static void on_progress_reply(void *arg, enum kf_err err, nng_msg *reply)
 			if (s->generation == s->progress_gen && s->job_id)
 				job_id = s->job_id;
 			pthread_mutex_unlock(&s->mu);
-			if (job_id && kf__slot_stop_job(s, job_id, 0, p->drop ? KF__STOP_DROP
+			if (job_id && kf__lane_stop_job(s, job_id, 0, p->drop ? KF__STOP_DROP
 									       : KF__STOP_KILL))
 				KF_INFO(KF__TARGET_JOB, p->drop ? "job lease lost; abandoning it"
 						: "job cancel received", KF_U64("job_id", job_id),
@@ -227,7 +227,7 @@ static void on_progress_reply(void *arg, enum kf_err err, nng_msg *reply)
 }
 
 /* Starts a progress request unless one is in flight; on the job's thread. */
-static void send_progress(struct kf__slot *s, uint64_t gen, const struct kf_msg_progress_req *pr)
+static void send_progress(struct kf__lane *s, uint64_t gen, const struct kf_msg_progress_req *pr)
 {
 	struct kf_rpc_call_opts o = { .timeout_ms = PROGRESS_TIMEOUT_MS, .resend_ms = 1000 };
 	struct kf_strbuf sb = KF_STRBUF_INIT;
@@ -248,7 +248,7 @@ static void send_progress(struct kf__slot *s, uint64_t gen, const struct kf_msg_
 /* The engine's progress callback (every KF__PROGRESS_STEPS steps). */
 static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 {
-	struct kf__slot *s = ctx;
+	struct kf__lane *s = ctx;
 	uint64_t now = kf_clock_mono_ns(), gen, left;
 	struct kf_msg_progress_req pr;
 	bool due;
@@ -284,7 +284,7 @@ static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 
 /* ---- the job ------------------------------------------------------------------- */
 
-bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token,
+bool kf__lane_stop_job(struct kf__lane *s, uint64_t job_id, uint64_t lease_token,
 	enum kf__stop why)
 {
 	bool hit;
@@ -301,7 +301,7 @@ bool kf__slot_stop_job(struct kf__slot *s, uint64_t job_id, uint64_t lease_token
 	return hit;
 }
 
-bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, double *best_cost)
+bool kf__lane_peek(struct kf__lane *s, uint64_t *job_id, double *progress, double *best_cost)
 {
 	bool busy;
 
@@ -314,7 +314,7 @@ bool kf__slot_peek(struct kf__slot *s, uint64_t *job_id, double *progress, doubl
 	return busy;
 }
 
-bool kf__slot_held(struct kf__slot *s, struct kf_msg_held_job *out)
+bool kf__lane_held(struct kf__lane *s, struct kf_msg_held_job *out)
 {
 	bool held;
 
@@ -325,9 +325,9 @@ bool kf__slot_held(struct kf__slot *s, struct kf_msg_held_job *out)
 	return held;
 }
 
-/* The slot no longer holds its attempt: acknowledged, dropped, or in the
+/* The lane no longer holds its attempt: acknowledged, dropped, or in the
  * outbox (which lists it from then on). */
-static void held_end(struct kf__slot *s)
+static void held_end(struct kf__lane *s)
 {
 	pthread_mutex_lock(&s->mu);
 	s->held_job = s->held_token = 0;
@@ -338,7 +338,7 @@ static void held_end(struct kf__slot *s)
  * came from a broker that takes an `expired` report, protocol 1.3). The
  * clock starts when the lease arrives, a little after the broker's
  * deadline_at starts, well inside the 2 s of grace its sweep allows. */
-static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l, bool self_expire)
+static void job_begin(struct kf__lane *s, const struct kf_msg_lease *l, bool self_expire)
 {
 	uint32_t restarts = l->params.restarts ? l->params.restarts : 1;
 	uint64_t now = kf_clock_mono_ns();
@@ -363,7 +363,7 @@ static void job_begin(struct kf__slot *s, const struct kf_msg_lease *l, bool sel
 
 /* The job got its slot (kf__gate_run): from here it runs. A shutdown that
  * began while it waited hands it back as it would a running one. */
-static void job_start(struct kf__slot *s)
+static void job_start(struct kf__lane *s)
 {
 	uint64_t now = kf_clock_mono_ns();
 
@@ -378,7 +378,7 @@ static void job_start(struct kf__slot *s)
 	s->run_ns = now;
 }
 
-static enum kf__stop job_end(struct kf__slot *s)
+static enum kf__stop job_end(struct kf__lane *s)
 {
 	enum kf__stop stop;
 
@@ -395,7 +395,7 @@ static enum kf__stop job_end(struct kf__slot *s)
 }
 
 /* Decides the outcome, logs it (inside job_execution) and fills c. */
-static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_err err,
+static enum kf__outcome settle(struct kf__lane *s, enum kf__stop stop, enum kf_err err,
 	const struct kf_strbuf *why, struct kf__completion *c)
 {
 	if (stop == KF__STOP_DROP) {
@@ -458,9 +458,9 @@ static enum kf__outcome settle(struct kf__slot *s, enum kf__stop stop, enum kf_e
  * (*next)->complete_rep.lease and frees it), else NULL. False: c is not
  * acknowledged (transport, database away, token), and the caller hands it
  * to the outbox, which resends it. A broker older than 1.1 ignores the
- * request for a job: the reply has none, and the slot leases as before.
+ * request for a job: the reply has none, and the lane leases as before.
  */
-static bool complete_and_lease(struct kf__slot *s, const struct kf__completion *c,
+static bool complete_and_lease(struct kf__lane *s, const struct kf__completion *c,
 	enum kf__gate_ask ask, struct kf_msg **next)
 {
 	struct kf_worker *w = s->w;
@@ -510,7 +510,7 @@ static uint64_t lease_predict_ns(struct kf_worker *w, const struct kf_msg_lease 
 }
 
 /* The answer to a lane's ask: the job it brought, if any, is held. */
-static void answered(struct kf__slot *s, enum kf__gate_ask ask, const struct kf_msg_lease *l)
+static void answered(struct kf__lane *s, enum kf__gate_ask ask, const struct kf_msg_lease *l)
 {
 	kf__gate_answered(&s->w->gate, ask, l != NULL, l ? lease_predict_ns(s->w, l) : 0,
 			  &s->gate);
@@ -518,7 +518,7 @@ static void answered(struct kf__slot *s, enum kf__gate_ask ask, const struct kf_
 
 /* Reports c, asking for the next job with it when the gate lets this lane
  * (see complete_and_lease). False: not acknowledged (c was not taken). */
-static bool report(struct kf__slot *s, const struct kf__completion *c, struct kf_msg **next)
+static bool report(struct kf__lane *s, const struct kf__completion *c, struct kf_msg **next)
 {
 	enum kf__gate_ask ask = kf__gate_try_ask(&s->w->gate);
 	bool taken = complete_and_lease(s, c, ask, next);
@@ -530,7 +530,7 @@ static bool report(struct kf__slot *s, const struct kf__completion *c, struct kf
 
 /* Runs one leased job once a slot is free; returns a reply carrying the
  * next job (from a complete with lease_next) or NULL. */
-static struct kf_msg *run_lease(struct kf__slot *s, const struct kf_msg_lease *l,
+static struct kf_msg *run_lease(struct kf__lane *s, const struct kf_msg_lease *l,
 	bool self_expire)
 {
 	struct kf_worker *w = s->w;
@@ -614,7 +614,7 @@ void kf__on_result_done(void *ctx, const struct kf__completion *c, enum kf__verd
 
 /* One lease request (a long-poll when the gate said SLOT, none when
  * AHEAD). KF_OK with *rep set (lease or none). */
-static enum kf_err lease(struct kf__slot *s, enum kf__gate_ask ask, struct kf_msg **rep)
+static enum kf_err lease(struct kf__lane *s, enum kf__gate_ask ask, struct kf_msg **rep)
 {
 	struct kf_worker *w = s->w;
 	uint32_t wait = ask == KF__GATE_SLOT ? w->cfg.lease_wait_ms : 0;
@@ -659,19 +659,19 @@ static enum kf_err lease(struct kf__slot *s, enum kf__gate_ask ask, struct kf_ms
 	return err;
 }
 
-void *kf__slot_main(void *arg)
+void *kf__lane_main(void *arg)
 {
-	struct kf__slot *s = arg;
+	struct kf__lane *s = arg;
 	struct kf_worker *w = s->w;
 	uint32_t failures = 0;
 	struct kf_msg *next = NULL; /* a complete's reply that carries a job */
 	char name[16];
 
-	snprintf(name, sizeof(name), "kf:slot%u", s->index);
+	snprintf(name, sizeof(name), "kf:lane%u", s->index);
 	pthread_setname_np(pthread_self(), name);  /* top -H, perf */
 
 	/* A job that came with a completion's acknowledgement is leased to
-	 * this slot: it runs even if draining began meanwhile (as a job
+	 * this lane: it runs even if draining began meanwhile (as a job
 	 * leased just before SIGTERM does). */
 	while (next || !atomic_load(&w->draining)) {
 		struct kf_msg *rep = NULL;
@@ -708,7 +708,7 @@ void *kf__slot_main(void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-enum kf_err kf__slot_init(struct kf__slot *s, struct kf_worker *w, unsigned index)
+enum kf_err kf__lane_init(struct kf__lane *s, struct kf_worker *w, unsigned index)
 {
 	memset(s, 0, sizeof(*s));
 	s->w = w;
@@ -717,7 +717,7 @@ enum kf_err kf__slot_init(struct kf__slot *s, struct kf_worker *w, unsigned inde
 	return kf_rpc_call_new(w->rpc.cli, on_progress_reply, s, &s->progress_call);
 }
 
-void kf__slot_release(struct kf__slot *s)
+void kf__lane_release(struct kf__lane *s)
 {
 	kf_rpc_call_free(s->progress_call);
 	s->progress_call = NULL;
