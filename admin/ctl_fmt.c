@@ -104,13 +104,8 @@ bool kf__ctl_parse_double(const char *text, double *out)
 bool kf__ctl_parse_duration_ms(const char *text, uint64_t *out_ms)
 {
 	/* The broker refuses a deadline whose ns do not fit an int64. */
-	const uint64_t max_ms = (uint64_t)INT64_MAX / KF_NS_PER_MS;
-	uint64_t ns;
-
-	if (!text || !kf_parse_duration_ns(text, KF_NS_PER_MS * 1000, max_ms * KF_NS_PER_MS, &ns))
-		return false;
-	*out_ms = (ns + KF_NS_PER_MS / 2) / KF_NS_PER_MS;
-	return true;
+	return text && kf_parse_duration_ms(text, KF_NS_PER_S, (uint64_t)INT64_MAX / KF_NS_PER_MS,
+					    out_ms);
 }
 
 bool kf__ctl_parse_job_id(const char *text, uint64_t *out)

@@ -68,13 +68,24 @@ bool kf_parse_duration_ns(const char *text, uint64_t bare_unit_ns, uint64_t max_
 	return true;
 }
 
+bool kf_parse_duration_ms(const char *text, uint64_t bare_unit_ns, uint64_t max_ms,
+			  uint64_t *out_ms)
+{
+	uint64_t ns;
+
+	if (max_ms > UINT64_MAX / KF_NS_PER_MS ||
+	    !kf_parse_duration_ns(text, bare_unit_ns, max_ms * KF_NS_PER_MS, &ns))
+		return false;
+	*out_ms = (ns + KF_NS_PER_MS / 2) / KF_NS_PER_MS;
+	return true;
+}
+
 enum kf_err kf_parse_ms(const char *text, uint32_t lo_ms, uint32_t hi_ms, const char *what,
 			uint32_t *out_ms, struct kf_strbuf *msg)
 {
-	uint64_t ns, ms;
+	uint64_t ms;
 
-	if (!kf_parse_duration_ns(text, KF_NS_PER_MS, hi_ms * KF_NS_PER_MS, &ns) ||
-	    (ms = (ns + KF_NS_PER_MS / 2) / KF_NS_PER_MS) < lo_ms || ms > hi_ms) {
+	if (!kf_parse_duration_ms(text, KF_NS_PER_MS, hi_ms, &ms) || ms < lo_ms) {
 		kf_strbuf_addf(msg, "%s: '%s' is not a duration from %u ms to %u ms "
 			       "(e.g. 250, 250ms, 30s)", what, text, lo_ms, hi_ms);
 		return KF_EINVAL;

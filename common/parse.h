@@ -27,6 +27,10 @@ enum kf_err kf_parse_u32(const char *text, uint32_t lo, uint32_t hi, const char 
 bool kf_parse_duration_ns(const char *text, uint64_t bare_unit_ns, uint64_t max_ns,
 			  uint64_t *out_ns);
 
+/* The same rounded to whole milliseconds, at most max_ms. */
+bool kf_parse_duration_ms(const char *text, uint64_t bare_unit_ns, uint64_t max_ms,
+			  uint64_t *out_ms);
+
 /* A duration flag kept in whole milliseconds, from lo_ms to hi_ms: a bare
  * number is milliseconds ("250"), a unit says otherwise ("30s", "1.5m").
  * On error returns KF_EINVAL and appends "<what>: '<text>' is not a

@@ -334,13 +334,18 @@ static void held_end(struct kf__lane *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* The steps a leased job takes in all: steps per restart, at least one run. */
+static uint64_t lease_total_steps(const struct kf_msg_lease *l)
+{
+	return l->params.steps * (l->params.restarts ? l->params.restarts : 1);
+}
+
 /* self_expire: the worker watches the job's deadline itself (the lease
  * came from a broker that takes an `expired` report, protocol 1.3). The
  * clock starts when the lease arrives, a little after the broker's
  * deadline_at starts, well inside the 2 s of grace its sweep allows. */
 static void job_begin(struct kf__lane *s, const struct kf_msg_lease *l, bool self_expire)
 {
-	uint32_t restarts = l->params.restarts ? l->params.restarts : 1;
 	uint64_t now = kf_clock_mono_ns();
 
 	pthread_mutex_lock(&s->mu);
@@ -351,7 +356,7 @@ static void job_begin(struct kf__lane *s, const struct kf_msg_lease *l, bool sel
 	s->lease_token = l->lease_token;
 	s->attempt = l->attempt;
 	s->step = 0;
-	s->total_steps = l->params.steps * restarts;
+	s->total_steps = lease_total_steps(l);
 	s->temperature = s->cost = s->best_cost = 0;
 	s->stop = atomic_load(&s->w->handback) ? KF__STOP_HANDBACK : KF__STOP_NONE;
 	s->last_report_ns = now;
@@ -503,10 +508,7 @@ static bool complete_and_lease(struct kf__lane *s, const struct kf__completion *
  * worker's last jobs that had steps. */
 static uint64_t lease_predict_ns(struct kf_worker *w, const struct kf_msg_lease *l)
 {
-	uint64_t restarts = l->params.restarts ? l->params.restarts : 1;
-
-	return kf__gate_predict_ns((uint64_t)l->params.steps * restarts, 0, 0,
-				   atomic_load(&w->ps_per_step));
+	return kf__gate_predict_ns(lease_total_steps(l), 0, 0, atomic_load(&w->ps_per_step));
 }
 
 /* The answer to a lane's ask: the job it brought, if any, is held. */
