@@ -665,7 +665,6 @@ void *kf__lane_main(void *arg)
 {
 	struct kf__lane *s = arg;
 	struct kf_worker *w = s->w;
-	uint32_t failures = 0;
 	struct kf_msg *next = NULL; /* a complete's reply that carries a job */
 	char name[16];
 
@@ -687,14 +686,20 @@ void *kf__lane_main(void *arg)
 		} else if ((ask = kf__gate_ask(&w->gate)) == KF__GATE_NO) {
 			continue; /* draining */
 		} else if (!ensure_hello(w) || lease(s, ask, &rep) != KF_OK) {
+			/* Nap before giving the place back: another lane would
+			 * take it at once and fail too, and a worker of one slot
+			 * would ask in nine streams. */
+			nap(w, atomic_load(&w->id_refused)
+				       ? ID_IN_USE_RETRY_MS
+				       : backoff_ms(atomic_fetch_add(&w->lease_failures, 1) + 1));
 			answered(s, ask, NULL);
-			nap(w, atomic_load(&w->id_refused) ? ID_IN_USE_RETRY_MS : backoff_ms(++failures));
 			continue;
 		} else {
 			l = rep->lease_rep.lease;
 			answered(s, ask, l);
 		}
-		failures = 0;
+		if (atomic_load(&w->lease_failures)) /* a load: the line stays shared */
+			atomic_store(&w->lease_failures, 0);
 		next = NULL;
 		/* A 1.3 broker takes an `expired` report; an older one would
 		 * retry the job, so its sweep keeps the deadline. */

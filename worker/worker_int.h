@@ -142,6 +142,9 @@ struct kf_worker {
 	atomic_bool quit;               /* background threads exit */
 	atomic_bool broker_down;        /* last RPC failed in transport (for the log) */
 	atomic_bool unheard;            /* a lease was refused: no heartbeat reached the broker */
+	/* Leases failed in a row, by any lane (reset by one that succeeds):
+	 * the worker backs off as one, not as one stream per lane. */
+	atomic_uint lease_failures;
 	/* Results the broker answered, by verdict, whichever way they went:
 	 * with the next lease request (lane.c) or through the outbox. */
 	atomic_uint_fast64_t results_acked, results_dropped, results_refused;

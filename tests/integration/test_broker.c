@@ -37,6 +37,7 @@
 
 #include "pgtmp_fixture.h"
 #include "child.h"
+#include "events.h"
 #include "ports.h"
 #include "bus/bus.h"
 #include "common/clock.h"
@@ -376,45 +377,9 @@ static struct kf_msg *complete(uint64_t job, uint64_t token, enum kf_job_state o
 
 /* ---- events and ingest ------------------------------------------------------ */
 
-static struct kf_bus_sub *sub_on(const char *url, const char *prefix, size_t len)
-{
-	struct kf_bus_sub *sub;
-
-	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
-	assert_int_equal(kf_bus_sub_subscribe(sub, prefix, len), KF_OK);
-	for (int i = 0; i < 200 && kf_bus_sock_peers(kf_bus_sub_sock(sub)) == 0; i++)
-		sleep_ms(10);
-	assert_true(kf_bus_sock_peers(kf_bus_sub_sock(sub)) > 0);
-	sleep_ms(50);
-	return sub;
-}
-
 static struct kf_bus_sub *events_sub(const char *prefix, size_t len)
 {
-	return sub_on(g_url[1], prefix, len);
-}
-
-/* The next message on sub whose topic starts with prefix, decoded. */
-static struct kf_msg *next_event(struct kf_bus_sub *sub, const char *prefix, int ms)
-{
-	uint64_t end = kf_clock_mono_ns() + (uint64_t)ms * 1000000u;
-
-	while (kf_clock_mono_ns() < end) {
-		struct kf_msg *msg;
-		nng_msg *m;
-
-		if (kf_bus_sub_recv(sub, 100, &m) != KF_OK)
-			continue;
-		if (kf_msg_decode_pub(nng_msg_body(m), nng_msg_len(m), &msg, NULL) == KF_OK) {
-			if (!strncmp(msg->topic, prefix, strlen(prefix))) {
-				nng_msg_free(m);
-				return msg;
-			}
-			kf_msg_free(msg);
-		}
-		nng_msg_free(m);
-	}
-	return NULL;
+	return kf_test_sub_on(g_url[1], prefix, len);
 }
 
 static struct kf_bus_pub *ingest_pub(void)
@@ -534,41 +499,10 @@ static int liveness_of(const char *worker)
 	return worker_status(worker, &st) ? (int)st.liveness : -1;
 }
 
-/* The value of a series in the broker's metric updates, waiting (8 s at
- * most) for one that carries it at `min` or more. NAN when none came. */
-static double broker_metric2(struct kf_bus_sub *sub, const char *name, const char *label,
-	const char *value, const char *label2, const char *value2, double min)
-{
-	uint64_t end = kf_clock_mono_ns() + 8000000000ull;
-	double last = NAN;
-
-	while (kf_clock_mono_ns() < end && !(last >= min)) {
-		struct kf_msg *m = next_event(sub, "metric.broker", 1500);
-
-		if (!m)
-			continue;
-		for (size_t i = 0; i < m->metric.n_series; i++) {
-			const struct kf_msg_series *s = &m->metric.series[i];
-			bool match = !strcmp(s->name, name);
-
-			for (size_t k = 0; match && k < s->n_labels; k++) {
-				if (label && !strcmp(s->labels[k].name, label))
-					match = !strcmp(s->labels[k].value, value);
-				if (label2 && !strcmp(s->labels[k].name, label2))
-					match = match && !strcmp(s->labels[k].value, value2);
-			}
-			if (match)
-				last = s->value;
-		}
-		kf_msg_free(m);
-	}
-	return last;
-}
-
 static double broker_metric(struct kf_bus_sub *sub, const char *name, const char *label,
 	const char *value, double min)
 {
-	return broker_metric2(sub, name, label, value, NULL, NULL, min);
+	return kf_test_broker_metric(sub, name, label, value, NULL, NULL, min);
 }
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -1118,7 +1052,7 @@ static void test_complete_with_next(void **state)
 static void expect_cancel(struct kf_bus_sub *sub, const char *prefix, uint64_t id,
 	uint64_t token)
 {
-	struct kf_msg *cmd = next_event(sub, prefix, 3000);
+	struct kf_msg *cmd = kf_test_next_event(sub, prefix, 3000);
 
 	assert_non_null(cmd);
 	assert_int_equal(cmd->type, KF_MSG_COMMAND);
@@ -1141,7 +1075,7 @@ static void test_kill_running(void **state)
 	sub = events_sub("cmd.w-kill", strlen("cmd.w-kill"));
 	/* Everything on the commands socket: the job events of the submit and
 	 * the lease below must not be there, only the cancel. */
-	cmds = sub_on(g_url[3], "", 0);
+	cmds = kf_test_sub_on(g_url[3], "", 0);
 	id = submit_job(0, 1000000);
 	l = lease_job("w-kill", id);
 	token = l->lease_rep.lease->lease_token;
@@ -1559,7 +1493,7 @@ static void test_ingest(void **state)
 		.message = "hello from the worker" };
 	kf_topic_log(topic, KF_MSG_LEVEL_WARN, "w-ingest");
 	publish(pub, topic, &m);
-	ev = next_event(logs, "log.WARN.w-ingest", 3000);
+	ev = kf_test_next_event(logs, "log.WARN.w-ingest", 3000);
 	assert_non_null(ev);
 	assert_string_equal(ev->log.message, "hello from the worker");
 	assert_string_equal(ev->sender, "w-ingest");
@@ -1595,13 +1529,13 @@ static void test_ingest(void **state)
 	assert_true(broker_metric(mets, "keyforge_worker_heartbeats", NULL, NULL, 1) >= 1);
 	assert_true(broker_metric(mets, "keyforge_bus_dropped_total", "reason", "oversized", 1) == 1);
 	/* The refused requests of the earlier tests are counted too. */
-	assert_true(broker_metric2(mets, "keyforge_rpc_requests_total", "method", "submit",
+	assert_true(kf_test_broker_metric(mets, "keyforge_rpc_requests_total", "method", "submit",
 				   "status", "perm", 2) >= 2);
-	assert_true(broker_metric2(mets, "keyforge_bus_decode_errors_total", "socket", "rpc",
+	assert_true(kf_test_broker_metric(mets, "keyforge_bus_decode_errors_total", "socket", "rpc",
 				   "kind", "toobig", 1) >= 1);
 	assert_int_equal(log_count("rate limit exceeded"), 1); /* once per source per interval */
 	/* The broker's own events travel the same way, under source "broker". */
-	ev = next_event(logs, "log.WARN.broker", 3000);
+	ev = kf_test_next_event(logs, "log.WARN.broker", 3000);
 	assert_non_null(ev);
 	assert_string_equal(ev->sender, "broker");
 	kf_msg_free(ev);
@@ -1651,7 +1585,7 @@ static void test_worker_death_requeues(void **state)
 	assert_true(wait_log(line, 2000));
 	/* The worker, should it still run the job, is told to drop it: the
 	 * attempt is over, and no kill happened. */
-	cmd = next_event(cmds, "cmd.w-dies", 3000);
+	cmd = kf_test_next_event(cmds, "cmd.w-dies", 3000);
 	assert_non_null(cmd);
 	assert_int_equal(cmd->type, KF_MSG_COMMAND);
 	assert_int_equal(cmd->command.action, KF_CMD_CANCEL);
@@ -1761,7 +1695,7 @@ static void test_second_incarnation_metrics_dropped(void **state)
 	publish(pub, topic, &m);
 	metric_update(pub, "w-twin", 3, 78, 5);
 	metric_update(pub, "w-twin", 4, 77, 10);
-	while ((got = next_event(fwd, "metric.w-twin", 1000))) {
+	while ((got = kf_test_next_event(fwd, "metric.w-twin", 1000))) {
 		from_live += got->metric.incarnation == 77;
 		from_twin += got->metric.incarnation == 78;
 		kf_msg_free(got);

@@ -48,6 +48,7 @@
 
 #include "pgtmp_fixture.h"
 #include "child.h"
+#include "events.h"
 #include "ports.h"
 #include "bus/bus.h"
 #include "common/clock.h"
@@ -1084,6 +1085,21 @@ static uint32_t live_slots(const char *except)
  * then refused (KF_ESTATE; WARN once on each side) while it is silent. A
  * job that only it asks for waits, and runs as attempt 1 once a live slot
  * takes it. */
+/* The leases the broker has refused because no heartbeat of the asker
+ * reached it (keyforge_rpc_requests_total{method="lease",status="state"}),
+ * from its next metric update that carries them: a new subscriber, so no
+ * older update waits in its queue. */
+static double leases_refused_unheard(void)
+{
+	struct kf_bus_sub *sub = kf_test_sub_on(g_url[1], "metric.broker", 13);
+	double n = kf_test_broker_metric(sub, "keyforge_rpc_requests_total", "method", "lease",
+					 "status", "state", 0);
+
+	kf_bus_sub_free(sub);
+	assert_false(isnan(n));
+	return n;
+}
+
 static void test_unheard_worker_gets_no_job(void **state)
 {
 	enum { MAX_BUSY = 16 };
@@ -1091,6 +1107,7 @@ static void test_unheard_worker_gets_no_job(void **state)
 	enum kf_worker_liveness lv = KF_WORKER_ALIVE;
 	uint64_t busy[MAX_BUSY], id;
 	uint32_t n_busy;
+	double refused;  /* leases refused, a count: whole */
 	struct proc *unheard;
 	struct kf_msg *rep;
 
@@ -1129,9 +1146,17 @@ static void test_unheard_worker_gets_no_job(void **state)
 		wait_running(busy[i], who, sizeof who, 20000);
 		assert_string_not_equal(who, "unheard");
 	}
-	/* One job more: only the unheard worker asks for it, and is refused. */
+	/* One job more: only the unheard worker asks for it, and is refused.
+	 * It keeps asking, as one stream backing off to 2 s: not one stream
+	 * per lane (nine with one slot and the default lease-ahead, some 13
+	 * refusals in these 3 s), which a fleet of fenced workers would turn
+	 * into a load on the broker. The window between the two metric
+	 * updates is 3 s and at most ~2 s more: 2-3 refusals here. */
 	id = submit(1000, 400);
+	refused = leases_refused_unheard();
 	sleep_ms(3000);
+	refused = leases_refused_unheard() - refused;
+	assert_in_range((uint64_t)refused, 1, 5);
 	assert_int_equal(state_of(id), KF_JOB_PENDING);
 	assert_int_equal(log_count(unheard, "lease refused"), 1);
 	assert_int_equal(log_count(unheard, "no heartbeat from worker 'unheard' has reached"), 1);
