@@ -40,7 +40,8 @@ struct kf__engine {
 	char *corpus_dirs, *default_corpus;
 	pthread_mutex_t mu;
 	struct corpus_entry *corpora;
-	struct scorer_entry scorers[KF__SCORERS_MAX];
+	struct scorer_entry *scorers;
+	uint32_t n_scorers;
 	uint64_t clock;                     /* use counter for LRU */
 	uint64_t corpus_loads, scorer_builds;
 };
@@ -175,7 +176,10 @@ enum kf_err kf__engine_new(const struct kf__engine_opts *o, struct kf__engine **
 		return KF_ENOMEM;
 	e->corpus_dirs = o->corpus_dirs ? strdup(o->corpus_dirs) : NULL;
 	e->default_corpus = o->default_corpus ? strdup(o->default_corpus) : NULL;
-	if ((o->corpus_dirs && !e->corpus_dirs) || (o->default_corpus && !e->default_corpus)) {
+	e->n_scorers = o->max_running > KF__SCORERS_KEPT ? o->max_running : KF__SCORERS_KEPT;
+	e->scorers = calloc(e->n_scorers, sizeof(*e->scorers));
+	if ((o->corpus_dirs && !e->corpus_dirs) || (o->default_corpus && !e->default_corpus) ||
+	    !e->scorers) {
 		kf__engine_free(e);
 		return KF_ENOMEM;
 	}
@@ -188,8 +192,9 @@ void kf__engine_free(struct kf__engine *e)
 {
 	if (!e)
 		return;
-	for (int i = 0; i < KF__SCORERS_MAX; i++)
+	for (uint32_t i = 0; e->scorers && i < e->n_scorers; i++)
 		kf_scorer_free(e->scorers[i].scorer);
+	free(e->scorers);
 	while (e->corpora) {
 		struct corpus_entry *next = e->corpora->next;
 
@@ -257,7 +262,7 @@ static enum kf_err scorer_get(struct kf__engine *e, const struct kf_corpus *corp
 	enum kf_err err;
 
 	sorted_charset(start, charset);
-	for (int i = 0; i < KF__SCORERS_MAX; i++) {
+	for (uint32_t i = 0; i < e->n_scorers; i++) {
 		s = &e->scorers[i];
 		if (s->scorer && s->corpus == corpus && s->board == board_kind &&
 		    !strcmp(s->charset, charset) && kf_weights_equal(&s->weights, w)) {
@@ -271,7 +276,7 @@ static enum kf_err scorer_get(struct kf__engine *e, const struct kf_corpus *corp
 			victim = s;
 	}
 	if (!victim)
-		return KF_EFULL; /* every scorer in use: cannot happen with <= 8 slots */
+		return KF_EFULL; /* more jobs at once than opts.max_running said */
 	kf_board_init(&board, board_kind);
 	kf_scorer_free(victim->scorer);
 	memset(victim, 0, sizeof(*victim));

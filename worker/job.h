@@ -6,8 +6,9 @@
  *  - corpora, loaded once per resolved path and kept for the life of the
  *    process (a corpus file replaced on disk is seen after a restart);
  *  - scorers (about 20 ms to build on the default corpus), by corpus,
- *    board, character set and weights, the KF__SCORERS_MAX most recently
- *    used;
+ *    board, character set and weights: the KF__SCORERS_KEPT most recently
+ *    used, or one per job that may run at once when that is more (every
+ *    running job holds one, and a job never waits for another's);
  *  - per scorer, the statistics of the last result layout (a zero-step job
  *    returns its start layout: the same statistics every time).
  *
@@ -33,13 +34,14 @@
 #include "proto/rpc.h"
 #include "worker/outbox.h"
 
-#define KF__SCORERS_MAX 8
+#define KF__SCORERS_KEPT 8
 
 struct kf__engine;
 
 struct kf__engine_opts {
 	const char *corpus_dirs;     /* ':'-separated; may be NULL */
 	const char *default_corpus;  /* may be NULL */
+	uint32_t max_running;        /* jobs kf__job_run runs at once, at most (the slots) */
 };
 
 enum kf_err kf__engine_new(const struct kf__engine_opts *o, struct kf__engine **out);

@@ -214,7 +214,7 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 	struct kf_strbuf *why)
 {
 	struct kf__engine_opts eo = { .corpus_dirs = cfg->corpus_dirs,
-		.default_corpus = cfg->default_corpus };
+		.default_corpus = cfg->default_corpus, .max_running = cfg->slots };
 	struct kf_worker *w = calloc(1, sizeof(*w));
 	enum kf_err err;
 

@@ -12,12 +12,16 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "layout/corpus.h"
 #include "layout/layout.h"
 #include "proto/proto.h"
@@ -794,6 +798,82 @@ static void test_job_run(void **state)
 	free(c);
 }
 
+/* ---- jobs at once, each with its own scorer ---------------------------------- */
+
+/* More than the KF__SCORERS_KEPT that the cache keeps: a worker of that
+ * many slots runs them all at once, with different weights. */
+#define AT_ONCE (KF__SCORERS_KEPT + 2)
+
+struct at_once_job {
+	struct kf__engine *e;
+	unsigned index;
+	bool met;                 /* reached the meeting point */
+	enum kf_err err;
+};
+
+static atomic_uint g_at_once_met;
+
+/* Progress of a running job, which holds its scorer: the first call waits
+ * until every job runs (10 s at most, so that a job that never starts
+ * fails the test rather than hanging it). */
+static void at_once_meet(void *ctx, const struct kf_anneal_progress *progress)
+{
+	struct at_once_job *j = ctx;
+	uint64_t end = kf_clock_mono_ns() + 10000 * KF_NS_PER_MS;
+
+	(void)progress;
+	if (j->met)
+		return;
+	j->met = true;
+	atomic_fetch_add(&g_at_once_met, 1);
+	while (atomic_load(&g_at_once_met) < AT_ONCE && kf_clock_mono_ns() < end)
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+}
+
+static void *at_once_run(void *arg)
+{
+	struct at_once_job *j = arg;
+	struct kf_msg_named_value w[] = { { "sfb", 1.0 + j->index } };
+	struct kf_msg_job_params p = { .corpus = "tiny", .start_layout = "qwerty", .steps = 2000,
+		.seed = j->index, .restarts = 1, .weights = w, .n_weights = 1 };
+	struct kf__job_ctl ctl = { .progress = at_once_meet, .progress_ctx = j,
+		.progress_interval = 100 };
+	struct kf_strbuf why = KF_STRBUF_INIT;
+	struct kf__completion *c = calloc(1, sizeof(*c));
+
+	j->err = c ? kf__job_run(j->e, &p, &ctl, c, &why) : KF_ENOMEM;
+	kf_strbuf_release(&why);
+	free(c);
+	return NULL;
+}
+
+static void test_jobs_at_once_past_kept_scorers(void **state)
+{
+	struct kf__engine_opts eo = { .corpus_dirs = g_tmp, .max_running = AT_ONCE };
+	struct at_once_job jobs[AT_ONCE];
+	pthread_t threads[AT_ONCE];
+	uint64_t loads, builds;
+	struct kf__engine *e;
+
+	(void)state;
+	assert_int_equal(kf__engine_new(&eo, &e), KF_OK);
+	atomic_store(&g_at_once_met, 0);
+	for (unsigned i = 0; i < AT_ONCE; i++) {
+		jobs[i] = (struct at_once_job){ .e = e, .index = i };
+		assert_int_equal(pthread_create(&threads[i], NULL, at_once_run, &jobs[i]), 0);
+	}
+	for (unsigned i = 0; i < AT_ONCE; i++)
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+	/* All ran together, each on a scorer of its own. */
+	assert_int_equal(atomic_load(&g_at_once_met), AT_ONCE);
+	for (unsigned i = 0; i < AT_ONCE; i++)
+		assert_int_equal(jobs[i].err, KF_OK);
+	kf__engine_counts(e, &loads, &builds);
+	assert_int_equal(loads, 1);
+	assert_int_equal(builds, AT_ONCE);
+	kf__engine_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -816,6 +896,7 @@ int main(void)
 		cmocka_unit_test(test_corpus_resolve),
 		cmocka_unit_test(test_job_params),
 		cmocka_unit_test(test_job_run),
+		cmocka_unit_test(test_jobs_at_once_past_kept_scorers),
 	};
 
 	return cmocka_run_group_tests(tests, setup_files, teardown_files);
