@@ -61,8 +61,10 @@ static const struct kf__ctl_cmd commands[] = {
 	  "", kf__ctl_kill },
 	{ "retry", "ID", "queue a failed or killed job again, with a new attempt",
 	  "", kf__ctl_retry },
-	{ "wait", "ID... [--timeout D] [--strict] [--quiet]",
+	{ "wait", "[ID...] [--timeout D] [--strict] [--quiet]",
 	  "wait until every job is final (succeeded, failed or killed)",
+	  "  ID...             the jobs; none: those pending, running or retrying now\n"
+	  "                    (not the ones submitted later)\n"
 	  "  --timeout D, -t D give up after D (seconds or 30s, 5m; default: never);\n"
 	  "                    exit status 3. (Here --timeout is the wait; the time per\n"
 	  "                    request is the global --timeout before the command.)\n"

@@ -1,7 +1,10 @@
 /*
- * ctl_wait.c — `keyforgectl wait ID...`: polls the jobs until every one is
- * final (DESIGN.md §10: exit 0 then, whatever the outcome; --strict makes
- * an unsuccessful outcome exit 5).
+ * ctl_wait.c — `keyforgectl wait [ID...]`: polls the jobs until every one
+ * is final (DESIGN.md §10: exit 0 then, whatever the outcome; --strict
+ * makes an unsuccessful outcome exit 5). Without ids, the jobs that are not
+ * final when it starts: "wait for what I queued", for a script that
+ * submitted without keeping the ids. Jobs submitted later are not waited
+ * for, so a hive that never empties does not keep it waiting.
  *
  * Polling (get) rather than job events: events are lossy and say nothing
  * about a job that finished before we subscribed; a get every 200–1000 ms
@@ -133,6 +136,48 @@ static int poll_round(struct kf__ctl *ctl, const struct wait_opts *o, struct wai
 	return status;
 }
 
+/* The jobs pending, running or retrying now, every page of them. */
+static int active_jobs(struct kf__ctl *ctl, struct waited **w, size_t *n)
+{
+	uint64_t after = 0;
+	size_t cap = 0;
+	bool last;
+	int status;
+
+	for (;;) {
+		struct kf_msg req, *rep = NULL;
+		const struct kf_msg_list_rep *r;
+
+		kf__ctl_msg_init(ctl, &req, KF_MSG_LIST_REQ);
+		req.list_req.state_mask = KF_JOB_STATE_BIT(KF_JOB_PENDING) |
+			KF_JOB_STATE_BIT(KF_JOB_RUNNING) | KF_JOB_STATE_BIT(KF_JOB_RETRYING);
+		req.list_req.after_id = after;
+		req.list_req.limit = KF_MSG_MAX_JOBS;
+		if ((status = kf__ctl_call(ctl, &req, &rep)))
+			return status;
+		r = &rep->list_rep;
+		if (*n + r->n_jobs > cap) {
+			struct waited *more;
+
+			cap = (*n + r->n_jobs) * 2;
+			if (!(more = realloc(*w, cap * sizeof(**w)))) {
+				kf_msg_free(rep);
+				return kf__ctl_fail(KF__CTL_FAIL, "out of memory");
+			}
+			*w = more;
+		}
+		for (size_t i = 0; i < r->n_jobs; i++)
+			(*w)[(*n)++] = (struct waited){ .id = r->jobs[i].id,
+				.state = r->jobs[i].state };
+		last = r->n_jobs < KF_MSG_MAX_JOBS;
+		if (!last)
+			after = r->jobs[r->n_jobs - 1].id;
+		kf_msg_free(rep);
+		if (last)
+			return -1; /* parsed: go on */
+	}
+}
+
 static int parse(struct kf__ctl *ctl, int argc, char **argv, struct wait_opts *o,
 	struct waited **w, size_t *n, uint64_t *timeout_ms)
 {
@@ -151,10 +196,8 @@ static int parse(struct kf__ctl *ctl, int argc, char **argv, struct wait_opts *o
 	if (o->timeout && !kf__ctl_parse_duration_ms(o->timeout, timeout_ms))
 		return kf__ctl_bad_value("wait", "--timeout", o->timeout,
 					 "a duration (seconds, or 30s, 5m)");
-	if (first >= argc) {
-		fprintf(stderr, "keyforgectl wait: which jobs? give their ids\n");
-		return KF__CTL_USAGE;
-	}
+	if (first >= argc)
+		return active_jobs(ctl, w, n);
 	*n = (size_t)(argc - first);
 	if (!(*w = calloc(*n, sizeof(**w))))
 		return kf__ctl_fail(KF__CTL_FAIL, "out of memory");
@@ -176,6 +219,8 @@ int kf__ctl_wait(struct kf__ctl *ctl, int argc, char **argv)
 
 	if ((status = parse(ctl, argc, argv, &o, &w, &n, &timeout_ms)) >= 0)
 		goto out;
+	if (!n && !o.quiet)
+		fprintf(stderr, "keyforgectl wait: no job is pending, running or retrying\n");
 	for (;;) {
 		size_t left = 0;
 

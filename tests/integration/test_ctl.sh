@@ -132,6 +132,21 @@ run_ctl show "${IDS[1]}"
 check "show (text) draws the layout and the statistics" \
 	grep -q "SFB" <<<"$OUT"
 
+# Without ids: the jobs not final when it starts, and only those.
+run_ctl wait --timeout 5
+check "wait without ids and no active job: exit 0, says so ($ERR)" \
+	test "$RC" = 0 -a -z "$OUT" -a "$(grep -c 'no job is pending' <<<"$ERR")" = 1
+# About 1.5 s each: still running when the wait lists the active jobs.
+NOIDS=()
+for seed in 4 5; do
+	run_ctl submit --corpus "$CORPUS" --steps 3000000 --seed "$seed"
+	NOIDS+=("$OUT")
+done
+run_ctl wait --timeout 60
+check "wait without ids waits for the 2 active jobs (${NOIDS[*]}): $(tr '\n' ' ' <<<"$OUT")" \
+	test "$RC" = 0 -a "$(awk '$2 == "succeeded" { print $1 }' <<<"$OUT" | sort -n | tr '\n' ' ')" \
+	= "${NOIDS[0]} ${NOIDS[1]} "
+
 # same seed, same result: the job is reproducible through the hive
 run_ctl submit --corpus "$CORPUS" --steps 20000 --seed 1
 again="$OUT"
