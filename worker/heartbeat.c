@@ -62,12 +62,6 @@ double kf__process_load(double prev_cpu_s, double cur_cpu_s, uint64_t wall_ns)
 	return (cur_cpu_s - prev_cpu_s) / ((double)wall_ns * 1e-9);
 }
 
-void kf__load_sampler_init(struct kf__load_sampler *s, uint64_t start_mono_ns)
-{
-	memset(s, 0, sizeof(*s));
-	s->mono_ns = start_mono_ns;
-}
-
 /* The first line of /proc/stat is all we need: 256 bytes hold it. */
 static enum kf_err read_host(struct kf__host_cpu *out)
 {
@@ -83,6 +77,17 @@ static enum kf_err read_host(struct kf__host_cpu *out)
 		return KF_EIO;
 	buf[n] = '\0';
 	return kf__parse_host_cpu(buf, out);
+}
+
+void kf__load_sampler_init(struct kf__load_sampler *s)
+{
+	struct kf_process_sample ps;
+
+	memset(s, 0, sizeof(*s));
+	s->mono_ns = kf_clock_mono_ns();
+	if (kf_process_read(&ps) == KF_OK)
+		s->cpu_s = ps.cpu_seconds;
+	s->have_host = read_host(&s->host) == KF_OK;
 }
 
 enum kf_err kf__load_sample(struct kf__load_sampler *s, struct kf__load *out)

@@ -56,8 +56,12 @@ struct kf__load {
 	uint64_t rss_bytes;
 };
 
-/* Starts the sampler at process start (start_mono_ns, CPU seconds 0). */
-void kf__load_sampler_init(struct kf__load_sampler *s, uint64_t start_mono_ns);
+/* Starts the sampler now, with a reading of the process's CPU and the
+ * host's: the first sample's figures are rates since this call, as every
+ * later one's are since the sample before. (Counting from process start
+ * put the CPU of the start-up before it into the first few milliseconds:
+ * a first heartbeat of an idle worker said 161 %, and no host figure.) */
+void kf__load_sampler_init(struct kf__load_sampler *s);
 
 /* Reads /proc/self and /proc/stat and fills *out. KF_EIO when /proc cannot
  * be read (the fields keep 0 then). */

@@ -230,7 +230,7 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 	if (gethostname(w->host, sizeof w->host - 1) != 0 || !w->host[0])
 		snprintf(w->host, sizeof w->host, "unknown");
 	pthread_mutex_init(&w->hello_mu, NULL);
-	kf__load_sampler_init(&w->load, w->start_mono_ns);
+	kf__load_sampler_init(&w->load);
 	if ((err = kf__wmetrics_init(&w->m, w))) {
 		kf_strbuf_addf(why, "metrics: %s", kf_strerror(err));
 		goto fail;

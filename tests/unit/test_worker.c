@@ -379,16 +379,40 @@ static void test_loads(void **state)
 	assert_true(kf__process_load(2.0, 1.0, 1000000000ull) == 0);
 }
 
+/* Spends ms of this thread's CPU time (not wall time: a busy machine
+ * only makes it take longer). */
+static void burn_cpu_ms(unsigned ms)
+{
+	struct timespec t;
+	uint64_t end, now;
+	volatile uint64_t x = 0;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	end = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec + ms * KF_NS_PER_MS;
+	do {
+		for (int i = 0; i < 10000; i++)
+			x = x + 1;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+		now = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	} while (now < end);
+}
+
 static void test_load_sample(void **state)
 {
 	struct kf__load_sampler s;
 	struct kf__load l;
 
 	(void)state;
-	kf__load_sampler_init(&s, 0);
+	/* The first sample counts from the sampler's start: not the CPU
+	 * spent before it (300 ms here), and with a host figure already.
+	 * This thread alone runs, so at most one core. */
+	burn_cpu_ms(300);
+	kf__load_sampler_init(&s);
+	burn_cpu_ms(100);
 	assert_int_equal(kf__load_sample(&s, &l), KF_OK);
 	assert_true(l.rss_bytes > 0);
-	assert_true(l.cpu_host == 0); /* no previous host sample yet */
+	assert_true(l.cpu_process > 0 && l.cpu_process <= 1.2);
+	assert_true(l.cpu_host > 0 && l.cpu_host <= 1);
 	assert_int_equal(kf__load_sample(&s, &l), KF_OK);
 	assert_true(l.cpu_host >= 0 && l.cpu_host <= 1);
 	assert_true(l.cpu_process >= 0);
