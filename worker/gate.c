@@ -6,6 +6,8 @@
 
 #include <time.h>
 
+#include "common/clock.h"
+
 /* How often a lane waiting to ask looks at the worker's stop flag: the
  * flag is set from places that cannot signal (a signal handler's thread
  * of control, a command), so waits are bounded instead. */
@@ -56,15 +58,10 @@ uint64_t kf__gate_predict_ns(uint64_t total_steps, uint64_t done, uint64_t elaps
 
 void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const atomic_bool *stop)
 {
-	pthread_condattr_t ca;
-
 	*g = (struct kf__gate){ .n = { .slots = slots, .ahead = ahead, .last_ns = KF__GATE_UNKNOWN },
 		.stop = stop };
 	pthread_mutex_init(&g->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	kf_clock_mono_cond_init(&g->cv);
 	atomic_init(&g->leased_ahead, 0);
 }
 
@@ -86,14 +83,8 @@ static enum kf__gate_ask ask_locked(struct kf__gate *g, bool after_job)
 
 static void wait_a_while(struct kf__gate *g)
 {
-	struct timespec ts;
+	struct timespec ts = kf_clock_mono_timespec(kf_clock_mono_ns() + STOP_POLL_NS);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += (long)STOP_POLL_NS;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_cond_timedwait(&g->cv, &g->mu, &ts);
 }
 
@@ -157,7 +148,9 @@ void kf__gate_run(struct kf__gate *g)
 
 void kf__gate_ending(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t left_ns)
 {
-	if (lane->ending) /* the lane's own part: only its thread writes it */
+	/* The lane's own part: only its thread writes it, so no lock to
+	 * look, and most progress callbacks of a long job end here. */
+	if (lane->ending || left_ns > KF__GATE_HORIZON_NS)
 		return;
 	pthread_mutex_lock(&g->mu);
 	count_ending(g, lane, left_ns);

@@ -119,8 +119,9 @@ void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, 
 /* Blocks until a slot is free and takes it for the lane's held job. Not
  * interrupted by draining: a leased job runs (or is handed back by it). */
 void kf__gate_run(struct kf__gate *g);
-/* The lane's running job is now expected to end within left_ns (at most
- * the horizon): counted as ending, if it was not yet. */
+/* The lane's running job is now expected to end within left_ns
+ * (kf__gate_predict_ns): within the horizon it is counted as ending, if it
+ * was not yet. */
 void kf__gate_ending(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t left_ns);
 /* The lane's job ended after run_ns (KF__GATE_UNKNOWN: it never ran) with
  * its slot: the slot is free, and the lane's part is taken back. */

@@ -249,7 +249,7 @@ static void send_progress(struct kf__lane *s, uint64_t gen, const struct kf_msg_
 static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 {
 	struct kf__lane *s = ctx;
-	uint64_t now = kf_clock_mono_ns(), gen, left;
+	uint64_t now = kf_clock_mono_ns(), gen;
 	struct kf_msg_progress_req pr;
 	bool due;
 
@@ -276,10 +276,9 @@ static void on_progress(void *ctx, const struct kf_anneal_progress *p)
 		send_progress(s, gen, &pr);
 	/* Near its end the job's slot is about to come free: the gate may
 	 * let another lane lease the next job now (gate.h). */
-	if (!s->gate.ending &&
-	    (left = kf__gate_predict_ns(p->total_steps, p->step, now - s->run_ns, 0)) <=
-		    KF__GATE_HORIZON_NS)
-		kf__gate_ending(&s->w->gate, &s->gate, left);
+	if (!s->gate.ending)
+		kf__gate_ending(&s->w->gate, &s->gate,
+				kf__gate_predict_ns(p->total_steps, p->step, now - s->run_ns, 0));
 }
 
 /* ---- the job ------------------------------------------------------------------- */

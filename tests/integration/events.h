@@ -4,8 +4,8 @@
  * The broker's events socket carries its metric updates, the logs it
  * republishes and the commands to workers. These helpers subscribe to it
  * and pick messages out by topic; test_broker.c and test_worker.c share
- * them. Each fails the running test (a cmocka assertion) when the socket
- * does not connect.
+ * them. kf_test_sub_on fails the running test (a cmocka assertion) when
+ * the socket does not connect.
  */
 #ifndef KF_TESTS_EVENTS_H
 #define KF_TESTS_EVENTS_H

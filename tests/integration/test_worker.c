@@ -1107,7 +1107,7 @@ static void test_unheard_worker_gets_no_job(void **state)
 	enum kf_worker_liveness lv = KF_WORKER_ALIVE;
 	uint64_t busy[MAX_BUSY], id;
 	uint32_t n_busy;
-	double refused;  /* leases refused, a count: whole */
+	double refused;                 /* leases refused (a counter's value) */
 	struct proc *unheard;
 	struct kf_msg *rep;
 

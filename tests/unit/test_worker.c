@@ -268,6 +268,9 @@ static void test_gate_counts(void **state)
 	assert_int_equal(g.n.running, 1);
 	assert_int_equal(g.n.held, 0);
 	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);            /* lane 2 waits */
+	kf__gate_ending(&g, &l1, 6 * MS);                               /* past the horizon */
+	assert_false(l1.ending);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_NO);
 	kf__gate_ending(&g, &l1, 4 * MS);
 	assert_true(l1.ending);
 	assert_int_equal(g.n.ending_ns, 4 * MS);
@@ -379,22 +382,24 @@ static void test_loads(void **state)
 	assert_true(kf__process_load(2.0, 1.0, 1000000000ull) == 0);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 /* Spends ms of this thread's CPU time (not wall time: a busy machine
  * only makes it take longer). */
 static void burn_cpu_ms(unsigned ms)
 {
-	struct timespec t;
-	uint64_t end, now;
+	uint64_t end = thread_cpu_ns() + ms * KF_NS_PER_MS;
 	volatile uint64_t x = 0;
 
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-	end = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec + ms * KF_NS_PER_MS;
-	do {
+	while (thread_cpu_ns() < end)
 		for (int i = 0; i < 10000; i++)
 			x = x + 1;
-		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-		now = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-	} while (now < end);
 }
 
 static void test_load_sample(void **state)
