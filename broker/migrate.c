@@ -31,7 +31,7 @@ static enum kf_err table_exists(PGconn *conn, uint64_t deadline, bool *exists,
 				struct kf_strbuf *msg)
 {
 	PGresult *res = kf__pq_query(conn,
-		"SELECT to_regclass('schema_migrations') IS NOT NULL", deadline);
+		"SELECT to_regclass('schema_migrations') IS NOT NULL", deadline, NULL);
 	enum kf_err err = KF_OK;
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
@@ -75,7 +75,8 @@ static enum kf_err verify_recorded(PGconn *conn, uint64_t deadline, int *applied
 				   struct kf_strbuf *msg)
 {
 	PGresult *res = kf__pq_query(conn,
-		"SELECT version, name, checksum FROM schema_migrations ORDER BY version", deadline);
+		"SELECT version, name, checksum FROM schema_migrations ORDER BY version", deadline,
+		NULL);
 	enum kf_err err = KF_OK;
 	int i;
 
@@ -100,7 +101,7 @@ static enum kf_err run_one(PGconn *conn, uint64_t deadline, const struct kf_migr
 	PGresult *res;
 	enum kf_err err;
 
-	err = kf__pq_exec(conn, m->sql, PGRES_COMMAND_OK, deadline, msg);
+	err = kf__pq_exec(conn, m->sql, PGRES_COMMAND_OK, deadline, NULL, msg);
 	if (err) {
 		if (err != KF_EUNAVAIL)
 			err = KF_EMIGRATION;
@@ -110,7 +111,7 @@ static enum kf_err run_one(PGconn *conn, uint64_t deadline, const struct kf_migr
 	snprintf(version, sizeof(version), "%d", m->version);
 	res = PQsendQueryParams(conn, "INSERT INTO schema_migrations (version, name, checksum) "
 				      "VALUES ($1, $2, $3)", 3, NULL, params, NULL, NULL, 0)
-		? kf__pq_results(conn, deadline) : NULL;
+		? kf__pq_results(conn, deadline, NULL) : NULL;
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
 		err = kf__pq_error(conn, res, msg);
 	PQclear(res);
@@ -125,10 +126,10 @@ static enum kf_err migrate_locked(PGconn *conn, uint64_t deadline, int *applied,
 	enum kf_err err;
 	int v;
 
-	if ((err = kf__pq_exec(conn, LOCK_SQL, PGRES_TUPLES_OK, deadline, msg)) ||
+	if ((err = kf__pq_exec(conn, LOCK_SQL, PGRES_TUPLES_OK, deadline, NULL, msg)) ||
 	    (err = table_exists(conn, deadline, &exists, msg)))
 		return err;
-	if (!exists && (err = kf__pq_exec(conn, create_sql, PGRES_COMMAND_OK, deadline, msg)))
+	if (!exists && (err = kf__pq_exec(conn, create_sql, PGRES_COMMAND_OK, deadline, NULL, msg)))
 		return err;
 	if ((err = verify_recorded(conn, deadline, applied, msg)))
 		return err;
@@ -150,13 +151,13 @@ enum kf_err kf_migrate_apply(PGconn *conn, uint64_t deadline, int *applied, int 
 
 	if (!msg)
 		msg = &scratch;
-	err = kf__pq_exec(conn, "BEGIN", PGRES_COMMAND_OK, deadline, msg);
+	err = kf__pq_exec(conn, "BEGIN", PGRES_COMMAND_OK, deadline, NULL, msg);
 	if (!err)
 		err = migrate_locked(conn, deadline, &n_applied, &n_ran, msg);
 	if (!err)
-		err = kf__pq_exec(conn, "COMMIT", PGRES_COMMAND_OK, deadline, msg);
+		err = kf__pq_exec(conn, "COMMIT", PGRES_COMMAND_OK, deadline, NULL, msg);
 	else if (PQstatus(conn) == CONNECTION_OK)
-		kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK, deadline, NULL);
+		kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK, deadline, NULL, NULL);
 	if (err)
 		n_ran = 0;
 	if (applied)
@@ -177,7 +178,8 @@ enum kf_err kf_migrate_applied(PGconn *conn, uint64_t deadline, int *applied,
 	*applied = 0;
 	if ((err = table_exists(conn, deadline, &exists, msg)) || !exists)
 		return err;
-	res = kf__pq_query(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", deadline);
+	res = kf__pq_query(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", deadline,
+			   NULL);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		err = kf__pq_error(conn, res, msg);
 	else

@@ -431,7 +431,7 @@ static enum kf_err watch_client(struct kf_store *s, struct kf_strbuf *msg)
 {
 	struct kf_strbuf ignored = KF_STRBUF_INIT;
 	enum kf_err err = kf__pq_exec(s->db.conn, "SET client_connection_check_interval = 1000",
-				      PGRES_COMMAND_OK, s->db.deadline_ns, &ignored);
+				      PGRES_COMMAND_OK, s->db.deadline_ns, &s->db.timed_out, &ignored);
 
 	if (err == KF_EUNAVAIL)
 		kf_strbuf_addstr(msg, ignored.buf);
@@ -713,7 +713,8 @@ static enum kf_err run_txn(struct kf_store *s, struct kf__store_req *list, struc
 	if (!PQexitPipelineMode(conn))
 		return kf__pq_error(conn, NULL, msg), KF_EUNAVAIL;  /* unread results: start over */
 	if (err && PQtransactionStatus(conn) != PQTRANS_IDLE &&
-	    kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK, s->db.deadline_ns, NULL))
+	    kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK, s->db.deadline_ns, &s->db.timed_out,
+			NULL))
 		err = KF_EUNAVAIL;
 	return err;
 }

@@ -173,7 +173,7 @@ enum kf_err kf__store_prepare(struct kf__store_db *db, struct kf_strbuf *msg)
 
 	for (i = 0; i < ST_COUNT && !err; i++) {
 		res = PQsendPrepare(db->conn, stmts[i].name, stmts[i].sql, 0, NULL)
-			? kf__pq_results(db->conn, db->deadline_ns) : NULL;
+			? kf__pq_results(db->conn, db->deadline_ns, &db->timed_out) : NULL;
 		if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
 			err = kf__pq_error(db->conn, res, msg);
 			kf_strbuf_addf(msg, " (preparing %s)", stmts[i].name);

@@ -45,9 +45,9 @@ enum kf_err kf__pq_error(PGconn *conn, const PGresult *res, struct kf_strbuf *ms
 }
 
 enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
-			uint64_t deadline_ns, struct kf_strbuf *msg)
+			uint64_t deadline_ns, bool *timed_out, struct kf_strbuf *msg)
 {
-	PGresult *res = kf__pq_query(conn, sql, deadline_ns);
+	PGresult *res = kf__pq_query(conn, sql, deadline_ns, timed_out);
 	enum kf_err err = KF_OK;
 
 	if (!res || PQresultStatus(res) != want)
@@ -56,17 +56,16 @@ enum kf_err kf__pq_exec(PGconn *conn, const char *sql, ExecStatusType want,
 	return err;
 }
 
-PGresult *kf__pq_query(PGconn *conn, const char *sql, uint64_t deadline_ns)
+PGresult *kf__pq_query(PGconn *conn, const char *sql, uint64_t deadline_ns, bool *timed_out)
 {
-	return PQsendQuery(conn, sql) ? kf__pq_results(conn, deadline_ns) : NULL;
+	return PQsendQuery(conn, sql) ? kf__pq_results(conn, deadline_ns, timed_out) : NULL;
 }
 
-PGresult *kf__pq_results(PGconn *conn, uint64_t deadline_ns)
+PGresult *kf__pq_results(PGconn *conn, uint64_t deadline_ns, bool *timed_out)
 {
 	PGresult *kept = NULL, *res;
-	bool timed_out = false;
 
-	while ((res = kf__pq_result(conn, deadline_ns, &timed_out))) {
+	while ((res = kf__pq_result(conn, deadline_ns, timed_out))) {
 		if (kept && PQresultStatus(kept) == PGRES_FATAL_ERROR) {
 			PQclear(res); /* the first error is the one to report */
 			continue;
@@ -88,7 +87,8 @@ PGresult *kf__pq_result(PGconn *conn, uint64_t deadline_ns, bool *timed_out)
 			/* libpq then reads end-of-file: "server closed the
 			 * connection unexpectedly", CONNECTION_BAD. */
 			shutdown(pfd.fd, SHUT_RDWR);
-			*timed_out = true;
+			if (timed_out)
+				*timed_out = true;
 			break;
 		}
 		n = poll(&pfd, 1, (int)((deadline_ns - now) / 1000000u) + 1);

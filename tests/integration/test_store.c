@@ -32,6 +32,7 @@
 #include "broker/migrate.h"
 #include "common/clock.h"
 #include "broker/store.h"
+#include "broker/store_pq.h"
 #include "kf_config.h"
 #include "sql/migrations.h"
 
@@ -1668,6 +1669,54 @@ static void test_database_hangs(void **state)
 	f->store = fixture_store;
 }
 
+/* The ROLLBACK after a failed statement, unanswered: kf__pq_exec says it
+ * timed out, so that the store's message says "no answer within N ms"
+ * rather than libpq's "server closed the connection". A server that goes
+ * away instead is not a timeout. Only this connection's backend is
+ * stopped. */
+static void test_pq_exec_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	PGconn *conn = PQconnectdb(f->conninfo), *other = PQconnectdb(f->conninfo);
+	char sql[64];
+	bool timed_out = false;
+	pid_t backend;
+
+	assert_int_equal(PQstatus(conn), CONNECTION_OK);
+	assert_int_equal(PQstatus(other), CONNECTION_OK);
+	assert_int_equal(kf__pq_exec(conn, "BEGIN", PGRES_COMMAND_OK, 0, &timed_out, &msg), KF_OK);
+	assert_int_equal(kf__pq_exec(conn, "SELECT 1/0", PGRES_TUPLES_OK, 0, &timed_out, &msg),
+			 KF_EINVAL);
+	assert_non_null(strstr(msg.buf, "22012"));
+	assert_false(timed_out);
+
+	backend = (pid_t)PQbackendPID(conn);
+	assert_int_equal(kill(backend, SIGSTOP), 0);
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK,
+				     kf_clock_mono_ns() + 300000000u, &timed_out, &msg), KF_EUNAVAIL);
+	assert_int_equal(kill(backend, SIGCONT), 0);
+	assert_true(timed_out);
+	PQfinish(conn);
+
+	/* Ended by the server: unavailable too, but answered. */
+	conn = PQconnectdb(f->conninfo);
+	assert_int_equal(PQstatus(conn), CONNECTION_OK);
+	timed_out = false;
+	assert_int_equal(kf__pq_exec(conn, "BEGIN", PGRES_COMMAND_OK, 0, &timed_out, &msg), KF_OK);
+	snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(conn));
+	assert_int_equal(kf__pq_exec(other, sql, PGRES_TUPLES_OK, 0, NULL, &msg), KF_OK);
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf__pq_exec(conn, "ROLLBACK", PGRES_COMMAND_OK,
+				     kf_clock_mono_ns() + 5000000000u, &timed_out, &msg), KF_EUNAVAIL);
+	assert_false(timed_out);
+	assert_true(msg.len > 0);
+	PQfinish(conn);
+	PQfinish(other);
+	kf_strbuf_release(&msg);
+}
+
 /* PostgreSQL stops and starts again under a running store. */
 static void test_outage(void **state)
 {
@@ -1750,6 +1799,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_one_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_cancels_queued, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pq_exec_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_database_hangs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	};
