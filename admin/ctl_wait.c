@@ -18,7 +18,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "admin/ctl.h"
 #include "common/clock.h"
@@ -48,13 +47,6 @@ static int on_opt(void *state, int id, const char *arg)
 	case 'q': o->quiet = true; return -1;
 	default: return KF__CTL_USAGE;
 	}
-}
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* ID STATE, then the last attempt's error ("OUTCOME: message") when it
@@ -236,7 +228,7 @@ int kf__ctl_wait(struct kf__ctl *ctl, int argc, char **argv)
 			status = KF__CTL_TIMEOUT;
 			goto out;
 		}
-		sleep_ms(o.timeout && timeout_ms - elapsed < pause ? timeout_ms - elapsed : pause);
+		kf_sleep_ms(o.timeout && timeout_ms - elapsed < pause ? timeout_ms - elapsed : pause);
 		pause = pause * 3 / 2 < POLL_MAX_MS ? pause * 3 / 2 : POLL_MAX_MS;
 	}
 	for (size_t i = 0; i < n; i++)

@@ -36,3 +36,19 @@ int kf_clock_mono_cond_init(pthread_cond_t *cv)
 	pthread_condattr_destroy(&ca);
 	return rc;
 }
+
+uint32_t kf_backoff_ms(uint32_t n, uint32_t min_ms, uint32_t max_ms)
+{
+	uint64_t ms = min_ms;
+
+	for (uint32_t i = 1; i < n && ms < max_ms; i++)
+		ms *= 2;
+	return ms < max_ms ? (uint32_t)ms : max_ms;
+}
+
+void kf_sleep_ms(uint32_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}

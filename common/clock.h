@@ -27,4 +27,11 @@ struct timespec kf_clock_mono_timespec(uint64_t mono_ns);
  * deadlines; pthread_cond_init's result. */
 int kf_clock_mono_cond_init(pthread_cond_t *cv);
 
+/* Sleeps ms milliseconds (a signal may end it early). */
+void kf_sleep_ms(uint32_t ms);
+
+/* A doubling back-off: min_ms·2^(n−1) capped at max_ms, for the n-th
+ * failure in a row (n = 0 counts as 1). Callers add their own jitter. */
+uint32_t kf_backoff_ms(uint32_t n, uint32_t min_ms, uint32_t max_ms);
+
 #endif

@@ -48,15 +48,6 @@ static void nap(struct kf_worker *w, uint32_t ms)
 	}
 }
 
-static uint32_t backoff_ms(uint32_t failures)
-{
-	uint32_t ms = BACKOFF_MIN_MS;
-
-	for (uint32_t i = 1; i < failures && ms < BACKOFF_MAX_MS; i++)
-		ms *= 2;
-	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
-}
-
 static bool transport(enum kf_err err)
 {
 	return err == KF_ETIMEDOUT || err == KF_ECANCELED || err == KF_ENNG || err == KF_EUNAVAIL ||
@@ -690,7 +681,8 @@ void *kf__lane_main(void *arg)
 			 * would ask in nine streams. */
 			nap(w, atomic_load(&w->id_refused)
 				       ? ID_IN_USE_RETRY_MS
-				       : backoff_ms(atomic_fetch_add(&w->lease_failures, 1) + 1));
+				       : kf_backoff_ms(atomic_fetch_add(&w->lease_failures, 1) + 1,
+						       BACKOFF_MIN_MS, BACKOFF_MAX_MS));
 			answered(s, ask, NULL);
 			continue;
 		} else {

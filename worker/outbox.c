@@ -69,12 +69,8 @@ enum kf__verdict kf__complete_verdict(enum kf_err err, const struct kf_msg *rep)
 
 uint32_t kf__outbox_backoff_ms(uint32_t tries, double jitter)
 {
-	double ms = KF__OUTBOX_BACKOFF_MIN_MS;
+	double ms = kf_backoff_ms(tries, KF__OUTBOX_BACKOFF_MIN_MS, KF__OUTBOX_BACKOFF_MAX_MS);
 
-	for (uint32_t i = 1; i < tries && ms < KF__OUTBOX_BACKOFF_MAX_MS; i++)
-		ms *= 2;
-	if (ms > KF__OUTBOX_BACKOFF_MAX_MS)
-		ms = KF__OUTBOX_BACKOFF_MAX_MS;
 	if (jitter < 0)
 		jitter = 0;
 	if (jitter > 1)

@@ -9,17 +9,9 @@
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
 #include "events.h"
 #include "common/clock.h"
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 struct kf_bus_sub *kf_test_sub_on(const char *url, const char *prefix, size_t len)
 {
@@ -28,11 +20,11 @@ struct kf_bus_sub *kf_test_sub_on(const char *url, const char *prefix, size_t le
 	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
 	assert_int_equal(kf_bus_sub_subscribe(sub, prefix, len), KF_OK);
 	for (int i = 0; i < 200 && kf_bus_sock_peers(kf_bus_sub_sock(sub)) == 0; i++)
-		sleep_ms(10);
+		kf_sleep_ms(10);
 	assert_true(kf_bus_sock_peers(kf_bus_sub_sock(sub)) > 0);
 	/* Connected is not yet subscribed at the publisher: give the
 	 * subscription a moment to arrive. */
-	sleep_ms(50);
+	kf_sleep_ms(50);
 	return sub;
 }
 

@@ -71,13 +71,6 @@ static int run_pgtmp(const char *cmd, char *out, size_t out_size)
 	return kf_pgtmp_run(&g_pg, cmd, out, out_size);
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static const char *broker_bin(void)
 {
 	const char *p = getenv("KF_BROKER_BIN");
@@ -179,7 +172,7 @@ static bool wait_log(const char *needle, int ms)
 	for (int t = 0; t < ms; t += 50) {
 		if (log_has(needle))
 			return true;
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	}
 	return log_has(needle);
 }
@@ -388,9 +381,9 @@ static struct kf_bus_pub *ingest_pub(void)
 
 	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_DIAL, g_url[0], NULL, NULL), KF_OK);
 	for (int i = 0; i < 200 && kf_bus_sock_peers(kf_bus_pub_sock(pub)) == 0; i++)
-		sleep_ms(10);
+		kf_sleep_ms(10);
 	assert_true(kf_bus_sock_peers(kf_bus_pub_sock(pub)) > 0);
-	sleep_ms(100);
+	kf_sleep_ms(100);
 	return pub;
 }
 
@@ -523,7 +516,7 @@ static bool broker_ready(void)
 			kf_msg_free(rep);
 			return wait_log("database connected", WAIT_MS);
 		}
-		sleep_ms(100);
+		kf_sleep_ms(100);
 	}
 	return false;
 }
@@ -947,8 +940,8 @@ static void test_kill_pending_and_retry(void **state)
 	 * three kills. The log is written by a thread: give it time to show a
 	 * second line, were there one. */
 	for (int t = 0; t < 40 && log_count_job("job killed", id) == 0; t++)
-		sleep_ms(50);
-	sleep_ms(300);
+		kf_sleep_ms(50);
+	kf_sleep_ms(300);
 	assert_int_equal(log_count_job("job killed", id), 1);
 
 	req_init(&req, KF_MSG_RETRY_REQ);
@@ -1163,7 +1156,7 @@ static void test_lease_long_poll(void **state)
 	kf_msg_free(rep);
 	/* A submission wakes a parked lease at once. */
 	assert_int_equal(pthread_create(&th, NULL, long_poll, &a), 0);
-	sleep_ms(400);
+	kf_sleep_ms(400);
 	id = submit_job(0, 10);
 	pthread_join(th, NULL);
 	assert_non_null(a.rep);
@@ -1206,7 +1199,7 @@ static void test_silent_worker_fence(void **state)
 	drain_pending();
 	hello("w-silent");
 	for (int i = 0; i < 150 && liveness_of("w-silent") != KF_WORKER_DEAD; i++)
-		sleep_ms(100);
+		kf_sleep_ms(100);
 	assert_int_equal(liveness_of("w-silent"), KF_WORKER_DEAD);
 	j = submit_job(0, 10);
 	l = lease_as("w-silent", 77, 0);
@@ -1220,7 +1213,7 @@ static void test_silent_worker_fence(void **state)
 				  1) >= 1);
 	heartbeat(pub, "w-silent", 1, 0);
 	for (int i = 0; i < 50 && liveness_of("w-silent") != KF_WORKER_ALIVE; i++)
-		sleep_ms(20);
+		kf_sleep_ms(20);
 	l = lease_as("w-silent", 77, 0);
 	assert_int_equal(status_of(l), KF_OK);
 	assert_non_null(l->lease_rep.lease);
@@ -1272,7 +1265,7 @@ static void test_unheard_worker_held(void **state)
 	assert_null(l->lease_rep.lease);
 	kf_msg_free(l);
 	assert_int_equal(pthread_create(&th, NULL, unheard_poll, &a), 0);
-	sleep_ms(1500);
+	kf_sleep_ms(1500);
 	assert_int_equal(job_state(j), KF_JOB_PENDING);
 	assert_true(wait_log("lease held: no heartbeat from the worker yet", 2000));
 	/* What keyforgectl workers and the admin's Cluster Map say. */
@@ -1313,7 +1306,7 @@ static void test_lease_fence(void **state)
 	drain_pending();
 	hello_as("w-fence", 101);
 	assert_int_equal(pthread_create(&th, NULL, fenced_poll, &a), 0);
-	sleep_ms(3300);                        /* 101 silent for 3 heartbeat intervals */
+	kf_sleep_ms(3300);                        /* 101 silent for 3 heartbeat intervals */
 	hello_as("w-fence", 202);              /* a restart: the id is 202's now */
 	j1 = submit_job(0, 10);
 	pthread_join(th, NULL);
@@ -1485,7 +1478,7 @@ static void test_ingest(void **state)
 	}
 	heartbeat(pub, "w-ingest", 1, 0);
 	for (int i = 0; i < 50 && liveness_of("w-ingest") != KF_WORKER_ALIVE; i++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_int_equal(liveness_of("w-ingest"), KF_WORKER_ALIVE);
 
 	kf_msg_init(&m, KF_MSG_LOG, "w-ingest", 2);
@@ -1574,7 +1567,7 @@ static void test_worker_death_requeues(void **state)
 	heartbeat(pub, "w-dies", 2, id);
 	/* Silence: stale after 3 s, dead after 10 s, then the job is requeued. */
 	for (int i = 0; i < 150 && job_state(id) == KF_JOB_RUNNING; i++)
-		sleep_ms(100);
+		kf_sleep_ms(100);
 	assert_int_equal(job_state(id), KF_JOB_PENDING);
 	assert_int_equal(liveness_of("w-dies"), KF_WORKER_DEAD);
 	/* This worker's lines, not an earlier test's; written by the broker's
@@ -1650,7 +1643,7 @@ static void test_lost_lease_requeued(void **state)
 	kf_msg_free(l);
 	for (uint64_t seq = 1; seq <= 40 && !requeued; seq++) {
 		assert_true(heartbeat_holding(pub, "w-lost", seq, held, 1));
-		sleep_ms(1000);
+		kf_sleep_ms(1000);
 		requeued = job_state(lost) == KF_JOB_PENDING;
 	}
 	assert_true(requeued);
@@ -1687,7 +1680,7 @@ static void test_second_incarnation_metrics_dropped(void **state)
 	(void)state;
 	heartbeat(pub, "w-twin", 1, 0);                 /* incarnation 77: the live one */
 	for (int i = 0; i < 50 && liveness_of("w-twin") != KF_WORKER_ALIVE; i++)
-		sleep_ms(20);
+		kf_sleep_ms(20);
 	assert_int_equal(liveness_of("w-twin"), KF_WORKER_ALIVE);
 	kf_msg_init(&m, KF_MSG_HEARTBEAT, "w-twin", 2);
 	m.heartbeat = hb;                               /* incarnation 78: the twin */
@@ -1745,7 +1738,7 @@ static int exit_status_within(pid_t pid, int ms)
 	for (int waited = 0; waited < ms; waited += 50) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return status;
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -1813,7 +1806,7 @@ static void test_database_outage(void **state)
 		back = status_of(rep) == KF_OK;
 		kf_msg_free(rep);
 		if (!back)
-			sleep_ms(200);
+			kf_sleep_ms(200);
 	}
 	assert_true(back);
 }
@@ -1835,7 +1828,7 @@ static void *hb_loop_main(void *arg)
 	for (uint64_t seq = 1; !atomic_load(&h->stop); seq++) {
 		if (!heartbeat_holding(h->pub, h->worker, seq, h->held, h->n_held))
 			atomic_fetch_add(&h->failed, 1);
-		sleep_ms(500);
+		kf_sleep_ms(500);
 	}
 	return NULL;
 }
@@ -1844,7 +1837,7 @@ static void *hb_loop_main(void *arg)
 static bool wait_log_more(const char *needle, int before, int ms)
 {
 	for (int t = 0; t < ms && log_count(needle) <= before; t += 50)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	return log_count(needle) > before;
 }
 
@@ -1884,10 +1877,10 @@ static void test_expiry_held_after_outage(void **state)
 	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
 	assert_true(wait_log_more("database connection failed", failed, 8000));
 	while (kf_clock_mono_ns() - t0 < 3000 * 1000000ull) /* deadline + grace */
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
 	assert_true(wait_log_more("database connection restored", restored, 15000));
-	sleep_ms(2500);
+	kf_sleep_ms(2500);
 
 	req_init(&req, KF_MSG_COMPLETE_REQ);
 	req.complete_req = (struct kf_msg_complete_req){ .job_id = id,
@@ -1905,7 +1898,7 @@ static void test_expiry_held_after_outage(void **state)
 	kf_msg_free(rep);
 
 	for (int t = 0; t < 200 && job_state(silent) == KF_JOB_RUNNING; t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	rep = get_job(silent);
 	assert_int_equal(rep->get_rep.job->state, KF_JOB_FAILED);
 	assert_null(rep->get_rep.job->result);
@@ -1975,7 +1968,7 @@ static void test_second_broker_shares_database(void **state)
 	       job_state(ghost) == KF_JOB_RUNNING) {
 		assert_true(kf_clock_mono_ns() - t0 < 40 * 1000000000ull);
 		heartbeat(pub, "w-at-a", seq++, id);
-		sleep_ms(500);
+		kf_sleep_ms(500);
 	}
 	assert_int_equal(waitpid(pid, &status, WNOHANG), 0);   /* it ran all along */
 	assert_int_equal(job_state(id), KF_JOB_RUNNING);

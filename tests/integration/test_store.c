@@ -63,13 +63,6 @@ static int group_teardown(void **state)
 	return run_pgtmp("stop", NULL, 0) == 0 ? 0 : -1;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static PGconn *admin_conn(void)
 {
 	PGconn *c = PQconnectdb(g_conninfo);
@@ -265,7 +258,7 @@ static void wait_conn(struct kf_store *s, enum kf_store_conn conn)
 		kf_store_status(s, &st);
 		if (st.conn == conn)
 			return;
-		sleep_ms(10);
+		kf_sleep_ms(10);
 	}
 	fail_msg("store not %s within %d ms", kf_store_conn_name(conn), WAIT_MS);
 }
@@ -574,7 +567,7 @@ static void test_migrate_deadline(void **state)
 	/* Six seconds of attempts, one every 350-700 ms: each leaves a backend
 	 * waiting for the lock unless the server ends it (within a second,
 	 * client_connection_check_interval). */
-	sleep_ms(6000);
+	kf_sleep_ms(6000);
 	n = lock_waiters(watch);
 	fprintf(stderr, "# %lld backends wait for the lock\n", n);
 	/* At most 3-4 in flight; a check the loaded server runs late makes one
@@ -640,7 +633,7 @@ static void test_no_database(void **state)
 		assert_int_equal(o.err, KF_EUNAVAIL);
 		assert_non_null(strstr(o.message, "database unavailable"));
 		assert_non_null(strstr(o.message, "/nonexistent/keyforge"));
-		sleep_ms(100);   /* across reconnect attempts */
+		kf_sleep_ms(100);   /* across reconnect attempts */
 	}
 	kf_store_status(s, &st);
 	assert_int_equal(st.err, KF_EUNAVAIL);
@@ -911,7 +904,7 @@ static void test_failure_retrying_backoff(void **state)
 	CALL(f, p, kf_store_promote(f->store, on_done, p));
 	assert_int_equal(p->n, 0);
 	assert_true(p->res.sweep.next_due_ms >= 0 && p->res.sweep.next_due_ms <= 400);
-	sleep_ms(410);
+	kf_sleep_ms(410);
 	CALL(f, p, kf_store_promote(f->store, on_done, p));
 	assert_int_equal(p->n, 1);
 	assert_int_equal(p->ids[0], id);
@@ -1190,7 +1183,7 @@ static void test_expire_deadline(void **state)
 	/* A grace of a minute: nothing is that late, whatever the load. */
 	CALL(f, o, kf_store_expire(f->store, 60000, on_done, o));
 	assert_int_equal(o->n, 0);
-	sleep_ms(60);
+	kf_sleep_ms(60);
 	CALL(f, o, kf_store_expire(f->store, 60000, on_done, o));
 	assert_int_equal(o->n, 0);                      /* late, but within the grace */
 	CALL(f, o, kf_store_expire(f->store, 0, on_done, o));
@@ -1734,12 +1727,12 @@ static void test_outage(void **state)
 	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
 	/* The idle connection is noticed without a request. */
 	for (waited = 0; kf_store_is_up(f->store) && waited < WAIT_MS; waited += 20)
-		sleep_ms(20);
+		kf_sleep_ms(20);
 	assert_false(kf_store_is_up(f->store));
 	CALL(f, o, kf_store_counts(f->store, on_done, o));
 	assert_int_equal(o->err, KF_EUNAVAIL);
 	assert_non_null(strstr(o->message, "database unavailable"));
-	sleep_ms(300);                         /* several reconnect attempts */
+	kf_sleep_ms(300);                         /* several reconnect attempts */
 	CALL(f, o, kf_store_claim(f->store, "w1", 0, on_done, o));
 	assert_int_equal(o->err, KF_EUNAVAIL);
 	kf_store_status(f->store, &st);

@@ -89,13 +89,6 @@ static uint64_t g_client_id, g_seq;
 
 /* ---- processes -------------------------------------------------------------- */
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static uint64_t now_ms(void)
 {
 	return kf_clock_mono_ns() / 1000000u;
@@ -182,7 +175,7 @@ static int wait_exit(struct proc *p, int ms)
 			p->pid = 0;
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		}
-		sleep_ms(20);
+		kf_sleep_ms(20);
 	}
 	return -1;
 }
@@ -222,7 +215,7 @@ static int log_count(const struct proc *p, const char *needle)
 static void wait_registered(const struct proc *p)
 {
 	for (int t = 0; t < 200 && !log_count(p, "registered with the broker"); t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_int_equal(log_count(p, "registered with the broker"), 1);
 }
 
@@ -233,7 +226,7 @@ static void wait_registered(const struct proc *p)
 static void only_leaser(const struct proc *p)
 {
 	signal_others(p, SIGSTOP);
-	sleep_ms(2000);
+	kf_sleep_ms(2000);
 }
 
 /* The number (from 1) of the last line of p's log that holds needle; 0 if none. */
@@ -392,7 +385,7 @@ static int state_of(uint64_t id)
 
 static bool wait_state(uint64_t id, enum kf_job_state want, int ms)
 {
-	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; sleep_ms(20))
+	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; kf_sleep_ms(20))
 		if (state_of(id) == (int)want)
 			return true;
 	return state_of(id) == (int)want;
@@ -400,7 +393,7 @@ static bool wait_state(uint64_t id, enum kf_job_state want, int ms)
 
 static bool wait_final(const uint64_t *ids, size_t n, int ms)
 {
-	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; sleep_ms(100)) {
+	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; kf_sleep_ms(100)) {
 		size_t done = 0;
 
 		for (size_t i = 0; i < n; i++) {
@@ -516,7 +509,7 @@ static int worker_state(const char *worker, uint64_t *job_id, enum kf_worker_liv
  * `old_token` (a restarted broker writes a fresh one). */
 static bool broker_up(int ms, const char *old_token)
 {
-	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; sleep_ms(100)) {
+	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end; kf_sleep_ms(100)) {
 		struct kf_msg req, *rep;
 
 		if (!read_token() || !strcmp(g_token, old_token))
@@ -687,7 +680,7 @@ static void test_kill_running_job(void **state)
 	id = submit(LONG_STEPS, 7);
 	wait_running(id, worker, sizeof worker, 20000);
 	assert_string_equal(worker, "w-kill");
-	sleep_ms(300); /* let it anneal a little: a best-so-far to report */
+	kf_sleep_ms(300); /* let it anneal a little: a best-so-far to report */
 	before = log_count(p, "job completed");
 	cancels = log_count(p, "via=\"command\"");
 	kf_msg_init(&req, KF_MSG_KILL_REQ, "test-worker", 0);
@@ -702,7 +695,7 @@ static void test_kill_running_job(void **state)
 	 * log writer is a thread of its own: give the line a moment to reach
 	 * the file. */
 	for (int t = 0; t < 40 && log_count(p, "via=\"command\"") == cancels; t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_true(log_count(p, "via=\"command\"") > cancels);
 	rep = get_job(id);
 	check_result(rep->get_rep.job, 0); /* its best layout so far */
@@ -712,7 +705,7 @@ static void test_kill_running_job(void **state)
 	 * only one that leases. Who ran it is the broker's record; the
 	 * worker's own "job completed" line may still be in its log writer's
 	 * queue when the broker has the result. */
-	for (int t = 0; t < 100 && wj; t++, sleep_ms(50))  /* (heartbeats come each second) */
+	for (int t = 0; t < 100 && wj; t++, kf_sleep_ms(50))  /* (heartbeats come each second) */
 		worker_state(worker, &wj, NULL);
 	assert_int_equal(wj, 0);
 	next = submit(SHORT_STEPS, 50);
@@ -723,7 +716,7 @@ static void test_kill_running_job(void **state)
 	assert_string_equal(worker_of(rep), worker);
 	kf_msg_free(rep);
 	for (int t = 0; t < 40 && log_count(p, "job completed") == before; t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_int_equal(log_count(p, "job completed"), before + 1);
 	/* Retry: pending again, a new attempt, which succeeds. */
 	kf_msg_init(&req, KF_MSG_RETRY_REQ, "test-worker", 0);
@@ -764,7 +757,7 @@ static long long stop_and_count_ahead(struct proc *p)
 	kill_proc(p, SIGTERM);
 	assert_int_equal(wait_exit(p, 15000), 0);
 	for (int t = 0; t < 40 && !log_count(p, "worker stopped"); t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	return log_field(p, "worker stopped", "jobs_leased_ahead=");
 }
 
@@ -790,7 +783,7 @@ static void test_lease_ahead(void **state)
 	wait_running(long_id, worker, sizeof worker, 20000);
 	assert_string_equal(worker, "w-ahead");
 	next = submit(0, 2101);
-	for (int t = 0; t < 10; t++, sleep_ms(100))
+	for (int t = 0; t < 10; t++, kf_sleep_ms(100))
 		assert_int_equal(state_of(next), KF_JOB_PENDING);
 	/* ... and that was while the long job ran, not after it */
 	assert_int_equal(state_of(long_id), KF_JOB_RUNNING);
@@ -846,7 +839,7 @@ static void test_deadline_keeps_best_result(void **state)
 	assert_non_null(strstr(j->errors[0].message, "expired: deadline exceeded: stopped after"));
 	kf_msg_free(rep);
 	for (int t = 0; t < 40 && !log_count(p, "job deadline exceeded"); t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_int_equal(log_count(p, "job deadline exceeded"), 1);
 }
 
@@ -898,7 +891,7 @@ static void test_frozen_worker_replaced(void **state)
 	t0 = now_ms();
 	twin = start_worker("wz", NULL);  /* registered once the old one is silent for 3 s */
 	for (int t = 0; t < 300 && !log_count(twin, "registered with the broker"); t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_int_equal(log_count(twin, "registered with the broker"), 1);
 	fprintf(stderr, "# the new 'wz' registered %llu ms after the old one froze\n",
 		(unsigned long long)(now_ms() - t0));
@@ -941,15 +934,15 @@ static void test_replacement_outlasts_frozen_broker(void **state)
 	twin = start_worker("wb", NULL);
 	/* (refused until the broker has missed the old one for 3 s) */
 	for (int t = 0; t < 250 && !log_count(twin, "worker id in use; waiting"); t++)
-		sleep_ms(20);
+		kf_sleep_ms(20);
 	assert_int_equal(log_count(twin, "worker id in use; waiting"), 1);
 	kill_proc(&g_broker, SIGSTOP);
-	sleep_ms(8000);
+	kf_sleep_ms(8000);
 	kill_proc(&g_broker, SIGCONT);
 	t0 = now_ms();
 	for (int t = 0; t < 300 && !log_count(twin, "registered with the broker"); t++) {
 		assert_int_equal(wait_exit(twin, 0), -1);  /* it must not give up */
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	}
 	assert_int_equal(log_count(twin, "worker id in use by another live worker"), 0);
 	assert_int_equal(log_count(twin, "registered with the broker"), 1);
@@ -959,7 +952,7 @@ static void test_replacement_outlasts_frozen_broker(void **state)
 	 * broker's line may still be in its log writer's queue when the
 	 * worker's is written. */
 	for (int t = 0; t < 100 && !log_last_line(&g_broker, "worker restarted worker_id=\"wb\""); t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_true(log_last_line(&g_broker, "broker stalled") > 0);
 	assert_true(log_last_line(&g_broker, "broker stalled") <
 		    log_last_line(&g_broker, "worker restarted worker_id=\"wb\""));
@@ -997,7 +990,7 @@ static void test_broker_restart(void **state)
 	(void)state;
 	for (int i = 0; i < 6; i++)
 		ids[i] = submit(MEDIUM_STEPS, 300 + (uint64_t)i);
-	for (int t = 0; t < 200 && running < 2; t++, sleep_ms(50)) {
+	for (int t = 0; t < 200 && running < 2; t++, kf_sleep_ms(50)) {
 		running = 0;
 		for (int i = 0; i < 6; i++)
 			running += state_of(ids[i]) == KF_JOB_RUNNING;
@@ -1007,7 +1000,7 @@ static void test_broker_restart(void **state)
 		hellos[w] = log_count(&g_workers[w], "registered with the broker");
 	snprintf(old_token, sizeof old_token, "%s", g_token);
 	kill_proc(&g_broker, SIGKILL);
-	sleep_ms(1500);
+	kf_sleep_ms(1500);
 	start_broker();
 	assert_true(broker_up(20000, old_token));
 	assert_true(wait_final(ids, 6, 90000));
@@ -1023,7 +1016,7 @@ static void test_broker_restart(void **state)
 	for (int w = 0; w < g_n_workers; w++) {
 		if (g_workers[w].pid <= 0)
 			continue;
-		for (int t = 0; t < 100; t++, sleep_ms(50))
+		for (int t = 0; t < 100; t++, kf_sleep_ms(50))
 			if (log_count(&g_workers[w], "registered with the broker") > hellos[w])
 				break;
 		assert_true(log_count(&g_workers[w], "registered with the broker") > hellos[w]);
@@ -1119,7 +1112,7 @@ static void test_unheard_worker_gets_no_job(void **state)
 	 * are held, so a job submitted while only it asks waits for the others. */
 	only_leaser(unheard);
 	id = submit(1000, 399);
-	sleep_ms(2500);
+	kf_sleep_ms(2500);
 	worker_state("unheard", NULL, &lv);
 	assert_int_not_equal(lv, KF_WORKER_DEAD);
 	assert_int_equal(state_of(id), KF_JOB_PENDING);
@@ -1132,7 +1125,7 @@ static void test_unheard_worker_gets_no_job(void **state)
 	kf_msg_free(rep);
 	/* Dead 10 s after its hello. */
 	for (int t = 0; t < 20000 && lv != KF_WORKER_DEAD; t += 250) {
-		sleep_ms(250);
+		kf_sleep_ms(250);
 		worker_state("unheard", NULL, &lv);
 	}
 	assert_int_equal(lv, KF_WORKER_DEAD);
@@ -1154,7 +1147,7 @@ static void test_unheard_worker_gets_no_job(void **state)
 	 * updates is 3 s and at most ~2 s more: 2-3 refusals here. */
 	id = submit(1000, 400);
 	refused = leases_refused_unheard();
-	sleep_ms(3000);
+	kf_sleep_ms(3000);
 	refused = leases_refused_unheard() - refused;
 	assert_in_range((uint64_t)refused, 1, 5);
 	assert_int_equal(state_of(id), KF_JOB_PENDING);
@@ -1201,7 +1194,7 @@ static void test_requeued_job_dropped(void **state)
 	kill_proc(p, SIGSTOP);
 	/* Dead 10 s after its last heartbeat; the job is requeued and runs again elsewhere. */
 	for (int t = 0; t < 300 && !again; t++) {
-		sleep_ms(100);
+		kf_sleep_ms(100);
 		rep = get_job(id);
 		again = rep->get_rep.job->state == KF_JOB_RUNNING && rep->get_rep.job->attempt == 2;
 		kf_msg_free(rep);
@@ -1212,7 +1205,7 @@ static void test_requeued_job_dropped(void **state)
 	 * slot, the slot's thread once the anneal has stopped. Either comes first. */
 	for (int t = 0; t < 50 && (!log_count(p, "job dropped") ||
 				   !log_count(p, "job attempt ended by the broker")); t++)
-		sleep_ms(100);
+		kf_sleep_ms(100);
 	assert_int_equal(log_count(p, "job attempt ended by the broker; abandoning it"), 1);
 	assert_int_equal(log_count(p, "reason=\"worker dead\""), 1);
 	assert_int_equal(log_count(p, "job dropped"), 1);
@@ -1242,9 +1235,9 @@ static void test_broker_stalled(void **state)
 	dead = log_count(&g_broker, "worker dead");
 	stalled = log_count(&g_broker, "broker stalled"); /* an earlier test's too */
 	kill_proc(&g_broker, SIGSTOP);
-	sleep_ms(12000);
+	kf_sleep_ms(12000);
 	kill_proc(&g_broker, SIGCONT);
-	sleep_ms(2500);                         /* two ticks after the wake */
+	kf_sleep_ms(2500);                         /* two ticks after the wake */
 	still_first_attempt(id, worker);
 	assert_int_equal(log_count(&g_broker, "worker dead"), dead);
 	assert_true(log_count(&g_broker, "broker stalled") > stalled);
@@ -1263,7 +1256,7 @@ static void test_held_job_not_lost(void **state)
 	(void)state;
 	id = submit(90000000, 37);              /* runs well past 22 s */
 	wait_running(id, worker, sizeof worker, 20000);
-	sleep_ms(22000);
+	kf_sleep_ms(22000);
 	still_first_attempt(id, worker);
 	assert_int_equal(log_count(&g_broker, "lease lost"), 0);
 	kill_job(id);
@@ -1314,9 +1307,9 @@ static void test_outbox_job_not_lost(void **state)
 	start_broker();
 	assert_true(broker_up(20000, old_token));  /* a new token; "wo" keeps the old */
 	for (int t = 0; t < 300 && log_count(p, "result not acknowledged yet") == waits; t++)
-		sleep_ms(100);
+		kf_sleep_ms(100);
 	assert_true(log_count(p, "result not acknowledged yet") > waits);
-	sleep_ms(21000);                          /* claimed 10 s ago or more, two checks */
+	kf_sleep_ms(21000);                          /* claimed 10 s ago or more, two checks */
 	still_first_attempt(id, "wo");
 	/* Refused with the same token, the outbox backs off (100 ms doubling
 	 * to 5 s: about 10 sends in these 21 s; it logs the 1st and every
@@ -1347,7 +1340,7 @@ static void test_worker_restarted_while_broker_down(void **state)
 	kill_proc(&g_broker, SIGKILL);
 	kill_proc(p, SIGKILL);
 	start_worker(worker, NULL);     /* the same id, a new process */
-	sleep_ms(500);
+	kf_sleep_ms(500);
 	start_broker();
 	assert_true(broker_up(20000, old_token));
 	long_job_succeeded(id, 2, worker, sizeof worker);
@@ -1371,7 +1364,7 @@ static void test_worker_restarted_while_database_down(void **state)
 	q = start_worker(worker, NULL);   /* the same id, a new process */
 	/* Registered (as a restart) once the old process is silent for 3 s. */
 	wait_registered(q);
-	sleep_ms(1500);                   /* a tick or two with the database away */
+	kf_sleep_ms(1500);                   /* a tick or two with the database away */
 	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
 	long_job_succeeded(id, 2, worker, sizeof worker);
 }
@@ -1387,10 +1380,10 @@ static void test_database_restart(void **state)
 	(void)state;
 	for (int i = 0; i < 6; i++)
 		ids[i] = submit(MEDIUM_STEPS, 400 + (uint64_t)i);
-	sleep_ms(500);
+	kf_sleep_ms(500);
 	assert_int_equal(run_pgtmp("pause", NULL, 0), 0);
 	/* The broker notices on its next database request. */
-	for (int t = 0; t < 100; t++, sleep_ms(100)) {
+	for (int t = 0; t < 100; t++, kf_sleep_ms(100)) {
 		kf_msg_free(rep);
 		rep = submit_raw(1, 1);
 		if (rep && status_of(rep) != KF_OK)
@@ -1401,10 +1394,10 @@ static void test_database_restart(void **state)
 	assert_non_null(kf_msg_reply(rep)->error);
 	assert_non_null(strstr(kf_msg_reply(rep)->error, "database"));
 	kf_msg_free(rep);
-	sleep_ms(2000);
+	kf_sleep_ms(2000);
 	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
 	/* Submissions work again once the broker has reconnected. */
-	for (int t = 0; t < 200; t++, sleep_ms(100)) {
+	for (int t = 0; t < 200; t++, kf_sleep_ms(100)) {
 		if ((rep = submit_raw(SHORT_STEPS, 499)) && status_of(rep) == KF_OK) {
 			ids[n++] = rep->submit_rep.job_id;
 			kf_msg_free(rep);
@@ -1491,9 +1484,9 @@ static void test_second_sigterm_hands_back(void **state)
 	kf_msg_free(rep);
 	wait_running(id, worker, sizeof worker, 20000);
 	assert_non_null(p = proc_by_id(worker));
-	sleep_ms(200);
+	kf_sleep_ms(200);
 	kill(p->pid, SIGTERM);
-	sleep_ms(300);
+	kf_sleep_ms(300);
 	t0 = now_ms();
 	kill(p->pid, SIGTERM);
 	assert_int_equal(wait_exit(p, 10000), 0);
@@ -1538,11 +1531,11 @@ static void test_sigterm_without_broker(void **state)
 	(void)state;
 	p = start_worker("w-alone", NULL);
 	for (int t = 0; t < 200 && worker_state("w-alone", NULL, NULL) < 0; t++)
-		sleep_ms(50);
+		kf_sleep_ms(50);
 	assert_true(worker_state("w-alone", NULL, NULL) >= 0);
 	snprintf(old_token, sizeof old_token, "%s", g_token);
 	kill_proc(&g_broker, SIGKILL);
-	sleep_ms(1500); /* its lease long-poll is now one the broker will never answer */
+	kf_sleep_ms(1500); /* its lease long-poll is now one the broker will never answer */
 	t0 = now_ms();
 	kill(p->pid, SIGTERM);
 	assert_int_equal(wait_exit(p, 3000), 0);

@@ -365,10 +365,24 @@ static void test_mono_timespec(void **state)
 	assert_int_equal(ts.tv_nsec, 999999999);
 }
 
+static void test_backoff(void **state)
+{
+	(void)state;
+	assert_int_equal(kf_backoff_ms(0, 100, 2000), 100);
+	assert_int_equal(kf_backoff_ms(1, 100, 2000), 100);
+	assert_int_equal(kf_backoff_ms(2, 100, 2000), 200);
+	assert_int_equal(kf_backoff_ms(5, 100, 2000), 1600);
+	assert_int_equal(kf_backoff_ms(6, 100, 2000), 2000);     /* 3200 capped */
+	assert_int_equal(kf_backoff_ms(UINT32_MAX, 100, 2000), 2000);
+	assert_int_equal(kf_backoff_ms(40, 3000000000u, UINT32_MAX), UINT32_MAX); /* no wrap */
+	assert_int_equal(kf_backoff_ms(3, 500, 100), 100);       /* min above max */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror_known_codes),
+		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_strerror_unknown_code),
 		cmocka_unit_test(test_clocks_advance),
 		cmocka_unit_test(test_strbuf_grows_and_formats),
