@@ -54,7 +54,7 @@ EVENTS="tcp://127.0.0.1:$EV_PORT"
 
 "$PUB" --url "$EVENTS" --listen --simulate "$SOURCES" --interval-ms 1000 >"$TMP/pub.log" 2>&1 &
 PIDS+=($!)
-KEYFORGE_LOG=warn "$GATEWAY" --http "127.0.0.1:$GW_PORT" --events "$EVENTS" \
+KEYFORGE_LOG=warn "$GATEWAY" --http "127.0.0.1:$GW_PORT" --monitor "$EVENTS" \
 	--db "host=$TMP dbname=none connect_timeout=1" >"$TMP/gateway.log" 2>&1 &
 PIDS+=($!)
 "$PUSHGW" --web.listen-address="127.0.0.1:$PG_PORT" --persistence.file="" \

@@ -30,7 +30,7 @@ static const struct kf_metric_desc descs[F_COUNT] = {
 	[F_RX] = DL("keyforge_bus_messages_received_total",
 		"Messages the broker received, by socket (ingest, rpc).", C, l_socket, 0),
 	[F_TX] = DL("keyforge_bus_messages_sent_total",
-		"Messages the broker sent, by socket (events, commands, rpc).", C, l_socket, 0),
+		"Messages the broker sent, by socket (events, commands, monitor, rpc).", C, l_socket, 0),
 	[F_DROPPED] = DL("keyforge_bus_dropped_total",
 		"Messages the broker dropped, by reason.", C, l_reason, 0),
 	[F_DECODE] = DL("keyforge_bus_decode_errors_total",
@@ -97,6 +97,7 @@ static enum kf_err children(struct kf_bmetrics *m, struct kf_metric_family **f)
 	err = err ? err : counter(f[F_RX], "rpc", &m->rx_rpc);
 	err = err ? err : counter(f[F_TX], "events", &m->tx_events);
 	err = err ? err : counter(f[F_TX], "commands", &m->tx_commands);
+	err = err ? err : counter(f[F_TX], "monitor", &m->tx_monitor);
 	err = err ? err : counter(f[F_TX], "rpc", &m->tx_rpc);
 	for (int i = 0; !err && i < KF_BM_DROP_COUNT; i++)
 		err = counter(f[F_DROPPED], drop_reasons[i], &m->dropped[i]);

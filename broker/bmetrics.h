@@ -32,7 +32,8 @@ struct kf_bmetrics {
 	struct kf_metrics *reg;
 	struct kf_contract_metrics contract;
 	struct kf_counter *rx_ingest, *rx_rpc;       /* messages received, by socket */
-	struct kf_counter *tx_events, *tx_commands, *tx_rpc; /* messages sent, by socket */
+	/* messages sent, by socket */
+	struct kf_counter *tx_events, *tx_commands, *tx_monitor, *tx_rpc;
 	struct kf_counter *dropped[KF_BM_DROP_COUNT];
 	struct kf_metric_family *decode_errors;      /* {socket, kind} */
 	struct kf_metric_family *seq_gaps;           /* {source} */

@@ -45,7 +45,8 @@ static void efd_reset(int fd)
 
 /* ---- publishing ------------------------------------------------------------------ */
 
-/* sb: an encoded publication, which starts with its topic and a NUL. */
+/* sb: an encoded publication, which starts with its topic and a NUL.
+ * Metric updates and the cluster status go on monitor too. */
 static void send_event(struct kf_broker *b, const struct kf_strbuf *sb)
 {
 	enum kf_err err = kf_bus_pub_send(b->events, NULL, 0, sb->buf, sb->len);
@@ -54,6 +55,9 @@ static void send_event(struct kf_broker *b, const struct kf_strbuf *sb)
 		KF_DEBUG(KF__TARGET, "event not published", KF_STR("topic", sb->buf), KF_ERR(err));
 	else
 		kf_counter_inc(b->m.tx_events);
+	if (kf_topic_monitored(sb->buf, strlen(sb->buf)) &&
+	    kf_bus_pub_send(b->monitor, NULL, 0, sb->buf, sb->len) == KF_OK)
+		kf_counter_inc(b->m.tx_monitor);
 }
 
 /*
@@ -586,7 +590,11 @@ static enum kf_err open_sockets(struct kf_broker *b, struct kf_strbuf *why)
 	if ((err = kf_bus_pub_new(&b->commands, KF_BUS_LISTEN,
 				  kf_bus_addrs_get(a, KF_BUS_COMMANDS), &eo, why)))
 		return err;
+	if ((err = kf_bus_pub_new(&b->monitor, KF_BUS_LISTEN,
+				  kf_bus_addrs_get(a, KF_BUS_MONITOR), &eo, why)))
+		return err;
 	rel.events = b->events;
+	rel.monitor = b->monitor;
 	return kf_relay_new(&b->relay, &rel, why);
 }
 
@@ -635,6 +643,7 @@ static void log_started(struct kf_broker *b)
 		KF_STR("events", kf_bus_addrs_get(a, KF_BUS_EVENTS)),
 		KF_STR("rpc", kf_bus_addrs_get(a, KF_BUS_RPC)),
 		KF_STR("commands", kf_bus_addrs_get(a, KF_BUS_COMMANDS)),
+		KF_STR("monitor", kf_bus_addrs_get(a, KF_BUS_MONITOR)),
 		KF_U64("pid", (uint64_t)getpid()),
 		KF_STR("token_file", b->auth.enabled ? b->auth.path : "(none)"));
 	if (!b->auth.enabled)
@@ -841,6 +850,7 @@ void kf_broker_free(struct kf_broker *b)
 	kf_rpc_server_free(b->rpc);
 	kf_bus_pub_free(b->events);
 	kf_bus_pub_free(b->commands);
+	kf_bus_pub_free(b->monitor);
 	kf_auth_release(&b->auth);
 	kf_replies_release(&b->replies);
 	kf_workers_free(b->workers);

@@ -142,6 +142,7 @@ struct kf_broker {
 	struct kf_rpc_server *rpc;
 	struct kf_bus_pub *events;
 	struct kf_bus_pub *commands;   /* cmd.<worker> only (bus/addr.h) */
+	struct kf_bus_pub *monitor;    /* metric.* and status.* only (bus/addr.h) */
 	struct kf_relay *relay;
 	struct kf_store *store;
 	struct kf_workers *workers;

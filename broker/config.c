@@ -25,6 +25,8 @@ static const char usage_text[] =
 	"                       default tcp://127.0.0.1:7402\n"
 	"  --commands URL       PUB listen address (cmd.<worker> out, for workers)\n"
 	"                       [KEYFORGE_COMMANDS] default tcp://127.0.0.1:7403\n"
+	"  --monitor URL        PUB listen address (metric.* and status.* only, for the\n"
+	"                       gateway) [KEYFORGE_MONITOR] default tcp://127.0.0.1:7404\n"
 	"  --token-file PATH    write a fresh random token here (mode 0600) at start;\n"
 	"                       submit, kill and retry must carry it [KEYFORGE_TOKEN_FILE]\n"
 	"  --worker-auth        hello, lease, progress and complete need the token too\n"
@@ -60,8 +62,8 @@ const char *kf_broker_usage(void)
 }
 
 enum opt_id {
-	OPT_DB = 1000, OPT_INGEST, OPT_EVENTS, OPT_RPC, OPT_COMMANDS, OPT_TOKEN_FILE, OPT_WORKER_AUTH,
-	OPT_INGEST_RATE, OPT_INGEST_BURST, OPT_LOG_RING, OPT_CONTEXTS, OPT_MAX_WAIT,
+	OPT_DB = 1000, OPT_INGEST, OPT_EVENTS, OPT_RPC, OPT_COMMANDS, OPT_MONITOR, OPT_TOKEN_FILE,
+	OPT_WORKER_AUTH, OPT_INGEST_RATE, OPT_INGEST_BURST, OPT_LOG_RING, OPT_CONTEXTS, OPT_MAX_WAIT,
 	OPT_THREAD_NICE, OPT_DB_TIMEOUT,
 };
 
@@ -71,6 +73,7 @@ static const struct option long_opts[] = {
 	{ "events", required_argument, NULL, OPT_EVENTS },
 	{ "rpc", required_argument, NULL, OPT_RPC },
 	{ "commands", required_argument, NULL, OPT_COMMANDS },
+	{ "monitor", required_argument, NULL, OPT_MONITOR },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "worker-auth", no_argument, NULL, OPT_WORKER_AUTH },
 	{ "ingest-rate", required_argument, NULL, OPT_INGEST_RATE },
@@ -156,6 +159,7 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 	case OPT_EVENTS: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_EVENTS, arg, msg);
 	case OPT_RPC: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_RPC, arg, msg);
 	case OPT_COMMANDS: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_COMMANDS, arg, msg);
+	case OPT_MONITOR: return kf_bus_addrs_set(&cfg->addrs, KF_BUS_MONITOR, arg, msg);
 	case OPT_TOKEN_FILE: cfg->token_file = *arg ? arg : NULL; return KF_OK;
 	case OPT_WORKER_AUTH: cfg->worker_auth = true; return KF_OK;
 	case OPT_INGEST_RATE: return kf_parse_u32(arg, 1, 10000000, "--ingest-rate", &cfg->ingest_rate, msg);

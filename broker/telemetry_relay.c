@@ -254,6 +254,9 @@ static void publish(struct kf_relay *r, const char *topic, size_t topic_len, con
 	/* The NUL after the topic is part of the framing (proto/topic.h). */
 	if (kf_bus_pub_send(r->o.events, topic, topic_len + 1, env, env_len) == KF_OK)
 		kf_counter_inc(r->o.metrics->tx_events);
+	if (r->o.monitor && kf_topic_monitored(topic, topic_len) &&
+	    kf_bus_pub_send(r->o.monitor, topic, topic_len + 1, env, env_len) == KF_OK)
+		kf_counter_inc(r->o.metrics->tx_monitor);
 }
 
 static void malformed(struct kf_relay *r, const char *kind, enum kf_err err)

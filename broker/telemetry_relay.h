@@ -14,7 +14,8 @@
  *      per 10 s;
  *   4. heartbeat -> queued for the owner thread (kf_relay_take);
  *      log event -> republished on events as log.<LEVEL>.<source>, kept in
- *      the ring; metric update -> republished as metric.<source>.
+ *      the ring; metric update -> republished as metric.<source>, on
+ *      events and on monitor.
  * The envelope bytes are forwarded unchanged (sender and sequence number
  * are the worker's); only the topic is rebuilt from the decoded message, so
  * a worker cannot publish under another topic. The source id "broker" is
@@ -52,6 +53,7 @@ struct kf_relay_opts {
 	const char *url;                    /* ingest listen address */
 	const struct kf_bus_tls_opts *tls;  /* for tls+tcp://, else NULL */
 	struct kf_bus_pub *events;          /* republish here; not owned */
+	struct kf_bus_pub *monitor;         /* and metric updates here; not owned */
 	struct kf_bmetrics *metrics;        /* not owned */
 	uint32_t rate, burst;               /* log+metric messages per source */
 	uint32_t ring_size;                 /* log events kept */

@@ -19,6 +19,7 @@ static const struct role_desc roles[KF_BUS_ROLE_COUNT] = {
 	[KF_BUS_EVENTS] = { "events", "KEYFORGE_EVENTS", "tcp://127.0.0.1:7401" },
 	[KF_BUS_RPC] = { "rpc", "KEYFORGE_RPC", "tcp://127.0.0.1:7402" },
 	[KF_BUS_COMMANDS] = { "commands", "KEYFORGE_COMMANDS", "tcp://127.0.0.1:7403" },
+	[KF_BUS_MONITOR] = { "monitor", "KEYFORGE_MONITOR", "tcp://127.0.0.1:7404" },
 };
 
 struct scheme_desc {

@@ -8,12 +8,14 @@
  *   events    tcp://127.0.0.1:7401    KEYFORGE_EVENTS    PUB listen   SUB dial
  *   rpc       tcp://127.0.0.1:7402    KEYFORGE_RPC       REP listen   REQ dial
  *   commands  tcp://127.0.0.1:7403    KEYFORGE_COMMANDS  PUB listen   SUB dial (workers)
+ *   monitor   tcp://127.0.0.1:7404    KEYFORGE_MONITOR   PUB listen   SUB dial (gateway)
  *
- * commands carries only cmd.<worker> (also mirrored on events). It exists
- * because nng 1.5.2's SUB filters on the subscriber's side: a worker
- * subscribed to events for its commands would be sent every log line, job
- * event and metric update of the hive, which costs both the broker and
- * every worker a send and a receive per message (docs/bus.md).
+ * commands carries only cmd.<worker>, monitor only metric.* and status.*
+ * (both also on events). They exist because nng 1.5.2's SUB filters on the
+ * subscriber's side: a worker subscribed to events for its commands, or a
+ * gateway for its metric updates, would be sent every log line and job
+ * event of the hive, which costs both the broker and the subscriber a send
+ * and a receive per message (docs/bus.md).
  *
  * Precedence: a command-line flag (kf_bus_addrs_set) over the environment
  * (kf_bus_addrs_from_env) over the default (kf_bus_addrs_init). Call them in
@@ -43,6 +45,7 @@ enum kf_bus_role {
 	KF_BUS_EVENTS = 1,
 	KF_BUS_RPC = 2,
 	KF_BUS_COMMANDS = 3,
+	KF_BUS_MONITOR = 4,
 	KF_BUS_ROLE_COUNT
 };
 
@@ -70,7 +73,7 @@ struct kf_bus_url_info {
 	char host[KF_BUS_URL_MAX];
 };
 
-/* "ingest", "events", "rpc", "commands"; "?" for an invalid role. */
+/* "ingest", "events", "rpc", "commands", "monitor"; "?" for an invalid role. */
 const char *kf_bus_role_name(enum kf_bus_role role);
 /* "KEYFORGE_INGEST", ...; NULL for an invalid role. */
 const char *kf_bus_role_env(enum kf_bus_role role);

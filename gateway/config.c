@@ -19,11 +19,11 @@ static const char usage[] =
 	"\n"
 	"Serves the hive's metrics to Prometheus (/metrics) and its health\n"
 	"(/health/live, /health/ready), aggregating the metric updates the broker\n"
-	"republishes on its events socket.\n"
+	"republishes on its monitor socket.\n"
 	"\n"
 	"  --http HOST:PORT       listen address (KEYFORGE_HTTP; default " KF_GW_HTTP_DEFAULT ")\n"
-	"  --events URL           broker's events socket (KEYFORGE_EVENTS;\n"
-	"                         default tcp://127.0.0.1:7401)\n"
+	"  --monitor URL          broker's monitor socket: metric updates and cluster\n"
+	"                         status (KEYFORGE_MONITOR; default tcp://127.0.0.1:7404)\n"
 	"  --db CONNINFO          PostgreSQL for /health/ready (KEYFORGE_DB)\n"
 	"  --auth-file PATH       require basic or bearer auth on /metrics\n"
 	"                         (KEYFORGE_GATEWAY_AUTH_FILE; format in docs/gateway.md)\n"
@@ -56,7 +56,7 @@ void kf_gw_config_init(struct kf_gw_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->http, sizeof(cfg->http), "%s", KF_GW_HTTP_DEFAULT);
 	kf_gw_parse_hostport(cfg->http, cfg->http_host, &cfg->http_port);
-	snprintf(cfg->events, sizeof(cfg->events), "%s", kf_bus_role_default(KF_BUS_EVENTS));
+	snprintf(cfg->monitor, sizeof(cfg->monitor), "%s", kf_bus_role_default(KF_BUS_MONITOR));
 	cfg->series_ttl_ns = KF_GW_SERIES_TTL_DEFAULT_NS;
 	cfg->max_series = KF_GW_MAX_SERIES_DEFAULT;
 	cfg->max_connections = 256;
@@ -138,15 +138,15 @@ static enum kf_err set_http(struct kf_gw_config *cfg, const char *v, struct kf_s
 	return KF_OK;
 }
 
-static enum kf_err set_events(struct kf_gw_config *cfg, const char *v, struct kf_strbuf *why)
+static enum kf_err set_monitor(struct kf_gw_config *cfg, const char *v, struct kf_strbuf *why)
 {
 	struct kf_bus_url_info info;
-	if (strlen(v) >= sizeof(cfg->events) || kf_bus_url_parse(v, &info, why) != KF_OK) {
+	if (strlen(v) >= sizeof(cfg->monitor) || kf_bus_url_parse(v, &info, why) != KF_OK) {
 		if (!why->len)
-			kf_strbuf_addf(why, "invalid events address '%s'", v);
+			kf_strbuf_addf(why, "invalid monitor address '%s'", v);
 		return KF_EINVAL;
 	}
-	snprintf(cfg->events, sizeof(cfg->events), "%s", v);
+	snprintf(cfg->monitor, sizeof(cfg->monitor), "%s", v);
 	return KF_OK;
 }
 
@@ -155,8 +155,8 @@ static void apply_env(struct kf_gw_config *cfg, struct kf_strbuf *why, enum kf_e
 	const char *v;
 	if (!*err && (v = nonempty_env("KEYFORGE_HTTP")))
 		*err = set_http(cfg, v, why);
-	if (!*err && (v = nonempty_env("KEYFORGE_EVENTS")))
-		*err = set_events(cfg, v, why);
+	if (!*err && (v = nonempty_env("KEYFORGE_MONITOR")))
+		*err = set_monitor(cfg, v, why);
 	if ((v = nonempty_env("KEYFORGE_DB")))
 		cfg->db = v;
 	if ((v = nonempty_env("KEYFORGE_GATEWAY_AUTH_FILE")))
@@ -168,14 +168,14 @@ static void apply_env(struct kf_gw_config *cfg, struct kf_strbuf *why, enum kf_e
 }
 
 enum opt_id {
-	OPT_HTTP = 256, OPT_EVENTS, OPT_DB, OPT_AUTH, OPT_CERT, OPT_KEY, OPT_TTL,
+	OPT_HTTP = 256, OPT_MONITOR, OPT_DB, OPT_AUTH, OPT_CERT, OPT_KEY, OPT_TTL,
 	OPT_MAX_SERIES, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_REQ, OPT_THREADS, OPT_SHUTDOWN,
 	OPT_PROBE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
 	{ "http", required_argument, NULL, OPT_HTTP },
-	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "monitor", required_argument, NULL, OPT_MONITOR },
 	{ "db", required_argument, NULL, OPT_DB },
 	{ "auth-file", required_argument, NULL, OPT_AUTH },
 	{ "tls-cert", required_argument, NULL, OPT_CERT },
@@ -202,7 +202,7 @@ static enum kf_err apply_opt(struct kf_gw_config *cfg, int id, const char *v,
 	enum kf_err err = KF_OK;
 	switch (id) {
 	case OPT_HTTP: return set_http(cfg, v, why);
-	case OPT_EVENTS: return set_events(cfg, v, why);
+	case OPT_MONITOR: return set_monitor(cfg, v, why);
 	case OPT_DB: cfg->db = v; return KF_OK;
 	case OPT_AUTH: cfg->auth_file = v; return KF_OK;
 	case OPT_CERT: cfg->tls_cert = v; return KF_OK;

@@ -4,7 +4,7 @@
  *
  *   flag                 variable                 default
  *   --http HOST:PORT     KEYFORGE_HTTP            127.0.0.1:9469
- *   --events URL         KEYFORGE_EVENTS          tcp://127.0.0.1:7401
+ *   --monitor URL        KEYFORGE_MONITOR         tcp://127.0.0.1:7404
  *   --db CONNINFO        KEYFORGE_DB              libpq defaults (PG* variables)
  *   --auth-file PATH     KEYFORGE_GATEWAY_AUTH_FILE   none: /metrics is open
  *   --tls-cert PATH      KEYFORGE_HTTP_TLS_CERT   none: plain HTTP
@@ -40,7 +40,7 @@ struct kf_gw_config {
 	char http[KF_GW_HOST_MAX + 8];    /* as given, for messages */
 	char http_host[KF_GW_HOST_MAX];   /* "" = every interface */
 	unsigned http_port;               /* 0 = the kernel chooses */
-	char events[KF_GW_PATH_MAX];      /* nng URL (bus/addr.h checked) */
+	char monitor[KF_GW_PATH_MAX];     /* nng URL (bus/addr.h checked) */
 	const char *db;                   /* libpq conninfo; NULL = libpq defaults */
 	const char *auth_file;            /* NULL = no authentication */
 	const char *tls_cert;             /* NULL = plain HTTP */

@@ -47,16 +47,16 @@ enum fam {
 #define G KF_METRIC_GAUGE
 static const struct kf_metric_desc descs[F_COUNT] = {
 	[F_BUS_MESSAGES] = { "keyforge_gateway_bus_messages_total",
-		"Messages received from the broker's events socket, by kind (metric, status, other).",
+		"Messages received from the broker's monitor socket, by kind (metric, status, other).",
 		C, kind_label, 1, NULL, 0, 0 },
 	[F_BUS_DECODE_ERRORS] = { "keyforge_gateway_bus_decode_errors_total",
-		"Messages from the events socket dropped because they could not be decoded, by error.",
+		"Messages from the monitor socket dropped because they could not be decoded, by error.",
 		C, error_label, 1, NULL, 0, 0 },
 	[F_BUS_CONNECTED] = { "keyforge_gateway_bus_connected",
-		"1 while the gateway is connected to the broker's events socket.",
+		"1 while the gateway is connected to the broker's monitor socket.",
 		G, NULL, 0, NULL, 0, 0 },
 	[F_BUS_GAPS] = { "keyforge_gateway_bus_sequence_gaps_total",
-		"Jumps in the broker's sequence numbers seen on the events socket (messages "
+		"Jumps in the broker's sequence numbers seen on the monitor socket (messages "
 		"lost between broker and gateway).", C, NULL, 0, NULL, 0, 0 },
 	[F_BUS_MISSED] = { "keyforge_gateway_bus_messages_missed_total",
 		"Messages from the broker missing according to its sequence numbers.",

@@ -4,7 +4,7 @@
  * Threads:
  *   main      parses the config, starts the others, waits for SIGTERM/SIGINT
  *   ingest    receives metric updates and cluster status from the broker's
- *             events socket, applies them to the aggregator (ingest.c)
+ *             monitor socket, applies them to the aggregator (ingest.c)
  *   probe     readiness probe of PostgreSQL every ~1 s (health.c)
  *   http      libmicrohttpd's threads: every request (http.c, expose.c)
  *
@@ -81,12 +81,12 @@ struct kf__gw {
 
 /* ---- ingest.c ----------------------------------------------------------- */
 
-/* Dials cfg->events and starts the ingest thread. KF_OK, or the bus error
+/* Dials cfg->monitor and starts the ingest thread. KF_OK, or the bus error
  * with a message in why. */
 enum kf_err kf__gw_ingest_start(struct kf__gw *gw, struct kf_strbuf *why);
 /* Closes the socket and joins the thread. NULL-safe on gw->ingest. */
 void kf__gw_ingest_stop(struct kf__gw *gw);
-/* Connections to the broker's events socket now (0 or 1). Any thread. */
+/* Connections to the broker's monitor socket now (0 or 1). Any thread. */
 unsigned kf__gw_ingest_peers(struct kf__gw *gw);
 /* Label of decode error class i (< KF__GW_DECODE_ERR_COUNT). */
 const char *kf__gw_decode_error_label(size_t i);

@@ -1,6 +1,10 @@
 /*
  * ingest.c — the gateway's subscriber: metric updates and cluster status
- * from the broker's events socket, into the aggregator.
+ * from the broker's monitor socket, into the aggregator. The monitor
+ * socket carries only metric.* and status.* (the events socket carries
+ * them too, with every job event and log line, which the gateway would
+ * receive and throw away: nng 1.5.2's SUB filters on the subscriber's
+ * side, docs/bus.md).
  *
  * The only file of the gateway that sees proto/: it converts decoded
  * messages into aggregate.h's plain structs (proto's KF_MSG_METRIC_* wire
@@ -20,7 +24,7 @@
  * message, counts their losses (keyforge_bus_sequence_gaps_total{source}).
  * The broker numbers its own metric updates and its cluster status each in
  * a sequence of its own (broker/reaper.c), so gaps in those measure what the
- * events socket lost on its way to the gateway.
+ * monitor socket lost on its way to the gateway.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -247,11 +251,11 @@ static void housekeeping(struct kf__gw *gw, unsigned *peers)
 	pthread_mutex_unlock(&gw->lock);
 	unsigned now = kf__gw_ingest_peers(gw);
 	if (now && !*peers)
-		KF_INFO(TARGET, "connected to the broker's events socket",
-			KF_STR("events", gw->cfg->events));
+		KF_INFO(TARGET, "connected to the broker's monitor socket",
+			KF_STR("monitor", gw->cfg->monitor));
 	else if (!now && *peers)
-		KF_WARN(TARGET, "lost the broker's events socket; reconnecting",
-			KF_STR("events", gw->cfg->events));
+		KF_WARN(TARGET, "lost the broker's monitor socket; reconnecting",
+			KF_STR("monitor", gw->cfg->monitor));
 	*peers = now;
 }
 
@@ -261,7 +265,7 @@ static void *ingest_main(void *arg)
 	struct kf__gw_ingest *ing = gw->ingest;
 
 	pthread_setname_np(pthread_self(), "kf:ingest");  /* top -H, perf */
-	KF_SPAN_SCOPE(KF_INFO_SPAN(TARGET, "ingest_loop", KF_STR("events", gw->cfg->events)));
+	KF_SPAN_SCOPE(KF_INFO_SPAN(TARGET, "ingest_loop", KF_STR("monitor", gw->cfg->monitor)));
 	uint64_t next = kf_clock_mono_ns() + HOUSEKEEPING_NS;
 	unsigned peers = 0;
 	for (;;) {
@@ -291,7 +295,7 @@ enum kf_err kf__gw_ingest_start(struct kf__gw *gw, struct kf_strbuf *why)
 	/* Take anything the broker may forward: the broker's own ingest limit
 	 * is lower, and an oversize message would make nng drop the link. */
 	struct kf_bus_opts opts = { .recv_max = KF_MSG_MAX_WIRE, .tls = &tls };
-	enum kf_err err = kf_bus_sub_new(&ing->sub, KF_BUS_DIAL, gw->cfg->events, &opts, why);
+	enum kf_err err = kf_bus_sub_new(&ing->sub, KF_BUS_DIAL, gw->cfg->monitor, &opts, why);
 	if (!err)
 		err = kf_bus_sub_subscribe(ing->sub, KF_TOPIC_METRIC, strlen(KF_TOPIC_METRIC));
 	if (!err)

@@ -3,7 +3,7 @@
  * (DESIGN.md §5-6, docs/gateway.md).
  *
  * Start: config, logging, the aggregator, credentials, the subscriber to the
- * broker's events, the readiness probe, then HTTP. Stop (SIGTERM/SIGINT):
+ * broker's monitor socket, the readiness probe, then HTTP. Stop (SIGTERM/SIGINT):
  * /health/ready answers 503 at once while /metrics is still served for
  * --shutdown-delay (so a load balancer or Kubernetes sees "not ready" before
  * the port closes), then HTTP stops, then the rest; exit 0. A second signal
@@ -41,7 +41,7 @@ static int fail(const char *what, enum kf_err err, const struct kf_strbuf *why)
 static void log_config(const struct kf_gw_config *cfg)
 {
 	KF_DEBUG(KF__GW_TARGET, "config loaded", KF_STR("http", cfg->http),
-		 KF_STR("events", cfg->events), KF_BOOL("db", cfg->db != NULL),
+		 KF_STR("monitor", cfg->monitor), KF_BOOL("db", cfg->db != NULL),
 		 KF_STR("auth_file", cfg->auth_file ? cfg->auth_file : ""),
 		 KF_BOOL("tls", cfg->tls_cert != NULL),
 		 KF_U64("series_ttl_ms", cfg->series_ttl_ns / 1000000),
@@ -90,7 +90,7 @@ static enum kf_err start(struct kf__gw *gw, struct kf_strbuf *why, const char **
 		if ((err = kf_gw_creds_load(gw->cfg->auth_file, &gw->creds, why)))
 			return err;
 	}
-	*step = "events";
+	*step = "monitor";
 	if ((err = kf__gw_ingest_start(gw, why)))
 		return err;
 	*step = "readiness probe";
@@ -102,7 +102,7 @@ static enum kf_err start(struct kf__gw *gw, struct kf_strbuf *why, const char **
 	if (!err)
 		KF_INFO(KF__GW_TARGET, "server started", KF_STR("http", bound.buf),
 			KF_STR("scheme", gw->cfg->tls_cert ? "https" : "http"),
-			KF_STR("events", gw->cfg->events),
+			KF_STR("monitor", gw->cfg->monitor),
 			KF_U64("credentials", kf_gw_creds_count(gw->creds)),
 			KF_STR("version", KF_VERSION));
 	kf_strbuf_release(&bound);

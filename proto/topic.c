@@ -22,6 +22,18 @@ bool kf_topic_valid(const char *s, size_t len)
 	return true;
 }
 
+static bool has_prefix(const char *s, size_t len, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return len >= n && memcmp(s, prefix, n) == 0;
+}
+
+bool kf_topic_monitored(const char *s, size_t len)
+{
+	return has_prefix(s, len, KF_TOPIC_METRIC) || has_prefix(s, len, KF_TOPIC_STATUS);
+}
+
 /* Writes prefix then a sanitised copy of id, cut to fit; "_" for an empty id. */
 static size_t build(char out[static KF_TOPIC_SIZE], const char *prefix, const char *id)
 {

@@ -54,6 +54,10 @@ size_t kf_topic_cmd(char out[static KF_TOPIC_SIZE], const char *worker_id);
 /* True when s[0..len) is a valid topic (length and byte rules above). */
 bool kf_topic_valid(const char *s, size_t len);
 
+/* Whether a topic is one the broker also publishes on its monitor socket
+ * (bus/addr.h): metric updates and status, what a gateway reads. */
+bool kf_topic_monitored(const char *s, size_t len);
+
 /*
  * Splits a received pub/sub message into its topic and its envelope. The
  * outputs point into buf. KF_ETOPIC when no NUL ends a valid topic within the

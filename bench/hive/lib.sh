@@ -5,8 +5,8 @@
 # it on exit (trap). Each bench_*.sh defines its phase_<name> function.
 #
 # Environment:
-#   KF_HBENCH_PORT_BASE  first of five loopback ports: ingest, events, rpc,
-#                        beanstalkd, commands (default 17600)
+#   KF_HBENCH_PORT_BASE  first of six loopback ports: ingest, events, rpc,
+#                        beanstalkd, commands, monitor (default 17600)
 #   KF_HBENCH_KEEP=1     keep the work folder (logs) in /tmp after exit
 #   KEYFORGE_LOG         log filter of the programs (default info, as shipped)
 #   KF_HBENCH_CHRT       a command the programs and beanstalkd run under, e.g.
@@ -47,7 +47,8 @@ hb_init() {
 	# shellcheck disable=SC2034 # used by bench_jobs.sh
 	HB_BS_PORT=$((HB_PORT_BASE + 3))
 	HB_COMMANDS="tcp://127.0.0.1:$((HB_PORT_BASE + 4))"
-	for f in 0 1 2 3 4; do
+	HB_MONITOR="tcp://127.0.0.1:$((HB_PORT_BASE + 5))"
+	for f in 0 1 2 3 4 5; do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$((HB_PORT_BASE + f))") 2>/dev/null; then
 			hb_die "port $((HB_PORT_BASE + f)) on 127.0.0.1 is taken; set KF_HBENCH_PORT_BASE"
 		fi
@@ -181,7 +182,8 @@ hb_broker_start() {
 	# 32768) and a stale-pid kill from someone else's test has hit ours.
 	for ((try = 1; try <= 3; try++)); do
 		hb_spawn broker "$HB_BROKER" --db "$db" --ingest "$HB_INGEST" --events "$HB_EVENTS" \
-			--rpc "$HB_RPC" --commands "$HB_COMMANDS" --token-file "$HB_TOKEN" "$@"
+			--rpc "$HB_RPC" --commands "$HB_COMMANDS" --monitor "$HB_MONITOR" \
+			--token-file "$HB_TOKEN" "$@"
 		HB_BROKER_PID=$HB_PID
 		for ((i = 0; i < 150; i++)); do
 			hb_ours "$HB_BROKER_PID" || break

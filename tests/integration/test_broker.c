@@ -51,7 +51,7 @@
 static struct kf_pgtmp g_pg; /* the throwaway cluster */
 static char g_tmp[64];         /* token file, broker log */
 static char g_conninfo[256];
-static char g_url[4][64];      /* ingest, events, rpc, commands */
+static char g_url[5][64];      /* ingest, events, rpc, commands, monitor */
 static char g_token_path[128], g_log_path[128];
 static char g_token[80];
 static pid_t g_broker;
@@ -80,7 +80,7 @@ static const char *broker_bin(void)
 
 /* Starts a broker on urls (ingest, events, rpc, commands); its
  * stdout+stderr go to log. */
-static pid_t spawn_broker_at(char urls[4][64], const char *log, const char *token_path)
+static pid_t spawn_broker_at(char urls[5][64], const char *log, const char *token_path)
 {
 	pid_t parent = getpid(), pid;
 
@@ -102,8 +102,9 @@ static pid_t spawn_broker_at(char urls[4][64], const char *log, const char *toke
 	setenv("KEYFORGE_LOG_FORMAT", "human", 1);
 	setenv("NO_COLOR", "1", 1);
 	execl(broker_bin(), "keyforge-broker", "--db", g_conninfo, "--ingest", urls[0],
-	      "--events", urls[1], "--rpc", urls[2], "--commands", urls[3], "--token-file", token_path,
-	      "--ingest-rate", rate, "--ingest-burst", burst, "--max-wait", "5000", (char *)NULL);
+	      "--events", urls[1], "--rpc", urls[2], "--commands", urls[3], "--monitor", urls[4],
+	      "--token-file", token_path, "--ingest-rate", rate, "--ingest-burst", burst,
+	      "--max-wait", "5000", (char *)NULL);
 	_exit(127);
 }
 
@@ -542,7 +543,7 @@ static int group_setup(void **state)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/kf-broker-test-XXXXXX");
 	if (!mkdtemp(g_tmp) || kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
 	snprintf(g_log_path, sizeof(g_log_path), "%s/broker.log", g_tmp);
@@ -1549,6 +1550,72 @@ static void test_ingest(void **state)
 	kf_bus_sub_free(mets);
 }
 
+/* The monitor socket (bus/addr.h) carries metric updates and the cluster
+ * status — the broker's own and the workers' relayed ones — and nothing
+ * else: a job's events and a worker's log line go out on events only. The
+ * gateway reads it, so that it is not sent every job event of the hive. */
+static void test_monitor_socket(void **state)
+{
+	struct kf_bus_sub *mon = kf_test_sub_on(g_url[4], "", 0);
+	struct kf_bus_sub *ev = events_sub("", 0);
+	struct kf_bus_pub *pub = ingest_pub();
+	char topic[KF_TOPIC_SIZE], job_topic[KF_TOPIC_SIZE], other[KF_TOPIC_SIZE] = "";
+	int own_metrics = 0, relayed = 0, status = 0, others = 0;
+	bool job_seen = false, log_seen = false;
+	struct kf_msg m, *got;
+	uint64_t id, end;
+
+	(void)state;
+	heartbeat(pub, "w-mon", 1, 0);
+	metric_update(pub, "w-mon", 2, 77, 5);
+	kf_msg_init(&m, KF_MSG_LOG, "w-mon", 3);
+	m.log = (struct kf_msg_log){ .level = KF_MSG_LEVEL_INFO, .target = "keyforge::worker",
+		.message = "a line for events only" };
+	kf_topic_log(topic, KF_MSG_LEVEL_INFO, "w-mon");
+	publish(pub, topic, &m);
+	id = submit_job(0, 1000);
+	kf_topic_job(job_topic, id);
+
+	/* The broker publishes its metrics and the cluster status every second. */
+	end = kf_clock_mono_ns() + 3500 * KF_NS_PER_MS;
+	while (kf_clock_mono_ns() < end && (!own_metrics || !relayed || !status)) {
+		if (!(got = kf_test_next_event(mon, "", 200)))
+			continue;
+		if (!strcmp(got->topic, "metric.broker"))
+			own_metrics++;
+		else if (!strcmp(got->topic, "metric.w-mon"))
+			relayed++;
+		else if (!strcmp(got->topic, KF_TOPIC_STATUS_CLUSTER))
+			status++;
+		else if (strncmp(got->topic, KF_TOPIC_METRIC, strlen(KF_TOPIC_METRIC)) &&
+			 others++ == 0)
+			snprintf(other, sizeof other, "%s", got->topic);
+		kf_msg_free(got);
+	}
+	fprintf(stderr, "# monitor: %d broker metric updates, %d relayed, %d cluster status, "
+		"%d others (%s)\n", own_metrics, relayed, status, others, other);
+	assert_true(own_metrics >= 1);
+	assert_int_equal(relayed, 1);
+	assert_true(status >= 1);
+	assert_int_equal(others, 0);
+
+	/* events had the job's event and the log line all along. */
+	end = kf_clock_mono_ns() + 3000 * KF_NS_PER_MS;
+	while (kf_clock_mono_ns() < end && (!job_seen || !log_seen)) {
+		if (!(got = kf_test_next_event(ev, "", 200)))
+			continue;
+		job_seen |= !strcmp(got->topic, job_topic);
+		log_seen |= !strcmp(got->topic, topic) && !strcmp(got->log.message,
+								   "a line for events only");
+		kf_msg_free(got);
+	}
+	assert_true(job_seen);
+	assert_true(log_seen);
+	kf_bus_pub_free(pub);
+	kf_bus_sub_free(ev);
+	kf_bus_sub_free(mon);
+}
+
 static void test_worker_death_requeues(void **state)
 {
 	struct kf_bus_pub *pub = ingest_pub();
@@ -1749,7 +1816,7 @@ static int exit_status_within(pid_t pid, int ms)
  * refuses to start instead of replacing the token the first one checks. */
 static void test_second_broker_token_file(void **state)
 {
-	char log2[160], urls[4][64], before[80];
+	char log2[160], urls[5][64], before[80];
 	struct kf_msg req, *rep;
 	int status;
 	pid_t pid;
@@ -1757,7 +1824,7 @@ static void test_second_broker_token_file(void **state)
 	(void)state;
 	assert_true(read_token());
 	snprintf(before, sizeof(before), "%s", g_token);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(log2, sizeof(log2), "%s/same-token.log", g_tmp);
 	pid = spawn_broker_at(urls, log2, g_token_path);
@@ -1934,7 +2001,7 @@ static void psql(const char *sql, char *out, size_t out_size)
  * with its broker) is requeued as an orphan. */
 static void test_second_broker_shares_database(void **state)
 {
-	char urls[4][64], log2[160], token2[160], sql[160];
+	char urls[5][64], log2[160], token2[160], sql[160];
 	struct kf_bus_pub *pub = ingest_pub();
 	uint64_t id, ghost, token, seq = 1, t0;
 	struct kf_msg *l, *rep, req;
@@ -1954,7 +2021,7 @@ static void test_second_broker_shares_database(void **state)
 		 (unsigned long long)ghost);
 	psql(sql, NULL, 0);
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(log2, sizeof(log2), "%s/sharing.log", g_tmp);
 	snprintf(token2, sizeof(token2), "%s/sharing.token", g_tmp);
@@ -1993,7 +2060,7 @@ static void test_second_broker_shares_database(void **state)
  * refuses to run on it (exit 1), it does not silently skip. */
 static void test_migration_mismatch(void **state)
 {
-	char saved[128], sql[256], log2[160], urls[4][64];
+	char saved[128], sql[256], log2[160], urls[5][64];
 	int status;
 	pid_t pid;
 
@@ -2002,7 +2069,7 @@ static void test_migration_mismatch(void **state)
 	assert_int_equal(strlen(saved), 64);
 	psql("UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 1", NULL, 0);
 	memcpy(urls, g_url, sizeof(urls));
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(log2, sizeof(log2), "%s/mismatch.log", g_tmp);
 	snprintf(sql, sizeof(sql), "%s/token-mismatch", g_tmp);
@@ -2063,6 +2130,7 @@ int main(void)
 		cmocka_unit_test(test_failure_retries),
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_ingest),
+		cmocka_unit_test(test_monitor_socket),
 		cmocka_unit_test(test_worker_death_requeues),
 		cmocka_unit_test(test_lost_lease_requeued),
 		cmocka_unit_test(test_second_incarnation_metrics_dropped),

@@ -3,7 +3,7 @@
 
 Real processes on loopback: a throwaway PostgreSQL (scripts/pgtmp), the real
 keyforge-broker (it migrates the database and republishes metric updates on
-its events socket), keyforge-gateway, a publisher that plays a worker on the
+its monitor socket), keyforge-gateway, a publisher that plays a worker on the
 broker's ingest socket (kf-gw-pub: proto-encoded metric updates through a bus
 PUB), a real Prometheus scraping the gateway every second, promtool, raw
 sockets for malformed requests. When keyforge-worker and keyforgectl exist in
@@ -295,15 +295,15 @@ def hist(name, count, mean_bucket=5):
 # ---- the scenario -----------------------------------------------------------------
 
 
-def start_gateway(tmp, name, events, db, extra=(), env_extra=None):
+def start_gateway(tmp, name, monitor, db, extra=(), env_extra=None):
     port = free_port()
     log = os.path.join(tmp, name + ".log")
     env = dict(os.environ, KEYFORGE_LOG_FORMAT="json",
                KEYFORGE_LOG="info,keyforge::gateway::http=debug")
     env.update(env_extra or {})
-    for k in ("KEYFORGE_HTTP", "KEYFORGE_EVENTS", "KEYFORGE_DB"):
+    for k in ("KEYFORGE_HTTP", "KEYFORGE_MONITOR", "KEYFORGE_DB"):
         env.pop(k, None)
-    args = [GATEWAY, "--http", "127.0.0.1:%d" % port, "--events", events,
+    args = [GATEWAY, "--http", "127.0.0.1:%d" % port, "--monitor", monitor,
             "--idle-timeout", "2s", "--shutdown-delay", "2s", "--series-ttl", "30s",
             "--probe-interval", "500ms"]
     if db:
@@ -640,7 +640,7 @@ def check_malformed(gw):
 
 
 def check_fake_broker(tmp):
-    """A gateway fed by kf-gw-pub playing the broker on an events socket:
+    """A gateway fed by kf-gw-pub playing the broker on a monitor socket:
     what the real broker never sends (gaps in its own numbering, garbage, a
     dead worker, cluster status without the broker's metric update)."""
     ev = "tcp://127.0.0.1:%d" % free_port()
@@ -718,7 +718,7 @@ def check_connection_limit(gw, limit):
     T.ok(bool(ok), "the gateway serves again once they are gone")
 
 
-def check_auth_tls(tmp, events, db):
+def check_auth_tls(tmp, monitor, db):
     cred = os.path.join(tmp, "creds")
     token = "it-token-" + os.urandom(8).hex()
     with open(cred, "w") as f:
@@ -736,7 +736,7 @@ def check_auth_tls(tmp, events, db):
             extra += ["--tls-cert", crt, "--tls-key", key]
             tls = True
     env = {"KEYFORGE_LOG": "info,keyforge::gateway::http=debug"}
-    gw = start_gateway(tmp, "gateway-auth", events, db, extra, env)
+    gw = start_gateway(tmp, "gateway-auth", monitor, db, extra, env)
     st, hd, _, raw = gw.get("/metrics")
     www = raw.get_all("WWW-Authenticate") or []
     T.ok(st == 401 and any(w.startswith("Basic ") for w in www)
@@ -822,17 +822,18 @@ def main():
         if not T.ok(r.returncode == 0, "throwaway PostgreSQL starts", r.stderr):
             return
         db = r.stdout.strip()
-        ports = [free_port() for _ in range(4)]
+        ports = [free_port() for _ in range(5)]
         ENV.update({"KEYFORGE_DB": db,
                     "KEYFORGE_INGEST": "tcp://127.0.0.1:%d" % ports[0],
                     "KEYFORGE_EVENTS": "tcp://127.0.0.1:%d" % ports[1],
                     "KEYFORGE_RPC": "tcp://127.0.0.1:%d" % ports[2],
                     "KEYFORGE_COMMANDS": "tcp://127.0.0.1:%d" % ports[3],
+                    "KEYFORGE_MONITOR": "tcp://127.0.0.1:%d" % ports[4],
                     "KEYFORGE_TOKEN_FILE": os.path.join(tmp, "token"),
                     "KEYFORGE_LOG_FORMAT": "json"})
 
-        gw = start_gateway(tmp, "gateway", ENV["KEYFORGE_EVENTS"], db, ["--max-series", "50",
-                                                                   "--max-connections", "8"])
+        gw = start_gateway(tmp, "gateway", ENV["KEYFORGE_MONITOR"], db, ["--max-series", "50",
+                                                                    "--max-connections", "8"])
         timed(check_basics, gw)
         timed(check_contract_from_zero, gw)
         st, _, body, _ = gw.get("/health/ready")
@@ -841,7 +842,7 @@ def main():
         blog = open(os.path.join(tmp, "broker.log"), "w")
         spawn([BROKER], blog, env=dict(os.environ, **ENV))
         connected = wait_until(lambda: gw.metrics().get("keyforge_gateway_bus_connected") == 1, 15)
-        T.ok(bool(connected), "the gateway connects to the broker's events socket",
+        T.ok(bool(connected), "the gateway connects to the broker's monitor socket",
              tail(blog.name) + tail(gw.log))
         timed(check_readiness, gw, pgdir)
 
@@ -861,7 +862,7 @@ def main():
         timed(check_spans, gw)
         timed(check_connection_limit, gw, 8)
         timed(check_fake_broker, tmp)
-        gw2 = timed(check_auth_tls, tmp, ENV["KEYFORGE_EVENTS"], db)
+        gw2 = timed(check_auth_tls, tmp, ENV["KEYFORGE_MONITOR"], db)
         gw2.proc.terminate()
         timed(check_shutdown, gw)
     except Exception:

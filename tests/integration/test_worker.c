@@ -77,7 +77,7 @@ struct proc {
 static struct kf_pgtmp g_pg; /* the throwaway cluster */
 static char g_tmp[64];          /* token, logs */
 static char g_conninfo[256];
-static char g_url[4][64];       /* ingest, events, rpc, commands */
+static char g_url[5][64];       /* ingest, events, rpc, commands, monitor */
 static char g_token_path[128];
 static char g_token[128];
 static char g_corpus[512];
@@ -132,7 +132,7 @@ static void start_broker(void)
 {
 	char *argv[] = { (char *)bin("KF_BROKER_BIN", "broker/keyforge-broker"), "--db", g_conninfo,
 		"--ingest", g_url[0], "--events", g_url[1], "--rpc", g_url[2], "--commands", g_url[3],
-		"--token-file", g_token_path, "--worker-auth", "--max-wait", "5000", NULL };
+		"--monitor", g_url[4], "--token-file", g_token_path, "--worker-auth", "--max-wait", "5000", NULL };
 
 	snprintf(g_broker.id, sizeof g_broker.id, "broker");
 	snprintf(g_broker.log, sizeof g_broker.log, "%s/broker.log", g_tmp);
@@ -555,7 +555,7 @@ static int group_setup(void **state)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/kf-worker-test-XXXXXX");
 	if (!mkdtemp(g_tmp) || kf_pgtmp_start(&g_pg, g_conninfo, sizeof(g_conninfo)) != 0)
 		return -1;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		snprintf(g_url[i], sizeof(g_url[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
 	snprintf(g_token_path, sizeof(g_token_path), "%s/token", g_tmp);
 	g_client_id = kf_clock_wall_ns() ^ ((uint64_t)getpid() << 40);

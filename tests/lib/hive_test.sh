@@ -38,7 +38,7 @@ hive_corpus() {
 
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# hive_ports: sets BASE, the first of five free loopback ports BASE..BASE+4.
+# hive_ports: sets BASE, the first of six free loopback ports BASE..BASE+5.
 hive_ports() {
 	local b
 	BASE=""
@@ -48,7 +48,7 @@ hive_ports() {
 		# connection made meanwhile — another test's, running beside this one.
 		b=$((20000 + (RANDOM % 1270) * 10))
 		if ! port_taken $b && ! port_taken $((b + 1)) && ! port_taken $((b + 2)) &&
-			! port_taken $((b + 3)) && ! port_taken $((b + 4)); then
+			! port_taken $((b + 3)) && ! port_taken $((b + 4)) && ! port_taken $((b + 5)); then
 			BASE=$b
 			return 0
 		fi
@@ -61,7 +61,7 @@ hive_ports() {
 # its addresses in the environment; a hive that does not come up ends the test.
 hive_up() {
 	if "$HIVE" up "$BUILD" --workers 2 --port-base "$BASE" >"$TMP/up.out" 2>&1; then
-		ok "hive up: PostgreSQL, broker, gateway and 2 workers on ports $BASE-$((BASE + 4))"
+		ok "hive up: PostgreSQL, broker, gateway and 2 workers on ports $BASE-$((BASE + 5))"
 	else
 		not_ok "hive up" "$(tail -n 20 "$TMP/up.out")"
 		tail -n 20 "$KEYFORGE_STATE_DIR"/logs/*.log 2>/dev/null | sed 's/^/# /'

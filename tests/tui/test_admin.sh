@@ -464,7 +464,7 @@ quit_admin "q: the admin exits with status 0"
 # out as harmless text ("nasty [2J [31mred?1;1H 日本-end": ESC and BEL as
 # spaces, CSI as '?'), and the admin must survive it and quit with 0.
 NASTY="${KF_NASTY_PUB:-$BUILD/tests/tui/nasty_pub}"
-NASTY_PORT=$((BASE + 5))
+NASTY_PORT=$((BASE + 6))
 while port_taken "$NASTY_PORT" && [ "$NASTY_PORT" -lt $((BASE + 50)) ]; do
 	NASTY_PORT=$((NASTY_PORT + 1))
 done
@@ -493,14 +493,14 @@ fi
 
 # DESIGN.md §7: the admin on a local socket, its actions authorised by its
 # uid and not by a token. The hive's broker is gone (above); a broker on the
-# same database now serves rpc and events on ipc:// (ingest and commands on
-# the hive's ports), with a worker of its own whose rpc is ipc:// too. The
+# same database now serves rpc and events on ipc:// (ingest, commands and
+# monitor on the hive's ports), with a worker of its own whose rpc is ipc:// too. The
 # admin runs without KEYFORGE_TOKEN_FILE and kills a job from the Job Queue.
 IPC_RPC="ipc://$TMP/rpc.ipc"
 IPC_EVENTS="ipc://$TMP/events.ipc"
 "$BUILD/broker/keyforge-broker" --db "$KEYFORGE_DB" --ingest "$KEYFORGE_INGEST" \
-	--commands "$KEYFORGE_COMMANDS" --rpc "$IPC_RPC" --events "$IPC_EVENTS" \
-	--token-file "$TMP/ipc.token" >"$TMP/ipc-broker.log" 2>&1 &
+	--commands "$KEYFORGE_COMMANDS" --monitor "$KEYFORGE_MONITOR" --rpc "$IPC_RPC" \
+	--events "$IPC_EVENTS" --token-file "$TMP/ipc.token" >"$TMP/ipc-broker.log" 2>&1 &
 PIDS+=" $!"
 "$BUILD/worker/keyforge-worker" --id ipc-w1 --rpc "$IPC_RPC" --ingest "$KEYFORGE_INGEST" \
 	--commands "$KEYFORGE_COMMANDS" >"$TMP/ipc-worker.log" 2>&1 &

@@ -26,6 +26,9 @@ static void test_defaults(void **state)
 	assert_string_equal(kf_bus_role_env(KF_BUS_COMMANDS), "KEYFORGE_COMMANDS");
 	assert_string_equal(kf_bus_role_name(KF_BUS_COMMANDS), "commands");
 	assert_string_equal(kf_bus_role_name(KF_BUS_EVENTS), "events");
+	assert_string_equal(kf_bus_addrs_get(&a, KF_BUS_MONITOR), "tcp://127.0.0.1:7404");
+	assert_string_equal(kf_bus_role_env(KF_BUS_MONITOR), "KEYFORGE_MONITOR");
+	assert_string_equal(kf_bus_role_name(KF_BUS_MONITOR), "monitor");
 	assert_null(kf_bus_role_env((enum kf_bus_role)7));
 	assert_string_equal(kf_bus_role_name((enum kf_bus_role)7), "?");
 }

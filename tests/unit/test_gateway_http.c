@@ -259,7 +259,7 @@ static void test_config(void **state)
 	enum kf_gw_config_action action;
 	struct kf_strbuf why = KF_STRBUF_INIT;
 	unsetenv("KEYFORGE_HTTP");
-	unsetenv("KEYFORGE_EVENTS");
+	unsetenv("KEYFORGE_MONITOR");
 	unsetenv("KEYFORGE_DB");
 
 	char *none[] = { "gw", NULL };
@@ -267,18 +267,18 @@ static void test_config(void **state)
 	assert_int_equal(action, KF_GW_RUN);
 	assert_string_equal(cfg.http_host, "127.0.0.1");
 	assert_int_equal(cfg.http_port, 9469);
-	assert_string_equal(cfg.events, "tcp://127.0.0.1:7401");
+	assert_string_equal(cfg.monitor, "tcp://127.0.0.1:7404");
 	assert_null(cfg.db);
 	assert_int_equal(cfg.max_series, 1000);
 	assert_true(cfg.series_ttl_ns == 60000000000ULL);
 
 	/* The environment, then flags over it. */
 	setenv("KEYFORGE_HTTP", "0.0.0.0:8080", 1);
-	setenv("KEYFORGE_EVENTS", "ipc:///tmp/ev.sock", 1);
+	setenv("KEYFORGE_MONITOR", "ipc:///tmp/ev.sock", 1);
 	setenv("KEYFORGE_DB", "dbname=x", 1);
 	assert_int_equal(parse(&cfg, &action, &why, none), KF_OK);
 	assert_string_equal(cfg.http, "0.0.0.0:8080");
-	assert_string_equal(cfg.events, "ipc:///tmp/ev.sock");
+	assert_string_equal(cfg.monitor, "ipc:///tmp/ev.sock");
 	assert_string_equal(cfg.db, "dbname=x");
 	char *flags[] = { "gw", "--http", "[::1]:1234", "--series-ttl", "500ms", "--max-series",
 			  "7", "--idle-timeout", "2s", "--db", "dbname=y", "--tls-cert", "c.pem",
@@ -306,7 +306,7 @@ static void test_config(void **state)
 		{ { "gw", "--bogus", NULL }, "unknown option '--bogus'" },
 		{ { "gw", "--http", NULL }, "missing value" },
 		{ { "gw", "--http", "nohost", NULL }, "invalid HTTP address 'nohost'" },
-		{ { "gw", "--events", "ws://x:1", NULL }, "ws://" },
+		{ { "gw", "--monitor", "ws://x:1", NULL }, "ws://" },
 		{ { "gw", "--max-series", "0", NULL }, "--max-series" },
 		{ { "gw", "--idle-timeout", "100ms", NULL }, "--idle-timeout" },
 		{ { "gw", "--series-ttl", "soon", NULL }, "--series-ttl" },
@@ -322,7 +322,7 @@ static void test_config(void **state)
 	setenv("KEYFORGE_HTTP", "bad", 1);
 	assert_int_equal(parse(&cfg, &action, &why, none), KF_EINVAL);
 	unsetenv("KEYFORGE_HTTP");
-	unsetenv("KEYFORGE_EVENTS");
+	unsetenv("KEYFORGE_MONITOR");
 	unsetenv("KEYFORGE_DB");
 	kf_strbuf_release(&why);
 }

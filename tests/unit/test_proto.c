@@ -1128,6 +1128,19 @@ static void test_topics(void **state)
 	assert_false(kf_topic_valid("", 0));
 	assert_false(kf_topic_valid("a b", 3));
 	assert_false(kf_topic_valid("a\x7f", 2));
+
+	/* What the monitor socket carries: metric updates and status only. */
+	kf_topic_metric(t, "w1");
+	assert_true(kf_topic_monitored(t, strlen(t)));
+	assert_true(kf_topic_monitored(KF_TOPIC_STATUS_CLUSTER, strlen(KF_TOPIC_STATUS_CLUSTER)));
+	kf_topic_job(t, 42);
+	assert_false(kf_topic_monitored(t, strlen(t)));
+	kf_topic_log(t, KF_MSG_LEVEL_INFO, "w1");
+	assert_false(kf_topic_monitored(t, strlen(t)));
+	kf_topic_cmd(t, "w1");
+	assert_false(kf_topic_monitored(t, strlen(t)));
+	assert_false(kf_topic_monitored("metric", 6));          /* the prefix needs its dot */
+	assert_false(kf_topic_monitored("metric.w1", 6));       /* only len bytes count */
 }
 
 static void test_topic_split(void **state)
