@@ -170,9 +170,10 @@ static void apply_env(struct kf_gw_config *cfg, struct kf_strbuf *why, enum kf_e
 enum opt_id {
 	OPT_HTTP = 256, OPT_MONITOR, OPT_DB, OPT_AUTH, OPT_CERT, OPT_KEY, OPT_TTL,
 	OPT_MAX_SERIES, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_REQ, OPT_THREADS, OPT_SHUTDOWN,
-	OPT_PROBE, OPT_HELP, OPT_VERSION,
+	OPT_PROBE, OPT_HELP, OPT_VERSION, OPT_EVENTS_RENAMED,
 };
 
+/* In enum opt_id's order: messages name a flag by options[id - OPT_HTTP]. */
 static const struct option options[] = {
 	{ "http", required_argument, NULL, OPT_HTTP },
 	{ "monitor", required_argument, NULL, OPT_MONITOR },
@@ -190,6 +191,7 @@ static const struct option options[] = {
 	{ "probe-interval", required_argument, NULL, OPT_PROBE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "events", required_argument, NULL, OPT_EVENTS_RENAMED },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -203,6 +205,13 @@ static enum kf_err apply_opt(struct kf_gw_config *cfg, int id, const char *v,
 	switch (id) {
 	case OPT_HTTP: return set_http(cfg, v, why);
 	case OPT_MONITOR: return set_monitor(cfg, v, why);
+	case OPT_EVENTS_RENAMED:
+		/* The flag of earlier versions: say what replaced it rather
+		 * than "unknown option". */
+		kf_strbuf_addf(why, "--events is now --monitor: the gateway reads the broker's "
+			       "monitor socket (default %s), which carries only metric updates and "
+			       "status", kf_bus_role_default(KF_BUS_MONITOR));
+		return KF_EINVAL;
 	case OPT_DB: cfg->db = v; return KF_OK;
 	case OPT_AUTH: cfg->auth_file = v; return KF_OK;
 	case OPT_CERT: cfg->tls_cert = v; return KF_OK;

@@ -307,6 +307,7 @@ static void test_config(void **state)
 		{ { "gw", "--http", NULL }, "missing value" },
 		{ { "gw", "--http", "nohost", NULL }, "invalid HTTP address 'nohost'" },
 		{ { "gw", "--monitor", "ws://x:1", NULL }, "ws://" },
+		{ { "gw", "--events", "tcp://127.0.0.1:7401", NULL }, "--events is now --monitor" },
 		{ { "gw", "--max-series", "0", NULL }, "--max-series" },
 		{ { "gw", "--idle-timeout", "100ms", NULL }, "--idle-timeout" },
 		{ { "gw", "--series-ttl", "soon", NULL }, "--series-ttl" },
