@@ -1391,17 +1391,21 @@ static void test_failure_retries(void **state)
 	}
 }
 
-/* A REQ peer speaking nng's TCP framing by hand (a REQ socket would keep
- * resending the message): the SP header, then a frame that claims 1 GiB.
- * True when the broker closed the connection instead of reading it. */
-static bool raw_oversized_frame(void)
+#define SP_REQ 0x30  /* nng's protocol numbers, in the SP header */
+#define SP_SUB 0x21
+
+/* A peer of protocol `proto` speaking nng's TCP framing by hand on the
+ * broker's socket at url (a REQ socket would keep resending the message):
+ * the SP header, then a frame that claims 1 GiB. True when the broker
+ * closed the connection instead of reading it. */
+static bool raw_oversized_frame(const char *url, unsigned char proto)
 {
-	static const unsigned char sp_req[8] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
+	const unsigned char sp_hdr[8] = { 0, 'S', 'P', 0, 0x00, proto, 0, 0 };
 	static const unsigned char frame[8] = { 0, 0, 0, 0, 0x40, 0, 0, 0 };
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	unsigned char buf[4096];
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = (unsigned)atoi(strrchr(g_url[2], ':') + 1);
+	unsigned port = (unsigned)atoi(strrchr(url, ':') + 1);
 	struct timeval tv = { 5, 0 };
 	bool closed = false;
 	ssize_t n;
@@ -1410,7 +1414,7 @@ static bool raw_oversized_frame(void)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
 		return false;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (write(fd, sp_req, 8) != 8 || read(fd, buf, 8) != 8 || write(fd, frame, 8) != 8) {
+	if (write(fd, sp_hdr, 8) != 8 || read(fd, buf, 8) != 8 || write(fd, frame, 8) != 8) {
 		close(fd);
 		return false;
 	}
@@ -1452,9 +1456,27 @@ static void test_malformed_rpc(void **state)
 	kf_msg_free(rep);
 	free(huge);
 	/* Far above: nng drops the connection; the broker keeps serving. */
-	assert_true(raw_oversized_frame());
+	assert_true(raw_oversized_frame(g_url[2], SP_REQ));
 	assert_int_equal(liveness_of("nobody"), -1);
 	assert_true(wait_log("malformed request refused", 2000));
+}
+
+/* The broker's PUB sockets (events, commands, monitor) read nothing from
+ * their subscribers, but nng does read their frames: one that claims 1 GiB
+ * closes that connection, and everyone else goes on being served. */
+static void test_oversized_on_pub_sockets(void **state)
+{
+	struct kf_bus_sub *mon = kf_test_sub_on(g_url[4], "metric.broker", 13);
+	struct kf_msg *m;
+
+	(void)state;
+	assert_true(raw_oversized_frame(g_url[1], SP_SUB));
+	assert_true(raw_oversized_frame(g_url[3], SP_SUB));
+	assert_true(raw_oversized_frame(g_url[4], SP_SUB));
+	assert_int_equal(liveness_of("nobody"), -1);   /* rpc answers */
+	assert_non_null(m = kf_test_next_event(mon, "metric.broker", 3000));
+	kf_msg_free(m);
+	kf_bus_sub_free(mon);
 }
 
 static void test_ingest(void **state)
@@ -2129,6 +2151,7 @@ int main(void)
 		cmocka_unit_test(test_unheard_worker_held),
 		cmocka_unit_test(test_failure_retries),
 		cmocka_unit_test(test_malformed_rpc),
+		cmocka_unit_test(test_oversized_on_pub_sockets),
 		cmocka_unit_test(test_ingest),
 		cmocka_unit_test(test_monitor_socket),
 		cmocka_unit_test(test_worker_death_requeues),
