@@ -16,6 +16,9 @@
 #   KF_HBENCH_TRACE=DIR        also write each open-loop run's per-job times to
 #                              DIR/LABEL-K.trace, K counting the rates from 1
 #                              (bench_jobs --trace)
+#   KF_HBENCH_GATEWAY=monitor  run keyforge-gateway too, on the monitor socket
+#                              (or =events: on the events socket), and count
+#                              its CPU (lib.sh)
 # Figures and commands: docs/performance.md.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -31,6 +34,7 @@ phase_jobs() {
 	hb_say "jobs, run $run (load $(hb_load))"
 	db="$(hb_db "jobs$run")"
 	hb_broker_start "$db"
+	hb_gateway_start "$db"
 	for slots in $slots_list; do
 		hb_worker_start "bw1-$run-$slots" --slots "$slots"
 		w1=$HB_PID
@@ -44,7 +48,8 @@ phase_jobs() {
 		out="$("$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" \
 			--token-file "$HB_TOKEN" --jobs "$jobs" --inflight "${KF_HBENCH_INFLIGHT:-64}" \
 			--label "run$run-slots$slots-flood" --cpu broker="$HB_BROKER_PID" \
-			--cpu worker1="$w1" --cpu worker2="$w2" $(hb_pg_cpu_flags))"
+			--cpu worker1="$w1" --cpu worker2="$w2" $(hb_pg_cpu_flags) \
+			$(hb_gateway_cpu_flags))"
 		echo "$out"
 		line="$(grep '^RESULT' <<<"$out")"
 		hive_rate[$slots]="$(hb_field "$line" rate)"
@@ -59,9 +64,10 @@ phase_jobs() {
 			k=$((k + 1))   # the same rate may come twice: one trace each
 			trace=()
 			[ -z "${KF_HBENCH_TRACE:-}" ] || trace=(--trace "$KF_HBENCH_TRACE/$label-$k.trace")
+			# shellcheck disable=SC2046 # a list of flags
 			out="$("$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" \
 				--token-file "$HB_TOKEN" --jobs "$n" --inflight "${KF_HBENCH_INFLIGHT:-64}" \
-				--rate "$rate" --label "$label" "${trace[@]}")"
+				--rate "$rate" --label "$label" "${trace[@]}" $(hb_gateway_cpu_flags))"
 			echo "$out"
 			line="$(grep '^RESULT' <<<"$out")"
 			printf 'submit->running p50 / p99 at %s jobs/s offered (2 x %s slots)|p99 <= 20 ms|%s / %s ms (%s jobs/s done; announced p99 %s)|%s\n' \

@@ -5,8 +5,14 @@
 # it on exit (trap). Each bench_*.sh defines its phase_<name> function.
 #
 # Environment:
-#   KF_HBENCH_PORT_BASE  first of six loopback ports: ingest, events, rpc,
-#                        beanstalkd, commands, monitor (default 17600)
+#   KF_HBENCH_PORT_BASE  first of seven loopback ports: ingest, events, rpc,
+#                        beanstalkd, commands, monitor, gateway HTTP (default
+#                        17600)
+#   KF_HBENCH_GATEWAY    monitor or events: run keyforge-gateway beside the
+#                        broker (bench_jobs.sh), reading that socket, and count
+#                        its CPU; unset (default): no gateway, as in the
+#                        figures of docs/performance.md before "The gateway's
+#                        share"
 #   KF_HBENCH_KEEP=1     keep the work folder (logs) in /tmp after exit
 #   KEYFORGE_LOG         log filter of the programs (default info, as shipped)
 #   KF_HBENCH_CHRT       a command the programs and beanstalkd run under, e.g.
@@ -48,7 +54,14 @@ hb_init() {
 	HB_BS_PORT=$((HB_PORT_BASE + 3))
 	HB_COMMANDS="tcp://127.0.0.1:$((HB_PORT_BASE + 4))"
 	HB_MONITOR="tcp://127.0.0.1:$((HB_PORT_BASE + 5))"
-	for f in 0 1 2 3 4 5; do
+	HB_GATEWAY_HTTP="127.0.0.1:$((HB_PORT_BASE + 6))"
+	case "${KF_HBENCH_GATEWAY:-}" in
+		"") ;;
+		monitor|events) [ -x "$HB_BUILD/gateway/keyforge-gateway" ] ||
+			hb_die "'$HB_BUILD/gateway/keyforge-gateway' is not built (ninja -C $HB_BUILD)" ;;
+		*) hb_die "KF_HBENCH_GATEWAY must be monitor or events, not '$KF_HBENCH_GATEWAY'" ;;
+	esac
+	for f in 0 1 2 3 4 5 6; do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$((HB_PORT_BASE + f))") 2>/dev/null; then
 			hb_die "port $((HB_PORT_BASE + f)) on 127.0.0.1 is taken; set KF_HBENCH_PORT_BASE"
 		fi
@@ -197,6 +210,31 @@ hb_broker_start() {
 		echo "bench/hive: the broker (pid $HB_BROKER_PID) was signalled while starting; again" >&2
 	done
 	hb_die "the broker was signalled at every start"
+}
+
+# hb_gateway_start CONNINFO: keyforge-gateway on the socket KF_HBENCH_GATEWAY
+# names (monitor or events), when it is set; waits for /health/live. Sets
+# HB_GATEWAY_PID (empty without a gateway).
+hb_gateway_start() {
+	local url="$HB_MONITOR" i
+	HB_GATEWAY_PID=""
+	[ -n "${KF_HBENCH_GATEWAY:-}" ] || return 0
+	[ "$KF_HBENCH_GATEWAY" = monitor ] || url="$HB_EVENTS"
+	hb_spawn gateway "$HB_BUILD/gateway/keyforge-gateway" --http "$HB_GATEWAY_HTTP" \
+		--monitor "$url" --db "$1"
+	HB_GATEWAY_PID=$HB_PID
+	for ((i = 0; i < 100; i++)); do
+		curl -fs "http://$HB_GATEWAY_HTTP/health/live" >/dev/null 2>&1 && return 0
+		hb_ours "$HB_GATEWAY_PID" || break
+		sleep 0.1
+	done
+	tail -n 3 "$HB_WORK/logs/gateway.log" >&2
+	hb_die "the gateway did not start"
+}
+
+# "--cpu gateway=PID" when a gateway runs, for bench_jobs.
+hb_gateway_cpu_flags() {
+	[ -z "${HB_GATEWAY_PID:-}" ] || printf -- '--cpu gateway=%s ' "$HB_GATEWAY_PID"
 }
 
 # hb_worker_start ID [FLAGS...]: sets HB_PID.
