@@ -39,6 +39,10 @@
 #define TARGET "keyforge::gateway::ingest"
 #define RECV_TIMEOUT_MS 250
 #define HOUSEKEEPING_NS 1000000000ULL
+/* Not connected this long after the start: say so once. A gateway pointed
+ * at nothing, or at a broker older than the monitor socket, would
+ * otherwise serve no hive metric without a word. */
+#define NO_LINK_WARN_NS (5 * KF_NS_PER_S)
 
 /* Senders that number each message type in a sequence of its own
  * (broker/telemetry_relay.h KF_RELAY_SOURCE). */
@@ -243,20 +247,40 @@ static void handle(struct kf__gw *gw, struct kf__gw_ingest *ing, const void *buf
 	kf_msg_free(msg);
 }
 
+/* The broker link as housekeeping last saw it. */
+struct link_state {
+	unsigned peers;
+	bool ever;              /* connected at least once */
+	bool warned;            /* the "no connection yet" line was logged */
+	uint64_t start_ns;
+};
+
 /* Once a second: expiry, and a log line when the broker link changes. */
-static void housekeeping(struct kf__gw *gw, unsigned *peers)
+static void housekeeping(struct kf__gw *gw, struct link_state *link)
 {
+	uint64_t t = kf_clock_mono_ns();
+
 	pthread_mutex_lock(&gw->lock);
-	kf_gw_agg_expire(gw->agg, kf_clock_mono_ns());
+	kf_gw_agg_expire(gw->agg, t);
 	pthread_mutex_unlock(&gw->lock);
 	unsigned now = kf__gw_ingest_peers(gw);
-	if (now && !*peers)
+	if (now && !link->peers)
 		KF_INFO(TARGET, "connected to the broker's monitor socket",
 			KF_STR("monitor", gw->cfg->monitor));
-	else if (!now && *peers)
+	else if (!now && link->peers)
 		KF_WARN(TARGET, "lost the broker's monitor socket; reconnecting",
 			KF_STR("monitor", gw->cfg->monitor));
-	*peers = now;
+	else if (!now && !link->ever && !link->warned && t - link->start_ns >= NO_LINK_WARN_NS) {
+		KF_WARN(TARGET, "no connection to the broker's monitor socket yet; still trying",
+			KF_STR("monitor", gw->cfg->monitor),
+			KF_U64("waited_ms", (t - link->start_ns) / KF_NS_PER_MS),
+			KF_STR("hint", "the broker listens there with --monitor (port 7404 by "
+			       "default); a broker without a monitor socket serves its "
+			       "metric updates on events, which --monitor may name"));
+		link->warned = true;
+	}
+	link->ever |= now != 0;
+	link->peers = now;
 }
 
 static void *ingest_main(void *arg)
@@ -266,8 +290,8 @@ static void *ingest_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "kf:ingest");  /* top -H, perf */
 	KF_SPAN_SCOPE(KF_INFO_SPAN(TARGET, "ingest_loop", KF_STR("monitor", gw->cfg->monitor)));
-	uint64_t next = kf_clock_mono_ns() + HOUSEKEEPING_NS;
-	unsigned peers = 0;
+	struct link_state link = { .start_ns = kf_clock_mono_ns() };
+	uint64_t next = link.start_ns + HOUSEKEEPING_NS;
 	for (;;) {
 		nng_msg *m = NULL;
 		enum kf_err err = kf_bus_sub_recv(ing->sub, RECV_TIMEOUT_MS, &m);
@@ -278,7 +302,7 @@ static void *ingest_main(void *arg)
 			nng_msg_free(m);
 		}
 		if (kf_clock_mono_ns() >= next) {
-			housekeeping(gw, &peers);
+			housekeeping(gw, &link);
 			next = kf_clock_mono_ns() + HOUSEKEEPING_NS;
 		}
 	}

@@ -130,6 +130,12 @@ def log_events(gw, message, request_id):
             and e.get("span", {}).get("request_id") == request_id]
 
 
+def messages(gw, message):
+    """The gateway's JSON log events with this message."""
+    evs = [json.loads(l) for l in open(gw.log) if l.startswith("{")]
+    return [e for e in evs if e["fields"].get("message") == message]
+
+
 def wait_until(pred, timeout, step=0.1):
     end = time.time() + timeout
     last = None
@@ -838,12 +844,24 @@ def main():
         timed(check_contract_from_zero, gw)
         st, _, body, _ = gw.get("/health/ready")
         T.ok(st == 503, "/health/ready is 503 before the database is migrated", body.decode())
+        # No broker yet: after 5 s the gateway says it has no link, once.
+        warned = wait_until(lambda: messages(gw, "no connection to the broker's monitor "
+                                                 "socket yet; still trying"), 10, 0.2)
+        T.ok(bool(warned) and warned[0]["level"] == "WARN"
+             and warned[0]["fields"].get("monitor") == ENV["KEYFORGE_MONITOR"],
+             "without a broker the gateway warns that its monitor socket has no link",
+             tail(gw.log))
 
         blog = open(os.path.join(tmp, "broker.log"), "w")
         spawn([BROKER], blog, env=dict(os.environ, **ENV))
         connected = wait_until(lambda: gw.metrics().get("keyforge_gateway_bus_connected") == 1, 15)
         T.ok(bool(connected), "the gateway connects to the broker's monitor socket",
              tail(blog.name) + tail(gw.log))
+        said = wait_until(lambda: messages(gw, "connected to the broker's monitor socket"), 5)
+        T.ok(bool(said) and len(messages(gw, "no connection to the broker's monitor socket "
+                                             "yet; still trying")) == 1,
+             "... logs that it connected, and warned of the missing link only once",
+             tail(gw.log))
         timed(check_readiness, gw, pgdir)
 
         pub = Publisher(ENV["KEYFORGE_INGEST"], False, open(os.path.join(tmp, "pub.log"), "w"))
