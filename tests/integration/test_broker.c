@@ -78,7 +78,7 @@ static const char *broker_bin(void)
 	return p && *p ? p : "broker/keyforge-broker";
 }
 
-/* Starts a broker on urls (ingest, events, rpc, commands); its
+/* Starts a broker on urls (ingest, events, rpc, commands, monitor); its
  * stdout+stderr go to log. */
 static pid_t spawn_broker_at(char urls[5][64], const char *log, const char *token_path)
 {
@@ -1307,7 +1307,7 @@ static void test_lease_fence(void **state)
 	drain_pending();
 	hello_as("w-fence", 101);
 	assert_int_equal(pthread_create(&th, NULL, fenced_poll, &a), 0);
-	kf_sleep_ms(3300);                        /* 101 silent for 3 heartbeat intervals */
+	kf_sleep_ms(3300);                     /* 101 silent for 3 heartbeat intervals */
 	hello_as("w-fence", 202);              /* a restart: the id is 202's now */
 	j1 = submit_job(0, 10);
 	pthread_join(th, NULL);

@@ -1732,7 +1732,7 @@ static void test_outage(void **state)
 	CALL(f, o, kf_store_counts(f->store, on_done, o));
 	assert_int_equal(o->err, KF_EUNAVAIL);
 	assert_non_null(strstr(o->message, "database unavailable"));
-	kf_sleep_ms(300);                         /* several reconnect attempts */
+	kf_sleep_ms(300);                      /* several reconnect attempts */
 	CALL(f, o, kf_store_claim(f->store, "w1", 0, on_done, o));
 	assert_int_equal(o->err, KF_EUNAVAIL);
 	kf_store_status(f->store, &st);

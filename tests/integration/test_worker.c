@@ -1237,7 +1237,7 @@ static void test_broker_stalled(void **state)
 	kill_proc(&g_broker, SIGSTOP);
 	kf_sleep_ms(12000);
 	kill_proc(&g_broker, SIGCONT);
-	kf_sleep_ms(2500);                         /* two ticks after the wake */
+	kf_sleep_ms(2500);                      /* two ticks after the wake */
 	still_first_attempt(id, worker);
 	assert_int_equal(log_count(&g_broker, "worker dead"), dead);
 	assert_true(log_count(&g_broker, "broker stalled") > stalled);
@@ -1309,7 +1309,7 @@ static void test_outbox_job_not_lost(void **state)
 	for (int t = 0; t < 300 && log_count(p, "result not acknowledged yet") == waits; t++)
 		kf_sleep_ms(100);
 	assert_true(log_count(p, "result not acknowledged yet") > waits);
-	kf_sleep_ms(21000);                          /* claimed 10 s ago or more, two checks */
+	kf_sleep_ms(21000);                       /* claimed 10 s ago or more, two checks */
 	still_first_attempt(id, "wo");
 	/* Refused with the same token, the outbox backs off (100 ms doubling
 	 * to 5 s: about 10 sends in these 21 s; it logs the 1st and every
@@ -1364,7 +1364,7 @@ static void test_worker_restarted_while_database_down(void **state)
 	q = start_worker(worker, NULL);   /* the same id, a new process */
 	/* Registered (as a restart) once the old process is silent for 3 s. */
 	wait_registered(q);
-	kf_sleep_ms(1500);                   /* a tick or two with the database away */
+	kf_sleep_ms(1500);                /* a tick or two with the database away */
 	assert_int_equal(run_pgtmp("resume", NULL, 0), 0);
 	long_job_succeeded(id, 2, worker, sizeof worker);
 }
