@@ -340,6 +340,8 @@ fi
 
 "$HIVE" status "$BUILD" >"$TMP/status.out" 2>&1
 check "status: everything runs (exit 0)" test $? = 0
+check "status: the gateway is linked to the broker's monitor socket" \
+	grep -q "monitor socket $KEYFORGE_MONITOR: connected" "$TMP/status.out"
 
 "$HIVE" down "$BUILD" >"$TMP/down.out" 2>&1
 rc=$?
