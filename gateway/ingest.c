@@ -250,8 +250,7 @@ static void handle(struct kf__gw *gw, struct kf__gw_ingest *ing, const void *buf
 /* The broker link as housekeeping last saw it. */
 struct link_state {
 	unsigned peers;
-	bool ever;              /* connected at least once */
-	bool warned;            /* the "no connection yet" line was logged */
+	bool settled;           /* connected once, or said it was not: no "yet" line */
 	uint64_t start_ns;
 };
 
@@ -270,16 +269,16 @@ static void housekeeping(struct kf__gw *gw, struct link_state *link)
 	else if (!now && link->peers)
 		KF_WARN(TARGET, "lost the broker's monitor socket; reconnecting",
 			KF_STR("monitor", gw->cfg->monitor));
-	else if (!now && !link->ever && !link->warned && t - link->start_ns >= NO_LINK_WARN_NS) {
+	else if (!now && !link->settled && t - link->start_ns >= NO_LINK_WARN_NS) {
 		KF_WARN(TARGET, "no connection to the broker's monitor socket yet; still trying",
 			KF_STR("monitor", gw->cfg->monitor),
 			KF_U64("waited_ms", (t - link->start_ns) / KF_NS_PER_MS),
 			KF_STR("hint", "the broker listens there with --monitor (port 7404 by "
 			       "default); a broker without a monitor socket serves its "
 			       "metric updates on events, which --monitor may name"));
-		link->warned = true;
+		link->settled = true;
 	}
-	link->ever |= now != 0;
+	link->settled |= now != 0;
 	link->peers = now;
 }
 
