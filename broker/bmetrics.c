@@ -16,7 +16,7 @@ static const char *const l_liveness[] = { "liveness" };
 #define G KF_METRIC_GAUGE
 enum {
 	F_RX, F_TX, F_DROPPED, F_DECODE, F_GAPS, F_RATE, F_RPC, F_JOBS, F_WORKERS,
-	F_PARKED, F_DB_UP, F_DB_QUEUE, F_DB_BATCH, F_DB_LARGEST, F_DB_OUTAGES,
+	F_PARKED, F_RPC_CONTEXTS, F_RPC_IN_FLIGHT, F_RPC_EXHAUSTED, F_DB_UP, F_DB_QUEUE, F_DB_BATCH, F_DB_LARGEST, F_DB_OUTAGES,
 	F_DB_REQUESTS, F_DB_BATCHES, F_DB_UNAVAIL, F_REPLAYED, F_LEASE_REFUSED, F_COUNT
 };
 
@@ -49,6 +49,14 @@ static const struct kf_metric_desc descs[F_COUNT] = {
 		"Workers known to the broker per liveness.", G, l_liveness, 0),
 	[F_PARKED] = D0("keyforge_rpc_parked_leases",
 		"Lease requests waiting (long-poll) for a job.", G),
+	[F_RPC_CONTEXTS] = D0("keyforge_rpc_contexts",
+		"RPC contexts open: the pool grows with the requests in flight, up to "
+		"--rpc-contexts.", G),
+	[F_RPC_IN_FLIGHT] = D0("keyforge_rpc_requests_in_flight",
+		"RPC requests received and not yet answered, parked leases included.", G),
+	[F_RPC_EXHAUSTED] = D0("keyforge_rpc_contexts_exhausted_total",
+		"Times the broker took a request and found every context in use at the "
+		"--rpc-contexts bound: further requests wait unread in their connections.", C),
 	[F_DB_UP] = D0("keyforge_db_up", "1 while the database is connected and current.", G),
 	[F_DB_QUEUE] = D0("keyforge_db_queue_depth", "Store requests waiting for the database.", G),
 	[F_DB_BATCH] = D0("keyforge_db_commit_batch_size",
@@ -106,6 +114,9 @@ static enum kf_err children(struct kf_bmetrics *m, struct kf_metric_family **f)
 	for (int i = 0; !err && i < KF_WORKER_LIVENESS_COUNT; i++)
 		err = gauge(f[F_WORKERS], kf_worker_liveness_name(i), &m->workers[i]);
 	err = err ? err : gauge(f[F_PARKED], NULL, &m->parked_leases);
+	err = err ? err : gauge(f[F_RPC_CONTEXTS], NULL, &m->rpc_contexts);
+	err = err ? err : gauge(f[F_RPC_IN_FLIGHT], NULL, &m->rpc_in_flight);
+	err = err ? err : counter(f[F_RPC_EXHAUSTED], NULL, &m->rpc_exhausted);
 	err = err ? err : gauge(f[F_DB_UP], NULL, &m->db_up);
 	err = err ? err : gauge(f[F_DB_QUEUE], NULL, &m->db_queue_depth);
 	err = err ? err : gauge(f[F_DB_BATCH], NULL, &m->db_batch_size);

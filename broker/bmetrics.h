@@ -42,6 +42,8 @@ struct kf_bmetrics {
 	struct kf_gauge *jobs_by_state[KF_JOB_STATE_COUNT];
 	struct kf_gauge *workers[KF_WORKER_LIVENESS_COUNT];
 	struct kf_gauge *parked_leases;
+	struct kf_gauge *rpc_contexts, *rpc_in_flight; /* the rpc server's pool */
+	struct kf_counter *rpc_exhausted;
 	struct kf_gauge *db_up, *db_queue_depth, *db_batch_size, *db_largest_batch;
 	struct kf_counter *db_outages, *db_requests, *db_batches, *db_unavailable;
 	struct kf_counter *replies_replayed;

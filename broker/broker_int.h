@@ -164,6 +164,8 @@ struct kf_broker {
 	struct kf__call *park_head, *park_tail;
 	size_t n_parked;
 	uint32_t wake_budget;       /* claims that parked leases may issue now */
+	uint64_t rpc_exhausted_seen; /* the rpc pool's count at the last tick */
+	uint64_t rpc_warned_ns;      /* last WARN "rpc contexts exhausted" */
 
 	/* reaper */
 	uint64_t next_tick_ns, last_tick_ns, ticks;

@@ -2,6 +2,7 @@
 #include "common/cliopt.h"
 #include "common/parse.h"
 #include "broker/config.h"
+#include "bus/rpc_server.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -36,8 +37,8 @@ static const char usage_text[] =
 	"  --ingest-burst N     burst allowed above that rate (default 2000)\n"
 	"                       [KEYFORGE_INGEST_BURST]\n"
 	"  --log-ring N         log events kept for the log tail request (default 1000)\n"
-	"  --rpc-contexts N     requests in flight at once, parked leases included\n"
-	"                       (default 1024)\n"
+	"  --rpc-contexts N     most requests in flight at once, parked leases\n"
+	"                       included (default 16384; 4-65536)\n"
 	"  --max-wait MS        longest lease long-poll (default 30000)\n"
 	"  --db-timeout MS      a database transaction unanswered this long counts as\n"
 	"                       a lost connection: its requests fail as unavailable\n"
@@ -166,7 +167,7 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 	case OPT_INGEST_BURST:
 		return kf_parse_u32(arg, 1, 100000000, "--ingest-burst", &cfg->ingest_burst, msg);
 	case OPT_LOG_RING: return kf_parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
-	case OPT_CONTEXTS: return kf_parse_u32(arg, 4, 4096, "--rpc-contexts", &cfg->contexts, msg);
+	case OPT_CONTEXTS: return kf_parse_u32(arg, 4, KF_RPC_CONTEXTS_MAX, "--rpc-contexts", &cfg->contexts, msg);
 	case OPT_MAX_WAIT: return kf_parse_ms(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
 	case OPT_DB_TIMEOUT:
 		return kf_parse_ms(arg, 0, 3600000, "--db-timeout", &cfg->db_timeout_ms, msg);

@@ -18,7 +18,7 @@
 #define KF_BROKER_INGEST_RATE_DEFAULT 500     /* log + metric messages/s per source */
 #define KF_BROKER_INGEST_BURST_DEFAULT 2000   /* bucket size per source */
 #define KF_BROKER_LOG_RING_DEFAULT 1000       /* events kept for log tail */
-#define KF_BROKER_CONTEXTS_DEFAULT 1024       /* concurrent rpc requests */
+#define KF_BROKER_CONTEXTS_DEFAULT 16384      /* rpc requests in flight, at most */
 #define KF_BROKER_MAX_WAIT_DEFAULT 30000      /* cap of a lease long-poll, ms */
 #define KF_BROKER_DB_TIMEOUT_DEFAULT 30000    /* an unanswered transaction: reconnect */
 #define KF_BROKER_THREAD_NICE_DEFAULT (-5)    /* loop and database thread */

@@ -490,12 +490,17 @@ static void publish_cluster(struct kf_broker *b, uint64_t now)
 static void refresh_gauges(struct kf_broker *b)
 {
 	size_t tally[KF_WORKER_LIVENESS_COUNT];
+	struct kf_rpc_server_stats rs;
 	struct kf_store_status st;
 
 	kf_workers_tally(b->workers, tally);
 	for (int i = 0; i < KF_WORKER_LIVENESS_COUNT; i++)
 		kf_gauge_set(b->m.workers[i], (double)tally[i]);
 	kf_gauge_set(b->m.parked_leases, (double)b->n_parked);
+	kf_rpc_server_stats(b->rpc, &rs);
+	kf_gauge_set(b->m.rpc_contexts, rs.contexts);
+	kf_gauge_set(b->m.rpc_in_flight, rs.held + rs.queued);
+	kf_counter_set(b->m.rpc_exhausted, (double)rs.exhausted);
 	kf_store_status(b->store, &st);
 	kf_gauge_set(b->m.db_up, st.conn == KF_STORE_UP ? 1 : 0);
 	kf_gauge_set(b->m.db_queue_depth, (double)st.queued);
@@ -582,6 +587,28 @@ void kf__expire_hold(struct kf_broker *b, uint64_t now)
 		b->expire_hold_ns = until;
 }
 
+#define RPC_EXHAUSTED_WARN_NS (60 * 1000 * KF_NS_PER_MS)
+
+/* The rpc pool at its bound means requests wait unread — a submit or a
+ * keyforgectl call behind a wall of parked leases — so say so, with the
+ * knob, at most once a minute. */
+static void watch_rpc_pool(struct kf_broker *b, uint64_t now)
+{
+	struct kf_rpc_server_stats rs;
+
+	kf_rpc_server_stats(b->rpc, &rs);
+	if (rs.exhausted == b->rpc_exhausted_seen)
+		return;
+	b->rpc_exhausted_seen = rs.exhausted;
+	if (b->rpc_warned_ns && now - b->rpc_warned_ns < RPC_EXHAUSTED_WARN_NS)
+		return;
+	b->rpc_warned_ns = now;
+	KF_WARN(KF__TARGET_RPC, "rpc contexts exhausted", KF_U64("contexts", rs.contexts),
+		KF_U64("parked_leases", b->n_parked),
+		KF_STR("hint", "every context holds a request; new requests wait unread "
+		       "until one is answered; raise --rpc-contexts"));
+}
+
 void kf__tick(struct kf_broker *b, uint64_t now)
 {
 	struct kf_span *span = KF_INFO_SPAN(KF__TARGET_REAPER, "reaper", KF_U64("tick", b->ticks));
@@ -596,6 +623,7 @@ void kf__tick(struct kf_broker *b, uint64_t now)
 	 * wake-up): let one parked lease look every tick. */
 	if (b->n_parked && !b->wake_budget)
 		kf__lease_wake(b, 1);
+	watch_rpc_pool(b, now);
 	publish_cluster(b, now);
 	kf__publish_metrics(b, b->ticks % KF__METRICS_FULL_EVERY == 0);
 	kf_span_exit(span);

@@ -16,6 +16,13 @@
  * dropped, so that a peer that stopped reading cannot pin a context. */
 #define REPLY_SEND_TIMEOUT_MS 5000
 
+/* The pool grows by whole chunks, so that a slot never moves: nng's
+ * callbacks hold pointers to slots. */
+#define CHUNK KF_RPC_CONTEXTS_CHUNK
+/* A failed growth (out of memory, nng refusing a context) is tried again
+ * no sooner than this, not on every request. */
+#define GROW_RETRY_NS (1000u * 1000u * 1000u)
+
 /* Who may touch a slot: the nng callback in RECV and SEND, the queue in
  * QUEUED, the holder in HELD; nobody in DEAD. Ownership moves through the
  * queue mutex or through nng's aio completion, which order the accesses. */
@@ -41,8 +48,12 @@ struct kf_rpc_req {
 
 struct kf_rpc_server {
 	struct kf_bus_sock *sock;
-	struct kf_rpc_req *slots;
-	unsigned n_slots;
+	/* Slot k is chunks[k / CHUNK][k % CHUNK]. Only the owner thread (in
+	 * next()) and free() change the pool; nng's callbacks touch one slot. */
+	struct kf_rpc_req **chunks;
+	atomic_uint n_open;   /* slots with a context, 0..max */
+	unsigned max;
+	uint64_t grow_retry_ns; /* after a failed growth: not before this */
 	int efd;
 	atomic_bool stopping;
 
@@ -53,8 +64,15 @@ struct kf_rpc_server {
 	bool closed;          /* a context saw the socket closed */
 
 	atomic_uint held;
+	atomic_uint receiving;  /* contexts with a receive posted */
 	atomic_uint_fast64_t next_id, received, replied, dropped, send_failed;
+	atomic_uint_fast64_t exhausted, grow_failed;
 };
+
+static struct kf_rpc_req *slot_at(struct kf_rpc_server *srv, unsigned k)
+{
+	return &srv->chunks[k / CHUNK][k % CHUNK];
+}
 
 static void efd_signal(struct kf_rpc_server *srv)
 {
@@ -110,6 +128,8 @@ static void arm_recv(struct kf_rpc_req *req)
 		return;
 	}
 	req->state = SLOT_RECV;
+	/* Counted before the receive is posted: its callback may run first. */
+	atomic_fetch_add(&req->srv->receiving, 1);
 	nng_aio_set_timeout(req->aio, NNG_DURATION_INFINITE);
 	nng_ctx_recv(req->ctx, req->aio);
 }
@@ -138,6 +158,7 @@ static void slot_cb(void *arg)
 			arm_recv(req);
 		return;
 	}
+	atomic_fetch_sub(&srv->receiving, 1);
 	if (rv != 0) {
 		if (fatal(rv) || atomic_load(&srv->stopping))
 			mark_dead(req);
@@ -153,74 +174,117 @@ static void slot_cb(void *arg)
 	enqueue(srv, req);
 }
 
-static enum kf_err slots_open(struct kf_rpc_server *srv)
+static int slot_open(struct kf_rpc_server *srv, struct kf_rpc_req *req)
 {
-	for (unsigned i = 0; i < srv->n_slots; i++) {
-		struct kf_rpc_req *req = &srv->slots[i];
-		int rv;
+	int rv;
 
-		req->srv = srv;
-		req->state = SLOT_DEAD;
-		rv = nng_aio_alloc(&req->aio, slot_cb, req);
-		if (rv == 0 && (rv = nng_ctx_open(&req->ctx, srv->sock->sock)) != 0) {
-			nng_aio_free(req->aio);
-			req->aio = NULL;
-		}
-		if (rv != 0)
-			return kf_bus_err_from_nng(rv);
+	req->srv = srv;
+	req->state = SLOT_DEAD;
+	rv = nng_aio_alloc(&req->aio, slot_cb, req);
+	if (rv == 0 && (rv = nng_ctx_open(&req->ctx, srv->sock->sock)) != 0) {
+		nng_aio_free(req->aio);
+		req->aio = NULL;
 	}
-	return KF_OK;
+	return rv;
 }
 
-static enum kf_err server_init(struct kf_rpc_server *srv, unsigned contexts)
+/* Opens up to n more contexts (within max), chunk by chunk, and starts
+ * them receiving when `arm`. Returns the first error; the slots opened
+ * before it stay open. */
+static int pool_grow(struct kf_rpc_server *srv, unsigned n, bool arm)
+{
+	unsigned open = atomic_load(&srv->n_open);
+	unsigned end = n < srv->max - open ? open + n : srv->max;
+
+	for (unsigned k = open; k < end; k++) {
+		int rv;
+
+		if (k % CHUNK == 0 && srv->chunks[k / CHUNK] == NULL &&
+		    (srv->chunks[k / CHUNK] = calloc(CHUNK, sizeof(struct kf_rpc_req))) == NULL)
+			return NNG_ENOMEM;
+		if ((rv = slot_open(srv, slot_at(srv, k))) != 0)
+			return rv;
+		atomic_store(&srv->n_open, k + 1);
+		if (arm)
+			arm_recv(slot_at(srv, k));
+	}
+	return 0;
+}
+
+/* Owner thread, after taking a request: keeps KF_RPC_CONTEXTS_SPARE
+ * contexts receiving while the pool is below its max. Requests that find
+ * no context wait in their connections, unread, until one is free. */
+static void pool_keep_spare(struct kf_rpc_server *srv)
+{
+	unsigned open = atomic_load(&srv->n_open);
+
+	if (atomic_load(&srv->receiving) >= KF_RPC_CONTEXTS_SPARE)
+		return;
+	if (open >= srv->max) {
+		if (atomic_load(&srv->receiving) == 0)
+			atomic_fetch_add(&srv->exhausted, 1);
+		return;
+	}
+	if (srv->grow_retry_ns && kf_clock_mono_ns() < srv->grow_retry_ns)
+		return;
+	if (pool_grow(srv, CHUNK, true) != 0) {
+		atomic_fetch_add(&srv->grow_failed, 1);
+		srv->grow_retry_ns = kf_clock_mono_ns() + GROW_RETRY_NS;
+	} else {
+		srv->grow_retry_ns = 0;
+	}
+}
+
+static enum kf_err server_init(struct kf_rpc_server *srv, unsigned max)
 {
 	srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (srv->efd < 0)
 		return KF_EIO;
-	srv->n_slots = contexts;
-	srv->slots = calloc(contexts, sizeof(*srv->slots));
-	if (srv->slots == NULL)
+	srv->max = max;
+	srv->chunks = calloc((max + CHUNK - 1) / CHUNK, sizeof(*srv->chunks));
+	if (srv->chunks == NULL)
 		return KF_ENOMEM;
 	if (pthread_mutex_init(&srv->mu, NULL) != 0)
 		return KF_ENOMEM;
 	return kf_clock_mono_cond_init(&srv->cv) == 0 ? KF_OK : KF_ENOMEM;
 }
 
-enum kf_err kf_rpc_server_new(struct kf_rpc_server **out, unsigned contexts,
+enum kf_err kf_rpc_server_new(struct kf_rpc_server **out, unsigned max_contexts,
 	const char *url, const struct kf_bus_opts *opts, struct kf_strbuf *why)
 {
 	struct kf_rpc_server *srv;
 	enum kf_err err;
+	int rv;
 
 	*out = NULL;
-	if (contexts == 0)
-		contexts = KF_RPC_CONTEXTS_DEFAULT;
-	if (contexts > KF_RPC_CONTEXTS_MAX)
+	if (max_contexts == 0)
+		max_contexts = KF_RPC_CONTEXTS_DEFAULT;
+	if (max_contexts > KF_RPC_CONTEXTS_MAX)
 		return KF_ERANGE;
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL)
 		return KF_ENOMEM;
 	srv->efd = -1;
-	err = server_init(srv, contexts);
+	err = server_init(srv, max_contexts);
 	if (err != KF_OK) {
 		/* Only the parts server_init made exist: undo them here. */
 		if (srv->efd >= 0)
 			close(srv->efd);
-		free(srv->slots);
+		free(srv->chunks);
 		free(srv);
 		return err;
 	}
 	err = kf__bus_sock_new(&srv->sock, nng_rep0_open, KF_BUS_RECV_MAX_RPC);
-	if (err == KF_OK)
-		err = slots_open(srv);
+	if (err == KF_OK && (rv = pool_grow(srv, KF_RPC_CONTEXTS_INITIAL, false)) != 0)
+		err = kf_bus_err_from_nng(rv);
 	if (err == KF_OK)
 		err = kf__bus_sock_attach(srv->sock, KF_BUS_LISTEN, url, opts, why);
 	if (err != KF_OK) {
 		kf_rpc_server_free(srv);
 		return err;
 	}
-	for (unsigned i = 0; i < srv->n_slots; i++)
-		arm_recv(&srv->slots[i]);
+	for (unsigned k = 0; k < atomic_load(&srv->n_open); k++)
+		arm_recv(slot_at(srv, k));
 	*out = srv;
 	return KF_OK;
 }
@@ -229,29 +293,31 @@ void kf_rpc_server_free(struct kf_rpc_server *srv)
 {
 	if (srv == NULL)
 		return;
+	unsigned open = atomic_load(&srv->n_open);
+
 	atomic_store(&srv->stopping, true);
 	/* stop: cancel pending operations and wait for their callbacks, which
 	 * see `stopping` and do not re-arm. */
-	for (unsigned i = 0; i < srv->n_slots; i++)
-		if (srv->slots[i].aio)
-			nng_aio_stop(srv->slots[i].aio);
+	for (unsigned k = 0; k < open; k++)
+		nng_aio_stop(slot_at(srv, k)->aio);
 	/* close: contexts, then the socket with its listeners and guard. */
-	for (unsigned i = 0; i < srv->n_slots; i++) {
-		struct kf_rpc_req *req = &srv->slots[i];
+	for (unsigned k = 0; k < open; k++) {
+		struct kf_rpc_req *req = slot_at(srv, k);
 
 		if (req->msg)
 			nng_msg_free(req->msg);
-		if (req->aio)
-			nng_ctx_close(req->ctx);
+		nng_ctx_close(req->ctx);
 	}
 	kf__bus_sock_free(srv->sock);
 	/* free */
-	for (unsigned i = 0; i < srv->n_slots; i++)
-		nng_aio_free(srv->slots[i].aio);
+	for (unsigned k = 0; k < open; k++)
+		nng_aio_free(slot_at(srv, k)->aio);
 	pthread_cond_destroy(&srv->cv);
 	pthread_mutex_destroy(&srv->mu);
 	close(srv->efd);
-	free(srv->slots);
+	for (unsigned c = 0; c < (srv->max + CHUNK - 1) / CHUNK; c++)
+		free(srv->chunks[c]);
+	free(srv->chunks);
 	free(srv);
 }
 
@@ -308,6 +374,8 @@ enum kf_err kf_rpc_server_next(struct kf_rpc_server *srv, nng_duration timeout_m
 	else if (err == KF_OK)
 		err = KF_ECANCELED;
 	pthread_mutex_unlock(&srv->mu);
+	if (*out != NULL)
+		pool_keep_spare(srv);
 	return err;
 }
 
@@ -318,7 +386,11 @@ void kf_rpc_server_stats(struct kf_rpc_server *srv, struct kf_rpc_server_stats *
 	out->dropped = atomic_load(&srv->dropped);
 	out->send_failed = atomic_load(&srv->send_failed);
 	out->held = atomic_load(&srv->held);
-	out->contexts = srv->n_slots;
+	out->receiving = atomic_load(&srv->receiving);
+	out->contexts = atomic_load(&srv->n_open);
+	out->max_contexts = srv->max;
+	out->exhausted = atomic_load(&srv->exhausted);
+	out->grow_failed = atomic_load(&srv->grow_failed);
 	pthread_mutex_lock(&srv->mu);
 	out->queued = srv->queued;
 	pthread_mutex_unlock(&srv->mu);

@@ -2,17 +2,24 @@
  * rpc_server.h — the broker's REP socket: many requests in flight, one
  * owner thread, replies whenever the owner is ready.
  *
- * Threading model. The server keeps `contexts` nng REP contexts, each with
- * its own aio, all receiving at once. When a request arrives on a context,
- * the nng callback appends it to a queue and returns: it never blocks and
- * never calls the application. The owner thread takes requests with
+ * Threading model. The server keeps nng REP contexts, each with its own
+ * aio, all receiving at once. When a request arrives on a context, the nng
+ * callback appends it to a queue and returns: it never blocks and never
+ * calls the application. The owner thread takes requests with
  * kf_rpc_server_next() (or polls kf_rpc_server_fd()), and later answers each
  * one with kf_rpc_req_reply() — at once, or after a database commit, or
  * when a long-poll lease finds a job. Until it is answered or dropped, a
- * request holds its context, so `contexts` bounds the requests in flight
- * (deferred ones included); further requests wait in nng's pipes and their
- * REQ peers resend. Size it above the number of peers that may each keep a
- * request parked (a worker: a lease long-poll plus a progress report).
+ * request holds its context.
+ *
+ * The pool of contexts grows with the requests held: it starts with
+ * KF_RPC_CONTEXTS_INITIAL, and whenever next() hands out a request and
+ * fewer than KF_RPC_CONTEXTS_SPARE contexts are left receiving, it opens
+ * KF_RPC_CONTEXTS_CHUNK more, up to the server's max. So a thousand parked
+ * long-polls do not keep a short request out. At the max, further requests
+ * wait in nng's pipes, unread, until a context is free (their REQ peers
+ * resend meanwhile); stats count how often next() found the pool so.
+ * Contexts are never closed before the server: a pool sized by a burst
+ * stays, at about a kilobyte a context with its request held.
  *
  *   nng thread:  recv done → queue request ──────────────┐
  *   owner:       next() → decode → (maybe defer) → reply()/drop()
@@ -41,8 +48,11 @@
 
 #include "bus/sock.h"
 
-#define KF_RPC_CONTEXTS_DEFAULT 64
-#define KF_RPC_CONTEXTS_MAX 4096
+#define KF_RPC_CONTEXTS_DEFAULT 1024 /* max when 0 is given */
+#define KF_RPC_CONTEXTS_MAX 65536
+#define KF_RPC_CONTEXTS_INITIAL 64   /* opened at start (at most the max) */
+#define KF_RPC_CONTEXTS_CHUNK 64     /* opened at a time when growing */
+#define KF_RPC_CONTEXTS_SPARE 16     /* receiving contexts kept while below the max */
 
 struct kf_rpc_server;
 struct kf_rpc_req;
@@ -54,15 +64,19 @@ struct kf_rpc_server_stats {
 	uint64_t send_failed;  /* replies nng could not send (socket closing) */
 	unsigned queued;       /* waiting for next() */
 	unsigned held;         /* given out by next(), not yet answered */
-	unsigned contexts;     /* total; held + queued == contexts means full */
+	unsigned receiving;    /* contexts waiting for a request */
+	unsigned contexts;     /* open now; held + queued == contexts means full */
+	unsigned max_contexts; /* the pool's bound */
+	uint64_t exhausted;    /* next() found the pool at its max, none receiving */
+	uint64_t grow_failed;  /* the pool could not grow (memory, nng) */
 };
 
-/* Creates a REP socket with `contexts` receiving contexts (0 = default;
- * at most KF_RPC_CONTEXTS_MAX) and, when url is non-NULL, listens on it
- * (recv_max defaults to KF_BUS_RECV_MAX_RPC). Receiving starts at once.
- * Errors as kf_bus_sock_listen (KF_EBUSY: another broker has the address);
- * KF_ERANGE for too many contexts. */
-enum kf_err kf_rpc_server_new(struct kf_rpc_server **out, unsigned contexts,
+/* Creates a REP socket whose pool of contexts may grow to max_contexts
+ * (0 = KF_RPC_CONTEXTS_DEFAULT; at most KF_RPC_CONTEXTS_MAX) and, when url
+ * is non-NULL, listens on it (recv_max defaults to KF_BUS_RECV_MAX_RPC).
+ * Receiving starts at once. Errors as kf_bus_sock_listen (KF_EBUSY:
+ * another broker has the address); KF_ERANGE for too many contexts. */
+enum kf_err kf_rpc_server_new(struct kf_rpc_server **out, unsigned max_contexts,
 	const char *url, const struct kf_bus_opts *opts, struct kf_strbuf *why);
 
 /* Shuts down in nng's order: stop every aio (callbacks finish, none
@@ -75,8 +89,9 @@ void kf_rpc_server_free(struct kf_rpc_server *srv);
 struct kf_bus_sock *kf_rpc_server_sock(struct kf_rpc_server *srv);
 
 /* Takes the oldest queued request, waiting up to timeout_ms (0 = don't
- * wait, NNG_DURATION_INFINITE = forever). KF_OK, KF_ETIMEDOUT,
- * KF_ECANCELED (socket closed; the queue is empty). */
+ * wait, NNG_DURATION_INFINITE = forever), and grows the pool if it runs
+ * short. KF_OK, KF_ETIMEDOUT, KF_ECANCELED (socket closed; the queue is
+ * empty). */
 enum kf_err kf_rpc_server_next(struct kf_rpc_server *srv, nng_duration timeout_ms,
 	struct kf_rpc_req **out);
 

@@ -78,9 +78,11 @@ static const char *broker_bin(void)
 	return p && *p ? p : "broker/keyforge-broker";
 }
 
-/* Starts a broker on urls (ingest, events, rpc, commands, monitor); its
- * stdout+stderr go to log. */
-static pid_t spawn_broker_at(char urls[5][64], const char *log, const char *token_path)
+/* Starts a broker on urls (ingest, events, rpc, commands, monitor) with
+ * `extra` flags (NULL-terminated; NULL for none); its stdout+stderr go to
+ * log. */
+static pid_t spawn_broker_with(char urls[5][64], const char *log, const char *token_path,
+	const char *const *extra)
 {
 	pid_t parent = getpid(), pid;
 
@@ -91,21 +93,31 @@ static pid_t spawn_broker_at(char urls[5][64], const char *log, const char *toke
 	kf_test_child_dies_with(parent);
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	char rate[16], burst[16];
+	const char *argv[40] = { "keyforge-broker", "--db", g_conninfo, "--ingest", urls[0],
+		"--events", urls[1], "--rpc", urls[2], "--commands", urls[3], "--monitor", urls[4],
+		"--token-file", token_path, "--ingest-rate", rate, "--ingest-burst", burst,
+		"--max-wait", "5000" };
+	size_t n = 21;
 
 	dup2(fd, 1);
 	dup2(fd, 2);
 	snprintf(rate, sizeof(rate), "%d", RATE);
 	snprintf(burst, sizeof(burst), "%d", BURST);
+	for (; extra && *extra && n + 1 < sizeof(argv) / sizeof(argv[0]); extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
 	/* The broker's per-job lines ("job submitted", "job completed") are
 	 * DEBUG; the tests look for them. */
 	setenv("KEYFORGE_LOG", "info,keyforge::broker=debug", 1);
 	setenv("KEYFORGE_LOG_FORMAT", "human", 1);
 	setenv("NO_COLOR", "1", 1);
-	execl(broker_bin(), "keyforge-broker", "--db", g_conninfo, "--ingest", urls[0],
-	      "--events", urls[1], "--rpc", urls[2], "--commands", urls[3], "--monitor", urls[4],
-	      "--token-file", token_path, "--ingest-rate", rate, "--ingest-burst", burst,
-	      "--max-wait", "5000", (char *)NULL);
+	execv(broker_bin(), (char *const *)argv);
 	_exit(127);
+}
+
+static pid_t spawn_broker_at(char urls[5][64], const char *log, const char *token_path)
+{
+	return spawn_broker_with(urls, log, token_path, NULL);
 }
 
 /* Starts a broker on the test's addresses. */
@@ -1171,6 +1183,153 @@ static void test_lease_long_poll(void **state)
 	kf_msg_free(a.rep);
 }
 
+/* ---- the rpc pool ---------------------------------------------------------- */
+
+struct parked {
+	struct kf_rpc_call *call;
+	atomic_int done;
+};
+
+static void on_parked_done(void *arg, enum kf_err err, nng_msg *reply)
+{
+	struct parked *p = arg;
+
+	(void)err;
+	if (reply)
+		nng_msg_free(reply);
+	atomic_store(&p->done, 1);
+}
+
+/* Starts n lease long-polls of wait_ms from `worker` on cli, each on a
+ * call of its own (so each holds a context of the broker's rpc socket). */
+static void park_leases(struct kf_rpc_client *cli, struct parked *p, int n, const char *worker,
+	uint32_t wait_ms)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = (nng_duration)wait_ms + 5000,
+		.resend_ms = NNG_DURATION_INFINITE };
+
+	for (int i = 0; i < n; i++) {
+		struct kf_strbuf sb = KF_STRBUF_INIT;
+		struct kf_msg req;
+		struct kf_msg_req *h;
+
+		req_init(&req, KF_MSG_LEASE_REQ);
+		req.lease_req.worker_id = worker;
+		req.lease_req.wait_ms = wait_ms;
+		h = kf_msg_request_mut(&req);
+		h->id.client = g_client_id;
+		h->id.seq = next_seq();
+		atomic_store(&p[i].done, 0);
+		assert_int_equal(kf_msg_encode(&req, &sb), KF_OK);
+		assert_int_equal(kf_rpc_call_new(cli, on_parked_done, &p[i], &p[i].call), KF_OK);
+		assert_int_equal(kf_rpc_call_start(p[i].call, sb.buf, sb.len, &o), KF_OK);
+		kf_strbuf_release(&sb);
+	}
+}
+
+/* Waits for the n polls to end (their wait, or the broker's answer). */
+static void unpark_leases(struct parked *p, int n)
+{
+	uint64_t t0 = kf_clock_mono_ns();
+
+	for (int i = 0; i < n; i++) {
+		while (!atomic_load(&p[i].done) && kf_clock_mono_ns() - t0 < 15 * 1000000000ull)
+			kf_sleep_ms(10);
+		assert_true(atomic_load(&p[i].done));
+		kf_rpc_call_free(p[i].call);
+	}
+}
+
+/* A list on cli, answered within ms: its status; -1 when no answer came. */
+static int list_on(struct kf_rpc_client *cli, int ms)
+{
+	struct kf_rpc_call_opts o = { .timeout_ms = ms, .resend_ms = NNG_DURATION_INFINITE };
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	struct kf_msg req, *rep = NULL;
+	nng_msg *m;
+	int status = -1;
+
+	req_init(&req, KF_MSG_LIST_REQ);
+	req.list_req.limit = 1;
+	kf_msg_request_mut(&req)->id.client = g_client_id;
+	kf_msg_request_mut(&req)->id.seq = next_seq();
+	assert_int_equal(kf_msg_encode(&req, &sb), KF_OK);
+	if (kf_rpc_client_call(cli, sb.buf, sb.len, &o, &m) == KF_OK) {
+		if (kf_msg_decode(nng_msg_body(m), nng_msg_len(m), &rep, NULL) == KF_OK &&
+		    rep->type == KF_MSG_LIST_REP)
+			status = (int)status_of(rep);
+		kf_msg_free(rep);
+		nng_msg_free(m);
+	}
+	kf_strbuf_release(&sb);
+	return status;
+}
+
+/* More lease long-polls parked at once than the rpc socket starts with
+ * contexts (64): its pool grows, so a list is answered at once rather than
+ * when the polls end, and the metrics show the pool. */
+static void test_rpc_pool_grows(void **state)
+{
+	enum { PARK = 150 };
+	static struct parked p[PARK];
+	struct kf_bus_sub *mets = events_sub("metric.broker", 13);
+
+	(void)state;
+	drain_pending();
+	park_leases(g_cli, p, PARK, "w-pool", 4000);
+	assert_true(broker_metric(mets, "keyforge_rpc_requests_in_flight", NULL, NULL, PARK) >=
+		PARK);
+	assert_int_equal(list_on(g_cli, 1500), KF_OK);
+	assert_true(broker_metric(mets, "keyforge_rpc_contexts", NULL, NULL, PARK + 16) >=
+		PARK + 16);
+	unpark_leases(p, PARK);
+	assert_int_equal(log_count("rpc contexts exhausted"), 0);
+	kf_bus_sub_free(mets);
+}
+
+/* A broker started with --rpc-contexts 16: 16 parked polls take every
+ * context, a list waits unread until one of them ends, and the broker says
+ * why (WARN "rpc contexts exhausted", the counter). */
+static void test_rpc_pool_exhausted(void **state)
+{
+	enum { MAX = 16 };
+	static struct parked p[MAX];
+	const char *const extra[] = { "--rpc-contexts", "16", NULL };
+	char urls[5][64], log2[160], token2[160];
+	struct kf_rpc_client *cli;
+	struct kf_bus_sub *mets;
+	uint64_t t0;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		snprintf(urls[i], sizeof(urls[i]), "tcp://127.0.0.1:%u", kf_test_free_port());
+	snprintf(log2, sizeof(log2), "%s/small-pool.log", g_tmp);
+	snprintf(token2, sizeof(token2), "%s/small-pool.token", g_tmp);
+	pid = spawn_broker_with(urls, log2, token2, extra);
+	assert_true(pid > 0);
+	assert_int_equal(kf_rpc_client_new(&cli, urls[2], NULL, NULL), KF_OK);
+	mets = kf_test_sub_on(urls[1], "metric.broker", 13);
+	park_leases(cli, p, MAX, "w-small-pool", 3000);
+	/* Unanswered while the polls hold every context (for 3 s)... */
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(list_on(cli, 1500), -1);
+	assert_true(kf_clock_mono_ns() - t0 >= 1400 * 1000000ull);
+	assert_true(broker_metric(mets, "keyforge_rpc_contexts_exhausted_total", NULL, NULL, 1) >= 1);
+	assert_true(broker_metric(mets, "keyforge_rpc_contexts", NULL, NULL, MAX) == MAX);
+	assert_int_equal(log_count_in(log2, "rpc contexts exhausted"), 1);
+	unpark_leases(p, MAX);
+	/* ... and answered once they have ended. */
+	assert_int_equal(list_on(cli, 1500), KF_OK);
+	kf_bus_sub_free(mets);
+	kf_rpc_client_free(cli);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void *fenced_poll(void *p)
 {
 	struct poll_arg *a = p;
@@ -2146,6 +2305,8 @@ int main(void)
 		cmocka_unit_test(test_complete_with_next),
 		cmocka_unit_test(test_kill_running),
 		cmocka_unit_test(test_lease_long_poll),
+		cmocka_unit_test(test_rpc_pool_grows),
+		cmocka_unit_test(test_rpc_pool_exhausted),
 		cmocka_unit_test(test_lease_fence),
 		cmocka_unit_test(test_silent_worker_fence),
 		cmocka_unit_test(test_unheard_worker_held),

@@ -972,6 +972,104 @@ static void test_rpc_async_call(void **state)
 	kf_rpc_server_free(srv);
 }
 
+/* ---- the pool of contexts ---------------------------------------------- */
+
+struct pool_call {
+	struct kf_rpc_call *call;
+	char request[16];
+	atomic_int outcome; /* 0 pending, 1 its own echo, -1 anything else */
+};
+
+static void on_pool_done(void *arg, enum kf_err err, nng_msg *reply)
+{
+	struct pool_call *pc = arg;
+	char want[32];
+	int n = snprintf(want, sizeof(want), "echo:%s", pc->request);
+	bool own = err == KF_OK && nng_msg_len(reply) == (size_t)n &&
+		memcmp(nng_msg_body(reply), want, (size_t)n) == 0;
+
+	if (reply)
+		nng_msg_free(reply);
+	atomic_store(&pc->outcome, own ? 1 : -1);
+}
+
+static void pool_start(struct kf_rpc_client *cli, struct pool_call *pc, int i)
+{
+	struct kf_rpc_call_opts slow = { .timeout_ms = 20000, .resend_ms = NNG_DURATION_INFINITE };
+
+	snprintf(pc->request, sizeof(pc->request), "r%d", i);
+	assert_int_equal(kf_rpc_call_new(cli, on_pool_done, pc, &pc->call), KF_OK);
+	assert_int_equal(kf_rpc_call_start(pc->call, pc->request, strlen(pc->request), &slow),
+		KF_OK);
+}
+
+/* More requests held at once than the pool starts with: it grows (so a
+ * wall of parked long-polls keeps no request out) up to its max; at the
+ * max the next request waits unread, is counted as an exhausted pool, and
+ * arrives once a held one is answered. Every caller gets its own reply. */
+static void test_rpc_pool_grows(void **state)
+{
+	enum { MAX = 300, FIRST = 250, CALLS = MAX + 10 };
+	static struct pool_call pc[CALLS];
+	struct kf_rpc_req *held[CALLS];
+	struct kf_rpc_server_stats ss;
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	char url[KF_BUS_URL_MAX];
+	int n = 0;
+
+	(void)state;
+	memset(pc, 0, sizeof(pc));
+	srv = loopback_server(MAX, url);
+	kf_rpc_server_stats(srv, &ss);
+	assert_int_equal(ss.contexts, KF_RPC_CONTEXTS_INITIAL);
+	assert_int_equal(ss.max_contexts, MAX);
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+
+	for (int i = 0; i < FIRST; i++)
+		pool_start(cli, &pc[i], i);
+	for (; n < FIRST; n++)
+		assert_int_equal(kf_rpc_server_next(srv, 5000, &held[n]), KF_OK);
+	kf_rpc_server_stats(srv, &ss);
+	assert_int_equal(ss.held, FIRST);
+	assert_int_equal(ss.contexts, MAX); /* 250 held + 16 spare, in chunks of 64 */
+	assert_true(ss.receiving >= MAX - FIRST - 1 && ss.receiving <= MAX - FIRST);
+	assert_int_equal(ss.exhausted, 0);
+
+	/* Past the max: 50 more arrive, the last 10 wait in the connection. */
+	for (int i = FIRST; i < CALLS; i++)
+		pool_start(cli, &pc[i], i);
+	for (; n < MAX; n++)
+		assert_int_equal(kf_rpc_server_next(srv, 5000, &held[n]), KF_OK);
+	assert_int_equal(kf_rpc_server_next(srv, 300, &held[n]), KF_ETIMEDOUT);
+	kf_rpc_server_stats(srv, &ss);
+	assert_int_equal(ss.contexts, MAX);
+	assert_int_equal(ss.held, MAX);
+	assert_int_equal(ss.receiving, 0);
+	assert_true(ss.exhausted >= 1);
+
+	/* Each answer frees a context for one of the waiting ten. */
+	for (int i = 0; i < CALLS; i++) {
+		reply_echo(held[i]);
+		if (n < CALLS)
+			assert_int_equal(kf_rpc_server_next(srv, 5000, &held[n++]), KF_OK);
+	}
+	for (int i = 0; i < CALLS; i++) {
+		uint64_t t0 = kf_clock_mono_ns();
+
+		while (atomic_load(&pc[i].outcome) == 0 && ms_since(t0) < 5000)
+			nng_msleep(2);
+		assert_int_equal(atomic_load(&pc[i].outcome), 1);
+		kf_rpc_call_free(pc[i].call);
+	}
+	kf_rpc_server_stats(srv, &ss);
+	assert_int_equal(ss.received, CALLS);
+	assert_int_equal(ss.replied, CALLS);
+	assert_int_equal(ss.contexts, MAX);
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
 /* ---- ipc: peer credentials ---------------------------------------------- */
 
 static void test_rpc_ipc_peer_cred(void **state)
@@ -1136,6 +1234,7 @@ int main(void)
 		cmocka_unit_test(test_rpc_fd_and_close),
 		cmocka_unit_test(test_rpc_free_with_held_requests),
 		cmocka_unit_test(test_rpc_async_call),
+		cmocka_unit_test(test_rpc_pool_grows),
 		cmocka_unit_test(test_rpc_ipc_peer_cred),
 		cmocka_unit_test(test_tls_mutual),
 	};
