@@ -88,6 +88,9 @@ void kf__writer_flush(void);
 /* Flushes and stops the thread; with `release`, frees the queue too. */
 void kf__writer_stop(bool release);
 uint64_t kf__writer_dropped_total(void);
+/* How long an idle writer sleeps at most (default 1 s), for tests that
+ * must tell the producer's wake-up from the timeout. */
+void kf__writer_set_idle_ns(long ns);
 /* Fatal-signal path: writes the committed lines still queued with write(2),
  * touching no lock and no allocator. Returns the output fd (or -1). */
 int kf__writer_fatal_drain(void);

@@ -5,10 +5,12 @@
  * (in forked children), sinks, and initialisation from options and from the
  * environment.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +25,7 @@
 #include <cmocka.h>
 
 #include "telemetry/log.h"
+#include "telemetry/log_internal.h"
 #include "test_log_util.h"
 
 #define TGT "keyforge::test"
@@ -187,6 +190,69 @@ static void test_two_producers_thread_mode(void **state)
 		next[id]++;
 		tj_free(v);
 	}
+	stop();
+}
+
+/* Voluntary context switches of this process's writer thread so far. */
+static long writer_switches(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	char path[300], line[128];
+	struct dirent *e;
+	long n = -1;
+	FILE *f;
+
+	assert_non_null(d);
+	while (n < 0 && (e = readdir(d))) {
+		bool writer;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		writer = fgets(line, sizeof(line), f) && !strcmp(line, "kf:logwriter\n");
+		fclose(f);
+		if (!writer)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		assert_non_null(f = fopen(path, "r"));
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+				n = atol(line + 24);
+		fclose(f);
+	}
+	closedir(d);
+	assert_true(n >= 0);
+	return n;
+}
+
+/* Written lines so far that contain needle. */
+static bool written(const char *needle)
+{
+	return strstr(cap_read(out_fd), needle) != NULL;
+}
+
+/* A writer with nothing to write goes idle: it no longer wakes every 20 ms
+ * (a second of quiet costs it a few wake-ups, not fifty), and the next line
+ * of any level wakes it at once: the idle bound is set to 30 s here, so a
+ * line that waited for it would not show within the 10 s allowed. */
+static void test_quiet_writer_idles(void **state)
+{
+	long before;
+
+	(void)state;
+	start(KF_LOG_MODE_THREAD, KF_LOG_FORMAT_JSON, 1024);
+	kf__writer_set_idle_ns(30L * 1000000000L);
+	KF_INFO(TGT, "before the quiet");
+	kf_log_flush();
+	usleep(300 * 1000);   /* past the 5 naps of 20 ms: idle */
+	before = writer_switches();
+	usleep(1000 * 1000);
+	assert_in_range(writer_switches() - before, 0, 3);
+	KF_INFO(TGT, "after the quiet");
+	for (int i = 0; i < 1000 && !written("after the quiet"); i++)
+		usleep(10 * 1000);
+	assert_true(written("after the quiet"));
+	kf__writer_set_idle_ns(1000000000L);
 	stop();
 }
 
@@ -450,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_overflow_warning_human_text),
 		cmocka_unit_test(test_long_line_goes_through),
 		cmocka_unit_test(test_two_producers_thread_mode),
+		cmocka_unit_test(test_quiet_writer_idles),
 		cmocka_unit_test(test_shutdown_flushes),
 		cmocka_unit_test(test_exit_flushes),
 		cmocka_unit_test(test_fatal_segv_writes_queue_and_panic),
