@@ -43,6 +43,11 @@ struct kf_bus_sock {
 	size_t default_recv_max;
 	atomic_bool closed;
 	atomic_bool close_stuck;   /* nng_close did not return: never freed */
+	/* Called once by kf_bus_sock_close, first thing, from the closing
+	 * thread: wakes the socket's own waiters (sub.c) even when nng's close
+	 * is left behind. Set before the socket is shared; NULL for none. */
+	void (*on_close)(void *arg);
+	void *on_close_arg;
 	atomic_uint peers;
 	atomic_uint_fast64_t added, removed, probes, wedged, recreated;
 

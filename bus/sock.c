@@ -202,6 +202,8 @@ enum kf_err kf_bus_sock_close(struct kf_bus_sock *bs)
 {
 	if (bs == NULL || atomic_exchange(&bs->closed, true))
 		return KF_OK;
+	if (bs->on_close)
+		bs->on_close(bs->on_close_arg);
 	/* The guard must not recreate a listener on a closing socket. */
 	kf__ipc_guard_stop(bs);
 	/* nng_close returns after every pipe's REM_POST callback has run. */

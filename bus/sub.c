@@ -29,10 +29,6 @@
 #include "bus/bus_internal.h"
 #include "common/clock.h"
 
-/* Longest single wait of a receiver: a close that never reaches nng's end
- * (sock.c) is noticed within this. */
-#define WAIT_SLICE_NS 100000000u
-
 struct kf_bus_sub {
 	struct kf_bus_sock *sock;
 	nng_aio *aio;            /* the one receive posted in nng */
@@ -103,6 +99,19 @@ static void on_recv(void *arg)
 		nng_recv_aio(sub->sock->sock, sub->aio);
 }
 
+/* kf_bus_sock_close, first thing: receivers waiting see the socket closed
+ * now, even when nng's close is left behind and on_recv never hears of it
+ * (sock.c); so they wait without a timeout of their own. */
+static void on_sock_close(void *arg)
+{
+	struct kf_bus_sub *sub = arg;
+
+	pthread_mutex_lock(&sub->mu);
+	raise_ready(sub);
+	pthread_cond_broadcast(&sub->cv);
+	pthread_mutex_unlock(&sub->mu);
+}
+
 static enum kf_err sub_init_sync(struct kf_bus_sub *sub, int queue)
 {
 	sub->cap = (size_t)queue;
@@ -150,6 +159,10 @@ enum kf_err kf_bus_sub_new(struct kf_bus_sub **out, enum kf_bus_mode mode,
 		return err;
 	}
 	err = kf__bus_sock_new(&sub->sock, nng_sub0_open, KF_BUS_RECV_MAX_TELEMETRY);
+	if (err == KF_OK) {
+		sub->sock->on_close = on_sock_close;
+		sub->sock->on_close_arg = sub;
+	}
 	if (err == KF_OK && (rv = nng_aio_alloc(&sub->aio, on_recv, sub)) != 0)
 		err = kf_bus_err_from_nng(rv);
 	if (err == KF_OK && (rv = nng_socket_set_int(sub->sock->sock, NNG_OPT_RECVBUF, queue)))
@@ -226,7 +239,6 @@ enum kf_err kf_bus_sub_recv(struct kf_bus_sub *sub, nng_duration timeout_ms, nng
 		deadline = kf_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
 	pthread_mutex_lock(&sub->mu);
 	for (;;) {
-		uint64_t now, wake;
 		struct timespec until;
 
 		if (sub->n > 0) {
@@ -240,19 +252,19 @@ enum kf_err kf_bus_sub_recv(struct kf_bus_sub *sub, nng_duration timeout_ms, nng
 			err = KF_ECANCELED;
 			break;
 		}
-		now = kf_clock_mono_ns();
-		if (timeout_ms == 0 || (timeout_ms > 0 && now >= deadline)) {
+		if (timeout_ms == 0 || (timeout_ms > 0 && kf_clock_mono_ns() >= deadline)) {
 			err = KF_ETIMEDOUT;
 			break;
 		}
-		/* Slices, so that a close left behind is noticed (sub_closed). */
-		wake = now + WAIT_SLICE_NS;
-		if (timeout_ms > 0 && deadline < wake)
-			wake = deadline;
-		until = kf_clock_mono_timespec(wake);
+		/* A message (on_recv) and the close (on_sock_close) signal cv. */
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&sub->cv, &sub->mu);
+			continue;
+		}
+		until = kf_clock_mono_timespec(deadline);
 		pthread_cond_timedwait(&sub->cv, &sub->mu, &until);
 	}
-	if (sub->n == 0 && !sub->closed)
+	if (sub->n == 0 && !sub_closed(sub))
 		clear_ready(sub);
 	rearm = claim_rearm(sub);
 	pthread_mutex_unlock(&sub->mu);

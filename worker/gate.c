@@ -4,14 +4,8 @@
  */
 #include "worker/gate.h"
 
-#include <time.h>
 
 #include "common/clock.h"
-
-/* How often a lane waiting to ask looks at the worker's stop flag: the
- * flag is set from places that cannot signal (a signal handler's thread
- * of control, a command), so waits are bounded instead. */
-#define STOP_POLL_NS (100ull * 1000000ull)
 
 enum kf__gate_ask kf__gate_may_ask(const struct kf__gate_counts *n, bool after_job)
 {
@@ -65,6 +59,13 @@ void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const ato
 	atomic_init(&g->leased_ahead, 0);
 }
 
+void kf__gate_wake(struct kf__gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
 void kf__gate_release(struct kf__gate *g)
 {
 	pthread_cond_destroy(&g->cv);
@@ -81,20 +82,15 @@ static enum kf__gate_ask ask_locked(struct kf__gate *g, bool after_job)
 	return a;
 }
 
-static void wait_a_while(struct kf__gate *g)
-{
-	struct timespec ts = kf_clock_mono_timespec(kf_clock_mono_ns() + STOP_POLL_NS);
-
-	pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-}
-
 enum kf__gate_ask kf__gate_ask(struct kf__gate *g)
 {
 	enum kf__gate_ask a;
 
 	pthread_mutex_lock(&g->mu);
+	/* Every change of the counts broadcasts, and so does kf__gate_wake
+	 * for the stop flag: an idle lane sleeps until there is news. */
 	while ((a = ask_locked(g, false)) == KF__GATE_NO && !atomic_load(g->stop))
-		wait_a_while(g);
+		pthread_cond_wait(&g->cv, &g->mu);
 	pthread_mutex_unlock(&g->mu);
 	return a;
 }

@@ -69,7 +69,8 @@ struct kf__gate {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;     /* a count changed: a slot freed, a job is ending */
 	struct kf__gate_counts n;
-	const atomic_bool *stop; /* the worker is draining: asks answer KF__GATE_NO */
+	const atomic_bool *stop; /* the worker is draining: asks answer KF__GATE_NO;
+	                          * its setter calls kf__gate_wake */
 	atomic_uint_fast64_t leased_ahead; /* jobs an ask ahead brought */
 };
 
@@ -103,8 +104,12 @@ uint64_t kf__gate_predict_ns(uint64_t total_steps, uint64_t done, uint64_t elaps
 void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const atomic_bool *stop);
 void kf__gate_release(struct kf__gate *g);
 
+/* The stop flag was set: lanes waiting in kf__gate_ask look at it. Whoever
+ * sets the flag calls this (lanes wait without a timeout). */
+void kf__gate_wake(struct kf__gate *g);
+
 /* Blocks until the lane may ask (counted in asking) or the worker drains
- * (KF__GATE_NO). */
+ * (KF__GATE_NO; see kf__gate_wake). */
 enum kf__gate_ask kf__gate_ask(struct kf__gate *g);
 /* For the report of the job a lane has just ended: the same without
  * waiting (KF__GATE_NO: report without asking). */

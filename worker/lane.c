@@ -122,7 +122,7 @@ static void id_in_use(struct kf_worker *w, const char *reason)
 		return;
 	KF_ERROR(KF__TARGET, "worker id in use by another live worker; stopping",
 		 KF_STR("worker_id", w->cfg.id), KF_STR("reason", reason));
-	atomic_store(&w->draining, true);
+	kf__worker_drain(w);
 }
 
 static enum kf_err hello_once(struct kf_worker *w)

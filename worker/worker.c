@@ -18,7 +18,6 @@
 #include "kf_config.h"
 
 #define TICK_MS 1000
-#define CMD_POLL_MS 250
 #define FINAL_FLUSH_MS 1000
 
 /* ---- heartbeat and metrics: the publisher's tick ---------------------------------- */
@@ -109,7 +108,7 @@ static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
 	if (strcmp(cmd->worker_id, w->cfg.id) != 0)
 		return; /* a prefix match of a longer id cannot happen (NUL), but be sure */
 	if (cmd->action == KF_CMD_DRAIN) {
-		if (!atomic_exchange(&w->draining, true))
+		if (kf__worker_drain(w))
 			KF_INFO(KF__TARGET, "drain requested; taking no new job",
 				KF_STR("via", "command"));
 		return;
@@ -140,7 +139,8 @@ static void *cmd_main(void *arg)
 	while (!atomic_load(&w->quit)) {
 		struct kf_msg *msg = NULL;
 		nng_msg *m;
-		enum kf_err err = kf_bus_sub_recv(w->cmd_sub, CMD_POLL_MS, &m);
+		/* No timeout: kf_worker_free closes the socket, which ends it. */
+		enum kf_err err = kf_bus_sub_recv(w->cmd_sub, NNG_DURATION_INFINITE, &m);
 
 		if (err == KF_ECANCELED)
 			break;
@@ -286,6 +286,16 @@ static enum kf_err start_threads(struct kf_worker *w)
 	return KF_OK;
 }
 
+bool kf__worker_drain(struct kf_worker *w)
+{
+	bool first = !atomic_exchange(&w->draining, true);
+
+	kf__gate_wake(&w->gate);
+	if (atomic_load(&w->signal_waiting))
+		pthread_kill(w->signal_thread, SIGHUP);
+	return first;
+}
+
 static bool lanes_done(struct kf_worker *w)
 {
 	for (uint32_t i = 0; i < w->n_lanes; i++)
@@ -309,10 +319,12 @@ static void abort_calls_if_alone(struct kf_worker *w)
 		kf_rpc_client_abort_calls(w->rpc.cli);
 }
 
-/* Waits for signals until every lane has stopped (after a drain). */
+/* Waits for signals until every lane has stopped (after a drain). Idle, it
+ * sleeps until a signal comes (kf__worker_drain sends SIGHUP); draining,
+ * it looks every tick for the lanes' end and a lost broker. */
 static void signal_loop(struct kf_worker *w)
 {
-	struct timespec tick = { 0, 100 * 1000000L };
+	struct timespec tick = { 0, 100 * 1000000L }, idle = { 3600, 0 };
 	unsigned n_signals = 0;
 	sigset_t set;
 
@@ -320,15 +332,20 @@ static void signal_loop(struct kf_worker *w)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	/* Already blocked by main (every thread inherits that); blocked here
+	 * too, so that the SIGHUP of kf__worker_drain cannot end the process. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	w->signal_thread = pthread_self();
+	atomic_store(&w->signal_waiting, true);
 	while (!(atomic_load(&w->draining) && lanes_done(w))) {
-		int sig = sigtimedwait(&set, NULL, &tick);
+		int sig = sigtimedwait(&set, NULL, atomic_load(&w->draining) ? &tick : &idle);
 
 		if (atomic_load(&w->draining) && w->rpc_ready)
 			abort_calls_if_alone(w);
 		if (sig < 0 || sig == SIGHUP)
 			continue;
 		if (++n_signals == 1) {
-			atomic_store(&w->draining, true);
+			kf__worker_drain(w);
 			KF_INFO(KF__TARGET, "shutdown requested; taking no new job",
 				KF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
 				KF_STR("on_term", kf_worker_on_term_name(w->cfg.on_term)));
@@ -339,6 +356,7 @@ static void signal_loop(struct kf_worker *w)
 			hand_back_all(w);
 		}
 	}
+	atomic_store(&w->signal_waiting, false);
 }
 
 /* Says at start what would otherwise surface only as failed jobs: a corpus
@@ -382,7 +400,7 @@ int kf_worker_run(struct kf_worker *w)
 	check_corpus_paths(&w->cfg);
 	if (start_threads(w) != KF_OK) {
 		KF_ERROR(KF__TARGET, "cannot start threads");
-		atomic_store(&w->draining, true);
+		kf__worker_drain(w);
 	}
 	signal_loop(w);
 	delivered = kf__outbox_wait_empty(w->outbox, w->cfg.term_timeout_ms);
@@ -406,14 +424,16 @@ void kf_worker_free(struct kf_worker *w)
 {
 	if (!w)
 		return;
-	atomic_store(&w->draining, true);
+	kf__worker_drain(w);
 	atomic_store(&w->quit, true);
 	if (w->lanes)
 		for (uint32_t i = 0; i < w->n_lanes; i++)
 			if (w->lanes[i].started)
 				pthread_join(w->lanes[i].thread, NULL);
-	if (w->cmd_started)
+	if (w->cmd_started) {
+		kf_bus_sock_close(kf_bus_sub_sock(w->cmd_sub));
 		pthread_join(w->cmd_thread, NULL);
+	}
 	if (w->sink_added)
 		kf_log_sink_remove(kf__publisher_log_sink, w->publisher);
 	kf__outbox_free(w->outbox);

@@ -137,9 +137,13 @@ struct kf_worker {
 	struct kf__wmetrics m;
 	struct kf__load_sampler load;   /* publisher thread only */
 
-	atomic_bool draining;           /* take no new lease */
+	atomic_bool draining;           /* take no new lease; set by kf__worker_drain */
 	atomic_bool handback;           /* stop running jobs and give them back */
 	atomic_bool quit;               /* background threads exit */
+	/* The thread in the signal loop, while it is there: kf__worker_drain
+	 * wakes it (SIGHUP, which the loop takes and ignores). */
+	pthread_t signal_thread;
+	atomic_bool signal_waiting;
 	atomic_bool broker_down;        /* last RPC failed in transport (for the log) */
 	atomic_bool unheard;            /* a lease was refused: no heartbeat reached the broker */
 	/* Leases failed in a row, by any lane (reset by one that succeeds):
@@ -163,6 +167,11 @@ struct kf_worker {
 };
 
 /* ---- lane.c ---------------------------------------------------------------- */
+
+/* Takes no new job from now on: sets draining and wakes whoever waits
+ * for it (the lanes at the gate, the signal loop). True for the call that
+ * started the drain. Any thread. */
+bool kf__worker_drain(struct kf_worker *w);
 
 enum kf_err kf__lane_init(struct kf__lane *s, struct kf_worker *w, unsigned index);
 void kf__lane_release(struct kf__lane *s);

@@ -296,6 +296,48 @@ static void test_gate_counts(void **state)
 	kf__gate_release(&g);
 }
 
+struct asker {
+	struct kf__gate *g;
+	atomic_int answer; /* -1 until kf__gate_ask returned */
+};
+
+static void *ask_main(void *arg)
+{
+	struct asker *a = arg;
+
+	atomic_store(&a->answer, (int)kf__gate_ask(a->g));
+	return NULL;
+}
+
+/* A lane waiting to ask sleeps until there is news: the stop flag alone
+ * does not wake it (nothing polls), kf__gate_wake does, and it answers
+ * KF__GATE_NO. */
+static void test_gate_wait_ends_on_wake(void **state)
+{
+	atomic_bool stop = false;
+	struct kf__gate g;
+	struct kf__gate_lane l1 = { 0 };
+	struct asker a = { .g = &g, .answer = -1 };
+	pthread_t th;
+
+	(void)state;
+	kf__gate_init(&g, 1, 1, &stop);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);
+	kf__gate_answered(&g, KF__GATE_SLOT, true, KF__GATE_UNKNOWN, &l1); /* a long job */
+	kf__gate_run(&g);
+	assert_int_equal(pthread_create(&th, NULL, ask_main, &a), 0);
+	kf_sleep_ms(100);
+	assert_int_equal(atomic_load(&a.answer), -1);                    /* it waits */
+	atomic_store(&stop, true);
+	kf_sleep_ms(300);
+	assert_int_equal(atomic_load(&a.answer), -1);                    /* still: no polling */
+	kf__gate_wake(&g);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&a.answer), KF__GATE_NO);
+	kf__gate_done(&g, &l1, 1000);
+	kf__gate_release(&g);
+}
+
 /* Four lanes ahead of one slot: zero-step jobs fill them all; jobs of
  * 3 ms only one, since a second would wait past the horizon. */
 static void test_gate_horizon_bounds_the_wait(void **state)
@@ -912,6 +954,7 @@ int main(void)
 		cmocka_unit_test(test_gate_may_ask),
 		cmocka_unit_test(test_gate_predict_ns),
 		cmocka_unit_test(test_gate_counts),
+		cmocka_unit_test(test_gate_wait_ends_on_wake),
 		cmocka_unit_test(test_gate_horizon_bounds_the_wait),
 		cmocka_unit_test(test_host_cpu_parse),
 		cmocka_unit_test(test_loads),
