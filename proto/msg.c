@@ -19,11 +19,13 @@ AT0(struct kf_msg_progress_req, req) AT0(struct kf_msg_complete_req, req)
 AT0(struct kf_msg_submit_req, req) AT0(struct kf_msg_list_req, req)
 AT0(struct kf_msg_get_req, req) AT0(struct kf_msg_job_action_req, req)
 AT0(struct kf_msg_cluster_req, req) AT0(struct kf_msg_log_tail_req, req)
+AT0(struct kf_msg_drain_req, req)
 AT0(struct kf_msg_hello_rep, rep) AT0(struct kf_msg_lease_rep, rep)
 AT0(struct kf_msg_progress_rep, rep) AT0(struct kf_msg_complete_rep, rep)
 AT0(struct kf_msg_submit_rep, rep) AT0(struct kf_msg_list_rep, rep)
 AT0(struct kf_msg_get_rep, rep) AT0(struct kf_msg_job_action_rep, rep)
 AT0(struct kf_msg_cluster_rep, rep) AT0(struct kf_msg_log_tail_rep, rep)
+AT0(struct kf_msg_drain_rep, rep)
 AT0(struct kf_msg_error_rep, rep)
 
 /* Decoding may allocate this much per message at most (proto/msg.h). */
@@ -47,6 +49,7 @@ static const struct {
 	{ KF_MSG_RETRY_REQ, "retry_req" }, { KF_MSG_RETRY_REP, "retry_rep" },
 	{ KF_MSG_CLUSTER_REQ, "cluster_req" }, { KF_MSG_CLUSTER_REP, "cluster_rep" },
 	{ KF_MSG_LOG_TAIL_REQ, "log_tail_req" }, { KF_MSG_LOG_TAIL_REP, "log_tail_rep" },
+	{ KF_MSG_DRAIN_REQ, "drain_req" }, { KF_MSG_DRAIN_REP, "drain_rep" },
 	{ KF_MSG_ERROR_REP, "error_rep" },
 };
 

@@ -66,7 +66,7 @@
  * change that bumps the number.
  */
 #define KF_PROTO_MAJOR 1
-#define KF_PROTO_MINOR 6
+#define KF_PROTO_MINOR 7
 
 /* ---- limits (docs/protocol.md "Limits") -------------------------------- */
 #define KF_MSG_MAX_BYTES   (4u << 20)  /* whole envelope; set NNG_OPT_RECVMAXSZ
@@ -122,6 +122,8 @@ enum kf_msg_type {
 	KF_MSG_CLUSTER_REP = 51,    /* .cluster_rep */
 	KF_MSG_LOG_TAIL_REQ = 52,   /* .log_tail_req */
 	KF_MSG_LOG_TAIL_REP = 53,   /* .log_tail_rep */
+	KF_MSG_DRAIN_REQ = 54,      /* .drain_req (1.7) */
+	KF_MSG_DRAIN_REP = 55,      /* .drain_rep (1.7) */
 
 	KF_MSG_ERROR_REP = 127,     /* .error_rep: answer to an unreadable request */
 };
@@ -168,6 +170,8 @@ struct kf_msg {
 		struct kf_msg_cluster_rep cluster_rep;
 		struct kf_msg_log_tail_req log_tail_req;
 		struct kf_msg_log_tail_rep log_tail_rep;
+		struct kf_msg_drain_req drain_req;
+		struct kf_msg_drain_rep drain_rep;
 		struct kf_msg_error_rep error_rep;
 	};
 

@@ -353,6 +353,19 @@ struct kf_msg_log_tail_rep {
 	size_t n_events;             /* <= KF_MSG_MAX_EVENTS */
 };
 
+/* ---- drain: a worker takes no new job, ends what it holds, exits (1.7) - */
+
+struct kf_msg_drain_req {
+	struct kf_msg_req req;
+	const char *worker_id;
+};
+
+struct kf_msg_drain_rep {
+	struct kf_msg_rep rep;
+	enum kf_worker_liveness liveness; /* the worker's, when the command went out */
+	uint32_t leases_ended;       /* its parked lease requests answered "no job" */
+};
+
 /* ---- error: the reply to a request that could not be decoded --------- */
 
 struct kf_msg_error_rep {

@@ -513,6 +513,19 @@ FIELDS(s_log_tail_rep) = {
 };
 static SCHEMA(s_log_tail_rep, struct kf_msg_log_tail_rep, NULL);
 
+FIELDS(s_drain_req) = {
+	REQ_HDR(struct kf_msg_drain_req),
+	STR(struct kf_msg_drain_req, "w", worker_id, KF_MSG_MAX_NAME),
+};
+static SCHEMA(s_drain_req, struct kf_msg_drain_req, NULL);
+
+FIELDS(s_drain_rep) = {
+	REP_HDR(struct kf_msg_drain_rep),
+	ENUM(struct kf_msg_drain_rep, "lv", liveness, 0, KF_WORKER_LIVENESS_COUNT),
+	U32(struct kf_msg_drain_rep, "le", leases_ended),
+};
+static SCHEMA(s_drain_rep, struct kf_msg_drain_rep, NULL);
+
 FIELDS(s_error_rep) = {
 	REP_HDR(struct kf_msg_error_rep),
 };
@@ -552,6 +565,8 @@ static const struct {
 	{ KF_MSG_CLUSTER_REP, &s_cluster_rep },
 	{ KF_MSG_LOG_TAIL_REQ, &s_log_tail_req },
 	{ KF_MSG_LOG_TAIL_REP, &s_log_tail_rep },
+	{ KF_MSG_DRAIN_REQ, &s_drain_req },
+	{ KF_MSG_DRAIN_REP, &s_drain_rep },
 	{ KF_MSG_ERROR_REP, &s_error_rep },
 };
 

@@ -174,6 +174,8 @@ static void valid_messages(void)
 	put_msg("full", &m);
 	const struct kf_msg_log events[] = { log_full, log_min };
 	m = msg(KF_MSG_LOG_TAIL_REP); m.log_tail_rep = (struct kf_msg_log_tail_rep){ rep, events, 2 }; put_msg("full", &m);
+	m = msg(KF_MSG_DRAIN_REQ); m.drain_req = (struct kf_msg_drain_req){ req, "w1" }; put_msg("full", &m);
+	m = msg(KF_MSG_DRAIN_REP); m.drain_rep = (struct kf_msg_drain_rep){ rep, KF_WORKER_ALIVE, 2 }; put_msg("full", &m);
 	m = msg(KF_MSG_ERROR_REP); m.error_rep.rep = rep_err; put_msg("full", &m);
 }
 

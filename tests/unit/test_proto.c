@@ -389,6 +389,11 @@ static void body_eq(const struct kf_msg *w, const struct kf_msg *g)
 		for (size_t i = 0; i < w->log_tail_rep.n_events; i++)
 			log_eq(&w->log_tail_rep.events[i], &g->log_tail_rep.events[i]);
 		break;
+	case KF_MSG_DRAIN_REQ: str_eq(w->drain_req.worker_id, g->drain_req.worker_id); break;
+	case KF_MSG_DRAIN_REP:
+		assert_int_equal(w->drain_rep.liveness, g->drain_rep.liveness);
+		assert_int_equal(w->drain_rep.leases_ended, g->drain_rep.leases_ended);
+		break;
 	case KF_MSG_ERROR_REP: break;
 	default: fail_msg("type %d not covered by body_eq", w->type);
 	}
@@ -897,6 +902,25 @@ static void test_log_tail(void **state)
 	roundtrip(&m, true);
 }
 
+static void test_drain_rpc(void **state)
+{
+	(void)state;
+	struct kf_msg m;
+	init(&m, KF_MSG_DRAIN_REQ);
+	m.drain_req = (struct kf_msg_drain_req){ full_req, "w-7" };
+	roundtrip(&m, true);
+	init(&m, KF_MSG_DRAIN_REP);
+	m.drain_rep = (struct kf_msg_drain_rep){ ok_rep, KF_WORKER_STALE, 3 };
+	roundtrip(&m, true);
+	m.drain_rep = (struct kf_msg_drain_rep){ err_rep, KF_WORKER_ALIVE, 0 };
+	roundtrip(&m, true);
+	/* A request names its worker: an empty id is the broker's to refuse,
+	 * a missing one the decoder's. */
+	assert_true(kf_msg_type_is_request(KF_MSG_DRAIN_REQ));
+	assert_int_equal(kf_msg_reply_type(KF_MSG_DRAIN_REQ), KF_MSG_DRAIN_REP);
+	assert_string_equal(kf_msg_type_name(KF_MSG_DRAIN_REP), "drain_rep");
+}
+
 static void test_error_rep(void **state)
 {
 	(void)state;
@@ -1061,7 +1085,7 @@ static void test_types(void **state)
 	assert_string_equal(kf_msg_type_name(KF_MSG_LOG_TAIL_REP), "log_tail_rep");
 	assert_string_equal(kf_msg_type_name((enum kf_msg_type)7), "unknown");
 	assert_true(kf_msg_type_known(KF_MSG_COMMAND));
-	assert_false(kf_msg_type_known((enum kf_msg_type)54));
+	assert_false(kf_msg_type_known((enum kf_msg_type)56));
 	assert_true(kf_msg_type_is_request(KF_MSG_LOG_TAIL_REQ));
 	assert_false(kf_msg_type_is_request(KF_MSG_HEARTBEAT));
 	assert_false(kf_msg_type_is_request(KF_MSG_HELLO_REP));
@@ -1193,6 +1217,7 @@ int main(void)
 		cmocka_unit_test(test_kill_retry),
 		cmocka_unit_test(test_cluster_rpc),
 		cmocka_unit_test(test_log_tail),
+		cmocka_unit_test(test_drain_rpc),
 		cmocka_unit_test(test_error_rep),
 		cmocka_unit_test(test_pub_framing),
 		cmocka_unit_test(test_encode_to_buffer),

@@ -590,7 +590,7 @@ static void test_utf8(void **state)
 static void test_unknown_type(void **state)
 {
 	(void)state;
-	static const uint64_t types[] = { 0, 7, 31, 54, 99, 126, 128, 65536, UINT64_MAX };
+	static const uint64_t types[] = { 0, 7, 31, 56, 99, 126, 128, 65536, UINT64_MAX };
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
 		struct raw r;
 		raw_init(&r);
