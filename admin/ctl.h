@@ -76,6 +76,7 @@ int kf__ctl_kill(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_retry(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_wait(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_workers(struct kf__ctl *ctl, int argc, char **argv);
+int kf__ctl_drain(struct kf__ctl *ctl, int argc, char **argv);
 int kf__ctl_logs(struct kf__ctl *ctl, int argc, char **argv);
 
 

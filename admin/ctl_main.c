@@ -75,6 +75,13 @@ static const struct kf__ctl_cmd commands[] = {
 	{ "workers", "[--json]", "the workers the broker knows and the job counts",
 	  "  --json            {\"workers\":[...], \"jobs\":{\"pending\":n,...}}\n",
 	  kf__ctl_workers },
+	{ "drain", "WORKER [--json]",
+	  "drain a worker: it takes no new job, finishes the jobs it holds and exits",
+	  "  WORKER            the worker's id (keyforgectl workers lists them)\n"
+	  "  --json            {\"worker\":..., \"liveness\":..., \"leases_ended\":n}\n"
+	  "  The broker gives the worker no job from then on, until it restarts (a\n"
+	  "  new process under the id is not drained). Needs the token file.\n",
+	  kf__ctl_drain },
 	{ "logs", "[--follow] [--level L] [--regex RE] [--tail N] [--source S] [--json]",
 	  "recent log events of the hive; --follow streams new ones",
 	  "  --tail N, -n N    recent events to show first (default 20; 0 = none)\n"
@@ -102,8 +109,8 @@ static const char global_help[] =
 	"global flags (before or after the command):\n"
 	"  --rpc URL         broker's rpc socket [KEYFORGE_RPC] (tcp://127.0.0.1:7402)\n"
 	"  --events URL      broker's events socket [KEYFORGE_EVENTS] (tcp://127.0.0.1:7401)\n"
-	"  --token-file F    the broker's token file, needed for submit, kill and retry\n"
-	"                    when the broker uses one [KEYFORGE_TOKEN_FILE]\n"
+	"  --token-file F    the broker's token file, needed for submit, kill, retry and\n"
+	"                    drain when the broker uses one [KEYFORGE_TOKEN_FILE]\n"
 	"  --timeout D       time allowed per request (default 5s)\n"
 	"  -h, --help        help (of a command: keyforgectl COMMAND --help)\n"
 	"  -V, --version     version\n";

@@ -146,6 +146,17 @@ void kf__cmd_cancel(struct kf_broker *b, const char *worker_id, uint64_t job_id,
 	publish_on(b, topic, &m, true);
 }
 
+void kf__cmd_drain(struct kf_broker *b, const char *worker_id)
+{
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m;
+
+	kf_msg_init(&m, KF_MSG_COMMAND, KF_RELAY_SOURCE, ++b->seq_cmd);
+	m.command = (struct kf_msg_command){ .worker_id = worker_id, .action = KF_CMD_DRAIN };
+	kf_topic_cmd(topic, worker_id);
+	publish_on(b, topic, &m, true);
+}
+
 void kf__job_outcome(struct kf_broker *b, enum kf_job_state state)
 {
 	static const int outcome_of[KF_JOB_STATE_COUNT] = {
@@ -493,6 +504,23 @@ void kf__lease_wake(struct kf_broker *b, uint32_t n)
 
 	b->wake_budget = budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget;
 	lease_pump(b);
+}
+
+uint32_t kf__lease_end_for(struct kf_broker *b, const char *worker_id)
+{
+	uint32_t n = 0;
+
+	for (struct kf__call *c = b->park_head, *next; c; c = next) {
+		const char *w = kf__call_worker(c);
+
+		next = c->next;
+		if (!w || strcmp(w, worker_id) != 0)
+			continue;
+		call_unpark(b, c);
+		lease_none(c);
+		n++;
+	}
+	return n;
 }
 
 /* Parked leases whose wait is over get "no job"; gone clients are forgotten.

@@ -251,6 +251,12 @@ void kf__job_event(struct kf_broker *b, uint64_t job_id, enum kf_job_state state
  * (dropped = why: it stops and reports nothing). */
 void kf__cmd_cancel(struct kf_broker *b, const char *worker_id, uint64_t job_id,
 	uint64_t lease_token, const char *dropped);
+/* Tells worker_id to drain: take no new job, end what it holds, exit. */
+void kf__cmd_drain(struct kf_broker *b, const char *worker_id);
+/* Answers worker_id's parked lease calls "no job" now; returns how many. */
+uint32_t kf__lease_end_for(struct kf_broker *b, const char *worker_id);
+/* The worker a lease call (or a complete with lease_next) leases for. */
+const char *kf__call_worker(const struct kf__call *c);
 /* keyforge_jobs_total for a job that reached `state` (retrying/pending = retried). */
 void kf__job_outcome(struct kf_broker *b, enum kf_job_state state);
 

@@ -214,6 +214,10 @@ void kf__on_heartbeat(struct kf_broker *b, struct kf_msg *msg, uint64_t now_ns)
 	switch (kf_workers_heartbeat(b->workers, &msg->heartbeat, now_ns, &w, &ev, &old_inc)) {
 	case KF_OK:
 		kf__worker_event(b, w, ev, old_inc, NULL, true);
+		/* Commands are pub/sub: until the worker says it drains, say it
+		 * again, once a heartbeat. */
+		if (w->drain_requested && msg->heartbeat.state != KF_WORKER_DRAINING)
+			kf__cmd_drain(b, w->id);
 		/* Its leases were held until now (kf__lease_fenced): let one look. */
 		if (!was_heard && b->n_parked)
 			kf__lease_wake(b, 1);

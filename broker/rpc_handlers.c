@@ -113,8 +113,7 @@ static void h_hello(struct kf_broker *b, struct kf__call *c)
 
 /* ---- lease ------------------------------------------------------------------------ */
 
-/* The worker a lease call (or a complete with lease_next) leases for. */
-static const char *call_worker(const struct kf__call *c)
+const char *kf__call_worker(const struct kf__call *c)
 {
 	return c->msg->type == KF_MSG_COMPLETE_REQ ? c->msg->complete_req.worker_id
 						   : c->msg->lease_req.worker_id;
@@ -261,11 +260,11 @@ static uint64_t claim_incarnation(struct kf_broker *b, const struct kf__call *c)
 {
 	uint64_t inc = call_incarnation(c);
 
-	return inc ? inc : incarnation_of(b, call_worker(c));
+	return inc ? inc : incarnation_of(b, kf__call_worker(c));
 }
 
 /* The fences a claim passes first (kf__lease_fenced explains them). */
-enum fence { FENCE_NONE, FENCE_REPLACED, FENCE_SILENT, FENCE_UNHEARD };
+enum fence { FENCE_NONE, FENCE_REPLACED, FENCE_SILENT, FENCE_UNHEARD, FENCE_DRAINED };
 
 /* Which fence holds back a claim for worker_id by process `asker` (0: not
  * said), with a refusal counted; *w is the worker on record, NULL when
@@ -284,6 +283,8 @@ static enum fence claim_fence(struct kf_broker *b, const char *worker_id, uint64
 		kf_counter_inc(b->m.leases_refused_silent);
 		return FENCE_SILENT;
 	}
+	if ((*w)->drain_requested)
+		return FENCE_DRAINED;
 	return (*w)->heard ? FENCE_NONE : FENCE_UNHEARD;
 }
 
@@ -316,13 +317,19 @@ static enum fence claim_fence(struct kf_broker *b, const char *worker_id, uint64
  * (kf__on_heartbeat wakes it) or its wait ends with no job; and a
  * complete's claim is skipped. A worker sends a heartbeat right after its
  * hello, so only a worker that cannot be heard waits more than moments.
+ *
+ * Drained: an operator drained this process (h_drain). The command travels
+ * on the commands socket and the worker's leases on rpc, so a lease may
+ * come after the drain and before the worker has the command; it is held
+ * like an unheard worker's, and no job goes to a worker being drained.
+ * A restart of the worker (another incarnation) ends the drain.
  */
 bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 {
 	uint64_t asker = call_incarnation(c), now, silent_s;
 	struct kf_worker *w;
 
-	switch (claim_fence(b, call_worker(c), asker, &w)) {
+	switch (claim_fence(b, kf__call_worker(c), asker, &w)) {
 	case FENCE_NONE:
 		return false;
 	case FENCE_REPLACED:
@@ -337,10 +344,12 @@ bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 				      (unsigned long long)w->incarnation, (unsigned long long)asker);
 		return true;
 	case FENCE_UNHEARD:
+	case FENCE_DRAINED:
 		if (c->parked)
 			return true;        /* stays parked: the pump passes it by */
 		if (kf_clock_mono_ns() < c->deadline_ns && !b->draining) {
-			KF_DEBUG(KF__TARGET_RPC, "lease held: no heartbeat from the worker yet",
+			KF_DEBUG(KF__TARGET_RPC, w->drain_requested ? "lease held: the worker is "
+				 "drained" : "lease held: no heartbeat from the worker yet",
 				 KF_STR("worker_id", w->id));
 			kf__lease_park(b, c, false);
 		} else {
@@ -368,7 +377,7 @@ bool kf__lease_fenced(struct kf_broker *b, struct kf__call *c)
 
 void kf__lease_claim(struct kf_broker *b, struct kf__call *c)
 {
-	enum kf_err err = kf_store_claim(b->store, call_worker(c), claim_incarnation(b, c),
+	enum kf_err err = kf_store_claim(b->store, kf__call_worker(c), claim_incarnation(b, c),
 					 on_claim, c);
 
 	if (err && c->msg->type == KF_MSG_COMPLETE_REQ)
@@ -1078,6 +1087,44 @@ static void h_log_tail(struct kf_broker *b, struct kf__call *c)
 		kf__call_fail(c, err, "log tail: %s", kf_strerror(err));
 }
 
+/* ---- drain ------------------------------------------------------------------------------ */
+
+/* An operator's drain: the worker takes no new job, finishes the jobs it
+ * holds and exits (docs/operations.md "Draining a worker"). */
+static void h_drain(struct kf_broker *b, struct kf__call *c)
+{
+	const char *id = c->msg->drain_req.worker_id;
+	struct kf_worker *w = *id ? kf_workers_find(b->workers, id) : NULL;
+	struct kf_msg rep;
+
+	if (!*id) {
+		kf__call_fail(c, KF_EINVAL, "drain: worker_id is empty");
+		return;
+	}
+	if (!w) {
+		kf__call_fail(c, KF_ENOENT, "drain: no worker '%s' is known to this broker "
+			      "(keyforgectl workers lists them)", id);
+		return;
+	}
+	if (w->liveness == KF_WORKER_DEAD) {
+		kf__call_fail(c, KF_ESTATE, "drain: worker '%s' is dead here (no heartbeat for "
+			      "%llu s): it would not hear the command", id,
+			      (unsigned long long)((kf_clock_mono_ns() - w->last_seen_ns) /
+						   (1000 * KF_NS_PER_MS)));
+		return;
+	}
+	w->drain_requested = true;
+	kf__cmd_drain(b, w->id);
+	memset(&rep, 0, sizeof(rep));
+	rep.type = KF_MSG_DRAIN_REP;
+	rep.drain_rep.liveness = w->liveness;
+	rep.drain_rep.leases_ended = kf__lease_end_for(b, w->id);
+	KF_INFO(KF__TARGET, "worker drain requested", KF_STR("worker_id", w->id),
+		KF_STR("host", w->host), KF_U64("pid", w->pid),
+		KF_U64("leases_ended", rep.drain_rep.leases_ended));
+	kf__call_finish(c, &rep);
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 static const struct kf__rpc_handler handlers[] = {
@@ -1092,6 +1139,7 @@ static const struct kf__rpc_handler handlers[] = {
 	{ KF_MSG_RETRY_REQ, "retry", KF__AUTH_OPERATOR, true, h_retry },
 	{ KF_MSG_CLUSTER_REQ, "cluster", KF__AUTH_NONE, false, h_cluster },
 	{ KF_MSG_LOG_TAIL_REQ, "log_tail", KF__AUTH_NONE, false, h_log_tail },
+	{ KF_MSG_DRAIN_REQ, "drain", KF__AUTH_OPERATOR, true, h_drain },
 };
 
 const struct kf__rpc_handler *kf__rpc_handler_find(enum kf_msg_type type)

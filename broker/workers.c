@@ -150,8 +150,10 @@ static enum kf_err seen(struct kf_workers *ws, const char *id, uint64_t incarnat
 	} else if (w->liveness == KF_WORKER_STALE) {
 		*ev = KF_WORKER_EV_RECOVERED;
 	}
-	if (incarnation)
+	if (incarnation && incarnation != w->incarnation) {
 		w->incarnation = incarnation;
+		w->drain_requested = false; /* a new process: not the one drained */
+	}
 	w->liveness = KF_WORKER_ALIVE;
 	w->last_seen_ns = now_ns;
 	w->dead_since_ns = 0;

@@ -56,6 +56,9 @@ struct kf_worker {
 	uint64_t conflict_warned_ns;       /* last WARN about a second process with this id */
 	uint64_t lease_refused_ns;         /* monotonic: the last lease refused because it is
 	                                    * dead here; a worker still asking is not forgotten */
+	bool drain_requested;              /* an operator drained this process: it gets no
+	                                    * job (rpc_handlers.c), and the command is sent
+	                                    * again with each heartbeat that is not draining */
 	bool heard;                        /* a heartbeat came since its hello registered this
 	                                    * process or brought it back from the dead: only
 	                                    * then is it given jobs (rpc_handlers.c) */

@@ -1287,6 +1287,91 @@ static void test_rpc_pool_grows(void **state)
 	kf_bus_sub_free(mets);
 }
 
+/* A drain request for `worker`, with or without the token. */
+static struct kf_msg *drain(const char *worker, bool with_token)
+{
+	struct kf_msg req;
+
+	req_init(&req, KF_MSG_DRAIN_REQ);
+	req.drain_req.worker_id = worker;
+	return rpc(&req, with_token);
+}
+
+static void expect_drain(struct kf_bus_sub *cmds, const char *worker)
+{
+	struct kf_msg *cmd = kf_test_next_event(cmds, "cmd.", 3000);
+
+	assert_non_null(cmd);
+	assert_int_equal(cmd->type, KF_MSG_COMMAND);
+	assert_int_equal(cmd->command.action, KF_CMD_DRAIN);
+	assert_string_equal(cmd->command.worker_id, worker);
+	kf_msg_free(cmd);
+}
+
+/* keyforgectl drain: refused without the token, for an empty or unknown
+ * worker; for a live one, the drain command goes out on the commands
+ * socket, its parked lease is answered "no job" at once, and it gets no
+ * job after (its leases are held, the pending job goes to another
+ * worker). A heartbeat that does not say draining brings the command
+ * again; a new process under the id is not drained. */
+static void test_drain(void **state)
+{
+	static struct parked p[1];
+	struct kf_bus_sub *cmds = kf_test_sub_on(g_url[3], "cmd.w-drain", 11);
+	struct kf_msg *rep;
+	uint64_t id, t0;
+
+	(void)state;
+	drain_pending();
+	assert_int_equal(status_of(rep = drain("w-drain", false)), KF_EPERM);
+	kf_msg_free(rep);
+	assert_int_equal(status_of(rep = drain("", true)), KF_EINVAL);
+	kf_msg_free(rep);
+	assert_int_equal(status_of(rep = drain("w-nobody", true)), KF_ENOENT);
+	assert_non_null(strstr(kf_msg_reply(rep)->error, "no worker 'w-nobody'"));
+	kf_msg_free(rep);
+
+	hello_as("w-drain", 301);
+	kf_msg_free(lease_heard("w-drain", 301));   /* heard: alive, nothing pending */
+	park_leases(g_cli, p, 1, "w-drain", 4000);
+	kf_sleep_ms(300);
+	rep = drain("w-drain", true);
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->drain_rep.liveness, KF_WORKER_ALIVE);
+	assert_int_equal(rep->drain_rep.leases_ended, 1);
+	kf_msg_free(rep);
+	while (!atomic_load(&p[0].done) && kf_clock_mono_ns() - t0 < 1000 * 1000000ull)
+		kf_sleep_ms(10);
+	assert_true(atomic_load(&p[0].done));      /* not after its 4 s */
+	unpark_leases(p, 1);
+	expect_drain(cmds, "w-drain");
+	assert_true(wait_log("worker drain requested", 2000));
+
+	/* Drained: a pending job is not for it. */
+	id = submit_job(0, 10);
+	rep = lease_as("w-drain", 301, 300);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_null(rep->lease_rep.lease);
+	kf_msg_free(rep);
+	assert_int_equal(job_state(id), KF_JOB_PENDING);
+	/* Its heartbeat says idle, not draining: the command again. */
+	heartbeat_of(g_hb_pub, "w-drain", 301, ++g_hb_seq, 0);
+	expect_drain(cmds, "w-drain");
+
+	/* A restart (301 silent, 302 registers): not drained, it gets the job. */
+	kf_sleep_ms(3300);
+	hello_as("w-drain", 302);
+	rep = lease_heard("w-drain", 302);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_non_null(rep->lease_rep.lease);
+	assert_int_equal(rep->lease_rep.lease->job_id, id);
+	kf_msg_free(complete(id, rep->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL));
+	kf_msg_free(rep);
+	assert_int_equal(job_state(id), KF_JOB_SUCCEEDED);
+	kf_bus_sub_free(cmds);
+}
+
 /* A broker started with --rpc-contexts 16: 16 parked polls take every
  * context, a list waits unread until one of them ends, and the broker says
  * why (WARN "rpc contexts exhausted", the counter). */
@@ -2307,6 +2392,7 @@ int main(void)
 		cmocka_unit_test(test_lease_long_poll),
 		cmocka_unit_test(test_rpc_pool_grows),
 		cmocka_unit_test(test_rpc_pool_exhausted),
+		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_lease_fence),
 		cmocka_unit_test(test_silent_worker_fence),
 		cmocka_unit_test(test_unheard_worker_held),

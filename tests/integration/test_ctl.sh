@@ -343,6 +343,22 @@ check "status: everything runs (exit 0)" test $? = 0
 check "status: the gateway is linked to the broker's monitor socket" \
 	grep -q "monitor socket $KEYFORGE_MONITOR: connected" "$TMP/status.out"
 
+# ---- drain (after status: the hive has one worker fewer then) -----------------------------
+
+expect_rc "drain without a worker: usage (exit 2)" 2 "which worker?" drain
+expect_rc "drain of an unknown worker: exit 1, says so" 1 "no worker 'nobody'" drain nobody
+W2PID="$("$CTL" workers --json | jq -r '.workers[] | select(.id == "hive-w2") | .pid')"
+run_ctl drain hive-w2 --json
+check "drain hive-w2 --json: exit 0, alive ($OUT)" \
+	test "$RC" = 0 -a "$(jq -r '.worker + " " + .liveness' <<<"$OUT")" = "hive-w2 alive"
+for _ in $(seq 1 100); do kill -0 "$W2PID" 2>/dev/null || break; sleep 0.1; done
+check "the drained worker (pid $W2PID) exits within 10 s" bash -c "! kill -0 $W2PID 2>/dev/null"
+run_ctl submit --corpus "$CORPUS" --steps 20000 --seed 11
+DJ="$OUT"
+"$CTL" wait "$DJ" --timeout 60 >/dev/null
+check "a job after the drain runs on the other worker" \
+	test "$("$CTL" show "$DJ" --json | jq -r '.state + " " + .worker')" = "succeeded hive-w1"
+
 "$HIVE" down "$BUILD" >"$TMP/down.out" 2>&1
 rc=$?
 left=""

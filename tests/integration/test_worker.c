@@ -1502,6 +1502,45 @@ static void test_second_sigterm_hands_back(void **state)
 	kf_msg_free(rep);
 }
 
+/* keyforgectl drain, through the broker: the worker finishes the job it
+ * runs (attempt 1, succeeded, its own), gets no other (the next job goes to
+ * another worker), and exits 0. The broker ends its parked leases at once
+ * and holds any that come after. */
+static void test_drain_worker(void **state)
+{
+	char worker[64];
+	struct kf_msg req, *rep;
+	struct proc *p, *spare;
+	uint64_t id, next;
+
+	(void)state;
+	spare = start_worker("w-spare", NULL);   /* someone to take the next job */
+	wait_registered(spare);
+	id = submit(MEDIUM_STEPS * 2, 530);
+	wait_running(id, worker, sizeof worker, 20000);
+	assert_non_null(p = proc_by_id(worker));
+	kf_msg_init(&req, KF_MSG_DRAIN_REQ, "test-worker", 0);
+	req.drain_req.worker_id = worker;
+	rep = rpc(&req);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_int_equal(rep->drain_rep.liveness, KF_WORKER_ALIVE);
+	kf_msg_free(rep);
+	next = submit(SHORT_STEPS, 531);
+	assert_int_equal(wait_exit(p, 30000), 0);
+	assert_int_equal(log_count(p, "drain requested"), 1);
+	assert_int_equal(log_count(p, "worker stopped"), 1);
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_int_equal(rep->get_rep.job->attempt, 1);
+	assert_string_equal(worker_of(rep), worker);
+	kf_msg_free(rep);
+	assert_true(wait_final(&next, 1, 60000));
+	rep = get_job(next);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_SUCCEEDED);
+	assert_string_not_equal(worker_of(rep), worker);
+	kf_msg_free(rep);
+}
+
 /* A corpus folder the worker cannot read is named at start (jobs naming
  * a corpus in it would fail later); the worker runs anyway. */
 static void test_unreadable_corpus_folder(void **state)
@@ -1567,6 +1606,7 @@ int main(void)
 		cmocka_unit_test(test_database_restart),
 		cmocka_unit_test(test_sigterm_and_panic),
 		cmocka_unit_test(test_second_sigterm_hands_back),
+		cmocka_unit_test(test_drain_worker),
 		cmocka_unit_test(test_unreadable_corpus_folder),
 		cmocka_unit_test(test_sigterm_without_broker),
 	};
