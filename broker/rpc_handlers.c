@@ -1090,7 +1090,7 @@ static void h_log_tail(struct kf_broker *b, struct kf__call *c)
 /* ---- drain ------------------------------------------------------------------------------ */
 
 /* An operator's drain: the worker takes no new job, finishes the jobs it
- * holds and exits (docs/operations.md "Draining a worker"). */
+ * holds and exits (docs/operations.md, the broker's requests). */
 static void h_drain(struct kf_broker *b, struct kf__call *c)
 {
 	const char *id = c->msg->drain_req.worker_id;

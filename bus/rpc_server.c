@@ -291,10 +291,11 @@ enum kf_err kf_rpc_server_new(struct kf_rpc_server **out, unsigned max_contexts,
 
 void kf_rpc_server_free(struct kf_rpc_server *srv)
 {
+	unsigned open;
+
 	if (srv == NULL)
 		return;
-	unsigned open = atomic_load(&srv->n_open);
-
+	open = atomic_load(&srv->n_open);
 	atomic_store(&srv->stopping, true);
 	/* stop: cancel pending operations and wait for their callbacks, which
 	 * see `stopping` and do not re-arm. */
