@@ -97,7 +97,7 @@ enum kf__tui_view { KF__TUI_CLUSTER, KF__TUI_JOBS, KF__TUI_LOGS, KF__TUI_VIEW_CO
 #define KF__TUI_TAB_COUNT (KF_JOB_STATE_COUNT + 1)
 
 enum kf__tui_prompt { KF__TUI_NO_PROMPT, KF__TUI_PROMPT_REGEX, KF__TUI_PROMPT_KILL,
-	KF__TUI_PROMPT_RETRY };
+	KF__TUI_PROMPT_RETRY, KF__TUI_PROMPT_DRAIN };
 
 #define KF__TUI_LOG_LINES 5000       /* the ring */
 #define KF__TUI_TAIL 500             /* log events asked of the broker at start */
@@ -118,6 +118,9 @@ struct kf__tui {
 	/* Cluster Map: the last cluster status (event or reply), owned */
 	struct kf_msg *cluster;
 	size_t cluster_top;          /* first worker row shown */
+	size_t cluster_sel;          /* selected worker row */
+	/* its id: the selection follows the worker when the rows move */
+	char cluster_sel_id[KF_MSG_MAX_NAME + 1];
 
 	/* Job Queue */
 	int tab;
@@ -142,6 +145,7 @@ struct kf__tui {
 	/* prompt and the message line */
 	enum kf__tui_prompt prompt;
 	uint64_t prompt_job;
+	char prompt_worker[KF_MSG_MAX_NAME + 1]; /* of a drain prompt */
 	wchar_t input[256];
 	size_t input_len;
 	char msg[512];
@@ -164,6 +168,8 @@ void kf__tui_load_tail(struct kf__tui *t);
 /* Kill or retry job id (the prompt said yes); the outcome goes to the
  * message line. */
 void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id);
+/* Drain worker (the prompt said yes); the outcome goes to the message line. */
+void kf__tui_drain_worker(struct kf__tui *t, const char *worker);
 /* The selected job's id, 0 when none. */
 uint64_t kf__tui_selected(const struct kf__tui *t);
 /* True when the Job Queue shows its tab newest first (the final states and

@@ -264,6 +264,23 @@ void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id)
 	t->jobs_dirty = true;
 }
 
+void kf__tui_drain_worker(struct kf__tui *t, const char *worker)
+{
+	struct kf_msg req, *rep = NULL;
+	struct kf_strbuf why = KF_STRBUF_INIT;
+
+	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_DRAIN_REQ);
+	req.drain_req.worker_id = worker;
+	if (call(t, &req, &rep, &why, false) == KF__CTL_OK) {
+		kf__tui_message(t, "worker %s: drain sent; it finishes the jobs it holds and exits",
+				worker);
+		kf_msg_free(rep);
+	} else {
+		kf__tui_message(t, "worker %s: %s", worker, why.len ? why.buf : "request failed");
+	}
+	kf_strbuf_release(&why);
+}
+
 /* ---- the periodic work ---------------------------------------------------------- */
 
 void kf__tui_tick(struct kf__tui *t, uint64_t now)

@@ -170,7 +170,7 @@ static void header(struct kf__tui *t, uint64_t now)
 static void footer(struct kf__tui *t, uint64_t now)
 {
 	static const char *const hints[KF__TUI_VIEW_COUNT] = {
-		"1-3/Tab views  j/k scroll  < > sideways  ? help  q quit",
+		"1-3/Tab views  j/k move  d drain  < > sideways  ? help  q quit",
 		"h/l state  j/k move  Enter details  x kill  r retry  < > sideways  ? help  q quit",
 		"/ filter  v level  p pause  w wrap  j/k scroll  g/G oldest/newest  < > sideways  ? help  q quit",
 	};
@@ -193,6 +193,11 @@ static void footer(struct kf__tui *t, uint64_t now)
 		snprintf(line, sizeof line, "%s job %llu? [y/N]",
 			 t->prompt == KF__TUI_PROMPT_KILL ? "Kill" : "Retry",
 			 (unsigned long long)t->prompt_job);
+		put(y, 0, COLS, line, A_BOLD | color(PAIR_WARN));
+		return;
+	case KF__TUI_PROMPT_DRAIN:
+		snprintf(line, sizeof line, "Drain worker %s (no new job; it finishes its jobs and "
+			 "exits)? [y/N]", t->prompt_worker);
 		put(y, 0, COLS, line, A_BOLD | color(PAIR_WARN));
 		return;
 	default:
@@ -308,11 +313,25 @@ static void draw_cluster(struct kf__tui *t)
 		    A_DIM);
 		return;
 	}
+	/* The selection follows its worker when the rows move (a worker
+	 * joined or was forgotten); a worker gone leaves it where it was. */
+	for (size_t i = 0; t->cluster_sel_id[0] && i < st->n_workers; i++)
+		if (!strcmp(st->workers[i].worker_id, t->cluster_sel_id))
+			t->cluster_sel = i;
+	if (t->cluster_sel >= st->n_workers)
+		t->cluster_sel = st->n_workers - 1;
+	snprintf(t->cluster_sel_id, sizeof t->cluster_sel_id, "%s",
+		 st->workers[t->cluster_sel].worker_id);
 	fit = LINES > 5 ? (size_t)(LINES - 5) : 1;
+	if (t->cluster_sel < t->cluster_top)
+		t->cluster_top = t->cluster_sel;
+	else if (t->cluster_sel >= t->cluster_top + fit)
+		t->cluster_top = t->cluster_sel - fit + 1;
 	if (t->cluster_top + fit > st->n_workers)
 		t->cluster_top = st->n_workers > fit ? st->n_workers - fit : 0;
 	kf__ctl_workers_fill(st, &tab);
-	draw_table(&tab, 3, t->cluster_top, fit, -1, t->hshift, worker_attr, NULL);
+	draw_table(&tab, 3, t->cluster_top, fit, (long)t->cluster_sel, t->hshift, worker_attr,
+		   NULL);
 	kf__ctl_table_release(&tab);
 }
 
@@ -540,6 +559,9 @@ static void draw_help(void)
 		"j k, Down Up   move or scroll     PgDn PgUp  a page",
 		"g G, Home End  first, last        ?  this help   q  quit",
 		"< >            shift the view sideways (0: back to the left edge)",
+		"",
+		"Cluster Map",
+		"d  drain the worker: no new job, it finishes its jobs and exits (asks first)",
 		"",
 		"Job Queue",
 		"h l, Left Right  the state tabs   Enter  details of the job",

@@ -1,8 +1,8 @@
 /*
  * tui_keys.c — keys, in the k9s/htop/lnav tradition (DESIGN.md §7): views
  * on 1-3 and Tab, j/k and the arrows to move, g/G to the ends, / to filter,
- * ? for help, q to quit. Kill and Retry ask first; a prompt takes every key
- * until Enter or Esc.
+ * ? for help, q to quit. Kill, Retry and Drain ask first; a prompt takes
+ * every key until Enter or Esc.
  */
 #include <curses.h>
 #include <stdlib.h>
@@ -60,9 +60,13 @@ static void prompt_key(struct kf__tui *t, wint_t ch, bool is_key)
 {
 	enum kf__tui_prompt p = t->prompt;
 
-	if (p == KF__TUI_PROMPT_KILL || p == KF__TUI_PROMPT_RETRY) {
+	if (p == KF__TUI_PROMPT_KILL || p == KF__TUI_PROMPT_RETRY || p == KF__TUI_PROMPT_DRAIN) {
+		bool yes = !is_key && (ch == 'y' || ch == 'Y');
+
 		t->prompt = KF__TUI_NO_PROMPT;
-		if (!is_key && (ch == 'y' || ch == 'Y'))
+		if (yes && p == KF__TUI_PROMPT_DRAIN)
+			kf__tui_drain_worker(t, t->prompt_worker);
+		else if (yes)
 			kf__tui_act(t, p == KF__TUI_PROMPT_KILL, t->prompt_job);
 		else
 			kf__tui_message(t, "cancelled");
@@ -215,16 +219,35 @@ static void logs_key(struct kf__tui *t, wint_t ch, bool is_key)
 
 /* ---- Cluster Map ---------------------------------------------------------------------- */
 
+/* Moves the worker selection (clamped, and the rows scrolled to it, when
+ * drawing); `d` asks to drain the selected worker. */
 static void cluster_key(struct kf__tui *t, wint_t ch, bool is_key)
 {
+	const struct kf_msg_cluster_status *st = kf__tui_status(t);
+	size_t before = t->cluster_sel;
+
 	if ((is_key && ch == KEY_DOWN) || (!is_key && ch == 'j'))
-		t->cluster_top++;                /* clamped when drawing */
-	else if (((is_key && ch == KEY_UP) || (!is_key && ch == 'k')) && t->cluster_top)
-		t->cluster_top--;
+		t->cluster_sel++;
+	else if (((is_key && ch == KEY_UP) || (!is_key && ch == 'k')) && t->cluster_sel)
+		t->cluster_sel--;
 	else if ((is_key && ch == KEY_HOME) || (!is_key && ch == 'g'))
-		t->cluster_top = 0;
+		t->cluster_sel = 0;
 	else if ((is_key && ch == KEY_END) || (!is_key && ch == 'G'))
-		t->cluster_top = SIZE_MAX / 2;
+		t->cluster_sel = SIZE_MAX / 2;
+	if (st && st->n_workers && t->cluster_sel >= st->n_workers)
+		t->cluster_sel = st->n_workers - 1;
+	if (st && t->cluster_sel != before && t->cluster_sel < st->n_workers)
+		snprintf(t->cluster_sel_id, sizeof t->cluster_sel_id, "%s",
+			 st->workers[t->cluster_sel].worker_id);
+	if (!is_key && ch == 'd') {
+		if (!st || t->cluster_sel >= st->n_workers) {
+			kf__tui_message(t, "no worker selected");
+			return;
+		}
+		snprintf(t->prompt_worker, sizeof t->prompt_worker, "%s",
+			 st->workers[t->cluster_sel].worker_id);
+		open_prompt(t, KF__TUI_PROMPT_DRAIN, 0);
+	}
 }
 
 /* ---- every key ------------------------------------------------------------------------ */

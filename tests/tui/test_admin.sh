@@ -7,8 +7,9 @@
 # free loopback ports, and keyforge-admin runs in a detached 160x40 tmux
 # session on a private tmux server (-L): keys go in with send-keys, the
 # screen comes back with capture-pane, polled against a deadline. It checks
-# the cluster map, a kill, a retry and a cancelled prompt from the job queue
-# (with keyforgectl as the judge of the job's state), the log stream and its
+# the cluster map and a drain from it (cancelled, then done), a kill, a
+# retry and a cancelled prompt from the job queue (with keyforgectl as the
+# judge of the job's and the worker's state), the log stream and its
 # regex filter, the help box, a resize to 80x24, the header once the broker
 # is gone, and `q` (exit status 0); then a second admin against a hostile
 # publisher (nasty_pub.c) on its events address, and a third on ipc://
@@ -219,6 +220,14 @@ cluster_ok() {
 	has "2 workers" && has_re "hive-w1 .*alive" && has_re "hive-w2 .*alive" && line1_has connected
 }
 screen_check "Cluster Map: '2 workers', hive-w1 and hive-w2 alive, header 'connected'" 10 cluster_ok
+# The workers in the order shown; j selects the second, d asks to drain it.
+ROWS="$(grep -oE '^hive-w[0-9]+' <<<"$SCREEN" | tr '\n' ' ')"
+SECOND="$(awk '{ print $2 }' <<<"$ROWS")"
+send j
+send d
+check_screen "j, d: 'Drain worker $SECOND ...? [y/N]' (rows: $ROWS)" "Drain worker $SECOND (no new job"
+send n
+check_screen "n: 'cancelled'" "cancelled"
 
 # ---- 2 Job Queue: kill, retry, a cancelled prompt -------------------------------------------
 
@@ -412,6 +421,27 @@ screen_check "G in a tab of 42 jobs on 80x24: the oldest ones last, in order (${
 send g
 screen_check "g: the newest job (${BATCH[39]}) on the first row" 10 newest_on_top_ok
 key 3
+
+# ---- 1 Cluster Map: drain --------------------------------------------------------------------
+
+# g selects the first worker; d, y drain it: it says so, and the worker's
+# last heartbeat says draining (it finishes its jobs and exits).
+key 1
+FIRST="$(awk '{ print $1 }' <<<"$ROWS")"
+send g
+send d
+check_screen "g, d: 'Drain worker $FIRST ...? [y/N]'" "Drain worker $FIRST (no new job"
+send y
+check_screen "y: 'worker $FIRST: drain sent'" "worker $FIRST: drain sent" 10
+drained() {
+	[ "$("$CTL" workers --json 2>/dev/null |
+		jq -r --arg w "$FIRST" '.workers[] | select(.id == $w) | .state')" = draining ]
+}
+if poll 10 drained; then
+	ok "keyforgectl workers: $FIRST's last heartbeat says draining"
+else
+	not_ok "keyforgectl workers: $FIRST draining" "$("$CTL" workers 2>&1)"
+fi
 
 # ---- the broker goes away ------------------------------------------------------------------
 
