@@ -55,8 +55,9 @@ static const struct kf_metric_desc descs[F_COUNT] = {
 	[F_RPC_IN_FLIGHT] = D0("keyforge_rpc_requests_in_flight",
 		"RPC requests received and not yet answered, parked leases included.", G),
 	[F_RPC_EXHAUSTED] = D0("keyforge_rpc_contexts_exhausted_total",
-		"Times the broker took a request and found every context in use at the "
-		"--rpc-contexts bound: further requests wait unread in their connections.", C),
+		"Times the broker took a request and found every context in use, unable to "
+		"open more (the --rpc-contexts bound, or out of memory): further requests "
+		"wait unread in their connections.", C),
 	[F_DB_UP] = D0("keyforge_db_up", "1 while the database is connected and current.", G),
 	[F_DB_QUEUE] = D0("keyforge_db_queue_depth", "Store requests waiting for the database.", G),
 	[F_DB_BATCH] = D0("keyforge_db_commit_batch_size",

@@ -1094,14 +1094,14 @@ static void h_log_tail(struct kf_broker *b, struct kf__call *c)
 static void h_drain(struct kf_broker *b, struct kf__call *c)
 {
 	const char *id = c->msg->drain_req.worker_id;
-	struct kf_worker *w = *id ? kf_workers_find(b->workers, id) : NULL;
 	struct kf_msg rep;
+	struct kf_worker *w;
 
 	if (!*id) {
 		kf__call_fail(c, KF_EINVAL, "drain: worker_id is empty");
 		return;
 	}
-	if (!w) {
+	if (!(w = kf_workers_find(b->workers, id))) {
 		kf__call_fail(c, KF_ENOENT, "drain: no worker '%s' is known to this broker "
 			      "(keyforgectl workers lists them)", id);
 		return;

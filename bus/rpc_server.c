@@ -66,7 +66,7 @@ struct kf_rpc_server {
 	atomic_uint held;
 	atomic_uint receiving;  /* contexts with a receive posted */
 	atomic_uint_fast64_t next_id, received, replied, dropped, send_failed;
-	atomic_uint_fast64_t exhausted, grow_failed;
+	atomic_uint_fast64_t exhausted;
 };
 
 static struct kf_rpc_req *slot_at(struct kf_rpc_server *srv, unsigned k)
@@ -213,26 +213,23 @@ static int pool_grow(struct kf_rpc_server *srv, unsigned n, bool arm)
 
 /* Owner thread, after taking a request: keeps KF_RPC_CONTEXTS_SPARE
  * contexts receiving while the pool is below its max. Requests that find
- * no context wait in their connections, unread, until one is free. */
+ * no context wait in their connections, unread, until one is free: when
+ * none is receiving and the pool could not grow (at its max, or out of
+ * memory), that is counted. */
 static void pool_keep_spare(struct kf_rpc_server *srv)
 {
-	unsigned open = atomic_load(&srv->n_open);
-
 	if (atomic_load(&srv->receiving) >= KF_RPC_CONTEXTS_SPARE)
 		return;
-	if (open >= srv->max) {
-		if (atomic_load(&srv->receiving) == 0)
-			atomic_fetch_add(&srv->exhausted, 1);
-		return;
-	}
-	if (srv->grow_retry_ns && kf_clock_mono_ns() < srv->grow_retry_ns)
-		return;
-	if (pool_grow(srv, CHUNK, true) != 0) {
-		atomic_fetch_add(&srv->grow_failed, 1);
+	if (atomic_load(&srv->n_open) < srv->max &&
+	    (!srv->grow_retry_ns || kf_clock_mono_ns() >= srv->grow_retry_ns)) {
+		if (pool_grow(srv, CHUNK, true) == 0) {
+			srv->grow_retry_ns = 0;
+			return;
+		}
 		srv->grow_retry_ns = kf_clock_mono_ns() + GROW_RETRY_NS;
-	} else {
-		srv->grow_retry_ns = 0;
 	}
+	if (atomic_load(&srv->receiving) == 0)
+		atomic_fetch_add(&srv->exhausted, 1);
 }
 
 static enum kf_err server_init(struct kf_rpc_server *srv, unsigned max)
@@ -391,7 +388,6 @@ void kf_rpc_server_stats(struct kf_rpc_server *srv, struct kf_rpc_server_stats *
 	out->contexts = atomic_load(&srv->n_open);
 	out->max_contexts = srv->max;
 	out->exhausted = atomic_load(&srv->exhausted);
-	out->grow_failed = atomic_load(&srv->grow_failed);
 	pthread_mutex_lock(&srv->mu);
 	out->queued = srv->queued;
 	pthread_mutex_unlock(&srv->mu);

@@ -67,8 +67,8 @@ struct kf_rpc_server_stats {
 	unsigned receiving;    /* contexts waiting for a request */
 	unsigned contexts;     /* open now; held + queued == contexts means full */
 	unsigned max_contexts; /* the pool's bound */
-	uint64_t exhausted;    /* next() found the pool at its max, none receiving */
-	uint64_t grow_failed;  /* the pool could not grow (memory, nng) */
+	uint64_t exhausted;    /* next() found no context receiving and could not open
+	                        * more (at the max, or out of memory) */
 };
 
 /* Creates a REP socket whose pool of contexts may grow to max_contexts
