@@ -66,13 +66,37 @@ static void send_event(struct kf_broker *b, const struct kf_strbuf *sb)
  * events the same callbacks publish are for observers. Sending those first
  * put nng's send path, and the wake-up of one of its threads, between the
  * commit and the answer. They keep their order among themselves.
+ *
+ * The turn's events leave in bundles (bus/bundle.h) of up to
+ * --event-bundle: a turn that answered a transaction of ten reports holds
+ * twenty-odd events, and each message costs every subscriber, and the
+ * broker, more in nng's threads than its bytes do. Metric updates and the
+ * cluster status also go on monitor, one message each: they are few, and
+ * the gateway reads nothing else.
  */
 void kf__publish_flush(struct kf_broker *b)
 {
-	for (size_t i = 0; i < b->n_deferred; i++) {
-		send_event(b, &b->deferred[i]);
-		kf_strbuf_release(&b->deferred[i]);
+	struct kf_bus_part parts[KF__DEFERRED_MAX];
+	size_t n = b->n_deferred;
+	enum kf_err err;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct kf_strbuf *sb = &b->deferred[i];
+
+		parts[i] = (struct kf_bus_part){ sb->buf, sb->len };
+		if (kf_topic_monitored(sb->buf, strlen(sb->buf)) &&
+		    kf_bus_pub_send(b->monitor, NULL, 0, sb->buf, sb->len) == KF_OK)
+			kf_counter_inc(b->m.tx_monitor);
 	}
+	err = kf_bus_pub_send_parts(b->events, parts, n, b->cfg.event_bundle, NULL);
+	if (err)
+		KF_DEBUG(KF__TARGET, "events not published", KF_ERR(err));
+	else
+		kf_counter_add(b->m.tx_events, n);
+	for (size_t i = 0; i < n; i++)
+		kf_strbuf_release(&b->deferred[i]);
 	b->n_deferred = 0;
 }
 

@@ -40,6 +40,9 @@ static const char usage_text[] =
 	"  --rpc-contexts N     most requests in flight at once, parked leases\n"
 	"                       included (default 16384; 4-65536)\n"
 	"  --max-wait MS        longest lease long-poll (default 30000)\n"
+	"  --event-bundle N     most events sent in one message on events (default 64,\n"
+	"                       1-64; 1 = one message each, for subscribers older than\n"
+	"                       protocol 1.8) [KEYFORGE_EVENT_BUNDLE]\n"
 	"  --db-timeout MS      a database transaction unanswered this long counts as\n"
 	"                       a lost connection: its requests fail as unavailable\n"
 	"                       and the broker connects again (default 30000;\n"
@@ -65,7 +68,7 @@ const char *kf_broker_usage(void)
 enum opt_id {
 	OPT_DB = 1000, OPT_INGEST, OPT_EVENTS, OPT_RPC, OPT_COMMANDS, OPT_MONITOR, OPT_TOKEN_FILE,
 	OPT_WORKER_AUTH, OPT_INGEST_RATE, OPT_INGEST_BURST, OPT_LOG_RING, OPT_CONTEXTS, OPT_MAX_WAIT,
-	OPT_THREAD_NICE, OPT_DB_TIMEOUT,
+	OPT_THREAD_NICE, OPT_DB_TIMEOUT, OPT_EVENT_BUNDLE,
 };
 
 static const struct option long_opts[] = {
@@ -82,6 +85,7 @@ static const struct option long_opts[] = {
 	{ "log-ring", required_argument, NULL, OPT_LOG_RING },
 	{ "rpc-contexts", required_argument, NULL, OPT_CONTEXTS },
 	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT },
+	{ "event-bundle", required_argument, NULL, OPT_EVENT_BUNDLE },
 	{ "db-timeout", required_argument, NULL, OPT_DB_TIMEOUT },
 	{ "thread-nice", required_argument, NULL, OPT_THREAD_NICE },
 	{ "help", no_argument, NULL, 'h' },
@@ -124,6 +128,8 @@ static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
 	} nums[] = {
 		{ "KEYFORGE_INGEST_RATE", offsetof(struct kf_broker_config, ingest_rate), 1, 10000000 },
 		{ "KEYFORGE_INGEST_BURST", offsetof(struct kf_broker_config, ingest_burst), 1, 100000000 },
+		{ "KEYFORGE_EVENT_BUNDLE", offsetof(struct kf_broker_config, event_bundle), 1,
+		  KF_BUS_BUNDLE_MAX_PARTS },
 	};
 	const char *v;
 	enum kf_err err;
@@ -169,6 +175,9 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 	case OPT_LOG_RING: return kf_parse_u32(arg, 1, 100000, "--log-ring", &cfg->log_ring, msg);
 	case OPT_CONTEXTS: return kf_parse_u32(arg, 4, KF_RPC_CONTEXTS_MAX, "--rpc-contexts", &cfg->contexts, msg);
 	case OPT_MAX_WAIT: return kf_parse_ms(arg, 0, 600000, "--max-wait", &cfg->max_wait_ms, msg);
+	case OPT_EVENT_BUNDLE:
+		return kf_parse_u32(arg, 1, KF_BUS_BUNDLE_MAX_PARTS, "--event-bundle",
+				    &cfg->event_bundle, msg);
 	case OPT_DB_TIMEOUT:
 		return kf_parse_ms(arg, 0, 3600000, "--db-timeout", &cfg->db_timeout_ms, msg);
 	case OPT_THREAD_NICE: return parse_nice(arg, "--thread-nice", &cfg->thread_nice, msg);
@@ -197,6 +206,7 @@ enum kf_err kf_broker_config_parse(struct kf_broker_config *cfg, int argc, char 
 		.log_ring = KF_BROKER_LOG_RING_DEFAULT,
 		.contexts = KF_BROKER_CONTEXTS_DEFAULT,
 		.max_wait_ms = KF_BROKER_MAX_WAIT_DEFAULT,
+		.event_bundle = KF_BROKER_EVENT_BUNDLE_DEFAULT,
 		.db_timeout_ms = KF_BROKER_DB_TIMEOUT_DEFAULT,
 		.thread_nice = KF_BROKER_THREAD_NICE_DEFAULT,
 	};

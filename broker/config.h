@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "bus/addr.h"
+#include "bus/bundle.h"
 #include "common/err.h"
 #include "common/strbuf.h"
 
@@ -22,6 +23,7 @@
 #define KF_BROKER_MAX_WAIT_DEFAULT 30000      /* cap of a lease long-poll, ms */
 #define KF_BROKER_DB_TIMEOUT_DEFAULT 30000    /* an unanswered transaction: reconnect */
 #define KF_BROKER_THREAD_NICE_DEFAULT (-5)    /* loop and database thread */
+#define KF_BROKER_EVENT_BUNDLE_DEFAULT KF_BUS_BUNDLE_MAX_PARTS /* events per message */
 
 struct kf_broker_config {
 	const char *conninfo;          /* libpq string; "" = libpq's PG* defaults */
@@ -33,6 +35,7 @@ struct kf_broker_config {
 	uint32_t log_ring;             /* events kept for log tail */
 	uint32_t contexts;             /* rpc contexts */
 	uint32_t max_wait_ms;          /* cap of lease wait_ms */
+	uint32_t event_bundle;         /* most events in one message on events; 1 = no bundles */
 	uint32_t db_timeout_ms;        /* store answer timeout; 0 = wait for ever */
 	int thread_nice;               /* nice of the loop and database threads; 0 = leave */
 };

@@ -14,6 +14,7 @@
 #define KF_BUS_BUS_H
 
 #include "bus/addr.h"
+#include "bus/bundle.h"
 #include "bus/pub.h"
 #include "bus/rpc_client.h"
 #include "bus/rpc_server.h"

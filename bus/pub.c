@@ -122,6 +122,59 @@ enum kf_err kf_bus_pub_send(struct kf_bus_pub *pub, const void *topic, size_t to
 	return kf_bus_pub_sendmsg(pub, msg);
 }
 
+/* One bundle of parts[0..n), n >= 2, built in place in one allocation. */
+static enum kf_err send_bundle(struct kf_bus_pub *pub, const struct kf_bus_part *parts, size_t n)
+{
+	size_t size = kf_bus_bundle_size(parts, n);
+	nng_msg *msg = NULL;
+	int rv = nng_msg_alloc(&msg, size);
+
+	if (rv != 0) {
+		atomic_fetch_add(&pub->failed, 1);
+		return kf_bus_err_from_nng(rv);
+	}
+	kf_bus_bundle_write(nng_msg_body(msg), parts, n);
+	return kf_bus_pub_sendmsg(pub, msg);
+}
+
+enum kf_err kf_bus_pub_send_parts(struct kf_bus_pub *pub, const struct kf_bus_part *parts,
+	size_t n, size_t max_parts, size_t *messages)
+{
+	const size_t room = KF_BUS_BUNDLE_MAX_BYTES - KF_BUS_BUNDLE_MAGIC_LEN;
+	enum kf_err first = KF_OK;
+	size_t sent = 0;
+
+	if (max_parts < 1)
+		max_parts = 1;
+	if (max_parts > KF_BUS_BUNDLE_MAX_PARTS)
+		max_parts = KF_BUS_BUNDLE_MAX_PARTS;
+	for (size_t i = 0; i < n;) {
+		size_t k = 0, bytes = 0;
+		enum kf_err err;
+
+		/* As many parts as fit, in order; at least one. */
+		while (i + k < n && k < max_parts &&
+		       bytes + KF_BUS_BUNDLE_LEN_BYTES + parts[i + k].len <= room) {
+			bytes += KF_BUS_BUNDLE_LEN_BYTES + parts[i + k].len;
+			k++;
+		}
+		if (k <= 1) {
+			k = 1;
+			err = kf_bus_pub_send(pub, NULL, 0, parts[i].buf, parts[i].len);
+		} else {
+			err = send_bundle(pub, parts + i, k);
+		}
+		if (err == KF_OK)
+			sent++;
+		else if (first == KF_OK)
+			first = err;
+		i += k;
+	}
+	if (messages)
+		*messages = sent;
+	return first;
+}
+
 void kf_bus_pub_stats(const struct kf_bus_pub *pub, struct kf_bus_pub_stats *out)
 {
 	out->sent = atomic_load(&pub->sent);

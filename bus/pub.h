@@ -24,6 +24,7 @@
 
 #include <nng/nng.h>
 
+#include "bus/bundle.h"
 #include "bus/sock.h"
 
 #define KF_BUS_PUB_QUEUE_DEFAULT 256
@@ -54,6 +55,17 @@ struct kf_bus_sock *kf_bus_pub_sock(struct kf_bus_pub *pub);
  * current subscribers, possibly none), KF_ENOMEM, KF_ECANCELED (closed). */
 enum kf_err kf_bus_pub_send(struct kf_bus_pub *pub, const void *topic, size_t topic_len,
 	const void *payload, size_t payload_len);
+
+/* Sends parts[0..n) (each a whole message: topic, then payload) in as few
+ * nng messages as bundle.h allows: bundles of at most max_parts parts
+ * (clamped to 1..KF_BUS_BUNDLE_MAX_PARTS) and KF_BUS_BUNDLE_MAX_BYTES
+ * bytes, in order. A part that would be a bundle alone, or is too large
+ * for one, goes as a plain message; max_parts 1 sends every part plainly,
+ * for subscribers older than bundles. Never blocks. KF_OK when every
+ * message was queued, otherwise the first error (the other messages are
+ * still sent); *messages (may be NULL) counts the nng messages queued. */
+enum kf_err kf_bus_pub_send_parts(struct kf_bus_pub *pub, const struct kf_bus_part *parts,
+	size_t n, size_t max_parts, size_t *messages);
 
 /* Sends a message the caller built (with nng_msg_append). Takes ownership
  * of msg in every case. Same results as kf_bus_pub_send. */

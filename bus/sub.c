@@ -15,29 +15,48 @@
  * never times out is never cancelled, so the window does not exist; closing
  * the socket ends it through sub0_ctx_close, which only takes receives
  * still queued on the context.
+ *
+ * Bundles (bundle.h) are taken apart here, in the callback: each part that
+ * matches one of the subscriber's prefixes is queued as a message of its
+ * own, so readers never see a bundle. nng filters on the bundle's magic,
+ * which every subscription adds, and this file filters the parts with its
+ * own copy of the prefixes. A bundle that does
+ * not parse is queued whole, as the bytes arrived: the reader's decoder
+ * refuses it (an empty topic) and counts it as it counts any malformed
+ * message.
  */
 #include "bus/sub.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <nng/protocol/pubsub0/sub.h>
 
+#include "bus/bundle.h"
 #include "bus/bus_internal.h"
 #include "common/clock.h"
+
+struct prefix {
+	void *bytes;
+	size_t len;
+};
 
 struct kf_bus_sub {
 	struct kf_bus_sock *sock;
 	nng_aio *aio;            /* the one receive posted in nng */
 	int ready_fd;            /* eventfd: readable while n > 0 or closed */
 
+	pthread_mutex_t sub_mu;  /* orders subscribe/unsubscribe; never taken by on_recv */
 	pthread_mutex_t mu;      /* guards the rest; never held across a wait in nng */
 	pthread_cond_t cv;       /* CLOCK_MONOTONIC; a message queued, or closed */
-	nng_msg **ring;          /* received, not yet taken: ring[(head + i) % cap] */
-	size_t cap, head, n;
+	nng_msg **ring;          /* received, not yet taken: ring[(head + i) % size] */
+	size_t cap, size, head, n; /* size = cap + room for one bundle's parts */
+	struct prefix *prefixes; /* what the reader subscribed to, to filter parts */
+	size_t n_prefixes;
 	bool armed;              /* aio is posted (or its callback is about to run) */
 	bool closed;             /* nng reported the socket closed */
 	bool raised;             /* ready_fd holds a count */
@@ -70,6 +89,49 @@ static bool claim_rearm(struct kf_bus_sub *sub)
 	return true;
 }
 
+static void enqueue(struct kf_bus_sub *sub, nng_msg *msg)
+{
+	sub->ring[(sub->head + sub->n) % sub->size] = msg;
+	sub->n++;
+}
+
+static bool wanted(const struct kf_bus_sub *sub, const void *buf, size_t len)
+{
+	for (size_t i = 0; i < sub->n_prefixes; i++)
+		if (len >= sub->prefixes[i].len &&
+		    memcmp(buf, sub->prefixes[i].bytes, sub->prefixes[i].len) == 0)
+			return true;
+	return false;
+}
+
+/* A received message into the queue; a bundle as its wanted parts, each
+ * copied into a message of its own. mu held. The receive is posted only
+ * while n < cap, and the ring has room for cap + KF_BUS_BUNDLE_MAX_PARTS,
+ * so the parts always fit. A part that cannot be allocated is dropped, as
+ * nng drops what does not fit its queue. */
+static void queue_received(struct kf_bus_sub *sub, nng_msg *msg)
+{
+	const void *body = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg), parts;
+	struct kf_bus_bundle_iter it;
+	struct kf_bus_part part;
+
+	if (!kf_bus_bundle_is(body, len) || kf_bus_bundle_check(body, len, &parts) != KF_OK) {
+		enqueue(sub, msg);
+		return;
+	}
+	kf_bus_bundle_iter_init(&it, body, len);
+	while (kf_bus_bundle_next(&it, &part) == KF_OK) {
+		nng_msg *one = NULL;
+
+		if (!wanted(sub, part.buf, part.len) || nng_msg_alloc(&one, part.len) != 0)
+			continue;
+		memcpy(nng_msg_body(one), part.buf, part.len);
+		enqueue(sub, one);
+	}
+	nng_msg_free(msg);
+}
+
 /* nng's completion of the posted receive, on one of nng's threads. A full
  * queue leaves the receive unposted: messages then wait in nng's own queue
  * (NNG_OPT_RECVBUF), which drops the oldest as before, and the next
@@ -83,10 +145,9 @@ static void on_recv(void *arg)
 	pthread_mutex_lock(&sub->mu);
 	sub->armed = false;
 	if (rv == 0) {
-		sub->ring[(sub->head + sub->n) % sub->cap] = nng_aio_get_msg(sub->aio);
-		sub->n++;
+		queue_received(sub, nng_aio_get_msg(sub->aio));
 		raise_ready(sub);
-		pthread_cond_signal(&sub->cv);
+		pthread_cond_broadcast(&sub->cv);
 	} else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
 		sub->closed = true;
 		raise_ready(sub);
@@ -115,7 +176,8 @@ static void on_sock_close(void *arg)
 static enum kf_err sub_init_sync(struct kf_bus_sub *sub, int queue)
 {
 	sub->cap = (size_t)queue;
-	sub->ring = calloc(sub->cap, sizeof(*sub->ring));
+	sub->size = sub->cap + KF_BUS_BUNDLE_MAX_PARTS;
+	sub->ring = calloc(sub->size, sizeof(*sub->ring));
 	if (sub->ring == NULL)
 		return KF_ENOMEM;
 	sub->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -125,8 +187,12 @@ static enum kf_err sub_init_sync(struct kf_bus_sub *sub, int queue)
 	}
 	if (pthread_mutex_init(&sub->mu, NULL) != 0)
 		goto fail;
+	if (pthread_mutex_init(&sub->sub_mu, NULL) != 0)
+		goto fail_mu;
 	if (kf_clock_mono_cond_init(&sub->cv) == 0)
 		return KF_OK;
+	pthread_mutex_destroy(&sub->sub_mu);
+fail_mu:
 	pthread_mutex_destroy(&sub->mu);
 fail:
 	close(sub->ready_fd);
@@ -195,8 +261,12 @@ void kf_bus_sub_free(struct kf_bus_sub *sub)
 		nng_aio_free(sub->aio);
 	kf__bus_sock_free(sub->sock);
 	for (size_t i = 0; i < sub->n; i++)
-		nng_msg_free(sub->ring[(sub->head + i) % sub->cap]);
+		nng_msg_free(sub->ring[(sub->head + i) % sub->size]);
+	for (size_t i = 0; i < sub->n_prefixes; i++)
+		free(sub->prefixes[i].bytes);
+	free(sub->prefixes);
 	pthread_cond_destroy(&sub->cv);
+	pthread_mutex_destroy(&sub->sub_mu);
 	pthread_mutex_destroy(&sub->mu);
 	close(sub->ready_fd);
 	free(sub->ring);
@@ -208,17 +278,77 @@ struct kf_bus_sock *kf_bus_sub_sock(struct kf_bus_sub *sub)
 	return sub->sock;
 }
 
+static ptrdiff_t find_prefix(const struct kf_bus_sub *sub, const void *prefix, size_t len)
+{
+	for (size_t i = 0; i < sub->n_prefixes; i++)
+		if (sub->prefixes[i].len == len && (len == 0 ||
+		    memcmp(sub->prefixes[i].bytes, prefix, len) == 0))
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+static int nng_sub_opt(struct kf_bus_sub *sub, const char *opt, const void *prefix, size_t len)
+{
+	return nng_socket_set(sub->sock->sock, opt, prefix, len);
+}
+
+/* nng filters whole messages; a bundle passes on its magic, which is
+ * subscribed with every prefix (nng keeps one copy) and unsubscribed with
+ * the last. sub_mu orders these changes; mu, which on_recv takes, guards
+ * only the list and is never held across a call into nng. */
 enum kf_err kf_bus_sub_subscribe(struct kf_bus_sub *sub, const void *prefix, size_t len)
 {
+	struct prefix *grown;
+	void *copy = malloc(len ? len : 1);
+	int rv;
+
+	if (!copy)
+		return KF_ENOMEM;
+	if (len)
+		memcpy(copy, prefix, len);
+	pthread_mutex_lock(&sub->sub_mu);
 	/* nng copies the prefix. */
-	return kf_bus_err_from_nng(nng_socket_set(sub->sock->sock, NNG_OPT_SUB_SUBSCRIBE,
-		prefix, len));
+	rv = nng_sub_opt(sub, NNG_OPT_SUB_SUBSCRIBE, prefix, len);
+	if (rv == 0)
+		rv = nng_sub_opt(sub, NNG_OPT_SUB_SUBSCRIBE, KF_BUS_BUNDLE_MAGIC,
+				 KF_BUS_BUNDLE_MAGIC_LEN);
+	pthread_mutex_lock(&sub->mu);
+	if (rv == 0 && find_prefix(sub, prefix, len) < 0) {
+		grown = realloc(sub->prefixes, (sub->n_prefixes + 1) * sizeof(*grown));
+		if (grown) {
+			sub->prefixes = grown;
+			sub->prefixes[sub->n_prefixes++] = (struct prefix){ copy, len };
+			copy = NULL;
+		} else {
+			rv = NNG_ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&sub->mu);
+	pthread_mutex_unlock(&sub->sub_mu);
+	free(copy);
+	return kf_bus_err_from_nng(rv);
 }
 
 enum kf_err kf_bus_sub_unsubscribe(struct kf_bus_sub *sub, const void *prefix, size_t len)
 {
-	return kf_bus_err_from_nng(nng_socket_set(sub->sock->sock, NNG_OPT_SUB_UNSUBSCRIBE,
-		prefix, len));
+	bool last = false;
+	ptrdiff_t i;
+	int rv;
+
+	pthread_mutex_lock(&sub->sub_mu);
+	rv = nng_sub_opt(sub, NNG_OPT_SUB_UNSUBSCRIBE, prefix, len);
+	pthread_mutex_lock(&sub->mu);
+	if ((i = find_prefix(sub, prefix, len)) >= 0) {
+		free(sub->prefixes[i].bytes);
+		sub->prefixes[i] = sub->prefixes[--sub->n_prefixes];
+		last = sub->n_prefixes == 0;
+	}
+	pthread_mutex_unlock(&sub->mu);
+	if (last)
+		nng_sub_opt(sub, NNG_OPT_SUB_UNSUBSCRIBE, KF_BUS_BUNDLE_MAGIC,
+			    KF_BUS_BUNDLE_MAGIC_LEN);
+	pthread_mutex_unlock(&sub->sub_mu);
+	return kf_bus_err_from_nng(rv);
 }
 
 /* Closed, for a reader: nng said so, or a close has begun — which may never
@@ -243,7 +373,7 @@ enum kf_err kf_bus_sub_recv(struct kf_bus_sub *sub, nng_duration timeout_ms, nng
 
 		if (sub->n > 0) {
 			*out = sub->ring[sub->head];
-			sub->head = (sub->head + 1) % sub->cap;
+			sub->head = (sub->head + 1) % sub->size;
 			sub->n--;
 			err = KF_OK;
 			break;

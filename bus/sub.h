@@ -8,12 +8,16 @@
  *
  * Received messages are whole nng messages: topic bytes then payload, as
  * published (pub.h). Hand nng_msg_body()/nng_msg_len() to proto/ and
- * nng_msg_free() the message.
+ * nng_msg_free() the message. A bundle (bundle.h) is taken apart on
+ * arrival: each part that matches a subscription comes out of
+ * kf_bus_sub_recv as a message of its own, in order; a bundle that does not
+ * parse comes out whole, for the decoder to refuse.
  *
  * The receive queue holds `queue_len` messages (default 1024, at most
  * KF_BUS_SUB_QUEUE_MAX = 8192, nng 1.5.2's cap: a larger value fails with
- * KF_EINVAL and says so in `why`), and nng's own queue as many again; when
- * the reader falls behind nng drops the oldest. Messages larger than
+ * KF_EINVAL and says so in `why`; there is room for one bundle's parts
+ * beyond it), and nng's own queue as many again; when the reader falls
+ * behind nng drops the oldest. Messages larger than
  * `recv_max` (default KF_BUS_RECV_MAX_TELEMETRY) make nng close the
  * sending connection; they are never delivered.
  *

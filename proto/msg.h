@@ -66,7 +66,7 @@
  * change that bumps the number.
  */
 #define KF_PROTO_MAJOR 1
-#define KF_PROTO_MINOR 7
+#define KF_PROTO_MINOR 8
 
 /* ---- limits (docs/protocol.md "Limits") -------------------------------- */
 #define KF_MSG_MAX_BYTES   (4u << 20)  /* whole envelope; set NNG_OPT_RECVMAXSZ

@@ -35,6 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+
 #include "pgtmp_fixture.h"
 #include "child.h"
 #include "events.h"
@@ -1053,6 +1056,103 @@ static void test_complete_with_next(void **state)
 	assert_int_equal(job_state(f), KF_JOB_SUCCEEDED);
 	assert_int_equal(job_state(d), KF_JOB_PENDING);
 	drain_pending();
+}
+
+/* The next raw message on a plain nng SUB that is a bundle, or NULL after
+ * ms; the caller frees it. */
+static nng_msg *next_bundle(nng_socket raw, int ms)
+{
+	uint64_t end = kf_clock_mono_ns() + (uint64_t)ms * KF_NS_PER_MS;
+	nng_msg *m;
+
+	while (kf_clock_mono_ns() < end) {
+		if (nng_recvmsg(raw, &m, NNG_FLAG_NONBLOCK) != 0) {
+			kf_sleep_ms(5);
+			continue;
+		}
+		if (kf_bus_bundle_is(nng_msg_body(m), nng_msg_len(m)))
+			return m;
+		nng_msg_free(m);
+	}
+	return NULL;
+}
+
+/* A report that also claims the next job publishes two job events in one
+ * turn of the loop: on the wire (a plain nng SUB, no bus/) they travel as
+ * one bundle, succeeded then running, each part a whole message; a
+ * subscriber through bus/ receives them as two messages. */
+static void test_events_bundled(void **state)
+{
+	struct kf_msg req, *l, *c, *ev;
+	struct kf_bus_bundle_iter it;
+	struct kf_bus_part part;
+	struct kf_bus_sub *sub;
+	uint64_t a, b, tok;
+	nng_socket raw;
+	size_t found = 0;
+	nng_msg *m;
+
+	(void)state;
+	drain_pending();
+	assert_int_equal(nng_sub0_open(&raw), 0);
+	assert_int_equal(nng_socket_set(raw, NNG_OPT_SUB_SUBSCRIBE, KF_BUS_BUNDLE_MAGIC,
+		KF_BUS_BUNDLE_MAGIC_LEN), 0);
+	assert_int_equal(nng_dial(raw, g_url[1], NULL, 0), 0);
+	sub = events_sub("job.", 4);
+	a = submit_job(0, 100);
+	l = lease_job("w-bundle", a);
+	tok = l->lease_rep.lease->lease_token;
+	kf_msg_free(l);
+	b = submit_job(0, 100);
+	while ((m = next_bundle(raw, 300)) != NULL) /* anything from before */
+		nng_msg_free(m);
+	while ((ev = kf_test_next_event(sub, "job.", 300)) != NULL)
+		kf_msg_free(ev);
+
+	req_init(&req, KF_MSG_COMPLETE_REQ);
+	req.complete_req = (struct kf_msg_complete_req){ .job_id = a, .lease_token = tok,
+		.outcome = KF_JOB_SUCCEEDED, .lease_next = true, .worker_id = "w-bundle" };
+	c = rpc(&req, false);
+	assert_int_equal(status_of(c), KF_OK);
+	assert_non_null(c->complete_rep.lease);
+	assert_int_equal(c->complete_rep.lease->job_id, b);
+	tok = c->complete_rep.lease->lease_token;
+	kf_msg_free(c);
+
+	m = next_bundle(raw, 3000);
+	assert_non_null(m);
+	kf_bus_bundle_iter_init(&it, nng_msg_body(m), nng_msg_len(m));
+	while (kf_bus_bundle_next(&it, &part) == KF_OK) {
+		assert_int_equal(kf_msg_decode_pub(part.buf, part.len, &ev, NULL), KF_OK);
+		if (ev->type == KF_MSG_JOB_EVENT && found == 0 && ev->job_event.job_id == a) {
+			assert_int_equal(ev->job_event.state, KF_JOB_SUCCEEDED);
+			found++;
+		} else if (ev->type == KF_MSG_JOB_EVENT && found == 1 &&
+			   ev->job_event.job_id == b) {
+			assert_int_equal(ev->job_event.state, KF_JOB_RUNNING);
+			found++;
+		}
+		kf_msg_free(ev);
+	}
+	assert_int_equal(found, 2);
+	nng_msg_free(m);
+
+	/* Through bus/: the same two, one message each, in order. */
+	ev = kf_test_next_event(sub, "job.", 2000);
+	assert_non_null(ev);
+	assert_int_equal(ev->job_event.job_id, a);
+	assert_int_equal(ev->job_event.state, KF_JOB_SUCCEEDED);
+	kf_msg_free(ev);
+	ev = kf_test_next_event(sub, "job.", 2000);
+	assert_non_null(ev);
+	assert_int_equal(ev->job_event.job_id, b);
+	assert_int_equal(ev->job_event.state, KF_JOB_RUNNING);
+	kf_msg_free(ev);
+	kf_bus_sub_free(sub);
+	nng_close(raw);
+	c = complete(b, tok, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(c), KF_OK);
+	kf_msg_free(c);
 }
 
 static void expect_cancel(struct kf_bus_sub *sub, const char *prefix, uint64_t id,
@@ -2388,6 +2488,7 @@ int main(void)
 		cmocka_unit_test(test_list_paging),
 		cmocka_unit_test(test_kill_pending_and_retry),
 		cmocka_unit_test(test_complete_with_next),
+		cmocka_unit_test(test_events_bundled),
 		cmocka_unit_test(test_kill_running),
 		cmocka_unit_test(test_lease_long_poll),
 		cmocka_unit_test(test_rpc_pool_grows),

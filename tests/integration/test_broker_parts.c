@@ -539,6 +539,38 @@ static void test_config_thread_nice(void **state)
 	kf_strbuf_release(&msg);
 }
 
+/* --event-bundle: 1..64, flag over KEYFORGE_EVENT_BUNDLE over 64. */
+static void test_config_event_bundle(void **state)
+{
+	static const char *const bad[] = { "0", "65", "-1", "x", "" };
+	char *argv[] = { "kb", "--event-bundle", NULL, NULL };
+	struct kf_strbuf msg = KF_STRBUF_INIT;
+	enum kf_broker_config_action act;
+	struct kf_broker_config cfg;
+
+	(void)state;
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, argv, &act, &msg), KF_OK);
+	assert_int_equal(cfg.event_bundle, 64);
+	setenv("KEYFORGE_EVENT_BUNDLE", "1", 1);
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, argv, &act, &msg), KF_OK);
+	assert_int_equal(cfg.event_bundle, 1);
+	argv[2] = "16";
+	assert_int_equal(kf_broker_config_parse(&cfg, 3, argv, &act, &msg), KF_OK);
+	assert_int_equal(cfg.event_bundle, 16);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		argv[2] = (char *)bad[i];
+		kf_strbuf_reset(&msg);
+		assert_int_equal(kf_broker_config_parse(&cfg, 3, argv, &act, &msg), KF_EINVAL);
+		assert_non_null(strstr(msg.buf, "--event-bundle"));
+	}
+	setenv("KEYFORGE_EVENT_BUNDLE", "100", 1);
+	kf_strbuf_reset(&msg);
+	assert_int_equal(kf_broker_config_parse(&cfg, 1, argv, &act, &msg), KF_EINVAL);
+	assert_non_null(strstr(msg.buf, "KEYFORGE_EVENT_BUNDLE"));
+	unsetenv("KEYFORGE_EVENT_BUNDLE");
+	kf_strbuf_release(&msg);
+}
+
 /* ---- counts ------------------------------------------------------------------------ */
 
 /* Counting jobs per state: every tick while a count is cheap; with a large
@@ -682,6 +714,7 @@ int main(void)
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_config_db_timeout),
 		cmocka_unit_test(test_config_thread_nice),
+		cmocka_unit_test(test_config_event_bundle),
 		cmocka_unit_test(test_counts_interval),
 		cmocka_unit_test(test_auth),
 		cmocka_unit_test(test_auth_token_file_owned),

@@ -77,6 +77,18 @@ static void expect_msg(struct kf_bus_sub *sub, const char *bytes)
 	nng_msg_free(m);
 }
 
+/* As expect_msg, for bytes with a NUL inside (a topic's end). */
+static void expect_bytes(struct kf_bus_sub *sub, const char *bytes, size_t len)
+{
+	nng_msg *m;
+
+	assert_int_equal(kf_bus_sub_recv(sub, 2000, &m), KF_OK);
+	assert_int_equal(nng_msg_len(m), len);
+	assert_memory_equal(nng_msg_body(m), bytes, len);
+	nng_msg_free(m);
+}
+#define EXPECT_LIT(sub, lit) expect_bytes(sub, lit, sizeof(lit) - 1)
+
 /* Nothing is delivered before a connection is complete on both sides:
  * publish a marker until it arrives, then forget the marker topic. */
 static void pubsub_sync(struct kf_bus_pub *pub, struct kf_bus_sub *sub)
@@ -276,6 +288,165 @@ static bool fd_readable(int fd, int ms)
  * again once it has drained them; a finite wait ends on time; the fd is
  * readable exactly while something is queued; closing the socket wakes a
  * reader that waits for ever with KF_ECANCELED. */
+/* ---- bundles (bus/bundle.h) --------------------------------------------- */
+
+/* The parser of received bundles, on bytes alone. */
+static void test_bundle_parse(void **state)
+{
+	static const struct kf_bus_part three[] = { { "job.1", 5 }, { "hb.x", 4 }, { "l", 1 } };
+	unsigned char buf[512], many[KF_BUS_BUNDLE_MAGIC_LEN + 65 * 5];
+	struct kf_bus_bundle_iter it;
+	struct kf_bus_part part;
+	size_t size = kf_bus_bundle_size(three, 3), n = 0;
+
+	(void)state;
+	assert_int_equal(size, 4 + 3 * 4 + 10);
+	kf_bus_bundle_write(buf, three, 3);
+	assert_true(kf_bus_bundle_is(buf, size));
+	kf_bus_bundle_iter_init(&it, buf, size);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(kf_bus_bundle_next(&it, &part), KF_OK);
+		assert_int_equal(part.len, three[i].len);
+		assert_memory_equal(part.buf, three[i].buf, part.len);
+	}
+	assert_int_equal(kf_bus_bundle_next(&it, &part), KF_ENOENT);
+	assert_int_equal(kf_bus_bundle_check(buf, size, &n), KF_OK);
+	assert_int_equal(n, 3);
+
+	/* A topic is not a bundle; the magic alone is not one either. */
+	assert_int_equal(kf_bus_bundle_check("job.1\0", 6, &n), KF_ETOPIC);
+	assert_int_equal(kf_bus_bundle_check(buf, 3, &n), KF_ETOPIC);
+	assert_int_equal(kf_bus_bundle_check(buf, 4, &n), KF_EMALFORMED);
+	/* Cut inside the second length, inside the last part. */
+	assert_int_equal(kf_bus_bundle_check(buf, 4 + 4 + 5 + 2, &n), KF_ETRUNCATED);
+	assert_int_equal(n, 1);
+	assert_int_equal(kf_bus_bundle_check(buf, size - 1, &n), KF_ETRUNCATED);
+	assert_int_equal(n, 2);
+	/* A part of length 0; a length past the end. */
+	memcpy(buf + 4 + 4 + 5, "\0\0\0\0", 4);
+	assert_int_equal(kf_bus_bundle_check(buf, size, &n), KF_EMALFORMED);
+	memcpy(buf + 4 + 4 + 5, "\0\0\1\0", 4);
+	assert_int_equal(kf_bus_bundle_check(buf, size, &n), KF_ETRUNCATED);
+	kf_bus_bundle_iter_init(&it, buf, size);
+	assert_int_equal(kf_bus_bundle_next(&it, &part), KF_OK);
+	assert_int_equal(kf_bus_bundle_next(&it, &part), KF_ETRUNCATED);
+	assert_int_equal(kf_bus_bundle_next(&it, &part), KF_ETRUNCATED); /* it stays */
+
+	/* 64 parts parse; the 65th is refused. */
+	memcpy(many, KF_BUS_BUNDLE_MAGIC, KF_BUS_BUNDLE_MAGIC_LEN);
+	for (size_t i = 0; i < 65; i++)
+		memcpy(many + KF_BUS_BUNDLE_MAGIC_LEN + i * 5, "\0\0\0\1x", 5);
+	assert_int_equal(kf_bus_bundle_check(many, sizeof many - 5, &n), KF_OK);
+	assert_int_equal(n, KF_BUS_BUNDLE_MAX_PARTS);
+	assert_int_equal(kf_bus_bundle_check(many, sizeof many, &n), KF_ETOOBIG);
+}
+
+/* Parts sent together arrive one by one, in order, filtered by the
+ * subscriber's prefixes: the reader cannot tell them from plain messages,
+ * and the publisher sent one nng message. */
+static void test_bundle_pubsub(void **state)
+{
+	static const struct kf_bus_part parts[] = {
+		{ "job.1\0a", 7 }, { "hb.w1\0b", 7 }, { "log.ERROR.w\0c", 13 }, { "job.2\0d", 7 },
+	};
+	struct kf_bus_pub_stats before, after;
+	struct kf_bus_pub *pub;
+	struct kf_bus_sub *sub;
+	char url[KF_BUS_URL_MAX];
+	size_t sent = 0;
+	nng_msg *m;
+
+	(void)state;
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	bound_url(kf_bus_pub_sock(pub), url, sizeof(url));
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
+	pubsub_sync(pub, sub);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "job.", 4), KF_OK);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "log.ERROR.", 10), KF_OK);
+
+	kf_bus_pub_stats(pub, &before);
+	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 4, 64, &sent), KF_OK);
+	kf_bus_pub_stats(pub, &after);
+	assert_int_equal(sent, 1);
+	assert_int_equal(after.sent - before.sent, 1);
+	EXPECT_LIT(sub, "job.1\0a");
+	EXPECT_LIT(sub, "log.ERROR.w\0c");
+	EXPECT_LIT(sub, "job.2\0d");
+	assert_int_equal(kf_bus_sub_recv(sub, 100, &m), KF_ETIMEDOUT);
+
+	/* One part alone goes as a plain message; so does every part with
+	 * max_parts 1, which a subscriber without bundles can read. */
+	assert_int_equal(kf_bus_pub_send_parts(pub, parts + 3, 1, 64, &sent), KF_OK);
+	assert_int_equal(sent, 1);
+	EXPECT_LIT(sub, "job.2\0d");
+	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 4, 1, &sent), KF_OK);
+	assert_int_equal(sent, 4);
+	EXPECT_LIT(sub, "job.1\0a");
+	EXPECT_LIT(sub, "log.ERROR.w\0c");
+	EXPECT_LIT(sub, "job.2\0d");
+
+	/* Without a prefix left, bundles are not delivered either. */
+	assert_int_equal(kf_bus_sub_unsubscribe(sub, "job.", 4), KF_OK);
+	assert_int_equal(kf_bus_sub_unsubscribe(sub, "log.ERROR.", 10), KF_OK);
+	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 4, 64, NULL), KF_OK);
+	assert_int_equal(kf_bus_sub_recv(sub, 200, &m), KF_ETIMEDOUT);
+	kf_bus_sub_free(sub);
+	kf_bus_pub_free(pub);
+}
+
+/* 150 parts with max_parts 64: three messages (64, 64, 22), every part
+ * received once and in order by a subscriber whose queue holds 8 — a
+ * bundle always fits (the queue keeps room for one). A malformed bundle
+ * reaches the reader whole, for its decoder to refuse and count. */
+static void test_bundle_split_and_malformed(void **state)
+{
+	struct kf_bus_opts small = { .queue_len = 8 };
+	struct kf_bus_part parts[150];
+	char bytes[150][16];
+	struct kf_bus_pub *pub;
+	struct kf_bus_sub *sub;
+	char url[KF_BUS_URL_MAX];
+	size_t sent = 0;
+	int next = 0;
+	nng_msg *m;
+
+	(void)state;
+	for (int i = 0; i < 150; i++) {
+		snprintf(bytes[i], sizeof bytes[i], "q.%03d", i);
+		parts[i] = (struct kf_bus_part){ bytes[i], strlen(bytes[i]) };
+	}
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	bound_url(kf_bus_pub_sock(pub), url, sizeof(url));
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, &small, NULL), KF_OK);
+	pubsub_sync(pub, sub);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "q.", 2), KF_OK);
+	/* Three bundles: ours holds 8 + 64 parts, nng's queue the rest. */
+	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 150, 64, &sent), KF_OK);
+	assert_int_equal(sent, 3);
+	while (next < 150 && kf_bus_sub_recv(sub, 2000, &m) == KF_OK) {
+		assert_int_equal(atoi((const char *)nng_msg_body(m) + 2), next);
+		next++;
+		nng_msg_free(m);
+	}
+	assert_int_equal(next, 150);
+
+	/* A length that runs past the end: delivered as it came. */
+	assert_int_equal(kf_bus_pub_send(pub, KF_BUS_BUNDLE_MAGIC, KF_BUS_BUNDLE_MAGIC_LEN,
+		"\0\0\0\x20q.1", 7), KF_OK);
+	assert_int_equal(kf_bus_sub_recv(sub, 2000, &m), KF_OK);
+	assert_int_equal(nng_msg_len(m), 11);
+	assert_memory_equal(nng_msg_body(m), KF_BUS_BUNDLE_MAGIC, KF_BUS_BUNDLE_MAGIC_LEN);
+	nng_msg_free(m);
+	/* And the next bundle is read as usual. */
+	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 2, 64, NULL), KF_OK);
+	expect_msg(sub, "q.000");
+	expect_msg(sub, "q.001");
+	kf_bus_sub_free(sub);
+	kf_bus_pub_free(pub);
+}
+
 static void test_sub_queue_full_and_close(void **state)
 {
 	struct kf_bus_opts small = { .queue_len = 8 };
@@ -1220,6 +1391,9 @@ int main(void)
 		cmocka_unit_test(test_pubsub_topic_filter),
 		cmocka_unit_test(test_pubsub_fanout_and_fd),
 		cmocka_unit_test(test_pubsub_concurrent_senders),
+		cmocka_unit_test(test_bundle_parse),
+		cmocka_unit_test(test_bundle_pubsub),
+		cmocka_unit_test(test_bundle_split_and_malformed),
 		cmocka_unit_test(test_sub_queue_full_and_close),
 		cmocka_unit_test(test_recvmax_drops_and_reconnects),
 		cmocka_unit_test(test_rpc_concurrent_deferred),
