@@ -627,7 +627,7 @@ static enum kf_err open_sockets(struct kf_broker *b, struct kf_strbuf *why)
 	struct kf_relay_opts rel = {
 		.url = kf_bus_addrs_get(a, KF_BUS_INGEST), .tls = eo.tls, .metrics = &b->m,
 		.rate = b->cfg.ingest_rate, .burst = b->cfg.ingest_burst,
-		.ring_size = b->cfg.log_ring,
+		.ring_size = b->cfg.log_ring, .bundle = b->cfg.event_bundle,
 	};
 	enum kf_err err;
 

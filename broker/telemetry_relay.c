@@ -52,6 +52,10 @@ struct kf_relay {
 
 	/* relay thread only */
 	struct source *src_buckets[SRC_BUCKETS];
+	/* What one batch republishes on events, sent together at its end as
+	 * bundles: each part a copy under the topic the relay gave it. */
+	struct kf_bus_part out[RECV_BATCH];
+	size_t n_out;
 	size_t n_sources;
 	uint64_t malformed_since_warn, malformed_warn_ns;
 	enum kf_err malformed_last;
@@ -248,12 +252,22 @@ int kf_relay_fd(const struct kf_relay *r)
 
 /* ---- republishing --------------------------------------------------------------- */
 
+/* The envelope as received, under the topic the relay derived from its
+ * sender (not the one it came with); on events it leaves with the batch
+ * (flush_out). */
 static void publish(struct kf_relay *r, const char *topic, size_t topic_len, const void *env,
 	size_t env_len)
 {
-	/* The NUL after the topic is part of the framing (proto/topic.h). */
-	if (kf_bus_pub_send(r->o.events, topic, topic_len + 1, env, env_len) == KF_OK)
-		kf_counter_inc(r->o.metrics->tx_events);
+	char *copy = malloc(topic_len + 1 + env_len);
+
+	/* A batch is at most RECV_BATCH messages, each published once. Without
+	 * memory the copy is lost, as telemetry may be; the ring has it. */
+	if (copy) {
+		memcpy(copy, topic, topic_len);
+		copy[topic_len] = '\0'; /* the framing's NUL (proto/topic.h) */
+		memcpy(copy + topic_len + 1, env, env_len);
+		r->out[r->n_out++] = (struct kf_bus_part){ copy, topic_len + 1 + env_len };
+	}
 	if (r->o.monitor && kf_topic_monitored(topic, topic_len) &&
 	    kf_bus_pub_send(r->o.monitor, topic, topic_len + 1, env, env_len) == KF_OK)
 		kf_counter_inc(r->o.metrics->tx_monitor);
@@ -459,6 +473,17 @@ static void drain_local(struct kf_relay *r)
 	}
 }
 
+/* Sends what the batch republishes. */
+static void flush_out(struct kf_relay *r)
+{
+	if (r->n_out &&
+	    kf_bus_pub_send_parts(r->o.events, r->out, r->n_out, r->o.bundle, NULL) == KF_OK)
+		kf_counter_add(r->o.metrics->tx_events, (double)r->n_out);
+	for (size_t i = 0; i < r->n_out; i++)
+		free((void *)r->out[i].buf);
+	r->n_out = 0;
+}
+
 static void *relay_main(void *arg)
 {
 	struct kf_relay *r = arg;
@@ -479,6 +504,7 @@ static void *relay_main(void *arg)
 			handle(r, nng_msg_body(m), nng_msg_len(m), now);
 			nng_msg_free(m);
 		}
+		flush_out(r);
 		warn_malformed(r, now);
 	}
 	drain_local(r);

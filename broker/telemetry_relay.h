@@ -57,6 +57,7 @@ struct kf_relay_opts {
 	struct kf_bmetrics *metrics;        /* not owned */
 	uint32_t rate, burst;               /* log+metric messages per source */
 	uint32_t ring_size;                 /* log events kept */
+	uint32_t bundle;                    /* most messages per bundle on events (1 = none) */
 };
 
 struct kf_relay_stats {

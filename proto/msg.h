@@ -67,6 +67,9 @@
  */
 #define KF_PROTO_MAJOR 1
 #define KF_PROTO_MINOR 8
+/* The first minor whose peers read pub/sub bundles (bus/bundle.h): a
+ * worker bundles its telemetry only for such a broker. */
+#define KF_PROTO_MINOR_BUNDLES 8
 
 /* ---- limits (docs/protocol.md "Limits") -------------------------------- */
 #define KF_MSG_MAX_BYTES   (4u << 20)  /* whole envelope; set NNG_OPT_RECVMAXSZ

@@ -149,6 +149,11 @@ static enum kf_err hello_once(struct kf_worker *w)
 	} else {
 		atomic_store(&w->id_refused, false);
 		kf__rpc_hello_done(&w->rpc, pipes);
+		/* Bundled telemetry only for a broker that reads it; a hello
+		 * follows every new connection, so a broker replaced by an
+		 * older one is told apart here too. */
+		kf__publisher_set_bundle(w->publisher, rep->minor >= KF_PROTO_MINOR_BUNDLES ?
+					 KF_BUS_BUNDLE_MAX_PARTS : 1);
 		/* The broker holds our leases until a heartbeat of this process
 		 * reaches it (the hello proves the rpc path only): send one now
 		 * rather than at the next tick. */

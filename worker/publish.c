@@ -36,6 +36,8 @@ struct kf__publisher {
 	uint64_t seq;
 	bool started, stop;
 	bool tick_now;                 /* kf__publisher_tick_now(): tick at once */
+	size_t bundle;                 /* most messages per nng message; 1 = no bundles */
+	uint64_t first_ns;             /* when the oldest queued message was queued */
 	uint64_t flush_deadline_ns;
 	pthread_t thread;
 	struct kf__publisher_stats st;
@@ -226,7 +228,13 @@ static enum kf_err enqueue_locked(struct kf__publisher *p, const char *topic, st
 	p->ring[(p->head + p->n) % p->cap] = item;
 	p->n++;
 	p->st.queued++;
-	pthread_cond_signal(&p->cond);
+	/* The thread sends at once without bundles; with them it wakes for the
+	 * first message, sleeps until the gathering ends, and is woken early
+	 * only by a full batch. */
+	if (p->n == 1)
+		p->first_ns = kf_clock_mono_ns();
+	if (p->bundle <= 1 || p->n == 1 || p->n == SEND_BATCH)
+		pthread_cond_signal(&p->cond);
 	return KF_OK;
 }
 
@@ -362,22 +370,43 @@ static bool have_peer(struct kf__publisher *p)
 	return kf_bus_sock_peers(kf_bus_pub_sock(p->pub)) > 0;
 }
 
-/* Sends up to SEND_BATCH queued messages with the lock released. */
+void kf__publisher_set_bundle(struct kf__publisher *p, size_t bundle)
+{
+	pthread_mutex_lock(&p->mu);
+	p->bundle = bundle ? bundle : 1;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* When the queued messages are due: at once without bundles, else once the
+ * oldest has gathered others for KF__PUBLISH_GATHER_MS or a batch is full.
+ * Stopping sends everything at once. mu held. */
+static uint64_t due_ns(const struct kf__publisher *p)
+{
+	if (p->bundle <= 1 || p->stop || p->n >= SEND_BATCH)
+		return 0;
+	return p->first_ns + (uint64_t)KF__PUBLISH_GATHER_MS * 1000000u;
+}
+
+/* Sends up to SEND_BATCH queued messages with the lock released, as
+ * bundles when they are on. */
 static void send_some_locked(struct kf__publisher *p)
 {
 	struct item batch[SEND_BATCH];
-	size_t n = 0;
+	struct kf_bus_part parts[SEND_BATCH];
+	size_t n = 0, bundle = p->bundle;
 
 	while (p->n && n < SEND_BATCH) {
-		batch[n++] = p->ring[p->head];
+		batch[n] = p->ring[p->head];
+		parts[n] = (struct kf_bus_part){ batch[n].buf, batch[n].len };
+		n++;
 		p->head = (p->head + 1) % p->cap;
 		p->n--;
 	}
 	pthread_mutex_unlock(&p->mu);
-	for (size_t i = 0; i < n; i++) {
-		kf_bus_pub_send(p->pub, NULL, 0, batch[i].buf, batch[i].len);
+	kf_bus_pub_send_parts(p->pub, parts, n, bundle, NULL);
+	for (size_t i = 0; i < n; i++)
 		free(batch[i].buf);
-	}
 	pthread_mutex_lock(&p->mu);
 	p->st.sent += n;
 }
@@ -408,7 +437,7 @@ static void *publisher_main(void *arg)
 		}
 		if (p->stop && (!p->n || !peer || now >= p->flush_deadline_ns))
 			break;
-		if (p->n && peer) {
+		if (p->n && peer && now >= due_ns(p)) {
 			send_some_locked(p);
 			continue;
 		}
@@ -431,6 +460,8 @@ static void *publisher_main(void *arg)
 		wake = p->tick && tick_ns && !p->stop ? next_tick : now + 1000000000u;
 		if (p->n && !peer && wake > now + NO_PEER_POLL_MS * 1000000u)
 			wake = now + NO_PEER_POLL_MS * 1000000u;
+		if (p->n && peer && wake > due_ns(p))
+			wake = due_ns(p);
 		if (p->stop && wake > p->flush_deadline_ns)
 			wake = p->flush_deadline_ns;
 		ts = kf_clock_mono_timespec(wake);
@@ -450,6 +481,7 @@ enum kf_err kf__publisher_new(const struct kf__publisher_opts *o, struct kf__pub
 	if (!p)
 		return KF_ENOMEM;
 	p->cap = o->queue_cap ? o->queue_cap : KF__PUBLISH_QUEUE_DEFAULT;
+	p->bundle = 1;
 	p->ring = calloc(p->cap, sizeof(*p->ring));
 	p->source = strdup(o->source);
 	if (!p->ring || !p->source) {

@@ -69,6 +69,20 @@ struct kf__publisher_stats {
 	uint64_t seq;            /* last sequence number used */
 };
 
+/* How long the first message queued waits for others to join it in a
+ * bundle, when bundles are on. */
+#define KF__PUBLISH_GATHER_MS 10
+
+/* Bundles (bus/bundle.h). With bundle > 1 the publisher lets a message wait
+ * up to KF__PUBLISH_GATHER_MS for others and sends what is queued as
+ * bundles of up to `bundle` messages: a worker at hundreds of jobs a second
+ * sends a log line per job, and each message costs the worker, the broker's
+ * ingest and every subscriber of events nng's thread hand-offs. 1 (the
+ * start) sends each message alone at once: a broker older than protocol 1.8
+ * cannot read a bundle, heartbeats included, so the worker turns bundles on
+ * only after a hello that a 1.8 broker answered (lane.c). Any thread. */
+void kf__publisher_set_bundle(struct kf__publisher *p, size_t bundle);
+
 /* KF_OK, KF_ENOMEM. Nothing runs until kf__publisher_start(). */
 enum kf_err kf__publisher_new(const struct kf__publisher_opts *o, struct kf__publisher **out);
 /* Starts the publisher thread. KF_OK or KF_EIO. */

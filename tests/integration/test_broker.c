@@ -1823,6 +1823,62 @@ static void test_oversized_on_pub_sockets(void **state)
 	kf_bus_sub_free(mon);
 }
 
+/* A worker's bundle of five log lines on ingest (as a 1.8 worker sends
+ * them) is read as five messages and forwarded on events as one bundle,
+ * in order, with the worker's own sequence numbers. */
+static void test_ingest_bundles(void **state)
+{
+	struct kf_bus_pub *pub = ingest_pub();
+	struct kf_strbuf sb[5];
+	struct kf_bus_part parts[5];
+	struct kf_bus_bundle_iter it;
+	struct kf_bus_part part;
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m, *ev;
+	nng_socket raw;
+	uint64_t want = 2;
+	nng_msg *b;
+
+	(void)state;
+	assert_int_equal(nng_sub0_open(&raw), 0);
+	assert_int_equal(nng_socket_set(raw, NNG_OPT_SUB_SUBSCRIBE, KF_BUS_BUNDLE_MAGIC,
+		KF_BUS_BUNDLE_MAGIC_LEN), 0);
+	assert_int_equal(nng_dial(raw, g_url[1], NULL, 0), 0);
+	heartbeat(pub, "w-bundled", 1, 0);
+	for (int i = 0; i < 50 && liveness_of("w-bundled") != KF_WORKER_ALIVE; i++)
+		kf_sleep_ms(50);
+	kf_topic_log(topic, KF_MSG_LEVEL_INFO, "w-bundled");
+	for (int i = 0; i < 5; i++) {
+		kf_msg_init(&m, KF_MSG_LOG, "w-bundled", 2 + (uint64_t)i);
+		m.log = (struct kf_msg_log){ .level = KF_MSG_LEVEL_INFO, .target = "t",
+			.message = "bundled line" };
+		sb[i] = (struct kf_strbuf)KF_STRBUF_INIT;
+		assert_int_equal(kf_msg_encode_pub(topic, &m, &sb[i]), KF_OK);
+		parts[i] = (struct kf_bus_part){ sb[i].buf, sb[i].len };
+	}
+	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 5, 64, NULL), KF_OK);
+
+	/* The broker's own events come in bundles too: find the one with ours. */
+	while (want < 7 && (b = next_bundle(raw, 3000)) != NULL) {
+		kf_bus_bundle_iter_init(&it, nng_msg_body(b), nng_msg_len(b));
+		while (kf_bus_bundle_next(&it, &part) == KF_OK) {
+			assert_int_equal(kf_msg_decode_pub(part.buf, part.len, &ev, NULL), KF_OK);
+			if (ev->type == KF_MSG_LOG && !strcmp(ev->sender, "w-bundled")) {
+				assert_int_equal(ev->seq, want);
+				assert_string_equal(ev->log.message, "bundled line");
+				want++;
+			}
+			kf_msg_free(ev);
+		}
+		nng_msg_free(b);
+	}
+	assert_int_equal(want, 7);
+	for (int i = 0; i < 5; i++)
+		kf_strbuf_release(&sb[i]);
+	nng_close(raw);
+	kf_bus_pub_free(pub);
+}
+
 static void test_ingest(void **state)
 {
 	struct kf_bus_sub *logs = events_sub("log.", 4), *mets = events_sub("metric.broker", 13);
@@ -2501,6 +2557,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_oversized_on_pub_sockets),
 		cmocka_unit_test(test_ingest),
+		cmocka_unit_test(test_ingest_bundles),
 		cmocka_unit_test(test_monitor_socket),
 		cmocka_unit_test(test_worker_death_requeues),
 		cmocka_unit_test(test_lost_lease_requeued),

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus/bus.h"
 #include "common/clock.h"
 #include "layout/corpus.h"
 #include "layout/layout.h"
@@ -549,6 +550,76 @@ static void test_log_record_to_msg(void **state)
 
 /* ---- outbox ------------------------------------------------------------------------ */
 
+/* ---- the telemetry publisher ------------------------------------------------ */
+
+/* Heartbeats n, from seq, received in order, each a message of its own. */
+static void expect_heartbeats(struct kf_bus_sub *sub, uint64_t from, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct kf_msg *m = NULL;
+		nng_msg *nm = NULL;
+
+		assert_int_equal(kf_bus_sub_recv(sub, 3000, &nm), KF_OK);
+		assert_int_equal(kf_msg_decode_pub(nng_msg_body(nm), nng_msg_len(nm), &m, NULL),
+			KF_OK);
+		assert_int_equal(m->type, KF_MSG_HEARTBEAT);
+		assert_int_equal(m->seq, from + (uint64_t)i);
+		kf_msg_free(m);
+		nng_msg_free(nm);
+	}
+}
+
+/* Without bundles each message goes alone; with them a burst leaves in a
+ * bundle or two, and the broker's side reads the same messages, in order. */
+static void test_publisher_bundles(void **state)
+{
+	struct kf_msg_heartbeat hb = { .worker_id = "w-pub", .host = "h", .pid = 1,
+		.incarnation = 7, .slots_total = 1 };
+	struct kf__publisher_opts o = { .source = "w-pub", .incarnation = 7 };
+	struct kf_bus_pub_stats before, after;
+	struct kf__publisher *p;
+	struct kf_strbuf url = KF_STRBUF_INIT;
+	struct kf_bus_sub *sub;
+	struct kf_bus_pub *pub;
+
+	(void)state;
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "hb.", 3), KF_OK);
+	assert_int_equal(kf_bus_sock_bound_url(kf_bus_sub_sock(sub), &url), KF_OK);
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_DIAL, url.buf, NULL, NULL), KF_OK);
+	for (int i = 0; i < 300 && (kf_bus_sock_peers(kf_bus_pub_sock(pub)) == 0 ||
+				    kf_bus_sock_peers(kf_bus_sub_sock(sub)) == 0); i++)
+		kf_sleep_ms(10);
+	kf_sleep_ms(50);
+	o.pub = pub;
+	assert_int_equal(kf__publisher_new(&o, &p), KF_OK);
+	assert_int_equal(kf__publisher_start(p), KF_OK);
+
+	kf_bus_pub_stats(pub, &before);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(kf__publisher_heartbeat(p, &hb), KF_OK);
+	expect_heartbeats(sub, 1, 20);
+	kf_bus_pub_stats(pub, &after);
+	assert_int_equal(after.sent - before.sent, 20);
+
+	kf__publisher_set_bundle(p, KF_BUS_BUNDLE_MAX_PARTS);
+	before = after;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(kf__publisher_heartbeat(p, &hb), KF_OK);
+	expect_heartbeats(sub, 21, 20);
+	kf_bus_pub_stats(pub, &after);
+	/* 20 queued within microseconds, gathered for 10 ms: one bundle, or a
+	 * few on a machine that stalls the loop above. */
+	assert_true(after.sent - before.sent >= 1 && after.sent - before.sent <= 4);
+
+	kf__publisher_stop(p, 1000);
+	kf__publisher_free(p);
+	kf_bus_pub_free(pub);
+	kf_bus_sub_free(sub);
+	kf_strbuf_release(&url);
+}
+
 static void test_complete_verdict(void **state)
 {
 	static const struct {
@@ -962,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_token_parse),
 		cmocka_unit_test(test_utf8_sanitize),
 		cmocka_unit_test(test_log_record_to_msg),
+		cmocka_unit_test(test_publisher_bundles),
 		cmocka_unit_test(test_complete_verdict),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_completion_round_trip),
