@@ -94,7 +94,7 @@ void kf__publish_flush(struct kf_broker *b)
 	if (err)
 		KF_DEBUG(KF__TARGET, "events not published", KF_ERR(err));
 	else
-		kf_counter_add(b->m.tx_events, n);
+		kf_counter_add(b->m.tx_events, (double)n);
 	for (size_t i = 0; i < n; i++)
 		kf_strbuf_release(&b->deferred[i]);
 	b->n_deferred = 0;

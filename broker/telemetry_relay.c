@@ -52,11 +52,11 @@ struct kf_relay {
 
 	/* relay thread only */
 	struct source *src_buckets[SRC_BUCKETS];
+	size_t n_sources;
 	/* What one batch republishes on events, sent together at its end as
 	 * bundles: each part a copy under the topic the relay gave it. */
 	struct kf_bus_part out[RECV_BATCH];
 	size_t n_out;
-	size_t n_sources;
 	uint64_t malformed_since_warn, malformed_warn_ns;
 	enum kf_err malformed_last;
 
