@@ -112,6 +112,21 @@ static void pubsub_sync(struct kf_bus_pub *pub, struct kf_bus_sub *sub)
 	}
 }
 
+/* A PUB listening on loopback and a SUB (sub_opts may be NULL) dialed to
+ * it, connected and subscribed to prefix. */
+static void pubsub_pair(struct kf_bus_pub **pub, struct kf_bus_sub **sub,
+	const struct kf_bus_opts *sub_opts, const char *prefix)
+{
+	char url[KF_BUS_URL_MAX];
+
+	assert_int_equal(kf_bus_pub_new(pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	bound_url(kf_bus_pub_sock(*pub), url, sizeof(url));
+	assert_int_equal(kf_bus_sub_new(sub, KF_BUS_DIAL, url, sub_opts, NULL), KF_OK);
+	pubsub_sync(*pub, *sub);
+	assert_int_equal(kf_bus_sub_subscribe(*sub, prefix, strlen(prefix)), KF_OK);
+}
+
 /* ---- pub/sub --------------------------------------------------------- */
 
 static void test_pubsub_topic_filter(void **state)
@@ -352,17 +367,11 @@ static void test_bundle_pubsub(void **state)
 	struct kf_bus_pub_stats before, after;
 	struct kf_bus_pub *pub;
 	struct kf_bus_sub *sub;
-	char url[KF_BUS_URL_MAX];
 	size_t sent = 0;
 	nng_msg *m;
 
 	(void)state;
-	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
-		KF_OK);
-	bound_url(kf_bus_pub_sock(pub), url, sizeof(url));
-	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, NULL, NULL), KF_OK);
-	pubsub_sync(pub, sub);
-	assert_int_equal(kf_bus_sub_subscribe(sub, "job.", 4), KF_OK);
+	pubsub_pair(&pub, &sub, NULL, "job.");
 	assert_int_equal(kf_bus_sub_subscribe(sub, "log.ERROR.", 10), KF_OK);
 
 	kf_bus_pub_stats(pub, &before);
@@ -406,7 +415,6 @@ static void test_bundle_split_and_malformed(void **state)
 	char bytes[150][16];
 	struct kf_bus_pub *pub;
 	struct kf_bus_sub *sub;
-	char url[KF_BUS_URL_MAX];
 	size_t sent = 0;
 	int next = 0;
 	nng_msg *m;
@@ -416,12 +424,7 @@ static void test_bundle_split_and_malformed(void **state)
 		snprintf(bytes[i], sizeof bytes[i], "q.%03d", i);
 		parts[i] = (struct kf_bus_part){ bytes[i], strlen(bytes[i]) };
 	}
-	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
-		KF_OK);
-	bound_url(kf_bus_pub_sock(pub), url, sizeof(url));
-	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, &small, NULL), KF_OK);
-	pubsub_sync(pub, sub);
-	assert_int_equal(kf_bus_sub_subscribe(sub, "q.", 2), KF_OK);
+	pubsub_pair(&pub, &sub, &small, "q.");
 	/* Three bundles: ours holds 8 + 64 parts, nng's queue the rest. */
 	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 150, 64, &sent), KF_OK);
 	assert_int_equal(sent, 3);
@@ -452,19 +455,14 @@ static void test_sub_queue_full_and_close(void **state)
 	struct kf_bus_opts small = { .queue_len = 8 };
 	struct kf_bus_pub *pub;
 	struct kf_bus_sub *sub;
-	char url[KF_BUS_URL_MAX], topic[16];
+	char topic[16];
 	int fd, count = 0, first = -1, last = -1;
 	pthread_t closer;
 	uint64_t t0;
 	nng_msg *m;
 
 	(void)state;
-	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
-		KF_OK);
-	bound_url(kf_bus_pub_sock(pub), url, sizeof(url));
-	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_DIAL, url, &small, NULL), KF_OK);
-	pubsub_sync(pub, sub);
-	assert_int_equal(kf_bus_sub_subscribe(sub, "q.", 2), KF_OK);
+	pubsub_pair(&pub, &sub, &small, "q.");
 	assert_int_equal(kf_bus_sub_recv_fd(sub, &fd), KF_OK);
 	assert_false(fd_readable(fd, 0));
 	t0 = kf_clock_mono_ns();
