@@ -46,7 +46,15 @@ static void efd_reset(int fd)
 /* ---- publishing ------------------------------------------------------------------ */
 
 /* sb: an encoded publication, which starts with its topic and a NUL.
- * Metric updates and the cluster status go on monitor too. */
+ * Metric updates and the cluster status go on monitor too, one message
+ * each: they are few, and the gateway reads nothing else. */
+static void send_monitor_copy(struct kf_broker *b, const struct kf_strbuf *sb)
+{
+	if (kf_topic_monitored(sb->buf, strlen(sb->buf)) &&
+	    kf_bus_pub_send(b->monitor, NULL, 0, sb->buf, sb->len) == KF_OK)
+		kf_counter_inc(b->m.tx_monitor);
+}
+
 static void send_event(struct kf_broker *b, const struct kf_strbuf *sb)
 {
 	enum kf_err err = kf_bus_pub_send(b->events, NULL, 0, sb->buf, sb->len);
@@ -55,9 +63,7 @@ static void send_event(struct kf_broker *b, const struct kf_strbuf *sb)
 		KF_DEBUG(KF__TARGET, "event not published", KF_STR("topic", sb->buf), KF_ERR(err));
 	else
 		kf_counter_inc(b->m.tx_events);
-	if (kf_topic_monitored(sb->buf, strlen(sb->buf)) &&
-	    kf_bus_pub_send(b->monitor, NULL, 0, sb->buf, sb->len) == KF_OK)
-		kf_counter_inc(b->m.tx_monitor);
+	send_monitor_copy(b, sb);
 }
 
 /*
@@ -70,9 +76,8 @@ static void send_event(struct kf_broker *b, const struct kf_strbuf *sb)
  * The turn's events leave in bundles (bus/bundle.h) of up to
  * --event-bundle: a turn that answered a transaction of ten reports holds
  * twenty-odd events, and each message costs every subscriber, and the
- * broker, more in nng's threads than its bytes do. Metric updates and the
- * cluster status also go on monitor, one message each: they are few, and
- * the gateway reads nothing else.
+ * broker, more in nng's threads than its bytes do. Monitor gets its
+ * copies one message each (send_monitor_copy).
  */
 void kf__publish_flush(struct kf_broker *b)
 {
@@ -83,12 +88,8 @@ void kf__publish_flush(struct kf_broker *b)
 	if (n == 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		const struct kf_strbuf *sb = &b->deferred[i];
-
-		parts[i] = (struct kf_bus_part){ sb->buf, sb->len };
-		if (kf_topic_monitored(sb->buf, strlen(sb->buf)) &&
-		    kf_bus_pub_send(b->monitor, NULL, 0, sb->buf, sb->len) == KF_OK)
-			kf_counter_inc(b->m.tx_monitor);
+		parts[i] = (struct kf_bus_part){ b->deferred[i].buf, b->deferred[i].len };
+		send_monitor_copy(b, &b->deferred[i]);
 	}
 	err = kf_bus_pub_send_parts(b->events, parts, n, b->cfg.event_bundle, NULL);
 	if (err)

@@ -111,22 +111,26 @@ static bool wanted(const struct kf_bus_sub *sub, const void *buf, size_t len)
  * nng drops what does not fit its queue. */
 static void queue_received(struct kf_bus_sub *sub, nng_msg *msg)
 {
-	const void *body = nng_msg_body(msg);
-	size_t len = nng_msg_len(msg), parts;
+	struct kf_bus_part parts[KF_BUS_BUNDLE_MAX_PARTS];
 	struct kf_bus_bundle_iter it;
-	struct kf_bus_part part;
+	size_t n = 0;
+	enum kf_err err;
 
-	if (!kf_bus_bundle_is(body, len) || kf_bus_bundle_check(body, len, &parts) != KF_OK) {
+	/* One pass: a bundle is split only once all of it has parsed. */
+	kf_bus_bundle_iter_init(&it, nng_msg_body(msg), nng_msg_len(msg));
+	while ((err = kf_bus_bundle_next(&it, &parts[n])) == KF_OK)
+		n++;
+	if (err != KF_ENOENT) { /* a plain message, or a malformed bundle */
 		enqueue(sub, msg);
 		return;
 	}
-	kf_bus_bundle_iter_init(&it, body, len);
-	while (kf_bus_bundle_next(&it, &part) == KF_OK) {
+	for (size_t i = 0; i < n; i++) {
 		nng_msg *one = NULL;
 
-		if (!wanted(sub, part.buf, part.len) || nng_msg_alloc(&one, part.len) != 0)
+		if (!wanted(sub, parts[i].buf, parts[i].len) ||
+		    nng_msg_alloc(&one, parts[i].len) != 0)
 			continue;
-		memcpy(nng_msg_body(one), part.buf, part.len);
+		memcpy(nng_msg_body(one), parts[i].buf, parts[i].len);
 		enqueue(sub, one);
 	}
 	nng_msg_free(msg);
