@@ -1058,14 +1058,13 @@ static void test_complete_with_next(void **state)
 	drain_pending();
 }
 
-/* The next raw message on a plain nng SUB that is a bundle, or NULL after
- * ms; the caller frees it. */
-static nng_msg *next_bundle(nng_socket raw, int ms)
+/* The next raw message on a plain nng SUB that is a bundle, or NULL once
+ * the monotonic clock passes deadline_ns; the caller frees it. */
+static nng_msg *next_bundle(nng_socket raw, uint64_t deadline_ns)
 {
-	uint64_t end = kf_clock_mono_ns() + (uint64_t)ms * KF_NS_PER_MS;
 	nng_msg *m;
 
-	while (kf_clock_mono_ns() < end) {
+	while (kf_clock_mono_ns() < deadline_ns) {
 		if (nng_recvmsg(raw, &m, NNG_FLAG_NONBLOCK) != 0) {
 			kf_sleep_ms(5);
 			continue;
@@ -1075,6 +1074,30 @@ static nng_msg *next_bundle(nng_socket raw, int ms)
 		nng_msg_free(m);
 	}
 	return NULL;
+}
+
+static uint64_t in_ms(int ms)
+{
+	return kf_clock_mono_ns() + (uint64_t)ms * KF_NS_PER_MS;
+}
+
+/* A plain nng SUB on events that receives bundles only (no bus/), once
+ * the broker's side has attached it: a dial completes before the publisher
+ * adds the pipe. Each tick's metric update and cluster status travel as a
+ * bundle, so the first one to arrive proves the connection. */
+static nng_socket raw_bundles(void)
+{
+	nng_socket raw;
+	nng_msg *m;
+
+	assert_int_equal(nng_sub0_open(&raw), 0);
+	assert_int_equal(nng_socket_set(raw, NNG_OPT_SUB_SUBSCRIBE, KF_BUS_BUNDLE_MAGIC,
+		KF_BUS_BUNDLE_MAGIC_LEN), 0);
+	assert_int_equal(nng_dial(raw, g_url[1], NULL, 0), 0);
+	m = next_bundle(raw, in_ms(5000));
+	assert_non_null(m);
+	nng_msg_free(m);
+	return raw;
 }
 
 /* A report that also claims the next job publishes two job events in one
@@ -1094,18 +1117,15 @@ static void test_events_bundled(void **state)
 
 	(void)state;
 	drain_pending();
-	assert_int_equal(nng_sub0_open(&raw), 0);
-	assert_int_equal(nng_socket_set(raw, NNG_OPT_SUB_SUBSCRIBE, KF_BUS_BUNDLE_MAGIC,
-		KF_BUS_BUNDLE_MAGIC_LEN), 0);
-	assert_int_equal(nng_dial(raw, g_url[1], NULL, 0), 0);
+	raw = raw_bundles();
 	sub = events_sub("job.", 4);
 	a = submit_job(0, 100);
 	l = lease_job("w-bundle", a);
 	tok = l->lease_rep.lease->lease_token;
 	kf_msg_free(l);
 	b = submit_job(0, 100);
-	while ((m = next_bundle(raw, 300)) != NULL) /* anything from before */
-		nng_msg_free(m);
+	for (uint64_t end = in_ms(300); (m = next_bundle(raw, end)) != NULL;)
+		nng_msg_free(m); /* anything from before */
 	while ((ev = kf_test_next_event(sub, "job.", 300)) != NULL)
 		kf_msg_free(ev);
 
@@ -1121,7 +1141,7 @@ static void test_events_bundled(void **state)
 
 	/* Other turns send bundles too (each tick's metric update and cluster
 	 * status): look for the one that carries both events. */
-	while (found < 2 && (m = next_bundle(raw, 3000)) != NULL) {
+	for (uint64_t end = in_ms(5000); found < 2 && (m = next_bundle(raw, end)) != NULL;) {
 		found = 0;
 		kf_bus_bundle_iter_init(&it, nng_msg_body(m), nng_msg_len(m));
 		while (kf_bus_bundle_next(&it, &part) == KF_OK) {
@@ -1841,10 +1861,7 @@ static void test_ingest_bundles(void **state)
 	nng_msg *b;
 
 	(void)state;
-	assert_int_equal(nng_sub0_open(&raw), 0);
-	assert_int_equal(nng_socket_set(raw, NNG_OPT_SUB_SUBSCRIBE, KF_BUS_BUNDLE_MAGIC,
-		KF_BUS_BUNDLE_MAGIC_LEN), 0);
-	assert_int_equal(nng_dial(raw, g_url[1], NULL, 0), 0);
+	raw = raw_bundles();
 	heartbeat(pub, "w-bundled", 1, 0);
 	for (int i = 0; i < 50 && liveness_of("w-bundled") != KF_WORKER_ALIVE; i++)
 		kf_sleep_ms(50);
@@ -1860,7 +1877,7 @@ static void test_ingest_bundles(void **state)
 	assert_int_equal(kf_bus_pub_send_parts(pub, parts, 5, 64, NULL), KF_OK);
 
 	/* The broker's own events come in bundles too: find the one with ours. */
-	while (want < 7 && (b = next_bundle(raw, 3000)) != NULL) {
+	for (uint64_t end = in_ms(5000); want < 7 && (b = next_bundle(raw, end)) != NULL;) {
 		kf_bus_bundle_iter_init(&it, nng_msg_body(b), nng_msg_len(b));
 		while (kf_bus_bundle_next(&it, &part) == KF_OK) {
 			assert_int_equal(kf_msg_decode_pub(part.buf, part.len, &ev, NULL), KF_OK);
