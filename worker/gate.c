@@ -55,20 +55,23 @@ void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const ato
 	*g = (struct kf__gate){ .n = { .slots = slots, .ahead = ahead, .last_ns = KF__GATE_UNKNOWN },
 		.stop = stop };
 	pthread_mutex_init(&g->mu, NULL);
-	kf_clock_mono_cond_init(&g->cv);
+	kf_clock_mono_cond_init(&g->ask_cv);
+	kf_clock_mono_cond_init(&g->slot_cv);
 	atomic_init(&g->leased_ahead, 0);
 }
 
 void kf__gate_wake(struct kf__gate *g)
 {
 	pthread_mutex_lock(&g->mu);
-	pthread_cond_broadcast(&g->cv);
+	pthread_cond_broadcast(&g->ask_cv);
+	pthread_cond_broadcast(&g->slot_cv);
 	pthread_mutex_unlock(&g->mu);
 }
 
 void kf__gate_release(struct kf__gate *g)
 {
-	pthread_cond_destroy(&g->cv);
+	pthread_cond_destroy(&g->ask_cv);
+	pthread_cond_destroy(&g->slot_cv);
 	pthread_mutex_destroy(&g->mu);
 }
 
@@ -82,15 +85,27 @@ static enum kf__gate_ask ask_locked(struct kf__gate *g, bool after_job)
 	return a;
 }
 
+/* Under mu, after the counts changed: wakes one lane waiting to ask if a
+ * lane may ask now. Every waiter asks the same question (after_job false),
+ * so when the answer is no, none would get further. */
+static void wake_asker_locked(struct kf__gate *g)
+{
+	if (kf__gate_may_ask(&g->n, false) != KF__GATE_NO)
+		pthread_cond_signal(&g->ask_cv);
+}
+
 enum kf__gate_ask kf__gate_ask(struct kf__gate *g)
 {
 	enum kf__gate_ask a;
 
 	pthread_mutex_lock(&g->mu);
-	/* Every change of the counts broadcasts, and so does kf__gate_wake
-	 * for the stop flag: an idle lane sleeps until there is news. */
+	/* A change of the counts that lets a lane ask wakes one, and
+	 * kf__gate_wake all for the stop flag: an idle lane sleeps until
+	 * there is news for it. */
 	while ((a = ask_locked(g, false)) == KF__GATE_NO && !atomic_load(g->stop))
-		pthread_cond_wait(&g->cv, &g->mu);
+		pthread_cond_wait(&g->ask_cv, &g->mu);
+	if (a != KF__GATE_NO)
+		wake_asker_locked(g); /* room for one more? pass it on */
 	pthread_mutex_unlock(&g->mu);
 	return a;
 }
@@ -127,7 +142,7 @@ void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, 
 		if (job_ns <= KF__GATE_HORIZON_NS && !lane->ending)
 			count_ending(g, lane, job_ns);
 	}
-	pthread_cond_broadcast(&g->cv); /* fewer asking: another lane may ask */
+	wake_asker_locked(g); /* fewer asking: another lane may ask */
 	pthread_mutex_unlock(&g->mu);
 }
 
@@ -135,7 +150,7 @@ void kf__gate_run(struct kf__gate *g)
 {
 	pthread_mutex_lock(&g->mu);
 	while (g->n.running >= g->n.slots)
-		pthread_cond_wait(&g->cv, &g->mu);
+		pthread_cond_wait(&g->slot_cv, &g->mu);
 	if (g->n.held)
 		g->n.held--;
 	g->n.running++;
@@ -150,7 +165,7 @@ void kf__gate_ending(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t le
 		return;
 	pthread_mutex_lock(&g->mu);
 	count_ending(g, lane, left_ns);
-	pthread_cond_broadcast(&g->cv);
+	wake_asker_locked(g);
 	pthread_mutex_unlock(&g->mu);
 }
 
@@ -166,6 +181,7 @@ void kf__gate_done(struct kf__gate *g, struct kf__gate_lane *lane, uint64_t run_
 		g->n.ending_ns -= lane->ns <= g->n.ending_ns ? lane->ns : g->n.ending_ns;
 	}
 	*lane = (struct kf__gate_lane){ 0 };
-	pthread_cond_broadcast(&g->cv);
+	pthread_cond_signal(&g->slot_cv); /* a held job may run */
+	wake_asker_locked(g);
 	pthread_mutex_unlock(&g->mu);
 }

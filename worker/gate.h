@@ -67,7 +67,14 @@ struct kf__gate_lane {
 
 struct kf__gate {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;     /* a count changed: a slot freed, a job is ending */
+	/* Lanes waiting to ask all wait for the same condition, so a change
+	 * of the counts wakes one of them, and only when one may ask; the one
+	 * admitted wakes the next if another may (a broadcast woke every idle
+	 * lane of the worker, two or three times a job, to find the answer
+	 * unchanged). Lanes holding a job wait on their own, one woken per
+	 * slot freed. */
+	pthread_cond_t ask_cv;
+	pthread_cond_t slot_cv;
 	struct kf__gate_counts n;
 	const atomic_bool *stop; /* the worker is draining: asks answer KF__GATE_NO;
 	                          * its setter calls kf__gate_wake */

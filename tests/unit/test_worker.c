@@ -391,6 +391,99 @@ static void test_gate_horizon_bounds_the_wait(void **state)
 	kf__gate_release(&g);
 }
 
+/* How many of the askers have their answer; waits up to ms for `want`. */
+static int answered_within(struct asker *a, int n, int want, int ms)
+{
+	int got = 0;
+
+	for (int waited = 0;; waited += 5) {
+		got = 0;
+		for (int i = 0; i < n; i++)
+			got += atomic_load(&a[i].answer) != -1;
+		if (got >= want || waited >= ms)
+			return got;
+		kf_sleep_ms(5);
+	}
+}
+
+struct runner {
+	struct kf__gate *g;
+	atomic_bool running;
+};
+
+static void *run_main(void *arg)
+{
+	struct runner *r = arg;
+
+	kf__gate_run(r->g);
+	atomic_store(&r->running, true);
+	return NULL;
+}
+
+/* Waiting lanes are woken one at a time (gate.h): a change that lets four
+ * ask ahead admits four through the hand-on from one to the next, the
+ * fifth waits until an ask comes back, and each slot freed runs one held
+ * job. A wake-up lost on the way leaves a lane waiting here. */
+static void test_gate_wakes_as_many_as_may_go(void **state)
+{
+	atomic_bool stop = false;
+	struct kf__gate g;
+	struct kf__gate_lane l[6] = { { 0 } };
+	struct asker a[5];
+	struct runner r[2];
+	pthread_t th[5], rth[2];
+
+	(void)state;
+	kf__gate_init(&g, 1, 4, &stop);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);
+	kf__gate_answered(&g, KF__GATE_SLOT, true, 0, &l[0]);
+	kf__gate_run(&g);
+	kf__gate_done(&g, &l[0], SHORT);      /* the pace of a short job is known */
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);
+	kf__gate_answered(&g, KF__GATE_SLOT, true, KF__GATE_UNKNOWN, &l[0]); /* a long job */
+	kf__gate_run(&g);
+	for (int i = 0; i < 5; i++) {
+		a[i] = (struct asker){ .g = &g, .answer = -1 };
+		assert_int_equal(pthread_create(&th[i], NULL, ask_main, &a[i]), 0);
+	}
+	assert_int_equal(answered_within(a, 5, 1, 100), 0);   /* the job is not ending */
+	kf__gate_ending(&g, &l[0], 0);        /* now it is: four may ask ahead */
+	assert_int_equal(answered_within(a, 5, 4, 5000), 4);
+	assert_int_equal(answered_within(a, 5, 5, 100), 4);   /* slots + ahead reached */
+	for (int i = 0; i < 5; i++) {
+		if (atomic_load(&a[i].answer) != -1)
+			assert_int_equal(atomic_load(&a[i].answer), KF__GATE_AHEAD);
+	}
+	kf__gate_answered(&g, KF__GATE_AHEAD, false, 0, &l[5]);  /* one came back empty */
+	assert_int_equal(answered_within(a, 5, 5, 5000), 5);
+	for (int i = 0; i < 5; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(g.n.asking, 4);
+
+	/* Two of the asks bring jobs; each waits for the slot, and each end
+	 * of a job runs one of them. */
+	kf__gate_answered(&g, KF__GATE_AHEAD, true, 0, &l[1]);
+	kf__gate_answered(&g, KF__GATE_AHEAD, true, 0, &l[2]);
+	for (int i = 0; i < 2; i++) {
+		r[i] = (struct runner){ .g = &g, .running = false };
+		assert_int_equal(pthread_create(&rth[i], NULL, run_main, &r[i]), 0);
+	}
+	kf_sleep_ms(50);
+	assert_false(atomic_load(&r[0].running) || atomic_load(&r[1].running));
+	kf__gate_done(&g, &l[0], SHORT);
+	for (int waited = 0; waited < 5000 && !(atomic_load(&r[0].running) ||
+						atomic_load(&r[1].running)); waited += 5)
+		kf_sleep_ms(5);
+	kf_sleep_ms(50);
+	assert_int_equal(atomic_load(&r[0].running) + atomic_load(&r[1].running), 1);
+	kf__gate_done(&g, atomic_load(&r[0].running) ? &l[1] : &l[2], SHORT);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rth[i], NULL);
+	assert_int_equal(g.n.running, 1);
+	assert_int_equal(g.n.held, 0);
+	kf__gate_release(&g);
+}
+
 /* ---- /proc and loads ------------------------------------------------------------ */
 
 static void test_host_cpu_parse(void **state)
@@ -1043,6 +1136,7 @@ int main(void)
 		cmocka_unit_test(test_gate_counts),
 		cmocka_unit_test(test_gate_wait_ends_on_wake),
 		cmocka_unit_test(test_gate_horizon_bounds_the_wait),
+		cmocka_unit_test(test_gate_wakes_as_many_as_may_go),
 		cmocka_unit_test(test_host_cpu_parse),
 		cmocka_unit_test(test_loads),
 		cmocka_unit_test(test_load_sample),
