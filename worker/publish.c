@@ -36,6 +36,8 @@ struct kf__publisher {
 	uint64_t seq;
 	bool started, stop;
 	bool tick_now;                 /* kf__publisher_tick_now(): tick at once */
+	bool send_now;                 /* ... and send what it queued, ungathered */
+	uint32_t gather_ms;
 	size_t bundle;                 /* most messages per nng message; 1 = no bundles */
 	uint64_t first_ns;             /* when the oldest queued message was queued */
 	uint64_t flush_deadline_ns;
@@ -379,13 +381,13 @@ void kf__publisher_set_bundle(struct kf__publisher *p, size_t bundle)
 }
 
 /* When the queued messages are due: at once without bundles, else once the
- * oldest has gathered others for KF__PUBLISH_GATHER_MS or a batch is full.
- * Stopping sends everything at once. mu held. */
+ * oldest has gathered others for gather_ms or a batch is full. Stopping and
+ * kf__publisher_tick_now send everything at once. mu held. */
 static uint64_t due_ns(const struct kf__publisher *p)
 {
-	if (p->bundle <= 1 || p->stop || p->n >= SEND_BATCH)
+	if (p->bundle <= 1 || p->stop || p->send_now || p->n >= SEND_BATCH)
 		return 0;
-	return p->first_ns + (uint64_t)KF__PUBLISH_GATHER_MS * 1000000u;
+	return p->first_ns + (uint64_t)p->gather_ms * 1000000u;
 }
 
 /* Sends up to SEND_BATCH queued messages with the lock released, as
@@ -409,6 +411,8 @@ static void send_some_locked(struct kf__publisher *p)
 		free(batch[i].buf);
 	pthread_mutex_lock(&p->mu);
 	p->st.sent += n;
+	if (!p->n)
+		p->send_now = false;
 }
 
 static void *publisher_main(void *arg)
@@ -446,6 +450,7 @@ static void *publisher_main(void *arg)
 			pthread_mutex_unlock(&p->mu);
 			p->tick(p->tick_ctx, p, ticks++);
 			pthread_mutex_lock(&p->mu);
+			p->send_now = p->n > 0;
 			continue;
 		}
 		if (!p->stop && p->tick && tick_ns && now >= next_tick) {
@@ -493,6 +498,7 @@ enum kf_err kf__publisher_new(const struct kf__publisher_opts *o, struct kf__pub
 	p->pub = o->pub;
 	p->incarnation = o->incarnation;
 	p->tick_ms = o->tick_ms;
+	p->gather_ms = o->gather_ms ? o->gather_ms : KF__PUBLISH_GATHER_MS;
 	p->tick = o->tick;
 	p->tick_ctx = o->tick_ctx;
 	pthread_mutex_init(&p->mu, NULL);

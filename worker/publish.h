@@ -59,6 +59,7 @@ struct kf__publisher_opts {
 	uint32_t tick_ms;           /* 0 = no tick */
 	kf__publish_tick_fn tick;   /* on the publisher thread; may be NULL */
 	void *tick_ctx;
+	uint32_t gather_ms;         /* 0 = KF__PUBLISH_GATHER_MS (tests set more) */
 };
 
 struct kf__publisher_stats {
@@ -91,7 +92,9 @@ enum kf_err kf__publisher_start(struct kf__publisher *p);
  * sends what is queued for up to flush_ms (if a peer is connected), joins
  * the thread. Idempotent. */
 void kf__publisher_stop(struct kf__publisher *p, uint32_t flush_ms);
-/* Runs the tick now rather than at its time (the next ones keep theirs).
+/* Runs the tick now rather than at its time (the next ones keep theirs),
+ * and sends what is queued then without gathering: the heartbeat after a
+ * hello, which the broker waits for before it leases to this process.
  * Any thread; NULL-safe. */
 void kf__publisher_tick_now(struct kf__publisher *p);
 

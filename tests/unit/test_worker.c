@@ -729,6 +729,61 @@ static void test_publisher_bundles(void **state)
 	kf_strbuf_release(&url);
 }
 
+struct hb_tick {
+	struct kf_msg_heartbeat hb;
+};
+
+static void queue_heartbeat(void *ctx, struct kf__publisher *p, uint64_t tick)
+{
+	struct hb_tick *t = ctx;
+
+	(void)tick;
+	assert_int_equal(kf__publisher_heartbeat(p, &t->hb), KF_OK);
+}
+
+/* The heartbeat that kf__publisher_tick_now queues after a hello (the
+ * broker leases to a new process only once it has one) leaves at once,
+ * with what was queued before it, however long the publisher would
+ * otherwise gather: here a minute, against a 3 s wait for it. */
+static void test_publisher_tick_now_not_gathered(void **state)
+{
+	struct hb_tick t = { .hb = { .worker_id = "w-pub", .host = "h", .pid = 1,
+		.incarnation = 7, .slots_total = 1 } };
+	struct kf__publisher_opts o = { .source = "w-pub", .incarnation = 7, .tick = queue_heartbeat,
+		.tick_ctx = &t, .gather_ms = 60000 };
+	struct kf_bus_pub_stats before;
+	struct kf__publisher *p;
+	struct kf_strbuf url = KF_STRBUF_INIT;
+	struct kf_bus_sub *sub;
+	struct kf_bus_pub *pub;
+
+	(void)state;
+	assert_int_equal(kf_bus_sub_new(&sub, KF_BUS_LISTEN, "tcp://127.0.0.1:0", NULL, NULL),
+		KF_OK);
+	assert_int_equal(kf_bus_sub_subscribe(sub, "hb.", 3), KF_OK);
+	assert_int_equal(kf_bus_sock_bound_url(kf_bus_sub_sock(sub), &url), KF_OK);
+	assert_int_equal(kf_bus_pub_new(&pub, KF_BUS_DIAL, url.buf, NULL, NULL), KF_OK);
+	o.pub = pub;
+	assert_int_equal(kf__publisher_new(&o, &p), KF_OK);
+	kf__publisher_set_bundle(p, KF_BUS_BUNDLE_MAX_PARTS);
+	assert_int_equal(kf__publisher_start(p), KF_OK);
+	for (int i = 0; i < 200 && !kf_bus_sock_peers(kf_bus_pub_sock(pub)); i++)
+		kf_sleep_ms(10);
+	assert_true(kf_bus_sock_peers(kf_bus_pub_sock(pub)) > 0);
+	kf_bus_pub_stats(pub, &before);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(kf__publisher_heartbeat(p, &t.hb), KF_OK);
+	kf__publisher_tick_now(p);
+	expect_heartbeats(sub, 1, 4);
+	assert_int_equal(sent_since(pub, &before, 1), 1);   /* one bundle of four */
+
+	kf__publisher_stop(p, 1000);
+	kf__publisher_free(p);
+	kf_bus_pub_free(pub);
+	kf_bus_sub_free(sub);
+	kf_strbuf_release(&url);
+}
+
 static void test_complete_verdict(void **state)
 {
 	static const struct {
@@ -1144,6 +1199,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_sanitize),
 		cmocka_unit_test(test_log_record_to_msg),
 		cmocka_unit_test(test_publisher_bundles),
+		cmocka_unit_test(test_publisher_tick_now_not_gathered),
 		cmocka_unit_test(test_complete_verdict),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_completion_round_trip),
