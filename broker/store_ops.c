@@ -67,9 +67,12 @@ static const struct {
 	 * it asked for the same job (jsonb equality: key order and spacing do
 	 * not count): the conflict also covers a first send earlier in the same
 	 * batch. */
+	/* $2 fills max_attempts (a domain since sql/007) and attempt_limit
+	 * (an integer): without the casts PostgreSQL refuses the statement,
+	 * "inconsistent types deduced for parameter $2". */
 	[ST_SUBMIT] = { "kf_submit",
 		"WITH ins AS (INSERT INTO jobs (priority, max_attempts, attempt_limit, "
-		"deadline_ms, submit_key, params) VALUES ($1, $2, $2, $3, $4, $5) "
+		"deadline_ms, submit_key, params) VALUES ($1, $2::integer, $2::integer, $3, $4, $5) "
 		"ON CONFLICT (submit_key) DO NOTHING RETURNING id) "
 		"SELECT id, true, true FROM ins UNION ALL "
 		"SELECT id, false, params = $5::jsonb FROM jobs WHERE submit_key = $4::text "

@@ -1387,6 +1387,17 @@ static void test_final_counts_seeded_on_upgrade(void **state)
 		      "ALTER TABLE jobs DROP COLUMN worker_incarnation; "
 		      "DROP FUNCTION kf_worker_requeue_others, kf__requeue_running CASCADE; "
 		      "DROP FUNCTION kf_job_lost; "
+		      "ALTER TABLE jobs ALTER COLUMN state TYPE text, "
+		      "ALTER COLUMN max_attempts TYPE integer, ALTER COLUMN deadline_ms TYPE bigint, "
+		      "ADD CONSTRAINT jobs_state_check CHECK (state IN ('pending', 'running', "
+		      "'retrying', 'succeeded', 'failed', 'killed')), "
+		      "ADD CONSTRAINT jobs_max_attempts_check CHECK (max_attempts >= 1), "
+		      "ADD CONSTRAINT jobs_deadline_ms_check CHECK (deadline_ms > 0); "
+		      "ALTER TABLE job_attempts ALTER COLUMN outcome TYPE text, "
+		      "ADD CONSTRAINT job_attempts_outcome_check CHECK (outcome IN ('succeeded', "
+		      "'failed', 'killed', 'released', 'lost', 'expired')); "
+		      "DROP DOMAIN kf_job_state, kf_attempt_outcome, kf_final_state, kf_attempts, "
+		      "kf_duration_ms, kf_count; "
 		      "DELETE FROM schema_migrations WHERE version >= 2");
 	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
 		      "SELECT s, 1, 1, 1000, '{}' FROM unnest(ARRAY['killed', 'killed', 'failed']) s");
@@ -1395,6 +1406,54 @@ static void test_final_counts_seeded_on_upgrade(void **state)
 	assert_counts_match_scan(f, c);
 	assert_int_equal(f->o[0].res.counts.n[KF_JOB_SUCCEEDED], 1);
 	assert_int_equal(f->o[0].res.counts.n[KF_JOB_KILLED], 2);
+	PQfinish(c);
+}
+
+/* The SQLSTATE that sql fails with ("" when it succeeds). */
+static const char *admin_fails(PGconn *c, const char *sql, char *state, size_t cap)
+{
+	PGresult *res = PQexec(c, sql);
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	snprintf(state, cap, "%s", code ? code : "");
+	PQclear(res);
+	return state;
+}
+
+/* Migration 7 moved the CHECK constraints of jobs, job_attempts and
+ * job_final_counts into domains: the same values are refused, as check
+ * violations (23514), and the ones the state machine writes still pass. */
+static void test_domains_keep_the_rules(void **state)
+{
+	struct fixture *f = *state;
+	PGconn *c = PQconnectdb(f->conninfo);
+	const struct kf_store_job *j;
+	char code[8];
+	static const char *const refused[] = {
+		"INSERT INTO jobs (state, max_attempts, attempt_limit, params) "
+		"VALUES ('sleeping', 1, 1, '{}')",
+		"INSERT INTO jobs (max_attempts, attempt_limit, params) VALUES (0, 1, '{}')",
+		"INSERT INTO jobs (max_attempts, attempt_limit, deadline_ms, params) "
+		"VALUES (1, 1, 0, '{}')",
+		"UPDATE jobs SET state = 'done'",
+		"UPDATE job_attempts SET outcome = 'vanished'",
+		"UPDATE job_final_counts SET n = -1",
+		"INSERT INTO job_final_counts (state, n) VALUES ('pending', 0)",
+	};
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	submit(f, 0, 1, 0, NULL);
+	j = claim(f, "w1");
+	complete(f, j->id, j->lease_token, KF_STORE_SUCCEEDED, "{}", NULL);
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		if (strcmp(admin_fails(c, refused[i], code, sizeof code), "23514") != 0)
+			fail_msg("'%s': SQLSTATE '%s', want 23514", refused[i], code);
+	}
+	assert_string_equal(admin_fails(c, "UPDATE jobs SET state = 'killed'", code, sizeof code), "");
+	assert_int_equal(admin_ll(c, "SELECT n FROM job_final_counts WHERE state = 'killed'"), 1);
+	assert_int_equal(admin_ll(c, "SELECT count(*) FROM pg_constraint WHERE contype = 'c' AND "
+				     "conrelid IN ('jobs'::regclass, 'job_attempts'::regclass, "
+				     "'job_final_counts'::regclass)"), 0);
 	PQfinish(c);
 }
 
@@ -1787,6 +1846,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_final_counts_follow_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_final_counts_seeded_on_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_analyze_skips_wide_columns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_domains_keep_the_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_upsert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers_seen_and_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
