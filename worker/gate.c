@@ -57,6 +57,7 @@ void kf__gate_init(struct kf__gate *g, uint32_t slots, uint32_t ahead, const ato
 	pthread_mutex_init(&g->mu, NULL);
 	kf_clock_mono_cond_init(&g->ask_cv);
 	kf_clock_mono_cond_init(&g->slot_cv);
+	kf_clock_mono_cond_init(&g->nap_cv);
 	atomic_init(&g->leased_ahead, 0);
 }
 
@@ -65,6 +66,7 @@ void kf__gate_wake(struct kf__gate *g)
 	pthread_mutex_lock(&g->mu);
 	pthread_cond_broadcast(&g->ask_cv);
 	pthread_cond_broadcast(&g->slot_cv);
+	pthread_cond_broadcast(&g->nap_cv);
 	pthread_mutex_unlock(&g->mu);
 }
 
@@ -72,6 +74,7 @@ void kf__gate_release(struct kf__gate *g)
 {
 	pthread_cond_destroy(&g->ask_cv);
 	pthread_cond_destroy(&g->slot_cv);
+	pthread_cond_destroy(&g->nap_cv);
 	pthread_mutex_destroy(&g->mu);
 }
 
@@ -136,13 +139,30 @@ void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, 
 	if (g->n.asking)
 		g->n.asking--;
 	if (got_job) {
-		if (ask == KF__GATE_AHEAD)
+		if (ask == KF__GATE_AHEAD) {
 			atomic_fetch_add(&g->leased_ahead, 1);
+			g->nap_gen++;  /* jobs are queued: the nappers ask too */
+			pthread_cond_broadcast(&g->nap_cv);
+		}
 		g->n.held++;
 		if (job_ns <= KF__GATE_HORIZON_NS && !lane->ending)
 			count_ending(g, lane, job_ns);
 	}
 	wake_asker_locked(g); /* fewer asking: another lane may ask */
+	pthread_mutex_unlock(&g->mu);
+}
+
+void kf__gate_nap(struct kf__gate *g, uint32_t ms)
+{
+	struct timespec until = kf_clock_mono_timespec(kf_clock_mono_ns() +
+						       (uint64_t)ms * 1000000u);
+	uint64_t gen;
+
+	pthread_mutex_lock(&g->mu);
+	gen = g->nap_gen;
+	while (g->nap_gen == gen && !atomic_load(g->stop) &&
+	       pthread_cond_timedwait(&g->nap_cv, &g->mu, &until) == 0)
+		;
 	pthread_mutex_unlock(&g->mu);
 }
 

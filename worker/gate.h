@@ -75,6 +75,11 @@ struct kf__gate {
 	 * slot freed. */
 	pthread_cond_t ask_cv;
 	pthread_cond_t slot_cv;
+	/* Lanes napping after an ask that found no job (kf__gate_nap). An ask
+	 * ahead never waits at the broker, so one that brings a job means
+	 * jobs were queued: the nappers are woken to ask too (nap_gen). */
+	pthread_cond_t nap_cv;
+	uint64_t nap_gen;
 	struct kf__gate_counts n;
 	const atomic_bool *stop; /* the worker is draining: asks answer KF__GATE_NO;
 	                          * its setter calls kf__gate_wake */
@@ -127,6 +132,12 @@ enum kf__gate_ask kf__gate_try_ask(struct kf__gate *g);
  * as ending, in the lane's part. */
 void kf__gate_answered(struct kf__gate *g, enum kf__gate_ask ask, bool got_job, uint64_t job_ns,
 	struct kf__gate_lane *lane);
+
+/* Sleeps up to ms after an ask that brought no job, so that a lane does
+ * not ask in a loop; ends early when an ask ahead of this worker brings a
+ * job (jobs are queued: a backlog drains with every lane asking, not at the
+ * pace of one report's round trip) or when the worker drains. */
+void kf__gate_nap(struct kf__gate *g, uint32_t ms);
 
 /* Blocks until a slot is free and takes it for the lane's held job. Not
  * interrupted by draining: a leased job runs (or is handed back by it). */

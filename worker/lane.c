@@ -703,7 +703,7 @@ void *kf__lane_main(void *arg)
 			next = run_lease(s, l, rep->major == KF_PROTO_MAJOR &&
 						 rep->minor >= KF_PROTO_MINOR_EXPIRED);
 		else if (kf_clock_mono_ns() - t0 < EMPTY_LEASE_NAP_MS * KF_NS_PER_MS)
-			nap(w, EMPTY_LEASE_NAP_MS); /* no long-poll (--lease-wait 0): do not spin */
+			kf__gate_nap(&w->gate, EMPTY_LEASE_NAP_MS); /* do not spin (--lease-wait 0, asks ahead) */
 		kf_msg_free(rep);
 	}
 	return NULL;

@@ -391,6 +391,73 @@ static void test_gate_horizon_bounds_the_wait(void **state)
 	kf__gate_release(&g);
 }
 
+struct napper {
+	struct kf__gate *g;
+	uint32_t ms;
+	atomic_bool done;
+};
+
+static void *nap_main(void *arg)
+{
+	struct napper *n = arg;
+
+	kf__gate_nap(n->g, n->ms);
+	atomic_store(&n->done, true);
+	return NULL;
+}
+
+static bool nap_done_within(struct napper *n, int ms)
+{
+	for (int waited = 0; waited < ms && !atomic_load(&n->done); waited += 5)
+		kf_sleep_ms(5);
+	return atomic_load(&n->done);
+}
+
+/* A lane napping after an empty ask (a minute here) sleeps through news
+ * that says nothing of the queue — an ask ahead that came back empty, a
+ * job for a free slot (handed over by the broker, maybe the only one) — and
+ * wakes when an ask ahead brings a job (jobs are queued) or the worker
+ * drains. A short nap simply ends. */
+static void test_gate_nap_ends_when_jobs_are_queued(void **state)
+{
+	atomic_bool stop = false;
+	struct kf__gate g;
+	struct kf__gate_lane l[3] = { { 0 } };
+	struct napper n = { .g = &g, .ms = 60000 };
+	pthread_t th;
+
+	(void)state;
+	kf__gate_init(&g, 1, 2, &stop);
+	n.done = false;
+	assert_int_equal(pthread_create(&th, NULL, nap_main, &n), 0);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_SLOT);
+	kf__gate_answered(&g, KF__GATE_SLOT, true, 0, &l[0]);
+	kf__gate_run(&g);
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);
+	kf__gate_answered(&g, KF__GATE_AHEAD, false, 0, &l[1]);
+	assert_false(nap_done_within(&n, 200));            /* no job ahead: still napping */
+	assert_int_equal(kf__gate_try_ask(&g), KF__GATE_AHEAD);
+	kf__gate_answered(&g, KF__GATE_AHEAD, true, 0, &l[1]);
+	assert_true(nap_done_within(&n, 5000));            /* a job was queued: ask */
+	pthread_join(th, NULL);
+
+	n = (struct napper){ .g = &g, .ms = 60000 };
+	assert_int_equal(pthread_create(&th, NULL, nap_main, &n), 0);
+	assert_false(nap_done_within(&n, 100));
+	atomic_store(&stop, true);
+	kf__gate_wake(&g);
+	assert_true(nap_done_within(&n, 5000));            /* draining */
+	pthread_join(th, NULL);
+
+	atomic_store(&stop, false);
+	n = (struct napper){ .g = &g, .ms = 20 };
+	assert_int_equal(pthread_create(&th, NULL, nap_main, &n), 0);
+	assert_true(nap_done_within(&n, 5000));            /* the nap's own end */
+	pthread_join(th, NULL);
+	kf__gate_done(&g, &l[0], SHORT);
+	kf__gate_release(&g);
+}
+
 /* How many of the askers have their answer; waits up to ms for `want`. */
 static int answered_within(struct asker *a, int n, int want, int ms)
 {
@@ -1192,6 +1259,7 @@ int main(void)
 		cmocka_unit_test(test_gate_wait_ends_on_wake),
 		cmocka_unit_test(test_gate_horizon_bounds_the_wait),
 		cmocka_unit_test(test_gate_wakes_as_many_as_may_go),
+		cmocka_unit_test(test_gate_nap_ends_when_jobs_are_queued),
 		cmocka_unit_test(test_host_cpu_parse),
 		cmocka_unit_test(test_loads),
 		cmocka_unit_test(test_load_sample),
