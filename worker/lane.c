@@ -32,6 +32,9 @@
  * worker's silence (reaper.c, forgive_stall), so neither may we. */
 #define ID_IN_USE_GAP_MAX_MS 1500
 #define PROGRESS_TIMEOUT_MS 2000
+/* After a lease that found no job at once (an ask ahead, or --lease-wait
+ * 0): no stream of empty claims. Cut short when an ask ahead of this
+ * worker brings a job (kf__gate_nap). */
 #define EMPTY_LEASE_NAP_MS 50
 
 /* ---- small helpers ---------------------------------------------------------- */
