@@ -305,8 +305,7 @@ void kf_json_add_double(struct kf_strbuf *sb, double v)
 	if (mag >= 1e-4 && mag < 1e14) {
 		if (!dbl_everyday_exact(tmp, v))
 			dbl_everyday(tmp, sizeof(tmp), v);
-	}
-	else if (mag == 0 || (mag >= 1e-4 && mag < 1e16))
+	} else if (mag == 0 || (mag >= 1e-4 && mag < 1e16))
 		dbl_shortest(tmp, sizeof(tmp), false, 0, 20, v);
 	else
 		dbl_shortest(tmp, sizeof(tmp), true, 1, 17, v);
