@@ -46,6 +46,8 @@ struct kf_bmetrics {
 	struct kf_counter *rpc_exhausted;
 	struct kf_gauge *db_up, *db_queue_depth, *db_batch_size, *db_largest_batch;
 	struct kf_counter *db_outages, *db_requests, *db_batches, *db_unavailable;
+	/* Observed by the database thread, once per transaction. */
+	struct kf_histogram *db_txn_seconds, *db_wait_seconds;
 	struct kf_counter *replies_replayed;
 	struct kf_counter *leases_refused_replaced, *leases_refused_silent; /* the lease fences */
 };

@@ -651,6 +651,46 @@ static enum kf_err open_sockets(struct kf_broker *b, struct kf_strbuf *why)
 	return kf_relay_new(&b->relay, &rel, why);
 }
 
+/* "submit=3 claim=2": the kinds of request a transaction carried. */
+static void txn_ops(const struct kf_store_txn *t, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int op = 0; op < KF_STORE_OP_COUNT && len < size; op++) {
+		int n;
+
+		if (!t->ops[op])
+			continue;
+		n = snprintf(buf + len, size - len, "%s%s=%u", len ? " " : "",
+			     kf_store_op_name(op), t->ops[op]);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+}
+
+/* The database thread, after each transaction. Every submit, lease and
+ * report waits for these transactions in turn, so their times are the
+ * database's share of a job's latency: the histograms show how it is
+ * spread, and each transaction over --db-slow is logged with what it
+ * carried, so that a stall can be placed on a time line. */
+static void on_store_txn(void *arg, const struct kf_store_txn *t)
+{
+	struct kf_broker *b = arg;
+	char ops[256];
+
+	kf_histogram_observe(b->m.db_txn_seconds, (double)t->ns / 1e9);
+	kf_histogram_observe(b->m.db_wait_seconds, (double)t->wait_ns / 1e9);
+	if (!b->cfg.db_slow_ms || t->ns < (uint64_t)b->cfg.db_slow_ms * KF_NS_PER_MS)
+		return;
+	txn_ops(t, ops, sizeof ops);
+	KF_WARN(KF__TARGET_DB, "slow database transaction",
+		KF_F64("ms", (double)t->ns / 1e6), KF_U64("requests", t->requests),
+		KF_STR("ops", ops), KF_F64("queued_ms", (double)t->wait_ns / 1e6),
+		KF_BOOL("committed", t->committed));
+}
+
 static enum kf_err start_store(struct kf_broker *b)
 {
 	struct kf_store_opts so = KF_STORE_OPTS_INIT;
@@ -663,6 +703,8 @@ static enum kf_err start_store(struct kf_broker *b)
 	so.notify_arg = b;
 	so.on_status = on_store_status;
 	so.status_arg = b;
+	so.on_txn = on_store_txn;
+	so.txn_arg = b;
 	return kf_store_new(&so, &b->store);
 }
 

@@ -47,6 +47,9 @@ static const char usage_text[] =
 	"                       a lost connection: its requests fail as unavailable\n"
 	"                       and the broker connects again (default 30000;\n"
 	"                       0 = wait for ever) [KEYFORGE_DB_TIMEOUT]\n"
+	"  --db-slow MS         log a WARN \"slow database transaction\" for each one\n"
+	"                       that takes this long (default 1000; 0 = never)\n"
+	"                       [KEYFORGE_DB_SLOW]\n"
 	"  --thread-nice N      nice value (-20..0) of the two threads every job waits\n"
 	"                       for, the loop and the database thread (default -5;\n"
 	"                       0 = leave them; needs CAP_SYS_NICE) [KEYFORGE_THREAD_NICE]\n"
@@ -68,7 +71,7 @@ const char *kf_broker_usage(void)
 enum opt_id {
 	OPT_DB = 1000, OPT_INGEST, OPT_EVENTS, OPT_RPC, OPT_COMMANDS, OPT_MONITOR, OPT_TOKEN_FILE,
 	OPT_WORKER_AUTH, OPT_INGEST_RATE, OPT_INGEST_BURST, OPT_LOG_RING, OPT_CONTEXTS, OPT_MAX_WAIT,
-	OPT_THREAD_NICE, OPT_DB_TIMEOUT, OPT_EVENT_BUNDLE,
+	OPT_THREAD_NICE, OPT_DB_TIMEOUT, OPT_DB_SLOW, OPT_EVENT_BUNDLE,
 };
 
 static const struct option long_opts[] = {
@@ -87,6 +90,7 @@ static const struct option long_opts[] = {
 	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT },
 	{ "event-bundle", required_argument, NULL, OPT_EVENT_BUNDLE },
 	{ "db-timeout", required_argument, NULL, OPT_DB_TIMEOUT },
+	{ "db-slow", required_argument, NULL, OPT_DB_SLOW },
 	{ "thread-nice", required_argument, NULL, OPT_THREAD_NICE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -154,6 +158,9 @@ static enum kf_err from_env(struct kf_broker_config *cfg, struct kf_strbuf *msg)
 	if ((v = getenv("KEYFORGE_DB_TIMEOUT")) && *v &&
 	    (err = kf_parse_ms(v, 0, 3600000, "KEYFORGE_DB_TIMEOUT", &cfg->db_timeout_ms, msg)))
 		return err;
+	if ((v = getenv("KEYFORGE_DB_SLOW")) && *v &&
+	    (err = kf_parse_ms(v, 0, 3600000, "KEYFORGE_DB_SLOW", &cfg->db_slow_ms, msg)))
+		return err;
 	return KF_OK;
 }
 
@@ -180,6 +187,7 @@ static enum kf_err apply_flag(struct kf_broker_config *cfg, int id, const char *
 				    &cfg->event_bundle, msg);
 	case OPT_DB_TIMEOUT:
 		return kf_parse_ms(arg, 0, 3600000, "--db-timeout", &cfg->db_timeout_ms, msg);
+	case OPT_DB_SLOW: return kf_parse_ms(arg, 0, 3600000, "--db-slow", &cfg->db_slow_ms, msg);
 	case OPT_THREAD_NICE: return parse_nice(arg, "--thread-nice", &cfg->thread_nice, msg);
 	default:
 		kf_strbuf_addf(msg, "unknown option; see --help");
@@ -208,6 +216,7 @@ enum kf_err kf_broker_config_parse(struct kf_broker_config *cfg, int argc, char 
 		.max_wait_ms = KF_BROKER_MAX_WAIT_DEFAULT,
 		.event_bundle = KF_BROKER_EVENT_BUNDLE_DEFAULT,
 		.db_timeout_ms = KF_BROKER_DB_TIMEOUT_DEFAULT,
+		.db_slow_ms = KF_BROKER_DB_SLOW_DEFAULT,
 		.thread_nice = KF_BROKER_THREAD_NICE_DEFAULT,
 	};
 	*action = KF_BROKER_RUN;

@@ -22,6 +22,7 @@
 #define KF_BROKER_CONTEXTS_DEFAULT 16384      /* rpc requests in flight, at most */
 #define KF_BROKER_MAX_WAIT_DEFAULT 30000      /* cap of a lease long-poll, ms */
 #define KF_BROKER_DB_TIMEOUT_DEFAULT 30000    /* an unanswered transaction: reconnect */
+#define KF_BROKER_DB_SLOW_DEFAULT 1000        /* a transaction this long: WARN */
 #define KF_BROKER_THREAD_NICE_DEFAULT (-5)    /* loop and database thread */
 #define KF_BROKER_EVENT_BUNDLE_DEFAULT KF_BUS_BUNDLE_MAX_PARTS /* events per message */
 
@@ -37,6 +38,7 @@ struct kf_broker_config {
 	uint32_t max_wait_ms;          /* cap of lease wait_ms */
 	uint32_t event_bundle;         /* most events in one message on events; 1 = no bundles */
 	uint32_t db_timeout_ms;        /* store answer timeout; 0 = wait for ever */
+	uint32_t db_slow_ms;           /* WARN of a transaction this long; 0 = never */
 	int thread_nice;               /* nice of the loop and database threads; 0 = leave */
 };
 

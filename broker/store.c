@@ -165,6 +165,7 @@ static enum kf_err enqueue(struct kf_store *s, struct kf__store_req *r)
 {
 	bool wake_db;
 
+	r->queued_ns = kf_clock_mono_ns();
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
@@ -747,6 +748,29 @@ static bool run_single(struct kf_store *s, struct kf__store_req *r)
 	return err != KF_EUNAVAIL;
 }
 
+/* What on_txn will be told about a batch, before it runs: the batch
+ * belongs to the drainer once its requests are pushed. */
+static void txn_begin(const struct kf__store_req *batch, size_t n, struct kf_store_txn *t)
+{
+	uint64_t now = kf_clock_mono_ns();
+
+	memset(t, 0, sizeof(*t));
+	t->requests = (uint32_t)n;
+	/* The queue is first in, first out: the head waited longest. */
+	t->wait_ns = now > batch->queued_ns ? now - batch->queued_ns : 0;
+	for (const struct kf__store_req *r = batch; r; r = r->next)
+		t->ops[r->op]++;
+	t->ns = now;  /* the start, until txn_end */
+}
+
+static void txn_end(struct kf_store *s, struct kf_store_txn *t, bool committed)
+{
+	t->ns = kf_clock_mono_ns() - t->ns;
+	t->committed = committed;
+	if (s->opts.on_txn)
+		s->opts.on_txn(s->opts.txn_arg, t);
+}
+
 /* Group commit: the whole list in one transaction; if a request breaks it,
  * every request is run again alone so that only the culprit fails. */
 static void run_batch(struct kf_store *s, struct kf__store_req *batch)
@@ -754,6 +778,7 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 	struct kf_strbuf msg = KF_STRBUF_INIT;
 	struct kf__store_req *r, *prev = NULL;
 	size_t n = list_len(batch);
+	struct kf_store_txn txn;
 	bool committed;
 	enum kf_err err;
 
@@ -764,10 +789,12 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 		s->st.largest_batch = (uint32_t)n;
 	pthread_mutex_unlock(&s->lock);
 
+	txn_begin(batch, n, &txn);
 	err = run_txn(s, batch, &msg, &committed);
 	if (err == KF_EUNAVAIL) {
 		conn_lost(s, msg.buf);
 		fail_list(s, batch, KF_EUNAVAIL, msg.buf);
+		committed = false;
 	} else if (err && !committed) {
 		for (r = batch; r && run_single(s, r); r = r->next)
 			prev = r;
@@ -783,6 +810,7 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 	} else {
 		push_completions(s, batch);
 	}
+	txn_end(s, &txn, committed);
 	kf_strbuf_release(&msg);
 }
 

@@ -259,6 +259,18 @@ struct kf_store_status {
 	uint32_t largest_batch;
 };
 
+/* One transaction of the database thread, for opts.on_txn. */
+struct kf_store_txn {
+	uint64_t ns;                      /* BEGIN sent to the last answer read */
+	uint64_t wait_ns;                 /* how long its oldest request had been queued */
+	uint32_t requests;
+	uint32_t ops[KF_STORE_OP_COUNT];  /* requests of each kind */
+	/* The whole batch was committed at once. False: it failed and its
+	 * requests ran again one by one (ns includes those), or the connection
+	 * was lost. */
+	bool committed;
+};
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 struct kf_store_opts {
@@ -286,6 +298,12 @@ struct kf_store_opts {
 	/* Draining thread, from kf_store_drain(): the connection state changed. */
 	void (*on_status)(void *arg, const struct kf_store_status_change *change);
 	void *status_arg;
+	/* Database thread, after each transaction's requests were handed to
+	 * the drainer: how long it took and what it carried (the broker's
+	 * keyforge_db_*_seconds histograms and its slow-transaction warning).
+	 * Must not block or call the store. May be NULL. */
+	void (*on_txn)(void *arg, const struct kf_store_txn *txn);
+	void *txn_arg;
 };
 
 #define KF_STORE_OPTS_INIT_ANSWER_TIMEOUT 30000
@@ -295,7 +313,8 @@ struct kf_store_opts {
 	.backoff_base_ms = 1000, .backoff_max_ms = 300000, \
 	.health_ms = 1000, .answer_timeout_ms = KF_STORE_OPTS_INIT_ANSWER_TIMEOUT, \
 	.thread_nice = 0, .seed = 0, \
-	.notify = NULL, .notify_arg = NULL, .on_status = NULL, .status_arg = NULL }
+	.notify = NULL, .notify_arg = NULL, .on_status = NULL, .status_arg = NULL, \
+	.on_txn = NULL, .txn_arg = NULL }
 
 /* Starts the database thread, which connects in the background: the
  * result is KF_OK even when the database is away (watch the status).

@@ -28,6 +28,7 @@ struct kf__store_req {
 	enum kf_store_op op;
 	kf_store_cb *cb;
 	void *arg;
+	uint64_t queued_ns;        /* when it joined the queue (monotonic) */
 
 	/* Arguments. The const char * inside point at own[]. */
 	union {

@@ -7,13 +7,16 @@
 #     (log_autovacuum_min_duration = 0), and
 #   - a watcher notes each new WAL segment file in pg_wal (a fresh cluster
 #     creates and zero-fills one per 16 MB of WAL: no checkpoint has freed
-#     one to recycle yet).
+#     one to recycle yet), and
+#   - the broker logs each database transaction that takes KF_TAIL_DB_SLOW
+#     ms or more (default 5: --db-slow; a transaction of one job's requests
+#     takes 0.2-1 ms).
 # Then it prints the stall windows — runs of jobs whose submit→running took
 # more than KF_TAIL_MS (default 20) ms, merged when less than 100 ms apart —
 # on one time line with those events, in seconds since the first submit.
 # KF_TAIL_FLOOD=N first pushes N jobs through as fast as they go, as
 # run-all's flood does before its open-loop runs (default 0).
-# Environment: KF_TAIL_MS, KF_TAIL_FLOOD, and lib.sh's (KF_HBENCH_PORT_BASE,
+# Environment: KF_TAIL_MS, KF_TAIL_FLOOD, KF_TAIL_DB_SLOW, and lib.sh's (KF_HBENCH_PORT_BASE,
 # KF_HBENCH_KEEP, KEYFORGE_LOG). Figures: docs/performance.md, "Where the
 # tail comes from".
 set -euo pipefail
@@ -26,8 +29,10 @@ SLOTS="${3:-8}"
 JOBS="${4:-10000}"
 TAIL_MS="${KF_TAIL_MS:-20}"
 FLOOD="${KF_TAIL_FLOOD:-0}"
-for v in "$RATE" "$SLOTS" "$JOBS" "$TAIL_MS" "$((FLOOD + 1))"; do
-	[[ "$v" =~ ^[1-9][0-9]*$ ]] || hb_die "RATE, SLOTS, JOBS, KF_TAIL_MS and KF_TAIL_FLOOD are numbers"
+DB_SLOW="${KF_TAIL_DB_SLOW:-5}"
+for v in "$RATE" "$SLOTS" "$JOBS" "$TAIL_MS" "$((FLOOD + 1))" "$DB_SLOW"; do
+	[[ "$v" =~ ^[1-9][0-9]*$ ]] ||
+		hb_die "RATE, SLOTS, JOBS, KF_TAIL_MS, KF_TAIL_FLOOD and KF_TAIL_DB_SLOW are numbers"
 done
 
 # watch_wal DIR: prints "epoch_seconds count" whenever the number of WAL
@@ -53,7 +58,7 @@ hb_pg_start
 hb_psql -d postgres -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
 	-c "SELECT pg_reload_conf()" >/dev/null
 db="$(hb_db tail)"
-hb_broker_start "$db"
+hb_broker_start "$db" --db-slow "$DB_SLOW"
 hb_worker_start tw1 --slots "$SLOTS"
 w1=$HB_PID
 hb_worker_start tw2 --slots "$SLOTS"
@@ -94,6 +99,14 @@ t0="$(sed -n 's/^# first submit at \([0-9.]*\).*/\1/p' "$HB_WORK/jobs.trace")"
 			line = $0; sub(/.*CPU: /, "", line)
 			printf "%9.2f  %s ends (%s)\n", at, what, line; pending = 0
 		}' "$HB_PGDIR/postgres.log"
+	# The broker's slow transactions: logged when they end, placed where
+	# they began.
+	awk -v t0="$t0" '/ WARN .*slow database transaction / {
+			split(substr($1, 12, 15), hms, ":"); t = hms[1] * 3600 + hms[2] * 60 + hms[3]
+			day = t0 - (t0 % 86400); ms = $0; sub(/.* ms=/, "", ms); sub(/ .*/, "", ms)
+			what = $0; sub(/.*slow database transaction /, "", what)
+			printf "%9.3f  slow transaction: %s\n", day + t - ms / 1000 - t0, what
+		}' "$HB_WORK/logs/broker.log"
 	# Stall windows from the trace: submit time, submit→running.
 	awk -v lim="$TAIL_MS" '!/^#/ && $4 != "-" && $4 - $2 > lim { print $2, $4 - $2 }' \
 		"$HB_WORK/jobs.trace" | sort -n |

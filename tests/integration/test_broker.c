@@ -2435,6 +2435,86 @@ static void psql(const char *sql, char *out, size_t out_size)
 	assert_int_equal(pclose(p), 0);
 }
 
+/* Observations of histogram `name` in the broker's metric updates above
+ * `over` (a bucket bound), once at least `min`; the last seen otherwise. */
+static uint64_t broker_histogram_over(struct kf_bus_sub *sub, const char *name, double over,
+	uint64_t min)
+{
+	uint64_t end = kf_clock_mono_ns() + 8000 * KF_NS_PER_MS, last = 0;
+
+	while (kf_clock_mono_ns() < end && last < min) {
+		struct kf_msg *m = kf_test_next_event(sub, "metric.broker", 1500);
+
+		if (!m)
+			continue;
+		for (size_t i = 0; i < m->metric.n_series; i++) {
+			const struct kf_msg_series *se = &m->metric.series[i];
+
+			if (strcmp(se->name, name))
+				continue;
+			for (size_t b = 0; b < se->n_buckets; b++)
+				if (se->bucket_le[b] == over)
+					last = se->count - se->bucket_count[b];
+		}
+		kf_msg_free(m);
+	}
+	return last;
+}
+
+static bool log_line_has_both(const char *a, const char *b)
+{
+	char line[4096];
+	bool found = false;
+	FILE *f = fopen(g_log_path, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, a) && strstr(line, b);
+	fclose(f);
+	return found;
+}
+
+static void *lock_jobs_main(void *arg)
+{
+	(void)arg;
+	psql("BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT", NULL, 0);
+	return NULL;
+}
+
+/* A transaction held up in the database (here another session's lock on
+ * jobs for 2 s) is logged as slow with what it carried, once it took
+ * --db-slow (1 s by default), and counted in keyforge_db_transaction_seconds;
+ * the submit that waited for it still succeeds. */
+static void test_slow_transaction_logged(void **state)
+{
+	struct kf_bus_sub *mets = events_sub("metric.broker", 13);
+	char held[16] = "";
+	uint64_t before, t0;
+	pthread_t th;
+
+	(void)state;
+	before = broker_histogram_over(mets, "keyforge_db_transaction_seconds", 1.0, 0);
+	assert_false(log_has("slow database transaction"));
+	assert_int_equal(pthread_create(&th, NULL, lock_jobs_main, NULL), 0);
+	for (int i = 0; i < 100 && strcmp(held, "1"); i++) {
+		psql("SELECT count(*) FROM pg_locks WHERE relation = 'jobs'::regclass "
+		     "AND mode = 'AccessExclusiveLock' AND granted", held, sizeof(held));
+		if (strcmp(held, "1"))
+			kf_sleep_ms(20);
+	}
+	assert_string_equal(held, "1");
+	t0 = kf_clock_mono_ns();
+	submit_job(0, 10);
+	assert_true(kf_clock_mono_ns() - t0 >= 1000 * KF_NS_PER_MS); /* it did wait */
+	pthread_join(th, NULL);
+	assert_true(wait_log("slow database transaction", 3000));
+	assert_true(log_line_has_both("slow database transaction", "submit=1"));
+	assert_true(broker_histogram_over(mets, "keyforge_db_transaction_seconds", 1.0,
+					  before + 1) >= before + 1);
+	kf_bus_sub_free(mets);
+}
+
 /* Brokers may share a database (DESIGN.md §1). A second one, on addresses
  * of its own, leaves alone the running job of a worker that only the first
  * one hears from; a running job whose worker no broker has seen (it died
@@ -2583,6 +2663,7 @@ int main(void)
 		cmocka_unit_test(test_second_broker_refused),
 		cmocka_unit_test(test_second_broker_token_file),
 		cmocka_unit_test(test_second_broker_shares_database),
+		cmocka_unit_test(test_slow_transaction_logged),
 		cmocka_unit_test(test_database_outage),
 		cmocka_unit_test(test_expiry_held_after_outage),
 		cmocka_unit_test(test_migration_mismatch),

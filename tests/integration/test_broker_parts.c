@@ -474,32 +474,48 @@ static void test_config(void **state)
 	kf_strbuf_release(&msg);
 }
 
-/* --db-timeout: 0..3600000 ms (bare) or with a unit, flag over
- * KEYFORGE_DB_TIMEOUT over 30000; 0 waits for ever. */
-static void test_config_db_timeout(void **state)
+/* --db-timeout and --db-slow: 0..3600000 ms (bare) or with a unit, flag
+ * over environment over default; 0 turns each off (wait for ever, never
+ * warn). */
+static void test_config_db_durations(void **state)
 {
-	char *plain[] = { "kb", NULL };
-	char *flag[] = { "kb", "--db-timeout", "0", NULL };
-	char *bad[] = { "kb", "--db-timeout", "3600001", NULL };
+	static const struct {
+		const char *flag, *env;
+		uint32_t def;
+		size_t off;
+	} d[] = {
+		{ "--db-timeout", "KEYFORGE_DB_TIMEOUT", KF_BROKER_DB_TIMEOUT_DEFAULT,
+		  offsetof(struct kf_broker_config, db_timeout_ms) },
+		{ "--db-slow", "KEYFORGE_DB_SLOW", KF_BROKER_DB_SLOW_DEFAULT,
+		  offsetof(struct kf_broker_config, db_slow_ms) },
+	};
 	struct kf_strbuf msg = KF_STRBUF_INIT;
 	enum kf_broker_config_action act;
 	struct kf_broker_config cfg;
 
 	(void)state;
-	assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
-	assert_int_equal(cfg.db_timeout_ms, KF_BROKER_DB_TIMEOUT_DEFAULT);
-	setenv("KEYFORGE_DB_TIMEOUT", "5000", 1);
-	assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
-	assert_int_equal(cfg.db_timeout_ms, 5000);
-	setenv("KEYFORGE_DB_TIMEOUT", "1.5m", 1); /* a unit, as every duration flag takes */
-	assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
-	assert_int_equal(cfg.db_timeout_ms, 90000);
-	setenv("KEYFORGE_DB_TIMEOUT", "5000", 1);
-	assert_int_equal(kf_broker_config_parse(&cfg, 3, flag, &act, &msg), KF_OK);
-	assert_int_equal(cfg.db_timeout_ms, 0);
-	assert_int_equal(kf_broker_config_parse(&cfg, 3, bad, &act, &msg), KF_EINVAL);
-	assert_non_null(strstr(msg.buf, "--db-timeout"));
-	unsetenv("KEYFORGE_DB_TIMEOUT");
+	for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+		char *plain[] = { "kb", NULL };
+		char *flag[] = { "kb", (char *)d[i].flag, "0", NULL };
+		char *bad[] = { "kb", (char *)d[i].flag, "3600001", NULL };
+		const uint32_t *ms = (const uint32_t *)((const char *)&cfg + d[i].off);
+
+		assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
+		assert_int_equal(*ms, d[i].def);
+		setenv(d[i].env, "5000", 1);
+		assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
+		assert_int_equal(*ms, 5000);
+		setenv(d[i].env, "1.5m", 1); /* a unit, as every duration flag takes */
+		assert_int_equal(kf_broker_config_parse(&cfg, 1, plain, &act, &msg), KF_OK);
+		assert_int_equal(*ms, 90000);
+		setenv(d[i].env, "5000", 1);
+		assert_int_equal(kf_broker_config_parse(&cfg, 3, flag, &act, &msg), KF_OK);
+		assert_int_equal(*ms, 0);
+		kf_strbuf_reset(&msg);
+		assert_int_equal(kf_broker_config_parse(&cfg, 3, bad, &act, &msg), KF_EINVAL);
+		assert_non_null(strstr(msg.buf, d[i].flag));
+		unsetenv(d[i].env);
+	}
 	kf_strbuf_release(&msg);
 }
 
@@ -712,7 +728,7 @@ int main(void)
 		cmocka_unit_test(test_relay_gap),
 		cmocka_unit_test(test_relay_bucket),
 		cmocka_unit_test(test_config),
-		cmocka_unit_test(test_config_db_timeout),
+		cmocka_unit_test(test_config_db_durations),
 		cmocka_unit_test(test_config_thread_nice),
 		cmocka_unit_test(test_config_event_bundle),
 		cmocka_unit_test(test_counts_interval),

@@ -1631,6 +1631,112 @@ static void test_hold_one_batch(void **state)
 	free(cl);
 }
 
+/* ---- transaction times (opts.on_txn) ------------------------------------- */
+
+struct txn_log {
+	pthread_mutex_t lock;
+	int n;
+	struct kf_store_txn t[16];
+};
+
+static void on_txn(void *arg, const struct kf_store_txn *t)
+{
+	struct txn_log *log = arg;
+
+	pthread_mutex_lock(&log->lock);
+	if (log->n < 16)
+		log->t[log->n++] = *t;
+	pthread_mutex_unlock(&log->lock);
+}
+
+/* The hook runs after the requests were handed over: wait for it. */
+static struct kf_store_txn txn_wait(struct txn_log *log, int i)
+{
+	struct kf_store_txn t;
+
+	for (int waited = 0; ; waited += 10) {
+		pthread_mutex_lock(&log->lock);
+		if (log->n > i) {
+			t = log->t[i];
+			pthread_mutex_unlock(&log->lock);
+			return t;
+		}
+		pthread_mutex_unlock(&log->lock);
+		if (waited > WAIT_MS)
+			fail_msg("transaction %d not reported within %d ms", i, WAIT_MS);
+		kf_sleep_ms(10);
+	}
+}
+
+/* Each transaction is reported once, with what it carried, how long its
+ * oldest request was queued, and how long it took: a request held back
+ * by the queue shows as queue wait, a lock held by another session as a
+ * long transaction, and a batch that failed as not committed. */
+static void test_txn_hook(void **state)
+{
+	struct fixture *f = *state;
+	struct kf_store_opts opts = KF_STORE_OPTS_INIT;
+	struct kf_store_submit_args a = { .params = "{\"corpus\":\"timed\"}", .max_attempts = 1 };
+	struct kf_store_submit_args bad = { .params = "{oops", .max_attempts = 1 };
+	struct txn_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct outcome *o = calloc(4, sizeof(*o));
+	struct fixture g = *f;
+	struct kf_store_txn t;
+	PGconn *c = PQconnectdb(f->conninfo);
+
+	assert_non_null(o);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	opts.conninfo = f->conninfo;
+	opts.on_txn = on_txn;
+	opts.txn_arg = &log;
+	assert_int_equal(kf_store_new(&opts, &g.store), KF_OK);
+	assert_int_equal(kf_store_wait_up(g.store, WAIT_MS), KF_OK);
+
+	/* Queued 300 ms behind a hold: one transaction of two requests. */
+	kf_store_hold(g.store);
+	assert_int_equal(kf_store_submit(g.store, &a, on_done, &o[0]), KF_OK);
+	assert_int_equal(kf_store_claim(g.store, "w-timed", 0, on_done, &o[1]), KF_OK);
+	kf_sleep_ms(300);
+	kf_store_release(g.store);
+	drain_until(&g, &o[1].done);
+	t = txn_wait(&log, 0);
+	assert_int_equal(t.requests, 2);
+	assert_int_equal(t.ops[KF_STORE_SUBMIT], 1);
+	assert_int_equal(t.ops[KF_STORE_CLAIM], 1);
+	assert_int_equal(t.ops[KF_STORE_COMPLETE], 0);
+	assert_true(t.wait_ns >= 300 * KF_NS_PER_MS);
+	assert_true(t.ns > 0 && t.ns < t.wait_ns);
+	assert_true(t.committed);
+
+	/* Another session holds the table 250 ms: the transaction waits. */
+	admin_exec(c, "BEGIN");
+	admin_exec(c, "LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(kf_store_submit(g.store, &a, on_done, &o[2]), KF_OK);
+	kf_sleep_ms(250);
+	admin_exec(c, "COMMIT");
+	drain_until(&g, &o[2].done);
+	assert_int_equal(o[2].err, KF_OK);
+	t = txn_wait(&log, 1);
+	assert_int_equal(t.requests, 1);
+	assert_true(t.ns >= 250 * KF_NS_PER_MS);
+	assert_true(t.wait_ns < t.ns);
+	assert_true(t.committed);
+
+	/* A batch broken by one request is not committed as a whole. */
+	assert_int_equal(kf_store_submit(g.store, &bad, on_done, &o[3]), KF_OK);
+	drain_until(&g, &o[3].done);
+	assert_int_equal(o[3].err, KF_EINVAL);
+	t = txn_wait(&log, 2);
+	assert_int_equal(t.requests, 1);
+	assert_false(t.committed);
+
+	kf_store_free(g.store);
+	PQfinish(c);
+	for (int i = 0; i < 4; i++)
+		kf_store_job_free(o[i].job);
+	free(o);
+}
+
 static void test_stop_cancels_queued(void **state)
 {
 	struct fixture *f = *state;
@@ -1851,6 +1957,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_workers_seen_and_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_one_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txn_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_cancels_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pq_exec_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_database_hangs, setup, teardown),
