@@ -40,7 +40,7 @@ hb_init() {
 	local f
 	for f in "$HB_BROKER" "$HB_WORKER" "$HB_CTL" "$HB_BUILD/layout/keyforge-layout" \
 		"$HB_BENCH/bench_jobs" "$HB_BENCH/bench_heartbeats" "$HB_BENCH/bench_requeue" \
-		"$HB_BENCH/bench_beanstalkd"; do
+		"$HB_BENCH/bench_beanstalkd" "$HB_BENCH/bench_vcpu"; do
 		[ -x "$f" ] || hb_die "'$f' is not built (ninja -C $HB_BUILD)"
 	done
 	command -v jq >/dev/null || hb_die "jq is needed (apt-get install jq)"

@@ -10,13 +10,17 @@
 #     one to recycle yet), and
 #   - the broker logs each database transaction that takes KF_TAIL_DB_SLOW
 #     ms or more (default 5: --db-slow; a transaction of one job's requests
-#     takes 0.2-1 ms).
+#     takes 0.2-1 ms), and
+#   - bench_vcpu, at real-time priority and busy 5 % of the time (one
+#     thread), notes when the machine's CPUs ran slow for reasons no
+#     process of the machine can cause (KF_TAIL_VCPU=0 leaves it out):
+#     the hypervisor's dips, docs/performance.md "The machine's CPU".
 # Then it prints the stall windows — runs of jobs whose submit→running took
 # more than KF_TAIL_MS (default 20) ms, merged when less than 100 ms apart —
 # on one time line with those events, in seconds since the first submit.
 # KF_TAIL_FLOOD=N first pushes N jobs through as fast as they go, as
 # run-all's flood does before its open-loop runs (default 0).
-# Environment: KF_TAIL_MS, KF_TAIL_FLOOD, KF_TAIL_DB_SLOW, and lib.sh's (KF_HBENCH_PORT_BASE,
+# Environment: KF_TAIL_MS, KF_TAIL_FLOOD, KF_TAIL_DB_SLOW, KF_TAIL_VCPU, and lib.sh's (KF_HBENCH_PORT_BASE,
 # KF_HBENCH_KEEP, KEYFORGE_LOG). Figures: docs/performance.md, "Where the
 # tail comes from".
 set -euo pipefail
@@ -73,12 +77,24 @@ fi
 
 watch_wal "$HB_PGDIR/data/pg_wal" >"$HB_WORK/wal.log" &
 watcher=$!
+vcpu=""
+if [ "${KF_TAIL_VCPU:-1}" != 0 ]; then
+	# Real-time priority, so that no thread of the hive can slow it: what
+	# slows it then is outside the machine. Without the privilege it runs
+	# at normal priority and says so.
+	chrt_=(chrt -f 99)
+	"${chrt_[@]}" true 2>/dev/null || { chrt_=(); echo "tail_probe: bench_vcpu without real-time priority" >&2; }
+	"${chrt_[@]}" "$HB_BENCH/bench_vcpu" --seconds "$(( JOBS / RATE + 2 ))" --duty 5 \
+		>"$HB_WORK/vcpu.log" &
+	vcpu=$!
+fi
 "$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
 	--jobs "$JOBS" --rate "$RATE" --label "tail-rate$RATE-slots$SLOTS" \
 	--trace "$HB_WORK/jobs.trace" | grep -v '^RESULT'
 kill "$watcher"
 wait "$watcher" 2>/dev/null || true
 hb_stop "$w1" "$w2"
+[ -z "$vcpu" ] || wait "$vcpu" || hb_die "bench_vcpu failed"
 
 t0="$(sed -n 's/^# first submit at \([0-9.]*\).*/\1/p' "$HB_WORK/jobs.trace")"
 {
@@ -107,6 +123,10 @@ t0="$(sed -n 's/^# first submit at \([0-9.]*\).*/\1/p' "$HB_WORK/jobs.trace")"
 			what = $0; sub(/.*slow database transaction /, "", what)
 			printf "%9.3f  slow transaction: %s\n", day + t - ms / 1000 - t0, what
 		}' "$HB_WORK/logs/broker.log"
+	# The CPU dips, 5 ms or longer, from bench_vcpu's wall-clock start.
+	[ -z "$vcpu" ] || awk -v t0="$t0" '/ from [0-9.]+ \(wall clock/ { v0 = $0; sub(/.* from /, "", v0); sub(/ .*/, "", v0) }
+		/ dip at / && $7 > 5 { printf "%9.3f  CPU DIP %.0f ms: the machine ran slow\n", v0 + $5 - t0, $7 }' \
+		"$HB_WORK/vcpu.log"
 	# Stall windows from the trace: submit time, submit→running.
 	awk -v lim="$TAIL_MS" '!/^#/ && $4 != "-" && $4 - $2 > lim { print $2, $4 - $2 }' \
 		"$HB_WORK/jobs.trace" | sort -n |
