@@ -163,7 +163,8 @@ int main(int argc, char **argv)
 	uint64_t *all, median, lost = 0, busy = 0;
 	size_t total = 0;
 
-	for (int i = 1; i < argc; i++) {
+	/* Flags take a value each: --name VALUE. */
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -179,7 +180,6 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		i++;
 	}
 	if (seconds <= 0 || seconds > 3600 || threads < 1 || threads > MAX_THREADS ||
 	    duty <= 0 || duty > 1) {
