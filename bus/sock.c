@@ -207,11 +207,18 @@ enum kf_err kf_bus_sock_close(struct kf_bus_sock *bs)
 	/* The guard must not recreate a listener on a closing socket. */
 	kf__ipc_guard_stop(bs);
 	/* nng_close returns after every pipe's REM_POST callback has run. */
-	if (close_within(bs->sock, atomic_load(&stuck_closes) ? KF_BUS_CLOSE_WAIT_STUCK_MS
-							      : KF_BUS_CLOSE_WAIT_MS))
+	if (kf_bus_nng_close(bs->sock) == KF_OK)
+		return KF_OK;
+	atomic_store(&bs->close_stuck, true);
+	return KF_ETIMEDOUT;
+}
+
+enum kf_err kf_bus_nng_close(nng_socket sock)
+{
+	if (close_within(sock, atomic_load(&stuck_closes) ? KF_BUS_CLOSE_WAIT_STUCK_MS
+							  : KF_BUS_CLOSE_WAIT_MS))
 		return KF_OK;
 	atomic_fetch_add(&stuck_closes, 1);
-	atomic_store(&bs->close_stuck, true);
 	return KF_ETIMEDOUT;
 }
 

@@ -130,7 +130,13 @@ void kf_bus_sock_stats(const struct kf_bus_sock *bs, struct kf_bus_sock_stats *o
  * calls in flight end at their timeouts. */
 enum kf_err kf_bus_sock_close(struct kf_bus_sock *bs);
 
-/* Closes of this process that were left behind (kf_bus_sock_close). */
+/* The same bounded close for an nng socket this module does not own (a
+ * plain nng socket of a test or a tool): KF_OK, or KF_ETIMEDOUT when it was
+ * left behind (and counted). */
+enum kf_err kf_bus_nng_close(nng_socket sock);
+
+/* Closes of this process that were left behind (kf_bus_sock_close,
+ * kf_bus_nng_close). */
 unsigned kf_bus_stuck_closes(void);
 /* Why, in the words the programs log at exit when kf_bus_stuck_closes() > 0. */
 #define KF_BUS_STUCK_CLOSE_WHY \

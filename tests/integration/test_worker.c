@@ -57,16 +57,24 @@
 
 #define MAX_WORKERS 24          /* processes started over the whole group (18 today) */
 /* Run times at ~2 M steps/s, a quiet machine (the engine runs 1.5-2 M
- * steps/s here; a loaded machine takes up to a few times longer). */
-#define SHORT_STEPS 150000      /* ~0.1 s */
-#define MEDIUM_STEPS 2000000    /* ~1 s: still running a moment after it starts */
+ * steps/s here; a loaded machine takes up to a few times longer). Under
+ * AddressSanitizer the engine runs 100-175 k steps/s: a LONG_STEPS job took
+ * 34-59 s, past the waits below, so sanitized builds run a tenth of the
+ * steps for about the same times. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STEPS_DIV 10
+#else
+#define STEPS_DIV 1
+#endif
+#define SHORT_STEPS (150000 / STEPS_DIV)      /* ~0.1 s */
+#define MEDIUM_STEPS (2000000 / STEPS_DIV)    /* ~1 s: still running a moment after it starts */
 /* ~3 s on a quiet machine (~2 M steps/s), longer when loaded: long enough
  * to be caught running and then killed, frozen or restarted before it ends.
  * At 1.5 M a quiet run once finished in 0.9 s, before the test's kill. */
-#define LONG_STEPS 6000000
+#define LONG_STEPS (6000000 / STEPS_DIV)
 /* Must still run 0.5 s after it was seen running, on a quiet machine too
  * (~2 M steps/s there): ~4 s quiet, longer when loaded. */
-#define HANDBACK_STEPS 8000000
+#define HANDBACK_STEPS (8000000 / STEPS_DIV)
 
 struct proc {
 	pid_t pid;
