@@ -20,9 +20,9 @@
 # on one time line with those events, in seconds since the first submit.
 # KF_TAIL_FLOOD=N first pushes N jobs through as fast as they go, as
 # run-all's flood does before its open-loop runs (default 0).
-# Environment: KF_TAIL_MS, KF_TAIL_FLOOD, KF_TAIL_DB_SLOW, KF_TAIL_VCPU, and lib.sh's (KF_HBENCH_PORT_BASE,
-# KF_HBENCH_KEEP, KEYFORGE_LOG). Figures: docs/performance.md, "Where the
-# tail comes from".
+# Environment: KF_TAIL_MS, KF_TAIL_FLOOD, KF_TAIL_DB_SLOW, KF_TAIL_VCPU, and
+# lib.sh's (KF_HBENCH_PORT_BASE, KF_HBENCH_KEEP, KEYFORGE_LOG). Figures:
+# docs/performance.md, "Where the tail comes from" and "The machine's CPU".
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
