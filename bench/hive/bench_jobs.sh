@@ -19,6 +19,8 @@
 #   KF_HBENCH_GATEWAY=monitor  run keyforge-gateway too, on the monitor socket
 #                              (or =events: on the events socket), and count
 #                              its CPU (lib.sh)
+#   KF_HBENCH_VCPU=1           count the machine's CPU dips over 50 ms in each
+#                              open-loop run (bench_vcpu beside it, lib.sh)
 # Figures and commands: docs/performance.md.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -27,7 +29,7 @@ set -euo pipefail
 # phase_jobs RUN: one full measurement; appends to $HB_WORK/summary.
 phase_jobs() {
 	local run="$1" db slots rate out line w1 w2 n jobs fs
-	local bs_rate slots_list="${KF_HBENCH_SLOTS:-1 8 32}" ratios sep label k
+	local bs_rate slots_list="${KF_HBENCH_SLOTS:-1 8 32}" ratios sep label k dips
 	local -a trace
 	local -A hive_rate=()
 	jobs="${KF_HBENCH_JOBS:-5000}"
@@ -64,15 +66,23 @@ phase_jobs() {
 			k=$((k + 1))   # the same rate may come twice: one trace each
 			trace=()
 			[ -z "${KF_HBENCH_TRACE:-}" ] || trace=(--trace "$KF_HBENCH_TRACE/$label-$k.trace")
+			dips=""
+			[ "${KF_HBENCH_VCPU:-0}" = 0 ] ||
+				hb_vcpu_start "$((n / rate + 2))" "$HB_WORK/vcpu-$label-$k.log"
 			# shellcheck disable=SC2046 # a list of flags
 			out="$("$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" \
 				--token-file "$HB_TOKEN" --jobs "$n" --inflight "${KF_HBENCH_INFLIGHT:-64}" \
 				--rate "$rate" --label "$label" "${trace[@]}" $(hb_gateway_cpu_flags))"
 			echo "$out"
+			if [ "${KF_HBENCH_VCPU:-0}" != 0 ]; then
+				hb_vcpu_wait
+				dips="; $(hb_vcpu_dips "$HB_WORK/vcpu-$label-$k.log" 50 | wc -l) CPU dips over 50 ms"
+				echo "  machine CPU dips   ${dips#; }"
+			fi
 			line="$(grep '^RESULT' <<<"$out")"
-			printf 'submit->running p50 / p99 at %s jobs/s offered (2 x %s slots)|p99 <= 20 ms|%s / %s ms (%s jobs/s done; announced p99 %s)|%s\n' \
+			printf 'submit->running p50 / p99 at %s jobs/s offered (2 x %s slots)|p99 <= 20 ms|%s / %s ms (%s jobs/s done; announced p99 %s%s)|%s\n' \
 				"$rate" "$slots" "$(hb_field "$line" run_p50_ms)" "$(hb_field "$line" run_p99_ms)" \
-				"$(hb_field "$line" rate)" "$(hb_field "$line" announced_p99_ms)" \
+				"$(hb_field "$line" rate)" "$(hb_field "$line" announced_p99_ms)" "$dips" \
 				"$(hb_field "$line" load)" >>"$HB_WORK/summary"
 		done
 		hb_stop "$w1" "$w2"

@@ -17,6 +17,10 @@
 #   KEYFORGE_LOG         log filter of the programs (default info, as shipped)
 #   KF_HBENCH_CHRT       a command the programs and beanstalkd run under, e.g.
 #                        "chrt -b 0" (SCHED_BATCH); unquoted, split on spaces
+#   KF_HBENCH_VCPU=1     run bench_vcpu beside each open-loop run of
+#                        bench_jobs.sh and say how many CPU dips fell into it
+#                        (hb_vcpu_start; docs/performance.md "The machine's
+#                        CPU"); tail_probe.sh always does, unless KF_TAIL_VCPU=0
 # Figures and commands: docs/performance.md.
 
 HB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -282,4 +286,31 @@ hb_rss() {
 hb_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # A RESULT value: hb_field LINE KEY.
+# ---- the machine's CPU dips -----------------------------------------------------------
+
+# hb_vcpu_start SECONDS FILE: bench_vcpu in the background for SECONDS, one
+# thread busy 5 % of the time at SCHED_FIFO 99 (so that no thread of the hive
+# can slow it: what does is outside the machine), its report in FILE. Sets
+# HB_VCPU_PID. Without the privilege for real-time priority it runs at
+# normal priority and says so.
+hb_vcpu_start() {
+	local rt=(chrt -f 99)
+	"${rt[@]}" true 2>/dev/null ||
+		{ rt=(); echo "bench/hive: bench_vcpu without real-time priority" >&2; }
+	"${rt[@]}" "$HB_BENCH/bench_vcpu" --seconds "$1" --duty 5 >"$2" &
+	HB_VCPU_PID=$!
+}
+
+# hb_vcpu_wait: waits for the bench_vcpu of hb_vcpu_start.
+hb_vcpu_wait() {
+	wait "$HB_VCPU_PID" || hb_die "bench_vcpu failed"
+}
+
+# hb_vcpu_dips FILE MIN_MS: the dips of MIN_MS or longer in a bench_vcpu
+# report, one per line: wall-clock start (s) and length (ms).
+hb_vcpu_dips() {
+	awk -v min="$2" '/ from [0-9.]+ \(wall clock/ { v0 = $0; sub(/.* from /, "", v0); sub(/ .*/, "", v0) }
+		/ dip at / && $7 >= min { printf "%.3f %.0f\n", v0 + $5, $7 }' "$1"
+}
+
 hb_field() { sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p" <<<"$1" | tr -d '"'; }

@@ -79,14 +79,8 @@ watch_wal "$HB_PGDIR/data/pg_wal" >"$HB_WORK/wal.log" &
 watcher=$!
 vcpu=""
 if [ "${KF_TAIL_VCPU:-1}" != 0 ]; then
-	# Real-time priority, so that no thread of the hive can slow it: what
-	# slows it then is outside the machine. Without the privilege it runs
-	# at normal priority and says so.
-	chrt_=(chrt -f 99)
-	"${chrt_[@]}" true 2>/dev/null || { chrt_=(); echo "tail_probe: bench_vcpu without real-time priority" >&2; }
-	"${chrt_[@]}" "$HB_BENCH/bench_vcpu" --seconds "$(( JOBS / RATE + 2 ))" --duty 5 \
-		>"$HB_WORK/vcpu.log" &
-	vcpu=$!
+	hb_vcpu_start "$((JOBS / RATE + 2))" "$HB_WORK/vcpu.log"
+	vcpu=1
 fi
 "$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
 	--jobs "$JOBS" --rate "$RATE" --label "tail-rate$RATE-slots$SLOTS" \
@@ -94,7 +88,7 @@ fi
 kill "$watcher"
 wait "$watcher" 2>/dev/null || true
 hb_stop "$w1" "$w2"
-[ -z "$vcpu" ] || wait "$vcpu" || hb_die "bench_vcpu failed"
+[ -z "$vcpu" ] || hb_vcpu_wait
 
 t0="$(sed -n 's/^# first submit at \([0-9.]*\).*/\1/p' "$HB_WORK/jobs.trace")"
 {
@@ -123,10 +117,9 @@ t0="$(sed -n 's/^# first submit at \([0-9.]*\).*/\1/p' "$HB_WORK/jobs.trace")"
 			what = $0; sub(/.*slow database transaction /, "", what)
 			printf "%9.3f  slow transaction: %s\n", day + t - ms / 1000 - t0, what
 		}' "$HB_WORK/logs/broker.log"
-	# The CPU dips, 5 ms or longer, from bench_vcpu's wall-clock start.
-	[ -z "$vcpu" ] || awk -v t0="$t0" '/ from [0-9.]+ \(wall clock/ { v0 = $0; sub(/.* from /, "", v0); sub(/ .*/, "", v0) }
-		/ dip at / && $7 > 5 { printf "%9.3f  CPU DIP %.0f ms: the machine ran slow\n", v0 + $5 - t0, $7 }' \
-		"$HB_WORK/vcpu.log"
+	# The CPU dips of 5 ms or longer.
+	[ -z "$vcpu" ] || hb_vcpu_dips "$HB_WORK/vcpu.log" 5 |
+		awk -v t0="$t0" '{ printf "%9.3f  CPU DIP %s ms: the machine ran slow\n", $1 - t0, $2 }'
 	# Stall windows from the trace: submit time, submit→running.
 	awk -v lim="$TAIL_MS" '!/^#/ && $4 != "-" && $4 - $2 > lim { print $2, $4 - $2 }' \
 		"$HB_WORK/jobs.trace" | sort -n |
