@@ -748,9 +748,9 @@ static bool run_single(struct kf_store *s, struct kf__store_req *r)
 	return err != KF_EUNAVAIL;
 }
 
-/* What on_txn will be told about a batch, before it runs: the batch
- * belongs to the drainer once its requests are pushed. */
-static void txn_begin(const struct kf__store_req *batch, size_t n, struct kf_store_txn *t)
+/* What on_txn will be told about a batch, noted before it runs (the batch
+ * belongs to the drainer once its requests are pushed); returns the start. */
+static uint64_t txn_begin(const struct kf__store_req *batch, size_t n, struct kf_store_txn *t)
 {
 	uint64_t now = kf_clock_mono_ns();
 
@@ -760,12 +760,12 @@ static void txn_begin(const struct kf__store_req *batch, size_t n, struct kf_sto
 	t->wait_ns = now > batch->queued_ns ? now - batch->queued_ns : 0;
 	for (const struct kf__store_req *r = batch; r; r = r->next)
 		t->ops[r->op]++;
-	t->ns = now;  /* the start, until txn_end */
+	return now;
 }
 
-static void txn_end(struct kf_store *s, struct kf_store_txn *t, bool committed)
+static void txn_end(struct kf_store *s, struct kf_store_txn *t, uint64_t start, bool committed)
 {
-	t->ns = kf_clock_mono_ns() - t->ns;
+	t->ns = kf_clock_mono_ns() - start;
 	t->committed = committed;
 	if (s->opts.on_txn)
 		s->opts.on_txn(s->opts.txn_arg, t);
@@ -779,6 +779,7 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 	struct kf__store_req *r, *prev = NULL;
 	size_t n = list_len(batch);
 	struct kf_store_txn txn;
+	uint64_t start;
 	bool committed;
 	enum kf_err err;
 
@@ -789,7 +790,7 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 		s->st.largest_batch = (uint32_t)n;
 	pthread_mutex_unlock(&s->lock);
 
-	txn_begin(batch, n, &txn);
+	start = txn_begin(batch, n, &txn);
 	err = run_txn(s, batch, &msg, &committed);
 	if (err == KF_EUNAVAIL) {
 		conn_lost(s, msg.buf);
@@ -810,7 +811,7 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 	} else {
 		push_completions(s, batch);
 	}
-	txn_end(s, &txn, committed);
+	txn_end(s, &txn, start, committed);
 	kf_strbuf_release(&msg);
 }
 

@@ -746,6 +746,18 @@ static uint64_t sent_since(struct kf_bus_pub *pub, const struct kf_bus_pub_stats
 	return now.sent - before->sent;
 }
 
+/* The end of a publisher test: the publisher stopped (1 s to flush) and
+ * freed, then its socket, the subscriber and the URL. */
+static void publisher_test_end(struct kf__publisher *p, struct kf_bus_pub *pub,
+	struct kf_bus_sub *sub, struct kf_strbuf *url)
+{
+	kf__publisher_stop(p, 1000);
+	kf__publisher_free(p);
+	kf_bus_pub_free(pub);
+	kf_bus_sub_free(sub);
+	kf_strbuf_release(url);
+}
+
 /* With bundles on, what waits for a connection leaves in one bundle once
  * it is up; the broker's side reads the same messages, in order. Without
  * bundles each message goes alone. */
@@ -789,11 +801,7 @@ static void test_publisher_bundles(void **state)
 	expect_heartbeats(sub, 21, 20);
 	assert_int_equal(sent_since(pub, &before, 20), 20);
 
-	kf__publisher_stop(p, 1000);
-	kf__publisher_free(p);
-	kf_bus_pub_free(pub);
-	kf_bus_sub_free(sub);
-	kf_strbuf_release(&url);
+	publisher_test_end(p, pub, sub, &url);
 }
 
 struct hb_tick {
@@ -844,11 +852,7 @@ static void test_publisher_tick_now_not_gathered(void **state)
 	expect_heartbeats(sub, 1, 4);
 	assert_int_equal(sent_since(pub, &before, 1), 1);   /* one bundle of four */
 
-	kf__publisher_stop(p, 1000);
-	kf__publisher_free(p);
-	kf_bus_pub_free(pub);
-	kf_bus_sub_free(sub);
-	kf_strbuf_release(&url);
+	publisher_test_end(p, pub, sub, &url);
 }
 
 static void test_complete_verdict(void **state)
