@@ -2291,6 +2291,14 @@ static void test_second_broker_token_file(void **state)
 	kf_msg_free(rep);
 }
 
+/* Teardown of the tests that pause the database: a failed assertion in
+ * the outage must not leave it down for every later test. */
+static int resume_database(void **state)
+{
+	(void)state;
+	return run_pgtmp("resume", NULL, 0) == 0 ? 0 : -1;
+}
+
 static void test_database_outage(void **state)
 {
 	struct kf_msg req, *rep = NULL;
@@ -2668,8 +2676,8 @@ int main(void)
 		cmocka_unit_test(test_second_broker_token_file),
 		cmocka_unit_test(test_second_broker_shares_database),
 		cmocka_unit_test(test_slow_transaction_logged),
-		cmocka_unit_test(test_database_outage),
-		cmocka_unit_test(test_expiry_held_after_outage),
+		cmocka_unit_test_teardown(test_database_outage, resume_database),
+		cmocka_unit_test_teardown(test_expiry_held_after_outage, resume_database),
 		cmocka_unit_test(test_migration_mismatch),
 		cmocka_unit_test(test_sigterm),
 	};

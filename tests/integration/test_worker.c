@@ -598,6 +598,69 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Kills every job not yet final; false when the broker did not answer. */
+static bool kill_unfinished_jobs(void)
+{
+	uint64_t after = 0;
+
+	for (;;) {
+		struct kf_msg req, *rep;
+		size_t n;
+
+		kf_msg_init(&req, KF_MSG_LIST_REQ, "test-worker", 0);
+		req.list_req.state_mask = KF_JOB_STATE_BIT(KF_JOB_PENDING) |
+					  KF_JOB_STATE_BIT(KF_JOB_RUNNING) |
+					  KF_JOB_STATE_BIT(KF_JOB_RETRYING);
+		req.list_req.after_id = after;
+		req.list_req.limit = 100;
+		if (!(rep = rpc_try(&req, 5000)) || status_of(rep) != KF_OK) {
+			kf_msg_free(rep);
+			return false;
+		}
+		n = rep->list_rep.n_jobs;
+		for (size_t i = 0; i < n; i++) {
+			struct kf_msg kill;
+
+			after = rep->list_rep.jobs[i].id;
+			kf_msg_init(&kill, KF_MSG_KILL_REQ, "test-worker", 0);
+			kill.kill_req.job_id = after;
+			fprintf(stderr, "# teardown: job %llu was left unfinished; killed\n",
+				(unsigned long long)after);
+			kf_msg_free(rpc_try(&kill, 5000));
+		}
+		kf_msg_free(rep);
+		if (n < 100)
+			return true;
+	}
+}
+
+/* After every test, passed or failed: the hive as the next test expects
+ * it. A failed assertion leaves its test midway, with workers stopped
+ * (only_leaser), the broker or the database down, or endless jobs on every
+ * slot; each later test then failed for the first one's reason (eight of
+ * them once, 2026-12-01). After a passed test there is nothing to do. */
+static int restore_hive(void **state)
+{
+	int st;
+
+	(void)state;
+	kill_proc(&g_broker, SIGCONT);
+	for (int i = 0; i < g_n_workers; i++)
+		kill_proc(&g_workers[i], SIGCONT);
+	if (run_pgtmp("resume", NULL, 0) != 0)
+		return -1;
+	if (g_broker.pid <= 0 || waitpid(g_broker.pid, &st, WNOHANG) == g_broker.pid) {
+		char old_token[sizeof g_token];
+
+		snprintf(old_token, sizeof old_token, "%s", g_token);
+		fprintf(stderr, "# teardown: the broker was down; started again\n");
+		start_broker();
+		if (!broker_up(20000, old_token))
+			return -1;
+	}
+	return kill_unfinished_jobs() ? 0 : -1;
+}
+
 /* ---- tests ---------------------------------------------------------------------- */
 
 /* 20 jobs, 3 workers: all succeed, results stored and listed. */
@@ -1596,31 +1659,34 @@ static void test_sigterm_without_broker(void **state)
 	assert_true(broker_up(20000, old_token));
 }
 
+/* Every test leaves the hive to restore_hive, whether it passed or not. */
+#define HIVE_TEST(test) cmocka_unit_test_teardown(test, restore_hive)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_twenty_jobs),
-		cmocka_unit_test(test_kill_running_job),
-		cmocka_unit_test(test_lease_ahead),
-		cmocka_unit_test(test_deadline_keeps_best_result),
-		cmocka_unit_test(test_duplicate_worker_id),
-		cmocka_unit_test(test_unheard_worker_gets_no_job),
-		cmocka_unit_test(test_requeued_job_dropped),
-		cmocka_unit_test(test_frozen_worker_replaced),
-		cmocka_unit_test(test_replacement_outlasts_frozen_broker),
-		cmocka_unit_test(test_kill9_worker),
-		cmocka_unit_test(test_broker_restart),
-		cmocka_unit_test(test_broker_stalled),
-		cmocka_unit_test(test_held_job_not_lost),
-		cmocka_unit_test(test_outbox_job_not_lost),
-		cmocka_unit_test(test_worker_restarted_while_broker_down),
-		cmocka_unit_test(test_worker_restarted_while_database_down),
-		cmocka_unit_test(test_database_restart),
-		cmocka_unit_test(test_sigterm_and_panic),
-		cmocka_unit_test(test_second_sigterm_hands_back),
-		cmocka_unit_test(test_drain_worker),
-		cmocka_unit_test(test_unreadable_corpus_folder),
-		cmocka_unit_test(test_sigterm_without_broker),
+		HIVE_TEST(test_twenty_jobs),
+		HIVE_TEST(test_kill_running_job),
+		HIVE_TEST(test_lease_ahead),
+		HIVE_TEST(test_deadline_keeps_best_result),
+		HIVE_TEST(test_duplicate_worker_id),
+		HIVE_TEST(test_unheard_worker_gets_no_job),
+		HIVE_TEST(test_requeued_job_dropped),
+		HIVE_TEST(test_frozen_worker_replaced),
+		HIVE_TEST(test_replacement_outlasts_frozen_broker),
+		HIVE_TEST(test_kill9_worker),
+		HIVE_TEST(test_broker_restart),
+		HIVE_TEST(test_broker_stalled),
+		HIVE_TEST(test_held_job_not_lost),
+		HIVE_TEST(test_outbox_job_not_lost),
+		HIVE_TEST(test_worker_restarted_while_broker_down),
+		HIVE_TEST(test_worker_restarted_while_database_down),
+		HIVE_TEST(test_database_restart),
+		HIVE_TEST(test_sigterm_and_panic),
+		HIVE_TEST(test_second_sigterm_hands_back),
+		HIVE_TEST(test_drain_worker),
+		HIVE_TEST(test_unreadable_corpus_folder),
+		HIVE_TEST(test_sigterm_without_broker),
 	};
 
 	/* TAP lines leave at once: a run that dies shows how far it got, and a
