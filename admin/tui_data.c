@@ -253,8 +253,14 @@ void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id)
 	if (call(t, &req, &rep, &why, false) == KF__CTL_OK) {
 		enum kf_job_state st = kill ? rep->kill_rep.state : rep->retry_rep.state;
 
-		kf__tui_message(t, "job %llu: %s accepted, now %s", (unsigned long long)id,
-				kill ? "kill" : "retry", kf_job_state_name(st));
+		/* A running job is killed once its worker has stopped it and
+		 * said so: "now running" would read as a kill that failed. */
+		if (kill && st == KF_JOB_RUNNING)
+			kf__tui_message(t, "job %llu: kill accepted, cancel sent to its worker",
+					(unsigned long long)id);
+		else
+			kf__tui_message(t, "job %llu: %s accepted, now %s", (unsigned long long)id,
+					kill ? "kill" : "retry", kf_job_state_name(st));
 		kf_msg_free(rep);
 	} else {
 		kf__tui_message(t, "job %llu: %s", (unsigned long long)id,

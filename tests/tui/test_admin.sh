@@ -261,7 +261,8 @@ screen_check "Esc closes the details" 5 lacks "Job details"
 send x
 check_screen "x: 'Kill job $LONG? [y/N]'" "Kill job $LONG? [y/N]"
 send y
-check_screen "y: message 'job $LONG: kill accepted'" "job $LONG: kill accepted"
+check_screen "y: message 'job $LONG: kill accepted, cancel sent to its worker'" \
+	"job $LONG: kill accepted, cancel sent to its worker"
 wait_state "$LONG" 5 '^killed '
 check "keyforgectl: job $LONG is killed ($STATE)" test "${STATE%% *}" = killed
 
