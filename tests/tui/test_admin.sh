@@ -12,13 +12,15 @@
 # judge of the job's and the worker's state), the log stream and its
 # regex filter, the help box, a resize to 80x24, the header once the broker
 # is gone, and `q` (exit status 0); then a second admin against a hostile
-# publisher (nasty_pub.c) on its events address, and a third on ipc://
-# sockets without a token (a broker of its own). The behaviour checked is
-# docs/operations.md "keyforge-admin".
+# publisher (nasty_pub.c) on its events address, a third on ipc://
+# sockets without a token (a broker of its own), and a fourth through an SSH
+# tunnel (a private sshd on loopback, `ssh -N -L`, a broker of its own). The
+# behaviour checked is docs/operations.md "keyforge-admin".
 #
 # Environment (set by meson): KF_BUILD_ROOT, KF_SOURCE_ROOT; KF_ADMIN, e.g. a
 # sanitizer build of keyforge-admin; KF_NASTY_PUB, the hostile publisher.
-# Exit 77 (skip) when a program is not built or tmux is missing. About 40 s.
+# Exit 77 (skip) when a program is not built or tmux is missing; the SSH
+# part is skipped (one TAP line) without openssh-server or root. About 45 s.
 set -uo pipefail
 
 BUILD="${KF_BUILD_ROOT:?KF_BUILD_ROOT is not set}"
@@ -532,10 +534,11 @@ IPC_EVENTS="ipc://$TMP/events.ipc"
 "$BUILD/broker/keyforge-broker" --db "$KEYFORGE_DB" --ingest "$KEYFORGE_INGEST" \
 	--commands "$KEYFORGE_COMMANDS" --monitor "$KEYFORGE_MONITOR" --rpc "$IPC_RPC" \
 	--events "$IPC_EVENTS" --token-file "$TMP/ipc.token" >"$TMP/ipc-broker.log" 2>&1 &
-PIDS+=" $!"
+IPC_PIDS="$!"
 "$BUILD/worker/keyforge-worker" --id ipc-w1 --rpc "$IPC_RPC" --ingest "$KEYFORGE_INGEST" \
 	--commands "$KEYFORGE_COMMANDS" >"$TMP/ipc-worker.log" 2>&1 &
-PIDS+=" $!"
+IPC_PIDS+=" $!"
+PIDS+=" $IPC_PIDS"
 ipc_ctl() { env -u KEYFORGE_TOKEN_FILE "$CTL" --rpc "$IPC_RPC" --events "$IPC_EVENTS" "$@"; }
 IPC_JOB=""
 end=$(($(now_ms) + 15000))
@@ -564,6 +567,162 @@ end=$(($(now_ms) + 10000))
 until ipc_state || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
 check "over ipc://: job $IPC_JOB is killed (keyforgectl: ${STATE:-?})" test "$STATE" = killed
 quit_admin "over ipc://: q exits with status 0"
+# shellcheck disable=SC2086 # a list of pids
+kill -TERM $IPC_PIDS 2>/dev/null
+
+# ---- an SSH tunnel ----------------------------------------------------------------------------
+
+# DESIGN.md §7: an operator on another machine reaches the broker through an
+# SSH tunnel. A private sshd on a loopback port (a host key of its own, one
+# authorised key, local forwarding only) stands for the broker's machine,
+# and `ssh -N -L` for the operator's: the admin and keyforgectl know only
+# the tunnel's two local ports. Behind it, a broker on fresh loopback ports
+# (the same database) and a worker, ssh-w1. keyforgectl submits and follows
+# the log stream through the tunnel; the admin shows ssh-w1, kills its job
+# from the Job Queue, says 'broker unreachable' once the tunnel is cut and
+# 'connected' once it is back.
+NEXT_PORT=$((BASE + 60)) # past the ports above
+free_port() {
+	while port_taken "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
+	PORT=$NEXT_PORT
+	NEXT_PORT=$((NEXT_PORT + 1))
+}
+SSH_DIR="$TMP/ssh"
+ssh_skip=""
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+	ssh_skip="openssh-server or openssh-client is not installed"
+elif [ "$(id -u)" -ne 0 ]; then
+	ssh_skip="sshd runs only as root here (its privilege separation)"
+fi
+
+# The broker's machine: sshd on S_SSHD, the broker and ssh-w1.
+ssh_side_up() {
+	local v
+	for v in S_INGEST S_EVENTS S_RPC S_COMMANDS S_MONITOR S_SSHD T_RPC T_EVENTS; do
+		free_port
+		printf -v "$v" %s "$PORT"
+	done
+	"$BUILD/broker/keyforge-broker" --db "$KEYFORGE_DB" --ingest "tcp://127.0.0.1:$S_INGEST" \
+		--events "tcp://127.0.0.1:$S_EVENTS" --rpc "tcp://127.0.0.1:$S_RPC" \
+		--commands "tcp://127.0.0.1:$S_COMMANDS" --monitor "tcp://127.0.0.1:$S_MONITOR" \
+		--token-file "$TMP/ssh.token" >"$TMP/ssh-broker.log" 2>&1 &
+	PIDS+=" $!"
+	"$BUILD/worker/keyforge-worker" --id ssh-w1 --rpc "tcp://127.0.0.1:$S_RPC" \
+		--ingest "tcp://127.0.0.1:$S_INGEST" --commands "tcp://127.0.0.1:$S_COMMANDS" \
+		>"$TMP/ssh-worker.log" 2>&1 &
+	PIDS+=" $!"
+	mkdir -p "$SSH_DIR" /run/sshd && chmod 700 "$SSH_DIR" || return 1
+	ssh-keygen -q -t ed25519 -N "" -f "$SSH_DIR/host_key" || return 1
+	ssh-keygen -q -t ed25519 -N "" -f "$SSH_DIR/id" || return 1
+	cp "$SSH_DIR/id.pub" "$SSH_DIR/authorized_keys"
+	cat >"$SSH_DIR/sshd_config" <<-EOF
+		Port $S_SSHD
+		ListenAddress 127.0.0.1
+		HostKey $SSH_DIR/host_key
+		AuthorizedKeysFile $SSH_DIR/authorized_keys
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		UsePAM no
+		PermitRootLogin prohibit-password
+		AllowTcpForwarding local
+		PermitTTY no
+		X11Forwarding no
+		StrictModes no
+		PidFile $SSH_DIR/sshd.pid
+		LogLevel ERROR
+	EOF
+	/usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" 2>"$SSH_DIR/sshd.log" &
+	PIDS+=" $!"
+	local end=$(($(now_ms) + 10000))
+	until port_taken "$S_SSHD" || [ "$(now_ms)" -ge "$end" ]; do sleep 0.1; done
+	port_taken "$S_SSHD"
+}
+
+# The operator's end: ssh -N -L for rpc and events; true once it forwards.
+tunnel_up() {
+	ssh -N -F /dev/null -i "$SSH_DIR/id" -p "$S_SSHD" -o BatchMode=yes \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o ExitOnForwardFailure=yes -o LogLevel=ERROR \
+		-L "127.0.0.1:$T_RPC:127.0.0.1:$S_RPC" -L "127.0.0.1:$T_EVENTS:127.0.0.1:$S_EVENTS" \
+		"$(id -un)@127.0.0.1" 2>>"$SSH_DIR/ssh.log" &
+	TUNNEL_PID=$!
+	PIDS+=" $TUNNEL_PID"
+	local end=$(($(now_ms) + 10000))
+	until port_taken "$T_EVENTS" || [ "$(now_ms)" -ge "$end" ]; do sleep 0.1; done
+	port_taken "$T_EVENTS"
+}
+
+ssh_ctl() {
+	"$CTL" --rpc "tcp://127.0.0.1:$T_RPC" --events "tcp://127.0.0.1:$T_EVENTS" \
+		--token-file "$TMP/ssh.token" "$@"
+}
+
+if [ -n "$ssh_skip" ]; then
+	ok "through an SSH tunnel # SKIP $ssh_skip"
+elif ! ssh_side_up || ! tunnel_up; then
+	not_ok "through an SSH tunnel: sshd and ssh -L up" "sshd: $(cat "$SSH_DIR/sshd.log" 2>/dev/null)" \
+		"ssh: $(cat "$SSH_DIR/ssh.log" 2>/dev/null)"
+else
+	ok "an SSH tunnel: sshd on 127.0.0.1:$S_SSHD, ssh -L $T_RPC and $T_EVENTS to the broker"
+	SSH_JOB=""
+	end=$(($(now_ms) + 15000))
+	while [ -z "$SSH_JOB" ] && [ "$(now_ms)" -lt "$end" ]; do
+		SSH_JOB="$(ssh_ctl submit --corpus "$CORPUS" --steps 2000000000 --seed 11 2>/dev/null)" ||
+			{ SSH_JOB=""; sleep 0.2; }
+	done
+	check "through the tunnel: keyforgectl submits a job (${SSH_JOB:-none})" test -n "$SSH_JOB"
+	timeout 30 "$CTL" --rpc "tcp://127.0.0.1:$T_RPC" --events "tcp://127.0.0.1:$T_EVENTS" \
+		logs --follow >"$TMP/ssh-follow.out" 2>&1 &
+	FOLLOW_PID=$!
+	PIDS+=" $FOLLOW_PID"
+	rm -f "$TMP/admin.exit" "$TMP/admin.pid"
+	SESSION="ssh"
+	sed -e "s|^export KEYFORGE_RPC=.*|export KEYFORGE_RPC=tcp://127.0.0.1:$T_RPC|" \
+		-e "s|^export KEYFORGE_EVENTS=.*|export KEYFORGE_EVENTS=tcp://127.0.0.1:$T_EVENTS|" \
+		-e "s|^export KEYFORGE_TOKEN_FILE=.*|export KEYFORGE_TOKEN_FILE=$TMP/ssh.token|" \
+		"$TMP/run-admin.sh" >"$TMP/run-ssh.sh"
+	tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-ssh.sh"
+	ssh_cluster() { has_re "ssh-w1 .*alive" && line1_has connected; }
+	screen_check "through the tunnel: the Cluster Map shows ssh-w1 alive, header 'connected'" 15 \
+		ssh_cluster
+	key 2
+	send l
+	screen_check "through the tunnel: the Running tab lists job $SSH_JOB" 10 \
+		on_tab Running "$SSH_JOB" running
+	send x
+	check_screen "through the tunnel: x asks 'Kill job $SSH_JOB? [y/N]'" "Kill job $SSH_JOB? [y/N]"
+	send y
+	check_screen "through the tunnel: 'job $SSH_JOB: kill accepted'" "job $SSH_JOB: kill accepted" 10
+	ssh_state() { STATE="$(ssh_ctl show "$SSH_JOB" --json 2>/dev/null | jq -r .state)"; [ "$STATE" = killed ]; }
+	end=$(($(now_ms) + 10000))
+	until ssh_state || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
+	check "through the tunnel: job $SSH_JOB is killed (keyforgectl: ${STATE:-?})" test "$STATE" = killed
+	# The broker logs the kill as its worker reports it; the follower
+	# receives that line on events, through the tunnel.
+	followed() { grep -q "job killed job_id=$SSH_JOB " "$TMP/ssh-follow.out"; }
+	end=$(($(now_ms) + 5000))
+	until followed || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
+	if followed; then
+		ok "through the tunnel: keyforgectl logs --follow shows 'job killed job_id=$SSH_JOB'"
+	else
+		not_ok "through the tunnel: keyforgectl logs --follow" "$(tail -n 5 "$TMP/ssh-follow.out")"
+	fi
+	kill -TERM "$FOLLOW_PID" 2>/dev/null
+	# Cut the tunnel: the admin's connections end with it.
+	kill -TERM "$TUNNEL_PID"
+	if poll 10 line1_has "broker unreachable"; then
+		ok "tunnel cut: the header says 'broker unreachable'"
+	else
+		not_ok "tunnel cut: 'broker unreachable' in the header" "$(head -n 1 <<<"$SCREEN")"
+	fi
+	if tunnel_up && poll 15 line1_has connected; then
+		ok "tunnel back: the header says 'connected' again"
+	else
+		not_ok "tunnel back: 'connected' in the header" "$(head -n 1 <<<"$SCREEN")" \
+			"ssh: $(cat "$SSH_DIR/ssh.log" 2>/dev/null)"
+	fi
+	quit_admin "through the tunnel: q exits with status 0"
+fi
 
 echo "1..$N"
 [ "$FAILED" = 0 ]
