@@ -61,7 +61,8 @@ cleanup() {
 	local pid
 	admin_tmux_stop
 	"$HIVE" down "$BUILD" >/dev/null 2>&1
-	for pid in $PIDS; do kill -KILL "$pid" 2>/dev/null; done
+	# (wait: bash reports each job it reaps as "Killed" on stderr, not here)
+	for pid in $PIDS; do { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null; done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
