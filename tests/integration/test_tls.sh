@@ -164,13 +164,23 @@ followed() { grep -qE "job completed job_id=$JOB( |\$)" "$TMP/follow.out"; }
 end=$(($(now_ms) + 5000))
 until followed || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
 check "keyforgectl logs --follow over TLS events shows 'job completed job_id=$JOB'" followed
+# (Read whole first: under pipefail, grep -q leaving early fails curl's write.)
 counted() {
-	curl -s "http://$HTTP/metrics" 2>/dev/null |
-		grep -qE '^keyforge_jobs_total\{status="success"\} [1-9]'
+	local metrics
+	metrics="$(curl -s "http://$HTTP/metrics" 2>/dev/null)" &&
+		grep -qE '^keyforge_jobs_total\{status="success"\} [1-9]' <<<"$metrics"
 }
-end=$(($(now_ms) + 10000))
+# The broker sends its counters whole every 5 s, and the gateway's dial
+# backs off up to 2 s while the broker starts: 20 s is ample.
+end=$(($(now_ms) + 20000))
 until counted || [ "$(now_ms)" -ge "$end" ]; do sleep 0.3; done
-check "the gateway, on the TLS monitor socket, counts the job in keyforge_jobs_total" counted
+if counted; then
+	ok "the gateway, on the TLS monitor socket, counts the job in keyforge_jobs_total"
+else
+	not_ok "the gateway, on the TLS monitor socket, counts the job in keyforge_jobs_total" \
+		"/metrics: $(curl -s "http://$HTTP/metrics" 2>&1 | grep -E '^keyforge_jobs_total|^keyforge_gateway_' | tr '\n' ' ')" \
+		"gateway log: $(tail -n 5 "$TMP/gateway.log" | tr '\n' ' ')"
+fi
 
 # ---- refused ---------------------------------------------------------------------------------
 
