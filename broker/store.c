@@ -303,17 +303,38 @@ static void fail_queue(struct kf_store *s, enum kf_err err, const char *message)
 	fail_list(s, take(s, SIZE_MAX, true), err, message);
 }
 
-/* libpq's messages span lines ("...\n\tIs the server running...?\n"):
- * one line is what a log event wants. */
+/* libpq's messages span lines ("...: No such file or directory\n\tIs the
+ * server running...?\n"): one line is what a log event and a reply want.
+ * Runs of blanks become one space, and a line that ends without
+ * punctuation is ended with "; " so that the next does not run on. */
 static void one_line(char *dst, size_t size, const char *src)
 {
+	bool line_ended = false;
 	size_t i, n = 0;
 
 	for (i = 0; src && src[i] && n + 1 < size; i++) {
-		char c = src[i] == '\n' || src[i] == '\t' ? ' ' : src[i];
+		char c = src[i];
 
-		if (c != ' ' || (n && dst[n - 1] != ' '))
-			dst[n++] = c;
+		if (c == '\n') {
+			line_ended = n > 0;
+			continue;
+		}
+		if (c == '\t')
+			c = ' ';
+		if (c == ' ' && (!n || dst[n - 1] == ' '))
+			continue;
+		if (line_ended && c != ' ') {
+			while (n && dst[n - 1] == ' ')
+				n--;
+			if (!strchr(".:;,!?", dst[n - 1]) && n + 1 < size)
+				dst[n++] = ';';
+			if (n + 1 < size)
+				dst[n++] = ' ';
+			line_ended = false;
+			if (n + 1 >= size)
+				break;
+		}
+		dst[n++] = c;
 	}
 	while (n && dst[n - 1] == ' ')
 		n--;

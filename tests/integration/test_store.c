@@ -633,6 +633,10 @@ static void test_no_database(void **state)
 		assert_int_equal(o.err, KF_EUNAVAIL);
 		assert_non_null(strstr(o.message, "database unavailable"));
 		assert_non_null(strstr(o.message, "/nonexistent/keyforge"));
+		/* libpq's two lines, joined into one that reads as two:
+		 * "...: No such file or directory; Is the server running...". */
+		assert_null(strchr(o.message, '\n'));
+		assert_non_null(strstr(o.message, "directory; Is the server running"));
 		kf_sleep_ms(100);   /* across reconnect attempts */
 	}
 	kf_store_status(s, &st);
