@@ -139,12 +139,8 @@ tctl() {
 	env "${OPERATOR_ENV[@]}" "$CTL" --rpc "$RPC" --events "$EVENTS" --token-file "$TMP/token" "$@"
 }
 
-JOB=""
-end=$(($(now_ms) + 20000))
-while [ -z "$JOB" ] && [ "$(now_ms)" -lt "$end" ]; do
-	JOB="$(tctl submit --corpus "$CORPUS" --steps 200000 --seed 5 2>/dev/null)" ||
-		{ JOB=""; sleep 0.2; }
-done
+submit_when_up 20 tctl --corpus "$CORPUS" --steps 200000 --seed 5
+JOB="$SUBMITTED"
 if [ -n "$JOB" ]; then
 	ok "keyforgectl over TLS submits a job ($JOB)"
 else

@@ -1,6 +1,7 @@
 # tests/lib/hive_test.sh — what the shell tests that bring up a local hive
-# share (sourced by tests/integration/test_ctl.sh and tests/tui/test_admin.sh):
-# TAP output, a corpus for the jobs, free loopback ports, and `scripts/hive up`.
+# share (sourced by tests/integration/test_ctl.sh, tests/integration/test_tls.sh
+# and tests/tui/test_admin.sh): TAP output, a corpus for the jobs, free
+# loopback ports, a submit that waits for the broker, and `scripts/hive up`.
 #
 # The sourcing test sets BUILD, SRC, HIVE, LAYOUT_TOOL, TMP and
 # KEYFORGE_STATE_DIR first. Skips exit 77 after a `1..0 # SKIP` line.
@@ -21,6 +22,19 @@ not_ok() {
 check() {
 	local desc="$1"; shift
 	if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
+}
+
+# submit_when_up SECONDS CTL ARGS...: SUBMITTED, the id of a job from
+# `CTL submit ARGS...` (CTL: keyforgectl or a function around it), tried
+# every 0.2 s while the broker is still starting; empty after SECONDS.
+submit_when_up() {
+	local secs="$1" ctl="$2" end
+	shift 2
+	SUBMITTED=""
+	end=$(($(date +%s%N) / 1000000 + secs * 1000))
+	while [ -z "$SUBMITTED" ] && [ "$(($(date +%s%N) / 1000000))" -lt "$end" ]; do
+		SUBMITTED="$("$ctl" submit "$@" 2>/dev/null)" || { SUBMITTED=""; sleep 0.2; }
+	done
 }
 
 # ---- setup --------------------------------------------------------------------------

@@ -523,6 +523,26 @@ else
 	not_ok "hostile events" "$NASTY is not built"
 fi
 
+# kill_from_queue WHERE JOB CTL: the admin's Running tab lists JOB; x and y
+# kill it ('kill accepted'), and CTL (a keyforgectl of the same broker) sees
+# it killed within 10 s.
+kill_from_queue() {
+	local where="$1" job="$2" ctl="$3" end
+	key 2
+	send l
+	screen_check "$where: the Running tab lists job $job" 10 on_tab Running "$job" running
+	send x
+	check_screen "$where: x asks 'Kill job $job? [y/N]'" "Kill job $job? [y/N]"
+	send y
+	check_screen "$where: 'job $job: kill accepted'" "job $job: kill accepted" 10
+	end=$(($(now_ms) + 10000))
+	until STATE="$("$ctl" show "$job" --json 2>/dev/null | jq -r .state)"
+		[ "$STATE" = killed ] || [ "$(now_ms)" -ge "$end" ]; do
+		sleep 0.2
+	done
+	check "$where: job $job is killed (keyforgectl: ${STATE:-?})" test "$STATE" = killed
+}
+
 # ---- a local socket, no token ---------------------------------------------------------------
 
 # DESIGN.md §7: the admin on a local socket, its actions authorised by its
@@ -541,12 +561,8 @@ IPC_PIDS="$!"
 IPC_PIDS+=" $!"
 PIDS+=" $IPC_PIDS"
 ipc_ctl() { env -u KEYFORGE_TOKEN_FILE "$CTL" --rpc "$IPC_RPC" --events "$IPC_EVENTS" "$@"; }
-IPC_JOB=""
-end=$(($(now_ms) + 15000))
-while [ -z "$IPC_JOB" ] && [ "$(now_ms)" -lt "$end" ]; do
-	IPC_JOB="$(ipc_ctl submit --corpus "$CORPUS" --steps 2000000000 --seed 9 2>/dev/null)" ||
-		{ IPC_JOB=""; sleep 0.2; }
-done
+submit_when_up 15 ipc_ctl --corpus "$CORPUS" --steps 2000000000 --seed 9
+IPC_JOB="$SUBMITTED"
 check "keyforgectl over ipc:// without a token submits a job (${IPC_JOB:-none})" test -n "$IPC_JOB"
 rm -f "$TMP/admin.exit" "$TMP/admin.pid"
 SESSION="ipc"
@@ -556,17 +572,7 @@ sed -e "s|^export KEYFORGE_RPC=.*|export KEYFORGE_RPC=$IPC_RPC|" \
 tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-ipc.sh"
 ipc_cluster() { has_re "ipc-w1 .*alive" && line1_has connected; }
 screen_check "over ipc://: the Cluster Map shows ipc-w1 alive, header 'connected'" 15 ipc_cluster
-key 2
-send l
-screen_check "over ipc://: the Running tab lists job $IPC_JOB" 10 on_tab Running "$IPC_JOB" running
-send x
-check_screen "over ipc://: x asks 'Kill job $IPC_JOB? [y/N]'" "Kill job $IPC_JOB? [y/N]"
-send y
-check_screen "over ipc://, no token: 'job $IPC_JOB: kill accepted'" "job $IPC_JOB: kill accepted" 10
-ipc_state() { STATE="$(ipc_ctl show "$IPC_JOB" --json 2>/dev/null | jq -r .state)"; [ "$STATE" = killed ]; }
-end=$(($(now_ms) + 10000))
-until ipc_state || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
-check "over ipc://: job $IPC_JOB is killed (keyforgectl: ${STATE:-?})" test "$STATE" = killed
+kill_from_queue "over ipc://, no token" "$IPC_JOB" ipc_ctl
 quit_admin "over ipc://: q exits with status 0"
 # shellcheck disable=SC2086 # a list of pids
 kill -TERM $IPC_PIDS 2>/dev/null
@@ -665,12 +671,8 @@ elif ! ssh_side_up || ! tunnel_up; then
 		"ssh: $(cat "$SSH_DIR/ssh.log" 2>/dev/null)"
 else
 	ok "an SSH tunnel: sshd on 127.0.0.1:$S_SSHD, ssh -L $T_RPC and $T_EVENTS to the broker"
-	SSH_JOB=""
-	end=$(($(now_ms) + 15000))
-	while [ -z "$SSH_JOB" ] && [ "$(now_ms)" -lt "$end" ]; do
-		SSH_JOB="$(ssh_ctl submit --corpus "$CORPUS" --steps 2000000000 --seed 11 2>/dev/null)" ||
-			{ SSH_JOB=""; sleep 0.2; }
-	done
+	submit_when_up 15 ssh_ctl --corpus "$CORPUS" --steps 2000000000 --seed 11
+	SSH_JOB="$SUBMITTED"
 	check "through the tunnel: keyforgectl submits a job (${SSH_JOB:-none})" test -n "$SSH_JOB"
 	timeout 30 "$CTL" --rpc "tcp://127.0.0.1:$T_RPC" --events "tcp://127.0.0.1:$T_EVENTS" \
 		logs --follow >"$TMP/ssh-follow.out" 2>&1 &
@@ -686,18 +688,7 @@ else
 	ssh_cluster() { has_re "ssh-w1 .*alive" && line1_has connected; }
 	screen_check "through the tunnel: the Cluster Map shows ssh-w1 alive, header 'connected'" 15 \
 		ssh_cluster
-	key 2
-	send l
-	screen_check "through the tunnel: the Running tab lists job $SSH_JOB" 10 \
-		on_tab Running "$SSH_JOB" running
-	send x
-	check_screen "through the tunnel: x asks 'Kill job $SSH_JOB? [y/N]'" "Kill job $SSH_JOB? [y/N]"
-	send y
-	check_screen "through the tunnel: 'job $SSH_JOB: kill accepted'" "job $SSH_JOB: kill accepted" 10
-	ssh_state() { STATE="$(ssh_ctl show "$SSH_JOB" --json 2>/dev/null | jq -r .state)"; [ "$STATE" = killed ]; }
-	end=$(($(now_ms) + 10000))
-	until ssh_state || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
-	check "through the tunnel: job $SSH_JOB is killed (keyforgectl: ${STATE:-?})" test "$STATE" = killed
+	kill_from_queue "through the tunnel" "$SSH_JOB" ssh_ctl
 	# The broker logs the kill as its worker reports it; the follower
 	# receives that line on events, through the tunnel.
 	followed() { grep -q "job killed job_id=$SSH_JOB " "$TMP/ssh-follow.out"; }
