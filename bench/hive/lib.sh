@@ -285,7 +285,6 @@ hb_rss() {
 
 hb_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-# A RESULT value: hb_field LINE KEY.
 # ---- the machine's CPU dips -----------------------------------------------------------
 
 # hb_vcpu_start SECONDS FILE: bench_vcpu in the background for SECONDS, one
@@ -313,4 +312,5 @@ hb_vcpu_dips() {
 		/ dip at / && $7 >= min { printf "%.3f %.0f\n", v0 + $5, $7 }' "$1"
 }
 
+# A RESULT value: hb_field LINE KEY.
 hb_field() { sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p" <<<"$1" | tr -d '"'; }

@@ -59,8 +59,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
 # ---- certificates ------------------------------------------------------------------------
 
 # new_ca NAME; new_cert CA NAME DNS: EC P-256, as docs/bus.md §7 shows.
@@ -157,9 +155,8 @@ check "the job succeeds on tls-w1, its layout stored ($(jq -r '.state + " " + .w
 LIVE="$(tctl workers --json 2>/dev/null | jq -r '.workers[] | select(.id == "tls-w1") | .liveness')"
 check "heartbeats over TLS ingest: tls-w1 is ${LIVE:-unknown}" test "$LIVE" = alive
 followed() { grep -qE "job completed job_id=$JOB( |\$)" "$TMP/follow.out"; }
-end=$(($(now_ms) + 5000))
-until followed || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
-check "keyforgectl logs --follow over TLS events shows 'job completed job_id=$JOB'" followed
+check "keyforgectl logs --follow over TLS events shows 'job completed job_id=$JOB'" \
+	wait_until 5000 followed
 # (Read whole first: under pipefail, grep -q leaving early fails curl's write.)
 counted() {
 	local metrics
@@ -168,9 +165,7 @@ counted() {
 }
 # The broker sends its counters whole every 5 s, and the gateway's dial
 # backs off up to 2 s while the broker starts: 20 s is ample.
-end=$(($(now_ms) + 20000))
-until counted || [ "$(now_ms)" -ge "$end" ]; do sleep 0.3; done
-if counted; then
+if wait_until 20000 counted; then
 	ok "the gateway, on the TLS monitor socket, counts the job in keyforge_jobs_total"
 else
 	not_ok "the gateway, on the TLS monitor socket, counts the job in keyforge_jobs_total" \

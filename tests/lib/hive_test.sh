@@ -24,17 +24,31 @@ check() {
 	if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
 }
 
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# wait_until MS COMMAND...: runs COMMAND every 0.1 s until it succeeds
+# (true) or MS milliseconds have passed (false).
+wait_until() {
+	local end=$(($(now_ms) + $1))
+	shift
+	until "$@"; do
+		[ "$(now_ms)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
 # submit_when_up SECONDS CTL ARGS...: SUBMITTED, the id of a job from
 # `CTL submit ARGS...` (CTL: keyforgectl or a function around it), tried
-# every 0.2 s while the broker is still starting; empty after SECONDS.
+# again while the broker is still starting; empty after SECONDS.
 submit_when_up() {
-	local secs="$1" ctl="$2" end
-	shift 2
-	SUBMITTED=""
-	end=$(($(date +%s%N) / 1000000 + secs * 1000))
-	while [ -z "$SUBMITTED" ] && [ "$(($(date +%s%N) / 1000000))" -lt "$end" ]; do
-		SUBMITTED="$("$ctl" submit "$@" 2>/dev/null)" || { SUBMITTED=""; sleep 0.2; }
-	done
+	local secs="$1"
+	shift
+	wait_until $((secs * 1000)) submitted "$@" || SUBMITTED=""
+}
+submitted() {
+	local ctl="$1"
+	shift
+	SUBMITTED="$("$ctl" submit "$@" 2>/dev/null)" && [ -n "$SUBMITTED" ]
 }
 
 # ---- setup --------------------------------------------------------------------------

@@ -20,7 +20,7 @@
 # Environment (set by meson): KF_BUILD_ROOT, KF_SOURCE_ROOT; KF_ADMIN, e.g. a
 # sanitizer build of keyforge-admin; KF_NASTY_PUB, the hostile publisher.
 # Exit 77 (skip) when a program is not built or tmux is missing; the SSH
-# part is skipped (one TAP line) without openssh-server or root. About 45 s.
+# part is skipped (one TAP line) without openssh-server or root. About 30 s.
 set -uo pipefail
 
 BUILD="${KF_BUILD_ROOT:?KF_BUILD_ROOT is not set}"
@@ -113,7 +113,6 @@ hive_up
 
 # ---- the admin in tmux -----------------------------------------------------------------
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # The pane's script, run-admin.sh (the hive's addresses, the admin, its exit
 # status into admin.exit), and the server's configuration.
@@ -535,13 +534,11 @@ kill_from_queue() {
 	check_screen "$where: x asks 'Kill job $job? [y/N]'" "Kill job $job? [y/N]"
 	send y
 	check_screen "$where: 'job $job: kill accepted'" "job $job: kill accepted" 10
-	end=$(($(now_ms) + 10000))
-	until STATE="$("$ctl" show "$job" --json 2>/dev/null | jq -r .state)"
-		[ "$STATE" = killed ] || [ "$(now_ms)" -ge "$end" ]; do
-		sleep 0.2
-	done
+	wait_until 10000 killed_by "$ctl" "$job"
 	check "$where: job $job is killed (keyforgectl: ${STATE:-?})" test "$STATE" = killed
 }
+# killed_by CTL JOB: STATE, JOB's state as CTL shows it; true when killed.
+killed_by() { STATE="$("$1" show "$2" --json 2>/dev/null | jq -r .state)"; [ "$STATE" = killed ]; }
 
 # ---- a local socket, no token ---------------------------------------------------------------
 
@@ -640,9 +637,7 @@ ssh_side_up() {
 	EOF
 	/usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" 2>"$SSH_DIR/sshd.log" &
 	PIDS+=" $!"
-	local end=$(($(now_ms) + 10000))
-	until port_taken "$S_SSHD" || [ "$(now_ms)" -ge "$end" ]; do sleep 0.1; done
-	port_taken "$S_SSHD"
+	wait_until 10000 port_taken "$S_SSHD"
 }
 
 # The operator's end: ssh -N -L for rpc and events; true once it forwards.
@@ -654,9 +649,7 @@ tunnel_up() {
 		"$(id -un)@127.0.0.1" 2>>"$SSH_DIR/ssh.log" &
 	TUNNEL_PID=$!
 	PIDS+=" $TUNNEL_PID"
-	local end=$(($(now_ms) + 10000))
-	until port_taken "$T_EVENTS" || [ "$(now_ms)" -ge "$end" ]; do sleep 0.1; done
-	port_taken "$T_EVENTS"
+	wait_until 10000 port_taken "$T_EVENTS"
 }
 
 ssh_ctl() {
@@ -692,9 +685,7 @@ else
 	# The broker logs the kill as its worker reports it; the follower
 	# receives that line on events, through the tunnel.
 	followed() { grep -q "job killed job_id=$SSH_JOB " "$TMP/ssh-follow.out"; }
-	end=$(($(now_ms) + 5000))
-	until followed || [ "$(now_ms)" -ge "$end" ]; do sleep 0.2; done
-	if followed; then
+	if wait_until 5000 followed; then
 		ok "through the tunnel: keyforgectl logs --follow shows 'job killed job_id=$SSH_JOB'"
 	else
 		not_ok "through the tunnel: keyforgectl logs --follow" "$(tail -n 5 "$TMP/ssh-follow.out")"
