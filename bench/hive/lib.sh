@@ -30,6 +30,21 @@ hb_say() { printf '\n== %s\n' "$*"; }
 hb_die() { printf 'bench/hive: error: %s\n' "$*" >&2; exit 1; }
 hb_load() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# hb_probe_args RATE SLOTS JOBS "$@": the arguments of the open-loop probes,
+# BUILD_DIR [RATE] [SLOTS] [JOBS], the first three being their defaults.
+# Without BUILD_DIR prints the script's usage (its lines 2-3) and exits 2;
+# sets RATE, SLOTS and JOBS, each a positive number.
+hb_probe_args() {
+	local v
+	RATE="$1" SLOTS="$2" JOBS="$3"
+	shift 3
+	[ $# -ge 1 ] || { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+	RATE="${2:-$RATE}" SLOTS="${3:-$SLOTS}" JOBS="${4:-$JOBS}"
+	for v in "$RATE" "$SLOTS" "$JOBS"; do
+		[[ "$v" =~ ^[1-9][0-9]*$ ]] || hb_die "RATE, SLOTS and JOBS are positive numbers"
+	done
+}
+
 # ---- setup and cleanup ---------------------------------------------------------------
 
 # hb_init BUILD_DIR: checks the programs, makes the work folder, installs the

@@ -13,18 +13,12 @@
 # measured without a migration.
 # Environment: KF_STMT_SQL, and lib.sh's (KF_HBENCH_PORT_BASE,
 # KF_HBENCH_KEEP, KEYFORGE_LOG).
-# Figures: docs/performance.md, "The database connection".
+# Figures: docs/performance.md, "Another machine, and the database connection".
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[ $# -ge 1 ] || { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-RATE="${2:-1000}"
-SLOTS="${3:-8}"
-JOBS="${4:-8000}"
-for v in "$RATE" "$SLOTS" "$JOBS"; do
-	[[ "$v" =~ ^[1-9][0-9]*$ ]] || hb_die "RATE, SLOTS and JOBS are numbers"
-done
+hb_probe_args 1000 8 8000 "$@"
 
 hb_init "$1"
 hb_pg_start

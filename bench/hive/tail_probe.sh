@@ -27,16 +27,12 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[ $# -ge 1 ] || { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-RATE="${2:-500}"
-SLOTS="${3:-8}"
-JOBS="${4:-10000}"
+hb_probe_args 500 8 10000 "$@"
 TAIL_MS="${KF_TAIL_MS:-20}"
 FLOOD="${KF_TAIL_FLOOD:-0}"
 DB_SLOW="${KF_TAIL_DB_SLOW:-5}"
-for v in "$RATE" "$SLOTS" "$JOBS" "$TAIL_MS" "$((FLOOD + 1))" "$DB_SLOW"; do
-	[[ "$v" =~ ^[1-9][0-9]*$ ]] ||
-		hb_die "RATE, SLOTS, JOBS, KF_TAIL_MS, KF_TAIL_FLOOD and KF_TAIL_DB_SLOW are numbers"
+for v in "$TAIL_MS" "$((FLOOD + 1))" "$DB_SLOW"; do
+	[[ "$v" =~ ^[1-9][0-9]*$ ]] || hb_die "KF_TAIL_MS, KF_TAIL_FLOOD and KF_TAIL_DB_SLOW are numbers"
 done
 
 # watch_wal DIR: prints "epoch_seconds count" whenever the number of WAL
