@@ -70,6 +70,14 @@ struct cpu_pid {
 	long long cs0, cs1;       /* context switches, all threads */
 };
 
+/* The broker's store series that the run reads from its metric updates. */
+enum db_series { DB_BATCHES, DB_REQUESTS, DB_TXN_SECONDS, DB_N };
+static const char *const db_names[DB_N] = {
+	[DB_BATCHES] = "keyforge_db_batches_total",
+	[DB_REQUESTS] = "keyforge_db_requests_total",
+	[DB_TXN_SECONDS] = "keyforge_db_transaction_seconds",
+};
+
 struct bench {
 	/* options */
 	const char *rpc_url, *events_url, *token_file, *corpus, *label, *trace;
@@ -95,10 +103,10 @@ struct bench {
 
 	/* The broker's store counters from its metric updates (metric.broker). */
 	pthread_mutex_t db_mu;
-	double db_batches, db_requests;
-	unsigned db_seen;                   /* bits: batches, requests known */
+	double db[DB_N];                    /* the latest values, by enum db_series */
+	unsigned db_seen;                   /* bit i: db[i] known */
 	uint64_t db_update_ns;              /* mono ns of the last update seen */
-	double db0[2], db1[2];              /* batches, requests: before, after */
+	double db0[DB_N], db1[DB_N];        /* before, after */
 
 	struct event_rec *events;           /* written by the events thread only */
 	size_t n_events, cap_events;
@@ -129,22 +137,22 @@ static void on_metric(struct bench *b, const struct kf_msg_metric *m, uint64_t n
 {
 	pthread_mutex_lock(&b->db_mu);
 	for (size_t i = 0; i < m->n_series; i++) {
-		if (!strcmp(m->series[i].name, "keyforge_db_batches_total")) {
-			b->db_batches = m->series[i].value;
-			b->db_seen |= 1;
-		} else if (!strcmp(m->series[i].name, "keyforge_db_requests_total")) {
-			b->db_requests = m->series[i].value;
-			b->db_seen |= 2;
+		for (int k = 0; k < DB_N; k++) {
+			if (strcmp(m->series[i].name, db_names[k]) != 0)
+				continue;
+			/* the histogram's sum: seconds spent in transactions */
+			b->db[k] = k == DB_TXN_SECONDS ? m->series[i].sum : m->series[i].value;
+			b->db_seen |= 1u << k;
 		}
 	}
 	b->db_update_ns = now;
 	pthread_mutex_unlock(&b->db_mu);
 }
 
-/* The store counters once an update newer than `after` (mono ns) arrived
- * and both series are known (a delta update carries only what changed; a
- * full one comes every 5 s); gives up after 7 s. */
-static void db_counters(struct bench *b, uint64_t after, double *batches, double *requests)
+/* The store's series once an update newer than `after` (mono ns) arrived
+ * and all are known (a delta update carries only what changed; a full one
+ * comes every 5 s); gives up after 7 s. */
+static void db_counters(struct bench *b, uint64_t after, double out[DB_N])
 {
 	uint64_t give_up = kf_clock_mono_ns() + 7 * KF_HBENCH_NS_PER_S;
 
@@ -152,9 +160,8 @@ static void db_counters(struct bench *b, uint64_t after, double *batches, double
 		bool fresh;
 
 		pthread_mutex_lock(&b->db_mu);
-		*batches = b->db_batches;
-		*requests = b->db_requests;
-		fresh = b->db_update_ns > after && b->db_seen == 3;
+		memcpy(out, b->db, sizeof(b->db));
+		fresh = b->db_update_ns > after && b->db_seen == (1u << DB_N) - 1;
 		pthread_mutex_unlock(&b->db_mu);
 		if (fresh || kf_clock_mono_ns() > give_up)
 			return;
@@ -595,11 +602,16 @@ static void report(struct bench *b, struct tally *t, uint64_t t_end, const char 
 		       (unsigned long long)b->ev_overflow, t->n_fallback, t->n_unknown,
 		       t->n_not_succeeded,
 		       t->n_not_succeeded ? " (end taken from the broker's job list)" : "");
-	if (!b->no_events)
+	if (!b->no_events) {
+		double txns = b->db1[DB_BATCHES] - b->db0[DB_BATCHES];
+
 		printf("  database           %.0f transactions (%.0f/s), %.0f store requests, %.1f "
-		       "per transaction (group commit; +-1 s of the broker's own sweeps)\n",
-		       b->db1[0] - b->db0[0], (b->db1[0] - b->db0[0]) / secs,
-		       b->db1[1] - b->db0[1], (b->db1[1] - b->db0[1]) / fmax(1, b->db1[0] - b->db0[0]));
+		       "per transaction (group commit; +-1 s of the broker's own sweeps); in "
+		       "transactions %.0f%% of the time\n", txns, txns / secs,
+		       b->db1[DB_REQUESTS] - b->db0[DB_REQUESTS],
+		       (b->db1[DB_REQUESTS] - b->db0[DB_REQUESTS]) / fmax(1, txns),
+		       100 * (b->db1[DB_TXN_SECONDS] - b->db0[DB_TXN_SECONDS]) / secs);
+	}
 	for (size_t i = 0; i < b->n_cpu; i++) {
 		double used = b->cpu[i].t0 >= 0 && b->cpu[i].t1 >= 0 ?
 			(double)(b->cpu[i].t1 - b->cpu[i].t0) / tps : NAN;
@@ -671,7 +683,7 @@ int main(int argc, char **argv)
 	/* The store's counters before the run (the last update, up to 1 s old:
 	 * an idle broker runs a few sweeps a second). */
 	if (!b.no_events)
-		db_counters(&b, kf_clock_mono_ns() - KF_HBENCH_NS_PER_S, &b.db0[0], &b.db0[1]);
+		db_counters(&b, kf_clock_mono_ns() - KF_HBENCH_NS_PER_S, b.db0);
 
 	run(&b, th);
 	for (size_t i = 0; i < b.jobs; i++)
@@ -685,7 +697,7 @@ int main(int argc, char **argv)
 	/* Late events (the last few) still in flight, and a metric update
 	 * that covers the end of the run. */
 	if (!b.no_events) {
-		db_counters(&b, t_end + 50 * KF_HBENCH_NS_PER_MS, &b.db1[0], &b.db1[1]);
+		db_counters(&b, t_end + 50 * KF_HBENCH_NS_PER_MS, b.db1);
 		kf_hbench_sleep_until(kf_clock_mono_ns() + 300 * KF_HBENCH_NS_PER_MS);
 		atomic_store(&b.ev_stop, true);
 		pthread_join(b.ev_thread, NULL);

@@ -43,7 +43,7 @@ hb_psql -d stmt -c "SELECT pg_stat_statements_reset()" >/dev/null
 "$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
 	--jobs "$JOBS" --rate "$RATE" --label "stmt-rate$RATE-slots$SLOTS" >"$HB_WORK/run.out"
 grep -E '^  (jobs/s|submit->running|database|machine)' "$HB_WORK/run.out"
-secs="$(sed -n 's/^RESULT.* secs=\([0-9.]*\).*/\1/p' "$HB_WORK/run.out")"
+secs="$(hb_field "$(grep '^RESULT' "$HB_WORK/run.out")" secs)"
 
 # Statements of the broker's database only; a statement's text is cut to
 # its first 60 characters, whitespace folded.

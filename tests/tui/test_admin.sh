@@ -113,7 +113,6 @@ hive_up
 
 # ---- the admin in tmux -----------------------------------------------------------------
 
-
 # The pane's script, run-admin.sh (the hive's addresses, the admin, its exit
 # status into admin.exit), and the server's configuration.
 admin_tmux_setup
@@ -526,7 +525,7 @@ fi
 # kill it ('kill accepted'), and CTL (a keyforgectl of the same broker) sees
 # it killed within 10 s.
 kill_from_queue() {
-	local where="$1" job="$2" ctl="$3" end
+	local where="$1" job="$2" ctl="$3"
 	key 2
 	send l
 	screen_check "$where: the Running tab lists job $job" 10 on_tab Running "$job" running
