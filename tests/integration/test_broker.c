@@ -1304,10 +1304,40 @@ static void test_lease_long_poll(void **state)
 	assert_int_equal(status_of(a.rep), KF_OK);
 	assert_non_null(a.rep->lease_rep.lease);
 	assert_int_equal(a.rep->lease_rep.lease->job_id, id);
+	assert_int_equal(a.rep->lease_rep.lease->attempt, 1);
 	assert_true(a.elapsed_ms < 3500);  /* 400 ms, then a submit: not the 4 s wait */
+	/* The submit claimed the job for the waiting worker (its INSERT,
+	 * kf_store_submit_args.run_for): so the database says too. */
+	rep = get_job(id);
+	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
+	assert_string_equal(rep->get_rep.job->worker_id, "w-poll");
+	kf_msg_free(rep);
 	rep = complete(id, a.rep->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL);
 	assert_int_equal(status_of(rep), KF_OK);
 	kf_msg_free(rep);
+	kf_msg_free(a.rep);
+
+	/* A submit that queues nothing new (its key names a job already) takes
+	 * the waiting lease and gives it back: it waits on for the next job. */
+	rep = submit_keyed("poll-key", 10);
+	assert_int_equal(status_of(rep), KF_OK);
+	id = rep->submit_rep.job_id;
+	kf_msg_free(rep);
+	kf_msg_free(lease_job("w-poll", id));   /* the key's job, out of the way */
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(pthread_create(&th, NULL, long_poll, &a), 0);
+	kf_sleep_ms(400);
+	rep = submit_keyed("poll-key", 10);
+	assert_int_equal(status_of(rep), KF_OK);
+	assert_true(rep->submit_rep.existing);
+	kf_msg_free(rep);
+	kf_sleep_ms(300);
+	id = submit_job(0, 10);
+	pthread_join(th, NULL);
+	assert_int_equal(status_of(a.rep), KF_OK);
+	assert_non_null(a.rep->lease_rep.lease);
+	assert_int_equal(a.rep->lease_rep.lease->job_id, id);
+	assert_true(a.elapsed_ms >= 700 && a.elapsed_ms < 3500);
 	kf_msg_free(a.rep);
 }
 
