@@ -672,23 +672,28 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 /* ---- submit ------------------------------------------------------------------------- */
 
 /*
- * The parked lease a submit took (h_submit), once the submit is answered by
- * the database: it gets the job when the submit claimed it (res.submit.job),
- * else claims as the pump would have (the job may be pending behind others),
- * or waits on when there is nothing new to claim.
+ * The parked lease a submit took (h_submit), once the database has answered
+ * the submit: it gets the job the submit claimed for it (res.submit.job:
+ * the new one, or one ahead of it, which leaves the new one for the next
+ * waiting lease). With no job claimed, a new job lets it claim as the pump
+ * would have; with none, it waits on.
  */
 static void handoff_finish(struct kf_broker *b, struct kf__call *lc,
 	const struct kf_store_result *res)
 {
-	const struct kf_store_job *job = res->err ? NULL : res->submit.job;
+	const struct kf_store_job *job = res->submit.job;   /* committed, whatever err says */
 
 	if (job) {
+		bool new_pending = res->submit.created && job->id != res->submit.job_id;
+
 		if (!kf__call_alive(lc)) {
 			release(b, job);
 			kf__call_drop(lc);
 		} else {
 			reply_lease(lc, job);
 		}
+		if (new_pending)
+			kf__lease_wake(b, 1);
 		return;
 	}
 	if (res->err == KF_OK && res->submit.created) {

@@ -162,8 +162,11 @@ struct kf_store_result {
 			int64_t job_id;
 			bool created;      /* false: an earlier submit had this submit_key */
 			bool same_params;  /* created, or the earlier job has these params */
-			/* run_for's claim of the new job; NULL = it is pending,
-			 * or was not created */
+			/* run_for's claim: the new job or one ahead of it;
+			 * NULL = none (nothing claimable, or no run_for).
+			 * Set only when committed, and then even if err is set
+			 * (another broker's submit of the same key won a
+			 * race): the caller hands it on or releases it. */
 			const struct kf_store_job *job;
 		} submit;
 		struct {
@@ -377,10 +380,12 @@ struct kf_store_submit_args {
 	int32_t max_attempts;      /* >= 1 */
 	int64_t deadline_ms;       /* run-time limit per attempt, 0 = none, >= 0 */
 	const char *submit_key;    /* idempotency key, e.g. "<client>:<seq>"; NULL = none */
-	/* A worker waiting for a job: when no pending job is ahead of this one
-	 * (none of the same or a higher priority), the job is inserted
-	 * already claimed by run_for, as kf_store_claim would claim it, and
-	 * res.submit.job is that claim. NULL = insert it pending. */
+	/* A worker waiting for a job: the submit claims for it, in the same
+	 * statement, the job kf_store_claim would claim right after it — this
+	 * one, inserted running, unless a pending job is ahead of it (same or
+	 * higher priority); else the best pending job, if any (a resend of a
+	 * key inserts nothing). res.submit.job is that claim. NULL = insert
+	 * it pending, claim nothing. */
 	const char *run_for;
 	uint64_t run_incarnation;  /* of run_for's process, as kf_store_claim's */
 };

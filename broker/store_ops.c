@@ -42,6 +42,15 @@
 	"SELECT 'retrying', count(*) FROM jobs WHERE state = 'retrying' UNION ALL " \
 	"SELECT state, n FROM job_final_counts"
 
+/* What a claim sets: the job runs for `worker` (its process `inc`, 0 = not
+ * known, stored as NULL) with the lease `token`, from time `t`. */
+#define CLAIM_SET(worker, token, inc, t) \
+	"state = 'running', attempt = attempt + 1, worker_id = " worker ", " \
+	"worker_incarnation = NULLIF(" inc ", 0), lease_token = " token ", " \
+	"started_at = " t ", finished_at = NULL, progress = 0, best_cost = NULL, " \
+	"result = NULL, cancel_requested = false, next_attempt_at = NULL, " \
+	"deadline_at = " t " + deadline_ms * interval '1 millisecond'"
+
 /* Column numbers of JOB_COLS. */
 enum {
 	C_ID, C_STATE, C_PRIORITY, C_ATTEMPT, C_MAX_ATTEMPTS, C_CANCEL, C_WORKER,
@@ -77,38 +86,47 @@ static const struct {
 		"SELECT id, true, true FROM ins UNION ALL "
 		"SELECT id, false, params = $5::jsonb FROM jobs WHERE submit_key = $4::text "
 		"AND NOT EXISTS (SELECT 1 FROM ins)", PGRES_TUPLES_OK },
-	/* A submit for a waiting worker (kf_store_submit_args.run_for): the
-	 * job is inserted running, claimed as ST_CLAIM claims, unless a pending
-	 * job is ahead of it — ST_CLAIM would take that one first. One row
-	 * version where a pending INSERT and the claim's UPDATE write two, each
-	 * with its index entries: the claim's UPDATE was a tenth of the
-	 * database connection's time at 1,000 jobs/s (docs/performance.md).
-	 * $3 is cast where it is used: as deadline_ms (a domain since sql/007)
-	 * and in arithmetic PostgreSQL would deduce two types for it. */
+	/* A submit for a waiting worker (kf_store_submit_args.run_for) claims
+	 * for it too, in the same statement, the job ST_CLAIM would claim
+	 * right after it: the new job, inserted running, unless a pending job
+	 * is ahead of it (same or higher priority); else the best pending job
+	 * (a resend inserts nothing). One statement where a pending INSERT and
+	 * then ST_CLAIM took two, and no claim's UPDATE for the new job: one
+	 * row version where that took two, each with its index entries.
+	 * One row: the claimed job's columns (NULL: none), then the submit's
+	 * id, created and same_params as ST_SUBMIT's (NULL: see parse_submit).
+	 * $3 is cast where it is
+	 * used: deadline_ms is a domain since sql/007, and PostgreSQL would
+	 * deduce two types for it. */
 	[ST_SUBMIT_RUN] = { "kf_submit_run",
-		"WITH g AS (SELECT clock_timestamp() AS t, NOT EXISTS (SELECT 1 FROM jobs "
-		"WHERE state = 'pending' AND priority >= $1::integer) AS run), "
+		"WITH g AS (SELECT clock_timestamp() AS t), "
+		"best AS (SELECT id, priority FROM jobs WHERE state = 'pending' "
+		"ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED), "
+		"r AS (SELECT NOT EXISTS (SELECT 1 FROM best WHERE priority >= $1::integer) AS run), "
 		"ins AS (INSERT INTO jobs (priority, max_attempts, attempt_limit, deadline_ms, "
 		"submit_key, params, state, attempt, worker_id, worker_incarnation, lease_token, "
 		"started_at, deadline_at) "
 		"SELECT $1::integer, $2::integer, $2::integer, $3::bigint, $4::text, $5::jsonb, "
-		"CASE WHEN g.run THEN 'running' ELSE 'pending' END, g.run::integer, "
-		"CASE WHEN g.run THEN $6::text END, "
-		"CASE WHEN g.run THEN NULLIF($8::bigint, 0) END, "
-		"CASE WHEN g.run THEN $7::bigint END, CASE WHEN g.run THEN g.t END, "
-		"CASE WHEN g.run THEN g.t + $3::bigint * interval '1 millisecond' END FROM g "
-		"ON CONFLICT (submit_key) DO NOTHING RETURNING " JOB_COLS_FULL ") "
-		"SELECT *, true, true FROM ins UNION ALL "
-		"SELECT " JOB_COLS_FULL ", false, params = $5::jsonb FROM jobs "
-		"WHERE submit_key = $4::text AND NOT EXISTS (SELECT 1 FROM ins)", PGRES_TUPLES_OK },
+		"CASE WHEN r.run THEN 'running' ELSE 'pending' END, r.run::integer, "
+		"CASE WHEN r.run THEN $6::text END, "
+		"CASE WHEN r.run THEN NULLIF($8::bigint, 0) END, "
+		"CASE WHEN r.run THEN $7::bigint END, CASE WHEN r.run THEN g.t END, "
+		"CASE WHEN r.run THEN g.t + $3::bigint * interval '1 millisecond' END FROM g, r "
+		"ON CONFLICT (submit_key) DO NOTHING RETURNING " JOB_COLS_FULL "), "
+		"cl AS (UPDATE jobs SET " CLAIM_SET("$6::text", "$7::bigint", "$8::bigint", "g.t")
+		" FROM g WHERE id = (SELECT id FROM best) AND state = 'pending' "
+		"AND NOT EXISTS (SELECT 1 FROM ins WHERE state = 'running') "
+		"RETURNING " JOB_COLS_FULL "), "
+		"s AS (SELECT id, true AS created, true AS same_params FROM ins UNION ALL "
+		"SELECT id, false, params = $5::jsonb FROM jobs "
+		"WHERE submit_key = $4::text AND NOT EXISTS (SELECT 1 FROM ins)) "
+		"SELECT j.*, s.id, s.created, s.same_params FROM (SELECT 1) AS one "
+		"LEFT JOIN s ON true LEFT JOIN "
+		"(SELECT * FROM ins WHERE state = 'running' UNION ALL SELECT * FROM cl) AS j ON true",
+		PGRES_TUPLES_OK },
 	[ST_CLAIM] = { "kf_claim",
-		"UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $1, "
-		"worker_incarnation = NULLIF($3::bigint, 0), "
-		"lease_token = $2, started_at = now_.t, finished_at = NULL, "
-		"progress = 0, best_cost = NULL, result = NULL, "
-		"cancel_requested = false, next_attempt_at = NULL, "
-		"deadline_at = now_.t + deadline_ms * interval '1 millisecond' "
-		"FROM (SELECT clock_timestamp() AS t) AS now_ "
+		"UPDATE jobs SET " CLAIM_SET("$1", "$2", "$3::bigint", "now_.t")
+		" FROM (SELECT clock_timestamp() AS t) AS now_ "
 		"WHERE id = (SELECT id FROM jobs WHERE state = 'pending' "
 		"ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
 		"AND state = 'pending' RETURNING " JOB_COLS_FULL, PGRES_TUPLES_OK },
@@ -403,19 +421,22 @@ static enum kf_err parse_submit(struct kf__store_req *r)
 {
 	const PGresult *res = r->pg[0];
 	bool run = r->st[0] == ST_SUBMIT_RUN;
-	int flags = run ? C_JOB_COLS : 1;  /* created, same_params: after the job's id or row */
+	int col = run ? C_JOB_COLS : 0;  /* id, created, same_params: after the claimed job */
 
-	/* No row: another broker committed this key after our statement's
-	 * snapshot was taken; a fresh transaction will see it. */
-	if (PQntuples(res) != 1)
-		return KF_EBUSY;
-	if (run)
+	/* A claim is reported whatever becomes of the submit: should the
+	 * transaction commit with the submit failed (below), the claim is
+	 * committed too, and its worker must get it or give it back. */
+	if (run && PQntuples(res) == 1 && !PQgetisnull(res, 0, C_ID)) {
 		job_from_row(res, 0, &r->job);
-	r->res.submit.job_id = kf__pq_ll(res, 0, C_ID);
-	r->res.submit.created = kf__pq_bool(res, 0, flags);
-	r->res.submit.same_params = kf__pq_bool(res, 0, flags + 1);
-	if (run && r->res.submit.created && r->job.state == KF_JOB_RUNNING)
 		r->res.submit.job = &r->job;
+	}
+	/* No submit: another broker committed this key after our statement's
+	 * snapshot was taken; a fresh transaction will see it. */
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, col))
+		return KF_EBUSY;
+	r->res.submit.job_id = kf__pq_ll(res, 0, col);
+	r->res.submit.created = kf__pq_bool(res, 0, col + 1);
+	r->res.submit.same_params = kf__pq_bool(res, 0, col + 2);
 	return KF_OK;
 }
 

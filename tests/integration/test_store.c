@@ -798,29 +798,40 @@ static void test_submit_runs_for_waiting_worker(void **state)
 	o = submit_for(f, "w2", 0, 0, 0, "k:1");
 	assert_false(o->res.submit.created);
 	assert_int_equal(o->res.submit.job_id, id);
-	assert_null(o->job);
+	assert_null(o->job);                      /* nothing pending */
 	assert_string_equal(get(f, id)->job->worker_id, "w1");
 	assert_int_equal(complete(f, id, token, KF_STORE_SUCCEEDED, "{}", NULL)->err, KF_OK);
 
-	/* A pending job ahead — same priority or higher — keeps the new one
-	 * pending; one behind it does not. */
+	/* A pending job ahead — same priority or higher — is the one claimed,
+	 * and the new one waits; one behind it does not. */
 	ahead = submit(f, 5, 1, 0, NULL);
 	o = submit_for(f, "w1", 0, 5, 0, NULL);
 	assert_true(o->res.submit.created);
-	assert_null(o->job);
 	behind = o->res.submit.job_id;
+	assert_non_null(o->job);
+	assert_int_equal(o->job->id, ahead);
+	assert_int_equal(o->job->state, KF_JOB_RUNNING);
+	assert_int_equal(o->job->attempt, 1);
+	assert_string_equal(o->job->worker_id, "w1");
 	assert_int_equal(get(f, behind)->job->state, KF_JOB_PENDING);
 	o = submit_for(f, "w1", 0, 6, 0, NULL);
 	assert_non_null(o->job);
+	assert_int_equal(o->job->id, o->res.submit.job_id);
 	assert_int_equal(o->job->state, KF_JOB_RUNNING);
 	assert_int_equal(o->job->deadline_ns, 0);   /* none asked */
+	/* A resend inserts nothing: the worker gets the best pending job. */
+	o = submit_for(f, "w2", 0, 0, 0, "k:1");
+	assert_false(o->res.submit.created);
+	assert_non_null(o->job);
+	assert_int_equal(o->job->id, behind);
+	assert_string_equal(o->job->worker_id, "w2");
 	o = submit_for(f, "w1", 0, -1, 0, NULL);
-	assert_null(o->job);
 	low = o->res.submit.job_id;
-	assert_int_equal(claim(f, "w2")->id, ahead);
-	assert_int_equal(claim(f, "w2")->id, behind);
-	assert_int_equal(claim(f, "w2")->id, low);
+	assert_non_null(o->job);
+	assert_int_equal(o->job->id, low);
 	assert_null(claim(f, "w2"));
+	assert_int_equal(get(f, ahead)->job->state, KF_JOB_RUNNING);
+	assert_string_equal(get(f, ahead)->job->worker_id, "w1");
 	/* Incarnation 0 is stored as not known, as kf_store_claim stores it. */
 	CALL(f, r, kf_store_running(f->store, 0, on_done, r));
 	assert_int_equal(r->n, 0);
