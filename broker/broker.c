@@ -500,46 +500,27 @@ static void lease_none(struct kf__call *c)
 	kf__lease_reply(c, NULL); /* no job now */
 }
 
-/* The first parked lease from *at on that may claim now, unparked; NULL
- * when none. Gone ones are freed and fenced ones answered or left parked
- * on the way (kf__lease_fenced). *at is left at the lease after it, which
- * stays valid: only the lease at hand is answered or freed. */
-static struct kf__call *lease_next_claimant(struct kf_broker *b, struct kf__call **at)
+/* Lets parked leases claim while the budget lasts, oldest first. Only the
+ * call at hand is answered or freed on the way: `next` stays valid. */
+static void lease_pump(struct kf_broker *b)
 {
-	struct kf__call *c;
+	struct kf__call *c, *next;
 
-	while ((c = *at) && !b->draining && kf_store_is_up(b->store)) {
-		*at = c->next;
+	for (c = b->park_head; c && b->wake_budget && !b->draining && kf_store_is_up(b->store);
+	     c = next) {
+		next = c->next;
 		if (!kf__call_alive(c)) {
 			kf__call_drop(c);
 			continue;
 		}
 		if (kf__lease_fenced(b, c))
-			continue; /* answered, or held for its worker's first heartbeat */
+			continue; /* answered, or held for its worker's first heartbeat;
+				   * the budget goes to the next one */
 		call_unpark(b, c);
-		c->from_park = true;
-		return c;
-	}
-	return NULL;
-}
-
-/* Lets parked leases claim while the budget lasts, oldest first. A fenced
- * lease spends no budget: it goes to the next one. */
-static void lease_pump(struct kf_broker *b)
-{
-	struct kf__call *c, *at = b->park_head;
-
-	while (b->wake_budget && (c = lease_next_claimant(b, &at))) {
 		b->wake_budget--;
+		c->from_park = true;
 		kf__lease_claim(b, c);
 	}
-}
-
-struct kf__call *kf__lease_take(struct kf_broker *b)
-{
-	struct kf__call *at = b->park_head;
-
-	return lease_next_claimant(b, &at);
 }
 
 void kf__lease_wake(struct kf_broker *b, uint32_t n)

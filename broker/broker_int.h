@@ -112,9 +112,7 @@ struct kf__call {
 	/* lease long-poll (a lease, or a complete with lease_next) */
 	uint64_t deadline_ns;
 	bool parked, from_park;
-	/* submit: the parked lease taken for its job (kf__lease_take), which
-	 * this call's store callback answers */
-	struct kf__call *handoff;
+	bool woke_lease;   /* submit: a parked lease was sent to claim already */
 	/* complete with lease_next: the completion and a claim are queued
 	 * together (one group-commit batch); the reply waits for both. */
 	struct {
@@ -219,12 +217,6 @@ void kf__lease_park(struct kf_broker *b, struct kf__call *c, bool front);
 void kf__lease_reply(struct kf__call *c, const struct kf_msg_lease *lease);
 /* Jobs became claimable: let up to n parked leases claim. */
 void kf__lease_wake(struct kf_broker *b, uint32_t n);
-/* The parked lease that would claim next — the oldest that passes the
- * fences (gone and fenced ones are dealt with on the way) — unparked and
- * handed to the caller, who must answer it, claim for it or park it again;
- * NULL when none may claim now. For a submit that claims its own job for a
- * waiting worker. */
-struct kf__call *kf__lease_take(struct kf_broker *b);
 /* The lease fences (rpc_handlers.c): returns true when c may not claim now
  * and was answered here (refused: another process holds the worker id, or
  * the worker is dead here) or is held, parked until the worker's first

@@ -671,77 +671,39 @@ static void h_complete(struct kf_broker *b, struct kf__call *c)
 
 /* ---- submit ------------------------------------------------------------------------- */
 
-/*
- * The parked lease a submit took (h_submit), once the database has answered
- * the submit: it gets the job the submit claimed for it (res.submit.job:
- * the new one, or one ahead of it, which leaves the new one for the next
- * waiting lease). With no job claimed, a new job lets it claim as the pump
- * would have; with none, it waits on.
- */
-static void handoff_finish(struct kf_broker *b, struct kf__call *lc,
-	const struct kf_store_result *res)
-{
-	const struct kf_store_job *job = res->submit.job;   /* committed, whatever err says */
-
-	if (job) {
-		bool new_pending = res->submit.created && job->id != res->submit.job_id;
-
-		if (!kf__call_alive(lc)) {
-			release(b, job);
-			kf__call_drop(lc);
-		} else {
-			reply_lease(lc, job);
-		}
-		if (new_pending)
-			kf__lease_wake(b, 1);
-		return;
-	}
-	if (res->err == KF_OK && res->submit.created) {
-		kf__lease_claim(b, lc);
-		return;
-	}
-	/* A resend, a clash of keys or a failure: no new job. */
-	if (kf_clock_mono_ns() < lc->deadline_ns && !b->draining && res->err != KF_ECANCELED)
-		kf__lease_park(b, lc, true);
-	else
-		kf__lease_reply(lc, NULL);
-}
-
 static void on_submit(void *arg, const struct kf_store_result *res)
 {
 	struct kf__call *c = arg;
 	struct kf_broker *b = c->b;
 	const struct kf_msg_job_params *p = &c->msg->submit_req.params;
-	struct kf__call *lc = c->handoff;
 	struct kf_msg rep;
 
-	if (!res->err && res->submit.created) {
-		KF_DEBUG(KF__TARGET, "job submitted", KF_I64("job_id", res->submit.job_id),
-			KF_STR("corpus", p->corpus), KF_I64("priority", p->priority),
-			KF_U64("steps", p->steps));
-		kf__job_event(b, (uint64_t)res->submit.job_id, KF_JOB_PENDING, 0, NULL, 0, NAN, NULL);
-	}
-	/* The submit's answer first: it is the request that came first. */
 	if (res->err) {
 		fail_store(c, res);
-	} else if (!res->submit.same_params) {
+		return;
+	}
+	if (!res->submit.same_params) {
 		/* A key names one job: queueing another, or answering as if this
 		 * one had been queued, would both be wrong. */
 		kf__call_fail(c, KF_EEXIST, "submit: %s already names job %lld, submitted with "
 			      "other parameters; nothing was queued",
 			      c->msg->submit_req.key ? "the key" : "the request id",
 			      (long long)res->submit.job_id);
-	} else {
-		memset(&rep, 0, sizeof(rep));
-		rep.type = KF_MSG_SUBMIT_REP;
-		rep.submit_rep.job_id = (uint64_t)res->submit.job_id;
-		rep.submit_rep.existing = !res->submit.created;
-		kf__call_finish(c, &rep);   /* frees c */
+		return;
 	}
-	if (lc)
-		handoff_finish(b, lc, res);
-	else if (!res->err && res->submit.created)
-		kf__lease_wake(b, 1);
+	if (res->submit.created) {
+		KF_DEBUG(KF__TARGET, "job submitted", KF_I64("job_id", res->submit.job_id),
+			KF_STR("corpus", p->corpus), KF_I64("priority", p->priority),
+			KF_U64("steps", p->steps));
+		kf__job_event(b, (uint64_t)res->submit.job_id, KF_JOB_PENDING, 0, NULL, 0, NAN, NULL);
+		if (!c->woke_lease)
+			kf__lease_wake(b, 1);
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.type = KF_MSG_SUBMIT_REP;
+	rep.submit_rep.job_id = (uint64_t)res->submit.job_id;
+	rep.submit_rep.existing = !res->submit.created;
+	kf__call_finish(c, &rep);
 }
 
 /* The checks the broker can make; the layout engine checks the rest when
@@ -785,6 +747,7 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 	struct kf_msg_job_params p = q->params;
 	struct kf_strbuf json = KF_STRBUF_INIT, key = KF_STRBUF_INIT;
 	const char *bad;
+	bool handoff;
 	enum kf_err err;
 
 	if ((bad = invalid_params(&p)) || (bad = invalid_key(q->key))) {
@@ -811,18 +774,23 @@ static void h_submit(struct kf_broker *b, struct kf__call *c)
 	struct kf_store_submit_args a = { .params = json.buf, .priority = p.priority,
 		.max_attempts = (int32_t)p.max_attempts, .deadline_ms = (int64_t)p.deadline_ms,
 		.submit_key = key.len ? key.buf : NULL };
-	/* A worker waits: the submit claims the job for it in the INSERT
-	 * itself, unless a pending job is ahead (kf_store_submit_args.run_for):
-	 * submit → running in one statement and one commit. */
-	if ((c->handoff = kf__lease_take(b))) {
-		a.run_for = kf__call_worker(c->handoff);
-		a.run_incarnation = claim_incarnation(b, c->handoff);
-	}
+	/* A worker waits: send it to claim now rather than after the submit
+	 * commits. Held together, the INSERT and the claim go into one batch,
+	 * in that order, so the claim finds the job: submit → running costs one
+	 * commit and no extra round through this loop. (The store runs batches
+	 * in order on one connection: were the two ever split — a batch is cut
+	 * at max_batch requests — the claim would still come after the INSERT,
+	 * one commit later.) */
+	handoff = b->park_head != NULL;
+	if (handoff)
+		kf_store_hold(b->store);
 	err = kf_store_submit(b->store, &a, on_submit, c);
-	if (err && c->handoff) {
-		kf__lease_park(b, c->handoff, true);   /* as it was */
-		c->handoff = NULL;
+	if (!err && handoff) {
+		c->woke_lease = true;
+		kf__lease_wake(b, 1);
 	}
+	if (handoff)
+		kf_store_release(b->store);
 out:
 	kf_strbuf_release(&json);
 	kf_strbuf_release(&key);

@@ -1071,8 +1071,7 @@ enum kf_err kf_store_submit(struct kf_store *s, const struct kf_store_submit_arg
 		return KF_ENOMEM;
 	r->a.submit = *args;
 	if (!req_str(r, 0, args->params, &r->a.submit.params) ||
-	    !req_str(r, 1, args->submit_key, &r->a.submit.submit_key) ||
-	    !req_str(r, 2, args->run_for, &r->a.submit.run_for)) {
+	    !req_str(r, 1, args->submit_key, &r->a.submit.submit_key)) {
 		req_free(r);
 		return KF_ENOMEM;
 	}

@@ -162,12 +162,6 @@ struct kf_store_result {
 			int64_t job_id;
 			bool created;      /* false: an earlier submit had this submit_key */
 			bool same_params;  /* created, or the earlier job has these params */
-			/* run_for's claim: the new job or one ahead of it;
-			 * NULL = none (nothing claimable, or no run_for).
-			 * Set only when committed, and then even if err is set
-			 * (another broker's submit of the same key won a
-			 * race): the caller hands it on or releases it. */
-			const struct kf_store_job *job;
 		} submit;
 		struct {
 			const struct kf_store_job *job; /* NULL = no pending job */
@@ -343,7 +337,7 @@ void kf_store_free(struct kf_store *s);
  * go into one batch (one transaction, in queue order) instead of the first
  * starting a transaction of its own while the next is being queued. For
  * a request that should see another's effect at once — the broker's claim
- * of a worker's next job right behind the completion of its last. Nests;
+ * for a waiting worker right behind the submit that inserts the job. Nests;
  * keep the window short (nothing blocking inside). Any thread. */
 void kf_store_hold(struct kf_store *s);
 void kf_store_release(struct kf_store *s);
@@ -380,19 +374,10 @@ struct kf_store_submit_args {
 	int32_t max_attempts;      /* >= 1 */
 	int64_t deadline_ms;       /* run-time limit per attempt, 0 = none, >= 0 */
 	const char *submit_key;    /* idempotency key, e.g. "<client>:<seq>"; NULL = none */
-	/* A worker waiting for a job: the submit claims for it, in the same
-	 * statement, the job kf_store_claim would claim right after it — this
-	 * one, inserted running, unless a pending job is ahead of it (same or
-	 * higher priority); else the best pending job, if any (a resend of a
-	 * key inserts nothing). res.submit.job is that claim. NULL = insert
-	 * it pending, claim nothing. */
-	const char *run_for;
-	uint64_t run_incarnation;  /* of run_for's process, as kf_store_claim's */
 };
-/* New job in state pending (or running, see run_for). A submit_key seen
- * before returns that job's id with created = false, and same_params says
- * whether the earlier job was submitted with these params (the caller
- * decides what a mismatch means). */
+/* New job in state pending. A submit_key seen before returns that job's id
+ * with created = false, and same_params says whether the earlier job was
+ * submitted with these params (the caller decides what a mismatch means). */
 enum kf_err kf_store_submit(struct kf_store *s, const struct kf_store_submit_args *args,
 			    kf_store_cb *cb, void *arg);
 

@@ -42,15 +42,6 @@
 	"SELECT 'retrying', count(*) FROM jobs WHERE state = 'retrying' UNION ALL " \
 	"SELECT state, n FROM job_final_counts"
 
-/* What a claim sets: the job runs for `worker` (its process `inc`, 0 = not
- * known, stored as NULL) with the lease `token`, from time `t`. */
-#define CLAIM_SET(worker, token, inc, t) \
-	"state = 'running', attempt = attempt + 1, worker_id = " worker ", " \
-	"worker_incarnation = NULLIF(" inc ", 0), lease_token = " token ", " \
-	"started_at = " t ", finished_at = NULL, progress = 0, best_cost = NULL, " \
-	"result = NULL, cancel_requested = false, next_attempt_at = NULL, " \
-	"deadline_at = " t " + deadline_ms * interval '1 millisecond'"
-
 /* Column numbers of JOB_COLS. */
 enum {
 	C_ID, C_STATE, C_PRIORITY, C_ATTEMPT, C_MAX_ATTEMPTS, C_CANCEL, C_WORKER,
@@ -60,7 +51,7 @@ enum {
 };
 
 enum stmt {
-	ST_SUBMIT, ST_SUBMIT_RUN, ST_CLAIM, ST_PROGRESS, ST_COMPLETE, ST_KILL,
+	ST_SUBMIT, ST_CLAIM, ST_PROGRESS, ST_COMPLETE, ST_KILL,
 	ST_RETRY, ST_GET, ST_ATTEMPTS, ST_LIST_ASC, ST_LIST_DESC, ST_LIST_TOTAL,
 	ST_COUNTS, ST_REQUEUE, ST_PROMOTE, ST_NEXT_DUE, ST_EXPIRE, ST_WORKER_UPSERT,
 	ST_WORKERS_SEEN, ST_ORPHANS, ST_REQUEUE_OTHERS, ST_RUNNING, ST_JOB_LOST,
@@ -86,47 +77,14 @@ static const struct {
 		"SELECT id, true, true FROM ins UNION ALL "
 		"SELECT id, false, params = $5::jsonb FROM jobs WHERE submit_key = $4::text "
 		"AND NOT EXISTS (SELECT 1 FROM ins)", PGRES_TUPLES_OK },
-	/* A submit for a waiting worker (kf_store_submit_args.run_for) claims
-	 * for it too, in the same statement, the job ST_CLAIM would claim
-	 * right after it: the new job, inserted running, unless a pending job
-	 * is ahead of it (same or higher priority); else the best pending job
-	 * (a resend inserts nothing). One statement where a pending INSERT and
-	 * then ST_CLAIM took two, and no claim's UPDATE for the new job: one
-	 * row version where that took two, each with its index entries.
-	 * One row: the claimed job's columns (NULL: none), then the submit's
-	 * id, created and same_params as ST_SUBMIT's (NULL: see parse_submit).
-	 * $3 is cast where it is
-	 * used: deadline_ms is a domain since sql/007, and PostgreSQL would
-	 * deduce two types for it. */
-	[ST_SUBMIT_RUN] = { "kf_submit_run",
-		"WITH g AS (SELECT clock_timestamp() AS t), "
-		"best AS (SELECT id, priority FROM jobs WHERE state = 'pending' "
-		"ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED), "
-		"r AS (SELECT NOT EXISTS (SELECT 1 FROM best WHERE priority >= $1::integer) AS run), "
-		"ins AS (INSERT INTO jobs (priority, max_attempts, attempt_limit, deadline_ms, "
-		"submit_key, params, state, attempt, worker_id, worker_incarnation, lease_token, "
-		"started_at, deadline_at) "
-		"SELECT $1::integer, $2::integer, $2::integer, $3::bigint, $4::text, $5::jsonb, "
-		"CASE WHEN r.run THEN 'running' ELSE 'pending' END, r.run::integer, "
-		"CASE WHEN r.run THEN $6::text END, "
-		"CASE WHEN r.run THEN NULLIF($8::bigint, 0) END, "
-		"CASE WHEN r.run THEN $7::bigint END, CASE WHEN r.run THEN g.t END, "
-		"CASE WHEN r.run THEN g.t + $3::bigint * interval '1 millisecond' END FROM g, r "
-		"ON CONFLICT (submit_key) DO NOTHING RETURNING " JOB_COLS_FULL "), "
-		"cl AS (UPDATE jobs SET " CLAIM_SET("$6::text", "$7::bigint", "$8::bigint", "g.t")
-		" FROM g WHERE id = (SELECT id FROM best) AND state = 'pending' "
-		"AND NOT EXISTS (SELECT 1 FROM ins WHERE state = 'running') "
-		"RETURNING " JOB_COLS_FULL "), "
-		"s AS (SELECT id, true AS created, true AS same_params FROM ins UNION ALL "
-		"SELECT id, false, params = $5::jsonb FROM jobs "
-		"WHERE submit_key = $4::text AND NOT EXISTS (SELECT 1 FROM ins)) "
-		"SELECT j.*, s.id, s.created, s.same_params FROM (SELECT 1) AS one "
-		"LEFT JOIN s ON true LEFT JOIN "
-		"(SELECT * FROM ins WHERE state = 'running' UNION ALL SELECT * FROM cl) AS j ON true",
-		PGRES_TUPLES_OK },
 	[ST_CLAIM] = { "kf_claim",
-		"UPDATE jobs SET " CLAIM_SET("$1", "$2", "$3::bigint", "now_.t")
-		" FROM (SELECT clock_timestamp() AS t) AS now_ "
+		"UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $1, "
+		"worker_incarnation = NULLIF($3::bigint, 0), "
+		"lease_token = $2, started_at = now_.t, finished_at = NULL, "
+		"progress = 0, best_cost = NULL, result = NULL, "
+		"cancel_requested = false, next_attempt_at = NULL, "
+		"deadline_at = now_.t + deadline_ms * interval '1 millisecond' "
+		"FROM (SELECT clock_timestamp() AS t) AS now_ "
 		"WHERE id = (SELECT id FROM jobs WHERE state = 'pending' "
 		"ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
 		"AND state = 'pending' RETURNING " JOB_COLS_FULL, PGRES_TUPLES_OK },
@@ -383,24 +341,13 @@ static void *alloc_rows(struct kf__store_req *r, int n, size_t size)
  * when the request must run again in a transaction of its own.
  */
 
-/* A fresh lease token: random, never 0 (0 means "none" on the wire). */
-static uint64_t new_token(struct kf__store_db *db)
-{
-	uint64_t token;
-
-	do
-		token = kf__store_rand(db);
-	while (token == 0);
-	return token;
-}
-
 static int build_submit(struct kf__store_db *db, struct kf__store_req *r, struct call *calls)
 {
 	const struct kf_store_submit_args *a = &r->a.submit;
-	bool run = a->run_for && *a->run_for;
 	int n = 0;
-	struct call *c = call_new(calls, &n, run ? ST_SUBMIT_RUN : ST_SUBMIT);
+	struct call *c = call_new(calls, &n, ST_SUBMIT);
 
+	(void)db;
 	p_ll(c, a->priority);
 	p_ll(c, a->max_attempts);
 	if (a->deadline_ms > 0)
@@ -409,34 +356,18 @@ static int build_submit(struct kf__store_db *db, struct kf__store_req *r, struct
 		p_str(c, NULL);
 	p_str(c, a->submit_key);
 	p_str(c, a->params);
-	if (run) {
-		p_str(c, a->run_for);
-		p_token(c, new_token(db));
-		p_token(c, a->run_incarnation);
-	}
 	return n;
 }
 
 static enum kf_err parse_submit(struct kf__store_req *r)
 {
-	const PGresult *res = r->pg[0];
-	bool run = r->st[0] == ST_SUBMIT_RUN;
-	int col = run ? C_JOB_COLS : 0;  /* id, created, same_params: after the claimed job */
-
-	/* A claim is reported whatever becomes of the submit: should the
-	 * transaction commit with the submit failed (below), the claim is
-	 * committed too, and its worker must get it or give it back. */
-	if (run && PQntuples(res) == 1 && !PQgetisnull(res, 0, C_ID)) {
-		job_from_row(res, 0, &r->job);
-		r->res.submit.job = &r->job;
-	}
-	/* No submit: another broker committed this key after our statement's
+	/* No row: another broker committed this key after our statement's
 	 * snapshot was taken; a fresh transaction will see it. */
-	if (PQntuples(res) != 1 || PQgetisnull(res, 0, col))
+	if (PQntuples(r->pg[0]) != 1)
 		return KF_EBUSY;
-	r->res.submit.job_id = kf__pq_ll(res, 0, col);
-	r->res.submit.created = kf__pq_bool(res, 0, col + 1);
-	r->res.submit.same_params = kf__pq_bool(res, 0, col + 2);
+	r->res.submit.job_id = kf__pq_ll(r->pg[0], 0, 0);
+	r->res.submit.created = kf__pq_bool(r->pg[0], 0, 1);
+	r->res.submit.same_params = kf__pq_bool(r->pg[0], 0, 2);
 	return KF_OK;
 }
 
@@ -444,9 +375,13 @@ static int build_claim(struct kf__store_db *db, struct kf__store_req *r, struct 
 {
 	int n = 0;
 	struct call *c = call_new(calls, &n, ST_CLAIM);
+	uint64_t token;
 
+	do
+		token = kf__store_rand(db);
+	while (token == 0);
 	p_str(c, r->a.worker_ref.worker_id);
-	p_token(c, new_token(db));
+	p_token(c, token);
 	p_token(c, r->a.worker_ref.incarnation);   /* the bits in a bigint, as workers.incarnation */
 	return n;
 }

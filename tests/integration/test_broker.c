@@ -1306,8 +1306,7 @@ static void test_lease_long_poll(void **state)
 	assert_int_equal(a.rep->lease_rep.lease->job_id, id);
 	assert_int_equal(a.rep->lease_rep.lease->attempt, 1);
 	assert_true(a.elapsed_ms < 3500);  /* 400 ms, then a submit: not the 4 s wait */
-	/* The submit claimed the job for the waiting worker (its INSERT,
-	 * kf_store_submit_args.run_for): so the database says too. */
+	/* The claim behind the submit (one batch) is in the database too. */
 	rep = get_job(id);
 	assert_int_equal(rep->get_rep.job->state, KF_JOB_RUNNING);
 	assert_string_equal(rep->get_rep.job->worker_id, "w-poll");
@@ -1317,8 +1316,8 @@ static void test_lease_long_poll(void **state)
 	kf_msg_free(rep);
 	kf_msg_free(a.rep);
 
-	/* A submit that queues nothing new (its key names a job already) takes
-	 * the waiting lease and gives it back: it waits on for the next job. */
+	/* A submit that queues nothing new (its key names a job already)
+	 * leaves the waiting lease waiting, for the next job. */
 	rep = submit_keyed("poll-key", 10);
 	assert_int_equal(status_of(rep), KF_OK);
 	id = rep->submit_rep.job_id;

@@ -188,8 +188,6 @@ static void on_done(void *arg, const struct kf_store_result *res)
 	o->res.message = NULL;
 	if (res->op == KF_STORE_CLAIM && res->claim.job)
 		o->job = kf_store_job_dup(res->claim.job);
-	if (res->op == KF_STORE_SUBMIT && res->submit.job)
-		o->job = kf_store_job_dup(res->submit.job);
 	if (res->op == KF_STORE_GET && res->get.job)
 		o->job = kf_store_job_dup(res->get.job);
 	if (res->op == KF_STORE_KILL && res->kill.worker_id)
@@ -743,98 +741,6 @@ static void test_claim_priority_order(void **state)
 	assert_int_equal(claim(f, "w1")->id, mid);
 	assert_int_equal(claim(f, "w1")->id, low);
 	assert_null(claim(f, "w1"));
-}
-
-/* Submits as kf_store_submit_args.run_for `worker` (process `incarnation`)
- * with `priority` and `key`; the outcome in f->o[3]. */
-static struct outcome *submit_for(struct fixture *f, const char *worker, uint64_t incarnation,
-	int32_t priority, int64_t deadline_ms, const char *key)
-{
-	struct kf_store_submit_args a = {
-		.params = "{\"corpus\": \"qwerty\", \"steps\": 5}", .priority = priority,
-		.max_attempts = 2, .deadline_ms = deadline_ms, .submit_key = key,
-		.run_for = worker, .run_incarnation = incarnation,
-	};
-	struct outcome *o = &f->o[3];
-
-	CALL(f, o, kf_store_submit(f->store, &a, on_done, o));
-	assert_int_equal(o->err, KF_OK);
-	assert_true(o->res.submit.job_id > 0);
-	assert_true(o->res.submit.same_params);
-	return o;
-}
-
-/* A submit for a waiting worker inserts the job claimed by it, as a claim
- * right after a pending INSERT would — unless that claim would take
- * another job: one pending at the same or a higher priority. */
-static void test_submit_runs_for_waiting_worker(void **state)
-{
-	struct fixture *f = *state;
-	struct outcome *o = submit_for(f, "w1", 7, 0, 60000, "k:1"), *r = &f->o[0];
-	const struct kf_store_job *j = o->job;
-	int64_t id = o->res.submit.job_id, ahead, behind, low;
-	uint64_t token;
-
-	assert_true(o->res.submit.created);
-	assert_non_null(j);
-	assert_int_equal(j->id, id);
-	assert_int_equal(j->state, KF_JOB_RUNNING);
-	assert_int_equal(j->attempt, 1);
-	assert_string_equal(j->worker_id, "w1");
-	assert_true(j->lease_token != 0);
-	assert_true(j->started_ns > 0);
-	assert_int_equal(j->deadline_ns - j->started_ns, 60000LL * 1000000);
-	assert_string_equal(j->params, "{\"steps\": 5, \"corpus\": \"qwerty\"}");
-	assert_string_equal(j->submit_key, "k:1");
-	/* The claim as the database holds it: the process, the token. */
-	CALL(f, r, kf_store_running(f->store, 0, on_done, r));
-	assert_int_equal(r->n, 1);
-	assert_int_equal(r->ids[0], id);
-	assert_true(r->incarnations[0] == 7 && r->tokens[0] == j->lease_token);
-	assert_null(claim(f, "w2"));              /* not pending */
-	token = j->lease_token;
-
-	/* A resend of the key: the first job, claimed once. */
-	o = submit_for(f, "w2", 0, 0, 0, "k:1");
-	assert_false(o->res.submit.created);
-	assert_int_equal(o->res.submit.job_id, id);
-	assert_null(o->job);                      /* nothing pending */
-	assert_string_equal(get(f, id)->job->worker_id, "w1");
-	assert_int_equal(complete(f, id, token, KF_STORE_SUCCEEDED, "{}", NULL)->err, KF_OK);
-
-	/* A pending job ahead — same priority or higher — is the one claimed,
-	 * and the new one waits; one behind it does not. */
-	ahead = submit(f, 5, 1, 0, NULL);
-	o = submit_for(f, "w1", 0, 5, 0, NULL);
-	assert_true(o->res.submit.created);
-	behind = o->res.submit.job_id;
-	assert_non_null(o->job);
-	assert_int_equal(o->job->id, ahead);
-	assert_int_equal(o->job->state, KF_JOB_RUNNING);
-	assert_int_equal(o->job->attempt, 1);
-	assert_string_equal(o->job->worker_id, "w1");
-	assert_int_equal(get(f, behind)->job->state, KF_JOB_PENDING);
-	o = submit_for(f, "w1", 0, 6, 0, NULL);
-	assert_non_null(o->job);
-	assert_int_equal(o->job->id, o->res.submit.job_id);
-	assert_int_equal(o->job->state, KF_JOB_RUNNING);
-	assert_int_equal(o->job->deadline_ns, 0);   /* none asked */
-	/* A resend inserts nothing: the worker gets the best pending job. */
-	o = submit_for(f, "w2", 0, 0, 0, "k:1");
-	assert_false(o->res.submit.created);
-	assert_non_null(o->job);
-	assert_int_equal(o->job->id, behind);
-	assert_string_equal(o->job->worker_id, "w2");
-	o = submit_for(f, "w1", 0, -1, 0, NULL);
-	low = o->res.submit.job_id;
-	assert_non_null(o->job);
-	assert_int_equal(o->job->id, low);
-	assert_null(claim(f, "w2"));
-	assert_int_equal(get(f, ahead)->job->state, KF_JOB_RUNNING);
-	assert_string_equal(get(f, ahead)->job->worker_id, "w1");
-	/* Incarnation 0 is stored as not known, as kf_store_claim stores it. */
-	CALL(f, r, kf_store_running(f->store, 0, on_done, r));
-	assert_int_equal(r->n, 0);
 }
 
 /* The claim path skips a row another transaction holds instead of waiting. */
@@ -2032,7 +1938,6 @@ int main(void)
 		cmocka_unit_test(test_no_database),
 		cmocka_unit_test_setup_teardown(test_submit_idempotent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_priority_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_submit_runs_for_waiting_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_skip_locked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_two_brokers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_fencing, setup, teardown),
