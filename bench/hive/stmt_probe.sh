@@ -16,7 +16,8 @@
 # (pg_stat_statements.track_planning; it costs a little itself).
 # Environment: KF_STMT_SQL, KF_STMT_PLANNING, and lib.sh's (KF_HBENCH_PORT_BASE,
 # KF_HBENCH_KEEP, KEYFORGE_LOG).
-# Figures: docs/performance.md, "Another machine, and the database connection".
+# Figures: docs/performance.md, "Another machine, and the database connection"
+# and "The final counts without triggers".
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
