@@ -42,64 +42,6 @@
 	"SELECT 'retrying', count(*) FROM jobs WHERE state = 'retrying' UNION ALL " \
 	"SELECT state, n FROM job_final_counts"
 
-/*
- * A worker's report ends its attempt (sql/009): the transitions of
- * docs/database.md's table for `kf_store_complete`, in one statement.
- * Until migration 009 this was the PL/pgSQL function kf_job_complete, whose
- * four statements each paid an executor start (tables and indexes locked
- * and opened, the plan's state built) inside the function's own call: at
- * 1,000 jobs/s the function took 190 us of the broker's one connection per
- * job, the same work as one statement about 130 (docs/performance.md, "The
- * report in one statement").
- *
- *   j  locks the job and reads what the checks need;
- *   d  is j when the report holds the current lease, with the state the
- *      outcome leads to, the backoff of a retry and the error kept;
- *   u, a and c  write the job, its attempt's row and the final count;
- *   the SELECT answers rc 0 done, 1 no such job, 2 stale lease, 3 a
- *      resend of the report already recorded, with the state and attempt.
- *
- * $1 job, $2 lease token, $3 outcome, $4 result, $5 error, $6 best cost,
- * $7 and $8 the backoff's base and cap (ms), $9 its jitter in [0, 1). An
- * outcome not listed leaves new_state NULL, which the UPDATE refuses (the
- * broker sends only the five of outcome_names).
- */
-#define REPORT_SQL \
-	"WITH j AS (SELECT id, state, lease_token, attempt, attempt_limit, cancel_requested, " \
-	"  worker_id, started_at FROM jobs WHERE id = $1::bigint FOR UPDATE), " \
-	"d AS (SELECT j.id, j.attempt, j.worker_id, j.started_at, clock_timestamp() AS now_, " \
-	"  s.new_state, " \
-	"  CASE WHEN s.new_state = 'retrying' " \
-	"    THEN kf_backoff_ms(j.attempt, $7::bigint, $8::bigint, $9::float8) END AS next_ms, " \
-	"  CASE WHEN $3::text = 'expired' THEN COALESCE($5::text, 'deadline exceeded') " \
-	"    ELSE $5::text END AS error " \
-	"  FROM j CROSS JOIN LATERAL (SELECT CASE $3::text " \
-	"    WHEN 'succeeded' THEN 'succeeded' WHEN 'killed' THEN 'killed' " \
-	"    WHEN 'released' THEN 'pending' " \
-	"    WHEN 'expired' THEN CASE WHEN j.cancel_requested THEN 'killed' ELSE 'failed' END " \
-	"    WHEN 'failed' THEN CASE WHEN j.cancel_requested THEN 'killed' " \
-	"      WHEN j.attempt < j.attempt_limit THEN 'retrying' ELSE 'failed' END " \
-	"    END AS new_state) AS s " \
-	"  WHERE j.state = 'running' AND j.lease_token = $2::bigint), " \
-	"u AS (UPDATE jobs SET state = d.new_state, result = COALESCE($4::jsonb, jobs.result), " \
-	"  error = COALESCE(d.error, jobs.error), " \
-	"  best_cost = COALESCE($6::float8, jobs.best_cost), " \
-	"  next_attempt_at = d.now_ + d.next_ms * interval '1 millisecond', " \
-	"  finished_at = CASE WHEN d.new_state IN ('succeeded', 'failed', 'killed') " \
-	"    THEN d.now_ END, " \
-	"  attempt_limit = jobs.attempt_limit + CASE WHEN $3::text = 'released' THEN 1 ELSE 0 END, " \
-	"  cancel_requested = false, deadline_at = NULL " \
-	"  FROM d WHERE jobs.id = d.id), " \
-	"a AS (INSERT INTO job_attempts (job_id, attempt, worker_id, outcome, message, " \
-	"  started_at, finished_at) " \
-	"  SELECT d.id, d.attempt, d.worker_id, $3::text, d.error, d.started_at, d.now_ FROM d), " \
-	"c AS (UPDATE job_final_counts SET n = n + 1 FROM d " \
-	"  WHERE job_final_counts.state = d.new_state) " \
-	"SELECT CASE WHEN j.id IS NULL THEN 1 WHEN d.id IS NOT NULL THEN 0 " \
-	"  WHEN j.state <> 'running' AND j.lease_token = $2::bigint THEN 3 ELSE 2 END, " \
-	"  COALESCE(d.new_state, j.state), j.attempt, d.next_ms " \
-	"FROM (SELECT 1) AS one LEFT JOIN j ON true LEFT JOIN d ON true"
-
 /* Column numbers of JOB_COLS. */
 enum {
 	C_ID, C_STATE, C_PRIORITY, C_ATTEMPT, C_MAX_ATTEMPTS, C_CANCEL, C_WORKER,
@@ -148,7 +90,9 @@ static const struct {
 		"AND state = 'pending' RETURNING " JOB_COLS_FULL, PGRES_TUPLES_OK },
 	[ST_PROGRESS] = { "kf_progress",
 		"SELECT rc, cancel FROM kf_job_progress($1, $2, $3, $4)", PGRES_TUPLES_OK },
-	[ST_COMPLETE] = { "kf_complete", REPORT_SQL, PGRES_TUPLES_OK },
+	[ST_COMPLETE] = { "kf_complete",
+		"SELECT rc, new_state, attempt, next_attempt_ms "
+		"FROM kf_job_complete($1, $2, $3, $4, $5, $6, $7, $8, $9)", PGRES_TUPLES_OK },
 	/* kf_job_kill() does not say whether it changed anything, so the row
 	 * is locked and read first: kf_job_kill's argument comes from that
 	 * row (a LATERAL dependency), which orders the read before the kill.
