@@ -145,7 +145,7 @@ static const struct {
 	[ST_WORKERS_SEEN] = { "kf_workers_seen",
 		"UPDATE workers SET last_seen = clock_timestamp() WHERE id = ANY ($1::text[])",
 		PGRES_COMMAND_OK },
-	/* Through jobs_running_worker: the running jobs only. */
+	/* Through jobs_state_id: the running jobs only (sql/009). */
 	[ST_ORPHANS] = { "kf_orphans",
 		"SELECT DISTINCT j.worker_id FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id "
 		"WHERE j.state = 'running' AND j.worker_id IS NOT NULL AND (w.id IS NULL OR "
@@ -154,7 +154,7 @@ static const struct {
 	[ST_REQUEUE_OTHERS] = { "kf_requeue_others",
 		"SELECT job_id, new_state, attempt, NULL::text, lease_token "
 		"FROM kf_worker_requeue_others($1, $2, $3)", PGRES_TUPLES_OK },
-	/* Through jobs_running_worker's partial index: the running jobs only. */
+	/* Through jobs_state_id, in id order: the running jobs only (sql/009). */
 	[ST_RUNNING] = { "kf_running",
 		"SELECT id, worker_id, worker_incarnation, lease_token FROM jobs "
 		"WHERE state = 'running' AND worker_id IS NOT NULL AND worker_incarnation IS NOT NULL "

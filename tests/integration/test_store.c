@@ -1452,6 +1452,9 @@ static void test_final_counts_seeded_on_upgrade(void **state)
 		      "'failed', 'killed', 'released', 'lost', 'expired')); "
 		      "DROP DOMAIN kf_job_state, kf_attempt_outcome, kf_final_state, kf_attempts, "
 		      "kf_duration_ms, kf_count; "
+		      "CREATE INDEX jobs_running_worker ON jobs (worker_id) WHERE state = 'running'; "
+		      "CREATE INDEX jobs_running_deadline ON jobs (deadline_at) "
+		      "WHERE state = 'running' AND deadline_at IS NOT NULL; "
 		      "DELETE FROM schema_migrations WHERE version >= 2");
 	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, deadline_ms, params) "
 		      "SELECT s, 1, 1, 1000, '{}' FROM unnest(ARRAY['killed', 'killed', 'failed']) s");
@@ -1515,6 +1518,63 @@ static void test_domains_keep_the_rules(void **state)
 /* Migration 3: ANALYZE leaves the wide columns of jobs out (their
  * statistics cost most of its time and no plan uses them) and still
  * describes the ones the queries filter on. */
+/* EXPLAIN's plan of sql, its lines joined by '\n' into buf. */
+static const char *plan_of(PGconn *c, const char *sql, char *buf, size_t cap)
+{
+	char explain[512];
+	PGresult *res;
+	size_t len = 0;
+
+	snprintf(explain, sizeof(explain), "EXPLAIN %s", sql);
+	res = PQexec(c, explain);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	buf[0] = '\0';
+	for (int i = 0; i < PQntuples(res) && len < cap; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s\n", PQgetvalue(res, i, 0));
+	PQclear(res);
+	return buf;
+}
+
+/* Migration 9: the sweeps over the running jobs (a dead worker's, the
+ * deadlines, the lost leases and orphans) read them through
+ * jobs_state_id, not the whole history. */
+static void test_running_jobs_through_state_index(void **state)
+{
+	static const char *const sweeps[] = {
+		"SELECT id FROM jobs WHERE state = 'running' AND worker_id = 'w1'",
+		"SELECT id FROM jobs WHERE state = 'running' AND deadline_at IS NOT NULL "
+		"AND deadline_at <= clock_timestamp()",
+		"SELECT id FROM jobs WHERE state = 'running' AND worker_id IS NOT NULL "
+		"ORDER BY id LIMIT 4096",
+	};
+	struct fixture *f = *state;
+	PGconn *c = PQconnectdb(f->conninfo);
+	struct outcome *o = &f->o[0];
+	char plan[2048];
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	admin_exec(c, "INSERT INTO jobs (state, max_attempts, attempt_limit, params, finished_at) "
+		      "SELECT 'succeeded', 1, 1, '{}', clock_timestamp() "
+		      "FROM generate_series(1, 20000)");
+	admin_exec(c, "SELECT kf_job_final_recount()");
+	for (int i = 0; i < 3; i++) {
+		submit(f, 0, 1, 60000, NULL);
+		claim(f, "w1");
+	}
+	admin_exec(c, "ANALYZE jobs");
+	assert_int_equal(admin_ll(c, "SELECT count(*) FROM pg_indexes WHERE schemaname = "
+				     "current_schema() AND tablename = 'jobs' AND indexname IN "
+				     "('jobs_running_worker', 'jobs_running_deadline')"), 0);
+	for (size_t i = 0; i < sizeof(sweeps) / sizeof(sweeps[0]); i++) {
+		plan_of(c, sweeps[i], plan, sizeof(plan));
+		if (!strstr(plan, "jobs_state_id") || strstr(plan, "Seq Scan"))
+			fail_msg("'%s' does not read jobs_state_id:\n%s", sweeps[i], plan);
+	}
+	CALL(f, o, kf_store_requeue_worker(f->store, "w1", NULL, on_done, o));
+	assert_int_equal(o->n, 3);
+	PQfinish(c);
+}
+
 static void test_analyze_skips_wide_columns(void **state)
 {
 	struct fixture *f = *state;
@@ -2007,6 +2067,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_final_counts_follow_transitions, setup, teardown_counted),
 		cmocka_unit_test_setup_teardown(test_final_counts_seeded_on_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_analyze_skips_wide_columns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_running_jobs_through_state_index, setup,
+						teardown_counted),
 		cmocka_unit_test_setup_teardown(test_domains_keep_the_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_upsert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers_seen_and_orphans, setup, teardown),
