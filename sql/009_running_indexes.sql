@@ -10,7 +10,7 @@
 -- jobs, in id order, and they are never more than the hive's slots: the
 -- sweeps filter a few hundred rows instead of reading a narrower index.
 -- Measured with stmt_probe.sh at 1,000 jobs/s (docs/performance.md, "Two
--- indexes fewer"): a claim took 27-28 µs without them against 35-37, and
--- the statements of 8,000 jobs 2.35-2.42 s against 2.60-2.79.
+-- indexes fewer"): a claim took 25-28 µs without them against 28-37, and
+-- the statements of 8,000 jobs 2.32-2.42 s against 2.47-2.79.
 DROP INDEX jobs_running_worker;
 DROP INDEX jobs_running_deadline;
