@@ -1285,7 +1285,7 @@ static void *long_poll(void *p)
 static void test_lease_long_poll(void **state)
 {
 	struct poll_arg a = { 0 };
-	struct kf_msg *rep;
+	struct kf_msg *rep, *keyed;
 	pthread_t th;
 	uint64_t id;
 
@@ -1322,7 +1322,7 @@ static void test_lease_long_poll(void **state)
 	assert_int_equal(status_of(rep), KF_OK);
 	id = rep->submit_rep.job_id;
 	kf_msg_free(rep);
-	kf_msg_free(lease_job("w-poll", id));   /* the key's job, out of the way */
+	keyed = lease_job("w-poll", id);        /* the key's job, out of the way */
 	memset(&a, 0, sizeof(a));
 	assert_int_equal(pthread_create(&th, NULL, long_poll, &a), 0);
 	kf_sleep_ms(400);
@@ -1337,6 +1337,15 @@ static void test_lease_long_poll(void **state)
 	assert_non_null(a.rep->lease_rep.lease);
 	assert_int_equal(a.rep->lease_rep.lease->job_id, id);
 	assert_true(a.elapsed_ms >= 700 && a.elapsed_ms < 3500);
+	/* Both jobs end, so that no later test meets them running. */
+	rep = complete(id, a.rep->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	rep = complete(keyed->lease_rep.lease->job_id, keyed->lease_rep.lease->lease_token,
+		       KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	kf_msg_free(keyed);
 	kf_msg_free(a.rep);
 }
 

@@ -1515,9 +1515,6 @@ static void test_domains_keep_the_rules(void **state)
 	PQfinish(c);
 }
 
-/* Migration 3: ANALYZE leaves the wide columns of jobs out (their
- * statistics cost most of its time and no plan uses them) and still
- * describes the ones the queries filter on. */
 /* EXPLAIN's plan of sql, its lines joined by '\n' into buf. */
 static const char *plan_of(PGconn *c, const char *sql, char *buf, size_t cap)
 {
@@ -1575,6 +1572,9 @@ static void test_running_jobs_through_state_index(void **state)
 	PQfinish(c);
 }
 
+/* Migration 3: ANALYZE leaves the wide columns of jobs out (their
+ * statistics cost most of its time and no plan uses them) and still
+ * describes the ones the queries filter on. */
 static void test_analyze_skips_wide_columns(void **state)
 {
 	struct fixture *f = *state;
