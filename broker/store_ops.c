@@ -34,8 +34,9 @@
 			       "CASE WHEN $5::boolean THEN result::text END")
 #define STATE_FILTER "($1::text[] IS NULL OR state = ANY ($1::text[]))"
 /* Jobs per state: the active states through their indexes, the final
- * states from the counters sql/002_final_counts.sql keeps — never a scan of
- * every job ever run (docs/database.md). */
+ * states from job_final_counts (sql/002; kept by the state machine's
+ * functions since sql/008) — never a scan of every job ever run
+ * (docs/database.md). */
 #define STATE_COUNTS \
 	"SELECT 'pending' AS state, count(*) AS n FROM jobs WHERE state = 'pending' UNION ALL " \
 	"SELECT 'running', count(*) FROM jobs WHERE state = 'running' UNION ALL " \
