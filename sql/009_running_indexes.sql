@@ -6,7 +6,8 @@
 -- sweep and the orphan and lost-lease checks. But every INSERT and UPDATE
 -- of jobs opens each of the table's indexes and tests each partial
 -- index's predicate, and every claim, which makes a job running, writes
--- an entry into both. jobs_state_id (state, id) already finds the running
+-- an entry into the first (and into the second when the job has a
+-- deadline). jobs_state_id (state, id) already finds the running
 -- jobs, in id order, and they are never more than the hive's slots: the
 -- sweeps filter a few hundred rows instead of reading a narrower index.
 -- Measured with stmt_probe.sh at 1,000 jobs/s (docs/performance.md, "Two

@@ -441,8 +441,7 @@ static void *cancel_later(void *arg)
 static void test_anneal_cancel_within_10ms(void **state)
 {
 	struct fixture fx = english();
-	uint64_t best_elapsed = UINT64_MAX;
-	int measured = 0;
+	uint64_t best_elapsed = UINT64_MAX;  /* stays so while nothing is measured */
 
 	(void)state;
 	for (int attempt = 0; attempt < 5 && best_elapsed >= 10000000; attempt++) {
@@ -464,11 +463,10 @@ static void test_anneal_cancel_within_10ms(void **state)
 		assert_true(r.steps < p.steps);
 		if (r.steps == 0)
 			continue;       /* cancelled before the loop began */
-		measured++;
 		if (done - c.set_at < best_elapsed)
 			best_elapsed = done - c.set_at;
 	}
-	if (!measured)
+	if (best_elapsed == UINT64_MAX)
 		fail_msg("no attempt reached its first step within 20 ms");
 	if (best_elapsed >= 10000000)
 		fail_msg("cancellation took %.3f ms", (double)best_elapsed / 1e6);
