@@ -7,7 +7,10 @@
 #   - each PostgreSQL process' user and system CPU,
 #   - each thread of the broker and of the first worker: CPU, voluntary and
 #     involuntary context switches (/proc/PID/task/TID), by thread name
-#     (nng names its own: nng:task, nng:poll:epoll, …).
+#     (nng names its own: nng:task, nng:poll:epoll, …),
+#   - for those threads and PostgreSQL's processes, how long they waited,
+#     runnable, for a CPU (schedstat): on two busy cores the database
+#     connection's time is its backend's CPU, the WAL flush, and this wait.
 # Use it to compare two builds or settings run for run, on the same minute:
 # on a shared machine only interleaved runs compare.
 #
@@ -30,7 +33,16 @@ JOBS="${3:-5000}"
 [[ "$SLOTS" =~ ^[1-9][0-9]*$ && "$JOBS" =~ ^[1-9][0-9]*$ ]] || hb_die "SLOTS and JOBS are numbers"
 US_PER_TICK=$((1000000 / $(getconf CLK_TCK)))
 
-# Threads of the given processes: pid tid name cpu_ticks voluntary involuntary
+# Nanoseconds a task spent waiting, runnable, for a CPU: the second field
+# of /proc/.../schedstat (kernels with schedstats; "0" where it is missing).
+rq_wait() {
+	local f=()
+	read -ra f <"$1/schedstat" 2>/dev/null || true
+	echo "${f[1]:-0}"
+}
+
+# Threads of the given processes:
+# pid tid name cpu_ticks voluntary involuntary runqueue_wait_ns
 threads() {
 	local p t st name vol invol
 	for p in "$@"; do
@@ -45,13 +57,13 @@ threads() {
 			if [ "${#st[@]}" -le 12 ] || [ -z "$name" ] || [ -z "$vol" ] || [ -z "$invol" ]; then
 				continue
 			fi
-			printf '%s %s %s %s %s %s\n' "$p" "${t##*/}" "$name" $((st[11] + st[12])) \
-				"$vol" "$invol"
+			printf '%s %s %s %s %s %s %s\n' "$p" "${t##*/}" "$name" $((st[11] + st[12])) \
+				"$vol" "$invol" "$(rq_wait "$t")"
 		done
 	done
 }
 
-# PostgreSQL processes: pid name utime stime
+# PostgreSQL processes: pid name utime stime runqueue_wait_ns
 pg_procs() {
 	local p st name
 	for p in $(pgrep -u postgres postgres); do
@@ -62,7 +74,7 @@ pg_procs() {
 		if [ "${#st[@]}" -le 12 ] || [ -z "$name" ]; then
 			continue
 		fi
-		printf '%s %s %s %s\n' "$p" "$name" "${st[11]}" "${st[12]}"
+		printf '%s %s %s %s %s\n' "$p" "$name" "${st[11]}" "${st[12]}" "$(rq_wait "/proc/$p")"
 	done
 }
 
@@ -98,19 +110,20 @@ wait   # perf
 
 echo "profile_jobs: $JOBS zero-step jobs, 2 workers x $SLOTS slot(s), load $(hb_load)"
 grep -E 'offered|jobs/s|submits/s|submit ack|submit->(running|started|announced)|started->event|database|machine|cpu (broker|worker|bench_jobs)' <<<"$out"
-echo "PostgreSQL processes (per job):"
+echo "PostgreSQL processes (per job; waited: runnable, for a CPU):"
 awk -v n="$JOBS" -v us="$US_PER_TICK" '
-	NR == FNR { u[$1] = $3; s[$1] = $4; next }
+	NR == FNR { u[$1] = $3; s[$1] = $4; w[$1] = $5; next }
 	($1 in u) && ($3 - u[$1] + $4 - s[$1]) > 0 {
-		printf "  %-7s %-10s user %6.0f us  system %6.0f us\n", $1, $2,
-			($3 - u[$1]) * us / n, ($4 - s[$1]) * us / n }' \
+		printf "  %-7s %-10s user %6.0f us  system %6.0f us  waited %6.0f us\n", $1, $2,
+			($3 - u[$1]) * us / n, ($4 - s[$1]) * us / n, ($5 - w[$1]) / 1000 / n }' \
 	"$HB_WORK/pg.before" "$HB_WORK/pg.after"
 echo "threads of the broker (pid $HB_BROKER_PID) and worker pw1 (pid $w1), per job:"
 awk -v n="$JOBS" -v us="$US_PER_TICK" '
-	NR == FNR { c[$2] = $4; v[$2] = $5; x[$2] = $6; next }
+	NR == FNR { c[$2] = $4; v[$2] = $5; x[$2] = $6; w[$2] = $7; next }
 	($2 in c) && ($4 - c[$2] + $5 - v[$2] + $6 - x[$2]) > 0 {
-		printf "  %-7s %-7s %-16s cpu %6.0f us  switches %5.2f voluntary %5.2f involuntary\n",
-			$1, $2, $3, ($4 - c[$2]) * us / n, ($5 - v[$2]) / n, ($6 - x[$2]) / n }' \
+		printf "  %-7s %-7s %-16s cpu %6.0f us  waited %6.0f us  switches %5.2f voluntary %5.2f involuntary\n",
+			$1, $2, $3, ($4 - c[$2]) * us / n, ($7 - w[$2]) / 1000 / n,
+			($5 - v[$2]) / n, ($6 - x[$2]) / n }' \
 	"$HB_WORK/threads.before" "$HB_WORK/threads.after"
 hb_stop "$w1" "$w2"
 hb_stop_all
