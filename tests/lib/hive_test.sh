@@ -43,9 +43,11 @@ wait_until() {
 submit_when_up() {
 	local secs="$1"
 	shift
-	wait_until $((secs * 1000)) submitted "$@" || SUBMITTED=""
+	wait_until $((secs * 1000)) try_submit "$@" || SUBMITTED=""
 }
-submitted() {
+# try_submit CTL ARGS...: one `CTL submit ARGS...`; true with SUBMITTED set
+# to the job's id.
+try_submit() {
 	local ctl="$1"
 	shift
 	SUBMITTED="$("$ctl" submit "$@" 2>/dev/null)" && [ -n "$SUBMITTED" ]

@@ -200,16 +200,13 @@ key() { tm send-keys -t "$SESSION" "$@" 2>/dev/null; }
 
 # keyforgectl's view of a job: "STATE ATTEMPT".
 job_state() { "$CTL" show "$1" --json 2>/dev/null | jq -r '"\(.state) \(.attempt)"'; }
-# wait_state ID SECONDS REGEX : the job's "STATE ATTEMPT" matches REGEX; sets STATE.
-wait_state() {
-	local id="$1" end=$(($(now_ms) + $2 * 1000)) re="$3"
-	while :; do
-		STATE="$(job_state "$id")"
-		[[ "$STATE" =~ $re ]] && return 0
-		[ "$(now_ms)" -lt "$end" ] || return 1
-		sleep 0.1
-	done
+# state_is ID REGEX : the job's "STATE ATTEMPT" matches REGEX; sets STATE.
+state_is() {
+	STATE="$(job_state "$1")"
+	[[ "$STATE" =~ $2 ]]
 }
+# wait_state ID SECONDS REGEX : state_is within SECONDS.
+wait_state() { wait_until $(($2 * 1000)) state_is "$1" "$3"; }
 
 tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-admin.sh"
 screen_check "the admin starts in a 160x40 terminal on the Cluster Map" 10 \
@@ -475,9 +472,8 @@ fi
 
 # quit_admin DESC : q, then the admin's exit status is 0 within 10 s.
 quit_admin() {
-	local end=$(($(now_ms) + 10000))
 	send q
-	while [ ! -s "$TMP/admin.exit" ] && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
+	wait_until 10000 test -s "$TMP/admin.exit" || true
 	if [ "$(cat "$TMP/admin.exit" 2>/dev/null)" = "exit=0" ]; then
 		ok "$1"
 	else
