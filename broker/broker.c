@@ -863,6 +863,17 @@ static void raise_priority(struct kf_broker *b)
 			KF_STR("error", strerror(err)),
 			KF_STR("hint", "needs CAP_SYS_NICE or RLIMIT_NICE; --thread-nice 0 to "
 			       "leave the threads alone"));
+	else if (kf_thread_in_autogroup())
+		/* The nice value holds, but the kernel shares the CPUs between
+		 * sessions first: the two threads gain nothing over the workers
+		 * and PostgreSQL's backend, each a session of its own. */
+		KF_INFO(KF__TARGET, "thread priority only ranks the broker's own threads",
+			KF_I64("nice", b->cfg.thread_nice),
+			KF_STR("reason", "kernel.sched_autogroup_enabled = 1 makes this process's "
+			       "session a scheduling group of its own"),
+			KF_STR("hint", "run the broker and PostgreSQL in one CPU cgroup "
+			       "(scripts/cpugroup, as ./keyforge up does), or set "
+			       "kernel.sched_autogroup_enabled = 0"));
 	else
 		KF_DEBUG(KF__TARGET, "thread priority raised", KF_I64("nice", b->cfg.thread_nice));
 }

@@ -17,6 +17,11 @@
 #   KEYFORGE_LOG         log filter of the programs (default info, as shipped)
 #   KF_HBENCH_CHRT       a command the programs and beanstalkd run under, e.g.
 #                        "chrt -b 0" (SCHED_BATCH); unquoted, split on spaces
+#   KF_HBENCH_CGROUP=0   leave the programs and PostgreSQL in the caller's CPU
+#                        cgroup, where the kernel's autogroups make each
+#                        session a scheduling group of its own; by default
+#                        (1) they all run in one group of their own
+#                        (scripts/cpugroup, hb_cpu_group)
 #   KF_HBENCH_VCPU=1     run bench_vcpu beside each open-loop run of
 #                        bench_jobs.sh and say how many CPU dips fell into it
 #                        (hb_vcpu_start; docs/performance.md "The machine's
@@ -95,6 +100,28 @@ hb_init() {
 	trap hb_cleanup EXIT
 	trap 'exit 130' INT TERM
 	export KEYFORGE_LOG="${KEYFORGE_LOG:-info}" KEYFORGE_LOG_FORMAT=human NO_COLOR=1
+	hb_cpu_group
+}
+
+# hb_cpu_group: moves this script, and so everything it starts from now on
+# (PostgreSQL included), into one CPU cgroup of its own, HB_CGROUP, so that
+# the broker's --thread-nice ranks its threads against the workers',
+# PostgreSQL's and the generator's (scripts/cpugroup says why). Says on
+# stderr which it is: the figures differ (docs/performance.md).
+hb_cpu_group() {
+	HB_CGROUP=""
+	[[ "${KF_HBENCH_CGROUP:-1}" =~ ^[01]$ ]] || hb_die "KF_HBENCH_CGROUP is 0 or 1"
+	if [ "${KF_HBENCH_CGROUP:-1}" = 0 ]; then
+		echo "bench/hive: no CPU group of its own (KF_HBENCH_CGROUP=0)" >&2
+		return 0
+	fi
+	if HB_CGROUP="$("$HB_ROOT/scripts/cpugroup" make "keyforge-bench-$HB_PORT_BASE" 2>"$HB_WORK/logs/cpugroup.log")" &&
+		"$HB_ROOT/scripts/cpugroup" join "$HB_CGROUP" $$ 2>>"$HB_WORK/logs/cpugroup.log"; then
+		echo "bench/hive: CPU group $HB_CGROUP" >&2
+	else
+		echo "bench/hive: no CPU group of its own: $(tail -n 1 "$HB_WORK/logs/cpugroup.log")" >&2
+		HB_CGROUP=""
+	fi
 }
 
 # A process's start time (clock ticks since boot, /proc/PID/stat field 22):
@@ -147,6 +174,9 @@ hb_cleanup() {
 	fi
 	if [ -n "${HB_PGDIR:-}" ]; then
 		"$HB_PGTMP" stop "$HB_PGDIR" >/dev/null 2>&1
+	fi
+	if [ -n "${HB_CGROUP:-}" ]; then
+		"$HB_ROOT/scripts/cpugroup" remove "$HB_CGROUP" >&2
 	fi
 	if [ -n "${HB_WORK:-}" ]; then
 		if [ "${KF_HBENCH_KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then

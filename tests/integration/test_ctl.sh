@@ -7,7 +7,8 @@
 # retries real jobs; a keyed submit queues one job however often it is sent,
 # even after a timeout; bad input gives exit status 2 with a clear message; an
 # unreachable broker gives 4, and so does a submit while PostgreSQL is down
-# (a wait is waited out); `down` leaves no process and no folder.
+# (a wait is waited out); run as root, `up` starts it all in one CPU cgroup;
+# `down` leaves no process, no folder and no group.
 #
 # Environment (set by meson): KF_BUILD_ROOT, KF_SOURCE_ROOT. Exit 77 (skip)
 # when a program is not built. About 30 s.
@@ -71,6 +72,32 @@ hive_up
 PGDIR="$(cat "$KEYFORGE_STATE_DIR/pgdir")"
 check "env points at the hive (rpc port $((BASE + 2)))" \
 	test "$KEYFORGE_RPC" = "tcp://127.0.0.1:$((BASE + 2))" -a -f "$KEYFORGE_TOKEN_FILE"
+
+# ---- the CPU group (scripts/cpugroup), before the test restarts PostgreSQL from outside it ----
+
+# The cpu line of /proc/PID/cgroup (v1 "N:cpu,...:/path", or v2 "0::/path").
+cpu_cgroup_of() {
+	grep -E '^[0-9]+:([^:]*,)?cpu(,[^:]*)?:|^0::' "/proc/$1/cgroup" | head -n 1 | cut -d: -f3
+}
+CGROUP="$(cat "$KEYFORGE_STATE_DIR/cgroup" 2>/dev/null || true)"
+if [ -z "$CGROUP" ]; then
+	ok "# SKIP no CPU group: $(tail -n 1 "$KEYFORGE_STATE_DIR/logs/cpugroup.log" 2>/dev/null)"
+else
+	# The broker, a worker, the postmaster and the broker's backend (a
+	# process the postmaster forked after `up` joined the group).
+	in_group=1 members="" n=0
+	POSTMASTER="$(head -n 1 "$PGDIR/data/postmaster.pid" 2>/dev/null)"
+	for pid in $(cat "$KEYFORGE_STATE_DIR/pids/broker.pid" "$KEYFORGE_STATE_DIR/pids/worker-1.pid" | cut -d" " -f1) \
+		"$POSTMASTER" $(pgrep -P "$POSTMASTER" -u postgres 2>/dev/null); do
+		g="$(cpu_cgroup_of "$pid" 2>/dev/null)"
+		[ -n "$g" ] || continue
+		members+=" $pid:$g"
+		n=$((n + 1))
+		case "$CGROUP" in */"${g#/}") ;; *) in_group=0 ;; esac
+	done
+	check "up runs the broker, the workers and PostgreSQL in the CPU group $CGROUP ($members)" \
+		test "$in_group" = 1 -a "$n" -ge 4
+fi
 
 "$HIVE" up "$BUILD" --workers 1 --port-base "$BASE" >"$TMP/up2.out" 2>&1
 rc=$?
@@ -342,6 +369,9 @@ fi
 check "status: everything runs (exit 0)" test $? = 0
 check "status: the gateway is linked to the broker's monitor socket" \
 	grep -q "monitor socket $KEYFORGE_MONITOR: connected" "$TMP/status.out"
+if [ -n "$CGROUP" ]; then
+	check "status names the CPU group" grep -q "cpu group   $CGROUP (" "$TMP/status.out"
+fi
 
 # ---- drain (after status: the hive has one worker fewer then) -----------------------------
 
@@ -363,11 +393,12 @@ check "a job after the drain runs on the other worker" \
 rc=$?
 left=""
 for pid in $PIDS; do kill -0 "$pid" 2>/dev/null && left+=" $pid"; done
-if [ $rc = 0 ] && [ -z "$left" ] && [ ! -e "$KEYFORGE_STATE_DIR" ] && [ ! -e "$PGDIR" ]; then
-	ok "down stops every process and removes the state and the database"
+if [ $rc = 0 ] && [ -z "$left" ] && [ ! -e "$KEYFORGE_STATE_DIR" ] && [ ! -e "$PGDIR" ] &&
+	{ [ -z "$CGROUP" ] || [ ! -e "$CGROUP" ]; }; then
+	ok "down stops every process and removes the state, the database and the CPU group"
 else
 	not_ok "down" "exit $rc, processes left:$left" "$(cat "$TMP/down.out")" \
-		"$(ls -d "$KEYFORGE_STATE_DIR" "$PGDIR" 2>/dev/null)"
+		"$(ls -d "$KEYFORGE_STATE_DIR" "$PGDIR" "$CGROUP" 2>/dev/null)"
 fi
 
 echo "1..$N"

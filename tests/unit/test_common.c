@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/parse.h"
 #include "common/strbuf.h"
+#include "common/thread.h"
 
 static void test_strerror_known_codes(void **state)
 {
@@ -396,6 +397,37 @@ static void test_backoff(void **state)
 	assert_int_equal(kf_backoff_ms(3, 500, 100), 100);       /* min above max */
 }
 
+/* /proc/PID/cgroup as cgroup v1 (hybrid), v2 alone, and malformed: the cpu
+ * hierarchy's path, which kf_thread_in_autogroup compares with "/". */
+static void test_cgroup_cpu_path(void **state)
+{
+	char p[64];
+	bool v2;
+
+	(void)state;
+	/* v1: the line whose controller list holds the word "cpu" wins over
+	 * cpuacct alone and over v2's "0::" line. */
+	assert_true(kf_cgroup_cpu_path("4:memory:/x\n2:cpuacct:/y\n1:cpu:/keyforge-hive-7402\n0::/\n",
+				       p, sizeof p, &v2));
+	assert_string_equal(p, "/keyforge-hive-7402");
+	assert_false(v2);
+	assert_true(kf_cgroup_cpu_path("3:cpu,cpuacct:/\n0::/user.slice\n", p, sizeof p, &v2));
+	assert_string_equal(p, "/");
+	assert_false(v2);
+	/* v2 alone; no newline at the end. */
+	assert_true(kf_cgroup_cpu_path("0::/system.slice/pg.service", p, sizeof p, &v2));
+	assert_string_equal(p, "/system.slice/pg.service");
+	assert_true(v2);
+	/* Neither hierarchy, an empty path, a path that does not fit. */
+	assert_false(kf_cgroup_cpu_path("2:cpuacct:/\n9:name=systemd:/\n", p, sizeof p, &v2));
+	assert_false(kf_cgroup_cpu_path("1:cpu:\n", p, sizeof p, &v2));
+	assert_false(kf_cgroup_cpu_path("", p, sizeof p, &v2));
+	assert_false(kf_cgroup_cpu_path("garbage without colons", p, sizeof p, &v2));
+	assert_false(kf_cgroup_cpu_path("1:cpu:/0123456789", p, 8, &v2));
+	assert_true(kf_cgroup_cpu_path("1:cpu:/012345", p, 8, &v2));
+	assert_string_equal(p, "/012345");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_hex_digit),
 		cmocka_unit_test(test_text_has_control),
 		cmocka_unit_test(test_mono_timespec),
+		cmocka_unit_test(test_cgroup_cpu_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
