@@ -867,7 +867,7 @@ static void raise_priority(struct kf_broker *b)
 		/* The nice value holds, but the kernel shares the CPUs between
 		 * sessions first: the two threads gain nothing over the workers
 		 * and PostgreSQL's backend, each a session of its own. */
-		KF_INFO(KF__TARGET, "thread priority only ranks the broker's own threads",
+		KF_INFO(KF__TARGET, "thread priority only ranks threads of the broker's session",
 			KF_I64("nice", b->cfg.thread_nice),
 			KF_STR("reason", "kernel.sched_autogroup_enabled = 1 makes this process's "
 			       "session a scheduling group of its own"),
