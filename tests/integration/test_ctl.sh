@@ -95,7 +95,7 @@ else
 		n=$((n + 1))
 		case "$CGROUP" in */"${g#/}") ;; *) in_group=0 ;; esac
 	done
-	check "up runs the broker, the workers and PostgreSQL in the CPU group $CGROUP ($members)" \
+	check "up runs the broker, a worker and PostgreSQL in the CPU group $CGROUP ($members)" \
 		test "$in_group" = 1 -a "$n" -ge 4
 fi
 
