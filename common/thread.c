@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/io.h"
+
 int kf_thread_set_nice(int nice)
 {
 	if (nice < -20 || nice > 19)
@@ -69,29 +71,15 @@ bool kf_cgroup_cpu_path(const char *text, char *out, size_t n, bool *v2)
 	return copy_path(v2_path, v2_end, out, n);
 }
 
-/* Reads up to N-1 bytes of PATH into BUF; false when it cannot. */
-static bool read_small(const char *path, char *buf, size_t n)
-{
-	FILE *f = fopen(path, "re");
-	size_t got;
-
-	if (!f)
-		return false;
-	got = fread(buf, 1, n - 1, f);
-	fclose(f);
-	buf[got] = '\0';
-	return got > 0;
-}
-
 bool kf_thread_in_autogroup(void)
 {
 	char buf[4096], path[1024], file[1200];
 	bool v2;
 
-	if (!read_small("/proc/sys/kernel/sched_autogroup_enabled", buf, sizeof buf) ||
+	if (!kf_read_text("/proc/sys/kernel/sched_autogroup_enabled", buf, sizeof buf) ||
 	    buf[0] != '1')
 		return false;
-	if (!read_small("/proc/self/cgroup", buf, sizeof buf) ||
+	if (!kf_read_text("/proc/self/cgroup", buf, sizeof buf) ||
 	    !kf_cgroup_cpu_path(buf, path, sizeof path, &v2))
 		return false;
 	if (strcmp(path, "/") == 0)
@@ -101,7 +89,7 @@ bool kf_thread_in_autogroup(void)
 	/* Under v2 a group is its own task group only when its parent hands
 	 * it the cpu controller: then "cpu" is in its cgroup.controllers. */
 	snprintf(file, sizeof file, "/sys/fs/cgroup%s/cgroup.controllers", path);
-	if (!read_small(file, buf, sizeof buf))
+	if (!kf_read_text(file, buf, sizeof buf))
 		return false;
 	buf[strcspn(buf, "\n")] = '\0';
 	for (char *save = NULL, *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))

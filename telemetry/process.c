@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/io.h"
+
 enum kf_err kf_process_parse_stat(const char *text, long clk_tck, long page_size,
 				  double boot_time_s, struct kf_process_sample *out)
 {
@@ -50,20 +52,6 @@ enum kf_err kf_process_parse_btime(const char *text, double *boot_time_s)
 }
 
 /* Reads a whole small /proc file into buf. */
-static enum kf_err read_text(const char *path, char *buf, size_t cap)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return KF_EIO;
-	size_t n = fread(buf, 1, cap - 1, f);
-	bool err = ferror(f);
-	fclose(f);
-	if (err)
-		return KF_EIO;
-	buf[n] = '\0';
-	return KF_OK;
-}
-
 static enum kf_err count_fds(double *out)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -89,7 +77,7 @@ static enum kf_err read_boot_time(double *boot_time_s)
 	char *buf = malloc(cap);
 	if (!buf)
 		return KF_ENOMEM;
-	enum kf_err err = read_text("/proc/stat", buf, cap);
+	enum kf_err err = kf_read_text("/proc/stat", buf, cap) ? KF_OK : KF_EIO;
 	if (!err)
 		err = kf_process_parse_btime(buf, boot_time_s);
 	free(buf);
@@ -102,7 +90,7 @@ enum kf_err kf_process_read(struct kf_process_sample *out)
 	double boot;
 	enum kf_err err = read_boot_time(&boot);
 	if (!err)
-		err = read_text("/proc/self/stat", stat, sizeof stat);
+		err = kf_read_text("/proc/self/stat", stat, sizeof stat) ? KF_OK : KF_EIO;
 	if (!err)
 		err = kf_process_parse_stat(stat, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), boot,
 					    out);

@@ -115,8 +115,7 @@ hb_cpu_group() {
 		echo "bench/hive: no CPU group of its own (KF_HBENCH_CGROUP=0)" >&2
 		return 0
 	fi
-	if HB_CGROUP="$("$HB_ROOT/scripts/cpugroup" make "keyforge-bench-$HB_PORT_BASE" 2>"$HB_WORK/logs/cpugroup.log")" &&
-		"$HB_ROOT/scripts/cpugroup" join "$HB_CGROUP" $$ 2>>"$HB_WORK/logs/cpugroup.log"; then
+	if HB_CGROUP="$("$HB_ROOT/scripts/cpugroup" make "keyforge-bench-$HB_PORT_BASE" $$ 2>"$HB_WORK/logs/cpugroup.log")"; then
 		echo "bench/hive: CPU group $HB_CGROUP" >&2
 	else
 		echo "bench/hive: no CPU group of its own: $(tail -n 1 "$HB_WORK/logs/cpugroup.log")" >&2

@@ -256,6 +256,26 @@ static void test_parse_ms(void **state)
 	kf_strbuf_release(&msg);
 }
 
+/* kf_read_text: a whole small file, a file cut to the buffer, no file. */
+static void test_read_text(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/kf-test-read-XXXXXX", buf[16];
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_true(kf_write_all(fd, "0123456789", 10));
+	close(fd);
+	assert_true(kf_read_text(path, buf, sizeof buf));
+	assert_string_equal(buf, "0123456789");
+	assert_true(kf_read_text(path, buf, 8));
+	assert_string_equal(buf, "0123456");
+	unlink(path);
+	assert_false(kf_read_text(path, buf, sizeof buf));
+	/* /proc files report size 0: read anyway, up to the buffer. */
+	assert_true(kf_read_text("/proc/self/stat", buf, sizeof buf));
+	assert_int_equal(strlen(buf), sizeof buf - 1);
+}
+
 static void test_write_all_through_a_pipe(void **state)
 {
 	(void)state;
@@ -444,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_ms),
 		cmocka_unit_test(test_write_all_through_a_pipe),
+		cmocka_unit_test(test_read_text),
 		cmocka_unit_test(test_cliopt_parse),
 		cmocka_unit_test(test_random_nonzero_and_varied),
 		cmocka_unit_test(test_hex_digit),
