@@ -13,43 +13,6 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Finished jobs in the schema of sql/001_initial.sql, each with its attempt:
-# parameters and result as keyforge-worker reports them for a zero-step job.
-hb_insert_jobs() {
-	hb_psql -d "$1" -v n="$2" <<'SQL'
-BEGIN;
-INSERT INTO jobs (state, priority, attempt, max_attempts, attempt_limit, worker_id, lease_token,
-                  progress, best_cost, created_at, started_at, finished_at, submit_key,
-                  params, result)
-SELECT 'succeeded', 0, 1, 3, 3, 'sim-' || lpad((g % 200)::text, 4, '0'), g * 7919,
-       1, 100 + (g % 1000) / 100.0,
-       now() - interval '3 hours' + g * interval '100 ms',
-       now() - interval '3 hours' + g * interval '100 ms' + interval '20 ms',
-       now() - interval '3 hours' + g * interval '100 ms' + interval '2 s',
-       'bench:' || g,
-       jsonb_build_object('seed', g, 'board', 'ansi', 'steps', 1000000, 'corpus', 'default',
-           'weights', '{}'::jsonb, 'priority', 0, 'restarts', 1, 'start_temp', 0,
-           'deadline_ms', 0, 'max_attempts', 3,
-           'start_layout', 'qwertyuiopasdfghjkl;zxcvbnm,./'),
-       '{"score": 117.034831596565, "stats": {"lsb": 4.714884990664367, "sfb": 6.389857588898353,
-         "sfs": 10.310835677706995, "sft": 0.4429576296364894, "inroll": 18.645313639467968,
-         "alt_sfs": 5.286198988811575, "onehand": 2.4126657071823634,
-         "outroll": 15.610944551839927, "home_row": 32.525845115844106,
-         "redirect": 12.077797970677889, "scissors": 0.9615018607824364,
-         "alternate": 19.702129000477154, "left_hand": 57.12570421617531,
-         "sfb_trigram": 11.948859229763158, "bad_redirect": 1.4209949569196683},
-         "steps": 1000000, "layout": "qwertyuiopasdfghjkl;zxcvbnm,./", "elapsed_ms": 2000,
-         "finger_usage": [8.05, 8.40, 19.06, 21.61, 19.14, 8.95, 12.56, 2.22, 0, 0],
-         "steps_per_sec": 500000}'::jsonb
-  FROM generate_series(1, :n) AS g;
-INSERT INTO job_attempts (job_id, attempt, worker_id, outcome, started_at, finished_at)
-SELECT id, 1, worker_id, 'succeeded', started_at, finished_at FROM jobs;
-COMMIT;
-ANALYZE jobs;
-ANALYZE job_attempts;
-SQL
-}
-
 # phase_memory RUN: appends to $HB_WORK/summary.
 phase_memory() {
 	local run="$1" db n t0 t1 id w hbpid out one b0 b1 w0 w1 size

@@ -219,6 +219,44 @@ hb_db() {
 	sed "s/dbname=[^ ]*/dbname=$1/" "$HB_WORK/pg.conninfo"
 }
 
+# hb_insert_jobs DB N: N finished jobs in the schema of sql/, each with its
+# attempt: parameters and result as keyforge-worker reports them for a
+# zero-step job; then both tables analyzed. bench_memory.sh, analyze_cost.sh.
+hb_insert_jobs() {
+	hb_psql -d "$1" -v n="$2" <<'SQL'
+BEGIN;
+INSERT INTO jobs (state, priority, attempt, max_attempts, attempt_limit, worker_id, lease_token,
+                  progress, best_cost, created_at, started_at, finished_at, submit_key,
+                  params, result)
+SELECT 'succeeded', 0, 1, 3, 3, 'sim-' || lpad((g % 200)::text, 4, '0'), g * 7919,
+       1, 100 + (g % 1000) / 100.0,
+       now() - interval '3 hours' + g * interval '100 ms',
+       now() - interval '3 hours' + g * interval '100 ms' + interval '20 ms',
+       now() - interval '3 hours' + g * interval '100 ms' + interval '2 s',
+       'bench:' || g,
+       jsonb_build_object('seed', g, 'board', 'ansi', 'steps', 1000000, 'corpus', 'default',
+           'weights', '{}'::jsonb, 'priority', 0, 'restarts', 1, 'start_temp', 0,
+           'deadline_ms', 0, 'max_attempts', 3,
+           'start_layout', 'qwertyuiopasdfghjkl;zxcvbnm,./'),
+       '{"score": 117.034831596565, "stats": {"lsb": 4.714884990664367, "sfb": 6.389857588898353,
+         "sfs": 10.310835677706995, "sft": 0.4429576296364894, "inroll": 18.645313639467968,
+         "alt_sfs": 5.286198988811575, "onehand": 2.4126657071823634,
+         "outroll": 15.610944551839927, "home_row": 32.525845115844106,
+         "redirect": 12.077797970677889, "scissors": 0.9615018607824364,
+         "alternate": 19.702129000477154, "left_hand": 57.12570421617531,
+         "sfb_trigram": 11.948859229763158, "bad_redirect": 1.4209949569196683},
+         "steps": 1000000, "layout": "qwertyuiopasdfghjkl;zxcvbnm,./", "elapsed_ms": 2000,
+         "finger_usage": [8.05, 8.40, 19.06, 21.61, 19.14, 8.95, 12.56, 2.22, 0, 0],
+         "steps_per_sec": 500000}'::jsonb
+  FROM generate_series(1, :n) AS g;
+INSERT INTO job_attempts (job_id, attempt, worker_id, outcome, started_at, finished_at)
+SELECT id, 1, worker_id, 'succeeded', started_at, finished_at FROM jobs;
+COMMIT;
+ANALYZE jobs;
+ANALYZE job_attempts;
+SQL
+}
+
 # The server processes (postmaster and its children), comma-separated
 # "pg<pid>=<pid>" flags for bench_jobs --cpu.
 hb_pg_cpu_flags() {
@@ -334,13 +372,22 @@ hb_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # hb_vcpu_start SECONDS FILE: bench_vcpu in the background for SECONDS, one
 # thread busy 5 % of the time at SCHED_FIFO 99 (so that no thread of the hive
 # can slow it: what does is outside the machine), its report in FILE. Sets
-# HB_VCPU_PID. Without the privilege for real-time priority it runs at
-# normal priority and says so.
+# HB_VCPU_PID. It runs in the parent of the hive's CPU group (hb_cpu_group):
+# it probes the machine, not the hive, and a cgroup v1 group of the cpu
+# controller has no real-time budget (cpu.rt_runtime_us 0), so inside it
+# SCHED_FIFO is refused. Without the privilege for real-time priority it
+# runs at normal priority and says so.
 hb_vcpu_start() {
-	local rt=(chrt -f 99)
-	"${rt[@]}" true 2>/dev/null ||
-		{ rt=(); echo "bench/hive: bench_vcpu without real-time priority" >&2; }
-	"${rt[@]}" "$HB_BENCH/bench_vcpu" --seconds "$1" --duty 5 >"$2" &
+	(
+		if [ -n "$HB_CGROUP" ]; then
+			echo "$BASHPID" >"$(dirname "$HB_CGROUP")/cgroup.procs" 2>/dev/null ||
+				echo "bench/hive: bench_vcpu stays in the CPU group $HB_CGROUP" >&2
+		fi
+		rt=(chrt -f 99)
+		"${rt[@]}" true 2>/dev/null ||
+			{ rt=(); echo "bench/hive: bench_vcpu without real-time priority" >&2; }
+		exec "${rt[@]}" "$HB_BENCH/bench_vcpu" --seconds "$1" --duty 5 >"$2"
+	) &
 	HB_VCPU_PID=$!
 }
 
