@@ -53,6 +53,7 @@ for n in "${sizes[@]}"; do
 	db="$(hb_db "analyze$n")"
 	hb_broker_start "$db" # applies the migrations
 	hb_stop "$HB_BROKER_PID"
+	# No autovacuum analyze of the table between (or during) the timed ones.
 	hb_psql -d "analyze$n" -c "ALTER TABLE jobs SET (autovacuum_enabled = off)"
 	hb_insert_jobs "analyze$n" "$n" >/dev/null
 	hb_say "ANALYZE jobs with $n finished jobs ($ROUNDS rounds, load $(hb_load))"

@@ -221,7 +221,8 @@ hb_db() {
 
 # hb_insert_jobs DB N: N finished jobs in the schema of sql/, each with its
 # attempt: parameters and result as keyforge-worker reports them for a
-# zero-step job, counted in job_final_counts; then both tables analyzed. bench_memory.sh, analyze_cost.sh.
+# zero-step job, counted in job_final_counts; then both tables analyzed.
+# For bench_memory.sh and analyze_cost.sh.
 hb_insert_jobs() {
 	hb_psql -d "$1" -v n="$2" <<'SQL'
 BEGIN;
