@@ -261,6 +261,18 @@ else
 		"stderr: $(cat "$TMP/wait.err")"
 fi
 
+# This shell, outside the CPU group, resumed PostgreSQL: pgtmp noted the
+# group `up` first started it in and joined that group before starting it.
+if [ -n "$CGROUP" ]; then
+	POSTMASTER="$(head -n 1 "$PGDIR/data/postmaster.pid" 2>/dev/null)"
+	g="$(cpu_cgroup_of "$POSTMASTER" 2>/dev/null)"
+	case "$CGROUP" in
+		*/"${g#/}") ok "PostgreSQL resumed from outside runs in the CPU group again ($POSTMASTER:$g)" ;;
+		*) not_ok "PostgreSQL resumed from outside runs in the CPU group again" \
+			"postmaster $POSTMASTER in '$g', the group is $CGROUP" ;;
+	esac
+fi
+
 # ---- idempotent submit: --key ---------------------------------------------------------------
 
 # A key names at most one job, whoever sends it: the same command again
