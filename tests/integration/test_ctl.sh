@@ -73,7 +73,7 @@ PGDIR="$(cat "$KEYFORGE_STATE_DIR/pgdir")"
 check "env points at the hive (rpc port $((BASE + 2)))" \
 	test "$KEYFORGE_RPC" = "tcp://127.0.0.1:$((BASE + 2))" -a -f "$KEYFORGE_TOKEN_FILE"
 
-# ---- the CPU group (scripts/cpugroup), before the test restarts PostgreSQL from outside it ----
+# ---- the CPU group (scripts/cpugroup) ------------------------------------------------------------
 
 # The cpu line of /proc/PID/cgroup (v1 "N:cpu,...:/path", or v2 "0::/path").
 cpu_cgroup_of() {
