@@ -144,7 +144,10 @@ if [ -n "$JOB" ]; then
 else
 	not_ok "keyforgectl over TLS submits a job" "$(tail -n 5 "$TMP/broker.log")"
 fi
-env "${OPERATOR_ENV[@]}" timeout 30 "$CTL" --rpc "$RPC" --events "$EVENTS" logs --follow \
+# No `timeout` in front: env execs keyforgectl, so $! is the follower's own
+# pid and cleanup's SIGKILL ends it (a SIGKILLed timeout would leave its
+# child following a broker that is gone, for good).
+env "${OPERATOR_ENV[@]}" "$CTL" --rpc "$RPC" --events "$EVENTS" logs --follow \
 	>"$TMP/follow.out" 2>&1 &
 PIDS+=" $!"
 tctl wait "$JOB" --timeout 60 >/dev/null 2>&1

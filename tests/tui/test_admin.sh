@@ -662,7 +662,9 @@ else
 	submit_when_up 15 ssh_ctl --corpus "$CORPUS" --steps 2000000000 --seed 11
 	SSH_JOB="$SUBMITTED"
 	check "through the tunnel: keyforgectl submits a job (${SSH_JOB:-none})" test -n "$SSH_JOB"
-	timeout 30 "$CTL" --rpc "tcp://127.0.0.1:$T_RPC" --events "tcp://127.0.0.1:$T_EVENTS" \
+	# Its own pid, not a `timeout` in front: cleanup's SIGKILL of a timeout
+	# would leave the follower running after the test.
+	"$CTL" --rpc "tcp://127.0.0.1:$T_RPC" --events "tcp://127.0.0.1:$T_EVENTS" \
 		logs --follow >"$TMP/ssh-follow.out" 2>&1 &
 	FOLLOW_PID=$!
 	PIDS+=" $FOLLOW_PID"
