@@ -51,7 +51,6 @@ enum kf_err kf_process_parse_btime(const char *text, double *boot_time_s)
 	return KF_ENOENT;
 }
 
-/* Reads a whole small /proc file into buf. */
 static enum kf_err count_fds(double *out)
 {
 	DIR *d = opendir("/proc/self/fd");

@@ -1608,8 +1608,9 @@ static void test_analyze_skips_wide_columns(void **state)
 
 /* Migration 10: every other column of jobs has a statistics target of
  * 10, so ANALYZE samples 3,000 rows, not 30,000, and builds histograms of
- * at most 11 bounds; state's six values still all fit its common values. A
- * column added later without a target of its own fails here: decide. */
+ * at most 11 bounds; every state in the table (four here) is still among
+ * state's common values. A column added later without a target of its own
+ * fails here: decide. */
 static void test_analyze_samples_few_rows(void **state)
 {
 	struct fixture *f = *state;
