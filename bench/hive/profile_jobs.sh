@@ -100,7 +100,7 @@ if [ -n "${KF_PROFILE_PERF:-}" ]; then
 			-o "$KF_PROFILE_PERF/${who%%:*}.data" -- sleep 5 >/dev/null 2>&1 &
 	done
 fi
-# shellcheck disable=SC2046 # a list of flags
+# shellcheck disable=SC2046,SC2086 # lists of flags, split on purpose
 out="$("$HB_BENCH/bench_jobs" --rpc "$HB_RPC" --events "$HB_EVENTS" --token-file "$HB_TOKEN" \
 	--jobs "$JOBS" --inflight 64 --rate "${KF_PROFILE_RATE:-0}" --label "profile-slots$SLOTS" --cpu broker="$HB_BROKER_PID" \
 	--cpu worker1="$w1" --cpu worker2="$w2" $(hb_pg_cpu_flags) ${KF_PROFILE_BENCH_FLAGS:-})"
