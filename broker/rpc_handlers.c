@@ -597,8 +597,9 @@ static void on_complete(void *arg, const struct kf_store_result *res)
 		double cost = q->result ? q->result->cost : NAN;
 
 		log_completion(b, q->job_id, res, worker ? worker : "", q->error, cost, q->expired);
-		/* A hand-back is no outcome of the job: nothing to count. */
-		if (!q->released)
+		/* A hand-back is no outcome of the job: nothing to count, unless
+		 * a kill was asked for meanwhile and it ended the job (sql/011). */
+		if (!q->released || res->complete.state != KF_JOB_PENDING)
 			kf__job_outcome(b, res->complete.state);
 		else
 			KF_INFO(KF__TARGET, "job handed back", KF_U64("job_id", q->job_id),

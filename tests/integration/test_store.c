@@ -1423,6 +1423,43 @@ static void test_final_counts_follow_transitions(void **state)
 }
 
 /* Migration 2 counts the final jobs a version-1 database already holds. */
+/* A job the operator killed while its worker handed it back (a shutdown
+ * with --on-term handback, or the broker giving back a claim whose client
+ * left): the release ends it as killed, counted, never queued again
+ * (sql/011; before it, the release cleared the kill and the job ran again). */
+static void test_released_after_kill_is_killed(void **state)
+{
+	struct fixture *f = *state;
+	PGconn *c = PQconnectdb(f->conninfo);
+	int64_t id = submit(f, 0, 3, 0, NULL);
+	uint64_t token = claim(f, "w1")->lease_token;
+	struct outcome *o = &f->o[0];
+	const struct kf_store_job *j;
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	CALL(f, o, kf_store_kill(f->store, id, NULL, on_done, o));
+	assert_true(o->res.kill.cancel_requested);
+	o = complete(f, id, token, KF_STORE_RELEASED, "{\"layout\": \"best\"}",
+		     "handed back: worker 'w1' is shutting down");
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.complete.state, KF_JOB_KILLED);
+	assert_null(claim(f, "w2"));                     /* never runs again */
+	o = get(f, id);
+	assert_int_equal(o->job->state, KF_JOB_KILLED);
+	assert_string_equal(o->job->layout, "best");
+	assert_int_equal(admin_ll(c, "SELECT attempt_limit FROM jobs"), 3); /* none given back */
+	assert_counts_match_scan(f, c);
+	assert_int_equal(f->o[0].res.counts.n[KF_JOB_KILLED], 1);
+	/* An operator retry still brings it back, as any killed job. */
+	o = &f->o[0];
+	CALL(f, o, kf_store_retry(f->store, id, on_done, o));
+	assert_int_equal(o->err, KF_OK);
+	j = claim(f, "w2");
+	assert_int_equal(j->id, id);
+	assert_int_equal(j->attempt, 2);
+	PQfinish(c);
+}
+
 static void test_final_counts_seeded_on_upgrade(void **state)
 {
 	struct fixture *f = *state;
@@ -2094,6 +2131,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expired_report_keeps_result, setup, teardown_counted),
 		cmocka_unit_test_setup_teardown(test_list_and_counts, setup, teardown_counted),
 		cmocka_unit_test_setup_teardown(test_final_counts_follow_transitions, setup, teardown_counted),
+		cmocka_unit_test_setup_teardown(test_released_after_kill_is_killed, setup, teardown_counted),
 		cmocka_unit_test_setup_teardown(test_final_counts_seeded_on_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_analyze_skips_wide_columns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_analyze_samples_few_rows, setup, teardown),
