@@ -206,14 +206,20 @@ static void on_progress_reply(void *arg, enum kf_err err, nng_msg *reply)
 		enum kf_err st = reply_status(w, rep, "progress");
 
 		if (p->drop || p->cancel) {
-			uint64_t job_id = 0;
+			uint64_t job_id = 0, token = 0;
 
+			/* The attempt the report was about, by its token: once
+			 * the lock is let go, the lane may have moved on to
+			 * another attempt of the same job, which this reply
+			 * must not stop. */
 			pthread_mutex_lock(&s->mu);
-			if (s->generation == s->progress_gen && s->job_id)
+			if (s->generation == s->progress_gen && s->job_id) {
 				job_id = s->job_id;
+				token = s->lease_token;
+			}
 			pthread_mutex_unlock(&s->mu);
-			if (job_id && kf__lane_stop_job(s, job_id, 0, p->drop ? KF__STOP_DROP
-									       : KF__STOP_KILL))
+			if (job_id && kf__lane_stop_job(s, job_id, token, p->drop ? KF__STOP_DROP
+										  : KF__STOP_KILL))
 				KF_INFO(KF__TARGET_JOB, p->drop ? "job lease lost; abandoning it"
 						: "job cancel received", KF_U64("job_id", job_id),
 					KF_STR("via", "progress reply"),
@@ -289,12 +295,10 @@ bool kf__lane_stop_job(struct kf__lane *s, uint64_t job_id, uint64_t lease_token
 
 	pthread_mutex_lock(&s->mu);
 	hit = s->job_id && s->job_id == job_id && (!lease_token || lease_token == s->lease_token);
-	if (hit && s->stop == KF__STOP_NONE)
-		s->stop = why;
-	else if (hit && why == KF__STOP_DROP)
-		s->stop = why; /* a stale lease trumps: nothing may be reported */
-	if (hit)
+	if (hit) {
+		s->stop = kf__stop_merge(s->stop, why);
 		atomic_store(&s->cancel, true);
+	}
 	pthread_mutex_unlock(&s->mu);
 	return hit;
 }
@@ -345,7 +349,10 @@ static uint64_t lease_total_steps(const struct kf_msg_lease *l)
 static void job_begin(struct kf__lane *s, const struct kf_msg_lease *l, bool self_expire)
 {
 	uint64_t now = kf_clock_mono_ns();
+	enum kf__stop early;
 
+	pthread_mutex_lock(&s->w->early_mu); /* before s->mu, as on_command */
+	early = kf__early_take(&s->w->early, l->job_id, l->lease_token, now);
 	pthread_mutex_lock(&s->mu);
 	s->generation++;
 	s->held_job = l->job_id;
@@ -356,12 +363,20 @@ static void job_begin(struct kf__lane *s, const struct kf_msg_lease *l, bool sel
 	s->step = 0;
 	s->total_steps = lease_total_steps(l);
 	s->temperature = s->cost = s->best_cost = 0;
-	s->stop = atomic_load(&s->w->handback) ? KF__STOP_HANDBACK : KF__STOP_NONE;
+	s->stop = kf__stop_merge(atomic_load(&s->w->handback) ? KF__STOP_HANDBACK : KF__STOP_NONE,
+				 early);
 	s->last_report_ns = now;
 	s->expire_ns = self_expire && l->params.deadline_ms ?
 		now + l->params.deadline_ms * KF_NS_PER_MS : 0;
 	atomic_store(&s->cancel, s->stop != KF__STOP_NONE);
 	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->w->early_mu);
+	if (early == KF__STOP_KILL)
+		KF_INFO(KF__TARGET_JOB, "job cancel received", KF_U64("job_id", l->job_id),
+			KF_STR("via", "command, before the lease"));
+	else if (early == KF__STOP_DROP)
+		KF_INFO(KF__TARGET_JOB, "job attempt ended by the broker; abandoning it",
+			KF_U64("job_id", l->job_id), KF_STR("via", "command, before the lease"));
 }
 
 /* The job got its slot (kf__gate_run): from here it runs. A shutdown that
@@ -401,12 +416,12 @@ static enum kf__stop job_end(struct kf__lane *s)
 static enum kf__outcome settle(struct kf__lane *s, enum kf__stop stop, enum kf_err err,
 	const struct kf_strbuf *why, struct kf__completion *c)
 {
-	if (stop == KF__STOP_DROP) {
+	switch (kf__stop_settle(stop, err)) {
+	case KF__SETTLE_DROPPED:
 		KF_WARN(KF__TARGET_JOB, "job dropped: the lease is stale", KF_U64("job_id", c->job_id),
 			KF_U64("attempt", c->attempt));
 		return KF__OUT_DROPPED;
-	}
-	if (stop == KF__STOP_HANDBACK) {
+	case KF__SETTLE_RELEASED:
 		/* released: pending again at once, no attempt charged; "failed"
 		 * is what a broker older than protocol 1.1 sees instead. */
 		c->outcome = KF_JOB_FAILED;
@@ -416,8 +431,7 @@ static enum kf__outcome settle(struct kf__lane *s, enum kf__stop stop, enum kf_e
 		KF_INFO(KF__TARGET_JOB, "job handed back", KF_U64("job_id", c->job_id),
 			KF_U64("steps", c->steps));
 		return KF__OUT_HANDED_BACK;
-	}
-	if (stop == KF__STOP_EXPIRE && err == KF_ECANCELED) {
+	case KF__SETTLE_EXPIRED:
 		/* Failed, not retried, with the best result so far. */
 		c->outcome = KF_JOB_FAILED;
 		c->expired = true;
@@ -427,19 +441,19 @@ static enum kf__outcome settle(struct kf__lane *s, enum kf__stop stop, enum kf_e
 			KF_U64("steps", c->steps), KF_F64("best_cost", c->has_result ? c->cost : NAN),
 			KF_U64("elapsed_ms", c->elapsed_ms));
 		return KF__OUT_FAILED;
-	}
-	if (stop == KF__STOP_KILL || err == KF_ECANCELED) {
+	case KF__SETTLE_KILLED:
 		c->outcome = KF_JOB_KILLED;
 		KF_INFO(KF__TARGET_JOB, "job killed", KF_U64("job_id", c->job_id),
 			KF_U64("steps", c->steps), KF_F64("best_cost", c->has_result ? c->cost : NAN));
 		return KF__OUT_KILLED;
-	}
-	if (err == KF_OK) {
+	case KF__SETTLE_SUCCEEDED:
 		c->outcome = KF_JOB_SUCCEEDED;
 		KF_INFO(KF__TARGET_JOB, "job completed", KF_U64("job_id", c->job_id),
 			KF_F64("score", c->cost), KF_STR("layout", c->layout), KF_U64("steps", c->steps),
 			KF_F64("steps_per_sec", c->steps_per_sec), KF_U64("elapsed_ms", c->elapsed_ms));
 		return KF__OUT_SUCCEEDED;
+	case KF__SETTLE_FAILED:
+		break;
 	}
 	c->outcome = KF_JOB_FAILED;
 	if (why->len)

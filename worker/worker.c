@@ -115,10 +115,16 @@ static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
 	}
 	/* drop (1.6): the broker has ended this attempt itself (a requeue, a
 	 * failure, a deadline); a report of it would be refused, and "killed"
-	 * would be untrue. */
+	 * would be untrue. A cancel no lane runs yet may be ahead of its
+	 * lease: noted for the lane that begins it (stop.h). */
+	pthread_mutex_lock(&w->early_mu);
 	for (uint32_t i = 0; i < w->n_lanes; i++)
 		hit |= kf__lane_stop_job(&w->lanes[i], cmd->job_id, cmd->lease_token,
 					 cmd->drop ? KF__STOP_DROP : KF__STOP_KILL);
+	if (!hit)
+		kf__early_note(&w->early, cmd->job_id, cmd->lease_token, cmd->drop,
+			       kf_clock_mono_ns());
+	pthread_mutex_unlock(&w->early_mu);
 	if (hit && cmd->drop)
 		KF_INFO(KF__TARGET_JOB, "job attempt ended by the broker; abandoning it",
 			KF_U64("job_id", cmd->job_id),
@@ -127,7 +133,7 @@ static void on_command(struct kf_worker *w, const struct kf_msg_command *cmd)
 		KF_INFO(KF__TARGET_JOB, "job cancel received", KF_U64("job_id", cmd->job_id),
 			KF_STR("via", "command"));
 	else
-		KF_DEBUG(KF__TARGET_JOB, "cancel for a job not running here",
+		KF_DEBUG(KF__TARGET_JOB, "cancel for a job not running here; noted for its lease",
 			 KF_U64("job_id", cmd->job_id));
 }
 
@@ -230,6 +236,7 @@ enum kf_err kf_worker_new(struct kf_worker **out, const struct kf_worker_config 
 	if (gethostname(w->host, sizeof w->host - 1) != 0 || !w->host[0])
 		snprintf(w->host, sizeof w->host, "unknown");
 	pthread_mutex_init(&w->hello_mu, NULL);
+	pthread_mutex_init(&w->early_mu, NULL);
 	kf__load_sampler_init(&w->load);
 	if ((err = kf__wmetrics_init(&w->m, w))) {
 		kf_strbuf_addf(why, "metrics: %s", kf_strerror(err));
@@ -450,6 +457,7 @@ void kf_worker_free(struct kf_worker *w)
 	kf__engine_free(w->engine);
 	kf__wmetrics_release(&w->m);
 	pthread_mutex_destroy(&w->hello_mu);
+	pthread_mutex_destroy(&w->early_mu);
 	kf__gate_release(&w->gate);
 	free(w);
 }

@@ -4,6 +4,7 @@
  *   worker.c   lifecycle, signals, the command subscriber, the heartbeat tick
  *   lane.c     one lane: hello, lease, run the job, progress, hand to the outbox
  *   gate.c     when a lane may lease and when it may run (lease-ahead)
+ *   stop.c     why a job stops and what its report says; cancels before their lease
  *   wmetrics.c the worker's metric families
  */
 #ifndef KF_WORKER_WORKER_INT_H
@@ -25,6 +26,7 @@
 #include "worker/outbox.h"
 #include "worker/publish.h"
 #include "worker/rpc.h"
+#include "worker/stop.h"
 #include "worker/worker.h"
 
 #define KF__TARGET "keyforge::worker"
@@ -32,16 +34,6 @@
 #define KF__TARGET_RPC "keyforge::worker::rpc"
 #define KF__METRICS_FULL_EVERY 5     /* ticks (s) between full metric updates */
 #define KF__PROGRESS_STEPS 1024      /* engine steps between progress callbacks */
-
-/* Why a running job was told to stop. */
-enum kf__stop {
-	KF__STOP_NONE = 0,
-	KF__STOP_KILL,       /* operator kill: complete as killed with the best so far */
-	KF__STOP_DROP,       /* stale lease: abandon silently */
-	KF__STOP_HANDBACK,   /* shutting down: give it back */
-	KF__STOP_EXPIRE,     /* the job's deadline_ms is up: report it expired with the
-			      * best so far (protocol 1.3) */
-};
 
 /* Outcomes the worker counts (keyforge_worker_jobs_total{outcome}). */
 enum kf__outcome {
@@ -164,6 +156,12 @@ struct kf_worker {
 	atomic_uint_fast64_t ps_per_step; /* pace of the last job with steps (ps), 0 = none yet */
 	pthread_t cmd_thread;
 	bool cmd_started;
+	/* Cancels that came before their lease (stop.h). Taken before a
+	 * lane's mu, by the command thread around its look at the lanes and
+	 * by a lane beginning a job, so a cancel is either seen by the lane
+	 * or noted before the lane looks. */
+	pthread_mutex_t early_mu;
+	struct kf__early_cancels early;
 };
 
 /* ---- lane.c ---------------------------------------------------------------- */

@@ -33,6 +33,7 @@
 #include "worker/outbox.h"
 #include "worker/publish.h"
 #include "worker/rpc.h"
+#include "worker/stop.h"
 
 /* ---- config --------------------------------------------------------------------- */
 
@@ -549,6 +550,86 @@ static void test_gate_wakes_as_many_as_may_go(void **state)
 	assert_int_equal(g.n.running, 1);
 	assert_int_equal(g.n.held, 0);
 	kf__gate_release(&g);
+}
+
+/* ---- why a job stops (stop.c) ------------------------------------------------- */
+
+/* Reasons that meet: the first stands, except that a stale lease trumps
+ * everything and a kill trumps a hand-back (a released job would run
+ * again elsewhere although the operator killed it). */
+static void test_stop_merge(void **state)
+{
+	static const enum kf__stop all[] = { KF__STOP_NONE, KF__STOP_KILL, KF__STOP_DROP,
+		KF__STOP_HANDBACK, KF__STOP_EXPIRE };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		assert_int_equal(kf__stop_merge(all[i], KF__STOP_NONE), all[i]);
+		assert_int_equal(kf__stop_merge(KF__STOP_NONE, all[i]), all[i]);
+		assert_int_equal(kf__stop_merge(all[i], KF__STOP_DROP), KF__STOP_DROP);
+		assert_int_equal(kf__stop_merge(KF__STOP_DROP, all[i]), KF__STOP_DROP);
+	}
+	assert_int_equal(kf__stop_merge(KF__STOP_HANDBACK, KF__STOP_KILL), KF__STOP_KILL);
+	assert_int_equal(kf__stop_merge(KF__STOP_KILL, KF__STOP_HANDBACK), KF__STOP_KILL);
+	assert_int_equal(kf__stop_merge(KF__STOP_EXPIRE, KF__STOP_KILL), KF__STOP_EXPIRE);
+	assert_int_equal(kf__stop_merge(KF__STOP_KILL, KF__STOP_EXPIRE), KF__STOP_KILL);
+	assert_int_equal(kf__stop_merge(KF__STOP_HANDBACK, KF__STOP_EXPIRE), KF__STOP_HANDBACK);
+}
+
+static void test_stop_settle(void **state)
+{
+	(void)state;
+	assert_int_equal(kf__stop_settle(KF__STOP_NONE, KF_OK), KF__SETTLE_SUCCEEDED);
+	assert_int_equal(kf__stop_settle(KF__STOP_NONE, KF_EIO), KF__SETTLE_FAILED);
+	assert_int_equal(kf__stop_settle(KF__STOP_DROP, KF_OK), KF__SETTLE_DROPPED);
+	assert_int_equal(kf__stop_settle(KF__STOP_DROP, KF_ECANCELED), KF__SETTLE_DROPPED);
+	assert_int_equal(kf__stop_settle(KF__STOP_KILL, KF_ECANCELED), KF__SETTLE_KILLED);
+	assert_int_equal(kf__stop_settle(KF__STOP_KILL, KF_OK), KF__SETTLE_KILLED);
+	assert_int_equal(kf__stop_settle(KF__STOP_EXPIRE, KF_ECANCELED), KF__SETTLE_EXPIRED);
+	assert_int_equal(kf__stop_settle(KF__STOP_EXPIRE, KF_OK), KF__SETTLE_SUCCEEDED);
+	/* A hand-back gives back what did not finish, and reports what did:
+	 * a finished run (a zero-step job leased ahead, a job done as the
+	 * shutdown began) is not thrown away to be run again. */
+	assert_int_equal(kf__stop_settle(KF__STOP_HANDBACK, KF_ECANCELED), KF__SETTLE_RELEASED);
+	assert_int_equal(kf__stop_settle(KF__STOP_HANDBACK, KF_EIO), KF__SETTLE_RELEASED);
+	assert_int_equal(kf__stop_settle(KF__STOP_HANDBACK, KF_OK), KF__SETTLE_SUCCEEDED);
+}
+
+/* A cancel ahead of its lease is kept for that attempt alone, taken once,
+ * and forgotten when old or pushed out by newer ones. */
+static void test_early_cancels(void **state)
+{
+	struct kf__early_cancels m = { 0 };
+	uint64_t t = 5 * KF__EARLY_CANCEL_NS;
+
+	(void)state;
+	assert_int_equal(kf__early_take(&m, 7, 70, t), KF__STOP_NONE);
+	kf__early_note(&m, 7, 70, false, t);
+	assert_int_equal(kf__early_take(&m, 7, 71, t), KF__STOP_NONE);  /* another attempt */
+	assert_int_equal(kf__early_take(&m, 8, 70, t), KF__STOP_NONE);  /* another job */
+	assert_int_equal(kf__early_take(&m, 7, 70, t + 1), KF__STOP_KILL);
+	assert_int_equal(kf__early_take(&m, 7, 70, t + 1), KF__STOP_NONE); /* taken once */
+
+	kf__early_note(&m, 9, 90, true, t);
+	assert_int_equal(kf__early_take(&m, 9, 90, t), KF__STOP_DROP);
+	kf__early_note(&m, 9, 0, false, t);                              /* no token: any */
+	assert_int_equal(kf__early_take(&m, 9, 91, t), KF__STOP_KILL);
+	kf__early_note(&m, 9, 90, false, t);                             /* kill, then drop */
+	kf__early_note(&m, 9, 90, true, t);
+	assert_int_equal(kf__early_take(&m, 9, 90, t), KF__STOP_DROP);
+	assert_int_equal(kf__early_take(&m, 9, 90, t), KF__STOP_NONE);
+
+	kf__early_note(&m, 10, 100, false, t);                           /* too old */
+	assert_int_equal(kf__early_take(&m, 10, 100, t + KF__EARLY_CANCEL_NS), KF__STOP_NONE);
+	kf__early_note(&m, 0, 1, false, t);                              /* not a job */
+	assert_int_equal(kf__early_take(&m, 0, 1, t), KF__STOP_NONE);
+
+	kf__early_note(&m, 11, 110, false, t);                           /* pushed out */
+	for (uint64_t j = 100; j < 100 + KF__EARLY_CANCELS; j++)
+		kf__early_note(&m, j, j, false, t);
+	assert_int_equal(kf__early_take(&m, 11, 110, t), KF__STOP_NONE);
+	assert_int_equal(kf__early_take(&m, 100 + KF__EARLY_CANCELS - 1,
+					100 + KF__EARLY_CANCELS - 1, t), KF__STOP_KILL);
 }
 
 /* ---- /proc and loads ------------------------------------------------------------ */
@@ -1264,6 +1345,9 @@ int main(void)
 		cmocka_unit_test(test_gate_horizon_bounds_the_wait),
 		cmocka_unit_test(test_gate_wakes_as_many_as_may_go),
 		cmocka_unit_test(test_gate_nap_ends_when_jobs_are_queued),
+		cmocka_unit_test(test_stop_merge),
+		cmocka_unit_test(test_stop_settle),
+		cmocka_unit_test(test_early_cancels),
 		cmocka_unit_test(test_host_cpu_parse),
 		cmocka_unit_test(test_loads),
 		cmocka_unit_test(test_load_sample),
