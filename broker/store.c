@@ -752,7 +752,10 @@ static bool run_single(struct kf_store *s, struct kf__store_req *r)
 	int tries;
 
 	r->next = NULL;
-	for (tries = 0; tries < SINGLE_TRIES && err == KF_EBUSY && !committed; tries++) {
+	/* KF_EBUSY (a submit whose key a newer transaction took) changed
+	 * nothing, so its transaction may have committed: run it again all
+	 * the same, in a transaction whose snapshot sees that key. */
+	for (tries = 0; tries < SINGLE_TRIES && err == KF_EBUSY; tries++) {
 		kf__msg_clear(&msg);
 		err = run_txn(s, r, &msg, &committed);
 	}
@@ -794,6 +797,26 @@ static void txn_end(struct kf_store *s, struct kf_store_txn *t, uint64_t start, 
 
 /* Group commit: the whole list in one transaction; if a request breaks it,
  * every request is run again alone so that only the culprit fails. */
+/* A submit that found its key taken by a transaction newer than its
+ * statement's snapshot (another broker's) got no row and changed nothing
+ * (store_ops.c, parse_submit: KF_EBUSY); the rest of its batch committed
+ * without it. It runs again alone, in a transaction that sees the key, and
+ * is answered with the job already there. */
+static void rerun_busy(struct kf_store *s, struct kf__store_req *batch)
+{
+	for (struct kf__store_req *r = batch; r; r = r->next) {
+		if (r->res.err != KF_EBUSY)
+			continue;
+		if (!run_single(s, r)) {
+			kf__store_req_reset(r);
+			r->res.err = KF_EUNAVAIL;
+			kf_strbuf_addstr(&r->msg, "database connection lost");
+			r->res.message = r->msg.buf;
+			return; /* the others keep what their batch gave them */
+		}
+	}
+}
+
 static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 {
 	struct kf_strbuf msg = KF_STRBUF_INIT;
@@ -830,6 +853,7 @@ static void run_batch(struct kf_store *s, struct kf__store_req *batch)
 		else
 			push_completions(s, batch);
 	} else {
+		rerun_busy(s, batch);
 		push_completions(s, batch);
 	}
 	txn_end(s, &txn, start, committed);

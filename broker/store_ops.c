@@ -260,9 +260,18 @@ static double get_double(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? NAN : strtod(PQgetvalue(res, row, col), NULL);
 }
 
+/* Microseconds since the epoch, as nanoseconds. A time past 2262 — the
+ * deadline of a job submitted with one of centuries — is held at the
+ * largest value rather than overflowing. */
 static int64_t get_ns(const PGresult *res, int row, int col)
 {
-	return (int64_t)kf__pq_ll(res, row, col) * 1000;
+	long long us = kf__pq_ll(res, row, col);
+
+	if (us > INT64_MAX / 1000)
+		return INT64_MAX;
+	if (us < INT64_MIN / 1000)
+		return INT64_MIN;
+	return (int64_t)us * 1000;
 }
 
 static enum kf_job_state get_state(const PGresult *res, int row, int col)

@@ -711,6 +711,42 @@ static void test_submit_idempotent(void **state)
 	assert_string_equal(get(f, id)->job->submit_key, "c1:7");
 }
 
+/* Another broker's submit of the same key, committed while ours waited on
+ * it: our statement's snapshot is older than that job, so it finds neither
+ * a row to insert nor one to read. The store runs it again in a
+ * transaction of its own and answers with the job that is there; before,
+ * the batch committed and the submit was answered KF_EBUSY. */
+static void test_submit_key_taken_meanwhile(void **state)
+{
+	struct fixture *f = *state;
+	PGconn *other = PQconnectdb(f->conninfo), *watch = PQconnectdb(f->conninfo);
+	struct kf_store_submit_args a = { .params = "{\"corpus\": \"x\"}", .max_attempts = 3,
+					  .submit_key = "c2:race" };
+	struct outcome *o = reset(&f->o[0]);
+	int waited = 0;
+	long long id;
+
+	assert_int_equal(PQstatus(other), CONNECTION_OK);
+	assert_int_equal(PQstatus(watch), CONNECTION_OK);
+	admin_exec(other, "BEGIN");
+	id = admin_ll(other, "INSERT INTO jobs (max_attempts, attempt_limit, submit_key, params) "
+			     "VALUES (3, 3, 'c2:race', '{\"corpus\": \"x\"}') RETURNING id");
+	assert_int_equal(kf_store_submit(f->store, &a, on_done, o), KF_OK);
+	while (lock_waiters(watch) < 1) {                /* ours waits on that key */
+		assert_true((waited += 10) < WAIT_MS);
+		kf_sleep_ms(10);
+	}
+	admin_exec(other, "COMMIT");
+	drain_until(f, &o->done);
+	assert_int_equal(o->err, KF_OK);
+	assert_int_equal(o->res.submit.job_id, id);
+	assert_false(o->res.submit.created);
+	assert_true(o->res.submit.same_params);
+	assert_int_equal(admin_ll(watch, "SELECT count(*) FROM jobs"), 1);
+	PQfinish(other);
+	PQfinish(watch);
+}
+
 static void test_claim_priority_order(void **state)
 {
 	struct fixture *f = *state;
@@ -1199,6 +1235,14 @@ static void test_expire_deadline(void **state)
 	o = get(f, id);
 	assert_string_equal(o->job->error, "deadline exceeded");
 	assert_string_equal(o->outcomes[0], "expired");
+
+	/* The longest deadline the broker takes (INT64_MAX ns, 292 years)
+	 * ends past 2262, where nanoseconds since 1970 no longer fit: read
+	 * back as the largest time, not a negative one. */
+	id = submit(f, 50, 1, INT64_MAX / 1000000, NULL);
+	assert_int_equal(claim(f, "w3")->id, id);
+	assert_int_equal(f->o[6].job->deadline_ns, INT64_MAX);
+	assert_int_equal(get(f, id)->job->deadline_ns, INT64_MAX);
 }
 
 /* A worker that stopped at the deadline itself (migration 006): the job
@@ -2114,6 +2158,7 @@ int main(void)
 		cmocka_unit_test(test_store_without_migrate_needs_schema),
 		cmocka_unit_test(test_no_database),
 		cmocka_unit_test_setup_teardown(test_submit_idempotent, setup, teardown_counted),
+		cmocka_unit_test_setup_teardown(test_submit_key_taken_meanwhile, setup, teardown_counted),
 		cmocka_unit_test_setup_teardown(test_claim_priority_order, setup, teardown_counted),
 		cmocka_unit_test_setup_teardown(test_claim_skip_locked, setup, teardown_counted),
 		cmocka_unit_test_setup_teardown(test_claim_two_brokers, setup, teardown_counted),
