@@ -337,7 +337,14 @@ void kf_rpc_call_free(struct kf_rpc_call *call)
 {
 	if (call == NULL)
 		return;
+	/* Under mu, as call_recv looks at it: either it sees stopping and
+	 * finishes the call itself, or its receive is posted before the stop,
+	 * which cancels it, and the callback runs. Set between its look and
+	 * its post, the receive would meet a stopped aio, which refuses it
+	 * without a callback. */
+	pthread_mutex_lock(&call->mu);
 	atomic_store(&call->stopping, true);
+	pthread_mutex_unlock(&call->mu);
 	nng_aio_stop(call->aio);
 	nng_ctx_close(call->ctx);
 	nng_aio_free(call->aio);

@@ -53,7 +53,9 @@ struct kf_bus_sock *kf_rpc_client_sock(struct kf_rpc_client *cli);
 /* Sends len bytes and waits for the reply; on KF_OK the caller owns
  * *reply (nng_msg_free). Thread-safe. KF_OK, KF_ETIMEDOUT (no connection,
  * or no reply in time; the request is abandoned and no longer resent),
- * KF_ECANCELED (socket closed, or kf_rpc_client_abort_calls), KF_ENOMEM. */
+ * KF_EUNAVAIL (the connection was lost under a request that is never
+ * resent, resend_ms NNG_DURATION_INFINITE), KF_ECANCELED (socket closed,
+ * or kf_rpc_client_abort_calls), KF_ENOMEM. */
 enum kf_err kf_rpc_client_call(struct kf_rpc_client *cli, const void *req, size_t len,
 	const struct kf_rpc_call_opts *opts, nng_msg **reply);
 

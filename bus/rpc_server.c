@@ -107,17 +107,36 @@ static void enqueue(struct kf_rpc_server *srv, struct kf_rpc_req *req)
 	pthread_mutex_unlock(&srv->mu);
 }
 
+/* The socket is closed: wakes next() and makes the fd readable, once.
+ * Under mu. */
+static void wake_closed(struct kf_rpc_server *srv)
+{
+	if (!srv->closed) {
+		srv->closed = true;
+		efd_signal(srv);
+	}
+	pthread_cond_broadcast(&srv->cv);
+}
+
 static void mark_dead(struct kf_rpc_req *req)
 {
 	struct kf_rpc_server *srv = req->srv;
 
 	pthread_mutex_lock(&srv->mu);
 	req->state = SLOT_DEAD;
-	if (!srv->closed) {
-		srv->closed = true;
-		efd_signal(srv);
-	}
-	pthread_cond_broadcast(&srv->cv);
+	wake_closed(srv);
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* The socket closed (kf_bus_sock_close, any thread). mark_dead wakes the
+ * server when a context's receive ends with the close; with every context
+ * holding a request none is receiving, and only this would. */
+static void on_sock_close(void *arg)
+{
+	struct kf_rpc_server *srv = arg;
+
+	pthread_mutex_lock(&srv->mu);
+	wake_closed(srv);
 	pthread_mutex_unlock(&srv->mu);
 }
 
@@ -272,6 +291,10 @@ enum kf_err kf_rpc_server_new(struct kf_rpc_server **out, unsigned max_contexts,
 		return err;
 	}
 	err = kf__bus_sock_new(&srv->sock, nng_rep0_open, KF_BUS_RECV_MAX_RPC);
+	if (err == KF_OK) {
+		srv->sock->on_close = on_sock_close;
+		srv->sock->on_close_arg = srv;
+	}
 	if (err == KF_OK && (rv = pool_grow(srv, KF_RPC_CONTEXTS_INITIAL, false)) != 0)
 		err = kf_bus_err_from_nng(rv);
 	if (err == KF_OK)

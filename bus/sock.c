@@ -24,6 +24,9 @@ static const struct err_map err_table[] = {
 	{ NNG_EINVAL, KF_EINVAL },          { NNG_EADDRINVAL, KF_EINVAL },
 	{ NNG_ENOENT, KF_ENOENT },          { NNG_ECONNREFUSED, KF_EUNAVAIL },
 	{ NNG_EUNREACHABLE, KF_EUNAVAIL },  { NNG_ESTATE, KF_ESTATE },
+	/* A connection lost under a request that is never resent. */
+	{ NNG_ECONNRESET, KF_EUNAVAIL },    { NNG_ECONNSHUT, KF_EUNAVAIL },
+	{ NNG_ECONNABORTED, KF_EUNAVAIL },
 };
 
 enum kf_err kf_bus_err_from_nng(int rv)

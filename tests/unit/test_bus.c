@@ -1021,6 +1021,43 @@ static void test_rpc_fd_and_close(void **state)
 	kf_rpc_server_free(srv);
 }
 
+/* The close wakes next() and the fd even when no context is receiving:
+ * the pool's one context holds a request, so no receive can end with the
+ * close; before the socket told the server itself, next() slept on. */
+static void test_rpc_close_with_every_context_held(void **state)
+{
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct caller c = { .err = -1 };
+	struct kf_rpc_req *req, *none;
+	char url[KF_BUS_URL_MAX];
+	struct pollfd p;
+	pthread_t t;
+	uint64_t t0;
+
+	(void)state;
+	srv = loopback_server(1, url);
+	p = (struct pollfd){ .fd = kf_rpc_server_fd(srv), .events = POLLIN };
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	c.cli = cli;
+	strcpy(c.request, "lease");
+	assert_int_equal(pthread_create(&c.thread, NULL, caller_main, &c), 0);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);   /* held */
+	assert_int_equal(poll(&p, 1, 0), 0);
+
+	assert_int_equal(pthread_create(&t, NULL, close_later, kf_rpc_server_sock(srv)), 0);
+	t0 = kf_clock_mono_ns();
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &none), KF_ECANCELED);
+	assert_in_range(ms_since(t0), 50, 2000);
+	pthread_join(t, NULL);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	kf_rpc_req_drop(req);
+	kf_rpc_client_abort_calls(cli);
+	pthread_join(c.thread, NULL);
+	kf_rpc_client_free(cli);
+	kf_rpc_server_free(srv);
+}
+
 /* Freeing a server that still holds and queues requests releases them. */
 static void test_rpc_free_with_held_requests(void **state)
 {
@@ -1090,6 +1127,34 @@ static void wait_calls(struct done_box *b, int calls)
 	}
 	pthread_mutex_unlock(&b->mu);
 	assert_int_equal(b->calls, calls);
+}
+
+/* A request that is never resent (resend_ms infinite), its server gone
+ * under it: the caller is told the broker is unavailable, as for a
+ * refused connection, not handed nng's own ECONNRESET as KF_ENNG. */
+static void test_rpc_call_connection_lost(void **state)
+{
+	struct done_box box = { .mu = PTHREAD_MUTEX_INITIALIZER,
+		.cv = PTHREAD_COND_INITIALIZER };
+	struct kf_rpc_call_opts once = { .timeout_ms = 5000, .resend_ms = NNG_DURATION_INFINITE };
+	struct kf_rpc_server *srv;
+	struct kf_rpc_client *cli;
+	struct kf_rpc_call *call;
+	struct kf_rpc_req *req;
+	char url[KF_BUS_URL_MAX];
+
+	(void)state;
+	srv = loopback_server(2, url);
+	assert_int_equal(kf_rpc_client_new(&cli, url, NULL, NULL), KF_OK);
+	assert_int_equal(kf_rpc_call_new(cli, on_done, &box, &call), KF_OK);
+	assert_int_equal(kf_rpc_call_start(call, "complete", 8, &once), KF_OK);
+	assert_int_equal(kf_rpc_server_next(srv, 3000, &req), KF_OK);
+	kf_rpc_req_drop(req);
+	kf_rpc_server_free(srv);
+	wait_calls(&box, 1);
+	assert_int_equal(box.err, KF_EUNAVAIL);
+	kf_rpc_call_free(call);
+	kf_rpc_client_free(cli);
 }
 
 static void test_rpc_async_call(void **state)
@@ -1404,8 +1469,10 @@ int main(void)
 		cmocka_unit_test(test_second_listener_busy),
 		cmocka_unit_test(test_endpoint_errors),
 		cmocka_unit_test(test_rpc_fd_and_close),
+		cmocka_unit_test(test_rpc_close_with_every_context_held),
 		cmocka_unit_test(test_rpc_free_with_held_requests),
 		cmocka_unit_test(test_rpc_async_call),
+		cmocka_unit_test(test_rpc_call_connection_lost),
 		cmocka_unit_test(test_rpc_pool_grows),
 		cmocka_unit_test(test_rpc_ipc_peer_cred),
 		cmocka_unit_test(test_tls_mutual),
