@@ -30,8 +30,8 @@ void kf__early_note(struct kf__early_cancels *m, uint64_t job_id, uint64_t lease
 {
 	size_t i = m->next;
 
-	if (!job_id)
-		return;
+	if (!job_id || !lease_token)
+		return; /* without its attempt it could stop a later one */
 	m->e[i].job_id = job_id;
 	m->e[i].lease_token = lease_token;
 	m->e[i].at_ns = now_ns;
@@ -46,7 +46,7 @@ enum kf__stop kf__early_take(struct kf__early_cancels *m, uint64_t job_id, uint6
 
 	for (size_t i = 0; i < KF__EARLY_CANCELS; i++) {
 		if (!m->e[i].job_id || m->e[i].job_id != job_id ||
-		    (m->e[i].lease_token && m->e[i].lease_token != lease_token))
+		    m->e[i].lease_token != lease_token)
 			continue;
 		if (now_ns - m->e[i].at_ns < KF__EARLY_CANCEL_NS)
 			why = kf__stop_merge(why, m->e[i].drop ? KF__STOP_DROP : KF__STOP_KILL);

@@ -69,10 +69,11 @@ struct kf__early_cancels {
 	size_t next; /* the slot the next note takes (the oldest) */
 };
 
+/* Notes a cancel of the attempt (job_id, lease_token); one without a
+ * token (0) is not kept, as it could stop a later attempt of the job. */
 void kf__early_note(struct kf__early_cancels *m, uint64_t job_id, uint64_t lease_token,
 	bool drop, uint64_t now_ns);
-/* The stop noted for this attempt (and forgets it), or KF__STOP_NONE. A
- * note without a token (0) matches any attempt of the job. */
+/* The stop noted for this attempt (and forgets it), or KF__STOP_NONE. */
 enum kf__stop kf__early_take(struct kf__early_cancels *m, uint64_t job_id, uint64_t lease_token,
 	uint64_t now_ns);
 

@@ -612,8 +612,9 @@ static void test_early_cancels(void **state)
 
 	kf__early_note(&m, 9, 90, true, t);
 	assert_int_equal(kf__early_take(&m, 9, 90, t), KF__STOP_DROP);
-	kf__early_note(&m, 9, 0, false, t);                              /* no token: any */
-	assert_int_equal(kf__early_take(&m, 9, 91, t), KF__STOP_KILL);
+	kf__early_note(&m, 9, 0, false, t);                    /* no token: not kept */
+	assert_int_equal(kf__early_take(&m, 9, 91, t), KF__STOP_NONE);
+	assert_int_equal(kf__early_take(&m, 9, 0, t), KF__STOP_NONE);
 	kf__early_note(&m, 9, 90, false, t);                             /* kill, then drop */
 	kf__early_note(&m, 9, 90, true, t);
 	assert_int_equal(kf__early_take(&m, 9, 90, t), KF__STOP_DROP);
