@@ -29,8 +29,12 @@
 
 /* ---- the log ring (tui_logs.c) ---------------------------------------------- */
 
+/* The most text a line keeps, in bytes with its '…' (no NUL): the broker
+ * relays log events of up to 1 MiB, and 5,000 of those would take GiBs. */
+#define KF__TUI_LOG_LINE_MAX 4096
+
 struct kf__tui_logline {
-	char *text;                  /* kf__ctl_log_text(): what the filter matches */
+	char *text;                  /* kf__ctl_log_text(), cut: what the filter matches */
 	enum kf_msg_level level;
 	uint64_t ts_ns;
 	uint64_t hash;               /* of source, target and message: tail dedup */
@@ -42,6 +46,7 @@ struct kf__tui_logs {
 	struct kf__tui_logline *ring;
 	size_t cap, head, len;       /* oldest at ring[head] */
 	uint64_t added;              /* lines ever added; line k (0-based) is the k-th */
+	size_t bytes;                /* held by the lines' texts (with their NULs) */
 	enum kf_msg_level min_level; /* shown: this level and more severe */
 	regex_t re;
 	bool have_re;
@@ -56,9 +61,12 @@ struct kf__tui_logs {
 /* false when out of memory. */
 bool kf__tui_logs_init(struct kf__tui_logs *lg, size_t cap);
 void kf__tui_logs_free(struct kf__tui_logs *lg);
-/* Adds an event as a line (the oldest goes when full). from_tail: the event
- * came in the broker's tail reply; a live copy of it is dropped later.
- * Returns false when it was such a copy, or on allocation failure. */
+/* Adds an event as a line (the oldest goes when full). Its text is kept in
+ * an allocation of its own length; a text longer than KF__TUI_LOG_LINE_MAX
+ * bytes is cut before it, at a UTF-8 character boundary, and ends in '…'.
+ * from_tail: the event came in the broker's tail reply; a live copy of it is
+ * dropped later. Returns false when it was such a copy, or on allocation
+ * failure. */
 bool kf__tui_logs_add(struct kf__tui_logs *lg, const struct kf_msg_log *ev, bool from_tail);
 /* Sets the regex filter (POSIX extended); "" or NULL clears it. On a bad
  * regex the old filter stays, the reason goes to why, and it returns false. */

@@ -6,6 +6,12 @@
  * --regex` would match). Whether a line passes is cached per filter
  * generation: a redraw runs regexec only on lines it has not judged under
  * the current filter.
+ *
+ * The ring is bounded in bytes as well as in lines: a line keeps at most
+ * KF__TUI_LOG_LINE_MAX bytes of text, in an allocation of its own length
+ * (not the strbuf it was built in, whose capacity runs up to twice that),
+ * so 5,000 lines hold at most 20 MiB — whole events of up to 1 MiB, as the
+ * broker relays them, took 1.1 MB each.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +68,31 @@ static bool remember_tail(struct kf__tui_logs *lg, uint64_t ts_ns, uint64_t hash
 	return true;
 }
 
+/* A copy of the len bytes at s to keep as a line: cut, when longer than
+ * KF__TUI_LOG_LINE_MAX, before the first character that would not fit with
+ * the '…' after it. NULL when out of memory. */
+static char *line_text(const char *s, size_t len)
+{
+	static const char ellipsis[] = "\xe2\x80\xa6";  /* U+2026 in UTF-8 */
+	size_t keep = len, mark = 0;
+	char *text;
+
+	if (len > KF__TUI_LOG_LINE_MAX) {
+		mark = sizeof ellipsis - 1;
+		keep = KF__TUI_LOG_LINE_MAX - mark;
+		/* s[keep] a continuation byte: the cut would split its
+		 * character. At most 3 back: past that the text was not UTF-8. */
+		for (int i = 0; i < 3 && keep && ((unsigned char)s[keep] & 0xc0) == 0x80; i++)
+			keep--;
+	}
+	if (!(text = malloc(keep + mark + 1)))
+		return NULL;
+	memcpy(text, s, keep);
+	memcpy(text + keep, ellipsis, mark);
+	text[keep + mark] = '\0';
+	return text;
+}
+
 bool kf__tui_logs_add(struct kf__tui_logs *lg, const struct kf_msg_log *ev, bool from_tail)
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
@@ -74,18 +105,21 @@ bool kf__tui_logs_add(struct kf__tui_logs *lg, const struct kf_msg_log *ev, bool
 	if (from_tail && !remember_tail(lg, ev->ts_ns, hash))
 		return false;
 	kf__ctl_log_text(&sb, ev);
-	if (sb.oom || !(text = kf_strbuf_detach(&sb, NULL))) {
-		kf_strbuf_release(&sb);
+	text = sb.oom ? NULL : line_text(sb.buf, sb.len);
+	kf_strbuf_release(&sb);
+	if (!text)
 		return false;
-	}
 	if (lg->len == lg->cap) {  /* full: the oldest goes */
-		free(lg->ring[lg->head].text);
+		l = &lg->ring[lg->head];
+		lg->bytes -= strlen(l->text) + 1;
+		free(l->text);
 		lg->head = (lg->head + 1) % lg->cap;
 		lg->len--;
 	}
 	l = &lg->ring[(lg->head + lg->len) % lg->cap];
 	*l = (struct kf__tui_logline){ .text = text, .level = ev->level,
 		.ts_ns = ev->ts_ns, .hash = hash };
+	lg->bytes += strlen(text) + 1;
 	lg->len++;
 	lg->added++;
 	return true;

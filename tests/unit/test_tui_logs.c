@@ -1,9 +1,10 @@
 /*
  * test_tui_logs.c — keyforge-admin's Log Stream ring (admin/tui_logs.c):
  * the text a line gets, the ring's wrap, the level and regex filters, a bad
- * regex keeping the old filter, scroll-back windows, pause, and the broker's
- * tail not shown twice when its events also arrive live. No curses, no
- * sockets: suite 'unit'.
+ * regex keeping the old filter, scroll-back windows, pause, the broker's
+ * tail not shown twice when its events also arrive live, and a huge event
+ * kept cut at KF__TUI_LOG_LINE_MAX bytes on a character boundary. No
+ * curses, no sockets: suite 'unit'.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "admin/tui.h"
 
@@ -181,6 +183,71 @@ static void test_tail_not_shown_twice(void **state)
 	kf__tui_logs_free(&lg);
 }
 
+/* Bytes of the UTF-8 character whose first byte is c; 0 for a continuation
+ * byte or one that starts none. */
+static size_t utf8_len(unsigned char c)
+{
+	return c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
+		(c & 0xf8) == 0xf0 ? 4 : 0;
+}
+
+/* The broker relays log events of up to 1 MiB. A line keeps the first
+ * KF__TUI_LOG_LINE_MAX bytes of its text at most, cut between two
+ * characters and marked with '…', in an allocation of about that size; the
+ * ring's bytes stay below its lines times that (30 such events into a ring
+ * of 8). The message is 3-byte characters after 0-2 ASCII letters, so that
+ * for two of the three shifts a cut at a fixed byte would split one. */
+static void test_huge_line_is_cut(void **state)
+{
+	size_t n_chars = 350000, cap = 8;  /* 1 MiB of U+65E5 */
+	char *message = malloc(2 + n_chars * 3 + 1);
+	struct kf__tui_logs lg;
+
+	(void)state;
+	assert_non_null(message);
+	assert_true(kf__tui_logs_init(&lg, cap));
+	for (size_t k = 0; k < 30; k++) {
+		struct kf_msg_log ev = event(KF_MSG_LEVEL_INFO, k, NULL);
+		struct kf_strbuf full = KF_STRBUF_INIT;
+		const struct kf__tui_logline *w[1];
+		size_t got, len, kept, at = 0;
+		const char *text;
+
+		for (size_t i = 0; i < k % 3; i++)
+			message[at++] = 'a';
+		for (size_t i = 0; i < n_chars; i++, at += 3)
+			memcpy(message + at, "\xe6\x97\xa5", 3);
+		message[at] = '\0';
+		ev.message = message;
+		kf__ctl_log_text(&full, &ev);
+		assert_true(kf__tui_logs_add(&lg, &ev, false));
+		window(&lg, lg.added, 0, w, 1, &got);
+		assert_int_equal(got, 1);
+		text = w[0]->text;
+		len = strlen(text);
+		/* at most the bound, with the mark at its end */
+		assert_true(len <= KF__TUI_LOG_LINE_MAX);
+		assert_true(len >= KF__TUI_LOG_LINE_MAX - 2);  /* less one character at most */
+		assert_memory_equal(text + len - 3, "\xe2\x80\xa6", 3);
+		kept = len - 3;
+		/* what is kept is the text's start, whole characters only */
+		assert_memory_equal(text, full.buf, kept);
+		for (size_t i = 0; i < kept;) {
+			size_t n = utf8_len((unsigned char)text[i]);
+
+			assert_true(n > 0 && i + n <= kept);
+			i += n;
+		}
+		/* its own allocation, not the 1 MiB it was built in */
+		assert_true(malloc_usable_size(w[0]->text) < 2 * KF__TUI_LOG_LINE_MAX);
+		kf_strbuf_release(&full);
+	}
+	assert_int_equal(lg.len, cap);
+	assert_true(lg.bytes <= cap * (KF__TUI_LOG_LINE_MAX + 1));
+	kf__tui_logs_free(&lg);
+	free(message);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_level_and_regex_filters),
 		cmocka_unit_test(test_scroll_back_and_pause),
 		cmocka_unit_test(test_tail_not_shown_twice),
+		cmocka_unit_test(test_huge_line_is_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
