@@ -96,6 +96,25 @@ uint64_t kf__tui_window_depth(uint64_t total, uint64_t top);
 /* Turns a reversed window's list reply round, into the tab's order. */
 void kf__tui_window_flip(struct kf_msg_list_rep *l);
 
+/* ---- the retry gate (pure) ------------------------------------------------------ */
+
+/* Nanoseconds from `since` to `now` on the monotonic clock; 0 when `now` is
+ * the earlier one (a time read before `since` was taken), not 584 years. */
+static inline uint64_t kf__tui_elapsed_ns(uint64_t since, uint64_t now)
+{
+	return now > since ? now - since : 0;
+}
+
+/* Whether a refresh RPC (the cluster, a job list, a job's details; a turn's
+ * or one a key asks for) may go out at `now`: yes, unless the last RPC,
+ * tried at `tried`, got no answer (`failed`); then only once `retry_ns` have
+ * passed since. A broker that is away costs the keys one call's timeout per
+ * retry_ns, not one for each call of a turn. */
+static inline bool kf__tui_may_call(bool failed, uint64_t tried, uint64_t now, uint64_t retry_ns)
+{
+	return !failed || kf__tui_elapsed_ns(tried, now) >= retry_ns;
+}
+
 /* ---- the program's state ----------------------------------------------------- */
 
 enum kf__tui_view { KF__TUI_CLUSTER, KF__TUI_JOBS, KF__TUI_LOGS, KF__TUI_VIEW_COUNT };

@@ -8,8 +8,9 @@
  * retry, the log tail at start, and the cluster when status events stop.
  *
  * The broker counts as unreachable when no status event came for
- * STATUS_STALE_MS and the last RPC could not reach it either; while it is,
- * RPCs are tried only every RETRY_MS so that the keys stay responsive (a
+ * STATUS_STALE_MS and the last RPC could not reach it either. After an RPC
+ * that got no answer, no refresh is tried for RETRY_MS — neither the rest of
+ * that turn's nor one a key asks for — so that the keys stay responsive (a
  * call blocks for up to its timeout).
  */
 #include <stdarg.h>
@@ -48,7 +49,8 @@ const struct kf_msg_cluster_status *kf__tui_status(const struct kf__tui *t)
 
 bool kf__tui_reachable(const struct kf__tui *t, uint64_t now)
 {
-	return now - t->status_mono_ns < STATUS_STALE_MS * KF_NS_PER_MS || !t->rpc_failed;
+	return kf__tui_elapsed_ns(t->status_mono_ns, now) < STATUS_STALE_MS * KF_NS_PER_MS ||
+	       !t->rpc_failed;
 }
 
 /* One RPC (kf__ctl_call_quiet); the connection state follows whether any
@@ -86,9 +88,11 @@ static bool call_say(struct kf__tui *t, struct kf_msg *req, struct kf_msg **rep,
 	return status == KF__CTL_OK;
 }
 
+/* The retry gate of every refresh (kf__tui_may_call); kill, retry and drain,
+ * which the operator confirmed, are always sent. */
 static bool may_call(const struct kf__tui *t, uint64_t now)
 {
-	return kf__tui_reachable(t, now) || now - t->rpc_tried_mono_ns >= RETRY_MS * KF_NS_PER_MS;
+	return kf__tui_may_call(t->rpc_failed, t->rpc_tried_mono_ns, now, RETRY_MS * KF_NS_PER_MS);
 }
 
 static void set_cluster(struct kf__tui *t, struct kf_msg *m)
@@ -194,6 +198,10 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 	struct kf__tui_window w = kf__tui_window(t->order_known ? t->total : 0, t->top,
 		(uint32_t)(rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS));
 
+	if (!may_call(t, kf_clock_mono_ns())) {
+		t->jobs_dirty = true;  /* the turn after the retry gate opens */
+		return;
+	}
 	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_LIST_REQ);
 	req.list_req.state_mask = t->tab == KF__TUI_TAB_ALL ? 0 : KF_JOB_STATE_BIT(t->tab);
 	req.list_req.newest_first = newest != w.reversed;
@@ -227,8 +235,8 @@ void kf__tui_fetch_detail(struct kf__tui *t)
 	struct kf_strbuf why = KF_STRBUF_INIT;
 	uint64_t id = kf__tui_selected(t);
 
-	if (!id)
-		return;
+	if (!id || !may_call(t, kf_clock_mono_ns()))
+		return;  /* the box says loading until the list's next fetch */
 	kf__ctl_msg_init(&t->ctl, &req, KF_MSG_GET_REQ);
 	req.get_req.job_id = id;
 	if (call(t, &req, &rep, &why, true) == KF__CTL_OK) {
@@ -291,15 +299,18 @@ void kf__tui_drain_worker(struct kf__tui *t, const char *worker)
 
 void kf__tui_tick(struct kf__tui *t, uint64_t now)
 {
-	uint64_t every_ms, dirty_ms;
+	uint64_t every_ms, dirty_ms, since;
 	bool deep;
 
+	/* `now` was read before this turn's calls: each fetch checks the gate
+	 * again on the clock, so that once one call got no answer the others
+	 * of the turn are skipped. */
 	if (!may_call(t, now))
 		return;
 	/* Status events stopped (or never came): ask, which also tells whether
 	 * the broker is there at all. */
-	if (now - t->status_mono_ns >= STATUS_STALE_MS * KF_NS_PER_MS &&
-	    now - t->rpc_tried_mono_ns >= RETRY_MS * KF_NS_PER_MS)
+	if (kf__tui_elapsed_ns(t->status_mono_ns, now) >= STATUS_STALE_MS * KF_NS_PER_MS &&
+	    kf__tui_elapsed_ns(t->rpc_tried_mono_ns, now) >= RETRY_MS * KF_NS_PER_MS)
 		refresh_cluster(t);
 	/* Deep in a long tab (from both ends: tui_window.c) the list is an
 	 * OFFSET the database walks: on the one connection every job waits
@@ -307,9 +318,9 @@ void kf__tui_tick(struct kf__tui *t, uint64_t now)
 	deep = kf__tui_window_depth(t->order_known ? t->total : 0, t->top) >= DEEP_ROWS;
 	every_ms = deep ? JOBS_DEEP_EVERY_MS : JOBS_EVERY_MS;
 	dirty_ms = deep ? JOBS_DEEP_EVERY_MS : JOBS_DIRTY_MS;
-	if (t->view == KF__TUI_JOBS && may_call(t, now) &&
-	    (now - t->jobs_mono_ns >= every_ms * KF_NS_PER_MS ||
-	     (t->jobs_dirty && now - t->jobs_mono_ns >= dirty_ms * KF_NS_PER_MS))) {
+	since = kf__tui_elapsed_ns(t->jobs_mono_ns, now);
+	if (t->view == KF__TUI_JOBS && (since >= every_ms * KF_NS_PER_MS ||
+					(t->jobs_dirty && since >= dirty_ms * KF_NS_PER_MS))) {
 		kf__tui_fetch_jobs(t);
 		if (t->detail)
 			kf__tui_fetch_detail(t);

@@ -460,7 +460,9 @@ static void draw_jobs(struct kf__tui *t)
 	put(1, 0, COLS, line, A_BOLD | color(PAIR_TITLE));
 	draw_tabs(t, 2);
 	t->rows = bottom > 4 ? (size_t)(bottom - 4) : 1;
-	if (!l || !l->n_jobs) {
+	if (!l) {
+		put(4, 2, COLS - 2, "loading...", A_DIM);  /* a tab not fetched yet */
+	} else if (!l->n_jobs) {
 		snprintf(line, sizeof line, "no %s%sjobs", t->tab == KF__TUI_TAB_ALL ? "" :
 			 kf_job_state_name((enum kf_job_state)t->tab), t->tab == KF__TUI_TAB_ALL ? "" : " ");
 		put(4, 2, COLS - 2, line, A_DIM);
