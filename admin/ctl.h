@@ -102,7 +102,9 @@ int kf__ctl_getopt(struct kf__ctl *ctl, const struct kf__ctl_cmd *cmd, int argc,
 	const char *shortopts, const struct option *cmd_opts,
 	int (*on_opt)(void *state, int id, const char *arg), void *state, int *first_arg);
 
-/* Prints "keyforgectl: " + the message + "\n" on stderr and returns status. */
+/* Prints "keyforgectl: " + the message + "\n" on stderr and returns status.
+ * The message is written as kf__ctl_fputs_safe writes: it may carry the
+ * broker's words. */
 int kf__ctl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* "keyforgectl NAME: ... is not ...; see keyforgectl NAME --help", status 2. */
@@ -129,6 +131,24 @@ bool kf__ctl_parse_job_id(const char *text, uint64_t *out);
 bool kf__ctl_parse_states(const char *text, uint32_t *mask);
 
 /* ---- formatting helpers (ctl_fmt.c) ----------------------------------------- */
+
+/*
+ * Text from the broker on a terminal. Its strings are UTF-8 without NUL
+ * (proto/ checks no more), so a job's corpus or error, a worker's id or a
+ * log message published on the ingest socket could carry escape sequences
+ * that clear the screen, move the cursor or set the title. Every string
+ * keyforgectl prints in text mode from the broker goes through these: each
+ * C0 control, DEL, C1 control (U+0080..U+009F) and byte that is not UTF-8
+ * becomes '?', a tab a space. So a newline in a log message cannot split
+ * the event's line either. (--json escapes them instead: kf_json_add_string.)
+ */
+/* Appends s made safe as above; NULL is "". */
+void kf__ctl_add_safe(struct kf_strbuf *sb, const char *s);
+/* s made safe, in sb (reset first): for a printf argument. Returns sb->buf,
+ * or "?" when out of memory. */
+const char *kf__ctl_safe(struct kf_strbuf *sb, const char *s);
+/* Writes s made safe to out, as fputs. */
+void kf__ctl_fputs_safe(const char *s, FILE *out);
 
 /* "2024-05-01T12:00:00.123Z" (UTC, ms) for ns since the epoch. */
 void kf__ctl_add_time(struct kf_strbuf *sb, uint64_t ns);
@@ -160,7 +180,8 @@ void kf__ctl_table_init(struct kf__ctl_table *t, const char *const *headers, siz
 void kf__ctl_table_cell(struct kf__ctl_table *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Prints header and rows; the last column is not padded. Columns whose
- * header starts with '>' are right-aligned (the '>' is not printed). */
+ * header starts with '>' are right-aligned (the '>' is not printed). Cells
+ * are written with kf__ctl_fputs_safe (they hold the broker's strings). */
 void kf__ctl_table_print(const struct kf__ctl_table *t, FILE *out);
 void kf__ctl_table_release(struct kf__ctl_table *t);
 

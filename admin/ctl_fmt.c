@@ -13,20 +13,25 @@
 
 #include "admin/ctl.h"
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/parse.h"
 
 /* ---- messages ---------------------------------------------------------------- */
 
 int kf__ctl_fail(int status, const char *fmt, ...)
 {
+	struct kf_strbuf msg = KF_STRBUF_INIT;
 	va_list ap;
 
 	fflush(stdout);
-	fputs("keyforgectl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	kf_strbuf_vaddf(&msg, fmt, ap);
 	va_end(ap);
+	/* the message may carry the broker's words (a refusal, a job's error) */
+	fputs("keyforgectl: ", stderr);
+	kf__ctl_fputs_safe(msg.buf, stderr); /* truncated on oom */
 	fputc('\n', stderr);
+	kf_strbuf_release(&msg);
 	return status;
 }
 
@@ -222,6 +227,67 @@ uint64_t kf__ctl_age_ms(uint64_t then_ns)
 	return then_ns && now > then_ns ? (now - then_ns) / 1000000u : 0;
 }
 
+/* ---- text from the broker on a terminal ------------------------------------------ */
+
+/*
+ * The unit at p (left bytes, left > 0): *n bytes, and what to write instead
+ * of them, or 0 to write them as they are. A C0 control, DEL, a C1 control
+ * (U+0080..U+009F, 0xC2 0x80..0x9F in UTF-8) or a byte that is not UTF-8 is
+ * one '?'; a tab is a space.
+ */
+static char safe_unit(const unsigned char *p, size_t left, size_t *n)
+{
+	*n = kf_utf8_seq_len(p, left);
+	if (*n == 0) {
+		*n = 1;
+		return '?';
+	}
+	if (*n == 1 && (*p < 0x20 || *p == 0x7f))
+		return *p == '\t' ? ' ' : '?';
+	if (*n == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+		return '?';
+	return 0;
+}
+
+void kf__ctl_add_safe(struct kf_strbuf *sb, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
+	size_t left = strlen((const char *)p), n;
+	char sub;
+
+	for (; left; p += n, left -= n) {
+		if (!(sub = safe_unit(p, left, &n)))
+			continue;
+		kf_strbuf_add(sb, run, (size_t)(p - run));
+		kf_strbuf_addch(sb, sub);
+		run = p + n;
+	}
+	kf_strbuf_add(sb, run, (size_t)(p - run));
+}
+
+const char *kf__ctl_safe(struct kf_strbuf *sb, const char *s)
+{
+	kf_strbuf_reset(sb);
+	kf__ctl_add_safe(sb, s);
+	return sb->oom ? "?" : sb->buf;
+}
+
+void kf__ctl_fputs_safe(const char *s, FILE *out)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
+	size_t left = strlen((const char *)p), n;
+	char sub;
+
+	for (; left; p += n, left -= n) {
+		if (!(sub = safe_unit(p, left, &n)))
+			continue;
+		fwrite(run, 1, (size_t)(p - run), out);
+		fputc(sub, out);
+		run = p + n;
+	}
+	fwrite(run, 1, (size_t)(p - run), out);
+}
+
 /* ---- tables -------------------------------------------------------------------- */
 
 void kf__ctl_table_init(struct kf__ctl_table *t, const char *const *headers, size_t ncols)
@@ -253,13 +319,15 @@ void kf__ctl_table_cell(struct kf__ctl_table *t, const char *fmt, ...)
 	t->cells[t->ncells++] = cell;
 }
 
-/* Columns on a terminal: UTF-8 continuation bytes take none. */
+/* Columns on a terminal of s as kf__ctl_fputs_safe writes it: one per
+ * character or replacement (wide characters are not told apart). */
 static size_t width(const char *s)
 {
-	size_t w = 0;
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t left = strlen((const char *)p), n, w = 0;
 
-	for (; s && *s; s++)
-		w += ((unsigned char)*s & 0xC0) != 0x80;
+	for (; left; p += n, left -= n, w++)
+		safe_unit(p, left, &n);
 	return w;
 }
 
@@ -293,7 +361,7 @@ void kf__ctl_table_print(const struct kf__ctl_table *t, FILE *out)
 			c++;
 		if (right)
 			pad(out, w[col] - width(c));
-		fputs(c, out);
+		kf__ctl_fputs_safe(c, out);
 		if (!right && !last)
 			pad(out, w[col] - width(c));
 		fputs(last ? "\n" : "  ", out);

@@ -314,14 +314,17 @@ static const char *layout_name(const char *keys)
 	return NULL;
 }
 
-static void show_params(const struct kf_msg_job *j)
+/* The strings of a job are the broker's: printed through kf__ctl_safe, with
+ * `safe` as scratch. */
+static void show_params(const struct kf_msg_job *j, struct kf_strbuf *safe)
 {
 	const struct kf_msg_job_params *p = &j->params;
 	const char *name = layout_name(p->start_layout);
 
-	printf("  corpus     %s\n", p->corpus);
+	printf("  corpus     %s\n", kf__ctl_safe(safe, p->corpus));
 	printf("  search     start %s%s%s%s, %s board, %llu steps x %u restart%s, seed %llu, ",
-	       p->start_layout ? p->start_layout : "random", name ? " (" : "", name ? name : "",
+	       p->start_layout ? kf__ctl_safe(safe, p->start_layout) : "random", name ? " (" : "",
+	       name ? name : "",
 	       name ? ")" : "", kf_msg_board_name(p->board), (unsigned long long)p->steps,
 	       p->restarts, p->restarts == 1 ? "" : "s", (unsigned long long)p->seed);
 	if (p->start_temp > 0)
@@ -329,11 +332,11 @@ static void show_params(const struct kf_msg_job *j)
 	else
 		printf("temperature calibrated\n");
 	if (p->pinned)
-		printf("  pinned     %s\n", p->pinned);
+		printf("  pinned     %s\n", kf__ctl_safe(safe, p->pinned));
 	if (p->n_weights) {
 		printf("  weights   ");
 		for (size_t i = 0; i < p->n_weights; i++)
-			printf(" %s=%g", p->weights[i].name, p->weights[i].value);
+			printf(" %s=%g", kf__ctl_safe(safe, p->weights[i].name), p->weights[i].value);
 		printf("\n");
 	}
 	if (p->deadline_ms) {
@@ -345,7 +348,7 @@ static void show_params(const struct kf_msg_job *j)
 	}
 }
 
-static void show_times(const struct kf_msg_job *j)
+static void show_times(const struct kf_msg_job *j, struct kf_strbuf *safe)
 {
 	struct kf_strbuf sb = KF_STRBUF_INIT;
 
@@ -361,11 +364,11 @@ static void show_times(const struct kf_msg_job *j)
 	}
 	printf("%s\n", sb.buf);
 	if (j->key)
-		printf("  key        %s\n", j->key);
+		printf("  key        %s\n", kf__ctl_safe(safe, j->key));
 	kf_strbuf_release(&sb);
 }
 
-static void show_result(const struct kf_msg_job *j)
+static void show_result(const struct kf_msg_job *j, struct kf_strbuf *safe)
 {
 	const struct kf_msg_job_result *r = j->result;
 	struct kf_strbuf sb = KF_STRBUF_INIT;
@@ -388,7 +391,7 @@ static void show_result(const struct kf_msg_job *j)
 	printf(": score %.4f   (%llu steps, %.0f steps/s, ", r->cost, (unsigned long long)r->steps,
 	       r->steps_per_sec);
 	kf__ctl_add_duration(&sb, r->elapsed_ms);
-	printf("%s)\n  layout     %s\n\n", sb.buf, r->layout);
+	printf("%s)\n  layout     %s\n\n", sb.buf, kf__ctl_safe(safe, r->layout));
 	kf_strbuf_reset(&sb);
 	kf_board_init(&board, j->params.board == KF_MSG_BOARD_ORTHO ? KF_BOARD_ORTHO : KF_BOARD_ANSI);
 	if (kf_layout_parse(r->layout, &lay, NULL) == KF_OK) {
@@ -407,22 +410,26 @@ static void show_result(const struct kf_msg_job *j)
 
 static void show_text(const struct kf_msg_job *j)
 {
+	struct kf_strbuf safe = KF_STRBUF_INIT;
+
 	printf("job %llu: %s   attempt %u of %u   priority %d   worker %s\n",
 	       (unsigned long long)j->id, kf_job_state_name(j->state), j->attempt, j->max_attempts,
-	       (int)j->priority, j->worker_id ? j->worker_id : "-");
-	show_times(j);
+	       (int)j->priority, j->worker_id ? kf__ctl_safe(&safe, j->worker_id) : "-");
+	show_times(j, &safe);
 	if (j->state == KF_JOB_RUNNING && j->best_cost != 0)
 		printf("  progress   %.0f%%, best so far %.4f\n", 100.0 * j->progress, j->best_cost);
 	else if (j->state == KF_JOB_RUNNING)   /* no report yet: best_cost 0 is "none" */
 		printf("  progress   %.0f%%, no best yet\n", 100.0 * j->progress);
-	show_params(j);
+	show_params(j, &safe);
 	if (j->result)
-		show_result(j);
+		show_result(j, &safe);
 	if (j->n_errors) {
 		printf("\nerrors (oldest first):\n");
 		for (size_t i = 0; i < j->n_errors; i++)
-			printf("  attempt %u: %s\n", j->errors[i].attempt, j->errors[i].message);
+			printf("  attempt %u: %s\n", j->errors[i].attempt,
+			       kf__ctl_safe(&safe, j->errors[i].message));
 	}
+	kf_strbuf_release(&safe);
 }
 
 int kf__ctl_show(struct kf__ctl *ctl, int argc, char **argv)

@@ -81,11 +81,13 @@ static void print_colored(const struct logs *lg, const struct kf_msg_log *ev)
 	const char *l = lg->line.buf;
 	size_t ts = strcspn(l, " "), lv;
 
-	/* timestamp dim, level coloured, the rest plain */
+	/* timestamp dim, level coloured (both ours), the rest plain */
 	lv = ts + 1 + strspn(l + ts + 1, " ");
 	lv += strcspn(l + lv, " ");
-	printf("\033[2m%.*s\033[0m%s%.*s\033[0m%s\n", (int)ts, l, level_color(ev->level),
-	       (int)(lv - ts), l + ts, l + lv);
+	printf("\033[2m%.*s\033[0m%s%.*s\033[0m", (int)ts, l, level_color(ev->level),
+	       (int)(lv - ts), l + ts);
+	kf__ctl_fputs_safe(l + lv, stdout);
+	putchar('\n');
 }
 
 static void print_event(struct logs *lg, const struct kf_msg_log *ev)
@@ -105,7 +107,8 @@ static void print_event(struct logs *lg, const struct kf_msg_log *ev)
 	} else if (lg->ctl->color) {
 		print_colored(lg, ev);
 	} else {
-		printf("%s\n", lg->line.buf);
+		kf__ctl_fputs_safe(lg->line.buf, stdout);
+		putchar('\n');
 	}
 	fflush(stdout);
 }

@@ -50,23 +50,26 @@ static int on_opt(void *state, int id, const char *arg)
 }
 
 /* ID STATE, then the last attempt's error ("OUTCOME: message") when it
- * says more: its outcome is usually the job's state, written once. */
+ * says more: its outcome is usually the job's state, written once. The
+ * layout and the error are the broker's strings (kf__ctl_safe). */
 static void print_final(const struct kf_msg_job *j)
 {
 	const char *state = kf_job_state_name(j->state);
 	const char *err = j->n_errors ? j->errors[j->n_errors - 1].message : NULL;
+	struct kf_strbuf safe = KF_STRBUF_INIT;
 	size_t n = strlen(state);
 
 	if (j->state == KF_JOB_SUCCEEDED && j->result)
 		printf("%llu succeeded score %.4f layout %s\n", (unsigned long long)j->id,
-		       j->result->cost, j->result->layout);
+		       j->result->cost, kf__ctl_safe(&safe, j->result->layout));
 	else if (err && !strncmp(err, state, n) && (!err[n] || !strncmp(err + n, ": ", 2)))
-		printf("%llu %s\n", (unsigned long long)j->id, err);
+		printf("%llu %s\n", (unsigned long long)j->id, kf__ctl_safe(&safe, err));
 	else if (err)
-		printf("%llu %s: %s\n", (unsigned long long)j->id, state, err);
+		printf("%llu %s: %s\n", (unsigned long long)j->id, state, kf__ctl_safe(&safe, err));
 	else
 		printf("%llu %s\n", (unsigned long long)j->id, state);
 	fflush(stdout);
+	kf_strbuf_release(&safe);
 }
 
 static void timed_out(const struct wait_opts *o, const struct waited *w, size_t n)

@@ -224,6 +224,41 @@ run_ctl wait "$OUT" --timeout 30
 check "wait prints a failed job as 'ID failed: <error>' ($OUT)" \
 	grep -qE "^[0-9]+ failed: corpus 'no-such-corpus' not found" <<<"$OUT"
 
+# Broker strings on the terminal: a corpus name (anyone with the token
+# chooses it) with escape sequences — clear the screen, set the title, a
+# bell, a C1 CSI (U+009B) — reaches keyforgectl in the job's corpus, in its
+# error and in the worker's and the broker's WARN "job failed". Text output
+# shows each control as '?' (a tab as a space); --json keeps the string
+# exactly, escaped.
+NASTY="$(printf 'evil\033[2J\033]0;owned\a\302\233%s\t-end' '1;1H')"
+SAFE='evil?[2J?]0;owned??1;1H -end'
+# has_controls FILE: a C0 control but newline, DEL or a C1 control in FILE.
+has_controls() { LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$1"; }
+run_ctl submit --corpus "$NASTY" --steps 10 --max-attempts 1
+NJ="$OUT"
+"$CTL" wait "$NJ" --timeout 30 >"$TMP/nasty.wait" 2>&1
+"$CTL" show "$NJ" >"$TMP/nasty.show" 2>&1
+"$CTL" list --state failed --limit 1000 >"$TMP/nasty.list" 2>&1
+# The worker's event reaches the broker's log tail over pub/sub.
+nasty_logs() {
+	"$CTL" logs --tail 1000 --level warn --regex "job failed.* job_id=$NJ( |\$)" \
+		>"$TMP/nasty.logs" 2>&1 && [ -s "$TMP/nasty.logs" ]
+}
+wait_until 5000 nasty_logs
+bad=""
+for what in wait show list logs; do
+	f="$TMP/nasty.$what"
+	if has_controls "$f" || ! grep -qF -- "$SAFE" "$f"; then bad+=" $what"; fi
+done
+if [ -n "$NJ" ] && [ -z "$bad" ]; then
+	ok "a corpus name with escape sequences: wait, show, list and logs print it as '$SAFE'"
+else
+	not_ok "broker strings with escape sequences are printed safely" "job '$NJ', unsafe in:$bad" \
+		"$(cat -v "$TMP"/nasty.*)"
+fi
+check "... and show --json keeps the corpus name exactly" \
+	test "$("$CTL" show "$NJ" --json | jq -r .params.corpus)" = "$NASTY"
+
 # A job that outlives its deadline: its worker stops it there, and the job
 # fails, not retried, keeping the best layout found.
 run_ctl submit --corpus "$CORPUS" --steps 2000000000 --seed 8 --deadline 1s

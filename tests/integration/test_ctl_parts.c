@@ -1,7 +1,8 @@
 /*
  * test_ctl_parts.c — keyforgectl's pure parts (admin/ctl_fmt.c,
  * admin/ctl_json.c): command-line values, durations, state lists, the
- * table printer and the JSON of a job. No sockets: suite 'unit'.
+ * table printer, the JSON of a job and broker strings made safe for a
+ * terminal. No sockets: suite 'unit'.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,6 +189,75 @@ static void test_table(void **state)
 				 "12  ok       \n");
 }
 
+/* What a terminal would act on becomes visible; text stays as it is. */
+static void test_safe_text(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "plain: qwerty \xc3\xbc \xe6\x97\xa5\xe6\x9c\xac", NULL },      /* unchanged */
+		{ "a\033[2Jb", "a?[2Jb" },                                  /* ESC */
+		{ "\033]0;title\a", "?]0;title?" },                         /* OSC, BEL */
+		{ "tab\there", "tab here" },
+		{ "one\ntwo\r", "one?two?" },                              /* one line */
+		{ "del\x7f", "del?" },
+		{ "\x01\x1f ", "?? " },
+		{ "c1\xc2\x9b" "1;1H\xc2\x80\xc2\x9f", "c1?1;1H??" },      /* U+009B CSI */
+		{ "nbsp\xc2\xa0", NULL },                                   /* U+00A0 is text */
+		{ "bad\x9b\xff", "bad??" },                                /* not UTF-8 */
+		{ "cut\xe6\x97", "cut??" },
+		{ "", NULL },
+	};
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+	char buf[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *want = cases[i].want ? cases[i].want : cases[i].in;
+		FILE *f;
+
+		buf[0] = '\0'; /* fmemopen writes its NUL after output only */
+		f = fmemopen(buf, sizeof buf, "w");
+		assert_string_equal(kf__ctl_safe(&sb, cases[i].in), want);
+		assert_non_null(f);
+		kf__ctl_fputs_safe(cases[i].in, f);
+		fclose(f);
+		assert_string_equal(buf, want);
+	}
+	kf_strbuf_reset(&sb);
+	kf_strbuf_addstr(&sb, "x=");
+	kf__ctl_add_safe(&sb, "\033c");
+	kf__ctl_add_safe(&sb, NULL);
+	assert_string_equal(sb.buf, "x=?c");
+	kf_strbuf_release(&sb);
+}
+
+/* A worker id with escapes (any publisher on the ingest can choose one):
+ * printed without them, and the columns still line up. */
+static void test_table_controls(void **state)
+{
+	static const char *const heads[] = { "WORKER", ">PID", "HOST" };
+	struct kf__ctl_table t;
+	char buf[512] = "";
+	FILE *f = fmemopen(buf, sizeof buf, "w");
+
+	(void)state;
+	assert_non_null(f);
+	kf__ctl_table_init(&t, heads, 3);
+	kf__ctl_table_cell(&t, "%s", "w\033[2J\xc2\x9b" "1");
+	kf__ctl_table_cell(&t, "%d", 7);
+	kf__ctl_table_cell(&t, "%s", "h\t\xe6\x97\xa5\n");
+	kf__ctl_table_cell(&t, "%s", "w2");
+	kf__ctl_table_cell(&t, "%d", 12);
+	kf__ctl_table_cell(&t, "%s", "h2");
+	kf__ctl_table_print(&t, f);
+	kf__ctl_table_release(&t);
+	fclose(f);
+	assert_string_equal(buf, "WORKER   PID  HOST\n"
+				 "w?[2J?1    7  h \xe6\x97\xa5?\n"
+				 "w2        12  h2\n");
+}
+
 static void test_job_json(void **state)
 {
 	static const struct kf_msg_named_value weights[] = { { "sfb", 12.5 } };
@@ -258,6 +328,8 @@ int main(void)
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_workers_table),
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_safe_text),
+		cmocka_unit_test(test_table_controls),
 		cmocka_unit_test(test_job_json),
 		cmocka_unit_test(test_log_json),
 	};
