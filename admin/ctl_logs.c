@@ -8,6 +8,7 @@
  * stream is lossy by design (DESIGN.md §1): under a log storm some live
  * events may be missing; the broker counts the drops in its bus metrics.
  */
+#include <errno.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -90,16 +91,23 @@ static void print_colored(const struct logs *lg, const struct kf_msg_log *ev)
 	putchar('\n');
 }
 
-static void print_event(struct logs *lg, const struct kf_msg_log *ev)
+/*
+ * Prints ev when it passes the filters. KF__CTL_OK, or KF__CTL_FAIL (said)
+ * when stdout is gone: a pipe whose reader exited gives EPIPE here when
+ * SIGPIPE is ignored (a shell's `trap '' PIPE`, many process supervisors),
+ * and nothing else would end a --follow.
+ */
+static int print_event(struct logs *lg, const struct kf_msg_log *ev)
 {
 	if (lg->o.source && (!ev->source || strcmp(ev->source, lg->o.source) != 0))
-		return;
+		return KF__CTL_OK;
 	if (ev->level > lg->min_level)
-		return;
+		return KF__CTL_OK;
 	kf_strbuf_reset(&lg->line);
 	kf__ctl_log_text(&lg->line, ev);
 	if (lg->have_re && regexec(&lg->re, lg->line.buf, 0, NULL, 0) != 0)
-		return;
+		return KF__CTL_OK;
+	errno = 0;
 	if (lg->o.json) {
 		kf_strbuf_reset(&lg->out);
 		kf__ctl_json_log(&lg->out, ev);
@@ -110,7 +118,10 @@ static void print_event(struct logs *lg, const struct kf_msg_log *ev)
 		kf__ctl_fputs_safe(lg->line.buf, stdout);
 		putchar('\n');
 	}
-	fflush(stdout);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return kf__ctl_fail(KF__CTL_FAIL, "logs: cannot write to stdout: %s",
+				    strerror(errno ? errno : EIO));
+	return KF__CTL_OK;
 }
 
 /* ---- the tail ------------------------------------------------------------------ */
@@ -126,17 +137,17 @@ static int print_tail(struct logs *lg)
 	req.log_tail_req.source = lg->o.source;
 	if ((status = kf__ctl_call(lg->ctl, &req, &rep)))
 		return status;
-	for (size_t i = 0; i < rep->log_tail_rep.n_events; i++) {
+	for (size_t i = 0; i < rep->log_tail_rep.n_events && !status; i++) {
 		const struct kf_msg_log *ev = &rep->log_tail_rep.events[i];
 
 		if (lg->n_seen < SEEN_MAX)
 			lg->seen[lg->n_seen++] = (struct seen){ ev->ts_ns, kf__ctl_log_hash(ev) };
 		if (ev->ts_ns > lg->seen_max_ts)
 			lg->seen_max_ts = ev->ts_ns;
-		print_event(lg, ev);
+		status = print_event(lg, ev);
 	}
 	kf_msg_free(rep);
-	return KF__CTL_OK;
+	return status;
 }
 
 static bool seen_in_tail(const struct logs *lg, const struct kf_msg_log *ev)
@@ -176,18 +187,21 @@ out:
 	return status;
 }
 
-static void handle(struct logs *lg, nng_msg *m)
+/* One message of the stream; as print_event. */
+static int handle(struct logs *lg, nng_msg *m)
 {
 	struct kf_msg *ev = NULL;
+	int status = KF__CTL_OK;
 
 	if (kf_msg_decode_pub(nng_msg_body(m), nng_msg_len(m), &ev, NULL) != KF_OK ||
 	    ev->type != KF_MSG_LOG) {
 		kf_msg_free(ev);
-		return; /* not ours to show; the broker counts bad messages */
+		return KF__CTL_OK; /* not ours to show; the broker counts bad messages */
 	}
 	if (!seen_in_tail(lg, &ev->log))
-		print_event(lg, &ev->log);
+		status = print_event(lg, &ev->log);
 	kf_msg_free(ev);
+	return status;
 }
 
 static int follow(struct logs *lg, struct kf_bus_sub *sub)
@@ -203,8 +217,11 @@ static int follow(struct logs *lg, struct kf_bus_sub *sub)
 		enum kf_err err = kf_bus_sub_recv(sub, 250, &m);
 
 		if (err == KF_OK) {
-			handle(lg, m);
+			int status = handle(lg, m);
+
 			nng_msg_free(m);
+			if (status)
+				return status;
 		} else if (err != KF_ETIMEDOUT) {
 			return kf__ctl_fail(KF__CTL_FAIL, "logs: events socket: %s", kf_strerror(err));
 		}

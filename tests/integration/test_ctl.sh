@@ -410,6 +410,43 @@ else
 	not_ok "logs --follow" "exit $FRC" "$(cat "$TMP/follow.out")" "$(cat "$TMP/follow.err")"
 fi
 
+# logs --follow into a pipe whose reader exits, with SIGPIPE ignored (as
+# `trap '' PIPE` or a supervisor leaves it): the next event it writes fails
+# with EPIPE, and it ends with exit 1 instead of following for good. A FIFO
+# rather than a `|` so that $! is keyforgectl's own pid (exec), which
+# cleanup kills if it does not end.
+mkfifo "$TMP/follow.fifo"
+(trap '' PIPE; exec "$CTL" logs --follow --tail 1 >"$TMP/follow.fifo" 2>"$TMP/pipe.err") &
+PIPER=$!
+PIDS+=" $PIPER"
+head -n 1 "$TMP/follow.fifo" >"$TMP/pipe.out" &
+HEADER=$!
+PIDS+=" $HEADER"
+head_gone() { ! kill -0 "$HEADER" 2>/dev/null; }
+wait_until 10000 head_gone
+# Events after head exited: each job logs at INFO on its worker.
+piper_gone() { ! kill -0 "$PIPER" 2>/dev/null; }
+for seed in 14 15 16; do
+	run_ctl submit --corpus "$CORPUS" --steps 20000 --seed $seed
+	"$CTL" wait "$OUT" --timeout 60 >/dev/null
+	wait_until 3000 piper_gone && break
+done
+if piper_gone; then
+	wait "$PIPER"
+	PRC=$?
+else
+	PRC=running
+	kill -KILL "$PIPER" 2>/dev/null # not down's leftover: that one is this test's failure
+	wait "$PIPER" 2>/dev/null
+fi
+if [ "$PRC" = 1 ] && [ -s "$TMP/pipe.out" ] &&
+	grep -q "logs: cannot write to stdout: Broken pipe" "$TMP/pipe.err"; then
+	ok "logs --follow with SIGPIPE ignored ends once its reader is gone: exit 1, says why"
+else
+	not_ok "logs --follow with SIGPIPE ignored ends once its reader is gone" "exit $PRC" \
+		"head read: $(cat "$TMP/pipe.out")" "stderr: $(cat "$TMP/pipe.err")"
+fi
+
 # ---- status and down -------------------------------------------------------------------------
 
 "$HIVE" status "$BUILD" >"$TMP/status.out" 2>&1
