@@ -175,7 +175,7 @@ struct listing {
 	struct kf_msg_job_summary *jobs;  /* heap, filtered case only */
 	struct kf_msg **msgs;
 	size_t n_msgs;
-	bool more;                        /* filtered case: stopped at the limit */
+	bool more;                        /* a job after the page matches too */
 };
 
 static void listing_release(struct listing *l)
@@ -236,7 +236,33 @@ static int fetch_filtered(struct kf__ctl *ctl, const struct kf_msg_list_req *wan
 	return KF__CTL_OK;
 }
 
-static int fetch(struct kf__ctl *ctl, struct kf_msg *req, struct listing *l)
+/*
+ * Whether a job after a full page matches as well: the same request for one
+ * job after the page's last. The reply's total cannot tell: it counts every
+ * job that matches the states, those before --after too. (Asking for
+ * limit + 1 jobs would save this request but not at --limit 1000, the
+ * most a reply holds.)
+ */
+static int probe_more(struct kf__ctl *ctl, const struct kf_msg_list_req *page, uint64_t last_id,
+	bool *more)
+{
+	struct kf_msg req, *rep = NULL;
+	int status;
+
+	kf__ctl_msg_init(ctl, &req, KF_MSG_LIST_REQ);
+	req.list_req.state_mask = page->state_mask;
+	req.list_req.newest_first = page->newest_first;
+	req.list_req.after_id = last_id;
+	req.list_req.limit = 1;
+	if ((status = kf__ctl_call(ctl, &req, &rep)))
+		return status;
+	*more = rep->list_rep.n_jobs > 0;
+	kf_msg_free(rep);
+	return KF__CTL_OK;
+}
+
+/* The page, and with want_more whether a next one has jobs (l->more). */
+static int fetch(struct kf__ctl *ctl, struct kf_msg *req, bool want_more, struct listing *l)
 {
 	struct kf_msg *rep = NULL;
 	int status;
@@ -248,8 +274,9 @@ static int fetch(struct kf__ctl *ctl, struct kf_msg *req, struct listing *l)
 	if ((status = kf__ctl_call(ctl, req, &rep)) || (status = keep_msg(l, rep)))
 		return status;
 	l->rep = rep->list_rep;
-	l->more = l->rep.total > l->rep.n_jobs;
-	return KF__CTL_OK;
+	if (!want_more || l->rep.n_jobs < req->list_req.limit)
+		return KF__CTL_OK;
+	return probe_more(ctl, &req->list_req, l->rep.jobs[l->rep.n_jobs - 1].id, &l->more);
 }
 
 int kf__ctl_list(struct kf__ctl *ctl, int argc, char **argv)
@@ -279,7 +306,7 @@ int kf__ctl_list(struct kf__ctl *ctl, int argc, char **argv)
 		return KF__CTL_USAGE;
 	}
 	kf__ctl_msg_init(ctl, &req, KF_MSG_LIST_REQ);
-	if ((status = list_args(&o, &req.list_req)) || (status = fetch(ctl, &req, &l)))
+	if ((status = list_args(&o, &req.list_req)) || (status = fetch(ctl, &req, !o.json, &l)))
 		goto out;
 	if (o.json)
 		status = o.brief ? list_json_brief(r) : list_json_full(ctl, r);

@@ -155,6 +155,24 @@ page2="$(jq -r 'map(.id) | join(" ")' <<<"$OUT")"
 check "list --newest-first: ${IDS[2]} ${IDS[1]}, then below ${IDS[1]}: ${IDS[0]} ($page1; $page2)" \
 	test "$page1" = "${IDS[2]} ${IDS[1]}" -a "$page2" = "${IDS[0]}"
 
+# The next-page line only when a next page has jobs — the broker's total
+# counts the jobs before --after too — also when the last page is exactly
+# full; --json --brief still holds --limit jobs.
+rows() { grep -cE '^ *[0-9]+ +succeeded ' <<<"$OUT"; }
+hint() { grep -c 'list --after' <<<"$OUT"; }
+run_ctl list --after "${IDS[0]}" --limit 5
+paging="after ${IDS[0]}, limit 5: $(rows) rows, $(hint) hint"
+run_ctl list --after "${IDS[0]}" --limit 2
+paging+="; limit 2: $(rows) rows, $(hint) hint"
+run_ctl list --newest-first --after "${IDS[2]}" --limit 2
+paging+="; newest first after ${IDS[2]}, limit 2: $(rows) rows, $(hint) hint"
+run_ctl list --limit 2
+paging+="; limit 2 from the start: $(rows) rows, $(hint) hint"
+run_ctl list --limit 2 --json --brief
+paging+="; --json --brief --limit 2: $(jq length <<<"$OUT") jobs"
+check "list names a next page only when it has jobs ($paging)" test "$paging" = \
+	"after ${IDS[0]}, limit 5: 2 rows, 0 hint; limit 2: 2 rows, 0 hint; newest first after ${IDS[2]}, limit 2: 2 rows, 0 hint; limit 2 from the start: 2 rows, 1 hint; --json --brief --limit 2: 2 jobs"
+
 run_ctl show "${IDS[1]}"
 check "show (text) draws the layout and the statistics" \
 	grep -q "SFB" <<<"$OUT"
