@@ -20,6 +20,7 @@
 #include "common/io.h"
 #include "common/json.h"
 #include "common/parse.h"
+#include "common/regex_guard.h"
 #include "common/strbuf.h"
 #include "common/thread.h"
 
@@ -448,6 +449,109 @@ static void test_cgroup_cpu_path(void **state)
 	assert_string_equal(p, "/012345");
 }
 
+/* ---- regex ----------------------------------------------------------------- */
+
+static bool compiles(const char *pattern, char *why, size_t why_len)
+{
+	regex_t re;
+
+	if (!kf_regex_compile(&re, pattern, why, why_len))
+		return false;
+	regfree(&re);
+	return true;
+}
+
+static long cost_of(const char *pattern)
+{
+	long cost = -1;
+
+	assert_int_equal(kf_regex_check(pattern, &cost), KF_REGEX_FINE);
+	return cost;
+}
+
+/* Patterns people filter logs with compile; the kinds glibc can spend
+ * seconds or minutes on are refused with a reason, before regcomp sees
+ * them (each refused one below was timed on this machine: regex_guard.h). */
+static void test_regex_guard(void **state)
+{
+	char why[160];
+	uint64_t t0;
+
+	(void)state;
+	assert_true(compiles("job (failed|retrying)", why, sizeof why));
+	assert_true(compiles("^[0-9:.]+ WARN .*rate limit", why, sizeof why));
+	assert_true(compiles("worker_id=w[0-9]{1,3}", why, sizeof why));
+	assert_true(compiles("[\\1]x", why, sizeof why));         /* in brackets: no reference */
+	assert_true(compiles("a\\.b\\\\c", why, sizeof why));
+	assert_true(compiles("(a{1,30}){1,30}", why, sizeof why));  /* 900: allowed */
+	assert_true(compiles("(a+)*|(b?)+", why, sizeof why));      /* a group between */
+
+	assert_false(compiles("(.*)(.*)\\2\\1z", why, sizeof why));
+	assert_non_null(strstr(why, "back-references"));
+	assert_int_equal(kf_regex_check("(a)\\1", NULL), KF_REGEX_BACKREF);
+
+	t0 = kf_clock_mono_ns();
+	assert_false(compiles("((a{1,100}){1,100}){1,100}", why, sizeof why));  /* 6.7 s */
+	assert_non_null(strstr(why, "expand to more than 1000"));
+	assert_false(compiles("\\S++++++++++++++++++++++++++", why, sizeof why)); /* 4 min */
+	assert_non_null(strstr(why, "repetition of a repetition"));
+	assert_true(kf_clock_mono_ns() - t0 < 1000 * KF_NS_PER_MS);
+	assert_int_equal(kf_regex_check("a+?", NULL), KF_REGEX_STACKED);
+	assert_int_equal(kf_regex_check("a{2}*", NULL), KF_REGEX_STACKED);
+	assert_int_equal(kf_regex_check("(a|b|c){1,1000}", NULL), KF_REGEX_COSTLY);
+	assert_int_equal(kf_regex_check("x{99999999999999999999}", NULL), KF_REGEX_COSTLY);
+	assert_int_equal(kf_regex_check("((((((((((a+)+)+)+)+)+)+)+)+)+)+", NULL), KF_REGEX_COSTLY);
+
+	assert_int_equal(cost_of("abc"), 3);
+	assert_int_equal(cost_of("a{10}"), 10);
+	assert_int_equal(cost_of("a{2,}"), 3);                      /* 2 copies and a star */
+	assert_int_equal(cost_of("(ab){3}c"), 7);
+	assert_int_equal(cost_of("(a|bc)+"), 6);                    /* x+ is x x* */
+	assert_int_equal(cost_of("((a+)+)+"), 8);
+	assert_int_equal(cost_of("[a-z]{4}"), 4);
+	assert_int_equal(cost_of("[]{}]{4}"), 4);                   /* ']' first is a member */
+	assert_int_equal(cost_of("[[:alpha:]]{5}"), 5);
+	assert_int_equal(cost_of("a{,3}"), 5);                      /* not a bound: literal */
+
+	assert_false(compiles("(unclosed", why, sizeof why));       /* regcomp's own word */
+	assert_true(strlen(why) > 0);
+}
+
+/* A line is matched within its first KF_REGEX_MATCH_MAX bytes, which bounds
+ * a search that is quadratic in the line's length. */
+static void test_regex_match_bounded(void **state)
+{
+	char *line = malloc(KF_REGEX_MATCH_MAX + 100);
+	char why[160];
+	regex_t re;
+
+	(void)state;
+	assert_non_null(line);
+	assert_true(kf_regex_compile(&re, "needle", why, sizeof why));
+	memset(line, 'a', KF_REGEX_MATCH_MAX + 99);
+	line[KF_REGEX_MATCH_MAX + 99] = '\0';
+	memcpy(line + 10, "needle", 6);
+	assert_true(kf_regex_match(&re, line));
+	memset(line + 10, 'a', 6);
+	memcpy(line + KF_REGEX_MATCH_MAX - 6, "needle", 6);         /* ends at the bound */
+	assert_true(kf_regex_match(&re, line));
+	memset(line + KF_REGEX_MATCH_MAX - 6, 'a', 6);
+	memcpy(line + KF_REGEX_MATCH_MAX + 20, "needle", 6);        /* past it */
+	assert_false(kf_regex_match(&re, line));
+	assert_false(kf_regex_match(&re, ""));
+	regfree(&re);
+
+	/* The bound is not inside a character: "é" (2 bytes) across it is
+	 * left out whole, not cut into a byte that matches nothing. */
+	assert_true(kf_regex_compile(&re, "a$", why, sizeof why));
+	memset(line, 'a', KF_REGEX_MATCH_MAX + 10);
+	memcpy(line + KF_REGEX_MATCH_MAX - 1, "\xc3\xa9", 2);
+	line[KF_REGEX_MATCH_MAX + 10] = '\0';
+	assert_true(kf_regex_match(&re, line));
+	regfree(&re);
+	free(line);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +575,8 @@ int main(void)
 		cmocka_unit_test(test_text_has_control),
 		cmocka_unit_test(test_mono_timespec),
 		cmocka_unit_test(test_cgroup_cpu_path),
+		cmocka_unit_test(test_regex_guard),
+		cmocka_unit_test(test_regex_match_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
