@@ -12,7 +12,10 @@
  *            tombstone whose value has been folded into the retired sum
  *
  * Exposed values are recomputed from scratch at each snapshot (retired +
- * the sum of live iseries), so gauges never accumulate rounding drift.
+ * the sum of live iseries), so gauges never accumulate rounding drift. A
+ * counter or a histogram's _sum is then held at no less than it last showed
+ * (see fill): the order and grouping of that floating-point sum change, and
+ * an ulp lower would read as a reset.
  */
 #include "gateway/aggregate.h"
 
@@ -71,6 +74,9 @@ struct aseries {
 	struct val retired;
 	struct val acc;
 	uint64_t acc_gen;          /* == agg->gen when acc holds this snapshot's sum */
+	double shown_value;        /* counter: the last value exposed */
+	double shown_sum;          /* histogram: the last _sum exposed */
+	bool sum_falls;            /* an instance's _sum fell: negative observations */
 };
 
 struct iseries {
@@ -526,8 +532,14 @@ static void iseries_set(struct kf_gw_agg *agg, struct source *src, struct iserie
 	uint64_t nv_buckets[MAX_BOUNDS];
 	struct val nv = { .buckets = nv_buckets };
 	val_from_series(&nv, s, nb);
+	if (nv.sum < 0)
+		as->sum_falls = true;
 	if (!fresh && cumulative(as->fam->type)) {
 		bool ge = val_ge(&nv, &is->v, as->fam->type, nb);
+		/* Counts did not go down but the sum did: observations below 0,
+		 * which Prometheus allows. Then the _sum may really fall. */
+		if (ge && nv.sum < is->v.sum)
+			as->sum_falls = true;
 		if (is->expired && ge)
 			val_sub(&as->retired, &is->v, nb); /* the tombstone comes back */
 		else if (!is->expired && !ge)
@@ -818,8 +830,29 @@ static bool exposed(const struct kf_gw_agg *agg, const struct aseries *as)
 	return cumulative(as->fam->type) || as->acc_gen == agg->gen;
 }
 
-static void fill(const struct kf_gw_agg *agg, const struct aseries *as,
-		 struct kf_msnap_series *ms)
+/* The larger of the value computed now and the one shown last, which
+ * becomes the one shown. */
+static double not_below_shown(double computed, double *shown)
+{
+	if (computed < *shown)
+		return *shown;
+	*shown = computed;
+	return computed;
+}
+
+/*
+ * The exposed value: retired + the live instances (accumulate). That
+ * floating-point sum is taken in hash-map order, and both order and grouping
+ * change when a series is folded into the retired sum (expiry, restart,
+ * departure) or a source joins (the map grows): computed again, a counter can
+ * come out an ulp below what the last scrape showed, and Prometheus would
+ * read a reset. The true value of a counter never falls (resets and
+ * restarts are folded), so it is shown as at least what was shown last;
+ * that absorbs rounding and nothing else. The same holds for a histogram's
+ * _sum unless one of its producers lowered its own (sum_falls: observations
+ * below 0). Counts and buckets are integers: exact, they cannot dip.
+ */
+static void fill(const struct kf_gw_agg *agg, struct aseries *as, struct kf_msnap_series *ms)
 {
 	const struct family *f = as->fam;
 	bool live = as->acc_gen == agg->gen;
@@ -828,6 +861,10 @@ static void fill(const struct kf_gw_agg *agg, const struct aseries *as,
 	ms->count = as->retired.count + (live ? as->acc.count : 0);
 	for (size_t i = 0; i < f->n_bounds; i++)
 		ms->buckets[i] = as->retired.buckets[i] + (live ? as->acc.buckets[i] : 0);
+	if (f->type == KF_GW_COUNTER)
+		ms->value = not_below_shown(ms->value, &as->shown_value);
+	else if (f->type == KF_GW_HISTOGRAM && !as->sum_falls)
+		ms->sum = not_below_shown(ms->sum, &as->shown_sum);
 }
 
 static enum kf_err snapshot_family(struct kf_gw_agg *agg, struct family *f,

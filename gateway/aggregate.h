@@ -29,6 +29,12 @@
  *  - A counter/histogram series, once seen, stays exposed for the life of
  *    the gateway (it must not decrease); a gauge series disappears with its
  *    last live instance.
+ *  - Rounding: a counter, and a histogram's _sum, is never exposed below
+ *    what the previous snapshot showed. The floating-point sum is taken in
+ *    another order and grouping once a series is folded or a source joins,
+ *    and can come out an ulp lower, which Prometheus would read as a reset.
+ *    Exempt: a _sum one of whose producers lowered its own without a reset
+ *    (observations below 0); it is exposed as computed.
  *  - Ordering: the envelope sequence number of each instance must grow.
  *    An update whose seq is not newer than the last one applied is ignored
  *    (stale). When the update says its producer numbers metric updates in
