@@ -932,6 +932,12 @@ void kf_gw_agg_stats(const struct kf_gw_agg *agg, struct kf_gw_agg_stats *out)
 	out->instance_series = agg->n_live;
 }
 
+bool kf_gw_fresh(uint64_t at_ns, uint64_t now_ns, uint64_t ttl_ns)
+{
+	uint64_t age = at_ns < now_ns ? now_ns - at_ns : 0;
+	return !ttl_ns || age <= ttl_ns;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 enum kf_err kf_gw_agg_new(struct kf_gw_agg **out, const struct kf_gw_agg_config *cfg)

@@ -198,4 +198,13 @@ enum kf_err kf_gw_agg_snapshot(struct kf_gw_agg *agg, uint64_t now_ns, struct kf
 
 void kf_gw_agg_stats(const struct kf_gw_agg *agg, struct kf_gw_agg_stats *out);
 
+/*
+ * Whether something stamped at at_ns (monotonic) is still fresh at now_ns:
+ * not older than ttl_ns, or ttl_ns is 0 (never stale). A stamp at or after
+ * now_ns has age 0: another thread may stamp between the caller's reading
+ * of the clock and its reading of the stamp, and an unsigned now - at would
+ * wrap and call it stale. Pure; any thread.
+ */
+bool kf_gw_fresh(uint64_t at_ns, uint64_t now_ns, uint64_t ttl_ns);
+
 #endif

@@ -303,8 +303,7 @@ void kf__gw_count_auth_failure(struct kf__gw *gw, const char *reason)
 static enum kf_err add_jobs(struct kf__gw *gw, const struct kf__gw_jobs *jobs, uint64_t now,
 			    struct kf_msnap *snap)
 {
-	uint64_t ttl = gw->cfg->series_ttl_ns;
-	if (!jobs->known || (ttl && now - jobs->at_ns > ttl) ||
+	if (!jobs->known || !kf_gw_fresh(jobs->at_ns, now, gw->cfg->series_ttl_ns) ||
 	    kf_msnap_find_family(snap, JOBS_BY_STATE))
 		return KF_OK;
 	static const struct kf_metric_desc d = {
@@ -329,11 +328,12 @@ enum kf_err kf__gw_render_metrics(struct kf__gw *gw, int fmt, struct kf_strbuf *
 {
 	struct kf_msnap agg = KF_MSNAP_INIT, own = KF_MSNAP_INIT;
 	struct kf__gw_jobs jobs;
-	uint64_t now = kf_clock_mono_ns();
 	/* The aggregate and every counter of the ingest side in one critical
-	 * section (struct capture says why). */
+	 * section (struct capture says why). The clock is read inside it, so
+	 * that nothing the ingest thread stamped is newer than `now`. */
 	pthread_mutex_lock(&gw->render_lock);
 	pthread_mutex_lock(&gw->lock);
+	uint64_t now = kf_clock_mono_ns();
 	enum kf_err err = kf_gw_agg_snapshot(gw->agg, now, &agg);
 	capture_locked(gw, &gw->expose->cap);
 	jobs = gw->jobs;

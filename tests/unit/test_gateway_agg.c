@@ -660,6 +660,25 @@ static void test_label_order_and_help(void **state)
 	kf_gw_agg_free(agg);
 }
 
+/* The freshness of the broker's cluster status (expose.c's fallback for
+ * keyforge_jobs_by_state). A scrape reads the clock, then waits for the
+ * lock; the ingest thread may stamp a newer status in between. That stamp
+ * is after `now`: age 0, fresh, not a wrapped difference that calls it
+ * stale and makes the series vanish for that scrape. */
+static void test_fresh(void **state)
+{
+	(void)state;
+	const uint64_t now = 1000 * SEC, ttl = 60 * SEC;
+	assert_true(kf_gw_fresh(now, now, ttl));
+	assert_true(kf_gw_fresh(now + 1, now, ttl));            /* stamped after the clock read */
+	assert_true(kf_gw_fresh(now + 3 * SEC, now, ttl));
+	assert_true(kf_gw_fresh(now - ttl, now, ttl));          /* exactly ttl old */
+	assert_false(kf_gw_fresh(now - ttl - 1, now, ttl));
+	assert_false(kf_gw_fresh(0, now, ttl));
+	assert_true(kf_gw_fresh(0, now, 0));                    /* ttl 0: never stale */
+	assert_true(kf_gw_fresh(UINT64_MAX, 0, ttl));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_family_cap),
 		cmocka_unit_test(test_source_cap_and_eviction),
 		cmocka_unit_test(test_label_order_and_help),
+		cmocka_unit_test(test_fresh),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
