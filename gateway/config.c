@@ -33,7 +33,8 @@ static const char usage[] =
 	"                         default: the certificate file)\n"
 	"  --series-ttl DUR       expire series not updated for DUR (default 60s; 0 = never)\n"
 	"  --max-series N         label sets per metric (default 1000)\n"
-	"  --max-connections N    concurrent HTTP connections (default 256)\n"
+	"  --max-connections N    concurrent HTTP connections (default 256; at least\n"
+	"                         --http-threads)\n"
 	"  --idle-timeout DUR     close idle or stalled connections (default 15s)\n"
 	"  --max-request-size N   bytes of request line + headers (default 16384)\n"
 	"  --http-threads N       HTTP worker threads (default 2)\n"
@@ -288,6 +289,14 @@ enum kf_err kf_gw_config_parse(struct kf_gw_config *cfg, int argc, char **argv,
 	}
 	if (!err && cfg->tls_key && !cfg->tls_cert) {
 		kf_strbuf_addstr(why, "--tls-key needs --tls-cert");
+		err = KF_EINVAL;
+	}
+	/* libmicrohttpd gives each thread its share of the limit: a thread
+	 * with a share of 0 would never accept a connection. */
+	if (!err && cfg->max_connections < cfg->http_threads) {
+		kf_strbuf_addf(why, "--max-connections %u is below --http-threads %u: each HTTP "
+			       "thread needs at least one connection; raise --max-connections or "
+			       "lower --http-threads", cfg->max_connections, cfg->http_threads);
 		err = KF_EINVAL;
 	}
 	return err;

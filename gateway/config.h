@@ -11,7 +11,7 @@
  *   --tls-key PATH       KEYFORGE_HTTP_TLS_KEY    the certificate file
  *   --series-ttl DUR     -                        60s (0 = never)
  *   --max-series N       -                        1000 label sets per metric
- *   --max-connections N  -                        256
+ *   --max-connections N  -                        256 (at least --http-threads)
  *   --idle-timeout DUR   -                        15s (whole seconds, >= 1s)
  *   --max-request-size N -                        16384 bytes (request line + headers)
  *   --http-threads N     -                        2
@@ -68,7 +68,8 @@ void kf_gw_config_init(struct kf_gw_config *cfg);
  * Applies the environment, then argv (getopt_long; argv[0] is the program).
  * The config keeps pointers into argv and the environment. KF_OK with
  * *action = RUN, HELP or VERSION; KF_EINVAL with a lower-case message in
- * `why` for an unknown flag, a bad value or a stray argument.
+ * `why` for an unknown flag, a bad value, a stray argument, --tls-key
+ * without --tls-cert, or --max-connections below --http-threads.
  */
 enum kf_err kf_gw_config_parse(struct kf_gw_config *cfg, int argc, char **argv,
 			       enum kf_gw_config_action *action, struct kf_strbuf *why);

@@ -570,7 +570,14 @@ enum kf_err kf__gw_http_start(struct kf__gw *gw, struct kf_strbuf *bound, struct
 		http_free(h);
 		return err ? err : KF_EHTTP;
 	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* MHD_USE_ITC: each pool thread gets an inter-thread channel in its
+	 * epoll set, which MHD_stop_daemon signals. Without it, stopping wakes
+	 * the threads only by shutting the listen socket, and a thread at its
+	 * share of the connection limit has taken that socket out of its set:
+	 * it slept until one of its connections had an event or timed out
+	 * (the idle timeout, or for ever at a share of 0, which config.c now
+	 * refuses). */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
 	struct MHD_OptionItem tls_opts[] = {

@@ -724,6 +724,98 @@ def check_connection_limit(gw, limit):
     T.ok(bool(ok), "the gateway serves again once they are gone")
 
 
+def keepalive_served(port):
+    """A connection served one request and left open (HTTP/1.1 keep-alive),
+    or None when the gateway closed it first."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    got, want = b"", None
+    try:
+        while want is None or len(got) < want:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+            head, sep, _ = got.partition(b"\r\n\r\n")
+            m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head + b"\r\n")
+            if sep and m:
+                want = len(head) + 4 + int(m.group(1))
+    except OSError:
+        pass
+    if want is not None and len(got) >= want and got.startswith(b"HTTP/1.1 200"):
+        return s
+    s.close()
+    return None
+
+
+def hold_keepalive(port, n):
+    """n idle keep-alive connections, each served once; None if the gateway
+    would not keep that many. A thread at its limit may close a connection
+    it raced for: such a one is tried again."""
+    socks = []
+    for _ in range(5 * n):
+        s = keepalive_served(port)
+        if s:
+            socks.append(s)
+            if len(socks) == n:
+                return socks
+        else:
+            time.sleep(0.1)
+    for s in socks:
+        s.close()
+    return None
+
+
+def gateway_refuses(args):
+    """Runs the gateway with args and a throwaway address; (exit status,
+    stderr), or (None, ...) when it was still running after 5 s."""
+    p = subprocess.Popen([GATEWAY, "--http", "127.0.0.1:%d" % free_port(),
+                          "--monitor", "tcp://127.0.0.1:%d" % free_port()] + args,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = p.communicate(timeout=5)
+        return p.returncode, err
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return None, p.communicate()[1]
+
+
+def check_shutdown_at_limit(tmp):
+    """SIGTERM with every HTTP thread at its share of --max-connections,
+    held by idle keep-alive clients. libmicrohttpd divides the limit among
+    its threads, and a thread at its share takes the listen socket out of
+    its epoll set. Without an inter-thread channel (MHD_USE_ITC),
+    MHD_stop_daemon wakes threads only by shutting that socket, so they
+    slept until the idle timeout (30 s here) ended a connection."""
+    ev = "tcp://127.0.0.1:%d" % free_port()
+    gw = start_gateway(tmp, "gateway-limit", ev, None,
+                       ["--max-connections", "4", "--http-threads", "2",
+                        "--idle-timeout", "30s", "--shutdown-delay", "0"])
+    socks = hold_keepalive(gw.port, 4)
+    T.ok(socks is not None, "4 idle keep-alive connections held at --max-connections 4",
+         tail(gw.log))
+    t0 = time.time()
+    gw.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = gw.proc.wait(timeout=8)
+    except subprocess.TimeoutExpired:
+        rc = None
+    secs = time.time() - t0
+    T.ok(rc == 0 and secs < 5,
+         "SIGTERM with every HTTP thread at its connection limit: exit 0 in %.1f s "
+         "(not the 30 s idle timeout)" % secs, (rc, tail(gw.log)))
+    for s in socks or []:
+        s.close()
+    if gw.proc.poll() is None:
+        gw.proc.kill()
+    rc, err = gateway_refuses(["--max-connections", "1", "--http-threads", "2"])
+    T.ok(rc == 2 and "--max-connections 1 is below --http-threads 2" in err,
+         "--max-connections below --http-threads is refused (exit 2)", (rc, err))
+    rc, err = gateway_refuses(["--max-connections", "1"])
+    T.ok(rc == 2 and "--http-threads 2" in err,
+         "... also below the default of 2 threads", (rc, err))
+
+
 def check_auth_tls(tmp, monitor, db):
     cred = os.path.join(tmp, "creds")
     token = "it-token-" + os.urandom(8).hex()
@@ -880,6 +972,7 @@ def main():
         timed(check_spans, gw)
         timed(check_connection_limit, gw, 8)
         timed(check_fake_broker, tmp)
+        timed(check_shutdown_at_limit, tmp)
         gw2 = timed(check_auth_tls, tmp, ENV["KEYFORGE_MONITOR"], db)
         gw2.proc.terminate()
         timed(check_shutdown, gw)

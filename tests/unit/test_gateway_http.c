@@ -320,6 +320,23 @@ static void test_config(void **state)
 		if (!strstr(why.buf, bad[i].why))
 			fail_msg("case %zu: message '%s'", i, why.buf);
 	}
+	/* libmicrohttpd gives each HTTP thread its share of --max-connections: a
+	 * share of 0 is refused, against the default of 2 threads as well. */
+	char *conn_low[] = { "gw", "--max-connections", "3", "--http-threads", "4", NULL };
+	assert_int_equal(parse(&cfg, &action, &why, conn_low), KF_EINVAL);
+	assert_string_equal(why.buf, "--max-connections 3 is below --http-threads 4: each HTTP "
+				     "thread needs at least one connection; raise "
+				     "--max-connections or lower --http-threads");
+	char *conn_default[] = { "gw", "--max-connections", "1", NULL };
+	assert_int_equal(parse(&cfg, &action, &why, conn_default), KF_EINVAL);
+	assert_non_null(strstr(why.buf, "--max-connections 1 is below --http-threads 2"));
+	char *conn_equal[] = { "gw", "--http-threads", "3", "--max-connections", "3", NULL };
+	assert_int_equal(parse(&cfg, &action, &why, conn_equal), KF_OK);
+	assert_int_equal(cfg.max_connections, 3);
+	assert_int_equal(cfg.http_threads, 3);
+	char *conn_one[] = { "gw", "--http-threads", "1", "--max-connections", "1", NULL };
+	assert_int_equal(parse(&cfg, &action, &why, conn_one), KF_OK);
+
 	setenv("KEYFORGE_HTTP", "bad", 1);
 	assert_int_equal(parse(&cfg, &action, &why, none), KF_EINVAL);
 	unsetenv("KEYFORGE_HTTP");
