@@ -10,6 +10,8 @@
  *            a map aseries* -> iseries) and its recently retired incarnations
  *   iseries  one instance's last value of one aseries; `expired` marks a
  *            tombstone whose value has been folded into the retired sum
+ *   evicted  a ring of the (source, incarnation) pairs forgotten at the
+ *            source cap, so that one coming back is not counted twice
  *
  * Exposed values are recomputed from scratch at each snapshot (retired +
  * the sum of live iseries), so gauges never accumulate rounding drift. A
@@ -36,6 +38,8 @@
 /* Incarnations of one source remembered as retired (late messages of an
  * older process are ignored rather than flipping the source back). */
 #define RETIRED_INCARNATIONS 4
+/* Instances forgotten at the source cap that are remembered (evict_one). */
+#define EVICTED_REMEMBERED 1024
 /* Histogram bounds accepted from producers (proto's limit). */
 #define MAX_BOUNDS 128
 /* Labels per series (proto's limit). */
@@ -84,7 +88,9 @@ struct iseries {
 	uint64_t last_ns;
 	uint64_t mark;
 	bool expired;
-	struct val v;
+	struct val v;              /* what counts: the value reported, less base */
+	struct val *base;          /* NULL, or the first value reported after the
+				    * instance came back from eviction */
 };
 
 struct source {
@@ -98,6 +104,15 @@ struct source {
 	struct kf__gw_map series;  /* &iseries->as -> struct iseries */
 	uint64_t retired_inc[RETIRED_INCARNATIONS];
 	size_t n_retired_inc;      /* total ever retired; ring index = n % N */
+	bool came_back;            /* this instance was evicted before: counters
+				    * count on from their first value since */
+};
+
+/* An instance (or a retired incarnation) of an evicted source. */
+struct evicted {
+	uint64_t name_hash;
+	uint64_t incarnation;
+	bool retired;              /* an incarnation the source had retired */
 };
 
 struct kf_gw_agg {
@@ -112,6 +127,8 @@ struct kf_gw_agg {
 	uint64_t gen;              /* snapshot generation (aseries.acc_gen) */
 	struct kf_strbuf key;      /* scratch: label key being built */
 	struct kf_gw_agg_stats stats;
+	struct evicted evicted[EVICTED_REMEMBERED];
+	size_t n_evicted;          /* total ever noted; ring index = n % N */
 };
 
 static const char *const drop_names[KF_GW_DROP_COUNT] = {
@@ -481,11 +498,18 @@ static void aseries_unref(struct kf_gw_agg *agg, struct aseries *as)
 static struct iseries *iseries_new(struct source *src, struct aseries *as)
 {
 	size_t nb = as->fam->n_bounds;
-	struct iseries *is = calloc(1, sizeof(*is) + nb * sizeof(uint64_t));
+	bool based = src->came_back && cumulative(as->fam->type);
+	size_t size = sizeof(struct iseries) + nb * sizeof(uint64_t) +
+		      (based ? sizeof(struct val) + nb * sizeof(uint64_t) : 0);
+	struct iseries *is = calloc(1, size);
 	if (!is)
 		return NULL;
 	is->as = as;
 	is->v.buckets = (uint64_t *)(is + 1);
+	if (based) {
+		is->base = (struct val *)(is->v.buckets + nb);
+		is->base->buckets = (uint64_t *)(is->base + 1);
+	}
 	if (kf__gw_map_put(&src->series, &is->as, sizeof(is->as), is) != KF_OK) {
 		free(is);
 		return NULL;
@@ -523,6 +547,26 @@ static void note_live(struct kf_gw_agg *agg, uint64_t now_ns)
 		agg->next_expiry_ns = due;
 }
 
+/*
+ * An instance that came back after its source was evicted counts from the
+ * first value it reports since: its values from before are in the retired
+ * sum (its tombstones), but which values they were was forgotten with it.
+ * Turns nv into what counts (nv - base); a value below the base is a reset
+ * of the producer, and counts from 0 again.
+ */
+static void rebase(struct iseries *is, struct val *nv, bool fresh, enum kf_gw_mtype t,
+		   size_t nb)
+{
+	if (fresh) {
+		val_zero(is->base, nb);
+		val_add(is->base, nv, nb);
+	}
+	if (val_ge(nv, is->base, t, nb))
+		val_sub(nv, is->base, nb);
+	else
+		val_zero(is->base, nb);
+}
+
 /* Applies one value to an instance series (new, tombstone or live). */
 static void iseries_set(struct kf_gw_agg *agg, struct source *src, struct iseries *is,
 			const struct kf_gw_series *s, bool fresh, uint64_t now_ns)
@@ -532,6 +576,8 @@ static void iseries_set(struct kf_gw_agg *agg, struct source *src, struct iserie
 	uint64_t nv_buckets[MAX_BOUNDS];
 	struct val nv = { .buckets = nv_buckets };
 	val_from_series(&nv, s, nb);
+	if (is->base)
+		rebase(is, &nv, fresh, as->fam->type, nb);
 	if (nv.sum < 0)
 		as->sum_falls = true;
 	if (!fresh && cumulative(as->fam->type)) {
@@ -607,7 +653,34 @@ static void source_restart(struct kf_gw_agg *agg, struct source *src, uint64_t i
 	src->retired_inc[src->n_retired_inc++ % RETIRED_INCARNATIONS] = src->incarnation;
 	src->incarnation = inc;
 	src->last_seq = 0;
+	src->came_back = false;
 	agg->stats.restarts++;
+}
+
+static uint64_t evicted_hash(const struct kf_gw_agg *agg, const char *name, size_t len)
+{
+	return kf__gw_hash(agg->seed ^ 0xe71c7ed, name, len);
+}
+
+static void note_evicted(struct kf_gw_agg *agg, uint64_t name_hash, uint64_t inc, bool retired)
+{
+	agg->evicted[agg->n_evicted++ % EVICTED_REMEMBERED] =
+		(struct evicted){ .name_hash = name_hash, .incarnation = inc, .retired = retired };
+}
+
+/* The latest remembered eviction of (source, incarnation), or NULL. Latest:
+ * an instance evicted, back, then retired and evicted again is retired. */
+static const struct evicted *find_evicted(const struct kf_gw_agg *agg, const char *source,
+					  uint64_t inc)
+{
+	uint64_t h = evicted_hash(agg, source, strlen(source));
+	size_t n = agg->n_evicted < EVICTED_REMEMBERED ? agg->n_evicted : EVICTED_REMEMBERED;
+	for (size_t k = 1; k <= n; k++) {
+		const struct evicted *e = &agg->evicted[(agg->n_evicted - k) % EVICTED_REMEMBERED];
+		if (e->name_hash == h && e->incarnation == inc)
+			return e;
+	}
+	return NULL;
 }
 
 /* Evicts the least recently active source that has only tombstones left. */
@@ -620,6 +693,15 @@ static bool evict_one(struct kf_gw_agg *agg)
 			victim = src;
 	if (!victim)
 		return false;
+	/* Its instances' values stay in the retired sum; the instances
+	 * themselves are remembered, so that one coming back is neither
+	 * counted again from 0 nor, if retired, taken for live. */
+	uint64_t h = evicted_hash(agg, victim->name, victim->name_len);
+	note_evicted(agg, h, victim->incarnation, false);
+	size_t n = victim->n_retired_inc < RETIRED_INCARNATIONS ? victim->n_retired_inc
+								 : RETIRED_INCARNATIONS;
+	for (size_t i = 0; i < n; i++)
+		note_evicted(agg, h, victim->retired_inc[i], true);
 	kf__gw_map_del(&agg->sources, victim->name, victim->name_len);
 	source_free(agg, victim);
 	agg->stats.sources_evicted++;
@@ -629,6 +711,10 @@ static bool evict_one(struct kf_gw_agg *agg)
 static enum kf_err source_new(struct kf_gw_agg *agg, const struct kf_gw_update *upd,
 			      struct source **out)
 {
+	const struct evicted *ev = find_evicted(agg, upd->source, upd->incarnation);
+	if (ev && ev->retired)
+		return KF_ESTALE;
+	bool came_back = ev != NULL;
 	if (agg->sources.n >= agg->cfg.max_sources && !evict_one(agg))
 		return KF_EFULL;
 	struct source *src = calloc(1, sizeof(*src));
@@ -638,11 +724,16 @@ static enum kf_err source_new(struct kf_gw_agg *agg, const struct kf_gw_update *
 	}
 	src->name_len = strlen(src->name);
 	src->incarnation = upd->incarnation;
+	src->came_back = came_back;
 	kf__gw_map_init(&src->series, agg->seed ^ 0x15e);
 	if (kf__gw_map_put(&agg->sources, src->name, src->name_len, src) != KF_OK) {
 		source_free(agg, src);
 		return KF_ENOMEM;
 	}
+	if (came_back)
+		KF_WARN(TARGET, "an evicted source came back; its counters count on from now, "
+			"without what it counted while forgotten",
+			KF_STR("source", src->name), KF_U64("incarnation", src->incarnation));
 	*out = src;
 	return KF_OK;
 }

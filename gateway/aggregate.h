@@ -46,6 +46,13 @@
  *    max_sources sources (a source whose instance has only tombstones left
  *    is evicted to make room, least recently active first). A refused
  *    series is counted by reason (enum kf_gw_drop), every time.
+ *  - Eviction forgets the instance but not its values, which stay in the
+ *    retired sum. The last 1024 evicted (source, incarnation) pairs are
+ *    remembered, with the incarnations the source had retired. If that
+ *    instance reports again, its counters and histograms count on from the
+ *    first values it reports then, instead of adding their whole cumulative
+ *    values on top of their own tombstones. What it counted while forgotten
+ *    is lost. A retired incarnation of it is stale, as before.
  *  - The four contract metrics (telemetry/contract.h) are pre-declared with
  *    their exact types, labels and buckets: a producer's series that
  *    disagrees with them is dropped (type/labels/buckets). Any other family

@@ -631,6 +631,91 @@ static void test_source_cap_and_eviction(void **state)
 	kf_gw_agg_free(agg);
 }
 
+static enum kf_err push_c_h(struct kf_gw_agg *agg, const char *src, uint64_t inc, uint64_t seq,
+			    double c, uint64_t b0, uint64_t count, double sum, uint64_t now)
+{
+	static const double le[] = { 1, 10 };
+	uint64_t cum[] = { b0, count };
+	struct kf_gw_series s[] = {
+		counter("c_total", c),
+		{ .name = "lat", .type = KF_GW_HISTOGRAM, .bucket_le = le, .bucket_count = cum,
+		  .n_buckets = 2, .sum = sum, .count = count },
+	};
+	return push(agg, src, inc, seq, false, s, 2, now);
+}
+
+/* A source evicted at the cap whose same incarnation reports again (a
+ * partition that outlasted its tombstones): its tombstones are still in the
+ * retired sum, so its cumulative values must not be added on top of them. It
+ * counts on from what it reports when it comes back. */
+static void test_evicted_incarnation_comes_back(void **state)
+{
+	(void)state;
+	struct kf_gw_agg *agg = agg_with(10 * SEC, 100, 1);
+	assert_int_equal(push_c_h(agg, "w1", 1, 1, 4, 1, 2, 3, 0), KF_OK);
+	kf_gw_agg_expire(agg, 10 * SEC);
+	assert_int_equal(push1(agg, "w2", 1, 1, counter("c_total", 4), 11 * SEC), KF_OK);
+	kf_gw_agg_expire(agg, 21 * SEC);
+	assert_true(value_at(agg, "c_total", 21 * SEC) == 8);
+
+	/* w1, same process, comes back with 6 and evicts w2: not 4 + 4 + 6. */
+	assert_int_equal(push_c_h(agg, "w1", 1, 2, 6, 2, 3, 5, 22 * SEC), KF_OK);
+	assert_int_equal(stats_of(agg).sources_evicted, 2);
+	struct view v;
+	view_take(&v, agg, 22 * SEC);
+	assert_true(view_series(&v, "c_total", NULL)->value == 8);
+	struct kf_msnap_series *h = view_series(&v, "lat", NULL);
+	assert_int_equal(h->count, 2);
+	assert_int_equal(h->buckets[0], 1);
+	assert_int_equal(h->buckets[1], 2);
+	assert_true(h->sum == 3);
+	kf_msnap_release(&v.snap);
+
+	/* From there on, what it counts shows. */
+	assert_int_equal(push_c_h(agg, "w1", 1, 3, 9, 3, 5, 9, 23 * SEC), KF_OK);
+	view_take(&v, agg, 23 * SEC);
+	assert_true(view_series(&v, "c_total", NULL)->value == 11);
+	h = view_series(&v, "lat", NULL);
+	assert_int_equal(h->count, 4);
+	assert_int_equal(h->buckets[0], 2);
+	assert_int_equal(h->buckets[1], 4);
+	assert_true(h->sum == 7);
+	kf_msnap_release(&v.snap);
+
+	/* Its counter resets below the value it came back with: what it
+	 * counted since stays, the new count adds. */
+	assert_int_equal(push_c_h(agg, "w1", 1, 4, 1, 3, 5, 9, 24 * SEC), KF_OK);
+	assert_true(value_at(agg, "c_total", 24 * SEC) == 12);
+	assert_int_equal(push_c_h(agg, "w1", 1, 5, 2, 3, 5, 9, 25 * SEC), KF_OK);
+	assert_true(value_at(agg, "c_total", 25 * SEC) == 13);
+
+	/* A new process of that source counts from 0 as always. */
+	kf_gw_agg_expire(agg, 35 * SEC);
+	assert_int_equal(push_c_h(agg, "w1", 2, 1, 5, 0, 0, 0, 36 * SEC), KF_OK);
+	assert_true(value_at(agg, "c_total", 36 * SEC) == 18);
+	/* Evicted again, the first process is one the source had retired:
+	 * late, it is stale, not back. */
+	kf_gw_agg_expire(agg, 46 * SEC);
+	assert_int_equal(push1(agg, "w3", 1, 1, counter("c_total", 1), 47 * SEC), KF_OK);
+	kf_gw_agg_expire(agg, 57 * SEC);
+	assert_int_equal(push_c_h(agg, "w1", 1, 6, 7, 3, 5, 9, 58 * SEC), KF_ESTALE);
+	assert_true(value_at(agg, "c_total", 58 * SEC) == 19);
+	assert_int_equal(stats_of(agg).sources_evicted, 3);
+	kf_gw_agg_free(agg);
+
+	/* A late update of an incarnation the evicted source had already
+	 * retired is stale, as it was before the eviction. */
+	agg = agg_with(10 * SEC, 100, 1);
+	assert_int_equal(push1(agg, "w1", 1, 1, counter("c_total", 5), 0), KF_OK);
+	assert_int_equal(push1(agg, "w1", 2, 1, counter("c_total", 2), SEC), KF_OK);
+	kf_gw_agg_expire(agg, 11 * SEC);
+	assert_int_equal(push1(agg, "w2", 1, 1, counter("c_total", 1), 12 * SEC), KF_OK);
+	kf_gw_agg_expire(agg, 22 * SEC);
+	assert_int_equal(push1(agg, "w1", 1, 2, counter("c_total", 5), 23 * SEC), KF_ESTALE);
+	assert_true(value_at(agg, "c_total", 23 * SEC) == 8);
+	kf_gw_agg_free(agg);
+}
+
 static void test_label_order_and_help(void **state)
 {
 	(void)state;
@@ -700,6 +785,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_family_cap),
 		cmocka_unit_test(test_source_cap_and_eviction),
+		cmocka_unit_test(test_evicted_incarnation_comes_back),
 		cmocka_unit_test(test_label_order_and_help),
 		cmocka_unit_test(test_fresh),
 	};
