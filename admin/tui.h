@@ -95,6 +95,16 @@ struct kf__tui_window kf__tui_window(uint64_t total, uint64_t top, uint32_t rows
 uint64_t kf__tui_window_depth(uint64_t total, uint64_t top);
 /* Turns a reversed window's list reply round, into the tab's order. */
 void kf__tui_window_flip(struct kf_msg_list_rep *l);
+/* Whether a list of the rows [first, first + n) holds every row of the
+ * window [top, top + rows) that a tab of `total` jobs has. */
+bool kf__tui_window_covers(uint64_t first, size_t n, uint64_t total, uint64_t top, size_t rows);
+/* The row the Job Queue's selection goes to when a list of the rows
+ * [first, first + n) of a tab of `total` jobs arrives: the row of job `id`
+ * when the list has it (jobs above it came or went), else `sel`, the row it
+ * was on, clamped to the tab (the job left the tab, or moved farther than
+ * the list reaches; id 0: none chosen yet). 0 for an empty tab. */
+uint64_t kf__tui_follow(const struct kf_msg_job_summary *jobs, size_t n, uint64_t first,
+	uint64_t total, uint64_t id, uint64_t sel);
 
 /* ---- the retry gate (pure) ------------------------------------------------------ */
 
@@ -152,8 +162,18 @@ struct kf__tui {
 	/* Job Queue */
 	int tab;
 	size_t sel, top;             /* selected row and first row shown (indexes in the tab) */
+	/* the selected job: the selection follows it when rows move (0 until
+	 * a list has the selected row) */
+	uint64_t sel_id;
+	/* the job the last draw showed selected (0: none): x and r ask about
+	 * it and no other */
+	uint64_t shown_id;
 	size_t rows;                 /* table rows that fit (set when drawing) */
-	struct kf_msg *list;         /* the last list reply for [top, top + rows), owned */
+	/* the last list reply, owned: rows [list_top, list_top + n_jobs) of the
+	 * tab, the window [top, top + rows) and up to a page either side */
+	struct kf_msg *list;
+	size_t list_top;
+	bool redraw;                 /* a list or details came: draw before the next key */
 	uint64_t total;              /* jobs in the tab */
 	bool order_known;            /* the broker takes list_req.newest_first (1.4) */
 	bool jobs_dirty;             /* a job event came, or the view moved: fetch again */
@@ -187,6 +207,9 @@ void kf__tui_drain_events(struct kf__tui *t);
 /* The periodic work: the job list when due or dirty, the cluster by RPC
  * when no status event came lately, the detail. */
 void kf__tui_tick(struct kf__tui *t, uint64_t now_mono_ns);
+/* The open tab's list for the window (and a page either side); the
+ * selection follows its job (sel_id) into it. Skipped, and left dirty for
+ * the next turn, while the retry gate is shut. */
 void kf__tui_fetch_jobs(struct kf__tui *t);
 /* The selected job's record for the detail box (with the refreshes' short
  * timeout: it follows every move of the selection). */
@@ -197,8 +220,11 @@ void kf__tui_load_tail(struct kf__tui *t);
 void kf__tui_act(struct kf__tui *t, bool kill, uint64_t id);
 /* Drain worker (the prompt said yes); the outcome goes to the message line. */
 void kf__tui_drain_worker(struct kf__tui *t, const char *worker);
-/* The selected job's id, 0 when none. */
+/* The selected job's id, 0 when none or when the list does not hold its
+ * row. */
 uint64_t kf__tui_selected(const struct kf__tui *t);
+/* Whether the last list holds the rows of the window [top, top + rows). */
+bool kf__tui_list_covers(const struct kf__tui *t);
 /* True when the Job Queue shows its tab newest first (the final states and
  * All, with a broker of protocol 1.4 or later). */
 bool kf__tui_newest_first(const struct kf__tui *t);

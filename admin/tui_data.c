@@ -168,10 +168,21 @@ uint64_t kf__tui_selected(const struct kf__tui *t)
 {
 	const struct kf_msg_list_rep *l;
 
-	if (!t->list || t->sel < t->top)
+	if (!t->list || t->sel < t->list_top)
 		return 0;
 	l = &t->list->list_rep;
-	return t->sel - t->top < l->n_jobs ? l->jobs[t->sel - t->top].id : 0;
+	return t->sel - t->list_top < l->n_jobs ? l->jobs[t->sel - t->list_top].id : 0;
+}
+
+static size_t table_rows(const struct kf__tui *t)
+{
+	return t->rows ? t->rows : 20;  /* not drawn yet */
+}
+
+bool kf__tui_list_covers(const struct kf__tui *t)
+{
+	return t->list && kf__tui_window_covers(t->list_top, t->list->list_rep.n_jobs, t->total,
+						t->top, table_rows(t));
 }
 
 /* Finished jobs pile up, and the newest are the ones an operator looks for:
@@ -189,14 +200,41 @@ bool kf__tui_newest_first(const struct kf__tui *t)
 	return wants_newest_first(t->tab) && t->order_known;
 }
 
+/* A list has come: the selection goes back on its job (on its row when the
+ * job is not in the list), the window follows it and stays within the tab,
+ * and a window the list does not hold is fetched on the next turn. */
+static void follow_selection(struct kf__tui *t)
+{
+	const struct kf_msg_list_rep *l = &t->list->list_rep;
+	size_t rows = table_rows(t);
+
+	t->sel = (size_t)kf__tui_follow(l->jobs, l->n_jobs, t->list_top, t->total, t->sel_id,
+					t->sel);
+	t->sel_id = kf__tui_selected(t);
+	if (t->top + rows > t->total)  /* the tab shrank under the window */
+		t->top = t->total > rows ? (size_t)t->total - rows : 0;
+	if (t->sel < t->top)
+		t->top = t->sel;
+	else if (t->sel >= t->top + rows)
+		t->top = t->sel - rows + 1;
+	if (!kf__tui_list_covers(t))
+		t->jobs_dirty = true;
+}
+
 void kf__tui_fetch_jobs(struct kf__tui *t)
 {
 	struct kf_msg req, *rep = NULL;
-	size_t rows = t->rows ? t->rows : 20;
+	size_t rows = table_rows(t);
 	bool newest = wants_newest_first(t->tab);
+	/* The window and up to a page either side (tui_window.c), within the
+	 * most a reply carries. */
+	size_t window = rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS;
+	size_t spare = (KF_MSG_MAX_JOBS - window) / 2;
+	size_t margin = window < spare ? window : spare;
+	size_t first = t->top > margin ? t->top - margin : 0;
 	/* From the far end only with a broker that takes the order (1.4). */
-	struct kf__tui_window w = kf__tui_window(t->order_known ? t->total : 0, t->top,
-		(uint32_t)(rows < KF_MSG_MAX_JOBS ? rows : KF_MSG_MAX_JOBS));
+	struct kf__tui_window w = kf__tui_window(t->order_known ? t->total : 0, first,
+		(uint32_t)(t->top - first + window + margin));
 
 	if (!may_call(t, kf_clock_mono_ns())) {
 		t->jobs_dirty = true;  /* the turn after the retry gate opens */
@@ -216,17 +254,10 @@ void kf__tui_fetch_jobs(struct kf__tui *t)
 		kf__tui_window_flip(&rep->list_rep);
 	kf_msg_free(t->list);
 	t->list = rep;
+	t->list_top = first;
 	t->total = rep->list_rep.total;
-	/* the tab shrank under the selection: follow it back */
-	if (t->total && t->sel >= t->total) {
-		t->sel = (size_t)t->total - 1;
-		if (t->sel < t->top) {
-			t->top = t->sel >= rows - 1 ? t->sel - (rows - 1) : 0;
-			t->jobs_dirty = true;
-		}
-	} else if (!t->total) {
-		t->sel = t->top = 0;
-	}
+	follow_selection(t);
+	t->redraw = true;  /* before the next key: x acts on the job it sees */
 }
 
 void kf__tui_fetch_detail(struct kf__tui *t)
@@ -242,6 +273,7 @@ void kf__tui_fetch_detail(struct kf__tui *t)
 	if (call(t, &req, &rep, &why, true) == KF__CTL_OK) {
 		kf_msg_free(t->job);
 		t->job = rep;
+		t->redraw = true;
 	} else {
 		kf__tui_message(t, "job %llu: %s", (unsigned long long)id, why.buf);
 	}

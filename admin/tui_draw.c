@@ -452,6 +452,7 @@ static void draw_jobs(struct kf__tui *t)
 	int detail_h = t->detail ? (LINES - 5) / 2 : 0;
 	int bottom = LINES - 1 - detail_h;  /* first line below the table */
 	struct kf__ctl_table tab;
+	size_t first, n;
 	char line[128];
 
 	snprintf(line, sizeof line, "Job Queue  %s: %llu job%s, %s first", tab_names[t->tab],
@@ -460,17 +461,26 @@ static void draw_jobs(struct kf__tui *t)
 	put(1, 0, COLS, line, A_BOLD | color(PAIR_TITLE));
 	draw_tabs(t, 2);
 	t->rows = bottom > 4 ? (size_t)(bottom - 4) : 1;
-	if (!l) {
-		put(4, 2, COLS - 2, "loading...", A_DIM);  /* a tab not fetched yet */
-	} else if (!l->n_jobs) {
+	/* the list holds the window and a page either side: its rows from top
+	 * (from its first, while a window it does not hold is being fetched) */
+	first = l && t->top > t->list_top ? t->top - t->list_top : 0;
+	n = l && first < l->n_jobs ? l->n_jobs - first : 0;
+	if (n > t->rows)
+		n = t->rows;
+	if (l && !l->total) {
 		snprintf(line, sizeof line, "no %s%sjobs", t->tab == KF__TUI_TAB_ALL ? "" :
 			 kf_job_state_name((enum kf_job_state)t->tab), t->tab == KF__TUI_TAB_ALL ? "" : " ");
 		put(4, 2, COLS - 2, line, A_DIM);
+	} else if (!n) {
+		put(4, 2, COLS - 2, "loading...", A_DIM);  /* a tab or window not fetched yet */
 	} else {
-		kf__ctl_jobs_fill(l->jobs, l->n_jobs, &tab);
-		draw_table(&tab, 3, 0, t->rows, (long)t->sel - (long)t->top, t->hshift, job_attr,
-			   NULL);
+		long sel = (long)t->sel - (long)(t->list_top + first);
+
+		kf__ctl_jobs_fill(l->jobs + first, n, &tab);
+		draw_table(&tab, 3, 0, n, sel, t->hshift, job_attr, NULL);
 		kf__ctl_table_release(&tab);
+		if (sel >= 0 && (size_t)sel < n)
+			t->shown_id = l->jobs[first + (size_t)sel].id;
 	}
 	if (t->detail)
 		draw_detail(t, bottom, LINES - 1);
@@ -599,6 +609,8 @@ void kf__tui_draw(struct kf__tui *t)
 {
 	uint64_t now = kf_clock_mono_ns();
 
+	t->redraw = false;
+	t->shown_id = 0;  /* draw_jobs sets it when it shows a selected job */
 	erase();
 	if (LINES < 6 || COLS < 30) {
 		put(0, 0, COLS, "keyforge-admin: the terminal is too small", A_BOLD);

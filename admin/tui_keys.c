@@ -89,8 +89,9 @@ static void prompt_key(struct kf__tui *t, wint_t ch, bool is_key)
 
 /* ---- Job Queue -------------------------------------------------------------------- */
 
-/* Moves the selection to `sel` (clamped) and the window with it; a window
- * that moved is fetched at once. */
+/* Moves the selection to row `sel` (clamped), so to the job shown there,
+ * and the window with it. A window the list does not hold is fetched at
+ * once; one it holds (it has a page either side) on the next turn. */
 static void select_job(struct kf__tui *t, long long sel)
 {
 	size_t rows = t->rows ? t->rows : 1, old_top = t->top;
@@ -104,8 +105,11 @@ static void select_job(struct kf__tui *t, long long sel)
 		t->top = t->sel;
 	else if (t->sel >= t->top + rows)
 		t->top = t->sel - rows + 1;
-	if (t->top != old_top)
+	t->sel_id = kf__tui_selected(t);  /* 0 if not held: the fetch takes the row's */
+	if (!kf__tui_list_covers(t))
 		kf__tui_fetch_jobs(t);
+	else if (t->top != old_top)
+		t->jobs_dirty = true;
 	if (t->detail)
 		kf__tui_fetch_detail(t);
 }
@@ -113,7 +117,8 @@ static void select_job(struct kf__tui *t, long long sel)
 static void open_tab(struct kf__tui *t, int tab)
 {
 	t->tab = (tab + KF__TUI_TAB_COUNT) % KF__TUI_TAB_COUNT;
-	t->sel = t->top = 0;
+	t->sel = t->top = t->list_top = 0;
+	t->sel_id = 0;
 	t->total = 0;
 	kf_msg_free(t->list);
 	t->list = NULL;
@@ -122,10 +127,25 @@ static void open_tab(struct kf__tui *t, int tab)
 		kf__tui_fetch_detail(t);
 }
 
+/* x and r: a prompt about the job the screen shows selected. Keys typed
+ * ahead are read together: after one that moved the selection (or a fetch
+ * it made), the job now selected was not drawn yet, and is not asked about. */
+static void ask_about_job(struct kf__tui *t, enum kf__tui_prompt p, wint_t ch)
+{
+	uint64_t id = kf__tui_selected(t);
+
+	if (!id)
+		kf__tui_message(t, "no job selected");
+	else if (id != t->shown_id)
+		kf__tui_message(t, "the selection moved to job %llu before it was shown; %c again "
+				"to ask about it", (unsigned long long)id, (int)ch);
+	else
+		open_prompt(t, p, id);
+}
+
 static void jobs_key(struct kf__tui *t, wint_t ch, bool is_key)
 {
 	long long page = (long long)(t->rows ? t->rows : 1);
-	uint64_t id;
 
 	if (is_enter(ch, is_key)) {
 		t->detail = !t->detail;
@@ -154,13 +174,8 @@ static void jobs_key(struct kf__tui *t, wint_t ch, bool is_key)
 	case 'k': select_job(t, (long long)t->sel - 1); break;
 	case 'g': select_job(t, 0); break;
 	case 'G': select_job(t, (long long)t->total - 1); break;
-	case 'x':
-	case 'r':
-		if ((id = kf__tui_selected(t)))
-			open_prompt(t, ch == 'x' ? KF__TUI_PROMPT_KILL : KF__TUI_PROMPT_RETRY, id);
-		else
-			kf__tui_message(t, "no job selected");
-		break;
+	case 'x': ask_about_job(t, KF__TUI_PROMPT_KILL, ch); break;
+	case 'r': ask_about_job(t, KF__TUI_PROMPT_RETRY, ch); break;
 	case KEY_ESC: t->detail = false; break;
 	default: break;
 	}

@@ -4,7 +4,8 @@
  * One thread waits in poll() on the terminal and on the events
  * subscription's eventfd, at most TICK_MS at a time; each turn takes the
  * keys, then the events, then the periodic RPCs (tui_data.c), and redraws
- * — at once after a key, at most every DRAW_EVERY_MS for events.
+ * — at once after a key or a new job list (so that the next key acts on
+ * what the screen shows), at most every DRAW_EVERY_MS for events.
  * A broker that goes away shows as "broker unreachable" in the header; the
  * subscription and the RPC socket redial by themselves when it returns.
  */
@@ -266,10 +267,10 @@ static void run(struct kf__tui *t)
 	while (!t->quit && !stop_signal) {
 		uint64_t now = kf_clock_mono_ns();
 
-		/* A key is answered at once; events redraw at most every
-		 * DRAW_EVERY_MS, so that a storm of them costs decoding, not
-		 * screens. */
-		if (keyed || now - drawn >= DRAW_EVERY_MS * 1000000ull) {
+		/* A key and a list fetched are drawn at once; events redraw
+		 * at most every DRAW_EVERY_MS, so that a storm of them costs
+		 * decoding, not screens. */
+		if (keyed || t->redraw || now - drawn >= DRAW_EVERY_MS * 1000000ull) {
 			kf__tui_draw(t);
 			drawn = now;
 		}

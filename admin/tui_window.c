@@ -8,6 +8,12 @@
  * read in the other order, the same rows are the first page. So a window
  * past the middle of the tab is asked for from the other end, and the
  * longest walk is half the tab.
+ *
+ * The selection is a job, not a row: between two fetches jobs above it
+ * come (newest first tabs) and go (leased, killed), and a row index would
+ * then point at another job — the one x or r would act on. Each list holds
+ * a page either side of the window, so a job that moved by up to a page is
+ * found again (kf__tui_follow).
  */
 #include "admin/tui.h"
 
@@ -45,4 +51,22 @@ void kf__tui_window_flip(struct kf_msg_list_rep *l)
 		jobs[i] = jobs[n - 1 - i];
 		jobs[n - 1 - i] = j;
 	}
+}
+
+bool kf__tui_window_covers(uint64_t first, size_t n, uint64_t total, uint64_t top, size_t rows)
+{
+	uint64_t end = top + rows < total ? top + rows : total;  /* the window's rows that exist */
+
+	return top >= end || (first <= top && end <= first + n);
+}
+
+uint64_t kf__tui_follow(const struct kf_msg_job_summary *jobs, size_t n, uint64_t first,
+	uint64_t total, uint64_t id, uint64_t sel)
+{
+	for (size_t i = 0; id && i < n; i++)
+		if (jobs[i].id == id)
+			return first + i;
+	if (!total)
+		return 0;
+	return sel < total ? sel : total - 1;
 }

@@ -9,7 +9,8 @@
 # screen comes back with capture-pane, polled against a deadline. It checks
 # the cluster map and a drain from it (cancelled, then done), a kill, a
 # retry and a cancelled prompt from the job queue (with keyforgectl as the
-# judge of the job's and the worker's state), the log stream and its
+# judge of the job's and the worker's state), the selection staying on its
+# job as a new one comes above it in a newest-first tab, the log stream and its
 # regex filter, the help box, a resize to 80x24, the header once the broker
 # is gone, and `q` (exit status 0); then a second admin against a hostile
 # publisher (nasty_pub.c) on its events address, a third on ipc://
@@ -419,6 +420,33 @@ send G
 screen_check "G in a tab of 42 jobs on 80x24: the oldest ones last, in order (${BATCH[0]}, $SHORT, $LONG)" 10 far_end_ok
 send g
 screen_check "g: the newest job (${BATCH[39]}) on the first row" 10 newest_on_top_ok
+
+# The selection is a job, not a row (admin/tui_window.c): on the second
+# newest, a job submitted meanwhile comes above it in this newest-first tab,
+# and the cursor stays on its job, which x asks about — on a row index it
+# would be on ${BATCH[39]}, which moved under it.
+# selected_is ID: the highlighted (reverse video) table row is job ID's.
+selected_is() {
+	tm capture-pane -e -p -t "$SESSION" 2>/dev/null |
+		grep -oP '\x1b\[(?:[0-9]*;)*7(?:;[0-9]*)*m(?:\x1b\[[0-9;]*m)*\K[^\x1b]*' |
+		grep -qE "^ *$1 +[a-z]+ "
+}
+send j
+screen_check "j: job ${BATCH[38]} selected" 5 selected_is "${BATCH[38]}"
+send x
+check_screen "x: 'Kill job ${BATCH[38]}? [y/N]'" "Kill job ${BATCH[38]}? [y/N]"
+send n
+NEWER="$("$CTL" submit --corpus "$CORPUS" --steps 0 --seed 200)"
+newer_on_top_ok() {
+	has "All: 43 jobs" && [ "$(table_rows | head -n 1 | awk '{print $1}')" = "$NEWER" ] &&
+		selected_is "${BATCH[38]}"
+}
+screen_check "job $NEWER, submitted now, on the first row; job ${BATCH[38]} still selected" 10 \
+	newer_on_top_ok
+send x
+check_screen "x: still 'Kill job ${BATCH[38]}? [y/N]', the job the cursor was on" \
+	"Kill job ${BATCH[38]}? [y/N]"
+send n
 key 3
 
 # ---- 1 Cluster Map: drain --------------------------------------------------------------------
