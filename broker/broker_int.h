@@ -271,6 +271,8 @@ void kf__stall_check(struct kf_broker *b, uint64_t now_ns);
 /* No expiry sweep for KF__EXPIRE_HOLD_MS from now (reports may be on
  * their way after a time the broker could not hear them). */
 void kf__expire_hold(struct kf_broker *b, uint64_t now_ns);
+/* A job went retrying, due in due_ms: the next promote sweep runs by then. */
+void kf__promote_due(struct kf_broker *b, int64_t due_ms);
 /* Requeues a dead or restarted worker's jobs now. */
 void kf__requeue_worker(struct kf_broker *b, const char *worker_id, const char *reason);
 /* Requeues the running jobs of w's id claimed by another process of it

@@ -427,6 +427,20 @@ static void on_counts(void *arg, const struct kf_store_result *res)
 	b->counts_valid = true;
 }
 
+/* A job went retrying, due in due_ms: the next promote sweep runs by then.
+ * The last sweep set its time from the jobs retrying when it ran, and a
+ * later failure with a shorter backoff would otherwise wait for those (a
+ * job due in 0.7 s waited 55 s behind one due in 58 s). Callbacks run in
+ * commit order: a sweep that ran before this job existed has set its time
+ * already, one after it saw the job. */
+void kf__promote_due(struct kf_broker *b, int64_t due_ms)
+{
+	uint64_t at = kf_clock_mono_ns() + (uint64_t)(due_ms > 0 ? due_ms : 0) * KF_NS_PER_MS;
+
+	if (at < b->promote_at_ns)
+		b->promote_at_ns = at;
+}
+
 /* ---- the tick ------------------------------------------------------------------------- */
 
 static void store_sweeps(struct kf_broker *b, uint64_t now)
@@ -624,9 +638,11 @@ void kf__tick(struct kf_broker *b, uint64_t now)
 	if (kf_store_is_up(b->store) && !b->draining)
 		store_sweeps(b, now);
 	/* A job may be claimable without our knowing (another broker, a lost
-	 * wake-up): let one parked lease look every tick. */
-	if (b->n_parked && !b->wake_budget)
-		kf__lease_wake(b, 1);
+	 * wake-up): let one parked lease look every tick. A budget left over
+	 * (a wake that found only fenced leases) is spent the same way: no
+	 * lease parking later runs the pump by itself. */
+	if (b->n_parked)
+		kf__lease_wake(b, b->wake_budget ? 0 : 1);
 	watch_rpc_pool(b, now);
 	publish_cluster(b, now);
 	kf__publish_metrics(b, b->ticks % KF__METRICS_FULL_EVERY == 0);

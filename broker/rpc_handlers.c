@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/broker_int.h"
@@ -172,24 +173,47 @@ static void reply_lease(struct kf__call *c, const struct kf_store_job *job)
 	kf__lease_reply(c, lease);
 }
 
+struct release {
+	struct kf_broker *b;
+	int64_t job_id;
+};
+
 /* The lease's client is gone: give the job back at once rather than wait
- * for the worker's next heartbeat to disagree. */
+ * for the worker's next heartbeat to disagree. A kill asked for since the
+ * claim ends the job instead (sql/011): an outcome, counted and announced
+ * as the worker's report of it would have been. */
 static void on_release(void *arg, const struct kf_store_result *res)
 {
-	struct kf_broker *b = arg;
+	struct release *r = arg;
+	struct kf_broker *b = r->b;
 
-	if (res->err == KF_OK && res->complete.state == KF_JOB_PENDING)
+	if (res->err == KF_OK && res->complete.state == KF_JOB_PENDING) {
 		kf__lease_wake(b, 1);
+	} else if (res->err == KF_OK && res->complete.state == KF_JOB_KILLED &&
+		   !res->complete.duplicate) {
+		KF_INFO(KF__TARGET, "job killed", KF_I64("job_id", r->job_id),
+			KF_I64("attempt", res->complete.attempt));
+		kf__job_outcome(b, KF_JOB_KILLED);
+		kf__job_event(b, (uint64_t)r->job_id, KF_JOB_KILLED,
+			      (uint32_t)res->complete.attempt, NULL, 0, NAN, NULL);
+	}
+	free(r);
 }
 
 static void release_id(struct kf_broker *b, int64_t job_id, uint64_t lease_token)
 {
 	struct kf_store_complete_args a = { .job_id = job_id, .lease_token = lease_token,
 		.outcome = KF_STORE_RELEASED, .best_cost = NAN };
+	struct release *r = malloc(sizeof(*r));
 
 	KF_DEBUG(KF__TARGET_RPC, "lease abandoned by its client", KF_I64("job_id", job_id));
 	kf__lease_forget(b, (uint64_t)job_id);
-	kf_store_complete(b->store, &a, on_release, b);
+	/* Not handed back: the orphan sweep finds the lease nobody holds. */
+	if (!r)
+		return;
+	*r = (struct release){ b, job_id };
+	if (kf_store_complete(b->store, &a, on_release, r) != KF_OK)
+		free(r);
 }
 
 static void release(struct kf_broker *b, const struct kf_store_job *job)
@@ -608,6 +632,8 @@ static void on_complete(void *arg, const struct kf_store_result *res)
 			      worker, res->complete.state == KF_JOB_SUCCEEDED ? 1.0 : 0, cost, q->error);
 		if (res->complete.state == KF_JOB_PENDING)
 			kf__lease_wake(b, 1);
+		else if (res->complete.state == KF_JOB_RETRYING)
+			kf__promote_due(b, res->complete.retry_in_ms);
 		kf__lease_forget(b, q->job_id);
 	}
 	complete_answer(c, &rep.complete_rep);

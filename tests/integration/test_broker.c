@@ -345,6 +345,36 @@ static struct kf_msg *lease_job(const char *worker, uint64_t id)
 	return rep;
 }
 
+/* Runs sql in the hive's database as an operator would; its first row in out. */
+static void psql(const char *sql, char *out, size_t out_size)
+{
+	char cmd[768], line[256];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s/scripts/pgtmp' psql '%s' -X -q -t -A -v ON_ERROR_STOP=1 "
+		 "-c \"%s\"", KF_SOURCE_ROOT, g_pg.dir, sql);
+	assert_non_null(p = popen(cmd, "r"));
+	if (out) {
+		out[0] = '\0';
+		if (fgets(out, (int)out_size, p))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	while (fgets(line, sizeof(line), p))
+		;
+	assert_int_equal(pclose(p), 0);
+}
+
+static void kill_job(uint64_t id)
+{
+	struct kf_msg req, *rep;
+
+	req_init(&req, KF_MSG_KILL_REQ);
+	req.kill_req.job_id = id;
+	rep = rpc(&req, true);
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+}
+
 static struct kf_msg *get_job(uint64_t id)
 {
 	struct kf_msg req, *rep;
@@ -1699,6 +1729,59 @@ static void test_unheard_worker_held(void **state)
 	kf_bus_pub_free(pub);
 }
 
+static void *tick_poll(void *p)
+{
+	struct poll_arg *a = p;
+	uint64_t t0 = kf_clock_mono_ns();
+
+	a->rep = lease_as("w-tick", 77, 8000);
+	a->elapsed_ms = (kf_clock_mono_ns() - t0) / 1000000u;
+	return NULL;
+}
+
+/* A job that became claimable without a wake here (another broker's, or
+ * one written in SQL) is found by the tick within a second, even when a
+ * wake earlier found only a held lease and left its budget unspent: the
+ * tick used to look only when the budget was zero, and the parked lease
+ * waited out its whole wait. */
+static void test_tick_looks_despite_leftover_budget(void **state)
+{
+	struct poll_arg held = { 0 }, a = { 0 };
+	pthread_t th_held, th;
+	char out[64];
+	struct kf_msg *l;
+	uint64_t j;
+
+	(void)state;
+	drain_pending();
+	hello("w-tick");
+	l = lease_heard("w-tick", 77);              /* heard; nothing pending */
+	assert_int_equal(status_of(l), KF_OK);
+	assert_null(l->lease_rep.lease);
+	kf_msg_free(l);
+	hello("w-unheard");                         /* no heartbeat: its lease is held */
+	assert_int_equal(pthread_create(&th_held, NULL, unheard_poll, &held), 0);
+	assert_true(wait_log("lease held: no heartbeat from the worker yet", 3000));
+	kill_job(submit_job(0, 10));                /* its wake finds only the held lease */
+	assert_int_equal(pthread_create(&th, NULL, tick_poll, &a), 0);
+	kf_sleep_ms(300);                           /* parked, with the budget unspent */
+	psql("INSERT INTO jobs (max_attempts, attempt_limit, params) VALUES (3, 3, "
+	     "jsonb_build_object('corpus', 'shai', 'steps', 1)) RETURNING id", out, sizeof out);
+	j = strtoull(out, NULL, 10);
+	pthread_join(th, NULL);
+	assert_non_null(a.rep);
+	assert_int_equal(status_of(a.rep), KF_OK);
+	assert_non_null(a.rep->lease_rep.lease);
+	assert_int_equal(a.rep->lease_rep.lease->job_id, j);
+	assert_true(a.elapsed_ms < 5000);           /* a tick, not the end of its 8 s wait */
+	l = complete(j, a.rep->lease_rep.lease->lease_token, KF_JOB_SUCCEEDED, NULL);
+	assert_int_equal(status_of(l), KF_OK);
+	kf_msg_free(l);
+	kf_msg_free(a.rep);
+	pthread_join(th_held, NULL);
+	kf_msg_free(held.rep);
+}
+
 /* The lease fence (protocol 1.2). Process 101 of w-fence parks a lease and
  * goes silent; after 3 s process 202 registers under the id. The job
  * submitted next wakes 101's parked lease, which is refused (KF_EBUSY)
@@ -2470,24 +2553,6 @@ static void test_expiry_held_after_outage(void **state)
 	assert_int_equal(atomic_load(&hb.failed), 0);
 }
 
-static void psql(const char *sql, char *out, size_t out_size)
-{
-	char cmd[768], line[256];
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "'%s/scripts/pgtmp' psql '%s' -X -q -t -A -v ON_ERROR_STOP=1 "
-		 "-c \"%s\"", KF_SOURCE_ROOT, g_pg.dir, sql);
-	assert_non_null(p = popen(cmd, "r"));
-	if (out) {
-		out[0] = '\0';
-		if (fgets(out, (int)out_size, p))
-			out[strcspn(out, "\n")] = '\0';
-	}
-	while (fgets(line, sizeof(line), p))
-		;
-	assert_int_equal(pclose(p), 0);
-}
-
 /* Observations of histogram `name` in the broker's metric updates above
  * `over` (a bucket bound), once at least `min`; the last seen otherwise. */
 static uint64_t broker_histogram_over(struct kf_bus_sub *sub, const char *name, double over,
@@ -2569,6 +2634,41 @@ static void test_slow_transaction_logged(void **state)
  * of its own, leaves alone the running job of a worker that only the first
  * one hears from; a running job whose worker no broker has seen (it died
  * with its broker) is requeued as an orphan. */
+
+/* A failure with a short backoff is promoted when its backoff ends, not
+ * when that of a job retrying before it does: the promote sweep's next
+ * time comes from the jobs retrying when it ran, and used to stay there
+ * (a job due in 0.7 s waited 55 s behind one due in 58 s). */
+static void test_short_backoff_not_behind_long(void **state)
+{
+	char out[64];
+	struct kf_msg *l, *rep;
+	uint64_t late, id, end;
+
+	(void)state;
+	drain_pending();
+	psql("INSERT INTO jobs (state, attempt, max_attempts, attempt_limit, next_attempt_at, "
+	     "params) VALUES ('retrying', 1, 3, 3, now() + interval '60 s', "
+	     "jsonb_build_object('corpus', 'shai', 'steps', 1)) RETURNING id", out, sizeof out);
+	late = strtoull(out, NULL, 10);
+	assert_true(late > 0);
+	kf_sleep_ms(2500);               /* a promote sweep has seen it: next one in 60 s */
+	id = submit_job(0, 10);
+	l = lease_job("w-backoff", id);
+	rep = complete(id, l->lease_rep.lease->lease_token, KF_JOB_FAILED, "corpus not found");
+	assert_int_equal(status_of(rep), KF_OK);
+	kf_msg_free(rep);
+	kf_msg_free(l);
+	assert_int_equal(job_state(id), KF_JOB_RETRYING);           /* backoff 0.5-1 s */
+	end = kf_clock_mono_ns() + 8000 * KF_NS_PER_MS;
+	while (job_state(id) == KF_JOB_RETRYING && kf_clock_mono_ns() < end)
+		kf_sleep_ms(100);
+	assert_int_equal(job_state(id), KF_JOB_PENDING);
+	assert_int_equal(job_state(late), KF_JOB_RETRYING);
+	kill_job(late);
+	kill_job(id);
+}
+
 static void test_second_broker_shares_database(void **state)
 {
 	char urls[5][64], log2[160], token2[160], sql[160];
@@ -2701,7 +2801,9 @@ int main(void)
 		cmocka_unit_test(test_lease_fence),
 		cmocka_unit_test(test_silent_worker_fence),
 		cmocka_unit_test(test_unheard_worker_held),
+		cmocka_unit_test(test_tick_looks_despite_leftover_budget),
 		cmocka_unit_test(test_failure_retries),
+		cmocka_unit_test(test_short_backoff_not_behind_long),
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_oversized_on_pub_sockets),
 		cmocka_unit_test(test_ingest),
