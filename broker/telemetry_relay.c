@@ -293,7 +293,7 @@ static void warn_malformed(struct kf_relay *r, uint64_t now)
 	r->malformed_warn_ns = now;
 }
 
-static void rate_limited(struct kf_relay *r, struct source *s, uint64_t now)
+static void rate_limited(struct kf_relay *r, struct source *s, uint64_t now, bool heartbeat)
 {
 	struct kf_counter *c = src_counter(r->o.metrics->rate_limited, &s->limited, s->name);
 
@@ -304,9 +304,11 @@ static void rate_limited(struct kf_relay *r, struct source *s, uint64_t now)
 	s->dropped_since_warn++;
 	if (s->last_warn_ns && now - s->last_warn_ns < KF_RELAY_WARN_INTERVAL_MS * KF_NS_PER_MS)
 		return;
+	/* The limit of the kind just dropped: heartbeats have their own. */
 	KF_WARN(TARGET, "rate limit exceeded", KF_STR("source", s->name),
-		KF_U64("dropped", s->dropped_since_warn), KF_U64("rate", r->o.rate),
-		KF_U64("burst", r->o.burst));
+		KF_U64("dropped", s->dropped_since_warn),
+		KF_U64("rate", heartbeat ? KF_RELAY_HB_RATE : r->o.rate),
+		KF_U64("burst", heartbeat ? 2 * KF_RELAY_HB_RATE : r->o.burst));
 	s->dropped_since_warn = 0;
 	s->last_warn_ns = now;
 }
@@ -369,7 +371,6 @@ static void route(struct kf_relay *r, struct source *s, struct kf_msg *msg, cons
 	switch (msg->type) {
 	case KF_MSG_HEARTBEAT:
 		track_incarnation(s, msg->heartbeat.incarnation, now);
-		kf_counter_inc(r->o.metrics->contract.worker_heartbeats);
 		atomic_fetch_add(&r->st_hb, 1);
 		if (!hb_push(r, msg)) {
 			kf_counter_inc(r->o.metrics->dropped[KF_BM_DROP_QUEUE_FULL]);
@@ -378,6 +379,14 @@ static void route(struct kf_relay *r, struct source *s, struct kf_msg *msg, cons
 		}
 		return;
 	case KF_MSG_LOG:
+		/* The event names its source, and readers filter on it
+		 * (keyforgectl logs --source): it must be the sender's own
+		 * name, which also keeps anyone from speaking as the broker. */
+		if (strcmp(msg->log.source, msg->sender) != 0) {
+			kf_counter_inc(r->o.metrics->dropped[KF_BM_DROP_SOURCE]);
+			kf_msg_free(msg);
+			return;
+		}
 		atomic_fetch_add(&r->st_logs, 1);
 		tl = kf_topic_log(topic, msg->log.level, msg->sender);
 		/* Ring first: whoever saw the event may ask for the tail at once. */
@@ -432,10 +441,12 @@ static void handle(struct kf_relay *r, const void *buf, size_t len, uint64_t now
 		return;
 	}
 	account_seq(r, s, t, msg->seq);
+	if (t == T_HB) /* the contract counts heartbeats received (docs/operations.md) */
+		kf_counter_inc(r->o.metrics->contract.worker_heartbeats);
 	if (!(t == T_HB ? kf_relay_bucket_take(&s->hb_tokens, &s->hb_refill_ns, now,
 					      KF_RELAY_HB_RATE, 2 * KF_RELAY_HB_RATE)
 			: kf_relay_bucket_take(&s->tokens, &s->refill_ns, now, r->o.rate, r->o.burst))) {
-		rate_limited(r, s, now);
+		rate_limited(r, s, now, t == T_HB);
 		kf_msg_free(msg);
 		return;
 	}

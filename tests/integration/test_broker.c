@@ -2118,6 +2118,53 @@ static void test_ingest(void **state)
 	kf_bus_sub_free(mets);
 }
 
+/* Two rules of the relay. A log event names its sender as its source: one
+ * that claims another's (the broker's) is dropped, so that nobody speaks as
+ * the broker to keyforgectl logs --source broker. And the contract's
+ * keyforge_worker_heartbeats counts every heartbeat received, those over
+ * the rate limit too (docs/operations.md); it counted only those let
+ * through. */
+static void test_ingest_source_and_heartbeats(void **state)
+{
+	struct kf_bus_sub *logs = events_sub("log.", 4), *mets = events_sub("metric.broker", 13);
+	struct kf_bus_pub *pub = ingest_pub();
+	char topic[KF_TOPIC_SIZE];
+	struct kf_msg m, *ev, req, *rep;
+	double before, after;
+
+	(void)state;
+	kf_msg_init(&m, KF_MSG_LOG, "w-forger", 1);
+	m.log = (struct kf_msg_log){ .level = KF_MSG_LEVEL_ERROR, .target = "keyforge::broker",
+		.source = "broker", .message = "FORGED: database connection failed" };
+	kf_topic_log(topic, KF_MSG_LEVEL_ERROR, "w-forger");
+	publish(pub, topic, &m);
+	m.seq = 2;
+	m.log.source = "w-forger";
+	m.log.message = "genuine";
+	publish(pub, topic, &m);
+	ev = kf_test_next_event(logs, "log.ERROR.w-forger", 3000);
+	assert_non_null(ev);
+	assert_string_equal(ev->log.message, "genuine");   /* the first never came */
+	kf_msg_free(ev);
+	req_init(&req, KF_MSG_LOG_TAIL_REQ);
+	req.log_tail_req = (struct kf_msg_log_tail_req){ .count = 1000,
+		.min_level = KF_MSG_LEVEL_ERROR };
+	rep = rpc(&req, false);
+	assert_int_equal(status_of(rep), KF_OK);
+	for (size_t i = 0; i < rep->log_tail_rep.n_events; i++)
+		assert_null(strstr(rep->log_tail_rep.events[i].message, "FORGED"));
+	kf_msg_free(rep);
+
+	before = broker_metric(mets, "keyforge_worker_heartbeats", NULL, NULL, 0);
+	for (uint64_t seq = 1; seq <= 100; seq++)       /* 20/s with a burst of 40 let through */
+		heartbeat(pub, "w-hbflood", seq, 0);
+	after = broker_metric(mets, "keyforge_worker_heartbeats", NULL, NULL, before + 100);
+	assert_true(after >= before + 100);
+	kf_bus_pub_free(pub);
+	kf_bus_sub_free(logs);
+	kf_bus_sub_free(mets);
+}
+
 /* The monitor socket (bus/addr.h) carries metric updates and the cluster
  * status — the broker's own and the workers' relayed ones — and nothing
  * else: a job's events and a worker's log line go out on events only. The
@@ -2807,6 +2854,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_rpc),
 		cmocka_unit_test(test_oversized_on_pub_sockets),
 		cmocka_unit_test(test_ingest),
+		cmocka_unit_test(test_ingest_source_and_heartbeats),
 		cmocka_unit_test(test_ingest_bundles),
 		cmocka_unit_test(test_monitor_socket),
 		cmocka_unit_test(test_worker_death_requeues),
