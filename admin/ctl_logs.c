@@ -9,7 +9,6 @@
  * events may be missing; the broker counts the drops in its bus metrics.
  */
 #include <errno.h>
-#include <regex.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "admin/ctl.h"
 #include "bus/sub.h"
 #include "common/clock.h"
+#include "common/regex_guard.h"
 
 #define TAIL_DEFAULT 20
 #define SEEN_MAX 1000 /* = KF_MSG_MAX_EVENTS: every tail event */
@@ -105,7 +105,7 @@ static int print_event(struct logs *lg, const struct kf_msg_log *ev)
 		return KF__CTL_OK;
 	kf_strbuf_reset(&lg->line);
 	kf__ctl_log_text(&lg->line, ev);
-	if (lg->have_re && regexec(&lg->re, lg->line.buf, 0, NULL, 0) != 0)
+	if (lg->have_re && !kf_regex_match(&lg->re, lg->line.buf))
 		return KF__CTL_OK;
 	errno = 0;
 	if (lg->o.json) {
@@ -250,7 +250,7 @@ static int setup(struct logs *lg, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n = TAIL_DEFAULT;
-	int first, status, rc;
+	int first, status;
 	char msg[256];
 
 	status = kf__ctl_getopt(lg->ctl, kf__ctl_find("logs"), argc, argv, "fn:", opts, on_opt,
@@ -269,8 +269,8 @@ static int setup(struct logs *lg, int argc, char **argv)
 		return kf__ctl_bad_value("logs", "--level", lg->o.level,
 					 "error, warn, info, debug or trace");
 	if (lg->o.regex) {
-		if ((rc = regcomp(&lg->re, lg->o.regex, REG_EXTENDED | REG_NOSUB)) != 0) {
-			regerror(rc, &lg->re, msg, sizeof msg);
+		if (!kf_regex_compile(&lg->re, lg->o.regex, msg, sizeof msg)) {
+			/* invalid, or one glibc would stall on (regex_guard.h) */
 			fprintf(stderr, "keyforgectl logs: --regex '%s' is not a valid regular "
 				"expression: %s\n", lg->o.regex, msg);
 			return KF__CTL_USAGE;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "admin/tui.h"
+#include "common/regex_guard.h"
 
 bool kf__tui_logs_init(struct kf__tui_logs *lg, size_t cap)
 {
@@ -129,7 +130,6 @@ bool kf__tui_logs_set_regex(struct kf__tui_logs *lg, const char *re, char *why, 
 {
 	regex_t fresh;
 	char *text;
-	int rc;
 
 	if (!re || !*re) {
 		if (lg->have_re)
@@ -140,10 +140,8 @@ bool kf__tui_logs_set_regex(struct kf__tui_logs *lg, const char *re, char *why, 
 		lg->gen++;
 		return true;
 	}
-	if ((rc = regcomp(&fresh, re, REG_EXTENDED | REG_NOSUB)) != 0) {
-		regerror(rc, &fresh, why, why_len);
-		return false;
-	}
+	if (!kf_regex_compile(&fresh, re, why, why_len))
+		return false; /* invalid, or one glibc would stall on (regex_guard.h) */
 	if (!(text = strdup(re))) {
 		regfree(&fresh);
 		snprintf(why, why_len, "out of memory");
@@ -169,7 +167,7 @@ static bool passes(struct kf__tui_logs *lg, struct kf__tui_logline *l)
 {
 	if (l->gen != lg->gen) {
 		l->match = l->level <= lg->min_level &&
-			(!lg->have_re || regexec(&lg->re, l->text, 0, NULL, 0) == 0);
+			(!lg->have_re || kf_regex_match(&lg->re, l->text));
 		l->gen = lg->gen;
 	}
 	return l->match;

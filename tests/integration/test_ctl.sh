@@ -378,6 +378,11 @@ expect_rc "an unknown flag: exit 2" 2 "unknown option '--bogus'" submit --corpus
 expect_rc "a bad number: exit 2" 2 "--steps 'many' is not" submit --corpus "$CORPUS" --steps many
 expect_rc "a bad start layout: exit 2" 2 "--start" submit --corpus "$CORPUS" --start qwertz
 expect_rc "a bad regex: exit 2" 2 "is not a valid regular expression" logs --regex '(unclosed'
+# Patterns glibc would spend seconds or minutes on are refused up front
+# (common/regex_guard.h): a back-reference, and stacked repetitions.
+expect_rc "a back-reference: exit 2" 2 "back-references" logs --regex '(.*)(.*)\2\1z'
+expect_rc "a repetition of a repetition: exit 2" 2 "repetition of a repetition" \
+	logs --regex 'a++++++++++++++++++++++++++'
 expect_rc "a job that does not exist: exit 1" 1 "no " show 999999
 expect_rc "submit without the token: exit 1, not authorised" 1 "not authorised" \
 	--token-file "$TMP/none" submit --corpus "$CORPUS"

@@ -102,6 +102,7 @@ else
 	not_ok "--version" "exit $RC, stdout: $OUT" "stderr: $ERR"
 fi
 expect_rc "--regex '(': exit 2" 2 "is not a valid regular expression" --regex '('
+expect_rc "--regex with a back-reference: exit 2" 2 "back-references" --regex '(.*)\1'
 expect_rc "--view bogus: exit 2" 2 "keyforge-admin: " --view bogus
 expect_rc "--level bogus: exit 2" 2 "keyforge-admin: " --level bogus
 expect_rc "without a terminal: exit 1, 'needs a terminal'" 1 "needs a terminal"
