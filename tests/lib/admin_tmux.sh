@@ -13,8 +13,9 @@ tm() { tmux -L "$TSOCK" -f "$ADIR/tmux.conf" "$@"; }
 # admin_tmux_setup: the server's configuration, and ADIR/run-admin.sh, which
 # the pane runs: the hive's addresses (KEYFORGE_RPC, KEYFORGE_EVENTS,
 # KEYFORGE_TOKEN_FILE as they are now), a terminal type that tmux emulates,
-# the admin (its pid kept for admin_tmux_stop: the inner sh execs it), then
-# its exit status into ADIR/admin.exit ("exit=N").
+# the admin (its pid kept for admin_tmux_stop: the inner sh execs it, with
+# any flags a caller adds after the program's path in that line), then its
+# exit status into ADIR/admin.exit ("exit=N").
 admin_tmux_setup() {
 	unset TMUX TMUX_PANE # run from inside a tmux: ours is a server of its own all the same
 	printf '%s\n' 'set -g status off' 'set -g default-terminal screen-256color' \
@@ -23,7 +24,7 @@ admin_tmux_setup() {
 		printf 'export %s=%q\n' KEYFORGE_RPC "$KEYFORGE_RPC" KEYFORGE_EVENTS "$KEYFORGE_EVENTS" \
 			KEYFORGE_TOKEN_FILE "$KEYFORGE_TOKEN_FILE" TERM screen-256color LC_ALL C.UTF-8
 		# shellcheck disable=SC2016 # expanded by the inner sh
-		printf 'sh -c %q sh %q %q 2>%q\n' 'echo $$ >"$1"; exec "$2"' \
+		printf 'sh -c %q sh %q %q 2>%q\n' 'echo $$ >"$1"; shift; exec "$@"' \
 			"$ADIR/admin.pid" "$ADMIN" "$ADIR/admin.err"
 		# shellcheck disable=SC2016 # $? is the pane shell's
 		printf 'echo "exit=$?" >%q\n' "$ADIR/admin.exit"
