@@ -249,7 +249,10 @@ static char safe_unit(const unsigned char *p, size_t left, size_t *n)
 	return 0;
 }
 
-void kf__ctl_add_safe(struct kf_strbuf *sb, const char *s)
+/* Writes s through put(ctx, bytes, len), each unit safe_unit replaces as
+ * its substitute. */
+static void walk_safe(const char *s, void (*put)(void *ctx, const void *p, size_t len),
+	void *ctx)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
 	size_t left = strlen((const char *)p), n;
@@ -258,11 +261,26 @@ void kf__ctl_add_safe(struct kf_strbuf *sb, const char *s)
 	for (; left; p += n, left -= n) {
 		if (!(sub = safe_unit(p, left, &n)))
 			continue;
-		kf_strbuf_add(sb, run, (size_t)(p - run));
-		kf_strbuf_addch(sb, sub);
+		put(ctx, run, (size_t)(p - run));
+		put(ctx, &sub, 1);
 		run = p + n;
 	}
-	kf_strbuf_add(sb, run, (size_t)(p - run));
+	put(ctx, run, (size_t)(p - run));
+}
+
+static void put_strbuf(void *ctx, const void *p, size_t len)
+{
+	kf_strbuf_add(ctx, p, len);
+}
+
+static void put_file(void *ctx, const void *p, size_t len)
+{
+	fwrite(p, 1, len, ctx);
+}
+
+void kf__ctl_add_safe(struct kf_strbuf *sb, const char *s)
+{
+	walk_safe(s, put_strbuf, sb);
 }
 
 const char *kf__ctl_safe(struct kf_strbuf *sb, const char *s)
@@ -274,18 +292,7 @@ const char *kf__ctl_safe(struct kf_strbuf *sb, const char *s)
 
 void kf__ctl_fputs_safe(const char *s, FILE *out)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
-	size_t left = strlen((const char *)p), n;
-	char sub;
-
-	for (; left; p += n, left -= n) {
-		if (!(sub = safe_unit(p, left, &n)))
-			continue;
-		fwrite(run, 1, (size_t)(p - run), out);
-		fputc(sub, out);
-		run = p + n;
-	}
-	fwrite(run, 1, (size_t)(p - run), out);
+	walk_safe(s, put_file, out);
 }
 
 /* ---- tables -------------------------------------------------------------------- */
