@@ -64,17 +64,18 @@ static const char *skip_bracket(const char *p)
 	return *p ? p + 1 : p;
 }
 
-/* "{m}", "{m,}" or "{m,n}" at p ('{'): the most copies of the element
- * before it that the engine builds ({m,}: m and a star, so m + 1), and the
- * character after it; NULL when p does not start a bound (a literal '{'). */
+/* "{m}", "{m,}", "{m,n}" or glibc's "{,n}" at p ('{'): the most copies of
+ * the element before it that the engine builds ({m,}: m and a star, so
+ * m + 1), and the character after it; NULL when p does not start a bound
+ * (a literal '{'). */
 static const char *read_bound(const char *p, long *copies)
 {
 	long m, n;
 
 	p++;
-	if (!is_digit(*p))
+	if (*p != ',' && !is_digit(*p))
 		return NULL;
-	m = n = read_count(&p);
+	m = n = read_count(&p); /* {,n}: from 0 */
 	if (*p == ',') {
 		p++;
 		n = is_digit(*p) ? read_count(&p) : sat_add(m, 1);

@@ -511,7 +511,9 @@ static void test_regex_guard(void **state)
 	assert_int_equal(cost_of("[a-z]{4}"), 4);
 	assert_int_equal(cost_of("[]{}]{4}"), 4);                   /* ']' first is a member */
 	assert_int_equal(cost_of("[[:alpha:]]{5}"), 5);
-	assert_int_equal(cost_of("a{,3}"), 5);                      /* not a bound: literal */
+	assert_int_equal(cost_of("a{,3}"), 3);                      /* glibc's {0,3} */
+	assert_int_equal(cost_of("a{x}"), 4);                       /* not a bound: literal */
+	assert_int_equal(kf_regex_check("(as1,100},104}){,31100}", NULL), KF_REGEX_COSTLY);
 
 	assert_false(compiles("(unclosed", why, sizeof why));       /* regcomp's own word */
 	assert_true(strlen(why) > 0);
