@@ -4,7 +4,7 @@
  * pattern can stall the program for seconds.
  *
  * glibc's regex engine is exact but not linear. Four things make it slow,
- * measured on this machine (docs/operations.md, "Regular expressions"):
+ * measured on this machine (docs/operations.md, keyforgectl "logs"):
  *  - back-references (\1..\9) are matched by backtracking: one 150-byte line
  *    took 7 s against (.*)(.*)(.*)(.*)\4\3\2\1z;
  *  - bounded repetitions are expanded when the pattern is compiled:

@@ -30,7 +30,7 @@ enum kf__stop {
 /* The reason that stands when `why` arrives while `cur` holds. The first
  * reason stays, with two exceptions: a stale lease (DROP) trumps all, as
  * nothing may be reported then; and a kill trumps a hand-back, as a
- * released job would run again elsewhere, killed by nobody's choice. */
+ * released job would run again elsewhere although the operator killed it. */
 enum kf__stop kf__stop_merge(enum kf__stop cur, enum kf__stop why);
 
 /* What a run reports, from its stop reason and kf__job_run's status. */

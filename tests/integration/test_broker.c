@@ -364,15 +364,19 @@ static void psql(const char *sql, char *out, size_t out_size)
 	assert_int_equal(pclose(p), 0);
 }
 
-static void kill_job(uint64_t id)
+/* Kills job id (with the token); its state after the kill. */
+static enum kf_job_state kill_job(uint64_t id)
 {
 	struct kf_msg req, *rep;
+	enum kf_job_state st;
 
 	req_init(&req, KF_MSG_KILL_REQ);
 	req.kill_req.job_id = id;
 	rep = rpc(&req, true);
 	assert_int_equal(status_of(rep), KF_OK);
+	st = rep->kill_rep.state;
 	kf_msg_free(rep);
+	return st;
 }
 
 static struct kf_msg *get_job(uint64_t id)
@@ -833,16 +837,8 @@ static void drain_pending(void)
 	req.list_req.limit = 1000;
 	rep = rpc(&req, false);
 	assert_int_equal(status_of(rep), KF_OK);
-	for (size_t i = 0; i < rep->list_rep.n_jobs; i++) {
-		struct kf_msg k, *kr;
-
-		req_init(&k, KF_MSG_KILL_REQ);
-		k.kill_req.job_id = rep->list_rep.jobs[i].id;
-		kr = rpc(&k, true);
-		assert_int_equal(status_of(kr), KF_OK);
-		assert_int_equal(kr->kill_rep.state, KF_JOB_KILLED);
-		kf_msg_free(kr);
-	}
+	for (size_t i = 0; i < rep->list_rep.n_jobs; i++)
+		assert_int_equal(kill_job(rep->list_rep.jobs[i].id), KF_JOB_KILLED);
 	kf_msg_free(rep);
 }
 
@@ -1852,36 +1848,37 @@ static void test_lease_fence(void **state)
 	kf_bus_sub_free(mets);
 }
 
-static void test_failure_retries(void **state)
+/* A new job, leased by `worker` and reported failed: retrying (its first
+ * backoff, 0.5-1 s). Its id. */
+static uint64_t fail_once(const char *worker)
 {
-	struct kf_msg *l, *rep;
-	uint64_t id;
+	uint64_t id = submit_job(0, 10);
+	struct kf_msg *l = lease_job(worker, id);
+	struct kf_msg *rep = complete(id, l->lease_rep.lease->lease_token, KF_JOB_FAILED,
+				      "corpus not found");
 
-	(void)state;
-	drain_pending();
-	id = submit_job(0, 10);
-	l = lease_job("w-fail", id);
-	rep = complete(id, l->lease_rep.lease->lease_token, KF_JOB_FAILED, "corpus not found");
 	assert_int_equal(status_of(rep), KF_OK);
 	kf_msg_free(rep);
 	kf_msg_free(l);
 	assert_int_equal(job_state(id), KF_JOB_RETRYING);
+	return id;
+}
+
+static void test_failure_retries(void **state)
+{
+	struct kf_msg *rep;
+	uint64_t id;
+
+	(void)state;
+	drain_pending();
+	id = fail_once("w-fail");
 	assert_true(wait_log("job retrying", 2000));
 	rep = get_job(id);
 	assert_true(rep->get_rep.job->n_errors >= 1);
 	assert_non_null(strstr(rep->get_rep.job->errors[0].message, "corpus not found"));
 	kf_msg_free(rep);
 	/* A job waiting for its backoff is killed at once. */
-	{
-		struct kf_msg req, *k;
-
-		req_init(&req, KF_MSG_KILL_REQ);
-		req.kill_req.job_id = id;
-		k = rpc(&req, true);
-		assert_int_equal(status_of(k), KF_OK);
-		assert_int_equal(k->kill_rep.state, KF_JOB_KILLED);
-		kf_msg_free(k);
-	}
+	assert_int_equal(kill_job(id), KF_JOB_KILLED);
 }
 
 #define SP_REQ 0x30  /* nng's protocol numbers, in the SP header */
@@ -2689,7 +2686,6 @@ static void test_slow_transaction_logged(void **state)
 static void test_short_backoff_not_behind_long(void **state)
 {
 	char out[64];
-	struct kf_msg *l, *rep;
 	uint64_t late, id, end;
 
 	(void)state;
@@ -2700,13 +2696,7 @@ static void test_short_backoff_not_behind_long(void **state)
 	late = strtoull(out, NULL, 10);
 	assert_true(late > 0);
 	kf_sleep_ms(2500);               /* a promote sweep has seen it: next one in 60 s */
-	id = submit_job(0, 10);
-	l = lease_job("w-backoff", id);
-	rep = complete(id, l->lease_rep.lease->lease_token, KF_JOB_FAILED, "corpus not found");
-	assert_int_equal(status_of(rep), KF_OK);
-	kf_msg_free(rep);
-	kf_msg_free(l);
-	assert_int_equal(job_state(id), KF_JOB_RETRYING);           /* backoff 0.5-1 s */
+	id = fail_once("w-backoff");                                /* backoff 0.5-1 s */
 	end = kf_clock_mono_ns() + 8000 * KF_NS_PER_MS;
 	while (job_state(id) == KF_JOB_RETRYING && kf_clock_mono_ns() < end)
 		kf_sleep_ms(100);
