@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tests/integration/test_front_door.sh — the arguments of ./keyforge and
-# scripts/hive (TAP): --help anywhere prints the synopsis in the caller's
-# words and exits 0 without building or starting anything; a wrong option or
-# command is a usage error (2) that names itself; `env` and `status` of a
-# hive that is not up exit 3 (DESIGN.md §10). Starts no process; ~1 s.
+# the scripts under scripts/ (TAP): --help prints the synopsis in the
+# caller's words and exits 0 without building or starting anything; a wrong
+# option or command is a usage error (2) that names itself; `env` and
+# `status` of a hive that is not up exit 3 (DESIGN.md §10). Starts no
+# process; ~1 s.
 set -uo pipefail
 
 SRC="${KF_SOURCE_ROOT:?}"
@@ -36,7 +37,7 @@ expect() {
 	fi
 }
 
-echo "1..9"
+echo "1..14"
 
 # `./keyforge up --help` must not install or build: point it at a build
 # folder that does not exist and see that none appears.
@@ -62,5 +63,12 @@ expect "status of a hive that is not up: exit 3" 3 \
 	'the local hive is not up' env KEYFORGE_BUILD_DIR="$BUILD" "$SRC/keyforge" status
 expect "./keyforge with an unknown command: exit 1, named" 1 \
 	"unknown command 'bogus'" "$SRC/keyforge" bogus
+
+# The scripts ./keyforge runs are programs too: --help on stdout, exit 0.
+expect "scripts/pgtmp --help" 0 '^  pgtmp start +\[DIR\]' "$SRC/scripts/pgtmp" --help
+expect "scripts/demo --help" 0 '^demo BUILD_DIR \[--keep\]' "$SRC/scripts/demo" --help
+expect "scripts/chaos --help" 0 '^  scripts/chaos BUILD_DIR \[SECONDS\] \[JOBS\]' "$SRC/scripts/chaos" --help
+expect "scripts/default-corpus --help" 0 '^default-corpus BUILD_DIR' "$SRC/scripts/default-corpus" --help
+expect "scripts/pgtmp with an unknown command: exit 2" 2 '^pgtmp — ' "$SRC/scripts/pgtmp" bogus
 
 [ "$FAILED" = 0 ]
