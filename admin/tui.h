@@ -105,6 +105,13 @@ bool kf__tui_window_covers(uint64_t first, size_t n, uint64_t total, uint64_t to
  * the list reaches; id 0: none chosen yet). 0 for an empty tab. */
 uint64_t kf__tui_follow(const struct kf_msg_job_summary *jobs, size_t n, uint64_t first,
 	uint64_t total, uint64_t id, uint64_t sel);
+/* The Cluster Map's row of worker `id` among the n workers of a status:
+ * `sel` when that row is the worker's, else the worker's row when the
+ * status has it (the rows moved: a worker joined or was forgotten, the
+ * broker restarted), else `sel` clamped to the rows (the worker is gone;
+ * id "": none chosen yet). 0 when n is 0. */
+size_t kf__tui_worker_row(const struct kf_msg_worker_status *workers, size_t n, const char *id,
+	size_t sel);
 
 /* ---- the retry gate (pure) ------------------------------------------------------ */
 
@@ -158,6 +165,9 @@ struct kf__tui {
 	size_t cluster_sel;          /* selected worker row */
 	/* its id: the selection follows the worker when the rows move */
 	char cluster_sel_id[KF_MSG_MAX_NAME + 1];
+	/* the worker the last draw showed selected ("": none): d asks about
+	 * it and no other */
+	char shown_worker[KF_MSG_MAX_NAME + 1];
 
 	/* Job Queue */
 	int tab;

@@ -315,11 +315,8 @@ static void draw_cluster(struct kf__tui *t)
 	}
 	/* The selection follows its worker when the rows move (a worker
 	 * joined or was forgotten); a worker gone leaves it where it was. */
-	for (size_t i = 0; t->cluster_sel_id[0] && i < st->n_workers; i++)
-		if (!strcmp(st->workers[i].worker_id, t->cluster_sel_id))
-			t->cluster_sel = i;
-	if (t->cluster_sel >= st->n_workers)
-		t->cluster_sel = st->n_workers - 1;
+	t->cluster_sel = kf__tui_worker_row(st->workers, st->n_workers, t->cluster_sel_id,
+					    t->cluster_sel);
 	snprintf(t->cluster_sel_id, sizeof t->cluster_sel_id, "%s",
 		 st->workers[t->cluster_sel].worker_id);
 	fit = LINES > 5 ? (size_t)(LINES - 5) : 1;
@@ -333,6 +330,7 @@ static void draw_cluster(struct kf__tui *t)
 	draw_table(&tab, 3, t->cluster_top, fit, (long)t->cluster_sel, t->hshift, worker_attr,
 		   NULL);
 	kf__ctl_table_release(&tab);
+	snprintf(t->shown_worker, sizeof t->shown_worker, "%s", t->cluster_sel_id);
 }
 
 /* ---- Job Queue ------------------------------------------------------------------------- */
@@ -611,6 +609,7 @@ void kf__tui_draw(struct kf__tui *t)
 
 	t->redraw = false;
 	t->shown_id = 0;  /* draw_jobs sets it when it shows a selected job */
+	t->shown_worker[0] = '\0';  /* draw_cluster, a selected worker */
 	erase();
 	if (LINES < 6 || COLS < 30) {
 		put(0, 0, COLS, "keyforge-admin: the terminal is too small", A_BOLD);

@@ -234,13 +234,33 @@ static void logs_key(struct kf__tui *t, wint_t ch, bool is_key)
 
 /* ---- Cluster Map ---------------------------------------------------------------------- */
 
-/* Moves the worker selection (clamped, and the rows scrolled to it, when
- * drawing); `d` asks to drain the selected worker. */
+/* d: a prompt about the worker the screen shows selected. Keys read
+ * together after one that moved the selection (as x and r). */
+static void ask_about_worker(struct kf__tui *t, const char *worker)
+{
+	if (strcmp(worker, t->shown_worker) != 0) {
+		kf__tui_message(t, "the selection moved to worker %s before it was shown; d again "
+				"to ask about it", worker);
+		return;
+	}
+	snprintf(t->prompt_worker, sizeof t->prompt_worker, "%s", worker);
+	open_prompt(t, KF__TUI_PROMPT_DRAIN, 0);
+}
+
+/* Moves the worker selection (the rows scrolled to it when drawing); `d`
+ * asks to drain the selected worker. The selection is a worker, not a row:
+ * a status that came since the last draw may have moved its row. */
 static void cluster_key(struct kf__tui *t, wint_t ch, bool is_key)
 {
 	const struct kf_msg_cluster_status *st = kf__tui_status(t);
-	size_t before = t->cluster_sel;
+	size_t n = st ? st->n_workers : 0;
 
+	if (!n) {
+		if (!is_key && ch == 'd')
+			kf__tui_message(t, "no worker selected");
+		return;
+	}
+	t->cluster_sel = kf__tui_worker_row(st->workers, n, t->cluster_sel_id, t->cluster_sel);
 	if ((is_key && ch == KEY_DOWN) || (!is_key && ch == 'j'))
 		t->cluster_sel++;
 	else if (((is_key && ch == KEY_UP) || (!is_key && ch == 'k')) && t->cluster_sel)
@@ -248,21 +268,13 @@ static void cluster_key(struct kf__tui *t, wint_t ch, bool is_key)
 	else if ((is_key && ch == KEY_HOME) || (!is_key && ch == 'g'))
 		t->cluster_sel = 0;
 	else if ((is_key && ch == KEY_END) || (!is_key && ch == 'G'))
-		t->cluster_sel = SIZE_MAX / 2;
-	if (st && st->n_workers && t->cluster_sel >= st->n_workers)
-		t->cluster_sel = st->n_workers - 1;
-	if (st && t->cluster_sel != before && t->cluster_sel < st->n_workers)
-		snprintf(t->cluster_sel_id, sizeof t->cluster_sel_id, "%s",
-			 st->workers[t->cluster_sel].worker_id);
-	if (!is_key && ch == 'd') {
-		if (!st || t->cluster_sel >= st->n_workers) {
-			kf__tui_message(t, "no worker selected");
-			return;
-		}
-		snprintf(t->prompt_worker, sizeof t->prompt_worker, "%s",
-			 st->workers[t->cluster_sel].worker_id);
-		open_prompt(t, KF__TUI_PROMPT_DRAIN, 0);
-	}
+		t->cluster_sel = n - 1;
+	if (t->cluster_sel >= n)
+		t->cluster_sel = n - 1;
+	snprintf(t->cluster_sel_id, sizeof t->cluster_sel_id, "%s",
+		 st->workers[t->cluster_sel].worker_id);
+	if (!is_key && ch == 'd')
+		ask_about_worker(t, st->workers[t->cluster_sel].worker_id);
 }
 
 /* ---- every key ------------------------------------------------------------------------ */

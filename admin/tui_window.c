@@ -13,8 +13,12 @@
  * come (newest first tabs) and go (leased, killed), and a row index would
  * then point at another job — the one x or r would act on. Each list holds
  * a page either side of the window, so a job that moved by up to a page is
- * found again (kf__tui_follow).
+ * found again (kf__tui_follow). The Cluster Map's selection is a worker in
+ * the same way (kf__tui_worker_row): its rows are the broker's table of
+ * workers, in which one that is forgotten gives its row to the last.
  */
+#include <string.h>
+
 #include "admin/tui.h"
 
 uint64_t kf__tui_window_depth(uint64_t total, uint64_t top)
@@ -69,4 +73,17 @@ uint64_t kf__tui_follow(const struct kf_msg_job_summary *jobs, size_t n, uint64_
 	if (!total)
 		return 0;
 	return sel < total ? sel : total - 1;
+}
+
+size_t kf__tui_worker_row(const struct kf_msg_worker_status *workers, size_t n, const char *id,
+	size_t sel)
+{
+	if (!n)
+		return 0;
+	if (id && *id && !(sel < n && !strcmp(workers[sel].worker_id, id))) {
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(workers[i].worker_id, id))
+				return i;
+	}
+	return sel < n ? sel : n - 1;
 }

@@ -10,10 +10,18 @@
  * (tests/tui/test_admin.sh).
  *
  *   nasty_pub URL SECONDS
+ *   nasty_pub URL SECONDS swap
+ *
+ * With `swap` it publishes only well-formed cluster statuses of two
+ * workers, swap-a and swap-b, whose rows change places in every one (as
+ * they move when a worker is forgotten or the broker restarts): a key the
+ * admin reads between two draws finds the other order, and must still act
+ * on the worker the screen showed selected.
  *
  * Every message is built with proto/ (kf_msg_encode_pub) or is raw bytes;
  * nothing here is a stand-in for the broker: it is the bad input.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +49,16 @@ static uint64_t next_rand(void)
 static void send_buf(struct kf_bus_pub *pub, const void *buf, size_t len)
 {
 	kf_bus_pub_send(pub, buf, len, NULL, 0);
+}
+
+/* The message alone (swap mode: no cut copy). */
+static void send_buf_msg(struct kf_bus_pub *pub, const char *topic, const struct kf_msg *m)
+{
+	struct kf_strbuf sb = KF_STRBUF_INIT;
+
+	if (kf_msg_encode_pub(topic, m, &sb) == KF_OK)
+		send_buf(pub, sb.buf, sb.len);
+	kf_strbuf_release(&sb);
 }
 
 static void send_msg(struct kf_bus_pub *pub, const char *topic, const struct kf_msg *m)
@@ -100,6 +118,23 @@ static void send_status(struct kf_bus_pub *pub, uint64_t seq)
 	send_msg(pub, KF_TOPIC_STATUS_CLUSTER, &m);
 }
 
+/* Two workers, their order flipped at each call (swap mode). */
+static void send_swapped_status(struct kf_bus_pub *pub, uint64_t seq)
+{
+	struct kf_msg_worker_status w[2];
+	struct kf_msg m;
+
+	for (size_t i = 0; i < 2; i++)
+		w[(i + seq) % 2] = (struct kf_msg_worker_status){
+			.worker_id = i ? "swap-b" : "swap-a", .host = "swaphost",
+			.pid = 100 + (uint32_t)i, .liveness = KF_WORKER_ALIVE,
+			.state = KF_WORKER_IDLE, .slots_total = 1 };
+	kf_msg_init(&m, KF_MSG_CLUSTER_STATUS, "swap", seq);
+	m.cluster_status.workers = w;
+	m.cluster_status.n_workers = 2;
+	send_buf_msg(pub, KF_TOPIC_STATUS_CLUSTER, &m);
+}
+
 static void send_job_event(struct kf_bus_pub *pub, uint64_t seq)
 {
 	struct kf_msg m;
@@ -134,8 +169,10 @@ int main(int argc, char **argv)
 	struct kf_bus_pub *pub;
 	uint64_t end, seq = 0;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: nasty_pub URL SECONDS\n");
+	bool swap = argc == 4 && !strcmp(argv[3], "swap");
+
+	if (argc != 3 && !swap) {
+		fprintf(stderr, "usage: nasty_pub URL SECONDS [swap]\n");
 		return 2;
 	}
 	if (kf_bus_pub_new(&pub, KF_BUS_LISTEN, argv[1], NULL, &why) != KF_OK) {
@@ -143,7 +180,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	end = kf_clock_mono_ns() + (uint64_t)atoi(argv[2]) * 1000000000ull;
-	while (kf_clock_mono_ns() < end) {
+	while (kf_clock_mono_ns() < end && swap) {
+		send_swapped_status(pub, ++seq);
+		nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
+	}
+	while (kf_clock_mono_ns() < end && !swap) {
 		send_log(pub, ++seq);
 		send_status(pub, ++seq);
 		send_job_event(pub, ++seq);

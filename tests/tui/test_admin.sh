@@ -7,13 +7,16 @@
 # free loopback ports, and keyforge-admin runs in a detached 160x40 tmux
 # session on a private tmux server (-L): keys go in with send-keys, the
 # screen comes back with capture-pane, polled against a deadline. It checks
-# the cluster map and a drain from it (cancelled, then done), a kill, a
+# the cluster map and a drain from it (cancelled, then done; j and d read
+# together ask nothing), a kill, a
 # retry and a cancelled prompt from the job queue (with keyforgectl as the
 # judge of the job's and the worker's state), the selection staying on its
 # job as a new one comes above it in a newest-first tab, the log stream and its
 # regex filter, the help box, a resize to 80x24, the header once the broker
 # is gone, and `q` (exit status 0); then a second admin against a hostile
-# publisher (nasty_pub.c) on its events address, a third on ipc://
+# publisher (nasty_pub.c) on its events address, one against nasty_pub's
+# two workers whose rows keep changing places (d asks about the one shown
+# selected), a third on ipc://
 # sockets without a token (a broker of its own), and a fourth through an SSH
 # tunnel (a private sshd on loopback, `ssh -N -L`, a broker of its own). The
 # behaviour checked is docs/operations.md "keyforge-admin".
@@ -220,14 +223,37 @@ cluster_ok() {
 	has "2 workers" && has_re "hive-w1 .*alive" && has_re "hive-w2 .*alive" && line1_has connected
 }
 screen_check "Cluster Map: '2 workers', hive-w1 and hive-w2 alive, header 'connected'" 10 cluster_ok
+# The highlighted (reverse video) text of the pane: its selected rows.
+highlighted() {
+	tm capture-pane -e -p -t "$SESSION" 2>/dev/null |
+		grep -oP '\x1b\[(?:[0-9]*;)*7(?:;[0-9]*)*m(?:\x1b\[[0-9;]*m)*\K[^\x1b]*'
+}
+# worker_selected W: the highlighted Cluster Map row is worker W's.
+worker_selected() { highlighted | grep -qE "^$1 "; }
+
 # The workers in the order shown; j selects the second, d asks to drain it.
 ROWS="$(grep -oE '^hive-w[0-9]+' <<<"$SCREEN" | tr '\n' ' ')"
+FIRST="$(awk '{ print $1 }' <<<"$ROWS")"
 SECOND="$(awk '{ print $2 }' <<<"$ROWS")"
 send j
+screen_check "j: worker $SECOND selected" 5 worker_selected "$SECOND"
 send d
-check_screen "j, d: 'Drain worker $SECOND ...? [y/N]' (rows: $ROWS)" "Drain worker $SECOND (no new job"
+check_screen "d: 'Drain worker $SECOND ...? [y/N]' (rows: $ROWS)" "Drain worker $SECOND (no new job"
 send n
 check_screen "n: 'cancelled'" "cancelled"
+
+# Keys read together: d after a key that moved the selection asks about no
+# worker the screen has not shown selected (as x in the Job Queue).
+send g
+screen_check "g: worker $FIRST selected" 5 worker_selected "$FIRST"
+send jd
+typed_ahead_ok() {
+	has "the selection moved to worker $SECOND before it was shown; d again" &&
+		lacks "Drain worker" && worker_selected "$SECOND"
+}
+screen_check "j and d read together: 'the selection moved to worker $SECOND before it was shown', no prompt" \
+	5 typed_ahead_ok
+key Escape # (a prompt, had one opened, is answered no)
 
 # ---- 2 Job Queue: kill, retry, a cancelled prompt -------------------------------------------
 
@@ -455,8 +481,8 @@ key 3
 # g selects the first worker; d, y drain it: it says so, and the worker's
 # last heartbeat says draining (it finishes its jobs and exits).
 key 1
-FIRST="$(awk '{ print $1 }' <<<"$ROWS")"
 send g
+screen_check "g: worker $FIRST selected" 5 worker_selected "$FIRST"
 send d
 check_screen "g, d: 'Drain worker $FIRST ...? [y/N]'" "Drain worker $FIRST (no new job"
 send y
@@ -542,6 +568,49 @@ if [ -x "$NASTY" ]; then
 	key 2
 	screen_check "hostile events: the Job Queue opens all the same" 10 has "Job Queue"
 	quit_admin "hostile events: q still exits with status 0"
+
+	# The Cluster Map's selection is a worker, not a row: nasty_pub's swap
+	# mode publishes two workers whose rows change places fifty times a
+	# second, so a key is mostly read after a status the screen has not
+	# drawn yet. Each d must ask about the worker shown selected.
+	SWAP_PORT=$((NASTY_PORT + 1))
+	while port_taken "$SWAP_PORT" && [ "$SWAP_PORT" -lt $((BASE + 59)) ]; do
+		SWAP_PORT=$((SWAP_PORT + 1))
+	done
+	"$NASTY" "tcp://127.0.0.1:$SWAP_PORT" 30 swap >"$TMP/swap.out" 2>&1 &
+	PIDS+=" $!"
+	rm -f "$TMP/admin.exit" "$TMP/admin.pid"
+	SESSION="swap"
+	sed "s|^export KEYFORGE_EVENTS=.*|export KEYFORGE_EVENTS=tcp://127.0.0.1:$SWAP_PORT|" \
+		"$TMP/run-admin.sh" >"$TMP/run-swap.sh"
+	tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-swap.sh"
+	screen_check "rows that swap: the Cluster Map shows swap-a and swap-b" 10 \
+		has_all "swap-a" "swap-b" "2 workers"
+	# (j from swap-a moves one row down from where swap-a is now: when
+	# that is the last row, it stays; again, then)
+	for _ in $(seq 1 20); do
+		worker_selected swap-b && break
+		send j
+		sleep 0.3
+	done
+	screen_check "rows that swap: swap-b selected" 5 worker_selected swap-b
+	swap_wrong=""
+	last_line() { tail -n 1 <<<"$SCREEN"; }
+	prompt_shown() { last_line | grep -q "^Drain worker"; }
+	for _ in $(seq 1 10); do
+		send d
+		poll 5 prompt_shown
+		last_line | grep -qF "Drain worker swap-b (" || swap_wrong+="$(last_line); "
+		send n
+		poll 5 has cancelled
+	done
+	if [ -z "$swap_wrong" ]; then
+		ok "rows that swap: d asked about swap-b, the worker shown selected, 10 times in 10"
+	else
+		not_ok "rows that swap: d asks about the worker shown selected (swap-b)" \
+			"asked instead: $swap_wrong"
+	fi
+	quit_admin "rows that swap: q exits with status 0"
 else
 	not_ok "hostile events" "$NASTY is not built"
 fi

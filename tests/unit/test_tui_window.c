@@ -6,8 +6,9 @@
  * of the tab, and no list may walk more than half the tab. And the
  * selection follows its job when rows move between two lists (killed or
  * leased above it, new ones above it in a newest-first tab), stays on its
- * row when the job left, and is clamped when the tab shrank. No curses, no
- * sockets: suite 'unit'.
+ * row when the job left, and is clamped when the tab shrank; the Cluster
+ * Map's selection follows its worker the same way. No curses, no sockets:
+ * suite 'unit'.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -180,6 +181,41 @@ static void test_list_covers_window(void **state)
 	assert_true(kf__tui_window_covers(0, 5, 5, 7, 20));        /* a window past the end */
 }
 
+/* The Cluster Map: the broker's table of workers gives a forgotten
+ * worker's row to the last one, and a restarted broker lists them in the
+ * order they come back. */
+static void test_worker_row_follows_its_worker(void **state)
+{
+	struct kf_msg_worker_status before[3] = { { .worker_id = "w1" }, { .worker_id = "w2" },
+		{ .worker_id = "w3" } };
+	struct kf_msg_worker_status forgot_w1[2] = { { .worker_id = "w3" }, { .worker_id = "w2" } };
+	struct kf_msg_worker_status swapped[2] = { { .worker_id = "w2" }, { .worker_id = "w1" } };
+
+	(void)state;
+	assert_int_equal(kf__tui_worker_row(before, 3, "w3", 2), 2);
+	/* w1 forgotten: w3 took its row 0, w2 stays on 1 */
+	assert_int_equal(kf__tui_worker_row(forgot_w1, 2, "w3", 2), 0);
+	assert_int_equal(kf__tui_worker_row(forgot_w1, 2, "w2", 1), 1);
+	/* rows swapped since the draw: the worker, not the row */
+	assert_int_equal(kf__tui_worker_row(swapped, 2, "w1", 0), 1);
+	assert_int_equal(kf__tui_worker_row(swapped, 2, "w2", 1), 0);
+}
+
+static void test_worker_row_stays_when_the_worker_left(void **state)
+{
+	struct kf_msg_worker_status two[2] = { { .worker_id = "w1" }, { .worker_id = "w2" } };
+	/* ids are the broker's and unique; a forged status may repeat one */
+	struct kf_msg_worker_status twice[3] = { { .worker_id = "x" }, { .worker_id = "x" },
+		{ .worker_id = "x" } };
+
+	(void)state;
+	assert_int_equal(kf__tui_worker_row(two, 2, "gone", 1), 1);
+	assert_int_equal(kf__tui_worker_row(two, 2, "gone", 5), 1);   /* clamped */
+	assert_int_equal(kf__tui_worker_row(two, 2, "", 0), 0);       /* none chosen yet */
+	assert_int_equal(kf__tui_worker_row(two, 0, "w1", 3), 0);     /* no workers */
+	assert_int_equal(kf__tui_worker_row(twice, 3, "x", 1), 1);    /* its own row first */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +227,8 @@ int main(void)
 		cmocka_unit_test(test_follows_within_a_list_that_starts_lower),
 		cmocka_unit_test(test_stays_on_its_row_when_the_job_left),
 		cmocka_unit_test(test_list_covers_window),
+		cmocka_unit_test(test_worker_row_follows_its_worker),
+		cmocka_unit_test(test_worker_row_stays_when_the_worker_left),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
