@@ -33,8 +33,16 @@ struct wait_opts {
 struct waited {
 	uint64_t id;
 	bool final;
+	bool known;                  /* state and progress are a reply's */
 	enum kf_job_state state;
 	double progress;
+};
+
+/* The wait's clock: its start and the --timeout it was given. */
+struct wait_clock {
+	uint64_t start_ns;
+	uint64_t timeout_ms;         /* with wait_opts.timeout */
+	nng_duration per_call_ms;    /* the global --timeout */
 };
 
 static int on_opt(void *state, int id, const char *arg)
@@ -80,8 +88,8 @@ static void timed_out(const struct wait_opts *o, const struct waited *w, size_t 
 		if (w[i].final)
 			continue;
 		kf_strbuf_addf(&sb, "%s%llu (%s", sb.len ? ", " : "", (unsigned long long)w[i].id,
-			       kf_job_state_name(w[i].state));
-		if (w[i].state == KF_JOB_RUNNING)
+			       w[i].known ? kf_job_state_name(w[i].state) : "state unknown");
+		if (w[i].known && w[i].state == KF_JOB_RUNNING)
 			kf_strbuf_addf(&sb, " %.0f%%", 100.0 * w[i].progress);
 		kf_strbuf_addch(&sb, ')');
 	}
@@ -90,9 +98,33 @@ static void timed_out(const struct wait_opts *o, const struct waited *w, size_t 
 	kf_strbuf_release(&sb);
 }
 
+static uint64_t elapsed_ms(const struct wait_clock *c)
+{
+	return (kf_clock_mono_ns() - c->start_ns) / 1000000u;
+}
+
+/* The time one request may take: the global --timeout, but once the broker
+ * has answered, no more than is left of the wait's --timeout (and at least
+ * POLL_MIN_MS, so that a healthy broker is always asked): a broker that
+ * stops answering does not hold `wait --timeout 2s` for 5 s more. The
+ * first request keeps the whole time: a broker never reached is exit 4. */
+static nng_duration call_timeout(const struct wait_opts *o, const struct wait_clock *c,
+	bool reached)
+{
+	uint64_t el, left;
+
+	if (!o->timeout || !reached)
+		return c->per_call_ms;
+	el = elapsed_ms(c);
+	left = el < c->timeout_ms ? c->timeout_ms - el : 0;
+	if (left < POLL_MIN_MS)
+		left = POLL_MIN_MS;
+	return left < (uint64_t)c->per_call_ms ? (nng_duration)left : c->per_call_ms;
+}
+
 /* One round over the unfinished jobs. Returns -1 to go on, else a status. */
-static int poll_round(struct kf__ctl *ctl, const struct wait_opts *o, struct waited *w, size_t n,
-	bool *reached, bool *warned)
+static int poll_round(struct kf__ctl *ctl, const struct wait_opts *o, const struct wait_clock *c,
+	struct waited *w, size_t n, bool *reached, bool *warned)
 {
 	struct kf_strbuf why = KF_STRBUF_INIT;
 	int status = -1;
@@ -104,10 +136,13 @@ static int poll_round(struct kf__ctl *ctl, const struct wait_opts *o, struct wai
 		if (w[i].final)
 			continue;
 		kf_strbuf_reset(&why);
+		ctl->timeout_ms = call_timeout(o, c, *reached);
 		st = kf__ctl_get_job(ctl, w[i].id, &rep, &why);
+		ctl->timeout_ms = c->per_call_ms;
 		*reached |= ctl->answered;
 		if (st == KF__CTL_UNAVAIL && *reached) {
-			if (!*warned)
+			/* the wait's own time is up: the caller says so */
+			if (!*warned && !(o->timeout && elapsed_ms(c) >= c->timeout_ms))
 				kf__ctl_fail(0, "wait: %s; still waiting", why.buf);
 			*warned = true;
 			break; /* try again next round */
@@ -118,6 +153,7 @@ static int poll_round(struct kf__ctl *ctl, const struct wait_opts *o, struct wai
 		}
 		*reached = true;
 		*warned = false;
+		w[i].known = true;
 		w[i].state = rep->get_rep.job->state;
 		w[i].progress = rep->get_rep.job->progress;
 		if (kf_job_state_final(w[i].state)) {
@@ -163,7 +199,7 @@ static int active_jobs(struct kf__ctl *ctl, struct waited **w, size_t *n)
 		}
 		for (size_t i = 0; i < r->n_jobs; i++)
 			(*w)[(*n)++] = (struct waited){ .id = r->jobs[i].id,
-				.state = r->jobs[i].state };
+				.known = true, .state = r->jobs[i].state };
 		last = r->n_jobs < KF_MSG_MAX_JOBS;
 		if (!last)
 			after = r->jobs[r->n_jobs - 1].id;
@@ -206,26 +242,29 @@ static int parse(struct kf__ctl *ctl, int argc, char **argv, struct wait_opts *o
 int kf__ctl_wait(struct kf__ctl *ctl, int argc, char **argv)
 {
 	struct wait_opts o = { 0 };
+	struct wait_clock c = { .start_ns = kf_clock_mono_ns() };
 	struct waited *w = NULL;
 	size_t n = 0;
-	uint64_t timeout_ms = 0, start = kf_clock_mono_ns(), pause = POLL_MIN_MS, elapsed;
+	uint64_t timeout_ms = 0, pause = POLL_MIN_MS, elapsed;
 	bool reached = false, warned = false, all_ok = true;
 	int status;
 
 	if ((status = parse(ctl, argc, argv, &o, &w, &n, &timeout_ms)) >= 0)
 		goto out;
+	c.timeout_ms = timeout_ms;
+	c.per_call_ms = ctl->timeout_ms;
 	if (!n && !o.quiet)
 		fprintf(stderr, "keyforgectl wait: no job is pending, running or retrying\n");
 	for (;;) {
 		size_t left = 0;
 
-		if ((status = poll_round(ctl, &o, w, n, &reached, &warned)) >= 0)
+		if ((status = poll_round(ctl, &o, &c, w, n, &reached, &warned)) >= 0)
 			goto out;
 		for (size_t i = 0; i < n; i++)
 			left += !w[i].final;
 		if (!left)
 			break;
-		elapsed = (kf_clock_mono_ns() - start) / 1000000u;
+		elapsed = elapsed_ms(&c);
 		if (o.timeout && elapsed >= timeout_ms) {
 			timed_out(&o, w, n);
 			status = KF__CTL_TIMEOUT;

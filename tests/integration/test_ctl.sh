@@ -232,6 +232,24 @@ done
 check "the retried job runs again with attempt 2" test "$state" = "running 2"
 check "the new attempt starts without the killed attempt's result" \
 	test "$("$CTL" show "$LONG" --json | jq -c .result)" = null
+
+# wait --timeout bounds the wait also when the broker stops answering in the
+# middle of it (frozen: SIGSTOP): a request then takes no more than is left
+# of the wait, not the 5 s of the global --timeout. 2 s: exit 3 in under 3.5 s.
+BROKER_PID="$(cut -d" " -f1 "$KEYFORGE_STATE_DIR/pids/broker.pid")"
+(sleep 1; kill -STOP "$BROKER_PID") &
+FREEZER=$!
+t0=$(date +%s%N)
+run_ctl wait "$LONG" --timeout 2s
+ms=$((($(date +%s%N) - t0) / 1000000))
+wait "$FREEZER"
+kill -CONT "$BROKER_PID"
+if [ "$RC" = 3 ] && [ "$ms" -lt 3500 ] && grep -q "timed out after 2s; not final yet: $LONG (running" <<<"$ERR"; then
+	ok "wait --timeout 2s with the broker frozen after 1 s: exit 3 in $ms ms"
+else
+	not_ok "wait --timeout 2s with the broker frozen after 1 s: exit 3 within 3.5 s" \
+		"exit $RC after $ms ms" "stderr: $ERR"
+fi
 "$CTL" kill "$LONG" >/dev/null
 expect_rc "retry of a job that is not failed or killed is refused (exit 1)" 1 "only those can be retried" \
 	retry "${IDS[0]}"
