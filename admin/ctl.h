@@ -89,14 +89,15 @@ const struct kf__ctl_cmd *kf__ctl_find(const char *name);
 /*
  * getopt_long over argv with the command's short options (getopt syntax,
  * without the leading ':') and long options plus the global ones (--rpc,
- * --events, --token-file, --timeout, --help, -h; a command option of the
- * same long name wins, as `wait --timeout` does). Global options
- * are applied to ctl; --help prints the command's help. Each command option
+ * --events, --token-file, --timeout, --help, -h, --version, -V; a command
+ * option of the same long name wins, as `wait --timeout` does). Global
+ * options are applied to ctl; --help prints the command's help, --version
+ * the version. Each command option
  * is passed to on_opt(state, opt->val, optarg), which returns -1 to go on
  * or an exit status. On return *first_arg indexes the first positional
  * argument (GNU getopt moves them to the end).
- * Returns -1 to go on, 0 after --help, KF__CTL_USAGE on a bad flag (message
- * printed).
+ * Returns -1 to go on, 0 after --help or --version, KF__CTL_USAGE on a
+ * bad flag (message printed).
  */
 int kf__ctl_getopt(struct kf__ctl *ctl, const struct kf__ctl_cmd *cmd, int argc, char **argv,
 	const char *shortopts, const struct option *cmd_opts,

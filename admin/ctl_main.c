@@ -206,7 +206,7 @@ int kf__ctl_getopt(struct kf__ctl *ctl, const struct kf__ctl_cmd *cmd, int argc,
 			all[n++] = global_opts[i];
 	}
 	all[n] = (struct option){ NULL, 0, NULL, 0 };
-	snprintf(shorts, sizeof shorts, ":h%s", shortopts ? shortopts : "");
+	snprintf(shorts, sizeof shorts, ":hV%s", shortopts ? shortopts : "");
 	optind = 0; /* 0: full re-initialisation of GNU getopt */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
@@ -222,7 +222,7 @@ int kf__ctl_getopt(struct kf__ctl *ctl, const struct kf__ctl_cmd *cmd, int argc,
 				argv[optind - 1], cmd->name);
 			return KF__CTL_USAGE;
 		}
-		if (c == OPT_VERSION) {
+		if (c == 'V' || c == OPT_VERSION) {
 			printf("keyforgectl %s (protocol %d.%d)\n", KF_VERSION, KF_PROTO_MAJOR,
 			       KF_PROTO_MINOR);
 			return 0;

@@ -64,6 +64,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# ---- the command line, without a hive ---------------------------------------------------
+
+# --help, -V and --version work before the command and after every one of
+# them ("global flags (before or after the command)", keyforgectl --help).
+VERSION_RE='^keyforgectl [0-9]+\.[0-9]+\.[0-9]+ \(protocol [0-9]+\.[0-9]+\)$'
+flags_ok=""
+for cmd in "" submit list show kill retry wait workers drain logs; do
+	for flag in -V --version; do
+		# shellcheck disable=SC2086 # no command: no word
+		run_ctl $cmd "$flag"
+		[ "$RC" = 0 ] && [[ "$OUT" =~ $VERSION_RE ]] || flags_ok+=" '${cmd:+$cmd }$flag' (exit $RC: $OUT$ERR)"
+	done
+	# shellcheck disable=SC2086
+	run_ctl $cmd --help
+	[ "$RC" = 0 ] && grep -q "^usage: keyforgectl ${cmd}" <<<"$OUT" || flags_ok+=" '${cmd:+$cmd }--help' (exit $RC)"
+done
+if [ -z "$flags_ok" ]; then
+	ok "-V, --version and --help before the command and after each: exit 0"
+else
+	not_ok "-V, --version and --help before the command and after each" "failed:$flags_ok"
+fi
+
 # ---- setup and up --------------------------------------------------------------------------
 
 hive_corpus
