@@ -315,9 +315,10 @@ int kf__ctl_list(struct kf__ctl *ctl, int argc, char **argv)
 		       " yet (keyforgectl submit --help)");
 	else {
 		list_table(r);
-		if (l.more)
-			printf("\nmore jobs match; next page: keyforgectl list --after %llu%s%s%s\n",
+		if (l.more)  /* the same command, after the last job shown */
+			printf("\nmore jobs match; next page: keyforgectl list --after %llu%s%s%s%s%s\n",
 			       (unsigned long long)r->jobs[r->n_jobs - 1].id,
+			       o.limit ? " --limit " : "", o.limit ? o.limit : "",
 			       o.newest ? " --newest-first" : "", o.state ? " --state " : "",
 			       o.state ? o.state : "");
 	}

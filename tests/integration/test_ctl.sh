@@ -168,6 +168,10 @@ fi
 run_ctl list --state succeeded --limit 2
 check "list table: header and 2 rows, next page named" \
 	test "$(grep -cE '^ *[0-9]+ +succeeded ' <<<"$OUT")" = 2 -a "$(grep -c 'list --after' <<<"$OUT")" = 1
+# The next page is the same command after the last job shown: its --limit too.
+NEXT="$(grep -o 'next page: keyforgectl list .*' <<<"$OUT")"
+check "the next page keeps --limit 2 and --state ($NEXT)" \
+	test "$NEXT" = "next page: keyforgectl list --after ${IDS[1]} --limit 2 --state succeeded"
 
 # Newest first: the 3 jobs in descending ids, 2 then the page below.
 run_ctl list --newest-first --limit 2 --json --brief
