@@ -39,10 +39,10 @@ static const char usage_text[] =
 	"\n"
 	"  --rpc URL         broker's rpc socket [KEYFORGE_RPC] (tcp://127.0.0.1:7402)\n"
 	"  --events URL      broker's events socket [KEYFORGE_EVENTS] (tcp://127.0.0.1:7401)\n"
-	"  --token-file F    the broker's token file, needed for kill and retry when the\n"
-	"                    broker uses one [KEYFORGE_TOKEN_FILE]\n"
-	"  --timeout D       time allowed for a kill or a retry (default 5s; refreshes\n"
-	"                    and job details wait at most 1s)\n"
+	"  --token-file F    the broker's token file, needed for kill, retry and drain\n"
+	"                    when the broker uses one [KEYFORGE_TOKEN_FILE]\n"
+	"  --timeout D       time allowed for a kill, a retry or a drain (default 5s;\n"
+	"                    refreshes and job details wait at most 1s)\n"
 	"  --view NAME       the view to open: cluster (default), jobs or logs\n"
 	"  --regex RE        Log Stream filter to start with (POSIX extended)\n"
 	"  --level LEVEL     Log Stream level to start with: error, warn, info\n"
@@ -208,7 +208,7 @@ static int setup(struct kf__tui *t, int argc, char **argv)
 		      "use keyforgectl\n", stderr);
 		return 1;
 	}
-	kf__ctl_load_token(&t->ctl);  /* none: kill and retry say why when refused */
+	kf__ctl_load_token(&t->ctl);  /* none: kill, retry and drain say why when refused */
 	return -1;
 }
 
