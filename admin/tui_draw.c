@@ -459,6 +459,14 @@ static void draw_jobs(struct kf__tui *t)
 	put(1, 0, COLS, line, A_BOLD | color(PAIR_TITLE));
 	draw_tabs(t, 2);
 	t->rows = bottom > 4 ? (size_t)(bottom - 4) : 1;
+	/* The window keeps the selection when the terminal shrank (or the
+	 * detail box opened): from the list, which holds a page either side,
+	 * or fetched on the next turn. */
+	if (t->sel >= t->top + t->rows || t->sel < t->top) {
+		t->top = t->sel < t->top ? t->sel : t->sel - t->rows + 1;
+		if (!kf__tui_list_covers(t))
+			t->jobs_dirty = true;
+	}
 	/* the list holds the window and a page either side: its rows from top
 	 * (from its first, while a window it does not hold is being fetched) */
 	first = l && t->top > t->list_top ? t->top - t->list_top : 0;

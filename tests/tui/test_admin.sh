@@ -474,6 +474,18 @@ send x
 check_screen "x: still 'Kill job ${BATCH[38]}? [y/N]', the job the cursor was on" \
 	"Kill job ${BATCH[38]}? [y/N]"
 send n
+
+# A smaller terminal keeps the selection in the window at once, so x asks
+# about it (not 'moved before it was shown' until the next list, up to 1 s).
+send G
+screen_check "G: job $LONG, the oldest, selected on the last row" 10 selected_is "$LONG"
+tm resize-window -t "$SESSION" -x 80 -y 12 2>/dev/null
+send x
+shrunk_ok() { selected_is "$LONG" && has "Kill job $LONG? [y/N]"; }
+screen_check "resized to 80x12, x at once: job $LONG still shown selected, 'Kill job $LONG? [y/N]'" \
+	5 shrunk_ok
+send n
+tm resize-window -t "$SESSION" -x 80 -y 24 2>/dev/null
 key 3
 
 # ---- 1 Cluster Map: drain --------------------------------------------------------------------
