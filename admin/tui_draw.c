@@ -167,6 +167,28 @@ static void header(struct kf__tui *t, uint64_t now)
 		    up ? (A_REVERSE | color(PAIR_OK)) : (A_BOLD | color(PAIR_ERROR)));
 }
 
+/* "Drain worker W (...)? [y/N]" on line y: a worker id too long for the
+ * line (up to 256 bytes) is cut, and ends in '…', so that the question and
+ * its [y/N] are on the screen. */
+static void drain_prompt(const struct kf__tui *t, int y)
+{
+	static const char *const tails[] = {
+		" (no new job; it finishes its jobs and exits)? [y/N]", "? [y/N]",
+	};
+	attr_t attr = A_BOLD | color(PAIR_WARN);
+	int x = put(y, 0, COLS, "Drain worker ", attr), id = text_width(t->prompt_worker);
+	const char *tail = x + id + text_width(tails[0]) <= COLS ? tails[0] : tails[1];
+	int room = COLS - x - text_width(tail);
+
+	if (id <= room) {
+		x += put(y, x, room, t->prompt_worker, attr);
+	} else {
+		x += put(y, x, room - 1, t->prompt_worker, attr);
+		x += put(y, x, 1, "\xe2\x80\xa6", attr);  /* U+2026 */
+	}
+	put(y, x, COLS - x, tail, attr);
+}
+
 static void footer(struct kf__tui *t, uint64_t now)
 {
 	static const char *const hints[KF__TUI_VIEW_COUNT] = {
@@ -196,9 +218,7 @@ static void footer(struct kf__tui *t, uint64_t now)
 		put(y, 0, COLS, line, A_BOLD | color(PAIR_WARN));
 		return;
 	case KF__TUI_PROMPT_DRAIN:
-		snprintf(line, sizeof line, "Drain worker %s (no new job; it finishes its jobs and "
-			 "exits)? [y/N]", t->prompt_worker);
-		put(y, 0, COLS, line, A_BOLD | color(PAIR_WARN));
+		drain_prompt(t, y);
 		return;
 	default:
 		break;

@@ -16,7 +16,8 @@
  * workers, swap-a and swap-b, whose rows change places in every one (as
  * they move when a worker is forgotten or the broker restarts): a key the
  * admin reads between two draws finds the other order, and must still act
- * on the worker the screen showed selected.
+ * on the worker the screen showed selected. A third, on the last row, has
+ * an id of 200 characters ("swap-long-xxx...").
  *
  * Every message is built with proto/ (kf_msg_encode_pub) or is raw bytes;
  * nothing here is a stand-in for the broker: it is the bad input.
@@ -118,12 +119,18 @@ static void send_status(struct kf_bus_pub *pub, uint64_t seq)
 	send_msg(pub, KF_TOPIC_STATUS_CLUSTER, &m);
 }
 
-/* Two workers, their order flipped at each call (swap mode). */
+/* Two workers, their order flipped at each call, and a long id last
+ * (swap mode). */
 static void send_swapped_status(struct kf_bus_pub *pub, uint64_t seq)
 {
-	struct kf_msg_worker_status w[2];
+	static char long_id[201];
+	struct kf_msg_worker_status w[3];
 	struct kf_msg m;
 
+	memset(long_id, 'x', sizeof long_id - 1);
+	memcpy(long_id, "swap-long-", 10);
+	w[2] = (struct kf_msg_worker_status){ .worker_id = long_id, .host = "swaphost",
+		.pid = 102, .liveness = KF_WORKER_ALIVE, .state = KF_WORKER_IDLE, .slots_total = 1 };
 	for (size_t i = 0; i < 2; i++)
 		w[(i + seq) % 2] = (struct kf_msg_worker_status){
 			.worker_id = i ? "swap-b" : "swap-a", .host = "swaphost",
@@ -131,7 +138,7 @@ static void send_swapped_status(struct kf_bus_pub *pub, uint64_t seq)
 			.state = KF_WORKER_IDLE, .slots_total = 1 };
 	kf_msg_init(&m, KF_MSG_CLUSTER_STATUS, "swap", seq);
 	m.cluster_status.workers = w;
-	m.cluster_status.n_workers = 2;
+	m.cluster_status.n_workers = 3;
 	send_buf_msg(pub, KF_TOPIC_STATUS_CLUSTER, &m);
 }
 

@@ -229,7 +229,7 @@ highlighted() {
 		grep -oP '\x1b\[(?:[0-9]*;)*7(?:;[0-9]*)*m(?:\x1b\[[0-9;]*m)*\K[^\x1b]*'
 }
 # worker_selected W: the highlighted Cluster Map row is worker W's.
-worker_selected() { highlighted | grep -qE "^$1 "; }
+worker_selected() { highlighted | grep -qE "^$1( |$)"; }
 
 # The workers in the order shown; j selects the second, d asks to drain it.
 ROWS="$(grep -oE '^hive-w[0-9]+' <<<"$SCREEN" | tr '\n' ' ')"
@@ -597,13 +597,16 @@ if [ -x "$NASTY" ]; then
 		"$TMP/run-admin.sh" >"$TMP/run-swap.sh"
 	tm new-session -d -s "$SESSION" -x 160 -y 40 sh "$TMP/run-swap.sh"
 	screen_check "rows that swap: the Cluster Map shows swap-a and swap-b" 10 \
-		has_all "swap-a" "swap-b" "2 workers"
-	# (j from swap-a moves one row down from where swap-a is now: when
-	# that is the last row, it stays; again, then)
+		has_all "swap-a" "swap-b" "3 workers"
+	# (g selects the first row, swap-a or swap-b; j from swap-a moves one
+	# row down from where swap-a is now, to swap-b or the third: again, then)
 	for _ in $(seq 1 20); do
+		send g
+		sleep 0.3
 		worker_selected swap-b && break
 		send j
 		sleep 0.3
+		worker_selected swap-b && break
 	done
 	screen_check "rows that swap: swap-b selected" 5 worker_selected swap-b
 	swap_wrong=""
@@ -622,6 +625,15 @@ if [ -x "$NASTY" ]; then
 		not_ok "rows that swap: d asks about the worker shown selected (swap-b)" \
 			"asked instead: $swap_wrong"
 	fi
+	# A worker id of 200 characters: the drain prompt cuts it ('…') so
+	# that the question and its [y/N] stay on the 160 columns.
+	send G
+	long_selected() { highlighted | grep -q '^swap-long-xxx'; }
+	screen_check "G: the worker with a 200-character id selected" 5 long_selected
+	send d
+	long_prompt_ok() { last_line | grep -qE '^Drain worker swap-long-x+…\? \[y/N\] *$'; }
+	screen_check "d: 'Drain worker swap-long-xxx…? [y/N]', the id cut to fit" 5 long_prompt_ok
+	send n
 	quit_admin "rows that swap: q exits with status 0"
 else
 	not_ok "hostile events" "$NASTY is not built"
