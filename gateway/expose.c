@@ -314,6 +314,11 @@ static enum kf_err add_jobs(struct kf__gw *gw, const struct kf__gw_jobs *jobs, u
 	};
 	struct kf_msnap_family *f;
 	enum kf_err err = kf_msnap_add_family(snap, &d, &f);
+	/* A producer's family holds one of its names (a counter
+	 * keyforge_jobs_by_state_total): the producer's wins, and this one is
+	 * left out rather than failing the whole scrape. */
+	if (err == KF_EMETRICNAME)
+		return KF_OK;
 	const char *names[KF__GW_JOB_STATES_MAX];
 	size_t n = kf__gw_job_state_names(names, KF__GW_JOB_STATES_MAX);
 	for (size_t i = 0; !err && i < n; i++) {

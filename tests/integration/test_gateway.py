@@ -687,6 +687,16 @@ def check_fake_broker(tmp):
     T.ok(m is not None and m.get("keyforge_it_w9_total") == 5,
          "a worker the broker reports dead: its gauges go at once, its counters stay",
          m and m.get("keyforge_it_w9_total"))
+    # A producer's counter keyforge_jobs_by_state_total takes the name the
+    # per-state gauge from cluster status would use: that family is left
+    # out, and /metrics still answers (it was 500 "out of memory").
+    fake.metric("w8", 1, ['c keyforge_jobs_by_state_total 3'], seq=1)
+    fake.cmd("status broker 6 3 1 0 9 2 1")
+    m = wait_until(lambda: (lambda m: m if m.get("keyforge_jobs_by_state_total") == 3 else None)(
+        gw.metrics()), 10)
+    T.ok(m is not None and not any(k.startswith("keyforge_jobs_by_state{") for k in m),
+         "a producer's keyforge_jobs_by_state_total: /metrics answers 200, without the "
+         "per-state gauge from cluster status", (gw.get("/metrics")[0], tail(gw.log, 5)))
     fake.close()
     gw.proc.terminate()
 
