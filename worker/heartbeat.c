@@ -96,23 +96,33 @@ enum kf_err kf__load_sample(struct kf__load_sampler *s, struct kf__load *out)
 	struct kf__host_cpu host;
 	uint64_t now = kf_clock_mono_ns();
 	enum kf_err err = KF_OK;
+	bool proc_ok = false;
+	bool soon = now - s->mono_ns < KF__LOAD_MIN_INTERVAL_MS * KF_NS_PER_MS;
 
 	memset(out, 0, sizeof(*out));
 	if (kf_process_read(&ps) == KF_OK) {
-		out->cpu_process = kf__process_load(s->cpu_s, ps.cpu_seconds, now - s->mono_ns);
 		out->rss_bytes = ps.resident_bytes > 0 ? (uint64_t)ps.resident_bytes : 0;
-		s->cpu_s = ps.cpu_seconds;
-		s->mono_ns = now;
+		if (!soon) {
+			s->cpu_process = kf__process_load(s->cpu_s, ps.cpu_seconds,
+							  now - s->mono_ns);
+			s->cpu_s = ps.cpu_seconds;
+		}
+		out->cpu_process = s->cpu_process;
+		proc_ok = true;
 	} else {
 		err = KF_EIO;
 	}
 	if (read_host(&host) == KF_OK) {
-		if (s->have_host)
-			out->cpu_host = kf__host_load(&s->host, &host);
-		s->host = host;
-		s->have_host = true;
+		if (!soon || !s->have_host) {
+			s->cpu_host = s->have_host ? kf__host_load(&s->host, &host) : 0;
+			s->host = host;
+			s->have_host = true;
+		}
+		out->cpu_host = s->cpu_host;
 	} else {
 		err = KF_EIO;
 	}
+	if (!soon && proc_ok)
+		s->mono_ns = now;
 	return err;
 }

@@ -698,7 +698,7 @@ static void test_load_sample(void **state)
 	 * This thread alone runs, so at most one core. */
 	burn_cpu_ms(300);
 	kf__load_sampler_init(&s);
-	burn_cpu_ms(100);
+	burn_cpu_ms(KF__LOAD_MIN_INTERVAL_MS + 50);
 	assert_int_equal(kf__load_sample(&s, &l), KF_OK);
 	assert_true(l.rss_bytes > 0);
 	assert_true(l.cpu_process > 0 && l.cpu_process <= 1.2);
@@ -706,6 +706,29 @@ static void test_load_sample(void **state)
 	assert_int_equal(kf__load_sample(&s, &l), KF_OK);
 	assert_true(l.cpu_host >= 0 && l.cpu_host <= 1);
 	assert_true(l.cpu_process >= 0);
+}
+
+/* A sample a few milliseconds after the previous one — the heartbeat right
+ * after a hello follows the last tick by any time from 0 to 1 s — must not
+ * read the process's CPU from the kernel's 10 ms ticks over that sliver: one
+ * tick in 5 ms said 2 cores for this one thread. */
+static void test_load_sample_soon_after(void **state)
+{
+	struct kf__load_sampler s;
+	struct kf__load l;
+
+	(void)state;
+	kf__load_sampler_init(&s);
+	burn_cpu_ms(300);
+	assert_int_equal(kf__load_sample(&s, &l), KF_OK);
+	assert_true(l.cpu_process > 0 && l.cpu_process <= 1.2);
+	for (int i = 0; i < 20; i++) {
+		burn_cpu_ms(5);
+		assert_int_equal(kf__load_sample(&s, &l), KF_OK);
+		assert_true(l.cpu_process <= 1.2);
+		assert_true(l.cpu_host >= 0 && l.cpu_host <= 1);
+		assert_true(l.rss_bytes > 0);
+	}
 }
 
 /* ---- token, text, log records --------------------------------------------------- */
@@ -1352,6 +1375,7 @@ int main(void)
 		cmocka_unit_test(test_host_cpu_parse),
 		cmocka_unit_test(test_loads),
 		cmocka_unit_test(test_load_sample),
+		cmocka_unit_test(test_load_sample_soon_after),
 		cmocka_unit_test(test_token_parse),
 		cmocka_unit_test(test_utf8_sanitize),
 		cmocka_unit_test(test_log_record_to_msg),
