@@ -293,10 +293,12 @@ static bool authenticate(struct request *r)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+/* Content-Length is 1*DIGIT (RFC 9110 §8.6; libmicrohttpd answers 400 to
+ * anything else before we are called), so "00" is no body either. */
 static bool has_body(struct request *r)
 {
 	const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	return header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && strcmp(cl, "0") != 0);
+	return header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && cl[strspn(cl, "0")] != '\0');
 }
 
 /* Routes the request and fills the response; returns the route index. */
